@@ -1,0 +1,282 @@
+//! The broker's configuration sections, as read from `hookmq.toml` and `HOOKMQ_*` variables.
+//!
+//! Every field has a default, so an empty file (or none) gives a working broker. Durations are
+//! written as `"15s"`, `"500ms"`, `"2h"` or a number of seconds.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+
+/// Everything the broker core needs to start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's identity and data directory.
+    pub node: NodeConfig,
+    /// Where clients connect.
+    pub listeners: ListenersConfig,
+    /// MQTT protocol limits and session behaviour.
+    pub mqtt: MqttConfig,
+    /// Who may connect.
+    pub auth: AuthConfig,
+    /// What connected clients may publish and subscribe to.
+    pub authz: AuthzConfig,
+}
+
+/// The node's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Node name, reported as `node` in every webhook body.
+    pub name: String,
+    /// Directory for state that survives a restart (created if missing).
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { name: "hookmq@127.0.0.1".into(), data_dir: PathBuf::from("data") }
+    }
+}
+
+/// The four listeners. TLS and WSS start only when a certificate and key are configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenersConfig {
+    /// Plain MQTT over TCP.
+    pub tcp: ListenerConfig,
+    /// MQTT over WebSocket.
+    pub ws: ListenerConfig,
+    /// MQTT over TLS.
+    pub tls: ListenerConfig,
+    /// MQTT over WebSocket over TLS.
+    pub wss: ListenerConfig,
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        let at = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        Self {
+            tcp: ListenerConfig::new(at(1883)),
+            ws: ListenerConfig::new(at(8083)),
+            tls: ListenerConfig::new(at(8883)),
+            wss: ListenerConfig::new(at(8084)),
+        }
+    }
+}
+
+/// One listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// Whether to start it (TLS/WSS also need `certfile` and `keyfile`).
+    pub enable: bool,
+    /// Address and port to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// WebSocket path (WS and WSS only).
+    pub path: String,
+    /// PEM certificate chain (TLS and WSS).
+    pub certfile: Option<PathBuf>,
+    /// PEM private key (TLS and WSS).
+    pub keyfile: Option<PathBuf>,
+}
+
+impl ListenerConfig {
+    fn new(bind: SocketAddr) -> Self {
+        Self { enable: true, bind, path: "/mqtt".into(), certfile: None, keyfile: None }
+    }
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self::new(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+}
+
+/// MQTT limits and session behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Most connections open at once; further ones are closed at accept.
+    pub max_connections: usize,
+    /// Time a new connection has to send CONNECT before it is closed.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Largest packet accepted from a client (advertised in CONNACK to v5 clients).
+    pub max_packet_size: u32,
+    /// Longest client identifier accepted.
+    pub max_clientid_len: usize,
+    /// Most QoS 1/2 messages a client may have unacknowledged towards the broker (v5
+    /// Receive Maximum advertised in CONNACK).
+    pub receive_maximum: u16,
+    /// Most QoS 1/2 messages in flight towards a client whose CONNECT gave no Receive Maximum.
+    pub max_inflight: u16,
+    /// Highest topic alias a client may use towards the broker (0 disables aliases).
+    pub max_topic_alias: u16,
+    /// Most messages waiting in a session's queue (online behind the in-flight window, or
+    /// offline). When full, the oldest is dropped and reported as `delivery.dropped`
+    /// with reason `queue_full`.
+    pub max_queue_len: usize,
+    /// Whether QoS 0 messages are queued for offline sessions (if not: `delivery.dropped`,
+    /// reason `qos0_msg`).
+    pub queue_qos0: bool,
+    /// Session expiry given to MQTT 3.x clients that connect with clean session = false.
+    #[serde(with = "duration")]
+    pub session_expiry_interval: Duration,
+    /// Longest session expiry a v5 client may ask for.
+    #[serde(with = "duration")]
+    pub max_session_expiry_interval: Duration,
+    /// Keep-alive the broker imposes on v5 clients (Server Keep Alive); none by default.
+    #[serde(default, with = "duration::option")]
+    pub server_keep_alive: Option<Duration>,
+    /// A client is disconnected after `keepalive_multiplier × keep-alive` of silence.
+    pub keepalive_multiplier: f32,
+    /// Whether retained messages are stored.
+    pub retain_available: bool,
+    /// Whether subscriptions may use `+` and `#`.
+    pub wildcard_subscription: bool,
+    /// Whether `$share/{group}/{filter}` subscriptions are accepted.
+    pub shared_subscription: bool,
+    /// Highest QoS granted.
+    pub max_qos: u8,
+    /// Response Information returned to v5 clients that request it; `${clientid}` is
+    /// replaced. Empty: none is returned.
+    pub response_information: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1_000_000,
+            connect_timeout: Duration::from_secs(10),
+            max_packet_size: 1024 * 1024,
+            max_clientid_len: 65_535,
+            receive_maximum: 32,
+            max_inflight: 32,
+            max_topic_alias: 65_535,
+            max_queue_len: 1000,
+            queue_qos0: true,
+            session_expiry_interval: Duration::from_secs(2 * 3600),
+            max_session_expiry_interval: Duration::from_secs(u32::MAX.into()),
+            server_keep_alive: None,
+            keepalive_multiplier: 1.5,
+            retain_available: true,
+            wildcard_subscription: true,
+            shared_subscription: true,
+            max_qos: 2,
+            response_information: String::new(),
+        }
+    }
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether clients without a user name may connect.
+    pub allow_anonymous: bool,
+    /// A password file (`hookmq user add` writes it); when set, clients that give a user
+    /// name must give that user's password.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { allow_anonymous: true, password_file: None }
+    }
+}
+
+/// What a rule-less decision falls back to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NoMatch {
+    /// Allow what no rule denies.
+    #[default]
+    Allow,
+    /// Deny what no rule allows.
+    Deny,
+}
+
+/// Authorization.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzConfig {
+    /// An ACL file of rules (first match wins).
+    pub acl_file: Option<PathBuf>,
+    /// Decision when no rule matches (or no file is set).
+    pub no_match: NoMatch,
+    /// Decisions remembered per client, so repeated topics skip the rules.
+    pub cache_size: usize,
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        Self { acl_file: None, no_match: NoMatch::Allow, cache_size: 32 }
+    }
+}
+
+/// A configuration value that is well-typed but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `mqtt.max_qos`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Config {
+    /// Checks values that types alone cannot.
+    ///
+    /// # Errors
+    /// The first invalid key, with the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError { key: key.to_owned(), reason: reason.to_owned() })
+        };
+        let m = &self.mqtt;
+        if m.max_qos > 2 {
+            return bad("mqtt.max_qos", "must be 0, 1 or 2");
+        }
+        if m.receive_maximum == 0 {
+            return bad("mqtt.receive_maximum", "must be at least 1");
+        }
+        if m.max_inflight == 0 {
+            return bad("mqtt.max_inflight", "must be at least 1");
+        }
+        if m.max_packet_size < 64 {
+            return bad("mqtt.max_packet_size", "must be at least 64 bytes");
+        }
+        if m.keepalive_multiplier.is_nan() || m.keepalive_multiplier < 1.0 {
+            return bad("mqtt.keepalive_multiplier", "must be at least 1.0");
+        }
+        if m.max_connections == 0 {
+            return bad("mqtt.max_connections", "must be at least 1");
+        }
+        if m.max_queue_len == 0 {
+            return bad("mqtt.max_queue_len", "must be at least 1");
+        }
+        if self.node.name.is_empty() {
+            return bad("node.name", "must not be empty");
+        }
+        for (name, listener) in [("ws", &self.listeners.ws), ("wss", &self.listeners.wss)] {
+            if !listener.path.starts_with('/') {
+                return Err(ConfigError {
+                    key: format!("listeners.{name}.path"),
+                    reason: "must start with /".into(),
+                });
+            }
+        }
+        for (name, listener) in [("tls", &self.listeners.tls), ("wss", &self.listeners.wss)] {
+            if listener.certfile.is_some() != listener.keyfile.is_some() {
+                return Err(ConfigError {
+                    key: format!("listeners.{name}.keyfile"),
+                    reason: "certfile and keyfile must be set together".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}

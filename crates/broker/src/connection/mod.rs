@@ -1,0 +1,369 @@
+//! One task per connection: it owns the socket and, while connected, the session.
+//!
+//! The task reads packets and answers them, drains the session's mailbox into PUBLISH
+//! packets (many per write), watches keep-alive, and obeys control requests (takeover, kick,
+//! shutdown). When it ends it hands the session to the registry, to the connection that took
+//! it over, or to the router's clean-up.
+
+mod handshake;
+mod inbound;
+mod outbound;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use bytes::BytesMut;
+use hookmq_codec::{
+    ByteString, Disconnect, EncodeError, Packet, Properties, ProtocolVersion, ReasonCode, encode,
+};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    sync::{mpsc, oneshot},
+    time::{Instant, timeout},
+};
+
+pub(crate) use handshake::serve;
+use handshake::{Accepted, ClientLimits, PendingWill};
+
+use crate::{
+    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind},
+    message::{Message, Publisher, now_ms},
+    session::{SessionState, mailbox::Delivery, registry::Control},
+    shared::Shared,
+};
+
+/// Deliveries turned into packets per pass, so reads and writes interleave fairly.
+const DELIVERY_BATCH: usize = 256;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// How long closing waits to write a last DISCONNECT.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The kind of socket a client came over; it names the reason of an unannounced close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// WebSocket.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
+}
+
+impl Transport {
+    /// EMQX's reason for a socket that closed without DISCONNECT.
+    const fn closed_reason(self) -> &'static str {
+        match self {
+            Self::Tcp | Self::Ws => "tcp_closed",
+            Self::Tls | Self::Wss => "ssl_closed",
+        }
+    }
+}
+
+/// Encodes `packet` at the end of `buf`.
+pub(crate) fn write_packet(
+    buf: &mut BytesMut,
+    packet: &Packet,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    encode(packet, version, buf)
+}
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum Close {
+    /// The client sent DISCONNECT (reason 0x04 asks for the will).
+    Client { publish_will: bool, properties: Box<Properties> },
+    /// The socket closed or failed without DISCONNECT.
+    Transport,
+    /// Nothing arrived within the keep-alive allowance.
+    KeepAlive,
+    /// The client broke the protocol; v5 clients get a DISCONNECT with this code.
+    Violation(ReasonCode),
+    /// Another connection took the session over.
+    Takeover { discard: bool, reply: oneshot::Sender<Box<SessionState>> },
+    /// An administrator kicked the client.
+    Kicked,
+    /// The broker is stopping.
+    Shutdown,
+}
+
+impl Close {
+    /// EMQX's `client.disconnected` reason.
+    fn reason(&self, transport: Transport) -> &'static str {
+        match self {
+            Self::Client { .. } => "normal",
+            Self::Transport => transport.closed_reason(),
+            Self::KeepAlive => "keepalive_timeout",
+            Self::Violation(code) => code.name(),
+            Self::Takeover { discard: false, .. } => "takenover",
+            Self::Takeover { discard: true, .. } => "discarded",
+            Self::Kicked => "kicked",
+            Self::Shutdown => "server_shutting_down",
+        }
+    }
+
+    /// The DISCONNECT a v5 client gets, if any.
+    fn server_disconnect(&self) -> Option<ReasonCode> {
+        match self {
+            Self::Client { .. } | Self::Transport => None,
+            Self::KeepAlive => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            Self::Violation(code) => Some(*code),
+            Self::Takeover { .. } => Some(ReasonCode::SESSION_TAKEN_OVER),
+            Self::Kicked => Some(ReasonCode::ADMINISTRATIVE_ACTION),
+            Self::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+        }
+    }
+}
+
+/// Authorization decisions remembered by this connection.
+type AuthzCache = HashMap<(AuthzAction, ByteString), (AuthzResult, &'static str)>;
+
+/// A connected client.
+pub(crate) struct Connection<S> {
+    stream: S,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    transport: Transport,
+    shared: Arc<Shared>,
+    client: Arc<ClientInfo>,
+    version: ProtocolVersion,
+    state: Box<SessionState>,
+    will: Option<PendingWill>,
+    limits: ClientLimits,
+    control: mpsc::Receiver<Control>,
+    /// The id this connection claimed the session with.
+    connection_id: u64,
+    /// This client as the sender of its messages (shared by all of them).
+    publisher: Arc<Publisher>,
+    /// Topic aliases the client set up (inbound).
+    aliases_in: HashMap<u16, ByteString>,
+    /// Topic aliases the broker set up towards the client.
+    aliases_out: HashMap<ByteString, u16>,
+    authz_cache: AuthzCache,
+    /// Reused buffer of deliveries taken from the mailbox.
+    batch: Vec<Delivery>,
+    /// The mailbox holds deliveries that fit the window but not the last batch.
+    more: bool,
+    last_read: Instant,
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn new(
+        stream: S,
+        read_buf: BytesMut,
+        transport: Transport,
+        shared: Arc<Shared>,
+        accepted: Accepted,
+    ) -> Self {
+        let Accepted { client, state, will, limits, control, connection_id, .. } = accepted;
+        let publisher = Arc::new(Publisher {
+            client_id: Arc::clone(&client.client_id),
+            username: client.username.clone(),
+            peer: Some(client.peer),
+            session_id: state.id,
+            protocol: Some(client.protocol),
+        });
+        Self {
+            stream,
+            read_buf,
+            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            transport,
+            version: client.protocol,
+            shared,
+            client,
+            state,
+            will,
+            limits,
+            control,
+            connection_id,
+            publisher,
+            aliases_in: HashMap::new(),
+            aliases_out: HashMap::new(),
+            authz_cache: HashMap::new(),
+            batch: Vec::with_capacity(DELIVERY_BATCH),
+            more: false,
+            last_read: Instant::now(),
+        }
+    }
+
+    /// Serves the client, then closes.
+    async fn run(mut self) {
+        let close = self.serve().await;
+        self.finish(close).await;
+    }
+
+    async fn serve(&mut self) -> Close {
+        self.resend_inflight();
+        // Clients may pipeline packets right behind CONNECT: they are already buffered.
+        if let Err(close) = self.handle_input() {
+            return close;
+        }
+        let mailbox = Arc::clone(&self.state.mailbox);
+        let allowance = (self.limits.keep_alive > 0).then(|| {
+            Duration::from_secs_f32(
+                f32::from(self.limits.keep_alive) * self.shared.config.mqtt.keepalive_multiplier,
+            )
+        });
+        let timer = tokio::time::sleep(allowance.unwrap_or(Duration::from_secs(3600)));
+        tokio::pin!(timer);
+        loop {
+            self.drain_mailbox();
+            if !self.write_buf.is_empty() && self.flush().await.is_err() {
+                return Close::Transport;
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < 1024 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                control = self.control.recv() => return match control {
+                    Some(Control::Takeover { discard, reply }) => Close::Takeover { discard, reply },
+                    Some(Control::Kick) => Close::Kicked,
+                    Some(Control::Shutdown) | None => Close::Shutdown,
+                },
+                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                    Ok(0) | Err(_) => return Close::Transport,
+                    Ok(n) => {
+                        self.last_read = Instant::now();
+                        self.shared.stats.bytes_received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(close) = self.handle_input() {
+                            return close;
+                        }
+                    }
+                },
+                () = mailbox.notified(), if !self.more => {}
+                () = std::future::ready(()), if self.more => {}
+                () = &mut timer, if allowance.is_some() => {
+                    let deadline = self.last_read + allowance.unwrap_or_default();
+                    if deadline <= Instant::now() {
+                        return Close::KeepAlive;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// Writes what is buffered.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.write_all(&self.write_buf).await?;
+        self.stream.flush().await?;
+        self.shared
+            .stats
+            .bytes_sent
+            .fetch_add(self.write_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.write_buf.clear();
+        Ok(())
+    }
+
+    /// Appends a packet to the write buffer.
+    fn send(&mut self, packet: &Packet) {
+        if let Err(error) = write_packet(&mut self.write_buf, packet, self.version) {
+            tracing::warn!(client = %self.client.client_id, %error, packet = packet.name(), "could not encode");
+        }
+    }
+
+    /// Ends the connection: last DISCONNECT, the will, the event, the session's next owner.
+    async fn finish(mut self, close: Close) {
+        let reason = close.reason(self.transport);
+        tracing::debug!(client = %self.client.client_id, reason, "connection closed");
+        if let (true, Some(code)) = (self.version.is_v5(), close.server_disconnect()) {
+            self.write_buf.clear();
+            self.send(&Packet::Disconnect(Disconnect::new(code)));
+            let _ = timeout(CLOSE_WRITE_TIMEOUT, self.flush()).await;
+        }
+        let _ = timeout(CLOSE_WRITE_TIMEOUT, self.stream.shutdown()).await;
+
+        let (publish_will, disconnect_properties) = match &close {
+            Close::Client { publish_will, properties } => (*publish_will, (**properties).clone()),
+            Close::Takeover { discard: false, .. } => {
+                // The session lives on: only a will without delay goes out now.
+                (self.will.as_ref().is_some_and(|w| w.delay == 0), Properties::default())
+            }
+            _ => (true, Properties::default()),
+        };
+        self.shared.hooks.emit_with(EventKind::ClientDisconnected, || {
+            EventData::ClientDisconnected {
+                client: Arc::clone(&self.client),
+                reason,
+                properties: disconnect_properties,
+                disconnected_at: now_ms(),
+            }
+        });
+        self.state.mailbox.set_online(false, None);
+        let will = if publish_will { self.will.take() } else { None };
+        let expiry = self.state.expiry_interval;
+        if let Some(will) = will {
+            self.publish_will(will, expiry);
+        }
+
+        let Self { shared, client, state, connection_id, .. } = self;
+        if let Close::Takeover { reply, .. } = close {
+            match reply.send(state) {
+                Ok(()) => return,
+                Err(state) => return release(&shared, &client, connection_id, state),
+            }
+        }
+        release(&shared, &client, connection_id, state);
+    }
+
+    /// Publishes the will now, or after its delay (cancelled if the session resumes first).
+    fn publish_will(&mut self, pending: PendingWill, expiry: u32) {
+        let will = pending.will;
+        let mut properties = will.properties;
+        properties.will_delay_interval = None;
+        let message = Arc::new(Message {
+            id: self.shared.ids.next_id(),
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            dup: false,
+            expires_at: properties
+                .message_expiry_interval
+                .map(|s| std::time::Instant::now() + Duration::from_secs(s.into())),
+            properties,
+            publisher: Arc::clone(&self.publisher),
+            received_at: now_ms(),
+        });
+        let delay = pending.delay.min(expiry);
+        if delay == 0 {
+            self.shared.publish(message);
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let handle = self.shared.tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(delay.into())).await;
+            shared.publish(message);
+        });
+        self.state.pending_will = Some(handle.abort_handle());
+    }
+}
+
+/// Parks the session offline or ends it.
+fn release(
+    shared: &Arc<Shared>,
+    client: &Arc<ClientInfo>,
+    connection_id: u64,
+    state: Box<SessionState>,
+) {
+    let expiry = state.expiry_interval;
+    let session_id = state.id;
+    let keep = (expiry > 0).then(|| {
+        (expiry != u32::MAX).then(|| std::time::Instant::now() + Duration::from_secs(expiry.into()))
+    });
+    let expires_at = keep.flatten();
+    match shared.registry.release(client, connection_id, state, keep) {
+        Ok(None) => {
+            if let Some(at) = expires_at {
+                shared.schedule_expiry(Arc::clone(&client.client_id), session_id, at);
+            }
+        }
+        Ok(Some(state)) | Err(state) => shared.end_session(&state),
+    }
+}

@@ -1,0 +1,135 @@
+//! Towards the client: deliveries from the mailbox become PUBLISH packets (QoS downgrade,
+//! expiry, subscription identifiers, topic aliases, maximum packet size, in-flight window).
+
+use std::{sync::Arc, time::Instant};
+
+use hookmq_codec::{ByteString, Packet, Properties, PubResponse, Publish, QoS, encoded_len};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Connection, DELIVERY_BATCH};
+use crate::{
+    hooks::{EventData, EventKind},
+    session::{
+        inflight::Stage,
+        mailbox::{Delivery, Taken},
+    },
+};
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Turns waiting deliveries into packets, as far as the in-flight window allows.
+    pub(super) fn drain_mailbox(&mut self) {
+        let window =
+            usize::from(self.limits.receive_maximum).saturating_sub(self.state.outbound.len());
+        let mut batch = std::mem::take(&mut self.batch);
+        let taken = self.state.mailbox.take(&mut batch, DELIVERY_BATCH, window);
+        self.more = taken == Taken::BatchFull;
+        for delivery in batch.drain(..) {
+            self.send_delivery(delivery);
+        }
+        self.batch = batch;
+    }
+
+    /// Sends one delivery, or reports why it cannot be sent.
+    fn send_delivery(&mut self, delivery: Delivery) {
+        let now = Instant::now();
+        let message = &delivery.message;
+        if message.is_expired(now) {
+            return self.drop_delivery(delivery, "expired");
+        }
+        let mut publish = Publish {
+            dup: false,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            topic: message.topic.clone(),
+            packet_id: u16::from(delivery.qos != QoS::AtMostOnce),
+            properties: Properties::default(),
+            payload: message.payload.clone(),
+        };
+        if self.version.is_v5() {
+            publish.properties = message.properties.clone();
+            publish.properties.message_expiry_interval = message.remaining_expiry(now);
+            publish.properties.subscription_identifiers.extend(delivery.subscription_id);
+        }
+        let mut packet = Packet::Publish(publish);
+        // [MQTT-3.1.2-24]: never send a packet larger than the client accepts.
+        if u32::try_from(encoded_len(&packet, self.version)).map_or(true, |len| len > self.limits.max_packet_size) {
+            return self.drop_delivery(delivery, "too_large");
+        }
+        let Packet::Publish(publish) = &mut packet else { return };
+        if self.limits.topic_alias_maximum > 0 {
+            self.apply_topic_alias(publish);
+        }
+        if delivery.qos != QoS::AtMostOnce {
+            let stage = if delivery.qos == QoS::AtLeastOnce {
+                Stage::AwaitingPubAck
+            } else {
+                Stage::AwaitingPubRec
+            };
+            match self.state.outbound.insert(delivery.clone(), stage) {
+                Some(id) => publish.packet_id = id,
+                None => return self.drop_delivery(delivery, "queue_full"),
+            }
+        }
+        self.send(&packet);
+        self.shared.stats.messages_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.hooks.emit_with(EventKind::MessageDelivered, || EventData::MessageDelivered {
+            client: Arc::clone(&self.client),
+            qos: delivery.qos,
+            message: delivery.message,
+        });
+    }
+
+    /// Replaces a known topic by its alias, or sets up a new alias while there are free ones.
+    fn apply_topic_alias(&mut self, publish: &mut Publish) {
+        if let Some(&alias) = self.aliases_out.get(&publish.topic) {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = ByteString::new();
+        } else if self.aliases_out.len() < usize::from(self.limits.topic_alias_maximum) {
+            let alias = u16::try_from(self.aliases_out.len() + 1).unwrap_or(u16::MAX);
+            self.aliases_out.insert(publish.topic.clone(), alias);
+            publish.properties.topic_alias = Some(alias);
+        }
+    }
+
+    fn drop_delivery(&self, delivery: Delivery, reason: &'static str) {
+        self.shared.stats.deliveries_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+            client: Arc::clone(&self.client),
+            message: delivery.message,
+            reason,
+        });
+    }
+
+    /// [MQTT-4.4.0-1]: after a reconnect, unacknowledged PUBLISH packets go out again with
+    /// DUP set, and PUBRELs for messages past PUBREC.
+    pub(super) fn resend_inflight(&mut self) {
+        for (packet_id, entry) in self.state.outbound.in_order() {
+            let packet = match entry.stage {
+                Stage::AwaitingPubAck | Stage::AwaitingPubRec => {
+                    let message = &entry.delivery.message;
+                    let mut properties = Properties::default();
+                    if self.version.is_v5() {
+                        properties = message.properties.clone();
+                        properties.message_expiry_interval =
+                            message.remaining_expiry(Instant::now());
+                        properties.subscription_identifiers.extend(entry.delivery.subscription_id);
+                    }
+                    Packet::Publish(Publish {
+                        dup: true,
+                        qos: entry.delivery.qos,
+                        retain: entry.delivery.retain,
+                        topic: message.topic.clone(),
+                        packet_id,
+                        properties,
+                        payload: message.payload.clone(),
+                    })
+                }
+                Stage::AwaitingPubComp => Packet::PubRel(PubResponse::new(packet_id)),
+            };
+            self.send(&packet);
+        }
+    }
+}

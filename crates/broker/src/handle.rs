@@ -1,0 +1,116 @@
+//! [`BrokerHandle`]: how the API and the webhooks reach the broker (queries, commands and the
+//! event hook), never its internals.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use crate::{
+    hooks::{HookReceiver, EventMask, Hooks},
+    router::SubscriptionRow,
+    session::registry::{ClientSummary, Control},
+    shared::Shared,
+};
+
+/// A cheap, cloneable handle on a running broker.
+#[derive(Debug, Clone)]
+pub struct BrokerHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A snapshot of the broker's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    /// Open connections.
+    pub connections: usize,
+    /// Sessions (connected or waiting offline).
+    pub sessions: usize,
+    /// Subscriptions.
+    pub subscriptions: usize,
+    /// Retained topics.
+    pub retained: usize,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections refused at the limit.
+    pub connections_refused: u64,
+    /// PUBLISH packets received.
+    pub messages_received: u64,
+    /// PUBLISH packets sent.
+    pub messages_sent: u64,
+    /// Messages that matched no subscriber.
+    pub messages_dropped_no_subscribers: u64,
+    /// Deliveries dropped.
+    pub deliveries_dropped: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Events no hook listener could take.
+    pub hook_events_dropped: u64,
+}
+
+impl BrokerHandle {
+    /// This node's name.
+    #[must_use]
+    pub fn node_name(&self) -> &str {
+        &self.shared.config.node.name
+    }
+
+    /// The event hook.
+    #[must_use]
+    pub fn hooks(&self) -> &Arc<Hooks> {
+        &self.shared.hooks
+    }
+
+    /// Listens to the events in `mask` with a channel of `capacity`.
+    #[must_use]
+    pub fn subscribe_events(&self, mask: EventMask, capacity: usize) -> HookReceiver {
+        self.shared.hooks.subscribe(mask, capacity)
+    }
+
+    /// Every session's client.
+    #[must_use]
+    pub fn clients(&self) -> Vec<ClientSummary> {
+        self.shared.registry.clients()
+    }
+
+    /// One client.
+    #[must_use]
+    pub fn client(&self, client_id: &str) -> Option<ClientSummary> {
+        self.shared.registry.client(client_id)
+    }
+
+    /// Disconnects a connected client (reason `kicked`). Returns whether it was connected.
+    pub async fn kick(&self, client_id: &str) -> bool {
+        match self.shared.registry.control(client_id) {
+            Some(control) => control.send(Control::Kick).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Every subscription.
+    #[must_use]
+    pub fn subscriptions(&self) -> Vec<SubscriptionRow> {
+        self.shared.router.list()
+    }
+
+    /// The counters now.
+    #[must_use]
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.shared.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            connections: s.connections.load(Ordering::Relaxed),
+            sessions: self.shared.registry.len(),
+            subscriptions: self.shared.router.len(),
+            retained: self.shared.retained.len(),
+            connections_accepted: load(&s.connections_accepted),
+            connections_refused: load(&s.connections_refused),
+            messages_received: load(&s.messages_received),
+            messages_sent: load(&s.messages_sent),
+            messages_dropped_no_subscribers: load(&s.messages_dropped_no_subscribers),
+            deliveries_dropped: load(&s.deliveries_dropped),
+            bytes_received: load(&s.bytes_received),
+            bytes_sent: load(&s.bytes_sent),
+            hook_events_dropped: self.shared.hooks.dropped(),
+        }
+    }
+}

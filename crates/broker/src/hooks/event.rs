@@ -1,0 +1,388 @@
+//! The events the broker emits: one variant per EMQX hook name, each carrying what its
+//! webhook body needs.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+
+use crate::message::Message;
+
+/// A connected client as events describe it; shared by all of its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientInfo {
+    /// Client identifier (assigned by the broker if the client sent none).
+    pub client_id: Arc<str>,
+    /// User name, if given.
+    pub username: Option<Arc<str>>,
+    /// The client's address (`peername`).
+    pub peer: SocketAddr,
+    /// The broker's address of the connection (`sockname`).
+    pub local: SocketAddr,
+    /// Protocol version.
+    pub protocol: ProtocolVersion,
+    /// Keep-alive in force, in seconds.
+    pub keep_alive: u16,
+    /// Clean start / clean session flag.
+    pub clean_start: bool,
+    /// Session expiry interval in seconds.
+    pub expiry_interval: u32,
+    /// The client's Receive Maximum (v5; the broker's max in-flight for v3).
+    pub receive_maximum: u16,
+    /// CONNECT properties as sent (v5).
+    pub connect_properties: Properties,
+    /// When the connection was accepted, ms since the epoch.
+    pub connected_at: u64,
+    /// The session's unique number on this node.
+    pub session_id: u64,
+}
+
+/// The decision of an authorization check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzResult {
+    /// Allowed.
+    Allow,
+    /// Denied.
+    Deny,
+}
+
+impl AuthzResult {
+    /// `allow` or `deny`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// What was being authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthzAction {
+    /// A PUBLISH.
+    Publish,
+    /// A SUBSCRIBE.
+    Subscribe,
+}
+
+impl AuthzAction {
+    /// `publish` or `subscribe`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// Which event, without its data: the unit of interest and of selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum EventKind {
+    /// `client.connected`
+    ClientConnected = 0,
+    /// `client.connack`
+    ClientConnack,
+    /// `client.disconnected`
+    ClientDisconnected,
+    /// `client.check_authn_complete`
+    CheckAuthnComplete,
+    /// `client.check_authz_complete`
+    CheckAuthzComplete,
+    /// `session.subscribed`
+    SessionSubscribed,
+    /// `session.unsubscribed`
+    SessionUnsubscribed,
+    /// `message.publish`
+    MessagePublish,
+    /// `message.delivered`
+    MessageDelivered,
+    /// `message.acked`
+    MessageAcked,
+    /// `message.dropped`
+    MessageDropped,
+    /// `delivery.dropped`
+    DeliveryDropped,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 12] = [
+        Self::ClientConnected,
+        Self::ClientConnack,
+        Self::ClientDisconnected,
+        Self::CheckAuthnComplete,
+        Self::CheckAuthzComplete,
+        Self::SessionSubscribed,
+        Self::SessionUnsubscribed,
+        Self::MessagePublish,
+        Self::MessageDelivered,
+        Self::MessageAcked,
+        Self::MessageDropped,
+        Self::DeliveryDropped,
+    ];
+
+    /// EMQX's event name, e.g. `client.connected`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ClientConnected => "client.connected",
+            Self::ClientConnack => "client.connack",
+            Self::ClientDisconnected => "client.disconnected",
+            Self::CheckAuthnComplete => "client.check_authn_complete",
+            Self::CheckAuthzComplete => "client.check_authz_complete",
+            Self::SessionSubscribed => "session.subscribed",
+            Self::SessionUnsubscribed => "session.unsubscribed",
+            Self::MessagePublish => "message.publish",
+            Self::MessageDelivered => "message.delivered",
+            Self::MessageAcked => "message.acked",
+            Self::MessageDropped => "message.dropped",
+            Self::DeliveryDropped => "delivery.dropped",
+        }
+    }
+
+    /// The kind named `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this is a message event (filtered by topic).
+    #[must_use]
+    pub const fn is_message_event(self) -> bool {
+        matches!(
+            self,
+            Self::MessagePublish
+                | Self::MessageDelivered
+                | Self::MessageAcked
+                | Self::MessageDropped
+                | Self::DeliveryDropped
+        )
+    }
+
+    /// This kind's bit in an [`EventMask`].
+    #[must_use]
+    pub const fn bit(self) -> u32 {
+        1 << self as u8
+    }
+}
+
+/// A set of [`EventKind`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct EventMask(pub u32);
+
+impl EventMask {
+    /// Every event.
+    pub const ALL: Self = Self((1 << EventKind::ALL.len()) - 1);
+    /// No event.
+    pub const NONE: Self = Self(0);
+
+    /// Whether `kind` is in the set.
+    #[must_use]
+    pub const fn contains(self, kind: EventKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// The set plus `kind`.
+    #[must_use]
+    pub const fn with(self, kind: EventKind) -> Self {
+        Self(self.0 | kind.bit())
+    }
+}
+
+impl FromIterator<EventKind> for EventMask {
+    fn from_iter<I: IntoIterator<Item = EventKind>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+/// An event with the time it happened.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// When it happened, ms since the epoch (`timestamp` in webhook bodies).
+    pub timestamp: u64,
+    /// What happened.
+    pub data: EventData,
+}
+
+impl Event {
+    /// Its kind.
+    #[must_use]
+    pub const fn kind(&self) -> EventKind {
+        self.data.kind()
+    }
+
+    /// The client the event is about (for message events: the publisher for `publish` and
+    /// `dropped`, the subscriber for `delivered`, `acked` and `delivery.dropped`).
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        match &self.data {
+            EventData::ClientConnected { client }
+            | EventData::ClientConnack { client, .. }
+            | EventData::ClientDisconnected { client, .. }
+            | EventData::CheckAuthnComplete { client, .. }
+            | EventData::CheckAuthzComplete { client, .. }
+            | EventData::SessionSubscribed { client, .. }
+            | EventData::SessionUnsubscribed { client, .. }
+            | EventData::MessageDelivered { client, .. }
+            | EventData::MessageAcked { client, .. }
+            | EventData::DeliveryDropped { client, .. } => &client.client_id,
+            EventData::MessagePublish { message } | EventData::MessageDropped { message, .. } => {
+                &message.publisher.client_id
+            }
+        }
+    }
+
+    /// The message's topic, for message events.
+    #[must_use]
+    pub fn topic(&self) -> Option<&str> {
+        self.data.message().map(|m| &*m.topic)
+    }
+}
+
+/// What happened, with the data its webhook body needs.
+#[derive(Debug, Clone)]
+pub enum EventData {
+    /// A client finished connecting (sent after authentication, before CONNACK).
+    ClientConnected {
+        /// The client.
+        client: Arc<ClientInfo>,
+    },
+    /// A CONNACK was sent, successful or not.
+    ClientConnack {
+        /// The client (not yet connected when the code is a failure).
+        client: Arc<ClientInfo>,
+        /// The CONNACK's reason code (reported by its v5 name for every version).
+        reason_code: ReasonCode,
+    },
+    /// A connected client went away.
+    ClientDisconnected {
+        /// The client.
+        client: Arc<ClientInfo>,
+        /// EMQX's reason name: `normal`, `kicked`, `keepalive_timeout`, `takenover`,
+        /// `discarded`, `tcp_closed`, `protocol_error`, `malformed_packet`, ...
+        reason: &'static str,
+        /// DISCONNECT properties sent by the client (v5).
+        properties: Properties,
+        /// When, ms since the epoch.
+        disconnected_at: u64,
+    },
+    /// Authentication decided.
+    CheckAuthnComplete {
+        /// The client.
+        client: Arc<ClientInfo>,
+        /// `success`, `not_authorized` or `bad_username_or_password`.
+        reason_code: ReasonCode,
+        /// Whether the client connected without a user name.
+        is_anonymous: bool,
+    },
+    /// Authorization decided for a PUBLISH or a SUBSCRIBE.
+    CheckAuthzComplete {
+        /// The client.
+        client: Arc<ClientInfo>,
+        /// What was checked.
+        action: AuthzAction,
+        /// Topic name or filter.
+        topic: ByteString,
+        /// `file` (an ACL rule matched) or `default` (the no-match setting decided).
+        source: &'static str,
+        /// The decision.
+        result: AuthzResult,
+    },
+    /// A subscription was made.
+    SessionSubscribed {
+        /// The client.
+        client: Arc<ClientInfo>,
+        /// The filter as the client wrote it (`$share/g/t` for shared subscriptions).
+        filter: ByteString,
+        /// Its options (QoS granted).
+        options: SubscriptionOptions,
+        /// SUBSCRIBE properties.
+        properties: Properties,
+    },
+    /// A subscription was removed.
+    SessionUnsubscribed {
+        /// The client.
+        client: Arc<ClientInfo>,
+        /// The filter.
+        filter: ByteString,
+        /// UNSUBSCRIBE properties.
+        properties: Properties,
+    },
+    /// A client (or the broker, for wills) published a message.
+    MessagePublish {
+        /// The message.
+        message: Arc<Message>,
+    },
+    /// A message was sent to a subscriber.
+    MessageDelivered {
+        /// The subscriber.
+        client: Arc<ClientInfo>,
+        /// The message.
+        message: Arc<Message>,
+        /// QoS it was sent with.
+        qos: QoS,
+    },
+    /// A subscriber acknowledged a QoS 1 (PUBACK) or QoS 2 (PUBREC) message.
+    MessageAcked {
+        /// The subscriber.
+        client: Arc<ClientInfo>,
+        /// The message.
+        message: Arc<Message>,
+        /// QoS it was sent with.
+        qos: QoS,
+        /// Properties of the PUBACK/PUBREC.
+        properties: Properties,
+    },
+    /// A published message reached no subscriber, or was refused.
+    MessageDropped {
+        /// The message.
+        message: Arc<Message>,
+        /// `no_subscribers`, `receive_maximum_exceeded`, `packet_identifier_inuse`, ...
+        reason: &'static str,
+    },
+    /// A message could not be delivered to one subscriber.
+    DeliveryDropped {
+        /// The subscriber.
+        client: Arc<ClientInfo>,
+        /// The message.
+        message: Arc<Message>,
+        /// `queue_full`, `no_local`, `expired`, `qos0_msg`, `too_large`, ...
+        reason: &'static str,
+    },
+}
+
+impl EventData {
+    /// Its kind.
+    #[must_use]
+    pub const fn kind(&self) -> EventKind {
+        match self {
+            Self::ClientConnected { .. } => EventKind::ClientConnected,
+            Self::ClientConnack { .. } => EventKind::ClientConnack,
+            Self::ClientDisconnected { .. } => EventKind::ClientDisconnected,
+            Self::CheckAuthnComplete { .. } => EventKind::CheckAuthnComplete,
+            Self::CheckAuthzComplete { .. } => EventKind::CheckAuthzComplete,
+            Self::SessionSubscribed { .. } => EventKind::SessionSubscribed,
+            Self::SessionUnsubscribed { .. } => EventKind::SessionUnsubscribed,
+            Self::MessagePublish { .. } => EventKind::MessagePublish,
+            Self::MessageDelivered { .. } => EventKind::MessageDelivered,
+            Self::MessageAcked { .. } => EventKind::MessageAcked,
+            Self::MessageDropped { .. } => EventKind::MessageDropped,
+            Self::DeliveryDropped { .. } => EventKind::DeliveryDropped,
+        }
+    }
+
+    /// The message of a message event.
+    #[must_use]
+    pub fn message(&self) -> Option<&Arc<Message>> {
+        match self {
+            Self::MessagePublish { message }
+            | Self::MessageDelivered { message, .. }
+            | Self::MessageAcked { message, .. }
+            | Self::MessageDropped { message, .. }
+            | Self::DeliveryDropped { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}

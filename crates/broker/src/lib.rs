@@ -1,0 +1,169 @@
+//! # hookmq-broker
+//!
+//! The MQTT 3.1 / 3.1.1 / 5.0 broker core: listeners, sessions, routing, retained messages,
+//! authentication and authorization, and the event hook that webhooks consume.
+//!
+//! ## Layout
+//! - [`config`]: the configuration sections and their validation.
+//! - `server`: listeners (TCP, TLS, WebSocket, WSS), the connection limit, accept loops.
+//! - `transport`: TLS set-up and the WebSocket byte-stream adapter.
+//! - `connection`: one task per connection; handshake, inbound packets, outbound deliveries.
+//! - `session`: session state, the mailbox the router fills, in-flight tracking and the
+//!   registry that hands sessions over between connections.
+//! - `router`: the subscription trie (with shared subscriptions) and the retained store.
+//! - [`auth`]: password file and ACL file.
+//! - [`hooks`]: the typed events and the non-blocking bus that carries them.
+//! - [`message`]: the routed message and its id.
+//! - [`BrokerHandle`]: how other crates reach a running broker.
+//!
+//! A PUBLISH goes: socket → codec (zero-copy `Bytes`) → connection task (alias, authz,
+//! events) → router (trie match under a read lock) → each subscriber's mailbox → that
+//! subscriber's connection task → socket, many packets per write.
+
+#[path = "auth_stub.rs"]
+pub mod auth;
+pub mod config;
+mod connection;
+pub mod duration;
+mod error;
+mod handle;
+pub mod hooks;
+pub mod message;
+mod router;
+mod server;
+mod session;
+mod shared;
+pub mod transport;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinHandle};
+
+pub use config::Config;
+pub use error::BrokerError;
+pub use handle::{BrokerHandle, StatsSnapshot};
+pub use router::SubscriptionRow;
+pub use session::registry::ClientSummary;
+pub use shared::Stats;
+
+use crate::{
+    connection::Transport,
+    session::registry::Control,
+    shared::{Access, Shared},
+};
+
+/// How often expired retained messages are purged.
+const RETAINED_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The addresses the listeners actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerAddresses {
+    /// MQTT over TCP.
+    pub tcp: Option<SocketAddr>,
+    /// MQTT over WebSocket.
+    pub ws: Option<SocketAddr>,
+    /// MQTT over TLS.
+    pub tls: Option<SocketAddr>,
+    /// MQTT over secure WebSocket.
+    pub wss: Option<SocketAddr>,
+}
+
+/// A started broker.
+#[derive(Debug)]
+pub struct Broker {
+    shared: Arc<Shared>,
+    addresses: ListenerAddresses,
+    accept_loops: Vec<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Validates `config`, loads the password and ACL files, binds every enabled listener and
+    /// starts accepting.
+    ///
+    /// # Errors
+    /// The first thing that prevents starting, naming the config key or file.
+    pub async fn start(config: Config) -> Result<Self, BrokerError> {
+        config.validate()?;
+        let access = Access {
+            passwords: match &config.auth.password_file {
+                Some(path) => Some(Arc::new(auth::PasswordFile::load(path)?)),
+                None => None,
+            },
+            acl: match &config.authz.acl_file {
+                Some(path) => Some(auth::Acl::load(path)?),
+                None => None,
+            },
+        };
+        let listeners = &config.listeners;
+        let mut bound = Vec::new();
+        if listeners.tcp.enable {
+            bound.push(server::bind("tcp", Transport::Tcp, &listeners.tcp).await?);
+        }
+        if listeners.ws.enable {
+            bound.push(server::bind("ws", Transport::Ws, &listeners.ws).await?);
+        }
+        if listeners.tls.enable && listeners.tls.certfile.is_some() {
+            bound.push(server::bind("tls", Transport::Tls, &listeners.tls).await?);
+        }
+        if listeners.wss.enable && listeners.wss.certfile.is_some() {
+            bound.push(server::bind("wss", Transport::Wss, &listeners.wss).await?);
+        }
+        let limit = Arc::new(Semaphore::new(config.mqtt.max_connections.min(Semaphore::MAX_PERMITS)));
+        let shared = Arc::new(Shared::new(config, access));
+        let mut addresses = ListenerAddresses::default();
+        let mut accept_loops = Vec::new();
+        for listener in bound {
+            let slot = match listener.transport {
+                Transport::Tcp => &mut addresses.tcp,
+                Transport::Ws => &mut addresses.ws,
+                Transport::Tls => &mut addresses.tls,
+                Transport::Wss => &mut addresses.wss,
+            };
+            *slot = Some(listener.address);
+            accept_loops.push(tokio::spawn(server::accept_loop(
+                listener,
+                Arc::clone(&shared),
+                Arc::clone(&limit),
+            )));
+        }
+        let purge = Arc::clone(&shared);
+        shared.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(RETAINED_PURGE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => purge.retained.purge_expired(),
+                    () = purge.shutdown.cancelled() => break,
+                }
+            }
+        });
+        Ok(Self { shared, addresses, accept_loops })
+    }
+
+    /// Where the listeners listen.
+    #[must_use]
+    pub const fn addresses(&self) -> ListenerAddresses {
+        self.addresses
+    }
+
+    /// A handle for the API, the webhooks and tests.
+    #[must_use]
+    pub fn handle(&self) -> BrokerHandle {
+        BrokerHandle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// Stops accepting, disconnects every client (v5 clients get `server shutting down`) and
+    /// waits up to `grace` for their tasks to finish.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.shutdown.cancel();
+        for accept in self.accept_loops {
+            let _ = accept.await;
+        }
+        for control in self.shared.registry.all_controls() {
+            let _ = control.try_send(Control::Shutdown);
+        }
+        self.shared.tasks.close();
+        if tokio::time::timeout(grace, self.shared.tasks.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within {grace:?}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! An application message as the broker routes it: decoded once, shared by every subscriber.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU16, Ordering},
+    },
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS};
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp in events.
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// A 128-bit message id in EMQX's layout: 64-bit µs timestamp, 48-bit node tag, 16-bit
+/// sequence; rendered as 32 upper-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u128);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032X}", self.0)
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+/// Makes [`MessageId`]s: unique per node (the tag mixes the node name and process id) and
+/// increasing in time.
+#[derive(Debug)]
+pub struct MessageIdGenerator {
+    node_tag: u64,
+    sequence: AtomicU16,
+}
+
+impl MessageIdGenerator {
+    /// A generator for the node called `node_name`.
+    #[must_use]
+    pub fn new(node_name: &str) -> Self {
+        // FNV-1a over the node name, then the pid, truncated to 48 bits.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in node_name.bytes().chain(std::process::id().to_be_bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Self { node_tag: hash & 0xFFFF_FFFF_FFFF, sequence: AtomicU16::new(0) }
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> MessageId {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        // Relaxed: the counter only needs to differ between ids made in the same microsecond.
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        MessageId(
+            (u128::from(micros) << 64) | (u128::from(self.node_tag) << 16) | u128::from(sequence),
+        )
+    }
+}
+
+/// Who sent a message: enough for `from_clientid`, `from_username`, `peerhost` and no-local.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The publishing client's id (empty for messages the broker makes itself).
+    pub client_id: Arc<str>,
+    /// Its user name, if any.
+    pub username: Option<Arc<str>>,
+    /// Its address, if it came over a network connection.
+    pub peer: Option<SocketAddr>,
+    /// The publishing session's unique number (for no-local); 0 for the broker.
+    pub session_id: u64,
+    /// Protocol version the publisher used.
+    pub protocol: Option<ProtocolVersion>,
+}
+
+/// A routed message. Topic and payload are slices of the publisher's read buffer.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Unique id.
+    pub id: MessageId,
+    /// Topic name (never empty: aliases are resolved before routing).
+    pub topic: ByteString,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// Retain flag as published.
+    pub retain: bool,
+    /// DUP flag as received (reported in `flags.dup`).
+    pub dup: bool,
+    /// PUBLISH properties to forward (no topic alias, no subscription identifiers).
+    pub properties: Properties,
+    /// The sender.
+    pub publisher: Arc<Publisher>,
+    /// When the broker received it, ms since the epoch.
+    pub received_at: u64,
+    /// When it expires (from Message Expiry Interval), if ever.
+    pub expires_at: Option<Instant>,
+}
+
+impl Message {
+    /// Whether the message has expired at `now`.
+    #[must_use]
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The message expiry interval left at `now`, in whole seconds (rounded up), if any.
+    #[must_use]
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_32_hex_digits_and_unique() {
+        let ids = MessageIdGenerator::new("hookmq@127.0.0.1");
+        let a = ids.next_id();
+        let b = ids.next_id();
+        assert_ne!(a, b);
+        let text = a.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(text.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
+    }
+}

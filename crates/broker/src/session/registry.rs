@@ -1,0 +1,171 @@
+//! The registry of sessions by client id: who owns each session right now, and the hand-over
+//! from one connection to the next (takeover).
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::SessionState;
+use crate::hooks::ClientInfo;
+
+/// A request to a running connection task.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// A new connection with the same client id wants the session. The task replies with its
+    /// state and closes (`discard`: the new connection starts clean, so the reason is
+    /// `discarded` rather than `takenover`).
+    Takeover { discard: bool, reply: oneshot::Sender<Box<SessionState>> },
+    /// An administrator kicks the client.
+    Kick,
+    /// The broker is stopping.
+    Shutdown,
+}
+
+#[derive(Debug)]
+enum Entry {
+    /// A connection task owns the session.
+    Online { connection_id: u64, control: mpsc::Sender<Control>, client: Arc<ClientInfo> },
+    /// The session waits for its client, until `expires_at` (never, if `None`).
+    Offline { state: Box<SessionState>, client: Arc<ClientInfo>, expires_at: Option<Instant> },
+}
+
+/// What a new connection found when it claimed its client id.
+#[derive(Debug)]
+pub(crate) enum Claimed {
+    /// No session existed.
+    Fresh,
+    /// An offline session, now owned by the caller.
+    Offline(Box<SessionState>),
+    /// A connected session: ask its task for the state with [`Control::Takeover`].
+    Online(mpsc::Sender<Control>),
+}
+
+/// A client as listings show it.
+#[derive(Debug, Clone)]
+pub struct ClientSummary {
+    /// Its latest connection's details.
+    pub info: Arc<ClientInfo>,
+    /// Whether it is connected now.
+    pub connected: bool,
+}
+
+/// Sessions by client id. A `Mutex`ed map: every operation is a quick lookup or swap, done at
+/// connect and disconnect time only, never across `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    entries: Mutex<HashMap<Arc<str>, Entry>>,
+}
+
+impl Registry {
+    /// Makes `connection_id` the owner of `client_id`'s session and says what was there.
+    pub(crate) fn claim(
+        &self,
+        client: &Arc<ClientInfo>,
+        connection_id: u64,
+        control: mpsc::Sender<Control>,
+    ) -> Claimed {
+        let entry = Entry::Online { connection_id, control, client: Arc::clone(client) };
+        match self.entries.lock().insert(Arc::clone(&client.client_id), entry) {
+            None => Claimed::Fresh,
+            Some(Entry::Offline { state, .. }) => Claimed::Offline(state),
+            Some(Entry::Online { control, .. }) => Claimed::Online(control),
+        }
+    }
+
+    /// Called by a closing connection. If it still owns the session, the session is parked
+    /// offline (`keep = Some(expiry)`) or forgotten (`None`) and `Ok(())` is returned; if the
+    /// session was claimed by another connection meanwhile, the state comes back as `Err` for
+    /// the caller to end.
+    pub(crate) fn release(
+        &self,
+        client: &Arc<ClientInfo>,
+        connection_id: u64,
+        state: Box<SessionState>,
+        keep: Option<Option<Instant>>,
+    ) -> Result<Option<Box<SessionState>>, Box<SessionState>> {
+        let mut entries = self.entries.lock();
+        match entries.get(&client.client_id) {
+            Some(Entry::Online { connection_id: owner, .. }) if *owner == connection_id => {}
+            _ => return Err(state),
+        }
+        match keep {
+            Some(expires_at) => {
+                entries.insert(
+                    Arc::clone(&client.client_id),
+                    Entry::Offline { state, client: Arc::clone(client), expires_at },
+                );
+                Ok(None)
+            }
+            None => {
+                entries.remove(&client.client_id);
+                Ok(Some(state))
+            }
+        }
+    }
+
+    /// Removes the offline session `session_id` of `client_id` if it has expired.
+    pub(crate) fn take_expired(&self, client_id: &str, session_id: u64) -> Option<Box<SessionState>> {
+        let mut entries = self.entries.lock();
+        match entries.get(client_id) {
+            Some(Entry::Offline { state, expires_at: Some(at), .. })
+                if state.id == session_id && *at <= Instant::now() => {}
+            _ => return None,
+        }
+        match entries.remove(client_id) {
+            Some(Entry::Offline { state, .. }) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The control channel of a connected client.
+    pub(crate) fn control(&self, client_id: &str) -> Option<mpsc::Sender<Control>> {
+        match self.entries.lock().get(client_id) {
+            Some(Entry::Online { control, .. }) => Some(control.clone()),
+            _ => None,
+        }
+    }
+
+    /// Control channels of every connected client.
+    pub(crate) fn all_controls(&self) -> Vec<mpsc::Sender<Control>> {
+        self.entries
+            .lock()
+            .values()
+            .filter_map(|e| match e {
+                Entry::Online { control, .. } => Some(control.clone()),
+                Entry::Offline { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Every session's client.
+    pub(crate) fn clients(&self) -> Vec<ClientSummary> {
+        self.entries
+            .lock()
+            .values()
+            .map(|e| match e {
+                Entry::Online { client, .. } => {
+                    ClientSummary { info: Arc::clone(client), connected: true }
+                }
+                Entry::Offline { client, .. } => {
+                    ClientSummary { info: Arc::clone(client), connected: false }
+                }
+            })
+            .collect()
+    }
+
+    /// One client.
+    pub(crate) fn client(&self, client_id: &str) -> Option<ClientSummary> {
+        self.entries.lock().get(client_id).map(|e| match e {
+            Entry::Online { client, .. } => ClientSummary { info: Arc::clone(client), connected: true },
+            Entry::Offline { client, .. } => {
+                ClientSummary { info: Arc::clone(client), connected: false }
+            }
+        })
+    }
+
+    /// Number of sessions (connected or not).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+}

@@ -1,0 +1,217 @@
+//! The state every connection shares: config, hooks, router, retained store, sessions,
+//! authentication and counters; and the operations that span sessions (publishing, ending a
+//! session, authorizing).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use hookmq_codec::{QoS, topic};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    auth::{Acl, Action, ClientIdentity, PasswordFile, Permission},
+    config::{Config, NoMatch},
+    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, Hooks},
+    message::{Message, MessageIdGenerator},
+    router::{Retained, Router},
+    session::{
+        SessionState,
+        mailbox::{Delivery, Pushed},
+        registry::Registry,
+    },
+};
+
+/// Broker-wide counters (all monotonic except the gauges noted).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Gauge: open network connections.
+    pub connections: AtomicUsize,
+    /// Connections accepted since start.
+    pub connections_accepted: AtomicU64,
+    /// Connections refused because `mqtt.max_connections` was reached.
+    pub connections_refused: AtomicU64,
+    /// PUBLISH packets received from clients.
+    pub messages_received: AtomicU64,
+    /// PUBLISH packets sent to clients.
+    pub messages_sent: AtomicU64,
+    /// Messages that reached no subscriber.
+    pub messages_dropped_no_subscribers: AtomicU64,
+    /// Deliveries dropped (queue full, expired, too large, no-local, QoS 0 offline).
+    pub deliveries_dropped: AtomicU64,
+    /// Bytes read from clients.
+    pub bytes_received: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_sent: AtomicU64,
+}
+
+/// Loaded authentication and authorization sources.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    pub(crate) passwords: Option<Arc<PasswordFile>>,
+    pub(crate) acl: Option<Acl>,
+}
+
+/// The shared core.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) hooks: Arc<Hooks>,
+    pub(crate) router: Router,
+    pub(crate) retained: Retained,
+    pub(crate) registry: Registry,
+    pub(crate) access: Access,
+    pub(crate) ids: MessageIdGenerator,
+    pub(crate) stats: Stats,
+    /// Cancelled when the broker stops; connection tasks in their handshake watch it.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection and timer task, so shutdown can wait for them.
+    pub(crate) tasks: TaskTracker,
+    session_ids: AtomicU64,
+    connection_ids: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, access: Access) -> Self {
+        let ids = MessageIdGenerator::new(&config.node.name);
+        Self {
+            config,
+            hooks: Arc::new(Hooks::default()),
+            router: Router::default(),
+            retained: Retained::default(),
+            registry: Registry::default(),
+            access,
+            ids,
+            stats: Stats::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            session_ids: AtomicU64::new(1),
+            connection_ids: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.session_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.connection_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Routes a message to every matching subscription, storing it first if retained. Emits
+    /// `message.publish`, then `delivery.dropped` per refused delivery and
+    /// `message.dropped` (`no_subscribers`) if nothing matched. Returns the match count.
+    pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
+        let hooks = &self.hooks;
+        hooks.emit_with(EventKind::MessagePublish, || EventData::MessagePublish {
+            message: Arc::clone(&message),
+        });
+        if message.retain && self.config.mqtt.retain_available {
+            self.retained.store(&message);
+        }
+        let matched = self.router.route(&message.topic, |sub| {
+            if sub.options.no_local && sub.session_id == message.publisher.session_id {
+                self.stats.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+                hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                    client: sub.mailbox.client(),
+                    message: Arc::clone(&message),
+                    reason: "no_local",
+                });
+                return;
+            }
+            let delivery = Delivery {
+                message: Arc::clone(&message),
+                qos: message.qos.min(sub.options.qos),
+                retain: message.retain && sub.options.retain_as_published,
+                subscription_id: sub.subscription_id,
+            };
+            self.deliver(&sub.mailbox, delivery);
+        });
+        if matched == 0 {
+            self.stats.messages_dropped_no_subscribers.fetch_add(1, Ordering::Relaxed);
+            hooks.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
+                message,
+                reason: "no_subscribers",
+            });
+        }
+        matched
+    }
+
+    /// Pushes one delivery into a mailbox, reporting what it displaced.
+    pub(crate) fn deliver(&self, mailbox: &crate::session::mailbox::Mailbox, delivery: Delivery) {
+        if let Pushed::Dropped { victim, reason, subscriber } = mailbox.push(delivery) {
+            self.stats.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+            self.hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                client: subscriber,
+                message: victim.message,
+                reason,
+            });
+        }
+    }
+
+    /// Ends a session: its subscriptions leave the router and its queue is discarded.
+    pub(crate) fn end_session(&self, state: &SessionState) {
+        for filter in state.subscriptions.keys() {
+            if let Ok(parsed) = topic::parse_subscription(filter) {
+                self.router.unsubscribe(parsed.filter, parsed.group, state.id);
+            }
+        }
+        state.mailbox.close();
+    }
+
+    /// Decides whether `client` may `action` on `topic` (a name or filter; shared filters
+    /// without their `$share/{group}/` prefix). Returns the result and its source (`file` or
+    /// `default`).
+    pub(crate) fn authorize(
+        &self,
+        client: &ClientInfo,
+        action: AuthzAction,
+        topic: &str,
+    ) -> (AuthzResult, &'static str) {
+        if let Some(acl) = &self.access.acl {
+            let who = ClientIdentity {
+                client_id: &client.client_id,
+                username: client.username.as_deref(),
+                ip: client.peer.ip(),
+            };
+            let acl_action = match action {
+                AuthzAction::Publish => Action::Publish,
+                AuthzAction::Subscribe => Action::Subscribe,
+            };
+            match acl.check(&who, acl_action, topic) {
+                Some(Permission::Allow) => return (AuthzResult::Allow, "file"),
+                Some(Permission::Deny) => return (AuthzResult::Deny, "file"),
+                None => {}
+            }
+        }
+        match self.config.authz.no_match {
+            NoMatch::Allow => (AuthzResult::Allow, "default"),
+            NoMatch::Deny => (AuthzResult::Deny, "default"),
+        }
+    }
+
+    /// Starts the timer that ends an offline session when it expires.
+    pub(crate) fn schedule_expiry(self: &Arc<Self>, client_id: Arc<str>, session_id: u64, at: Instant) {
+        let shared = Arc::clone(self);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(at.into()) => {
+                    if let Some(state) = shared.registry.take_expired(&client_id, session_id) {
+                        shared.end_session(&state);
+                    }
+                }
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    /// The highest QoS granted.
+    pub(crate) fn max_qos(&self) -> QoS {
+        QoS::from_u8(self.config.mqtt.max_qos).unwrap_or(QoS::ExactlyOnce)
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared fixtures: a broker on 127.0.0.1:0, an event log, a raw MQTT client built on the
+//! project's codec, and helpers for rumqttc and mosquitto clients.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod events;
+pub mod raw;
+
+use std::{net::SocketAddr, time::Duration};
+
+use hookmq_broker::{Broker, BrokerHandle, Config, ListenerAddresses, config::ListenerConfig, hooks::EventMask};
+
+pub use events::EventLog;
+pub use raw::RawClient;
+
+/// How long tests wait for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A broker for one test.
+pub struct TestBroker {
+    broker: Option<Broker>,
+    pub handle: BrokerHandle,
+    pub tcp: SocketAddr,
+    pub ws: SocketAddr,
+    pub addresses: ListenerAddresses,
+    pub events: EventLog,
+}
+
+fn local() -> ListenerConfig {
+    ListenerConfig { bind: "127.0.0.1:0".parse().expect("address"), ..ListenerConfig::default() }
+}
+
+/// A configuration with TCP and WS on free loopback ports, TLS and WSS off.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.listeners.tcp = local();
+    config.listeners.ws = ListenerConfig { path: "/mqtt".into(), ..local() };
+    config.listeners.tls = ListenerConfig { enable: false, ..local() };
+    config.listeners.wss = ListenerConfig { enable: false, ..local() };
+    config
+}
+
+impl TestBroker {
+    /// Starts with the test defaults.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts after `adjust` changes the test defaults.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config();
+        adjust(&mut config);
+        let broker = Broker::start(config).await.expect("broker starts");
+        let handle = broker.handle();
+        let events = EventLog::new(handle.subscribe_events(EventMask::ALL, 100_000));
+        let addresses = broker.addresses();
+        Self {
+            tcp: addresses.tcp.expect("tcp listener"),
+            ws: addresses.ws.unwrap_or(addresses.tcp.expect("tcp listener")),
+            addresses,
+            handle,
+            events,
+            broker: Some(broker),
+        }
+    }
+
+    /// The underlying broker, for shutdown tests.
+    pub fn take(&mut self) -> Broker {
+        self.broker.take().expect("not taken yet")
+    }
+}
+
+/// Runs a command-line MQTT client, failing the test with its output if it fails.
+pub async fn run_command(program: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program} could not run (is it installed?): {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

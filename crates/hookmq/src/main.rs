@@ -1,0 +1,194 @@
+//! # hookmq
+//!
+//! The `hookmq` binary: `hookmq` (or `hookmq run`) starts the broker; `hookmq user` manages
+//! the password file; `hookmq config` prints or checks the configuration.
+//!
+//! ## Layout
+//! - `config`: loading `hookmq.toml` and `HOOKMQ_*` variables over the embedded defaults.
+//! - `main`: the command line, logging, start-up and graceful shutdown on SIGINT/SIGTERM.
+
+mod config;
+
+use std::{io::BufRead, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hookmq_broker::{Broker, auth};
+
+/// hookmq: an MQTT broker whose webhooks turn every event into an HTTP request.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it the embedded defaults apply; HOOKMQ_SECTION__KEY
+    /// variables override both, e.g. HOOKMQ_LISTENERS__TCP__BIND=127.0.0.1:1883.
+    #[arg(long, short, global = true, env = "HOOKMQ_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the broker (the default).
+    Run,
+    /// Manage the password file.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user, or change its password. The password is read from --password or, if
+    /// absent, from the first line of standard input.
+    Add {
+        /// User name.
+        username: String,
+        /// Password (prefer standard input: command lines are visible to other users).
+        #[arg(long)]
+        password: Option<String>,
+        /// Password file; default: auth.password_file from the configuration.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove a user.
+    Remove {
+        /// User name.
+        username: String,
+        /// Password file; default: auth.password_file from the configuration.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the embedded defaults as TOML.
+    Defaults,
+    /// Load and validate the configuration, then print it.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let config = config::load(cli.config.as_deref())?;
+            init_logging(&config.log.level);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("hookmq")
+                .build()
+                .context("starting the runtime")?;
+            runtime.block_on(serve(config))
+        }
+        Command::User { action } => {
+            let config = config::load(cli.config.as_deref())?;
+            user(action, &config)
+        }
+        Command::Config { action: ConfigAction::Defaults } => {
+            print!("{}", config::defaults_toml()?);
+            Ok(())
+        }
+        Command::Config { action: ConfigAction::Check } => {
+            let config = config::load(cli.config.as_deref())?;
+            print!("{}", toml::to_string_pretty(&config).context("printing the configuration")?);
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
+        format!("node.data_dir: cannot create {}", config.node.data_dir.display())
+    })?;
+    let broker = Broker::start(config.broker()).await?;
+    let addresses = broker.addresses();
+    tracing::info!(node = %config.node.name, ?addresses, "hookmq started");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    broker.shutdown(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn user(action: UserAction, config: &config::AppConfig) -> anyhow::Result<()> {
+    let default_file = config.auth.password_file.clone();
+    let pick = |file: Option<PathBuf>| {
+        file.or(default_file.clone()).context(
+            "no password file: pass --file or set auth.password_file in the configuration",
+        )
+    };
+    match action {
+        UserAction::Add { username, password, file } => {
+            let file = pick(file)?;
+            let password = match password {
+                Some(password) => password,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line).context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if password.is_empty() {
+                bail!("the password must not be empty");
+            }
+            auth::add_user(&file, &username, password.as_bytes())?;
+            println!("user {username} saved in {}", file.display());
+        }
+        UserAction::Remove { username, file } => {
+            let file = pick(file)?;
+            if auth::remove_user(&file, &username)? {
+                println!("user {username} removed from {}", file.display());
+            } else {
+                bail!("no user {username} in {}", file.display());
+            }
+        }
+    }
+    Ok(())
+}
