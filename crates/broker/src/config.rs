@@ -37,7 +37,10 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { name: "hookmq@127.0.0.1".into(), data_dir: PathBuf::from("data") }
+        Self {
+            name: "hookmq@127.0.0.1".into(),
+            data_dir: PathBuf::from("data"),
+        }
     }
 }
 
@@ -85,7 +88,13 @@ pub struct ListenerConfig {
 
 impl ListenerConfig {
     fn new(bind: SocketAddr) -> Self {
-        Self { enable: true, bind, path: "/mqtt".into(), certfile: None, keyfile: None }
+        Self {
+            enable: true,
+            bind,
+            path: "/mqtt".into(),
+            certfile: None,
+            keyfile: None,
+        }
     }
 }
 
@@ -184,7 +193,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { allow_anonymous: true, password_file: None }
+        Self {
+            allow_anonymous: true,
+            password_file: None,
+        }
     }
 }
 
@@ -213,7 +225,11 @@ pub struct AuthzConfig {
 
 impl Default for AuthzConfig {
     fn default() -> Self {
-        Self { acl_file: None, no_match: NoMatch::Allow, cache_size: 32 }
+        Self {
+            acl_file: None,
+            no_match: NoMatch::Allow,
+            cache_size: 32,
+        }
     }
 }
 
@@ -234,7 +250,10 @@ impl Config {
     /// The first invalid key, with the reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: &str| {
-            Err(ConfigError { key: key.to_owned(), reason: reason.to_owned() })
+            Err(ConfigError {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
         };
         let m = &self.mqtt;
         if m.max_qos > 2 {

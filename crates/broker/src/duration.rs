@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serializer, de};
 /// A message saying what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -28,7 +30,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "m" => seconds(60),
         "h" => seconds(3600),
         "d" => seconds(86_400),
-        other => Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m, h or d)")),
+        other => Err(format!(
+            "unknown unit `{other}` in `{text}` (use ms, s, m, h or d)"
+        )),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use crate::{
-    hooks::{HookReceiver, EventMask, Hooks},
+    hooks::{EventMask, HookReceiver, Hooks},
     router::SubscriptionRow,
     session::registry::{ClientSummary, Control},
     shared::Shared,

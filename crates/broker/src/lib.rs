@@ -20,7 +20,6 @@
 //! events) → router (trie match under a read lock) → each subscriber's mailbox → that
 //! subscriber's connection task → socket, many packets per write.
 
-#[path = "auth_stub.rs"]
 pub mod auth;
 pub mod config;
 mod connection;
@@ -108,7 +107,9 @@ impl Broker {
         if listeners.wss.enable && listeners.wss.certfile.is_some() {
             bound.push(server::bind("wss", Transport::Wss, &listeners.wss).await?);
         }
-        let limit = Arc::new(Semaphore::new(config.mqtt.max_connections.min(Semaphore::MAX_PERMITS)));
+        let limit = Arc::new(Semaphore::new(
+            config.mqtt.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         let shared = Arc::new(Shared::new(config, access));
         let mut addresses = ListenerAddresses::default();
         let mut accept_loops = Vec::new();
@@ -136,7 +137,11 @@ impl Broker {
                 }
             }
         });
-        Ok(Self { shared, addresses, accept_loops })
+        Ok(Self {
+            shared,
+            addresses,
+            accept_loops,
+        })
     }
 
     /// Where the listeners listen.
@@ -148,7 +153,9 @@ impl Broker {
     /// A handle for the API, the webhooks and tests.
     #[must_use]
     pub fn handle(&self) -> BrokerHandle {
-        BrokerHandle { shared: Arc::clone(&self.shared) }
+        BrokerHandle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Stops accepting, disconnects every client (v5 clients get `server shutting down`) and
@@ -162,7 +169,10 @@ impl Broker {
             let _ = control.try_send(Control::Shutdown);
         }
         self.shared.tasks.close();
-        if tokio::time::timeout(grace, self.shared.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not close within {grace:?}");
         }
     }

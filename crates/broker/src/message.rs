@@ -16,9 +16,9 @@ use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS};
 /// Milliseconds since the Unix epoch, the unit of every timestamp in events.
 #[must_use]
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-    })
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A 128-bit message id in EMQX's layout: 64-bit µs timestamp, 48-bit node tag, 16-bit
@@ -56,7 +56,10 @@ impl MessageIdGenerator {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
-        Self { node_tag: hash & 0xFFFF_FFFF_FFFF, sequence: AtomicU16::new(0) }
+        Self {
+            node_tag: hash & 0xFFFF_FFFF_FFFF,
+            sequence: AtomicU16::new(0),
+        }
     }
 
     /// The next id.
@@ -142,6 +145,9 @@ mod tests {
         assert_ne!(a, b);
         let text = a.to_string();
         assert_eq!(text.len(), 32);
-        assert!(text.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        );
     }
 }

@@ -37,7 +37,9 @@ pub(crate) async fn bind(
     config: &ListenerConfig,
 ) -> Result<Bound, BrokerError> {
     let tls = match (transport, &config.certfile, &config.keyfile) {
-        (Transport::Tls | Transport::Wss, Some(cert), Some(key)) => Some(tls::acceptor(name, cert, key)?),
+        (Transport::Tls | Transport::Wss, Some(cert), Some(key)) => {
+            Some(tls::acceptor(name, cert, key)?)
+        }
         (Transport::Tls | Transport::Wss, _, _) => {
             return Err(BrokerError::Tls {
                 listener: name.to_owned(),
@@ -46,17 +48,25 @@ pub(crate) async fn bind(
         }
         _ => None,
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| BrokerError::Bind {
-        listener: name.to_owned(),
-        address: config.bind,
-        source,
-    })?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            listener: name.to_owned(),
+            address: config.bind,
+            source,
+        })?;
     let address = listener.local_addr().map_err(|source| BrokerError::Bind {
         listener: name.to_owned(),
         address: config.bind,
         source,
     })?;
-    Ok(Bound { transport, listener, address, tls, path: config.path.clone() })
+    Ok(Bound {
+        transport,
+        listener,
+        address,
+        tls,
+        path: config.path.clone(),
+    })
 }
 
 /// Decrements the connection gauge when a connection task ends.
@@ -70,7 +80,13 @@ impl Drop for Gauge {
 
 /// Accepts connections until shutdown. `limit` is shared by all listeners.
 pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Semaphore>) {
-    let Bound { transport, listener, address, tls, path } = bound;
+    let Bound {
+        transport,
+        listener,
+        address,
+        tls,
+        path,
+    } = bound;
     let path: Arc<str> = path.into();
     tracing::info!(%address, ?transport, "listening");
     loop {
@@ -88,13 +104,19 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
             }
         };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            shared.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, "connection limit reached, closing");
             continue;
         };
         let _ = socket.set_nodelay(true);
         let local = socket.local_addr().unwrap_or(address);
-        shared.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         let gauge = Gauge(Arc::clone(&shared));
         let (shared, tls, path) = (Arc::clone(&shared), tls.clone(), Arc::clone(&path));

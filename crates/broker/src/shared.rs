@@ -115,7 +115,9 @@ impl Shared {
         }
         let matched = self.router.route(&message.topic, |sub| {
             if sub.options.no_local && sub.session_id == message.publisher.session_id {
-                self.stats.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .deliveries_dropped
+                    .fetch_add(1, Ordering::Relaxed);
                 hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
                     client: sub.mailbox.client(),
                     message: Arc::clone(&message),
@@ -132,7 +134,9 @@ impl Shared {
             self.deliver(&sub.mailbox, delivery);
         });
         if matched == 0 {
-            self.stats.messages_dropped_no_subscribers.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .messages_dropped_no_subscribers
+                .fetch_add(1, Ordering::Relaxed);
             hooks.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
                 message,
                 reason: "no_subscribers",
@@ -143,13 +147,21 @@ impl Shared {
 
     /// Pushes one delivery into a mailbox, reporting what it displaced.
     pub(crate) fn deliver(&self, mailbox: &crate::session::mailbox::Mailbox, delivery: Delivery) {
-        if let Pushed::Dropped { victim, reason, subscriber } = mailbox.push(delivery) {
-            self.stats.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
-            self.hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-                client: subscriber,
-                message: victim.message,
-                reason,
-            });
+        if let Pushed::Dropped {
+            victim,
+            reason,
+            subscriber,
+        } = mailbox.push(delivery)
+        {
+            self.stats
+                .deliveries_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            self.hooks
+                .emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                    client: subscriber,
+                    message: victim.message,
+                    reason,
+                });
         }
     }
 
@@ -157,7 +169,8 @@ impl Shared {
     pub(crate) fn end_session(&self, state: &SessionState) {
         for filter in state.subscriptions.keys() {
             if let Ok(parsed) = topic::parse_subscription(filter) {
-                self.router.unsubscribe(parsed.filter, parsed.group, state.id);
+                self.router
+                    .unsubscribe(parsed.filter, parsed.group, state.id);
             }
         }
         state.mailbox.close();
@@ -195,7 +208,12 @@ impl Shared {
     }
 
     /// Starts the timer that ends an offline session when it expires.
-    pub(crate) fn schedule_expiry(self: &Arc<Self>, client_id: Arc<str>, session_id: u64, at: Instant) {
+    pub(crate) fn schedule_expiry(
+        self: &Arc<Self>,
+        client_id: Arc<str>,
+        session_id: u64,
+        at: Instant,
+    ) {
         let shared = Arc::clone(self);
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {

@@ -20,7 +20,9 @@ pub(crate) struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self {
+            level: "info".into(),
+        }
     }
 }
 
@@ -77,7 +79,10 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<AppConfig> {
         let lines: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
     })?;
-    config.broker().validate().context("invalid configuration")?;
+    config
+        .broker()
+        .validate()
+        .context("invalid configuration")?;
     Ok(config)
 }
 
@@ -118,7 +123,10 @@ mod tests {
     #[test]
     fn environment_overrides_file() {
         Jail::expect_with(|jail| {
-            jail.create_file("hookmq.toml", "[listeners.tcp]\nbind = \"127.0.0.1:1999\"\n[node]\nname = \"a@h\"")?;
+            jail.create_file(
+                "hookmq.toml",
+                "[listeners.tcp]\nbind = \"127.0.0.1:1999\"\n[node]\nname = \"a@h\"",
+            )?;
             jail.set_env("HOOKMQ_LISTENERS__TCP__BIND", "127.0.0.1:2000");
             jail.set_env("HOOKMQ_NODE__DATA_DIR", "/tmp/x");
             let config = load_in_jail(Some("hookmq.toml")).expect("valid");
@@ -136,7 +144,10 @@ mod tests {
                 ("[mqtt]\nmax_inflight = \"lots\"", "mqtt.max_inflight"),
                 ("[mqtt]\nmax_inflite = 3", "max_inflite"),
                 ("[mqtt]\nmax_qos = 3", "mqtt.max_qos"),
-                ("[mqtt]\nconnect_timeout = \"3 weeks\"", "mqtt.connect_timeout"),
+                (
+                    "[mqtt]\nconnect_timeout = \"3 weeks\"",
+                    "mqtt.connect_timeout",
+                ),
             ];
             for (text, key) in cases {
                 jail.create_file("hookmq.toml", text)?;
@@ -145,7 +156,10 @@ mod tests {
             }
             jail.set_env("HOOKMQ_MQTT__MAX_INFLIGHT", "-1");
             let error = format!("{:#}", load_in_jail(None).expect_err("negative"));
-            assert!(error.to_lowercase().contains("mqtt.max_inflight"), "{error}");
+            assert!(
+                error.to_lowercase().contains("mqtt.max_inflight"),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -102,13 +102,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = config::load(cli.config.as_deref())?;
             user(action, &config)
         }
-        Command::Config { action: ConfigAction::Defaults } => {
+        Command::Config {
+            action: ConfigAction::Defaults,
+        } => {
             print!("{}", config::defaults_toml()?);
             Ok(())
         }
-        Command::Config { action: ConfigAction::Check } => {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
             let config = config::load(cli.config.as_deref())?;
-            print!("{}", toml::to_string_pretty(&config).context("printing the configuration")?);
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("printing the configuration")?
+            );
             Ok(())
         }
     }
@@ -123,7 +130,10 @@ fn init_logging(level: &str) {
 
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
-        format!("node.data_dir: cannot create {}", config.node.data_dir.display())
+        format!(
+            "node.data_dir: cannot create {}",
+            config.node.data_dir.display()
+        )
     })?;
     let broker = Broker::start(config.broker()).await?;
     let addresses = broker.addresses();
@@ -160,18 +170,24 @@ async fn shutdown_signal() {
 fn user(action: UserAction, config: &config::AppConfig) -> anyhow::Result<()> {
     let default_file = config.auth.password_file.clone();
     let pick = |file: Option<PathBuf>| {
-        file.or(default_file.clone()).context(
-            "no password file: pass --file or set auth.password_file in the configuration",
-        )
+        file.or(default_file.clone())
+            .context("no password file: pass --file or set auth.password_file in the configuration")
     };
     match action {
-        UserAction::Add { username, password, file } => {
+        UserAction::Add {
+            username,
+            password,
+            file,
+        } => {
             let file = pick(file)?;
             let password = match password {
                 Some(password) => password,
                 None => {
                     let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).context("reading the password")?;
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };

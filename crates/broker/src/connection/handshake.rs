@@ -5,8 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::BytesMut;
 use hookmq_codec::{
-    ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion, ReasonCode, decode,
-    topic,
+    ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion, ReasonCode, decode, topic,
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
@@ -89,7 +88,9 @@ pub(crate) async fn serve<S>(
         reason_code: ReasonCode::SUCCESS,
     });
     drop(client);
-    Connection::new(stream, read_buf, transport, shared, accepted).run().await;
+    Connection::new(stream, read_buf, transport, shared, accepted)
+        .run()
+        .await;
 }
 
 /// Reads until a whole first packet is decoded. `Ok(None)`: the client closed first. An
@@ -119,7 +120,10 @@ async fn read_connect<S: AsyncRead + Unpin>(
 fn peek_protocol_level(buf: &[u8]) -> Option<u8> {
     // Fixed header: type byte + 1..=4 length bytes; then name length (2) + name + level.
     let header = 1 + buf.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
-    let name_len = usize::from(u16::from_be_bytes([*buf.get(header)?, *buf.get(header + 1)?]));
+    let name_len = usize::from(u16::from_be_bytes([
+        *buf.get(header)?,
+        *buf.get(header + 1)?,
+    ]));
     buf.get(header + 2 + name_len).copied()
 }
 
@@ -134,16 +138,17 @@ async fn refuse_undecodable<S: AsyncWrite + Unpin>(
         Some(3 | 4) if error == DecodeError::FirstPacketNotConnect => return,
         Some(3) => ProtocolVersion::V3_1,
         // [MQTT-3.1.2-2]: an unsupported level is answered in the 3.1.1 format (return code 1).
-        _ if matches!(error, DecodeError::UnsupportedProtocolVersion(_)) => {
-            ProtocolVersion::V3_1_1
-        }
+        _ if matches!(error, DecodeError::UnsupportedProtocolVersion(_)) => ProtocolVersion::V3_1_1,
         _ => return,
     };
     if !version.is_v5() && !matches!(error, DecodeError::UnsupportedProtocolVersion(_)) {
         return; // v3 has no CONNACK code for malformed packets: just close.
     }
     let mut out = BytesMut::new();
-    let packet = Packet::ConnAck(ConnAck { reason_code: error.reason_code(), ..ConnAck::default() });
+    let packet = Packet::ConnAck(ConnAck {
+        reason_code: error.reason_code(),
+        ..ConnAck::default()
+    });
     if write_packet(&mut out, &packet, version).is_ok() {
         let _ = stream.write_all(&out).await;
         let _ = stream.flush().await;
@@ -228,7 +233,10 @@ async fn accept<S: AsyncWrite + Unpin>(
         }
         _ => connect.keep_alive,
     };
-    let receive_maximum = props.receive_maximum.unwrap_or(config.max_inflight).min(config.max_inflight);
+    let receive_maximum = props
+        .receive_maximum
+        .unwrap_or(config.max_inflight)
+        .min(config.max_inflight);
     let client = Arc::new(ClientInfo {
         client_id: connect.client_id.as_str().into(),
         username: connect.username.as_deref().map(Into::into),
@@ -244,33 +252,41 @@ async fn accept<S: AsyncWrite + Unpin>(
         session_id: shared.next_session_id(),
     });
 
-    let refusal = if connect.client_id.is_empty() || connect.client_id.len() > config.max_clientid_len {
-        Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
-    } else if connect.properties.authentication_method.is_some() {
-        Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
-    } else if let Some(will) = &connect.will {
-        if !topic::is_valid_name(&will.topic) {
-            Some(ReasonCode::TOPIC_NAME_INVALID)
-        } else if will.qos > shared.max_qos() {
-            Some(ReasonCode::QOS_NOT_SUPPORTED)
-        } else if will.retain && !config.retain_available {
-            Some(ReasonCode::RETAIN_NOT_SUPPORTED)
+    let refusal =
+        if connect.client_id.is_empty() || connect.client_id.len() > config.max_clientid_len {
+            Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        } else if connect.properties.authentication_method.is_some() {
+            Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        } else if let Some(will) = &connect.will {
+            if !topic::is_valid_name(&will.topic) {
+                Some(ReasonCode::TOPIC_NAME_INVALID)
+            } else if will.qos > shared.max_qos() {
+                Some(ReasonCode::QOS_NOT_SUPPORTED)
+            } else if will.retain && !config.retain_available {
+                Some(ReasonCode::RETAIN_NOT_SUPPORTED)
+            } else {
+                None
+            }
         } else {
             None
-        }
-    } else {
-        None
-    };
+        };
     if let Some(reason_code) = refusal {
         refuse(shared, stream, &client, reason_code).await;
         return None;
     }
 
-    let authn = authenticate(shared, connect.username.as_deref(), connect.password.as_deref()).await;
-    shared.hooks.emit_with(EventKind::CheckAuthnComplete, || EventData::CheckAuthnComplete {
-        client: Arc::clone(&client),
-        reason_code: authn,
-        is_anonymous: connect.username.is_none(),
+    let authn = authenticate(
+        shared,
+        connect.username.as_deref(),
+        connect.password.as_deref(),
+    )
+    .await;
+    shared.hooks.emit_with(EventKind::CheckAuthnComplete, || {
+        EventData::CheckAuthnComplete {
+            client: Arc::clone(&client),
+            reason_code: authn,
+            is_anonymous: connect.username.is_none(),
+        }
     });
     if authn != ReasonCode::SUCCESS {
         refuse(shared, stream, &client, authn).await;
@@ -284,9 +300,15 @@ async fn accept<S: AsyncWrite + Unpin>(
         Claimed::Offline(state) => Some(state),
         Claimed::Online(old) => {
             let (reply, answer) = oneshot::channel();
-            let request = Control::Takeover { discard: connect.clean_start, reply };
+            let request = Control::Takeover {
+                discard: connect.clean_start,
+                reply,
+            };
             if old.try_send(request).is_ok() {
-                timeout(TAKEOVER_TIMEOUT, answer).await.ok().and_then(Result::ok)
+                timeout(TAKEOVER_TIMEOUT, answer)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
             } else {
                 None
             }
@@ -315,7 +337,10 @@ async fn accept<S: AsyncWrite + Unpin>(
     let client = if state.id == client.session_id {
         client
     } else {
-        Arc::new(ClientInfo { session_id: state.id, ..(*client).clone() })
+        Arc::new(ClientInfo {
+            session_id: state.id,
+            ..(*client).clone()
+        })
     };
     state.mailbox.set_online(true, Some(Arc::clone(&client)));
 
@@ -344,8 +369,11 @@ async fn accept<S: AsyncWrite + Unpin>(
         }
         if props.request_response_information == Some(1) && !config.response_information.is_empty()
         {
-            connack.response_information =
-                Some(config.response_information.replace("${clientid}", &connect.client_id));
+            connack.response_information = Some(
+                config
+                    .response_information
+                    .replace("${clientid}", &connect.client_id),
+            );
         }
     }
     let limits = ClientLimits {
@@ -358,7 +386,16 @@ async fn accept<S: AsyncWrite + Unpin>(
         delay: will.properties.will_delay_interval.unwrap_or(0),
         will,
     });
-    Some(Accepted { client, state, will, limits, control, connection_id, session_present, connack })
+    Some(Accepted {
+        client,
+        state,
+        will,
+        limits,
+        control,
+        connection_id,
+        session_present,
+        connack,
+    })
 }
 
 /// Checks the user name and password.
@@ -376,16 +413,22 @@ async fn authenticate(
             let Some(password) = password else {
                 return ReasonCode::BAD_USERNAME_OR_PASSWORD;
             };
-            let (passwords, username, password) =
-                (Arc::clone(passwords), username.to_owned(), password.to_vec());
+            let (passwords, username, password) = (
+                Arc::clone(passwords),
+                username.to_owned(),
+                password.to_vec(),
+            );
             // Password hashing takes tens of milliseconds by design: keep it off the
             // threads that serve sockets.
-            let verified = tokio::task::spawn_blocking(move || {
-                passwords.verify(&username, &password)
-            })
-            .await
-            .unwrap_or(false);
-            if verified { ReasonCode::SUCCESS } else { ReasonCode::BAD_USERNAME_OR_PASSWORD }
+            let verified =
+                tokio::task::spawn_blocking(move || passwords.verify(&username, &password))
+                    .await
+                    .unwrap_or(false);
+            if verified {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::BAD_USERNAME_OR_PASSWORD
+            }
         }
     }
 }
@@ -398,15 +441,20 @@ async fn refuse<S: AsyncWrite + Unpin>(
     reason_code: ReasonCode,
 ) {
     let mut out = BytesMut::new();
-    let packet = Packet::ConnAck(ConnAck { reason_code, ..ConnAck::default() });
+    let packet = Packet::ConnAck(ConnAck {
+        reason_code,
+        ..ConnAck::default()
+    });
     if write_packet(&mut out, &packet, client.protocol).is_ok() {
         let _ = stream.write_all(&out).await;
         let _ = stream.flush().await;
     }
-    shared.hooks.emit_with(EventKind::ClientConnack, || EventData::ClientConnack {
-        client: Arc::clone(client),
-        reason_code,
-    });
+    shared
+        .hooks
+        .emit_with(EventKind::ClientConnack, || EventData::ClientConnack {
+            client: Arc::clone(client),
+            reason_code,
+        });
 }
 
 #[cfg(test)]

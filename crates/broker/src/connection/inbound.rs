@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use hookmq_codec::{
-    ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, RetainHandling,
-    SubAck, Subscribe, UnsubAck, Unsubscribe, decode, topic,
+    ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck,
+    Subscribe, UnsubAck, Unsubscribe, decode, topic,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -78,9 +78,20 @@ where
     }
 
     fn on_publish(&mut self, publish: Publish) -> Result<(), Close> {
-        self.shared.stats.messages_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .stats
+            .messages_received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = &self.shared.config.mqtt;
-        let Publish { dup, qos, retain, topic, packet_id, mut properties, payload } = publish;
+        let Publish {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            mut properties,
+            payload,
+        } = publish;
         let topic = match properties.topic_alias.take() {
             None => topic,
             Some(alias) if alias == 0 || alias > config.max_topic_alias => {
@@ -131,8 +142,16 @@ where
                     self.drop_message(message, "packet_identifier_inuse");
                     ReasonCode::PACKET_IDENTIFIER_IN_USE
                 };
-                let reason_code = if self.version.is_v5() { reason_code } else { ReasonCode::SUCCESS };
-                self.send(&Packet::PubRec(PubResponse { packet_id, reason_code, ..Default::default() }));
+                let reason_code = if self.version.is_v5() {
+                    reason_code
+                } else {
+                    ReasonCode::SUCCESS
+                };
+                self.send(&Packet::PubRec(PubResponse {
+                    packet_id,
+                    reason_code,
+                    ..Default::default()
+                }));
                 return Ok(());
             }
             if self.state.awaiting_release.len() >= usize::from(config.receive_maximum) {
@@ -156,12 +175,24 @@ where
             Some(code) => code,
             None => {
                 let matched = self.shared.publish(Arc::new(message));
-                if matched == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+                if matched == 0 {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                } else {
+                    ReasonCode::SUCCESS
+                }
             }
         };
         // v3 has no way to say no: a refused message is acknowledged and dropped.
-        let reason_code = if self.version.is_v5() { reason_code } else { ReasonCode::SUCCESS };
-        let response = PubResponse { packet_id, reason_code, ..Default::default() };
+        let reason_code = if self.version.is_v5() {
+            reason_code
+        } else {
+            ReasonCode::SUCCESS
+        };
+        let response = PubResponse {
+            packet_id,
+            reason_code,
+            ..Default::default()
+        };
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.send(&Packet::PubAck(response)),
@@ -177,15 +208,22 @@ where
 
     /// Reports a message refused before routing.
     fn drop_message(&self, message: Message, reason: &'static str) {
-        self.shared.hooks.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
-            message: Arc::new(message),
-            reason,
-        });
+        self.shared
+            .hooks
+            .emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
+                message: Arc::new(message),
+                reason,
+            });
     }
 
     /// Decides an action, through this connection's cache, and reports the decision.
     /// `checked` is what the rules see; `reported` is what the event names.
-    fn authorize(&mut self, action: AuthzAction, checked: &ByteString, reported: &ByteString) -> AuthzResult {
+    fn authorize(
+        &mut self,
+        action: AuthzAction,
+        checked: &ByteString,
+        reported: &ByteString,
+    ) -> AuthzResult {
         let (result, source) = if self.shared.access.acl.is_none() {
             // Without rules the decision is the configured default: nothing to cache.
             self.shared.authorize(&self.client, action, checked)
@@ -205,15 +243,17 @@ where
                 decision
             }
         };
-        self.shared.hooks.emit_with(EventKind::CheckAuthzComplete, || {
-            EventData::CheckAuthzComplete {
-                client: Arc::clone(&self.client),
-                action,
-                topic: reported.clone(),
-                source,
-                result,
-            }
-        });
+        self.shared
+            .hooks
+            .emit_with(EventKind::CheckAuthzComplete, || {
+                EventData::CheckAuthzComplete {
+                    client: Arc::clone(&self.client),
+                    action,
+                    topic: reported.clone(),
+                    source,
+                    result,
+                }
+            });
         result
     }
 
@@ -224,7 +264,9 @@ where
                     self.report_acked(entry.delivery, &ack.properties);
                 }
             }
-            _ => tracing::debug!(client = %self.client.client_id, id = ack.packet_id, "unexpected PUBACK"),
+            _ => {
+                tracing::debug!(client = %self.client.client_id, id = ack.packet_id, "unexpected PUBACK")
+            }
         }
     }
 
@@ -267,25 +309,35 @@ where
     }
 
     fn on_pubcomp(&mut self, ack: &PubResponse) {
-        if self.state.outbound.get_mut(ack.packet_id).is_some_and(|e| e.stage == Stage::AwaitingPubComp)
+        if self
+            .state
+            .outbound
+            .get_mut(ack.packet_id)
+            .is_some_and(|e| e.stage == Stage::AwaitingPubComp)
         {
             self.state.outbound.remove(ack.packet_id);
         }
     }
 
     fn report_acked(&self, delivery: Delivery, properties: &hookmq_codec::Properties) {
-        self.shared.hooks.emit_with(EventKind::MessageAcked, || EventData::MessageAcked {
-            client: Arc::clone(&self.client),
-            qos: delivery.qos,
-            message: delivery.message,
-            properties: properties.clone(),
-        });
+        self.shared
+            .hooks
+            .emit_with(EventKind::MessageAcked, || EventData::MessageAcked {
+                client: Arc::clone(&self.client),
+                qos: delivery.qos,
+                message: delivery.message,
+                properties: properties.clone(),
+            });
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Close> {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config.mqtt;
-        let subscription_id = subscribe.properties.subscription_identifiers.first().copied();
+        let subscription_id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
         let mut reason_codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
         for request in subscribe.subscriptions {
@@ -306,7 +358,9 @@ where
                 return Err(Close::Violation(ReasonCode::PROTOCOL_ERROR));
             }
             let checked = ByteString::from(parsed.filter);
-            if self.authorize(AuthzAction::Subscribe, &checked, &request.filter) == AuthzResult::Deny {
+            if self.authorize(AuthzAction::Subscribe, &checked, &request.filter)
+                == AuthzResult::Deny
+            {
                 reason_codes.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
@@ -322,17 +376,23 @@ where
                     subscription_id,
                 },
             );
-            self.state
-                .subscriptions
-                .insert(request.filter.clone(), SubscriptionRecord { options, subscription_id });
-            self.shared.hooks.emit_with(EventKind::SessionSubscribed, || {
-                EventData::SessionSubscribed {
-                    client: Arc::clone(&self.client),
-                    filter: request.filter.clone(),
+            self.state.subscriptions.insert(
+                request.filter.clone(),
+                SubscriptionRecord {
                     options,
-                    properties: subscribe.properties.clone(),
-                }
-            });
+                    subscription_id,
+                },
+            );
+            self.shared
+                .hooks
+                .emit_with(EventKind::SessionSubscribed, || {
+                    EventData::SessionSubscribed {
+                        client: Arc::clone(&self.client),
+                        filter: request.filter.clone(),
+                        options,
+                        properties: subscribe.properties.clone(),
+                    }
+                });
             // [MQTT-3.3.1-9..11]; shared subscriptions never get retained messages.
             let send_retained = parsed.group.is_none()
                 && config.retain_available
@@ -342,14 +402,18 @@ where
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                retained.extend(self.shared.retained.matching(parsed.filter).into_iter().map(
-                    |message| Delivery {
-                        qos: message.qos.min(options.qos),
-                        retain: true,
-                        subscription_id,
-                        message,
-                    },
-                ));
+                retained.extend(
+                    self.shared
+                        .retained
+                        .matching(parsed.filter)
+                        .into_iter()
+                        .map(|message| Delivery {
+                            qos: message.qos.min(options.qos),
+                            retain: true,
+                            subscription_id,
+                            message,
+                        }),
+                );
             }
             reason_codes.push(ReasonCode(options.qos.as_u8()));
         }
@@ -370,15 +434,19 @@ where
             let existed = self.state.subscriptions.remove(&filter).is_some();
             if existed {
                 if let Ok(parsed) = topic::parse_subscription(&filter) {
-                    self.shared.router.unsubscribe(parsed.filter, parsed.group, self.state.id);
+                    self.shared
+                        .router
+                        .unsubscribe(parsed.filter, parsed.group, self.state.id);
                 }
-                self.shared.hooks.emit_with(EventKind::SessionUnsubscribed, || {
-                    EventData::SessionUnsubscribed {
-                        client: Arc::clone(&self.client),
-                        filter: filter.clone(),
-                        properties: unsubscribe.properties.clone(),
-                    }
-                });
+                self.shared
+                    .hooks
+                    .emit_with(EventKind::SessionUnsubscribed, || {
+                        EventData::SessionUnsubscribed {
+                            client: Arc::clone(&self.client),
+                            filter: filter.clone(),
+                            properties: unsubscribe.properties.clone(),
+                        }
+                    });
             }
             reason_codes.push(if existed {
                 ReasonCode::SUCCESS
@@ -399,8 +467,14 @@ where
                 // [MQTT-3.14.2-2]
                 return Close::Violation(ReasonCode::PROTOCOL_ERROR);
             }
-            let max = u32::try_from(self.shared.config.mqtt.max_session_expiry_interval.as_secs())
-                .unwrap_or(u32::MAX);
+            let max = u32::try_from(
+                self.shared
+                    .config
+                    .mqtt
+                    .max_session_expiry_interval
+                    .as_secs(),
+            )
+            .unwrap_or(u32::MAX);
             self.state.expiry_interval = expiry.min(max);
         }
         Close::Client {

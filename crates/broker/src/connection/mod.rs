@@ -74,7 +74,10 @@ pub(crate) fn write_packet(
 #[derive(Debug)]
 enum Close {
     /// The client sent DISCONNECT (reason 0x04 asks for the will).
-    Client { publish_will: bool, properties: Box<Properties> },
+    Client {
+        publish_will: bool,
+        properties: Box<Properties>,
+    },
     /// The socket closed or failed without DISCONNECT.
     Transport,
     /// Nothing arrived within the keep-alive allowance.
@@ -82,7 +85,10 @@ enum Close {
     /// The client broke the protocol; v5 clients get a DISCONNECT with this code.
     Violation(ReasonCode),
     /// Another connection took the session over.
-    Takeover { discard: bool, reply: oneshot::Sender<Box<SessionState>> },
+    Takeover {
+        discard: bool,
+        reply: oneshot::Sender<Box<SessionState>>,
+    },
     /// An administrator kicked the client.
     Kicked,
     /// The broker is stopping.
@@ -160,7 +166,15 @@ where
         shared: Arc<Shared>,
         accepted: Accepted,
     ) -> Self {
-        let Accepted { client, state, will, limits, control, connection_id, .. } = accepted;
+        let Accepted {
+            client,
+            state,
+            will,
+            limits,
+            control,
+            connection_id,
+            ..
+        } = accepted;
         let publisher = Arc::new(Publisher {
             client_id: Arc::clone(&client.client_id),
             username: client.username.clone(),
@@ -253,10 +267,10 @@ where
     async fn flush(&mut self) -> std::io::Result<()> {
         self.stream.write_all(&self.write_buf).await?;
         self.stream.flush().await?;
-        self.shared
-            .stats
-            .bytes_sent
-            .fetch_add(self.write_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.bytes_sent.fetch_add(
+            self.write_buf.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.write_buf.clear();
         Ok(())
     }
@@ -280,21 +294,29 @@ where
         let _ = timeout(CLOSE_WRITE_TIMEOUT, self.stream.shutdown()).await;
 
         let (publish_will, disconnect_properties) = match &close {
-            Close::Client { publish_will, properties } => (*publish_will, (**properties).clone()),
+            Close::Client {
+                publish_will,
+                properties,
+            } => (*publish_will, (**properties).clone()),
             Close::Takeover { discard: false, .. } => {
                 // The session lives on: only a will without delay goes out now.
-                (self.will.as_ref().is_some_and(|w| w.delay == 0), Properties::default())
+                (
+                    self.will.as_ref().is_some_and(|w| w.delay == 0),
+                    Properties::default(),
+                )
             }
             _ => (true, Properties::default()),
         };
-        self.shared.hooks.emit_with(EventKind::ClientDisconnected, || {
-            EventData::ClientDisconnected {
-                client: Arc::clone(&self.client),
-                reason,
-                properties: disconnect_properties,
-                disconnected_at: now_ms(),
-            }
-        });
+        self.shared
+            .hooks
+            .emit_with(EventKind::ClientDisconnected, || {
+                EventData::ClientDisconnected {
+                    client: Arc::clone(&self.client),
+                    reason,
+                    properties: disconnect_properties,
+                    disconnected_at: now_ms(),
+                }
+            });
         self.state.mailbox.set_online(false, None);
         let will = if publish_will { self.will.take() } else { None };
         let expiry = self.state.expiry_interval;
@@ -302,7 +324,13 @@ where
             self.publish_will(will, expiry);
         }
 
-        let Self { shared, client, state, connection_id, .. } = self;
+        let Self {
+            shared,
+            client,
+            state,
+            connection_id,
+            ..
+        } = self;
         if let Close::Takeover { reply, .. } = close {
             match reply.send(state) {
                 Ok(()) => return,

@@ -51,14 +51,21 @@ where
         if self.version.is_v5() {
             publish.properties = message.properties.clone();
             publish.properties.message_expiry_interval = message.remaining_expiry(now);
-            publish.properties.subscription_identifiers.extend(delivery.subscription_id);
+            publish
+                .properties
+                .subscription_identifiers
+                .extend(delivery.subscription_id);
         }
         let mut packet = Packet::Publish(publish);
         // [MQTT-3.1.2-24]: never send a packet larger than the client accepts.
-        if u32::try_from(encoded_len(&packet, self.version)).map_or(true, |len| len > self.limits.max_packet_size) {
+        if u32::try_from(encoded_len(&packet, self.version))
+            .map_or(true, |len| len > self.limits.max_packet_size)
+        {
             return self.drop_delivery(delivery, "too_large");
         }
-        let Packet::Publish(publish) = &mut packet else { return };
+        let Packet::Publish(publish) = &mut packet else {
+            return;
+        };
         if self.limits.topic_alias_maximum > 0 {
             self.apply_topic_alias(publish);
         }
@@ -74,12 +81,19 @@ where
             }
         }
         self.send(&packet);
-        self.shared.stats.messages_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared.hooks.emit_with(EventKind::MessageDelivered, || EventData::MessageDelivered {
-            client: Arc::clone(&self.client),
-            qos: delivery.qos,
-            message: delivery.message,
-        });
+        self.shared
+            .stats
+            .messages_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .hooks
+            .emit_with(EventKind::MessageDelivered, || {
+                EventData::MessageDelivered {
+                    client: Arc::clone(&self.client),
+                    qos: delivery.qos,
+                    message: delivery.message,
+                }
+            });
     }
 
     /// Replaces a known topic by its alias, or sets up a new alias while there are free ones.
@@ -95,12 +109,17 @@ where
     }
 
     fn drop_delivery(&self, delivery: Delivery, reason: &'static str) {
-        self.shared.stats.deliveries_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared.hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-            client: Arc::clone(&self.client),
-            message: delivery.message,
-            reason,
-        });
+        self.shared
+            .stats
+            .deliveries_dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .hooks
+            .emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                client: Arc::clone(&self.client),
+                message: delivery.message,
+                reason,
+            });
     }
 
     /// [MQTT-4.4.0-1]: after a reconnect, unacknowledged PUBLISH packets go out again with
@@ -115,7 +134,9 @@ where
                         properties = message.properties.clone();
                         properties.message_expiry_interval =
                             message.remaining_expiry(Instant::now());
-                        properties.subscription_identifiers.extend(entry.delivery.subscription_id);
+                        properties
+                            .subscription_identifiers
+                            .extend(entry.delivery.subscription_id);
                     }
                     Packet::Publish(Publish {
                         dup: true,

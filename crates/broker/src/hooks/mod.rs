@@ -17,9 +17,7 @@ use std::sync::{
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
-pub use event::{
-    AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask,
-};
+pub use event::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask};
 
 use crate::message::now_ms;
 
@@ -80,7 +78,10 @@ impl Hooks {
         if !self.wants(kind) {
             return;
         }
-        let event = Arc::new(Event { timestamp: now_ms(), data });
+        let event = Arc::new(Event {
+            timestamp: now_ms(),
+            data,
+        });
         self.emitted.fetch_add(1, Ordering::Relaxed);
         for listener in self.listeners.load().iter() {
             if listener.mask.contains(kind)
@@ -118,11 +119,21 @@ impl Hooks {
                     dropped: Arc::clone(&l.dropped),
                 })
                 .collect();
-            next.push(Listener { id, mask, sender: sender.clone(), dropped: Arc::clone(&dropped) });
+            next.push(Listener {
+                id,
+                mask,
+                sender: sender.clone(),
+                dropped: Arc::clone(&dropped),
+            });
             next
         });
         self.refresh_interest();
-        HookReceiver { id, receiver, hooks: Arc::downgrade(self), dropped }
+        HookReceiver {
+            id,
+            receiver,
+            hooks: Arc::downgrade(self),
+            dropped,
+        }
     }
 
     /// Changes the kinds a listener receives.
@@ -136,7 +147,11 @@ impl Hooks {
                 .filter(|l| l.id != id || mask.is_some())
                 .map(|l| Listener {
                     id: l.id,
-                    mask: if l.id == id { mask.unwrap_or(l.mask) } else { l.mask },
+                    mask: if l.id == id {
+                        mask.unwrap_or(l.mask)
+                    } else {
+                        l.mask
+                    },
                     sender: l.sender.clone(),
                     dropped: Arc::clone(&l.dropped),
                 })
@@ -146,7 +161,11 @@ impl Hooks {
     }
 
     fn refresh_interest(&self) {
-        let mask = self.listeners.load().iter().fold(0, |acc, l| acc | l.mask.0);
+        let mask = self
+            .listeners
+            .load()
+            .iter()
+            .fold(0, |acc, l| acc | l.mask.0);
         self.interest.store(mask, Ordering::Relaxed);
     }
 
@@ -233,7 +252,10 @@ mod tests {
         assert!(hooks.wants(EventKind::ClientConnected));
         assert!(!hooks.wants(EventKind::MessagePublish));
         hooks.emit(EventData::ClientConnected { client: client() });
-        hooks.emit(EventData::ClientConnack { client: client(), reason_code: ReasonCode::SUCCESS });
+        hooks.emit(EventData::ClientConnack {
+            client: client(),
+            reason_code: ReasonCode::SUCCESS,
+        });
         let event = rx.recv().await.expect("an event");
         assert_eq!(event.kind(), EventKind::ClientConnected);
         assert!(rx.try_recv().is_none(), "connack was not subscribed");

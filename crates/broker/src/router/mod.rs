@@ -40,7 +40,11 @@ pub(crate) struct SharedGroup {
 
 impl SharedGroup {
     fn new(name: &str) -> Self {
-        Self { name: name.into(), members: Vec::new(), next: AtomicUsize::new(0) }
+        Self {
+            name: name.into(),
+            members: Vec::new(),
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The next member in turn, preferring connected ones.
@@ -212,7 +216,10 @@ mod tests {
     fn unsubscribe_prunes() {
         let router = Router::default();
         assert!(!router.subscribe("a/+/c", None, sub(1)));
-        assert!(router.subscribe("a/+/c", None, sub(1)), "second subscribe replaces");
+        assert!(
+            router.subscribe("a/+/c", None, sub(1)),
+            "second subscribe replaces"
+        );
         assert_eq!(router.len(), 1);
         assert!(router.unsubscribe("a/+/c", None, 1));
         assert!(!router.unsubscribe("a/+/c", None, 1));
@@ -229,7 +236,9 @@ mod tests {
         router.subscribe("t/#", None, sub(3));
         let mut counts = [0; 4];
         for _ in 0..10 {
-            router.route("t/x", |s| counts[usize::try_from(s.session_id).unwrap_or(0)] += 1);
+            router.route("t/x", |s| {
+                counts[usize::try_from(s.session_id).unwrap_or(0)] += 1
+            });
         }
         assert_eq!(counts[1] + counts[2], 10);
         assert_eq!(counts[1], 5);

@@ -171,7 +171,10 @@ impl Subscribers {
                 &mut self.shared[index].members
             }
         };
-        if let Some(existing) = list.iter_mut().find(|s| s.session_id == subscriber.session_id) {
+        if let Some(existing) = list
+            .iter_mut()
+            .find(|s| s.session_id == subscriber.session_id)
+        {
             *existing = subscriber;
             true
         } else {

@@ -54,7 +54,14 @@ impl Inflight {
         }
         self.last_packet_id = id;
         self.sequence += 1;
-        self.entries.insert(id, InflightEntry { delivery, stage, sequence: self.sequence });
+        self.entries.insert(
+            id,
+            InflightEntry {
+                delivery,
+                stage,
+                sequence: self.sequence,
+            },
+        );
         Some(id)
     }
 
@@ -70,8 +77,11 @@ impl Inflight {
 
     /// Every entry with its packet id, in the order first sent.
     pub(crate) fn in_order(&self) -> Vec<(u16, InflightEntry)> {
-        let mut all: Vec<(u16, InflightEntry)> =
-            self.entries.iter().map(|(id, e)| (*id, e.clone())).collect();
+        let mut all: Vec<(u16, InflightEntry)> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
         all.sort_by_key(|(_, e)| e.sequence);
         all
     }

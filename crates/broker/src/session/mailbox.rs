@@ -35,7 +35,11 @@ pub(crate) enum Pushed {
     Queued,
     /// Queued, but the oldest waiting delivery was dropped to make room (`queue_full`), or
     /// the delivery itself was refused (`qos0_msg`). The subscriber is named for the event.
-    Dropped { victim: Delivery, reason: &'static str, subscriber: Arc<ClientInfo> },
+    Dropped {
+        victim: Delivery,
+        reason: &'static str,
+        subscriber: Arc<ClientInfo>,
+    },
     /// The session has ended.
     Closed,
 }
@@ -74,16 +78,16 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(
-        capacity: usize,
-        queue_qos0_offline: bool,
-        client: Arc<ClientInfo>,
-    ) -> Self {
+    pub(crate) fn new(capacity: usize, queue_qos0_offline: bool, client: Arc<ClientInfo>) -> Self {
         Self {
             capacity,
             queue_qos0_offline,
             online: AtomicBool::new(true),
-            state: Mutex::new(State { queue: VecDeque::new(), closed: false, client }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: false,
+                client,
+            }),
             notify: Notify::new(),
         }
     }
@@ -96,10 +100,18 @@ impl Mailbox {
         }
         if delivery.qos == QoS::AtMostOnce && !self.queue_qos0_offline && !self.is_online() {
             let subscriber = Arc::clone(&state.client);
-            return Pushed::Dropped { victim: delivery, reason: "qos0_msg", subscriber };
+            return Pushed::Dropped {
+                victim: delivery,
+                reason: "qos0_msg",
+                subscriber,
+            };
         }
         let was_empty = state.queue.is_empty();
-        let dropped = if state.queue.len() >= self.capacity { state.queue.pop_front() } else { None };
+        let dropped = if state.queue.len() >= self.capacity {
+            state.queue.pop_front()
+        } else {
+            None
+        };
         state.queue.push_back(delivery);
         let subscriber = dropped.as_ref().map(|_| Arc::clone(&state.client));
         drop(state);
@@ -107,9 +119,11 @@ impl Mailbox {
             self.notify.notify_one();
         }
         match (dropped, subscriber) {
-            (Some(victim), Some(subscriber)) => {
-                Pushed::Dropped { victim, reason: "queue_full", subscriber }
-            }
+            (Some(victim), Some(subscriber)) => Pushed::Dropped {
+                victim,
+                reason: "queue_full",
+                subscriber,
+            },
             _ => Pushed::Queued,
         }
     }

@@ -15,7 +15,10 @@ pub(crate) enum Control {
     /// A new connection with the same client id wants the session. The task replies with its
     /// state and closes (`discard`: the new connection starts clean, so the reason is
     /// `discarded` rather than `takenover`).
-    Takeover { discard: bool, reply: oneshot::Sender<Box<SessionState>> },
+    Takeover {
+        discard: bool,
+        reply: oneshot::Sender<Box<SessionState>>,
+    },
     /// An administrator kicks the client.
     Kick,
     /// The broker is stopping.
@@ -25,9 +28,17 @@ pub(crate) enum Control {
 #[derive(Debug)]
 enum Entry {
     /// A connection task owns the session.
-    Online { connection_id: u64, control: mpsc::Sender<Control>, client: Arc<ClientInfo> },
+    Online {
+        connection_id: u64,
+        control: mpsc::Sender<Control>,
+        client: Arc<ClientInfo>,
+    },
     /// The session waits for its client, until `expires_at` (never, if `None`).
-    Offline { state: Box<SessionState>, client: Arc<ClientInfo>, expires_at: Option<Instant> },
+    Offline {
+        state: Box<SessionState>,
+        client: Arc<ClientInfo>,
+        expires_at: Option<Instant>,
+    },
 }
 
 /// What a new connection found when it claimed its client id.
@@ -65,8 +76,16 @@ impl Registry {
         connection_id: u64,
         control: mpsc::Sender<Control>,
     ) -> Claimed {
-        let entry = Entry::Online { connection_id, control, client: Arc::clone(client) };
-        match self.entries.lock().insert(Arc::clone(&client.client_id), entry) {
+        let entry = Entry::Online {
+            connection_id,
+            control,
+            client: Arc::clone(client),
+        };
+        match self
+            .entries
+            .lock()
+            .insert(Arc::clone(&client.client_id), entry)
+        {
             None => Claimed::Fresh,
             Some(Entry::Offline { state, .. }) => Claimed::Offline(state),
             Some(Entry::Online { control, .. }) => Claimed::Online(control),
@@ -86,14 +105,21 @@ impl Registry {
     ) -> Result<Option<Box<SessionState>>, Box<SessionState>> {
         let mut entries = self.entries.lock();
         match entries.get(&client.client_id) {
-            Some(Entry::Online { connection_id: owner, .. }) if *owner == connection_id => {}
+            Some(Entry::Online {
+                connection_id: owner,
+                ..
+            }) if *owner == connection_id => {}
             _ => return Err(state),
         }
         match keep {
             Some(expires_at) => {
                 entries.insert(
                     Arc::clone(&client.client_id),
-                    Entry::Offline { state, client: Arc::clone(client), expires_at },
+                    Entry::Offline {
+                        state,
+                        client: Arc::clone(client),
+                        expires_at,
+                    },
                 );
                 Ok(None)
             }
@@ -105,11 +131,18 @@ impl Registry {
     }
 
     /// Removes the offline session `session_id` of `client_id` if it has expired.
-    pub(crate) fn take_expired(&self, client_id: &str, session_id: u64) -> Option<Box<SessionState>> {
+    pub(crate) fn take_expired(
+        &self,
+        client_id: &str,
+        session_id: u64,
+    ) -> Option<Box<SessionState>> {
         let mut entries = self.entries.lock();
         match entries.get(client_id) {
-            Some(Entry::Offline { state, expires_at: Some(at), .. })
-                if state.id == session_id && *at <= Instant::now() => {}
+            Some(Entry::Offline {
+                state,
+                expires_at: Some(at),
+                ..
+            }) if state.id == session_id && *at <= Instant::now() => {}
             _ => return None,
         }
         match entries.remove(client_id) {
@@ -144,12 +177,14 @@ impl Registry {
             .lock()
             .values()
             .map(|e| match e {
-                Entry::Online { client, .. } => {
-                    ClientSummary { info: Arc::clone(client), connected: true }
-                }
-                Entry::Offline { client, .. } => {
-                    ClientSummary { info: Arc::clone(client), connected: false }
-                }
+                Entry::Online { client, .. } => ClientSummary {
+                    info: Arc::clone(client),
+                    connected: true,
+                },
+                Entry::Offline { client, .. } => ClientSummary {
+                    info: Arc::clone(client),
+                    connected: false,
+                },
             })
             .collect()
     }
@@ -157,10 +192,14 @@ impl Registry {
     /// One client.
     pub(crate) fn client(&self, client_id: &str) -> Option<ClientSummary> {
         self.entries.lock().get(client_id).map(|e| match e {
-            Entry::Online { client, .. } => ClientSummary { info: Arc::clone(client), connected: true },
-            Entry::Offline { client, .. } => {
-                ClientSummary { info: Arc::clone(client), connected: false }
-            }
+            Entry::Online { client, .. } => ClientSummary {
+                info: Arc::clone(client),
+                connected: true,
+            },
+            Entry::Offline { client, .. } => ClientSummary {
+                info: Arc::clone(client),
+                connected: false,
+            },
         })
     }
 

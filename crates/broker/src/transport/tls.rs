@@ -11,8 +11,15 @@ use crate::error::BrokerError;
 ///
 /// # Errors
 /// [`BrokerError::Tls`] naming the listener and the file that could not be used.
-pub(crate) fn acceptor(listener: &str, certfile: &Path, keyfile: &Path) -> Result<TlsAcceptor, BrokerError> {
-    let fail = |reason: String| BrokerError::Tls { listener: listener.to_owned(), reason };
+pub(crate) fn acceptor(
+    listener: &str,
+    certfile: &Path,
+    keyfile: &Path,
+) -> Result<TlsAcceptor, BrokerError> {
+    let fail = |reason: String| BrokerError::Tls {
+        listener: listener.to_owned(),
+        reason,
+    };
     let open = |path: &Path| {
         File::open(path)
             .map(BufReader::new)

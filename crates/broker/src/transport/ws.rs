@@ -34,7 +34,10 @@ where
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
         if request.uri().path() != path {
-            let mut refusal = ErrorResponse::new(Some(format!("no MQTT endpoint at {}", request.uri().path())));
+            let mut refusal = ErrorResponse::new(Some(format!(
+                "no MQTT endpoint at {}",
+                request.uri().path()
+            )));
             *refusal.status_mut() = StatusCode::NOT_FOUND;
             return Err(refusal);
         }
@@ -47,11 +50,15 @@ where
             .find(|p| SUBPROTOCOLS.contains(p))
             .map(str::to_owned);
         if let Some(value) = offered.and_then(|p| HeaderValue::from_str(&p).ok()) {
-            response.headers_mut().insert("sec-websocket-protocol", value);
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", value);
         }
         Ok(response)
     };
-    let inner = tokio_tungstenite::accept_hdr_async(stream, callback).await.map_err(io::Error::other)?;
+    let inner = tokio_tungstenite::accept_hdr_async(stream, callback)
+        .await
+        .map_err(io::Error::other)?;
     Ok(WsStream::new(inner))
 }
 
@@ -66,7 +73,10 @@ pub struct WsStream<S> {
 impl<S> WsStream<S> {
     /// Wraps an established WebSocket.
     pub fn new(inner: WebSocketStream<S>) -> Self {
-        Self { inner, pending: Bytes::new() }
+        Self {
+            inner,
+            pending: Bytes::new(),
+        }
     }
 }
 
@@ -114,10 +124,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(io::Error::other)
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(io::Error::other)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(io::Error::other)
+        Pin::new(&mut self.inner)
+            .poll_close(cx)
+            .map_err(io::Error::other)
     }
 }

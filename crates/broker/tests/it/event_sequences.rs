@@ -11,9 +11,14 @@ use crate::support::{RawClient, TestBroker};
 async fn publish_without_subscribers(version: ProtocolVersion) {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(broker.tcp, version, "emqx_c").await;
-    client.publish("t/1", br#"{ "msg": "Hello Webhook" }"#, QoS::AtMostOnce, 0).await;
+    client
+        .publish("t/1", br#"{ "msg": "Hello Webhook" }"#, QoS::AtMostOnce, 0)
+        .await;
     client.disconnect().await;
-    broker.events.wait_for("emqx_c", "client.disconnected(normal)").await;
+    broker
+        .events
+        .wait_for("emqx_c", "client.disconnected(normal)")
+        .await;
     assert_eq!(
         broker.events.names("emqx_c"),
         [
@@ -37,24 +42,42 @@ async fn subscribe_publish_ack_unsubscribe(version: ProtocolVersion) {
     let ack = subscriber.subscribe(1, "room/+", QoS::ExactlyOnce).await;
     assert_eq!(ack.reason_codes, [ReasonCode::GRANTED_QOS_2]);
     let mut publisher = RawClient::connect(broker.tcp, version, "pub").await;
-    for (qos, id) in [(QoS::AtMostOnce, 0), (QoS::AtLeastOnce, 1), (QoS::ExactlyOnce, 2)] {
+    for (qos, id) in [
+        (QoS::AtMostOnce, 0),
+        (QoS::AtLeastOnce, 1),
+        (QoS::ExactlyOnce, 2),
+    ] {
         let code = publisher.publish("room/1", b"hi", qos, id).await;
         assert_eq!(code, ReasonCode::SUCCESS);
         let got = subscriber.receive_publish().await;
-        assert_eq!((&*got.topic, &got.payload[..], got.qos), ("room/1", &b"hi"[..], qos));
+        assert_eq!(
+            (&*got.topic, &got.payload[..], got.qos),
+            ("room/1", &b"hi"[..], qos)
+        );
     }
     subscriber
-        .send(hookmq_codec::Packet::Unsubscribe(hookmq_codec::Unsubscribe {
-            packet_id: 9,
-            filters: vec!["room/+".into()],
-            ..Default::default()
-        }))
+        .send(hookmq_codec::Packet::Unsubscribe(
+            hookmq_codec::Unsubscribe {
+                packet_id: 9,
+                filters: vec!["room/+".into()],
+                ..Default::default()
+            },
+        ))
         .await;
-    assert!(matches!(subscriber.recv().await, Some(hookmq_codec::Packet::UnsubAck(_))));
+    assert!(matches!(
+        subscriber.recv().await,
+        Some(hookmq_codec::Packet::UnsubAck(_))
+    ));
     subscriber.disconnect().await;
     publisher.disconnect().await;
-    broker.events.wait_for("sub", "client.disconnected(normal)").await;
-    broker.events.wait_for("pub", "client.disconnected(normal)").await;
+    broker
+        .events
+        .wait_for("sub", "client.disconnected(normal)")
+        .await;
+    broker
+        .events
+        .wait_for("pub", "client.disconnected(normal)")
+        .await;
     assert_eq!(
         broker.events.names("sub"),
         [
@@ -107,5 +130,9 @@ async fn message_ids_are_emqx_style_and_shared_by_the_events_of_one_message() {
     assert_eq!(ids.len(), 3, "publish, delivered, acked");
     assert!(ids.iter().all(|id| id == &ids[0]));
     assert_eq!(ids[0].len(), 32);
-    assert!(ids[0].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+    assert!(
+        ids[0]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+    );
 }

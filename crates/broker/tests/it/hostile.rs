@@ -15,7 +15,9 @@ async fn still_serving(broker: &TestBroker, bystander: &mut RawClient) {
     assert_eq!(bystander.recv().await, Some(Packet::PingResp));
     let mut fresh = RawClient::connect(broker.tcp, ProtocolVersion::V5, "fresh").await;
     fresh.subscribe(1, "alive", QoS::AtLeastOnce).await;
-    bystander.publish("alive", b"yes", QoS::AtLeastOnce, 7).await;
+    bystander
+        .publish("alive", b"yes", QoS::AtLeastOnce, 7)
+        .await;
     assert_eq!(&fresh.receive_publish().await.payload[..], b"yes");
 }
 
@@ -34,7 +36,13 @@ async fn malformed_packets_get_a_reason_and_a_close(bytes: &[u8], expected: Reas
     let mut attacker = RawClient::connect(broker.tcp, ProtocolVersion::V5, "attacker").await;
     attacker.send_bytes(bytes).await;
     assert_eq!(attacker.expect_close().await, Some(expected));
-    broker.events.wait_for("attacker", &format!("client.disconnected({})", expected.name())).await;
+    broker
+        .events
+        .wait_for(
+            "attacker",
+            &format!("client.disconnected({})", expected.name()),
+        )
+        .await;
     still_serving(&broker, &mut bystander).await;
 }
 
@@ -43,7 +51,9 @@ async fn v3_violations_close_without_disconnect() {
     let broker = TestBroker::start().await;
     let mut bystander = RawClient::connect(broker.tcp, ProtocolVersion::V5, "bystander").await;
     let mut attacker = RawClient::connect(broker.tcp, ProtocolVersion::V3_1_1, "attacker").await;
-    attacker.send_bytes(&[0x30, 0x05, 0x00, 0x03, b'a', b'/', b'#']).await;
+    attacker
+        .send_bytes(&[0x30, 0x05, 0x00, 0x03, b'a', b'/', b'#'])
+        .await;
     assert_eq!(attacker.expect_close().await, None);
     still_serving(&broker, &mut bystander).await;
 }
@@ -53,11 +63,20 @@ async fn oversized_packet_is_refused_from_its_header() {
     let broker = TestBroker::start_with(|c| c.mqtt.max_packet_size = 1024).await;
     let mut bystander = RawClient::connect(broker.tcp, ProtocolVersion::V5, "bystander").await;
     let mut attacker = RawClient::open(broker.tcp, ProtocolVersion::V5).await;
-    let ack = attacker.handshake(RawClient::connect_packet(ProtocolVersion::V5, "big")).await;
-    assert_eq!(ack.properties.maximum_packet_size, Some(1024), "advertised in CONNACK");
+    let ack = attacker
+        .handshake(RawClient::connect_packet(ProtocolVersion::V5, "big"))
+        .await;
+    assert_eq!(
+        ack.properties.maximum_packet_size,
+        Some(1024),
+        "advertised in CONNACK"
+    );
     // Only the header of a 100 MB PUBLISH: the broker must not wait for the body.
     attacker.send_bytes(&[0x30, 0x80, 0x80, 0x80, 0x30]).await;
-    assert_eq!(attacker.expect_close().await, Some(ReasonCode::PACKET_TOO_LARGE));
+    assert_eq!(
+        attacker.expect_close().await,
+        Some(ReasonCode::PACKET_TOO_LARGE)
+    );
     still_serving(&broker, &mut bystander).await;
 }
 
@@ -65,9 +84,20 @@ async fn oversized_packet_is_refused_from_its_header() {
 async fn second_connect_is_a_protocol_error() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "twice").await;
-    client.send(Packet::Connect(Box::new(RawClient::connect_packet(ProtocolVersion::V5, "twice")))).await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::PROTOCOL_ERROR));
-    broker.events.wait_for("twice", "client.disconnected(protocol_error)").await;
+    client
+        .send(Packet::Connect(Box::new(RawClient::connect_packet(
+            ProtocolVersion::V5,
+            "twice",
+        ))))
+        .await;
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
+    broker
+        .events
+        .wait_for("twice", "client.disconnected(protocol_error)")
+        .await;
 }
 
 #[tokio::test]
@@ -83,9 +113,15 @@ async fn unsupported_protocol_level_gets_connack_1() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::open(broker.tcp, ProtocolVersion::V3_1_1).await;
     // CONNECT "MQTT" level 9.
-    client.send_bytes(&[0x10, 0x0C, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x09, 0x02, 0x00, 0x3C, 0x00, 0x00]).await;
+    client
+        .send_bytes(&[
+            0x10, 0x0C, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x09, 0x02, 0x00, 0x3C, 0x00, 0x00,
+        ])
+        .await;
     match client.recv().await {
-        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION),
+        Some(Packet::ConnAck(ack)) => {
+            assert_eq!(ack.reason_code, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)
+        }
         other => panic!("expected CONNACK, got {other:?}"),
     }
     assert_eq!(client.recv().await, None);
@@ -97,7 +133,10 @@ async fn malformed_v5_connect_gets_a_v5_connack() {
     let mut client = RawClient::open(broker.tcp, ProtocolVersion::V5).await;
     // v5 CONNECT whose properties hold an unknown identifier 0x7F.
     client
-        .send_bytes(&[0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x3C, 0x02, 0x7F, 0x00, 0x00, 0x00])
+        .send_bytes(&[
+            0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x3C, 0x02, 0x7F,
+            0x00, 0x00, 0x00,
+        ])
         .await;
     match client.recv().await {
         Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::MALFORMED_PACKET),
@@ -117,11 +156,16 @@ async fn empty_client_id_rules(version: ProtocolVersion, expected: ReasonCode) {
 
 #[tokio::test]
 async fn slow_loris_connect_is_cut_at_the_connect_timeout() {
-    let broker = TestBroker::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(500)).await;
+    let broker =
+        TestBroker::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(500)).await;
     let mut bystander = RawClient::connect(broker.tcp, ProtocolVersion::V5, "bystander").await;
-    let mut socket = tokio::net::TcpStream::connect(broker.tcp).await.expect("connect");
+    let mut socket = tokio::net::TcpStream::connect(broker.tcp)
+        .await
+        .expect("connect");
     let started = std::time::Instant::now();
-    let connect = [0x10u8, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C];
+    let connect = [
+        0x10u8, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C,
+    ];
     let mut closed = false;
     for byte in connect {
         if socket.write_all(&[byte]).await.is_err() {
@@ -130,24 +174,35 @@ async fn slow_loris_connect_is_cut_at_the_connect_timeout() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut buf = [0u8; 8];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), socket.read(&mut buf)).await {
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), socket.read(&mut buf)).await
+        {
             closed = true;
             break;
         }
     }
     assert!(closed, "the broker kept a dribbling CONNECT open");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_millis(1100), "closed after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1100),
+        "closed after {elapsed:?}"
+    );
     still_serving(&broker, &mut bystander).await;
 }
 
 #[tokio::test]
 async fn silent_connection_is_closed() {
-    let broker = TestBroker::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(300)).await;
-    let mut socket = tokio::net::TcpStream::connect(broker.tcp).await.expect("connect");
+    let broker =
+        TestBroker::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(300)).await;
+    let mut socket = tokio::net::TcpStream::connect(broker.tcp)
+        .await
+        .expect("connect");
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0) | Err(_))), "closed, not left open: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "closed, not left open: {read:?}"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +211,11 @@ async fn connection_limit_closes_extra_connections() {
     let _a = RawClient::connect(broker.tcp, ProtocolVersion::V5, "a").await;
     let _b = RawClient::connect(broker.tcp, ProtocolVersion::V5, "b").await;
     let mut c = RawClient::open(broker.tcp, ProtocolVersion::V5).await;
-    c.send(Packet::Connect(Box::new(RawClient::connect_packet(ProtocolVersion::V5, "c")))).await;
+    c.send(Packet::Connect(Box::new(RawClient::connect_packet(
+        ProtocolVersion::V5,
+        "c",
+    ))))
+    .await;
     assert_eq!(c.recv().await, None);
     assert_eq!(broker.handle.stats().connections_refused, 1);
 }
@@ -165,14 +224,26 @@ async fn connection_limit_closes_extra_connections() {
 async fn topic_alias_abuse_is_rejected() {
     let broker = TestBroker::start_with(|c| c.mqtt.max_topic_alias = 5).await;
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "alias").await;
-    let mut publish = Publish { topic: "".into(), ..Publish::default() };
+    let mut publish = Publish {
+        topic: "".into(),
+        ..Publish::default()
+    };
     publish.properties.topic_alias = Some(3); // never set up
     client.send(Packet::Publish(publish)).await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::PROTOCOL_ERROR));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
 
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "alias2").await;
-    let mut publish = Publish { topic: "t".into(), ..Publish::default() };
+    let mut publish = Publish {
+        topic: "t".into(),
+        ..Publish::default()
+    };
     publish.properties.topic_alias = Some(6); // above the maximum
     client.send(Packet::Publish(publish)).await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::TOPIC_ALIAS_INVALID));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::TOPIC_ALIAS_INVALID)
+    );
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access;
 mod event_sequences;
 mod hostile;
 mod protocol_v5;

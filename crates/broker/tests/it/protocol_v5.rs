@@ -28,13 +28,23 @@ async fn connack_advertises_limits_and_assigns_client_ids() {
     let ack = client.handshake(connect).await;
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
     let p = &ack.properties;
-    let assigned = p.assigned_client_identifier.clone().expect("an id is assigned");
+    let assigned = p
+        .assigned_client_identifier
+        .clone()
+        .expect("an id is assigned");
     assert!(assigned.starts_with("hookmq-"), "{assigned}");
     assert_eq!(p.receive_maximum, Some(10));
     assert_eq!(p.topic_alias_maximum, Some(8));
     assert_eq!(p.server_keep_alive, Some(30));
-    assert_eq!(p.session_expiry_interval, Some(100), "clamped expiry is reported");
-    assert_eq!(p.response_information.as_deref(), Some(format!("replies/{assigned}").as_str()));
+    assert_eq!(
+        p.session_expiry_interval,
+        Some(100),
+        "clamped expiry is reported"
+    );
+    assert_eq!(
+        p.response_information.as_deref(),
+        Some(format!("replies/{assigned}").as_str())
+    );
     assert!(broker.handle.client(&assigned).is_some());
 }
 
@@ -45,7 +55,15 @@ async fn properties_travel_with_the_message() {
     let mut sub_props = Properties::default();
     sub_props.subscription_identifiers = vec![42];
     subscriber
-        .subscribe_with(1, "req/#", SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() }, sub_props)
+        .subscribe_with(
+            1,
+            "req/#",
+            SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                ..Default::default()
+            },
+            sub_props,
+        )
         .await;
     let mut publisher = RawClient::connect(broker.tcp, V5, "p").await;
     let mut properties = Properties::default();
@@ -67,7 +85,10 @@ async fn properties_travel_with_the_message() {
         .await;
     let got = subscriber.receive_publish().await;
     let p = got.properties;
-    assert_eq!(p.user_properties, properties.user_properties, "order and duplicates kept");
+    assert_eq!(
+        p.user_properties, properties.user_properties,
+        "order and duplicates kept"
+    );
     assert_eq!(p.response_topic, properties.response_topic);
     assert_eq!(p.correlation_data, properties.correlation_data);
     assert_eq!(p.content_type, properties.content_type);
@@ -106,22 +127,43 @@ async fn topic_aliases_in_both_directions() {
     subscriber.subscribe(1, "alias/#", QoS::AtMostOnce).await;
 
     let mut publisher = RawClient::connect(broker.tcp, V5, "p").await;
-    let mut with_alias = Publish { topic: "alias/one".into(), payload: Bytes::from_static(b"1"), ..Publish::default() };
+    let mut with_alias = Publish {
+        topic: "alias/one".into(),
+        payload: Bytes::from_static(b"1"),
+        ..Publish::default()
+    };
     with_alias.properties.topic_alias = Some(1);
     publisher.publish_packet(with_alias).await;
-    let mut by_alias = Publish { topic: "".into(), payload: Bytes::from_static(b"2"), ..Publish::default() };
+    let mut by_alias = Publish {
+        topic: "".into(),
+        payload: Bytes::from_static(b"2"),
+        ..Publish::default()
+    };
     by_alias.properties.topic_alias = Some(1);
     publisher.publish_packet(by_alias).await;
 
     let first = subscriber.receive_publish().await;
-    assert_eq!((&*first.topic, first.properties.topic_alias), ("alias/one", Some(1)));
+    assert_eq!(
+        (&*first.topic, first.properties.topic_alias),
+        ("alias/one", Some(1))
+    );
     let second = subscriber.receive_publish().await;
-    assert_eq!((&*second.topic, second.properties.topic_alias), ("", Some(1)), "sent by alias");
+    assert_eq!(
+        (&*second.topic, second.properties.topic_alias),
+        ("", Some(1)),
+        "sent by alias"
+    );
     assert_eq!(&second.payload[..], b"2");
-    broker.events.wait_until("two publishes named alias/one", |events| {
-        events.iter().filter(|e| e.kind().name() == "message.publish" && e.topic() == Some("alias/one")).count() == 2
-    })
-    .await;
+    broker
+        .events
+        .wait_until("two publishes named alias/one", |events| {
+            events
+                .iter()
+                .filter(|e| e.kind().name() == "message.publish" && e.topic() == Some("alias/one"))
+                .count()
+                == 2
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -133,10 +175,15 @@ async fn client_maximum_packet_size_drops_what_would_not_fit() {
     subscriber.handshake(connect).await;
     subscriber.subscribe(1, "size", QoS::AtMostOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, V5, "p").await;
-    publisher.publish("size", &[b'x'; 100], QoS::AtMostOnce, 0).await;
+    publisher
+        .publish("size", &[b'x'; 100], QoS::AtMostOnce, 0)
+        .await;
     publisher.publish("size", b"fits", QoS::AtMostOnce, 0).await;
     assert_eq!(&subscriber.receive_publish().await.payload[..], b"fits");
-    broker.events.wait_for("small", "delivery.dropped(too_large)").await;
+    broker
+        .events
+        .wait_for("small", "delivery.dropped(too_large)")
+        .await;
 }
 
 #[tokio::test]
@@ -149,7 +196,9 @@ async fn client_receive_maximum_limits_messages_in_flight() {
     subscriber.subscribe(1, "w", QoS::AtLeastOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, V5, "p").await;
     for i in 1..=3u16 {
-        publisher.publish("w", &[u8::try_from(i).unwrap_or(0)], QoS::AtLeastOnce, i).await;
+        publisher
+            .publish("w", &[u8::try_from(i).unwrap_or(0)], QoS::AtLeastOnce, i)
+            .await;
     }
     for expected in 1..=3u8 {
         let publish = match subscriber.recv().await {
@@ -169,9 +218,15 @@ async fn disconnect_may_not_raise_a_zero_session_expiry() {
     let mut properties = Properties::default();
     properties.session_expiry_interval = Some(60);
     client
-        .send(Packet::Disconnect(hookmq_codec::Disconnect { reason_code: ReasonCode::SUCCESS, properties }))
+        .send(Packet::Disconnect(hookmq_codec::Disconnect {
+            reason_code: ReasonCode::SUCCESS,
+            properties,
+        }))
         .await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::PROTOCOL_ERROR));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
 }
 
 #[tokio::test]
@@ -188,7 +243,10 @@ async fn unsubscribe_reports_missing_subscriptions() {
         .await;
     match client.recv().await {
         Some(Packet::UnsubAck(ack)) => {
-            assert_eq!(ack.reason_codes, [ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED]);
+            assert_eq!(
+                ack.reason_codes,
+                [ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -200,9 +258,15 @@ async fn shutdown_tells_v5_clients() {
     let mut client = RawClient::connect(broker.tcp, V5, "c").await;
     let running = broker.take();
     let stop = tokio::spawn(running.shutdown(Duration::from_secs(5)));
-    assert_eq!(client.expect_close().await, Some(ReasonCode::SERVER_SHUTTING_DOWN));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::SERVER_SHUTTING_DOWN)
+    );
     stop.await.expect("shutdown finishes");
-    assert!(tokio::net::TcpStream::connect(broker.tcp).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(broker.tcp).await.is_err(),
+        "listener closed"
+    );
 }
 
 #[test_case::test_case(ProtocolVersion::V3_1_1; "v311")]
@@ -217,7 +281,10 @@ async fn packets_pipelined_behind_connect_are_served(version: ProtocolVersion) {
         Packet::Subscribe(hookmq_codec::Subscribe {
             packet_id: 1,
             properties: Properties::default(),
-            subscriptions: vec![hookmq_codec::SubscriptionRequest { filter: "p".into(), options: SubscriptionOptions::default() }],
+            subscriptions: vec![hookmq_codec::SubscriptionRequest {
+                filter: "p".into(),
+                options: SubscriptionOptions::default(),
+            }],
         }),
         Packet::PingReq,
     ] {

@@ -33,8 +33,18 @@ async fn max_qos_caps_the_grant() {
     let ack = client.subscribe(1, "m", QoS::ExactlyOnce).await;
     assert_eq!(ack.reason_codes, [ReasonCode::GRANTED_QOS_1]);
     // [MQTT-3.2.2-11]: publishing above the maximum is a protocol violation.
-    client.send(Packet::Publish(Publish { qos: QoS::ExactlyOnce, topic: "m".into(), packet_id: 1, ..Publish::default() })).await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::QOS_NOT_SUPPORTED));
+    client
+        .send(Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: "m".into(),
+            packet_id: 1,
+            ..Publish::default()
+        }))
+        .await;
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::QOS_NOT_SUPPORTED)
+    );
 }
 
 #[test_case(ProtocolVersion::V3_1_1; "v311")]
@@ -91,17 +101,46 @@ async fn retain_handling_and_retain_as_published() {
         retain_as_published,
         no_local: false,
     };
-    client.subscribe_with(1, "r/#", options(RetainHandling::DoNotSend, false), Properties::default()).await;
+    client
+        .subscribe_with(
+            1,
+            "r/#",
+            options(RetainHandling::DoNotSend, false),
+            Properties::default(),
+        )
+        .await;
     client.expect_silence(Duration::from_millis(200)).await;
-    client.subscribe_with(2, "r/+", options(RetainHandling::SendIfNew, true), Properties::default()).await;
+    client
+        .subscribe_with(
+            2,
+            "r/+",
+            options(RetainHandling::SendIfNew, true),
+            Properties::default(),
+        )
+        .await;
     assert_eq!(&client.receive_publish().await.payload[..], b"kept");
-    client.subscribe_with(3, "r/+", options(RetainHandling::SendIfNew, true), Properties::default()).await;
+    client
+        .subscribe_with(
+            3,
+            "r/+",
+            options(RetainHandling::SendIfNew, true),
+            Properties::default(),
+        )
+        .await;
     client.expect_silence(Duration::from_millis(200)).await;
     // Retain-as-published keeps the flag on live messages for r/+ but not for r/#.
     publisher
-        .publish_packet(Publish { retain: true, topic: "r/1".into(), payload: Bytes::from_static(b"new"), ..Publish::default() })
+        .publish_packet(Publish {
+            retain: true,
+            topic: "r/1".into(),
+            payload: Bytes::from_static(b"new"),
+            ..Publish::default()
+        })
         .await;
-    let mut flags = vec![client.receive_publish().await.retain, client.receive_publish().await.retain];
+    let mut flags = vec![
+        client.receive_publish().await.retain,
+        client.receive_publish().await.retain,
+    ];
     flags.sort_unstable();
     assert_eq!(flags, [false, true]);
 }
@@ -110,11 +149,20 @@ async fn retain_handling_and_retain_as_published() {
 async fn no_local_skips_own_messages() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "echo").await;
-    let options = SubscriptionOptions { qos: QoS::AtLeastOnce, no_local: true, ..Default::default() };
-    client.subscribe_with(1, "chat", options, Properties::default()).await;
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        no_local: true,
+        ..Default::default()
+    };
+    client
+        .subscribe_with(1, "chat", options, Properties::default())
+        .await;
     client.publish("chat", b"me", QoS::AtLeastOnce, 1).await;
     client.expect_silence(Duration::from_millis(200)).await;
-    broker.events.wait_for("echo", "delivery.dropped(no_local)").await;
+    broker
+        .events
+        .wait_for("echo", "delivery.dropped(no_local)")
+        .await;
     let mut other = RawClient::connect(broker.tcp, ProtocolVersion::V5, "other").await;
     other.publish("chat", b"you", QoS::AtLeastOnce, 1).await;
     assert_eq!(&client.receive_publish().await.payload[..], b"you");
@@ -130,7 +178,9 @@ async fn dollar_topics_need_explicit_filters() {
     let mut sys = RawClient::connect(broker.tcp, version, "sys").await;
     sys.subscribe(1, "$SYS/#", QoS::AtMostOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
-    publisher.publish("$SYS/status", b"s", QoS::AtMostOnce, 0).await;
+    publisher
+        .publish("$SYS/status", b"s", QoS::AtMostOnce, 0)
+        .await;
     assert_eq!(&*sys.receive_publish().await.topic, "$SYS/status");
     all.expect_silence(Duration::from_millis(200)).await;
 }
@@ -142,12 +192,16 @@ async fn shared_subscription_members_take_turns() {
     let mut a = RawClient::connect(broker.tcp, version, "a").await;
     let mut b = RawClient::connect(broker.tcp, version, "b").await;
     for client in [&mut a, &mut b] {
-        let ack = client.subscribe(1, "$share/workers/jobs/+", QoS::AtLeastOnce).await;
+        let ack = client
+            .subscribe(1, "$share/workers/jobs/+", QoS::AtLeastOnce)
+            .await;
         assert_eq!(ack.reason_codes, [ReasonCode::GRANTED_QOS_1]);
     }
     let mut publisher = RawClient::connect(broker.tcp, ProtocolVersion::V3_1_1, "p").await;
     for i in 0..10u16 {
-        publisher.publish("jobs/x", i.to_string().as_bytes(), QoS::AtLeastOnce, i + 1).await;
+        publisher
+            .publish("jobs/x", i.to_string().as_bytes(), QoS::AtLeastOnce, i + 1)
+            .await;
     }
     let mut got = Vec::new();
     for _ in 0..5 {
@@ -169,19 +223,31 @@ async fn shared_subscriptions_reject_no_local_and_can_be_disabled() {
     let broker = TestBroker::start_with(|c| c.mqtt.shared_subscription = false).await;
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "c").await;
     let ack = client.subscribe(1, "$share/g/t", QoS::AtMostOnce).await;
-    assert_eq!(ack.reason_codes, [ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED]);
+    assert_eq!(
+        ack.reason_codes,
+        [ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED]
+    );
 
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "c").await;
-    let options = SubscriptionOptions { no_local: true, ..Default::default() };
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..Default::default()
+    };
     client
         .send(Packet::Subscribe(hookmq_codec::Subscribe {
             packet_id: 1,
             properties: Properties::default(),
-            subscriptions: vec![hookmq_codec::SubscriptionRequest { filter: "$share/g/t".into(), options }],
+            subscriptions: vec![hookmq_codec::SubscriptionRequest {
+                filter: "$share/g/t".into(),
+                options,
+            }],
         }))
         .await;
-    assert_eq!(client.expect_close().await, Some(ReasonCode::PROTOCOL_ERROR));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
 }
 
 #[tokio::test]
@@ -191,7 +257,10 @@ async fn invalid_filters_get_failure_codes() {
     let ack = client.subscribe(1, "a/#/b", QoS::AtMostOnce).await;
     assert_eq!(ack.reason_codes, [ReasonCode::TOPIC_FILTER_INVALID]);
     let ack = client.subscribe(2, "a/+", QoS::AtMostOnce).await;
-    assert_eq!(ack.reason_codes, [ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED]);
+    assert_eq!(
+        ack.reason_codes,
+        [ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED]
+    );
     let mut v3 = RawClient::connect(broker.tcp, ProtocolVersion::V3_1_1, "v3").await;
     let ack = v3.subscribe(1, "a/#/b", QoS::AtMostOnce).await;
     assert_eq!(ack.reason_codes.len(), 1);
@@ -212,14 +281,22 @@ async fn slow_subscriber_overflow_is_counted_and_fast_ones_unaffected() {
     fast.subscribe(1, "f", QoS::AtLeastOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
     for i in 1..=30u16 {
-        publisher.publish("f", &i.to_be_bytes(), QoS::AtLeastOnce, i).await;
+        publisher
+            .publish("f", &i.to_be_bytes(), QoS::AtLeastOnce, i)
+            .await;
         fast.receive_publish().await;
     }
     // The slow one holds one in flight and ten queued: nineteen were dropped.
-    broker.events.wait_until("19 drops", |events| {
-        events.iter().filter(|e| crate::support::events::describe(e) == "delivery.dropped(queue_full)").count() == 19
-    })
-    .await;
+    broker
+        .events
+        .wait_until("19 drops", |events| {
+            events
+                .iter()
+                .filter(|e| crate::support::events::describe(e) == "delivery.dropped(queue_full)")
+                .count()
+                == 19
+        })
+        .await;
     assert_eq!(broker.handle.stats().deliveries_dropped, 19);
     let mut got = 0;
     while let Ok(Some(Packet::Publish(p))) = slow.try_recv(Duration::from_millis(300)).await {

@@ -31,19 +31,32 @@ async fn takeover_closes_the_old_connection_and_keeps_the_session(version: Proto
 
     let mut second = RawClient::open(broker.tcp, version).await;
     let ack = second.handshake(persistent(version, "twin", 300)).await;
-    assert!(ack.session_present, "the session moves to the new connection");
+    assert!(
+        ack.session_present,
+        "the session moves to the new connection"
+    );
     let expected = version.is_v5().then_some(ReasonCode::SESSION_TAKEN_OVER);
     assert_eq!(first.expect_close().await, expected);
 
     // The subscription came along.
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
-    publisher.publish("keep/me", b"x", QoS::AtLeastOnce, 1).await;
+    publisher
+        .publish("keep/me", b"x", QoS::AtLeastOnce, 1)
+        .await;
     assert_eq!(&second.receive_publish().await.payload[..], b"x");
-    broker.events.wait_for("twin", "client.disconnected(takenover)").await;
+    broker
+        .events
+        .wait_for("twin", "client.disconnected(takenover)")
+        .await;
     let names = broker.events.names("twin");
-    let disconnected = names.iter().position(|n| n == "client.disconnected(takenover)");
+    let disconnected = names
+        .iter()
+        .position(|n| n == "client.disconnected(takenover)");
     let second_connack = names.iter().rposition(|n| n == "client.connack(success)");
-    assert!(disconnected < second_connack, "old connection reported before new CONNACK: {names:?}");
+    assert!(
+        disconnected < second_connack,
+        "old connection reported before new CONNACK: {names:?}"
+    );
 }
 
 #[tokio::test]
@@ -54,8 +67,14 @@ async fn clean_start_takeover_discards_the_session() {
     first.handshake(persistent(version, "twin", 300)).await;
     first.subscribe(1, "gone", QoS::AtLeastOnce).await;
     let mut second = RawClient::connect(broker.tcp, version, "twin").await;
-    assert_eq!(first.expect_close().await, Some(ReasonCode::SESSION_TAKEN_OVER));
-    broker.events.wait_for("twin", "client.disconnected(discarded)").await;
+    assert_eq!(
+        first.expect_close().await,
+        Some(ReasonCode::SESSION_TAKEN_OVER)
+    );
+    broker
+        .events
+        .wait_for("twin", "client.disconnected(discarded)")
+        .await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
     let code = publisher.publish("gone", b"x", QoS::AtLeastOnce, 1).await;
     assert_eq!(code, ReasonCode::NO_MATCHING_SUBSCRIBERS);
@@ -75,9 +94,18 @@ async fn keep_alive_timeout_after_one_and_a_half_intervals(version: ProtocolVers
     let expected = version.is_v5().then_some(ReasonCode::KEEP_ALIVE_TIMEOUT);
     assert_eq!(client.expect_close().await, expected);
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1400), "closed too early: {waited:?}");
-    assert!(waited < Duration::from_millis(3000), "closed too late: {waited:?}");
-    broker.events.wait_for("sleepy", "client.disconnected(keepalive_timeout)").await;
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(3000),
+        "closed too late: {waited:?}"
+    );
+    broker
+        .events
+        .wait_for("sleepy", "client.disconnected(keepalive_timeout)")
+        .await;
 }
 
 #[tokio::test]
@@ -120,8 +148,16 @@ async fn will_is_published_when_the_socket_drops(version: ProtocolVersion) {
     drop(dying);
     let will = watcher.receive_publish().await;
     assert_eq!((&*will.topic, &will.payload[..]), ("wills/x", &b"gone"[..]));
-    broker.events.wait_for("dying", "client.disconnected(tcp_closed)").await;
-    assert!(broker.events.names("dying").contains(&"message.publish".to_owned()));
+    broker
+        .events
+        .wait_for("dying", "client.disconnected(tcp_closed)")
+        .await;
+    assert!(
+        broker
+            .events
+            .names("dying")
+            .contains(&"message.publish".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -137,7 +173,11 @@ async fn will_is_not_published_after_a_normal_disconnect_but_is_with_0x04() {
 
     let mut asking = RawClient::open(broker.tcp, version).await;
     asking.handshake(with_will(version, "asking", None)).await;
-    asking.send(Packet::Disconnect(Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL))).await;
+    asking
+        .send(Packet::Disconnect(Disconnect::new(
+            ReasonCode::DISCONNECT_WITH_WILL,
+        )))
+        .await;
     assert_eq!(&watcher.receive_publish().await.payload[..], b"gone");
 }
 
@@ -163,7 +203,11 @@ async fn delayed_will_is_cancelled_when_the_session_resumes() {
     drop(client);
     let started = std::time::Instant::now();
     assert_eq!(&watcher.receive_publish().await.payload[..], b"gone");
-    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test_case(ProtocolVersion::V3_1_1; "v311")]
@@ -172,24 +216,41 @@ async fn delayed_will_is_cancelled_when_the_session_resumes() {
 async fn offline_queue_keeps_the_newest_and_reports_overflow(version: ProtocolVersion) {
     let broker = TestBroker::start_with(|c| c.mqtt.max_queue_len = 3).await;
     let mut subscriber = RawClient::open(broker.tcp, version).await;
-    subscriber.handshake(persistent(version, "offline", 300)).await;
+    subscriber
+        .handshake(persistent(version, "offline", 300))
+        .await;
     subscriber.subscribe(1, "q", QoS::AtLeastOnce).await;
     subscriber.disconnect().await;
 
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
     for i in 1..=5u16 {
-        publisher.publish("q", i.to_string().as_bytes(), QoS::AtLeastOnce, i).await;
+        publisher
+            .publish("q", i.to_string().as_bytes(), QoS::AtLeastOnce, i)
+            .await;
     }
-    broker.events.wait_until("two queue_full drops", |events| {
-        events.iter().filter(|e| crate::support::events::describe(e) == "delivery.dropped(queue_full)").count() == 2
-    })
-    .await;
+    broker
+        .events
+        .wait_until("two queue_full drops", |events| {
+            events
+                .iter()
+                .filter(|e| crate::support::events::describe(e) == "delivery.dropped(queue_full)")
+                .count()
+                == 2
+        })
+        .await;
 
     let mut subscriber = RawClient::open(broker.tcp, version).await;
-    assert!(subscriber.handshake(persistent(version, "offline", 300)).await.session_present);
+    assert!(
+        subscriber
+            .handshake(persistent(version, "offline", 300))
+            .await
+            .session_present
+    );
     let mut got = Vec::new();
     for _ in 0..3 {
-        got.push(String::from_utf8(subscriber.receive_publish().await.payload.to_vec()).expect("utf8"));
+        got.push(
+            String::from_utf8(subscriber.receive_publish().await.payload.to_vec()).expect("utf8"),
+        );
     }
     assert_eq!(got, ["3", "4", "5"]);
     subscriber.expect_silence(Duration::from_millis(200)).await;
@@ -200,12 +261,17 @@ async fn qos0_is_not_queued_offline_when_configured_so() {
     let broker = TestBroker::start_with(|c| c.mqtt.queue_qos0 = false).await;
     let version = ProtocolVersion::V5;
     let mut subscriber = RawClient::open(broker.tcp, version).await;
-    subscriber.handshake(persistent(version, "offline", 300)).await;
+    subscriber
+        .handshake(persistent(version, "offline", 300))
+        .await;
     subscriber.subscribe(1, "q", QoS::AtLeastOnce).await;
     subscriber.disconnect().await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
     publisher.publish("q", b"0", QoS::AtMostOnce, 0).await;
-    broker.events.wait_for("offline", "delivery.dropped(qos0_msg)").await;
+    broker
+        .events
+        .wait_for("offline", "delivery.dropped(qos0_msg)")
+        .await;
 }
 
 #[tokio::test]
@@ -229,12 +295,17 @@ async fn expired_messages_are_not_delivered() {
             ..Publish::default()
         })
         .await;
-    publisher.publish("e", b"durable", QoS::AtLeastOnce, 2).await;
+    publisher
+        .publish("e", b"durable", QoS::AtLeastOnce, 2)
+        .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut subscriber = RawClient::open(broker.tcp, version).await;
     subscriber.handshake(persistent(version, "late", 300)).await;
     assert_eq!(&subscriber.receive_publish().await.payload[..], b"durable");
-    broker.events.wait_for("late", "delivery.dropped(expired)").await;
+    broker
+        .events
+        .wait_for("late", "delivery.dropped(expired)")
+        .await;
 }
 
 #[tokio::test]
@@ -246,12 +317,26 @@ async fn session_expires_after_its_interval() {
     client.subscribe(1, "b", QoS::AtLeastOnce).await;
     client.disconnect().await;
     let mut again = RawClient::open(broker.tcp, version).await;
-    assert!(again.handshake(persistent(version, "brief", 1)).await.session_present);
+    assert!(
+        again
+            .handshake(persistent(version, "brief", 1))
+            .await
+            .session_present
+    );
     again.disconnect().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut later = RawClient::open(broker.tcp, version).await;
-    assert!(!later.handshake(persistent(version, "brief", 1)).await.session_present);
-    assert_eq!(broker.handle.subscriptions().len(), 0, "expired session left the router");
+    assert!(
+        !later
+            .handshake(persistent(version, "brief", 1))
+            .await
+            .session_present
+    );
+    assert_eq!(
+        broker.handle.subscriptions().len(),
+        0,
+        "expired session left the router"
+    );
 }
 
 #[test_case(ProtocolVersion::V3_1_1; "v311")]
@@ -260,7 +345,9 @@ async fn session_expires_after_its_interval() {
 async fn unacknowledged_messages_are_resent_with_dup_on_resume(version: ProtocolVersion) {
     let broker = TestBroker::start().await;
     let mut subscriber = RawClient::open(broker.tcp, version).await;
-    subscriber.handshake(persistent(version, "forgetful", 300)).await;
+    subscriber
+        .handshake(persistent(version, "forgetful", 300))
+        .await;
     subscriber.subscribe(1, "r", QoS::ExactlyOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
     publisher.publish("r", b"one", QoS::AtLeastOnce, 1).await;
@@ -277,13 +364,24 @@ async fn unacknowledged_messages_are_resent_with_dup_on_resume(version: Protocol
     drop(subscriber); // neither acknowledged
 
     let mut subscriber = RawClient::open(broker.tcp, version).await;
-    assert!(subscriber.handshake(persistent(version, "forgetful", 300)).await.session_present);
+    assert!(
+        subscriber
+            .handshake(persistent(version, "forgetful", 300))
+            .await
+            .session_present
+    );
     let again = subscriber.receive_publish().await;
     assert!(again.dup);
-    assert_eq!((again.packet_id, &again.payload[..]), (first.packet_id, &b"one"[..]));
+    assert_eq!(
+        (again.packet_id, &again.payload[..]),
+        (first.packet_id, &b"one"[..])
+    );
     let again = subscriber.receive_publish().await;
     assert!(again.dup);
-    assert_eq!((again.packet_id, &again.payload[..]), (second.packet_id, &b"two"[..]));
+    assert_eq!(
+        (again.packet_id, &again.payload[..]),
+        (second.packet_id, &b"two"[..])
+    );
 }
 
 #[tokio::test]
@@ -294,7 +392,10 @@ async fn v3_session_defaults_to_the_configured_expiry() {
     client.handshake(persistent(version, "v3", 0)).await;
     client.disconnect().await;
     let clients = broker.handle.clients();
-    let summary = clients.iter().find(|c| &*c.info.client_id == "v3").expect("session kept");
+    let summary = clients
+        .iter()
+        .find(|c| &*c.info.client_id == "v3")
+        .expect("session kept");
     assert!(!summary.connected);
     assert_eq!(summary.info.expiry_interval, 7200);
 }

@@ -10,10 +10,26 @@ async fn mosquitto_pub_produces_the_seed_sequence() {
     let port = broker.tcp.port().to_string();
     run_command(
         "mosquitto_pub",
-        &["-h", "127.0.0.1", "-p", &port, "-V", "mqttv5", "-i", "emqx_c", "-t", "t/1", "-m", r#"{ "msg": "Hello Webhook" }"#],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-V",
+            "mqttv5",
+            "-i",
+            "emqx_c",
+            "-t",
+            "t/1",
+            "-m",
+            r#"{ "msg": "Hello Webhook" }"#,
+        ],
     )
     .await;
-    broker.events.wait_for("emqx_c", "client.disconnected(normal)").await;
+    broker
+        .events
+        .wait_for("emqx_c", "client.disconnected(normal)")
+        .await;
     assert_eq!(
         broker.events.names("emqx_c"),
         [
@@ -34,21 +50,74 @@ async fn mosquitto_sub_receives_from_mosquitto_pub() {
     let port = broker.tcp.port().to_string();
     let count = |description: &'static str| {
         let events = broker.events.clone();
-        move || events.names("msub").iter().filter(|n| *n == description).count()
+        move || {
+            events
+                .names("msub")
+                .iter()
+                .filter(|n| *n == description)
+                .count()
+        }
     };
-    for (round, (version, qos)) in [("mqttv311", "1"), ("mqttv5", "2"), ("mqttv31", "1")].into_iter().enumerate() {
+    for (round, (version, qos)) in [("mqttv311", "1"), ("mqttv5", "2"), ("mqttv31", "1")]
+        .into_iter()
+        .enumerate()
+    {
         let sub = tokio::process::Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-V", version, "-q", qos, "-t", "m/#", "-C", "1", "-W", "5", "-i", "msub"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-V",
+                version,
+                "-q",
+                qos,
+                "-t",
+                "m/#",
+                "-C",
+                "1",
+                "-W",
+                "5",
+                "-i",
+                "msub",
+            ])
             .output();
         let sub = tokio::spawn(sub);
         let subscribed = count("session.subscribed");
-        broker.events.wait_until("the subscription", |_| subscribed() == round + 1).await;
-        run_command("mosquitto_pub", &["-h", "127.0.0.1", "-p", &port, "-V", version, "-q", qos, "-t", "m/x", "-m", version]).await;
+        broker
+            .events
+            .wait_until("the subscription", |_| subscribed() == round + 1)
+            .await;
+        run_command(
+            "mosquitto_pub",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-V",
+                version,
+                "-q",
+                qos,
+                "-t",
+                "m/x",
+                "-m",
+                version,
+            ],
+        )
+        .await;
         let output = sub.await.expect("join").expect("mosquitto_sub runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), version);
         let disconnected = count("client.disconnected(normal)");
-        broker.events.wait_until("the disconnect", |_| disconnected() == round + 1).await;
+        broker
+            .events
+            .wait_until("the disconnect", |_| disconnected() == round + 1)
+            .await;
     }
 }
 
@@ -59,8 +128,14 @@ async fn rumqttc_v311_round_trip() {
     let mut options = MqttOptions::new("rumqttc-v4", "127.0.0.1", broker.tcp.port());
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(options, 10);
-    client.subscribe("r/#", QoS::AtLeastOnce).await.expect("subscribe");
-    client.publish("r/1", QoS::AtLeastOnce, false, "from rumqttc").await.expect("publish");
+    client
+        .subscribe("r/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    client
+        .publish("r/1", QoS::AtLeastOnce, false, "from rumqttc")
+        .await
+        .expect("publish");
     let received = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await.expect("poll") {
@@ -81,8 +156,14 @@ async fn rumqttc_v5_round_trip() {
     let mut options = MqttOptions::new("rumqttc-v5", "127.0.0.1", broker.tcp.port());
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(options, 10);
-    client.subscribe("r5/#", QoS::ExactlyOnce).await.expect("subscribe");
-    client.publish("r5/1", QoS::ExactlyOnce, false, "five").await.expect("publish");
+    client
+        .subscribe("r5/#", QoS::ExactlyOnce)
+        .await
+        .expect("subscribe");
+    client
+        .publish("r5/1", QoS::ExactlyOnce, false, "five")
+        .await
+        .expect("publish");
     let received = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await.expect("poll") {

@@ -16,10 +16,17 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut request = url.into_client_request().expect("request");
-    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
-    let (socket, response) = tokio_tungstenite::client_async(request, stream).await.expect("ws handshake");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
+    let (socket, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("ws handshake");
     assert_eq!(
-        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
         Some("mqtt"),
         "the broker agrees on the mqtt subprotocol"
     );
@@ -27,11 +34,20 @@ where
 }
 
 async fn round_trip(mut client: RawClient, broker: &TestBroker, client_id: &str) {
-    let ack = client.handshake(RawClient::connect_packet(client.version, client_id)).await;
+    let ack = client
+        .handshake(RawClient::connect_packet(client.version, client_id))
+        .await;
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
     client.subscribe(1, "over/the/wire", QoS::AtLeastOnce).await;
-    let mut publisher = RawClient::connect(broker.tcp, ProtocolVersion::V3_1_1, &format!("{client_id}-pub")).await;
-    publisher.publish("over/the/wire", &[0u8; 3000], QoS::AtLeastOnce, 1).await;
+    let mut publisher = RawClient::connect(
+        broker.tcp,
+        ProtocolVersion::V3_1_1,
+        &format!("{client_id}-pub"),
+    )
+    .await;
+    publisher
+        .publish("over/the/wire", &[0u8; 3000], QoS::AtLeastOnce, 1)
+        .await;
     let got = client.receive_publish().await;
     assert_eq!(got.payload.len(), 3000);
     client.disconnect().await;
@@ -42,19 +58,31 @@ async fn websocket_listener() {
     let broker = TestBroker::start().await;
     let stream = TcpStream::connect(broker.ws).await.expect("connect");
     let ws = websocket(stream, &format!("ws://{}/mqtt", broker.ws)).await;
-    round_trip(RawClient::over(Box::new(ws), ProtocolVersion::V5), &broker, "ws-client").await;
+    round_trip(
+        RawClient::over(Box::new(ws), ProtocolVersion::V5),
+        &broker,
+        "ws-client",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn websocket_wrong_path_is_refused() {
     let broker = TestBroker::start().await;
     let stream = TcpStream::connect(broker.ws).await.expect("connect");
-    let request = format!("ws://{}/elsewhere", broker.ws).into_client_request().expect("request");
-    assert!(tokio_tungstenite::client_async(request, stream).await.is_err());
+    let request = format!("ws://{}/elsewhere", broker.ws)
+        .into_client_request()
+        .expect("request");
+    assert!(
+        tokio_tungstenite::client_async(request, stream)
+            .await
+            .is_err()
+    );
 }
 
 fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     std::fs::write(&cert, certified.cert.pem()).expect("write cert");
@@ -95,10 +123,20 @@ async fn tls_and_wss_listeners() {
     let name = ServerName::try_from("localhost").expect("name");
 
     let tls = connector
-        .connect(name.clone(), TcpStream::connect(addresses.tls.expect("tls")).await.expect("tcp"))
+        .connect(
+            name.clone(),
+            TcpStream::connect(addresses.tls.expect("tls"))
+                .await
+                .expect("tcp"),
+        )
         .await
         .expect("tls handshake");
-    round_trip(RawClient::over(Box::new(tls), ProtocolVersion::V3_1_1), &broker, "tls-client").await;
+    round_trip(
+        RawClient::over(Box::new(tls), ProtocolVersion::V3_1_1),
+        &broker,
+        "tls-client",
+    )
+    .await;
 
     let wss_at = addresses.wss.expect("wss");
     let tls = connector
@@ -106,8 +144,16 @@ async fn tls_and_wss_listeners() {
         .await
         .expect("tls handshake");
     let ws = websocket(tls, &format!("wss://localhost:{}/mqtt", wss_at.port())).await;
-    round_trip(RawClient::over(Box::new(ws), ProtocolVersion::V5), &broker, "wss-client").await;
-    broker.events.wait_for("wss-client", "client.disconnected(normal)").await;
+    round_trip(
+        RawClient::over(Box::new(ws), ProtocolVersion::V5),
+        &broker,
+        "wss-client",
+    )
+    .await;
+    broker
+        .events
+        .wait_for("wss-client", "client.disconnected(normal)")
+        .await;
 }
 
 #[tokio::test]
@@ -117,7 +163,15 @@ async fn tls_listener_with_a_bad_key_does_not_start() {
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a key").expect("write");
     let mut config = crate::support::test_config();
-    config.listeners.tls = ListenerConfig { enable: true, bind: "127.0.0.1:0".parse().expect("address"), path: "/mqtt".into(), certfile: Some(cert), keyfile: Some(bogus) };
-    let error = hookmq_broker::Broker::start(config).await.expect_err("bad key");
+    config.listeners.tls = ListenerConfig {
+        enable: true,
+        bind: "127.0.0.1:0".parse().expect("address"),
+        path: "/mqtt".into(),
+        certfile: Some(cert),
+        keyfile: Some(bogus),
+    };
+    let error = hookmq_broker::Broker::start(config)
+        .await
+        .expect_err("bad key");
     assert!(error.to_string().contains("listeners.tls"), "{error}");
 }

@@ -34,7 +34,10 @@ impl EventLog {
 
     /// Events of one client (as [`Event::client_id`] defines it).
     pub fn of(&self, client_id: &str) -> Vec<Arc<Event>> {
-        self.all().into_iter().filter(|e| e.client_id() == client_id).collect()
+        self.all()
+            .into_iter()
+            .filter(|e| e.client_id() == client_id)
+            .collect()
     }
 
     /// The names of one client's events, with the reason for drops and disconnects.

@@ -8,7 +8,9 @@ pub mod raw;
 
 use std::{net::SocketAddr, time::Duration};
 
-use hookmq_broker::{Broker, BrokerHandle, Config, ListenerAddresses, config::ListenerConfig, hooks::EventMask};
+use hookmq_broker::{
+    Broker, BrokerHandle, Config, ListenerAddresses, config::ListenerConfig, hooks::EventMask,
+};
 
 pub use events::EventLog;
 pub use raw::RawClient;
@@ -27,16 +29,28 @@ pub struct TestBroker {
 }
 
 fn local() -> ListenerConfig {
-    ListenerConfig { bind: "127.0.0.1:0".parse().expect("address"), ..ListenerConfig::default() }
+    ListenerConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        ..ListenerConfig::default()
+    }
 }
 
 /// A configuration with TCP and WS on free loopback ports, TLS and WSS off.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.listeners.tcp = local();
-    config.listeners.ws = ListenerConfig { path: "/mqtt".into(), ..local() };
-    config.listeners.tls = ListenerConfig { enable: false, ..local() };
-    config.listeners.wss = ListenerConfig { enable: false, ..local() };
+    config.listeners.ws = ListenerConfig {
+        path: "/mqtt".into(),
+        ..local()
+    };
+    config.listeners.tls = ListenerConfig {
+        enable: false,
+        ..local()
+    };
+    config.listeners.wss = ListenerConfig {
+        enable: false,
+        ..local()
+    };
     config
 }
 

@@ -37,14 +37,24 @@ impl RawClient {
 
     /// Wraps an established stream.
     pub fn over(stream: Box<dyn Stream>, version: ProtocolVersion) -> Self {
-        Self { stream, version, read_buf: BytesMut::new() }
+        Self {
+            stream,
+            version,
+            read_buf: BytesMut::new(),
+        }
     }
 
     /// Connects with a clean session and keep-alive 60, and expects success.
     pub async fn connect(address: SocketAddr, version: ProtocolVersion, client_id: &str) -> Self {
         let mut client = Self::open(address, version).await;
-        let ack = client.handshake(Self::connect_packet(version, client_id)).await;
-        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "CONNACK for {client_id}");
+        let ack = client
+            .handshake(Self::connect_packet(version, client_id))
+            .await;
+        assert_eq!(
+            ack.reason_code,
+            ReasonCode::SUCCESS,
+            "CONNACK for {client_id}"
+        );
         client
     }
 
@@ -84,7 +94,9 @@ impl RawClient {
     /// The next packet, or `None` when the broker closed the connection. Fails the test if
     /// nothing comes within the patience.
     pub async fn recv(&mut self) -> Option<Packet> {
-        timeout(PATIENCE, self.recv_inner()).await.expect("a packet or close in time")
+        timeout(PATIENCE, self.recv_inner())
+            .await
+            .expect("a packet or close in time")
     }
 
     /// Like [`RawClient::recv`] but gives up quietly after `wait`.
@@ -112,7 +124,10 @@ impl RawClient {
         match self.recv().await {
             None => None,
             Some(Packet::Disconnect(d)) => {
-                assert!(self.recv().await.is_none(), "connection closes after DISCONNECT");
+                assert!(
+                    self.recv().await.is_none(),
+                    "connection closes after DISCONNECT"
+                );
                 Some(d.reason_code)
             }
             other => panic!("expected the connection to close, got {other:?}"),
@@ -121,7 +136,16 @@ impl RawClient {
 
     /// Subscribes to one filter and returns the SUBACK.
     pub async fn subscribe(&mut self, packet_id: u16, filter: &str, qos: QoS) -> SubAck {
-        self.subscribe_with(packet_id, filter, SubscriptionOptions { qos, ..Default::default() }, Properties::default()).await
+        self.subscribe_with(
+            packet_id,
+            filter,
+            SubscriptionOptions {
+                qos,
+                ..Default::default()
+            },
+            Properties::default(),
+        )
+        .await
     }
 
     /// Subscribes with options and properties.
@@ -135,7 +159,10 @@ impl RawClient {
         self.send(Packet::Subscribe(Subscribe {
             packet_id,
             properties,
-            subscriptions: vec![SubscriptionRequest { filter: filter.into(), options }],
+            subscriptions: vec![SubscriptionRequest {
+                filter: filter.into(),
+                options,
+            }],
         }))
         .await;
         match self.recv().await {
@@ -145,7 +172,13 @@ impl RawClient {
     }
 
     /// Publishes and, for QoS 1/2, completes the exchange; returns the PUBACK/PUBREC reason.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, packet_id: u16) -> ReasonCode {
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        packet_id: u16,
+    ) -> ReasonCode {
         self.publish_packet(Publish {
             qos,
             topic: topic.into(),
@@ -194,21 +227,27 @@ impl RawClient {
     pub async fn acknowledge(&mut self, publish: &Publish) {
         match publish.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(Packet::PubAck(PubResponse::new(publish.packet_id))).await,
+            QoS::AtLeastOnce => {
+                self.send(Packet::PubAck(PubResponse::new(publish.packet_id)))
+                    .await
+            }
             QoS::ExactlyOnce => {
-                self.send(Packet::PubRec(PubResponse::new(publish.packet_id))).await;
+                self.send(Packet::PubRec(PubResponse::new(publish.packet_id)))
+                    .await;
                 match self.recv().await {
                     Some(Packet::PubRel(rel)) if rel.packet_id == publish.packet_id => {}
                     other => panic!("expected PUBREL, got {other:?}"),
                 }
-                self.send(Packet::PubComp(PubResponse::new(publish.packet_id))).await;
+                self.send(Packet::PubComp(PubResponse::new(publish.packet_id)))
+                    .await;
             }
         }
     }
 
     /// Sends DISCONNECT (normal) and waits for the close.
     pub async fn disconnect(mut self) {
-        self.send(Packet::Disconnect(hookmq_codec::Disconnect::default())).await;
+        self.send(Packet::Disconnect(hookmq_codec::Disconnect::default()))
+            .await;
         let _ = self.try_recv(PATIENCE).await;
     }
 

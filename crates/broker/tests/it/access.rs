@@ -1,0 +1,191 @@
+//! Authentication with a password file, authorization with an ACL file.
+
+use std::time::Duration;
+
+use hookmq_broker::{auth, config::NoMatch, hooks::EventData};
+use hookmq_codec::{ProtocolVersion, QoS, ReasonCode};
+use test_case::test_case;
+
+use crate::support::{RawClient, TestBroker};
+
+fn login(
+    version: ProtocolVersion,
+    client_id: &str,
+    user: Option<&str>,
+    password: &[u8],
+) -> hookmq_codec::Connect {
+    let mut connect = RawClient::connect_packet(version, client_id);
+    connect.username = user.map(str::to_owned);
+    connect.password = Some(bytes::Bytes::copy_from_slice(password));
+    connect
+}
+
+#[test_case(ProtocolVersion::V3_1_1; "v311")]
+#[test_case(ProtocolVersion::V5; "v5")]
+#[tokio::test]
+async fn password_file_decides_who_connects(version: ProtocolVersion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwd = dir.path().join("passwd");
+    auth::add_user(&passwd, "alice", b"wonderland").expect("add user");
+    let broker = TestBroker::start_with(|c| {
+        c.auth.password_file = Some(passwd.clone());
+        c.auth.allow_anonymous = false;
+    })
+    .await;
+
+    let mut good = RawClient::open(broker.tcp, version).await;
+    let ack = good
+        .handshake(login(version, "good", Some("alice"), b"wonderland"))
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+
+    let mut bad = RawClient::open(broker.tcp, version).await;
+    let ack = bad
+        .handshake(login(version, "bad", Some("alice"), b"guess"))
+        .await;
+    assert_eq!(
+        ack.reason_code,
+        ReasonCode::BAD_USERNAME_OR_PASSWORD,
+        "v3 return code 4 maps here"
+    );
+    assert_eq!(bad.recv().await, None, "refused connections close");
+
+    let mut anonymous = RawClient::open(broker.tcp, version).await;
+    let ack = anonymous
+        .handshake(RawClient::connect_packet(version, "anon"))
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+
+    broker
+        .events
+        .wait_for("anon", "client.connack(not_authorized)")
+        .await;
+    assert_eq!(
+        broker.events.names("bad"),
+        [
+            "client.check_authn_complete(bad_username_or_password)",
+            "client.connack(bad_username_or_password)"
+        ],
+        "a refused client is never connected nor disconnected"
+    );
+    let anonymous_flag = broker.events.of("anon").iter().find_map(|e| match &e.data {
+        EventData::CheckAuthnComplete { is_anonymous, .. } => Some(*is_anonymous),
+        _ => None,
+    });
+    assert_eq!(anonymous_flag, Some(true));
+}
+
+const ACL: &str = r##"
+[[rules]]
+permission = "allow"
+username = "sensor"
+action = "publish"
+topics = ["sensors/${clientid}/#"]
+
+[[rules]]
+permission = "deny"
+all = true
+action = "all"
+topics = ["secret/#"]
+"##;
+
+#[tokio::test]
+async fn acl_rules_and_default_decide_with_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let acl = dir.path().join("acl.toml");
+    std::fs::write(&acl, ACL).expect("write acl");
+    let broker = TestBroker::start_with(|c| c.authz.acl_file = Some(acl.clone())).await;
+    let version = ProtocolVersion::V5;
+
+    let mut watcher = RawClient::connect(broker.tcp, version, "watcher").await;
+    let ack = watcher.subscribe(1, "secret/#", QoS::AtLeastOnce).await;
+    assert_eq!(ack.reason_codes, [ReasonCode::NOT_AUTHORIZED]);
+    watcher.subscribe(2, "sensors/#", QoS::AtLeastOnce).await;
+
+    let mut sensor = RawClient::open(broker.tcp, version).await;
+    sensor
+        .handshake(login(version, "s1", Some("sensor"), b""))
+        .await;
+    assert_eq!(
+        sensor
+            .publish("sensors/s1/temp", b"21", QoS::AtLeastOnce, 1)
+            .await,
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(&watcher.receive_publish().await.payload[..], b"21");
+    assert_eq!(
+        sensor
+            .publish("secret/plans", b"x", QoS::AtLeastOnce, 2)
+            .await,
+        ReasonCode::NOT_AUTHORIZED
+    );
+    watcher.expect_silence(Duration::from_millis(200)).await;
+
+    let sources: Vec<(String, &str, &str)> = broker
+        .events
+        .all()
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::CheckAuthzComplete {
+                topic,
+                source,
+                result,
+                ..
+            } => Some((topic.to_string(), *source, result.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("secret/#".to_owned(), "file", "deny"),
+            ("sensors/#".to_owned(), "default", "allow"),
+            ("sensors/s1/temp".to_owned(), "file", "allow"),
+            ("secret/plans".to_owned(), "file", "deny"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_match_deny_and_v3_ignores_denied_publishes() {
+    let broker = TestBroker::start_with(|c| c.authz.no_match = NoMatch::Deny).await;
+    let mut v3 = RawClient::connect(broker.tcp, ProtocolVersion::V3_1_1, "v3").await;
+    let ack = v3.subscribe(1, "t", QoS::AtMostOnce).await;
+    assert!(ack.reason_codes[0].is_error());
+    // v3 cannot say no to a PUBLISH: it is acknowledged and dropped.
+    assert_eq!(
+        v3.publish("t", b"x", QoS::AtLeastOnce, 1).await,
+        ReasonCode::SUCCESS
+    );
+    broker
+        .events
+        .wait_for("v3", "client.check_authz_complete(publish:deny)")
+        .await;
+    assert!(
+        !broker
+            .events
+            .names("v3")
+            .contains(&"message.publish".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn unreadable_access_files_stop_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let acl = dir.path().join("acl.toml");
+    std::fs::write(&acl, "[[rules]]\npermission = \"allow\"\n").expect("write");
+    let mut config = crate::support::test_config();
+    config.authz.acl_file = Some(acl);
+    let error = hookmq_broker::Broker::start(config)
+        .await
+        .expect_err("bad acl")
+        .to_string();
+    assert!(error.contains("acl.toml"), "{error}");
+    let mut config = crate::support::test_config();
+    config.auth.password_file = Some(dir.path().join("missing"));
+    let error = hookmq_broker::Broker::start(config)
+        .await
+        .expect_err("missing file")
+        .to_string();
+    assert!(error.contains("missing"), "{error}");
+}

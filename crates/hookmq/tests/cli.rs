@@ -1,0 +1,137 @@
+//! The `hookmq` binary as a user runs it.
+
+use std::{
+    io::Write,
+    net::TcpListener,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn user_add_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("passwd");
+    let mut child = Command::new(BIN)
+        .args(["user", "add", "alice", "--file"])
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"s3cret\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("finishes");
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&file).expect("file written");
+    assert!(text.starts_with("alice:$argon2id$"), "{text}");
+    assert!(!text.contains("s3cret"));
+    let removed = Command::new(BIN)
+        .args(["user", "remove", "alice", "--file"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(removed.status.success());
+    let missing = Command::new(BIN)
+        .args(["user", "remove", "alice", "--file"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn invalid_configuration_is_one_clear_error() {
+    let output = Command::new(BIN)
+        .env("HOOKMQ_MQTT__MAX_QOS", "7")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mqtt.max_qos"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn defaults_print_and_check() {
+    let output = Command::new(BIN)
+        .args(["config", "defaults"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("[listeners.tcp]") && text.contains("0.0.0.0:1883"),
+        "{text}"
+    );
+}
+
+#[test]
+fn starts_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("HOOKMQ_LISTENERS__TCP__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "HOOKMQ_LISTENERS__WS__BIND",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("HOOKMQ_NODE__DATA_DIR", dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hookmq did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let published = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "t",
+            "-m",
+            "hi",
+            "-q",
+            "1",
+        ])
+        .status()
+        .expect("mosquitto_pub runs");
+    assert!(published.success());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "no graceful stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(dir.path().join("data").is_dir(), "data dir created");
+}
