@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) retained: Retained,
     pub(crate) registry: Registry,
     pub(crate) access: Access,
+    /// Password checks running at once: each takes tens of ms and ~19 MiB, so a flood of
+    /// CONNECTs queues here instead of exhausting memory and the blocking pool.
+    pub(crate) password_checks: tokio::sync::Semaphore,
     pub(crate) ids: MessageIdGenerator,
     pub(crate) stats: Stats,
     /// Cancelled when the broker stops; connection tasks in their handshake watch it.
@@ -85,6 +88,9 @@ impl Shared {
             retained: Retained::default(),
             registry: Registry::default(),
             access,
+            password_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
             ids,
             stats: Stats::default(),
             shutdown: CancellationToken::new(),

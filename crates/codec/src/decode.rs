@@ -72,7 +72,10 @@ pub fn decode(
     };
     let size = header_len + remaining;
     if size > usize::try_from(max_packet_size).unwrap_or(usize::MAX) {
-        return Err(DecodeError::PacketTooLarge { size, max: max_packet_size });
+        return Err(DecodeError::PacketTooLarge {
+            size,
+            max: max_packet_size,
+        });
     }
     if buf.len() < size {
         return Ok(None);

@@ -127,7 +127,8 @@ impl Sink for Writer<'_> {
     }
 
     fn field(&mut self, bytes: &[u8]) {
-        self.0.put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
+        self.0
+            .put_u16(u16::try_from(bytes.len()).unwrap_or(u16::MAX));
         self.0.put_slice(bytes);
     }
 

@@ -214,7 +214,10 @@ impl PubResponse {
     /// A successful response for `packet_id`.
     #[must_use]
     pub fn new(packet_id: u16) -> Self {
-        Self { packet_id, ..Self::default() }
+        Self {
+            packet_id,
+            ..Self::default()
+        }
     }
 }
 
@@ -309,7 +312,10 @@ impl Disconnect {
     /// A DISCONNECT with this reason and no properties.
     #[must_use]
     pub fn new(reason_code: ReasonCode) -> Self {
-        Self { reason_code, properties: Properties::default() }
+        Self {
+            reason_code,
+            properties: Properties::default(),
+        }
     }
 }
 

@@ -145,7 +145,10 @@ mod tests {
     fn names_follow_emqx() {
         assert_eq!(ReasonCode::SUCCESS.name(), "success");
         assert_eq!(ReasonCode::NOT_AUTHORIZED.name(), "not_authorized");
-        assert_eq!(ReasonCode::PACKET_IDENTIFIER_IN_USE.name(), "packet_identifier_inuse");
+        assert_eq!(
+            ReasonCode::PACKET_IDENTIFIER_IN_USE.name(),
+            "packet_identifier_inuse"
+        );
         assert_eq!(ReasonCode(0x7F).name(), "unknown_error");
     }
 

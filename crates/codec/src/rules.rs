@@ -148,7 +148,10 @@ pub(crate) const fn connack_reason(code: u8) -> bool {
 
 /// Whether `code` is a valid v5 PUBACK or PUBREC reason code (§3.4.2.1, §3.5.2.1).
 pub(crate) const fn puback_reason(code: u8) -> bool {
-    matches!(code, 0x00 | 0x10 | 0x80 | 0x83 | 0x87 | 0x90 | 0x91 | 0x97 | 0x99)
+    matches!(
+        code,
+        0x00 | 0x10 | 0x80 | 0x83 | 0x87 | 0x90 | 0x91 | 0x97 | 0x99
+    )
 }
 
 /// Whether `code` is a valid v5 PUBREL or PUBCOMP reason code (§3.6.2.1, §3.7.2.1).

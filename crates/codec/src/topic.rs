@@ -82,7 +82,9 @@ pub enum FilterError {
 /// [`FilterError`] when the filter or the share name is invalid.
 pub fn parse_subscription(filter: &str) -> Result<SharedFilter<'_>, FilterError> {
     if let Some(rest) = filter.strip_prefix("$share/") {
-        let (group, inner) = rest.split_once('/').ok_or(FilterError::MissingSharedFilter)?;
+        let (group, inner) = rest
+            .split_once('/')
+            .ok_or(FilterError::MissingSharedFilter)?;
         if group.is_empty() || group.contains(['+', '#']) {
             return Err(FilterError::InvalidShareName);
         }
@@ -93,13 +95,19 @@ pub fn parse_subscription(filter: &str) -> Result<SharedFilter<'_>, FilterError>
                 FilterError::Invalid
             });
         }
-        return Ok(SharedFilter { group: Some(group), filter: inner });
+        return Ok(SharedFilter {
+            group: Some(group),
+            filter: inner,
+        });
     }
     if filter == "$share" {
         return Err(FilterError::MissingSharedFilter);
     }
     if is_valid_filter(filter) {
-        Ok(SharedFilter { group: None, filter })
+        Ok(SharedFilter {
+            group: None,
+            filter,
+        })
     } else {
         Err(FilterError::Invalid)
     }
@@ -149,12 +157,33 @@ mod tests {
     fn shared_subscriptions() {
         assert_eq!(
             parse_subscription("$share/g/a/+"),
-            Ok(SharedFilter { group: Some("g"), filter: "a/+" })
+            Ok(SharedFilter {
+                group: Some("g"),
+                filter: "a/+"
+            })
         );
-        assert_eq!(parse_subscription("a/#"), Ok(SharedFilter { group: None, filter: "a/#" }));
-        assert_eq!(parse_subscription("$share/g"), Err(FilterError::MissingSharedFilter));
-        assert_eq!(parse_subscription("$share//a"), Err(FilterError::InvalidShareName));
-        assert_eq!(parse_subscription("$share/g+/a"), Err(FilterError::InvalidShareName));
-        assert_eq!(parse_subscription("$share/g/a/#/b"), Err(FilterError::Invalid));
+        assert_eq!(
+            parse_subscription("a/#"),
+            Ok(SharedFilter {
+                group: None,
+                filter: "a/#"
+            })
+        );
+        assert_eq!(
+            parse_subscription("$share/g"),
+            Err(FilterError::MissingSharedFilter)
+        );
+        assert_eq!(
+            parse_subscription("$share//a"),
+            Err(FilterError::InvalidShareName)
+        );
+        assert_eq!(
+            parse_subscription("$share/g+/a"),
+            Err(FilterError::InvalidShareName)
+        );
+        assert_eq!(
+            parse_subscription("$share/g/a/#/b"),
+            Err(FilterError::Invalid)
+        );
     }
 }

@@ -1,26 +1,18 @@
-//! The ACL file: TOML `[[rules]]`, first match wins.
-//!
-//! ```toml
-//! [[rules]]
-//! permission = "allow"              # allow | deny
-//! username = "dashboard"            # or clientid = "...", ipaddr = "10.0.0.0/8", all = true
-//! action = "subscribe"              # publish | subscribe | all
-//! topics = ["$SYS/#", "devices/${clientid}/#", "eq exact/+/filter"]
-//! ```
-//!
-//! `${username}` and `${clientid}` are substituted per client; a rule topic whose placeholder
-//! has no value (no user name), or whose value holds `+` or `#`, does not match. `eq ` asks
-//! for the subscription filter to be exactly that string. For SUBSCRIBE the broker passes a
-//! shared subscription's filter without its `$share/{group}/` prefix.
+//! The ACL file: TOML `[[rules]]`, parsed once, checked on every PUBLISH and SUBSCRIBE.
 
-use std::{net::IpAddr, path::Path};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
 use hookmq_codec::topic;
 use serde::Deserialize;
+use toml::{Spanned, Value};
 
 use super::AuthError;
 
-/// What a client wants to do.
+/// What a client wants to do with a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Publish to a topic name.
@@ -30,231 +22,187 @@ pub enum Action {
 }
 
 /// A rule's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
-    /// Allow.
+    /// The action is allowed.
     Allow,
-    /// Deny.
+    /// The action is refused.
     Deny,
 }
 
 /// The client a decision is about.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIdentity<'a> {
-    /// Client identifier.
+    /// The client identifier (the one assigned by the broker if the client sent none).
     pub client_id: &'a str,
-    /// User name, if any.
+    /// The user name from CONNECT, if any.
     pub username: Option<&'a str>,
-    /// Peer address.
+    /// The peer's address; an IPv4-mapped IPv6 address counts as the IPv4 address.
     pub ip: IpAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RuleAction {
-    Publish,
-    Subscribe,
-    All,
+/// Authorization rules from a TOML file; the first matching rule decides.
+///
+/// # Format
+/// ```toml
+/// # allow the dashboard user to watch $SYS
+/// [[rules]]
+/// permission = "allow"            # "allow" | "deny"
+/// username = "dashboard"          # exactly one of username / clientid / ipaddr / all = true
+/// action = "subscribe"            # "publish" | "subscribe" | "all"
+/// topics = ["$SYS/#"]
+///
+/// [[rules]]
+/// permission = "allow"
+/// all = true
+/// action = "all"
+/// topics = ["devices/${clientid}/#", "users/${username}/#"]
+///
+/// [[rules]]
+/// permission = "deny"
+/// ipaddr = "10.0.0.0/8"           # an IP address or CIDR block, IPv4 or IPv6
+/// action = "publish"
+/// topics = ["eq secret/#"]        # "eq ": exactly this string (EMQX's {eq, ...})
+/// ```
+///
+/// A rule applies to a client when its `username` or `clientid` equals the client's, its
+/// `ipaddr` block contains the client's address, or it has `all = true`; and when its `action`
+/// is the one asked about (`all` is both). Then it matches if one of its `topics` does:
+/// - **PUBLISH**: the topic name matches the rule's filter, as a subscription would
+///   ([`hookmq_codec::topic::matches`]).
+/// - **SUBSCRIBE**: the rule's filter *covers* the subscription's filter: every topic the
+///   subscription could match is matched by the rule. `a/#` covers `a/b/+`, `a/#` and `a`;
+///   `a/+` covers `a/b` and `a/+` but not `a/#` nor `a/b/c`; `#` covers everything that does
+///   not start with `$` (`$SYS/#` must be named), like it does for messages. A shared
+///   subscription is checked with its filter alone, without `$share/{group}/`.
+/// - **`eq ` topics**: the topic name or subscription filter must be exactly the rest of the
+///   string, wildcards included, so `eq a/#` allows subscribing to `a/#` but not to `a/b`, and
+///   never matches a PUBLISH (names have no wildcards). A filter that itself starts with `eq `
+///   cannot be written.
+///
+/// `${username}` and `${clientid}` in a topic are replaced by the client's values. A topic
+/// using `${username}` does not match a client without a user name. A topic also does not
+/// match when a value could widen it: a value that is empty or contains `+`, `#` or `/`, or
+/// that starts with `$` where it would start the filter (it would turn a per-client filter
+/// into a `$SYS`-like one).
+///
+/// Unknown keys, a missing or doubled subject, an invalid filter or placeholder, and an
+/// invalid address are errors naming the rule (1-based) and the field.
+#[derive(Debug, Clone, Default)]
+pub struct Acl {
+    rules: Vec<Rule>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
+/// One parsed rule.
+#[derive(Debug, Clone)]
+struct Rule {
     permission: Permission,
-    username: Option<String>,
-    clientid: Option<String>,
-    ipaddr: Option<String>,
-    #[serde(default)]
-    all: bool,
-    action: RuleAction,
-    topics: Vec<String>,
+    subject: Subject,
+    publish: bool,
+    subscribe: bool,
+    topics: Box<[RuleTopic]>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    rules: Vec<RawRule>,
-}
-
-/// An address block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    fn parse(text: &str) -> Option<Self> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (text.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Self {
-            network: address,
-            prefix,
-        })
-    }
-
-    fn contains(self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) if self.network.is_ipv4() => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => return false,
-            },
-            other => other,
-        };
-        let (network, ip, bits) = match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => {
-                (u128::from(u32::from(n)), u128::from(u32::from(i)), 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
-            _ => return false,
-        };
-        let host_bits = bits - u32::from(self.prefix);
-        if host_bits >= 128 {
-            return true;
-        }
-        (network >> host_bits) == (ip >> host_bits)
-    }
-}
-
+/// Whom a rule is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Who {
-    Username(String),
-    ClientId(String),
+enum Subject {
+    Username(Box<str>),
+    ClientId(Box<str>),
     Address(Cidr),
     All,
 }
 
-/// One rule topic, parsed at load time.
+/// One topic of a rule, parsed at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RuleTopic {
-    text: String,
-    /// `eq`: exact string match of the subscription filter.
+    /// `eq `: the name or filter must be exactly `filter`.
     exact: bool,
-    /// Whether `${username}` or `${clientid}` must be substituted.
-    templated: bool,
+    /// The filter, placeholders unsubstituted, without `eq `.
+    filter: Box<str>,
+    /// The filter's levels when it has placeholders; `None` when it is used as it is.
+    template: Option<Box<[Level]>>,
 }
 
-#[derive(Debug, Clone)]
-struct Rule {
-    permission: Permission,
-    who: Who,
-    action: RuleAction,
-    topics: Vec<RuleTopic>,
+/// A level of a filter with placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Level {
+    Plus,
+    Hash,
+    Text(Box<str>),
+    /// A level with at least one placeholder, e.g. `${clientid}` or `dev-${clientid}`.
+    Template(Box<[Segment]>),
 }
 
-/// Loaded ACL rules.
-#[derive(Debug, Clone, Default)]
-pub struct Acl {
-    rules: Vec<Rule>,
+/// A piece of a level with placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Text(Box<str>),
+    Username,
+    ClientId,
 }
 
 impl Acl {
     /// Reads and parses an ACL file.
     ///
     /// # Errors
-    /// [`AuthError`] naming the file, the rule (1-based) and the field.
+    /// [`AuthError::Io`] if the file cannot be read; otherwise as [`Acl::from_toml_str`], with
+    /// the path as the origin.
     pub fn load(path: &Path) -> Result<Self, AuthError> {
         let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
             path: path.to_path_buf(),
+            action: "read the file",
             source,
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
-    /// Parses rules from TOML text; `origin` names it in errors.
+    /// Parses rules from TOML text (format in the type's docs); `origin` names the text in
+    /// errors, usually the file's path. A text without rules is valid: nothing matches.
     ///
     /// # Errors
-    /// [`AuthError::Acl`] naming the rule and field.
+    /// [`AuthError::AclSyntax`] for invalid TOML or a top level other than `[[rules]]`
+    /// tables; [`AuthError::AclRule`] naming the line, the rule (1-based) and the field for an
+    /// invalid rule.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, AuthError> {
-        let fail = |reason: String| AuthError::Acl {
+        let file: RawFile = toml::from_str(text).map_err(|e| AuthError::AclSyntax {
             origin: origin.to_owned(),
-            reason,
-        };
-        let raw: RawFile =
-            toml::from_str(text).map_err(|e| fail(e.to_string().trim().to_owned()))?;
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for (index, rule) in raw.rules.into_iter().enumerate() {
-            let at = |field: &str, what: &str| fail(format!("rule {}: {field}: {what}", index + 1));
-            let mut who = Vec::new();
-            if let Some(name) = rule.username {
-                who.push(Who::Username(name));
-            }
-            if let Some(id) = rule.clientid {
-                who.push(Who::ClientId(id));
-            }
-            if let Some(address) = rule.ipaddr {
-                let cidr = Cidr::parse(&address).ok_or_else(|| {
-                    at(
-                        "ipaddr",
-                        &format!("`{address}` is not an IP address or CIDR block"),
-                    )
-                })?;
-                who.push(Who::Address(cidr));
-            }
-            if rule.all {
-                who.push(Who::All);
-            }
-            if who.len() != 1 {
-                return Err(at(
-                    "username",
-                    "exactly one of username, clientid, ipaddr or all = true is required",
-                ));
-            }
-            let mut topics = Vec::with_capacity(rule.topics.len());
-            for text in rule.topics {
-                let (exact, filter) = match text.strip_prefix("eq ") {
-                    Some(rest) => (true, rest.to_owned()),
-                    None => (false, text),
+            reason: e.to_string().trim_end().to_owned(),
+        })?;
+        let rules = file
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let at = RuleContext {
+                    origin,
+                    text,
+                    rule: index + 1,
+                    start: raw.span().start,
                 };
-                let templated = filter.contains("${username}") || filter.contains("${clientid}");
-                let probe = filter
-                    .replace("${username}", "u")
-                    .replace("${clientid}", "c");
-                if !topic::is_valid_filter(&probe) {
-                    return Err(at(
-                        "topics",
-                        &format!("`{filter}` is not a valid topic filter"),
-                    ));
-                }
-                topics.push(RuleTopic {
-                    text: filter,
-                    exact,
-                    templated,
-                });
-            }
-            if topics.is_empty() {
-                return Err(at("topics", "at least one topic is required"));
-            }
-            let who = who.pop().unwrap_or(Who::All);
-            rules.push(Rule {
-                permission: rule.permission,
-                who,
-                action: rule.action,
-                topics,
-            });
-        }
+                parse_rule(&at, raw.into_inner())
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self { rules })
     }
 
-    /// Number of rules.
+    /// The number of rules.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub const fn len(&self) -> usize {
         self.rules.len()
     }
 
     /// Whether there are no rules.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub const fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
-    /// The first matching rule's permission, or `None` when no rule matches.
+    /// The permission of the first rule that matches `who` doing `action` on `topic`, or
+    /// `None` when no rule matches (the broker then applies its configured default).
+    ///
+    /// `topic` is a valid topic name for [`Action::Publish`] and a valid topic filter for
+    /// [`Action::Subscribe`] (a shared subscription's filter without `$share/{group}/`); the
+    /// broker validates both before asking. Never allocates.
     #[must_use]
     pub fn check(
         &self,
@@ -273,245 +221,526 @@ impl Acl {
 }
 
 impl Rule {
-    fn applies_to(&self, client: &ClientIdentity<'_>, action: Action) -> bool {
-        let action_fits = match self.action {
-            RuleAction::All => true,
-            RuleAction::Publish => action == Action::Publish,
-            RuleAction::Subscribe => action == Action::Subscribe,
+    fn applies_to(&self, who: &ClientIdentity<'_>, action: Action) -> bool {
+        let action_fits = match action {
+            Action::Publish => self.publish,
+            Action::Subscribe => self.subscribe,
         };
         action_fits
-            && match &self.who {
-                Who::Username(name) => client.username == Some(name.as_str()),
-                Who::ClientId(id) => client.client_id == id,
-                Who::Address(cidr) => cidr.contains(client.ip),
-                Who::All => true,
+            && match &self.subject {
+                Subject::Username(name) => who.username == Some(&**name),
+                Subject::ClientId(id) => who.client_id == &**id,
+                Subject::Address(block) => block.contains(who.ip),
+                Subject::All => true,
             }
     }
 }
 
 impl RuleTopic {
-    fn matches(&self, client: &ClientIdentity<'_>, action: Action, topic: &str) -> bool {
-        let substituted;
-        let filter = if self.templated {
-            match substitute(&self.text, client) {
-                Some(text) => {
-                    substituted = text;
-                    substituted.as_str()
+    fn matches(&self, who: &ClientIdentity<'_>, action: Action, topic: &str) -> bool {
+        match (&self.template, self.exact, action) {
+            (None, true, _) => *self.filter == *topic,
+            (None, false, Action::Publish) => topic::matches(&self.filter, topic),
+            (None, false, Action::Subscribe) => {
+                covers(self.filter.split('/').map(LevelRef::parse), who, topic)
+            }
+            (Some(levels), true, _) => equals(levels.iter().map(Level::as_ref), who, topic),
+            (Some(levels), false, Action::Publish) => {
+                matches_name(levels.iter().map(Level::as_ref), who, topic)
+            }
+            (Some(levels), false, Action::Subscribe) => {
+                covers(levels.iter().map(Level::as_ref), who, topic)
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Matching. Rule filters are walked level by level as `LevelRef`s, so filters with and
+// without placeholders share one implementation and nothing is allocated.
+
+/// A level of a rule filter, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LevelRef<'r> {
+    Plus,
+    Hash,
+    Text(&'r str),
+    Template(&'r [Segment]),
+}
+
+impl<'r> LevelRef<'r> {
+    fn parse(level: &'r str) -> Self {
+        match level {
+            "+" => Self::Plus,
+            "#" => Self::Hash,
+            text => Self::Text(text),
+        }
+    }
+
+    /// Whether this level, read literally (wildcards as characters), is `actual`. `first`
+    /// says whether it is the filter's first level.
+    fn is(self, actual: &str, who: &ClientIdentity<'_>, first: bool) -> bool {
+        match self {
+            Self::Plus => actual == "+",
+            Self::Hash => actual == "#",
+            Self::Text(text) => actual == text,
+            Self::Template(segments) => template_is(segments, actual, who, first),
+        }
+    }
+
+    const fn is_wildcard(self) -> bool {
+        matches!(self, Self::Plus | Self::Hash)
+    }
+}
+
+impl Level {
+    fn as_ref(&self) -> LevelRef<'_> {
+        match self {
+            Self::Plus => LevelRef::Plus,
+            Self::Hash => LevelRef::Hash,
+            Self::Text(text) => LevelRef::Text(text),
+            Self::Template(segments) => LevelRef::Template(segments),
+        }
+    }
+}
+
+/// Whether a level with placeholders, filled with `who`'s values, is `actual`.
+fn template_is(segments: &[Segment], actual: &str, who: &ClientIdentity<'_>, first: bool) -> bool {
+    let mut rest = actual;
+    for (index, segment) in segments.iter().enumerate() {
+        let piece = match segment {
+            Segment::Text(text) => &**text,
+            Segment::Username | Segment::ClientId => {
+                let value = match segment {
+                    Segment::Username => who.username,
+                    _ => Some(who.client_id),
+                };
+                match value {
+                    Some(value) if safe_value(value, first && index == 0) => value,
+                    _ => return false,
                 }
-                None => return false,
             }
-        } else {
-            self.text.as_str()
         };
-        match (self.exact, action) {
-            (true, _) => filter == topic,
-            (false, Action::Publish) => topic::matches(filter, topic),
-            (false, Action::Subscribe) => covers(filter, topic),
+        match rest.strip_prefix(piece) {
+            Some(after) => rest = after,
+            None => return false,
         }
     }
+    rest.is_empty()
 }
 
-/// Replaces the placeholders; `None` if a value is missing or could widen the filter.
-fn substitute(template: &str, client: &ClientIdentity<'_>) -> Option<String> {
-    let mut text = template.to_owned();
-    for (placeholder, value) in [
-        ("${username}", client.username),
-        ("${clientid}", Some(client.client_id)),
-    ] {
-        if text.contains(placeholder) {
-            let value = value?;
-            if value.is_empty() || value.contains(['+', '#']) {
-                return None;
-            }
-            text = text.replace(placeholder, value);
-        }
-    }
-    Some(text)
+/// Whether a placeholder's value keeps the filter as narrow as written: not empty, no
+/// wildcard, no level separator, and no `$` where it would start the filter.
+fn safe_value(value: &str, starts_filter: bool) -> bool {
+    let widens = value.is_empty()
+        || value.contains(['+', '#', '/'])
+        || (starts_filter && value.starts_with('$'));
+    !widens
 }
 
-/// Whether every topic `subscription` can match is matched by `rule`.
-#[must_use]
-pub fn covers(rule: &str, subscription: &str) -> bool {
-    // [MQTT-4.7.2-1]: a rule starting with a wildcard matches no `$` topic, and a literal `$`
-    // subscription matches only `$` topics.
-    if rule.starts_with(['+', '#']) && subscription.starts_with('$') {
+/// Whether the topic name `name` matches the rule filter `rule` (the filter's placeholders
+/// filled by `who`); the same rules as [`topic::matches`].
+fn matches_name<'r>(
+    rule: impl Iterator<Item = LevelRef<'r>>,
+    who: &ClientIdentity<'_>,
+    name: &str,
+) -> bool {
+    let mut rule = rule.peekable();
+    if name.starts_with('$') && rule.peek().is_some_and(|level| level.is_wildcard()) {
         return false;
     }
-    let mut rule_levels = rule.split('/');
-    let mut sub_levels = subscription.split('/');
-    loop {
-        match (rule_levels.next(), sub_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(s)) if s != "#" => {}
-            (Some(r), Some(s)) if r == s && r != "+" && r != "#" => {}
-            (None, None) => return true,
-            // The first arm already let `a/#` cover `a`; any other rule left over is narrower.
+    let mut names = name.split('/');
+    for (index, level) in rule.enumerate() {
+        match (level, names.next()) {
+            (LevelRef::Hash, _) => return true,
+            (LevelRef::Plus, Some(_)) => {}
+            (_, None) => return false,
+            (level, Some(actual)) => {
+                if !level.is(actual, who, index == 0) {
+                    return false;
+                }
+            }
+        }
+    }
+    names.next().is_none()
+}
+
+/// Whether the rule filter `rule` covers the subscription filter `filter`: every topic name
+/// `filter` matches is matched by `rule`.
+fn covers<'r>(
+    rule: impl Iterator<Item = LevelRef<'r>>,
+    who: &ClientIdentity<'_>,
+    filter: &str,
+) -> bool {
+    let mut rule = rule.peekable();
+    // [MQTT-4.7.2-1]: a rule starting with a wildcard matches no `$` topic, and a
+    // subscription starting with `$` matches only `$` topics.
+    if filter.starts_with('$') && rule.peek().is_some_and(|level| level.is_wildcard()) {
+        return false;
+    }
+    let mut subscription = filter.split('/');
+    // Whether the levels seen so far make the empty string, which is no topic name.
+    let mut prefix_empty = true;
+    let mut at_start = true;
+    while let Some(level) = rule.next() {
+        let actual = subscription.next();
+        match (level, actual) {
+            (LevelRef::Hash, _) => return true,
+            // A subscription's `#` also matches the parent topic, which a rule's `+` does
+            // not; so `+/#` covers `#` only where there is no parent (`#`, `/#`), and there
+            // both match every (non-`$`) topic below.
+            (LevelRef::Plus, Some("#")) => {
+                return prefix_empty && rule.peek() == Some(&LevelRef::Hash);
+            }
+            (LevelRef::Plus, Some(_)) => {}
+            (_, None | Some("+" | "#")) => return false,
+            (level, Some(actual)) => {
+                if !level.is(actual, who, at_start) {
+                    return false;
+                }
+            }
+        }
+        prefix_empty = at_start && actual.is_some_and(str::is_empty);
+        at_start = false;
+    }
+    subscription.next().is_none()
+}
+
+/// Whether the rule filter, filled by `who`, is exactly `filter` (an `eq ` topic).
+fn equals<'r>(
+    rule: impl Iterator<Item = LevelRef<'r>>,
+    who: &ClientIdentity<'_>,
+    filter: &str,
+) -> bool {
+    let mut levels = filter.split('/');
+    for (index, level) in rule.enumerate() {
+        match levels.next() {
+            Some(actual) if level.is(actual, who, index == 0) => {}
             _ => return false,
         }
     }
+    levels.next().is_none()
 }
 
-#[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
+// ----------------------------------------------------------------------------------------
+// Addresses.
 
-    use test_case::test_case;
+/// An address block; the network has its host bits cleared, and an IPv4-mapped IPv6 block
+/// is stored as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
 
-    use super::*;
+impl Cidr {
+    /// Parses `192.0.2.7`, `10.0.0.0/8`, `2001:db8::1` or `fd00::/8`. Host bits may be set
+    /// (`10.1.2.3/8` is `10.0.0.0/8`).
+    fn parse(text: &str) -> Result<Self, String> {
+        let not_an_address =
+            || format!("`{text}` is not an IP address or CIDR block (e.g. 10.0.0.0/8, fd00::/8)");
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| not_an_address())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(digits) => {
+                if digits.is_empty()
+                    || digits.len() > 3
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(not_an_address());
+                }
+                let prefix: u8 = digits.parse().map_err(|_| not_an_address())?;
+                if prefix > max {
+                    return Err(format!(
+                        "`{text}`: prefix length {prefix} is longer than the address ({max} bits)"
+                    ));
+                }
+                prefix
+            }
+        };
+        Ok(match address {
+            IpAddr::V4(v4) => Self::v4(v4, prefix),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => Self::v4(v4, prefix - 96),
+                _ => Self {
+                    network: IpAddr::V6(Ipv6Addr::from(mask_u128(u128::from(v6), prefix))),
+                    prefix,
+                },
+            },
+        })
+    }
 
-    fn who<'a>(client_id: &'a str, username: Option<&'a str>, ip: &str) -> ClientIdentity<'a> {
-        ClientIdentity {
-            client_id,
-            username,
-            ip: ip.parse().expect("ip"),
+    fn v4(address: Ipv4Addr, prefix: u8) -> Self {
+        let bits = u32::from(address);
+        let masked = u32::MAX
+            .checked_shl(u32::from(32 - prefix))
+            .map_or(0, |mask| bits & mask);
+        Self {
+            network: IpAddr::V4(Ipv4Addr::from(masked)),
+            prefix,
         }
     }
 
-    #[test_case("a/#", "a/b/+" => true; "hash covers plus")]
-    #[test_case("a/#", "a/#" => true; "hash covers hash")]
-    #[test_case("a/#", "a" => true; "hash covers its parent")]
-    #[test_case("a/+", "a/b" => true; "plus covers literal")]
-    #[test_case("a/+", "a/+" => true; "plus covers plus")]
-    #[test_case("a/+", "a/#" => false; "plus does not cover hash")]
-    #[test_case("a/b", "a/+" => false; "literal does not cover plus")]
-    #[test_case("#", "x/y" => true; "hash covers all")]
-    #[test_case("#", "$SYS/x" => false; "hash skips dollar")]
-    #[test_case("$SYS/#", "$SYS/x" => true; "explicit dollar")]
-    #[test_case("a/b", "a/b/c" => false; "longer subscription")]
-    fn covering(rule: &str, subscription: &str) -> bool {
-        covers(rule, subscription)
-    }
-
-    const RULES: &str = r##"
-        [[rules]]
-        permission = "deny"
-        ipaddr = "10.0.0.0/8"
-        action = "all"
-        topics = ["#"]
-
-        [[rules]]
-        permission = "allow"
-        username = "admin"
-        action = "all"
-        topics = ["#", "$SYS/#"]
-
-        [[rules]]
-        permission = "allow"
-        all = true
-        action = "all"
-        topics = ["devices/${clientid}/#", "users/${username}/#"]
-
-        [[rules]]
-        permission = "allow"
-        clientid = "watcher"
-        action = "subscribe"
-        topics = ["eq news/+"]
-
-        [[rules]]
-        permission = "deny"
-        ipaddr = "::1"
-        action = "publish"
-        topics = ["#"]
-    "##;
-
-    #[test]
-    fn first_match_wins_and_placeholders_substitute() {
-        let acl = Acl::from_toml_str(RULES, "test").expect("valid");
-        assert_eq!(acl.len(), 5);
-        let pub_ = Action::Publish;
-        let sub = Action::Subscribe;
-        let allow = Some(Permission::Allow);
-        let deny = Some(Permission::Deny);
-        assert_eq!(
-            acl.check(&who("x", Some("admin"), "10.1.2.3"), pub_, "a"),
-            deny,
-            "IP rule first"
-        );
-        assert_eq!(
-            acl.check(&who("x", Some("admin"), "127.0.0.1"), pub_, "a"),
-            allow
-        );
-        assert_eq!(
-            acl.check(&who("x", Some("admin"), "127.0.0.1"), sub, "$SYS/#"),
-            allow
-        );
-        assert_eq!(
-            acl.check(&who("d1", None, "127.0.0.1"), pub_, "devices/d1/t"),
-            allow
-        );
-        assert_eq!(
-            acl.check(&who("d1", None, "127.0.0.1"), pub_, "devices/d2/t"),
-            None
-        );
-        assert_eq!(
-            acl.check(&who("d1", None, "127.0.0.1"), pub_, "users/d1/t"),
-            None,
-            "no username"
-        );
-        assert_eq!(
-            acl.check(&who("d1", Some("ann"), "127.0.0.1"), sub, "users/ann/#"),
-            allow
-        );
-        assert_eq!(
-            acl.check(&who("d1", Some("#"), "127.0.0.1"), pub_, "users/x/t"),
-            None,
-            "hostile"
-        );
-        assert_eq!(
-            acl.check(&who("d1", Some("+"), "127.0.0.1"), sub, "users/+/#"),
-            None,
-            "hostile"
-        );
-        assert_eq!(
-            acl.check(&who("watcher", None, "127.0.0.1"), sub, "news/+"),
-            allow
-        );
-        assert_eq!(
-            acl.check(&who("watcher", None, "127.0.0.1"), sub, "news/a"),
-            None,
-            "eq is exact"
-        );
-        assert_eq!(
-            acl.check(&who("watcher", None, "127.0.0.1"), pub_, "news/+"),
-            None
-        );
-        assert_eq!(acl.check(&who("z", None, "::1"), pub_, "t"), deny, "IPv6");
-        assert_eq!(
-            acl.check(&who("z", None, "::ffff:10.0.0.1"), pub_, "t"),
-            deny,
-            "mapped IPv4"
-        );
-    }
-
-    #[test]
-    fn cidr_blocks() {
-        let block = Cidr::parse("192.168.0.0/16").expect("cidr");
-        assert!(block.contains(IpAddr::V4(Ipv4Addr::new(192, 168, 5, 4))));
-        assert!(!block.contains(IpAddr::V4(Ipv4Addr::new(192, 169, 0, 1))));
-        assert!(
-            Cidr::parse("0.0.0.0/0")
-                .expect("all")
-                .contains("8.8.8.8".parse().expect("ip"))
-        );
-        assert!(
-            Cidr::parse("fd00::/8")
-                .expect("v6")
-                .contains("fd12::1".parse().expect("ip"))
-        );
-        assert!(Cidr::parse("10.0.0.0/33").is_none());
-        assert!(Cidr::parse("nonsense").is_none());
-    }
-
-    #[test_case("[[rules]]\npermission = \"allow\"\nall = true\naction = \"all\"\ntopics = [\"#\"]\ncolour = 1", "colour"; "unknown field")]
-    #[test_case("[[rules]]\npermission = \"allow\"\nall = true\naction = \"all\"\ntopics = [\"a/#/b\"]", "rule 1: topics"; "bad filter")]
-    #[test_case("[[rules]]\npermission = \"allow\"\nipaddr = \"10.0.0.0/99\"\naction = \"all\"\ntopics = [\"#\"]", "rule 1: ipaddr"; "bad cidr")]
-    #[test_case("[[rules]]\npermission = \"allow\"\naction = \"all\"\ntopics = [\"#\"]", "rule 1: username"; "nobody")]
-    #[test_case("[[rules]]\npermission = \"maybe\"\nall = true\naction = \"all\"\ntopics = [\"#\"]", "maybe"; "bad permission")]
-    fn invalid_files_are_explained(text: &str, expected: &str) {
-        let error = Acl::from_toml_str(text, "acl.toml")
-            .expect_err("invalid")
-            .to_string();
-        assert!(error.contains(expected), "{error}");
-        assert!(error.starts_with("acl.toml"), "{error}");
+    fn contains(self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let host_bits = u32::from(32 - self.prefix);
+                (u32::from(network) ^ u32::from(ip))
+                    .checked_shr(host_bits)
+                    .is_none_or(|different| different == 0)
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                mask_u128(u128::from(ip), self.prefix) == u128::from(network)
+            }
+            _ => false,
+        }
     }
 }
+
+/// `bits` with all but the first `prefix` bits cleared.
+fn mask_u128(bits: u128, prefix: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix))
+        .map_or(0, |mask| bits & mask)
+}
+
+// ----------------------------------------------------------------------------------------
+// Parsing.
+
+/// The file as TOML gives it; each rule keeps its keys and values with their positions so
+/// that errors can name the line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rules: Vec<Spanned<RawRule>>,
+}
+
+type RawRule = BTreeMap<Spanned<String>, Spanned<Value>>;
+
+/// Where a rule is, for its errors.
+struct RuleContext<'a> {
+    origin: &'a str,
+    text: &'a str,
+    /// 1-based.
+    rule: usize,
+    /// Byte offset of the rule's start.
+    start: usize,
+}
+
+impl RuleContext<'_> {
+    fn error(&self, field: &str, offset: usize, reason: String) -> AuthError {
+        let line = self
+            .text
+            .get(..offset)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1;
+        AuthError::AclRule {
+            origin: self.origin.to_owned(),
+            line,
+            rule: self.rule,
+            field: field.to_owned(),
+            reason,
+        }
+    }
+}
+
+const FIELDS: &str = "permission, username, clientid, ipaddr, all, action, topics";
+const SUBJECTS: &str = "exactly one of username, clientid, ipaddr or all = true";
+
+fn parse_rule(at: &RuleContext<'_>, raw: RawRule) -> Result<Rule, AuthError> {
+    let mut entries: Vec<(Spanned<String>, Spanned<Value>)> = raw.into_iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    let mut permission = None;
+    let mut actions = None;
+    let mut subject: Option<(String, Subject)> = None;
+    let mut topics = None;
+    for (key, value) in entries {
+        let field = key.get_ref().as_str();
+        let offset = value.span().start;
+        let fail = |reason: String| at.error(field, offset, reason);
+        let value = value.into_inner();
+        let new_subject = match field {
+            "permission" => {
+                permission = Some(match string(&value).map_err(&fail)? {
+                    "allow" => Permission::Allow,
+                    "deny" => Permission::Deny,
+                    other => {
+                        return Err(fail(format!(
+                            "expected \"allow\" or \"deny\", found {other:?}"
+                        )));
+                    }
+                });
+                None
+            }
+            "action" => {
+                actions = Some(match string(&value).map_err(&fail)? {
+                    "publish" => (true, false),
+                    "subscribe" => (false, true),
+                    "all" => (true, true),
+                    other => {
+                        return Err(fail(format!(
+                            "expected \"publish\", \"subscribe\" or \"all\", found {other:?}"
+                        )));
+                    }
+                });
+                None
+            }
+            "username" => Some(Subject::Username(non_empty(&value).map_err(&fail)?.into())),
+            "clientid" => Some(Subject::ClientId(non_empty(&value).map_err(&fail)?.into())),
+            "ipaddr" => Some(Subject::Address(
+                Cidr::parse(string(&value).map_err(&fail)?).map_err(&fail)?,
+            )),
+            "all" => match value {
+                Value::Boolean(true) => Some(Subject::All),
+                Value::Boolean(false) => None,
+                other => return Err(fail(format!("expected true or false, found {other}"))),
+            },
+            "topics" => {
+                topics = Some(parse_topics(&value).map_err(&fail)?);
+                None
+            }
+            other => {
+                return Err(fail(format!(
+                    "unknown field `{other}` (expected one of {FIELDS})"
+                )));
+            }
+        };
+        if let Some(new_subject) = new_subject {
+            if let Some((previous, _)) = &subject {
+                return Err(fail(format!(
+                    "a rule needs {SUBJECTS}, but `{previous}` is set too"
+                )));
+            }
+            subject = Some((field.to_owned(), new_subject));
+        }
+    }
+    let missing = |field: &str, what: &str| at.error(field, at.start, format!("missing: {what}"));
+    let permission =
+        permission.ok_or_else(|| missing("permission", "\"allow\" or \"deny\" is required"))?;
+    let (_, subject) =
+        subject.ok_or_else(|| missing("username", &format!("a rule needs {SUBJECTS}")))?;
+    let (publish, subscribe) = actions.ok_or_else(|| {
+        missing(
+            "action",
+            "\"publish\", \"subscribe\" or \"all\" is required",
+        )
+    })?;
+    let topics = topics.ok_or_else(|| missing("topics", "a list of topic filters is required"))?;
+    Ok(Rule {
+        permission,
+        subject,
+        publish,
+        subscribe,
+        topics,
+    })
+}
+
+fn string(value: &Value) -> Result<&str, String> {
+    value
+        .as_str()
+        .ok_or_else(|| format!("expected a string, found {value}"))
+}
+
+fn non_empty(value: &Value) -> Result<&str, String> {
+    match string(value)? {
+        "" => Err("must not be empty".to_owned()),
+        text => Ok(text),
+    }
+}
+
+fn parse_topics(value: &Value) -> Result<Box<[RuleTopic]>, String> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("expected a list of topic filters, found {value}"))?;
+    if items.is_empty() {
+        return Err("at least one topic filter is required".to_owned());
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let text = item
+                .as_str()
+                .ok_or_else(|| format!("topic {}: expected a string, found {item}", index + 1))?;
+            parse_topic(text).map_err(|reason| format!("topic {} {text:?}: {reason}", index + 1))
+        })
+        .collect()
+}
+
+fn parse_topic(text: &str) -> Result<RuleTopic, String> {
+    let (exact, filter) = match text.strip_prefix("eq ") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let levels = filter
+        .split('/')
+        .map(parse_level)
+        .collect::<Result<Vec<_>, _>>()?;
+    let templated = levels
+        .iter()
+        .any(|level| matches!(level, Level::Template(_)));
+    // Check the filter with each placeholder standing for a plain value.
+    let probe = if templated {
+        filter
+            .replace("${username}", "x")
+            .replace("${clientid}", "x")
+    } else {
+        filter.to_owned()
+    };
+    if !topic::is_valid_filter(&probe) {
+        return Err("not a valid topic filter".to_owned());
+    }
+    Ok(RuleTopic {
+        exact,
+        filter: filter.into(),
+        template: templated.then(|| levels.into_boxed_slice()),
+    })
+}
+
+fn parse_level(level: &str) -> Result<Level, String> {
+    if !level.contains("${") {
+        return Ok(match level {
+            "+" => Level::Plus,
+            "#" => Level::Hash,
+            text => Level::Text(text.into()),
+        });
+    }
+    let mut segments = Vec::new();
+    let mut rest = level;
+    while let Some(start) = rest.find("${") {
+        if start > 0 {
+            segments.push(Segment::Text(rest[..start].into()));
+        }
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in level {level:?}"))?;
+        segments.push(match &after[..end] {
+            "username" => Segment::Username,
+            "clientid" => Segment::ClientId,
+            other => {
+                return Err(format!(
+                    "unknown placeholder `${{{other}}}` (expected ${{username}} or ${{clientid}})"
+                ));
+            }
+        });
+        rest = &after[end + 1..];
+    }
+    if !rest.is_empty() {
+        segments.push(Segment::Text(rest.into()));
+    }
+    Ok(Level::Template(segments.into_boxed_slice()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -413,6 +413,9 @@ async fn authenticate(
             let Some(password) = password else {
                 return ReasonCode::BAD_USERNAME_OR_PASSWORD;
             };
+            let Ok(_permit) = shared.password_checks.acquire().await else {
+                return ReasonCode::SERVER_UNAVAILABLE;
+            };
             let (passwords, username, password) = (
                 Arc::clone(passwords),
                 username.to_owned(),

@@ -118,7 +118,10 @@ where
             // [MQTT-3.2.2-14]
             return Err(Close::Violation(ReasonCode::RETAIN_NOT_SUPPORTED));
         }
-        properties.subscription_identifiers.clear();
+        if !properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]: only the server puts subscription identifiers in a PUBLISH.
+            return Err(Close::Violation(ReasonCode::PROTOCOL_ERROR));
+        }
         let message = Message {
             id: self.shared.ids.next_id(),
             topic,
@@ -431,8 +434,9 @@ where
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
-            let existed = self.state.subscriptions.remove(&filter).is_some();
-            if existed {
+            let removed = self.state.subscriptions.remove(&filter);
+            let existed = removed.is_some();
+            if let Some(record) = removed {
                 if let Ok(parsed) = topic::parse_subscription(&filter) {
                     self.shared
                         .router
@@ -444,6 +448,7 @@ where
                         EventData::SessionUnsubscribed {
                             client: Arc::clone(&self.client),
                             filter: filter.clone(),
+                            qos: record.options.qos,
                             properties: unsubscribe.properties.clone(),
                         }
                     });

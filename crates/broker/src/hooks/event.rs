@@ -307,6 +307,8 @@ pub enum EventData {
         client: Arc<ClientInfo>,
         /// The filter.
         filter: ByteString,
+        /// The QoS the subscription had.
+        qos: QoS,
         /// UNSUBSCRIBE properties.
         properties: Properties,
     },

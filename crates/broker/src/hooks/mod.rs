@@ -136,11 +136,6 @@ impl Hooks {
         }
     }
 
-    /// Changes the kinds a listener receives.
-    pub fn set_mask(&self, receiver: &HookReceiver, mask: EventMask) {
-        self.update(receiver.id, Some(mask));
-    }
-
     fn update(&self, id: u64, mask: Option<EventMask>) {
         self.listeners.rcu(|list| {
             list.iter()
@@ -209,6 +204,32 @@ impl HookReceiver {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// A handle that changes which kinds this listener receives, usable while another task
+    /// owns the receiver.
+    #[must_use]
+    pub fn control(&self) -> HookControl {
+        HookControl {
+            id: self.id,
+            hooks: Weak::clone(&self.hooks),
+        }
+    }
+}
+
+/// Changes the mask of one listener (see [`HookReceiver::control`]).
+#[derive(Debug, Clone)]
+pub struct HookControl {
+    id: u64,
+    hooks: Weak<Hooks>,
+}
+
+impl HookControl {
+    /// Receive exactly the kinds in `mask` from now on.
+    pub fn set_mask(&self, mask: EventMask) {
+        if let Some(hooks) = self.hooks.upgrade() {
+            hooks.update(self.id, Some(mask));
+        }
+    }
 }
 
 impl Drop for HookReceiver {
@@ -259,7 +280,12 @@ mod tests {
         let event = rx.recv().await.expect("an event");
         assert_eq!(event.kind(), EventKind::ClientConnected);
         assert!(rx.try_recv().is_none(), "connack was not subscribed");
+        rx.control()
+            .set_mask(EventMask::NONE.with(EventKind::ClientConnack));
+        assert!(!hooks.wants(EventKind::ClientConnected));
+        assert!(hooks.wants(EventKind::ClientConnack));
         drop(rx);
+        assert!(!hooks.wants(EventKind::ClientConnack));
         assert!(!hooks.wants(EventKind::ClientConnected));
     }
 

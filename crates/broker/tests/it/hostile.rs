@@ -247,3 +247,19 @@ async fn topic_alias_abuse_is_rejected() {
         Some(ReasonCode::TOPIC_ALIAS_INVALID)
     );
 }
+
+#[tokio::test]
+async fn subscription_identifier_from_a_client_is_a_protocol_error() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(broker.tcp, ProtocolVersion::V5, "sneaky").await;
+    let mut publish = Publish {
+        topic: "t".into(),
+        ..Publish::default()
+    };
+    publish.properties.subscription_identifiers = vec![7];
+    client.send(Packet::Publish(publish)).await;
+    assert_eq!(
+        client.expect_close().await,
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
+}

@@ -6,8 +6,8 @@ use super::reader::Reader;
 use crate::rules::{self, PropertyContext};
 use crate::{
     Auth, ConnAck, Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion,
-    PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
-    SubscriptionOptions, SubscriptionRequest, UnsubAck, Unsubscribe, Will,
+    PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    SubscriptionRequest, UnsubAck, Unsubscribe, Will,
 };
 
 /// Decodes the body of a packet whose first byte `first` has already been validated.
@@ -67,12 +67,20 @@ fn reason(
 
 /// Properties in v5, none before.
 fn props(r: &mut Reader<'_>, v5: bool, ctx: PropertyContext) -> Result<Properties, DecodeError> {
-    if v5 { properties::read(r, ctx) } else { Ok(Properties::default()) }
+    if v5 {
+        properties::read(r, ctx)
+    } else {
+        Ok(Properties::default())
+    }
 }
 
 /// Rejects wildcards in a topic name (`[MQTT-3.3.2-2]`).
 fn check_no_wildcard(topic: &str) -> Result<(), DecodeError> {
-    if topic.contains(['+', '#']) { Err(DecodeError::WildcardInTopicName) } else { Ok(()) }
+    if topic.contains(['+', '#']) {
+        Err(DecodeError::WildcardInTopicName)
+    } else {
+        Ok(())
+    }
 }
 
 fn connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
@@ -116,12 +124,26 @@ fn connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
         }
         let payload = r.binary()?;
         let qos = QoS::from_u8(will_qos).ok_or(DecodeError::InvalidWillFlags)?;
-        Some(Will { topic, payload, qos, retain: will_retain, properties })
+        Some(Will {
+            topic,
+            payload,
+            qos,
+            retain: will_retain,
+            properties,
+        })
     } else {
         None
     };
-    let username = if has_username { Some(r.string()?) } else { None };
-    let password = if has_password { Some(r.binary()?) } else { None };
+    let username = if has_username {
+        Some(r.string()?)
+    } else {
+        None
+    };
+    let password = if has_password {
+        Some(r.binary()?)
+    } else {
+        None
+    };
 
     Ok(Connect {
         protocol,
@@ -145,21 +167,31 @@ fn connack(r: &mut Reader<'_>, v5: bool) -> Result<ConnAck, DecodeError> {
         reason(r, "CONNACK", rules::connack_reason)?
     } else {
         let code = r.u8()?;
-        ReasonCode::from_v3_connack(code)
-            .ok_or(DecodeError::InvalidReasonCode { code, packet: "CONNACK" })?
+        ReasonCode::from_v3_connack(code).ok_or(DecodeError::InvalidReasonCode {
+            code,
+            packet: "CONNACK",
+        })?
     };
     if session_present && reason_code.is_error() {
         return Err(DecodeError::InvalidConnAckFlags(flags));
     }
     let properties = props(r, v5, PropertyContext::ConnAck)?;
-    Ok(ConnAck { session_present, reason_code, properties })
+    Ok(ConnAck {
+        session_present,
+        reason_code,
+        properties,
+    })
 }
 
 fn publish(flags: u8, r: &mut Reader<'_>, v5: bool) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
     let topic = r.byte_string()?;
     check_no_wildcard(&topic)?;
-    let packet_id = if qos == QoS::AtMostOnce { 0 } else { packet_id(r)? };
+    let packet_id = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        packet_id(r)?
+    };
     let properties = props(r, v5, PropertyContext::Publish)?;
     // [MQTT-4.7.3-1]; in v5 an empty topic name stands for the one a topic alias maps to.
     if topic.is_empty() && properties.topic_alias.is_none() {
@@ -226,18 +258,30 @@ fn subscribe(r: &mut Reader<'_>, v5: bool) -> Result<Subscribe, DecodeError> {
     if subscriptions.is_empty() {
         return Err(DecodeError::EmptySubscribe);
     }
-    Ok(Subscribe { packet_id, properties, subscriptions })
+    Ok(Subscribe {
+        packet_id,
+        properties,
+        subscriptions,
+    })
 }
 
 fn suback(r: &mut Reader<'_>, v5: bool) -> Result<SubAck, DecodeError> {
     let packet_id = packet_id(r)?;
     let properties = props(r, v5, PropertyContext::SubAck)?;
-    let valid = if v5 { rules::suback_reason } else { rules::suback_reason_v3 };
+    let valid = if v5 {
+        rules::suback_reason
+    } else {
+        rules::suback_reason_v3
+    };
     let mut reason_codes = Vec::with_capacity(r.remaining());
     while !r.is_empty() {
         reason_codes.push(reason(r, "SUBACK", valid)?);
     }
-    Ok(SubAck { packet_id, properties, reason_codes })
+    Ok(SubAck {
+        packet_id,
+        properties,
+        reason_codes,
+    })
 }
 
 fn unsubscribe(r: &mut Reader<'_>, v5: bool) -> Result<Unsubscribe, DecodeError> {
@@ -250,17 +294,25 @@ fn unsubscribe(r: &mut Reader<'_>, v5: bool) -> Result<Unsubscribe, DecodeError>
     if filters.is_empty() {
         return Err(DecodeError::EmptyUnsubscribe);
     }
-    Ok(Unsubscribe { packet_id, properties, filters })
+    Ok(Unsubscribe {
+        packet_id,
+        properties,
+        filters,
+    })
 }
 
 fn unsuback(r: &mut Reader<'_>, v5: bool) -> Result<UnsubAck, DecodeError> {
     let packet_id = packet_id(r)?;
-    let mut ack = UnsubAck { packet_id, ..UnsubAck::default() };
+    let mut ack = UnsubAck {
+        packet_id,
+        ..UnsubAck::default()
+    };
     if v5 {
         ack.properties = properties::read(r, PropertyContext::UnsubAck)?;
         ack.reason_codes.reserve(r.remaining());
         while !r.is_empty() {
-            ack.reason_codes.push(reason(r, "UNSUBACK", rules::unsuback_reason)?);
+            ack.reason_codes
+                .push(reason(r, "UNSUBACK", rules::unsuback_reason)?);
         }
     }
     Ok(ack)

@@ -58,7 +58,10 @@ fn read_one(
         return Err(DecodeError::UnknownProperty(property));
     }
     if !ctx.allows(property) {
-        return Err(DecodeError::PropertyNotAllowed { property, packet: ctx.name() });
+        return Err(DecodeError::PropertyNotAllowed {
+            property,
+            packet: ctx.name(),
+        });
     }
     match property {
         id::PAYLOAD_FORMAT_INDICATOR => {
@@ -179,7 +182,11 @@ fn read_one(
         }
         id::SUBSCRIPTION_IDENTIFIER_AVAILABLE => {
             let value = flag(p, property)?;
-            set(&mut props.subscription_identifier_available, value, property)
+            set(
+                &mut props.subscription_identifier_available,
+                value,
+                property,
+            )
         }
         id::SHARED_SUBSCRIPTION_AVAILABLE => {
             let value = flag(p, property)?;

@@ -18,7 +18,11 @@ pub(super) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `data[start..]`.
     pub(super) fn at(data: &'a Bytes, start: usize) -> Self {
-        Self { data, pos: start, end: data.len() }
+        Self {
+            data,
+            pos: start,
+            end: data.len(),
+        }
     }
 
     /// Bytes left before the end.
@@ -33,7 +37,11 @@ impl<'a> Reader<'a> {
 
     /// Fails with `LengthMismatch` unless every byte has been read.
     pub(super) fn finish(&self) -> Result<(), DecodeError> {
-        if self.is_empty() { Ok(()) } else { Err(DecodeError::LengthMismatch) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::LengthMismatch)
+        }
     }
 
     /// Splits off a reader over the next `len` bytes and advances past them.
@@ -43,7 +51,11 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         self.pos += len;
-        Ok(Reader { data: self.data, pos: start, end: self.pos })
+        Ok(Reader {
+            data: self.data,
+            pos: start,
+            end: self.pos,
+        })
     }
 
     /// The next `len` bytes, borrowed.
@@ -71,7 +83,11 @@ impl<'a> Reader<'a> {
     pub(super) fn rest_shared(&mut self) -> Bytes {
         let start = self.pos;
         self.pos = self.end;
-        if start >= self.end { Bytes::new() } else { self.data.slice(start..self.end) }
+        if start >= self.end {
+            Bytes::new()
+        } else {
+            self.data.slice(start..self.end)
+        }
     }
 
     /// One byte.

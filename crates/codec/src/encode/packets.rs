@@ -31,7 +31,9 @@ pub(super) fn first_byte(packet: &Packet) -> u8 {
 }
 
 /// The property lists of `packet` with the context that filters them: (main, will).
-fn property_lists(packet: &Packet) -> (Option<(&Properties, PropertyContext)>, Option<&Properties>) {
+fn property_lists(
+    packet: &Packet,
+) -> (Option<(&Properties, PropertyContext)>, Option<&Properties>) {
     let main = match packet {
         Packet::Connect(c) => {
             return (
@@ -165,7 +167,13 @@ pub(super) fn body<S: Sink>(s: &mut S, packet: &Packet, version: ProtocolVersion
         }
         Packet::PingReq | Packet::PingResp => {}
         Packet::Disconnect(d) if v5 => {
-            short_reason(s, d.reason_code, &d.properties, PropertyContext::Disconnect, plan);
+            short_reason(
+                s,
+                d.reason_code,
+                &d.properties,
+                PropertyContext::Disconnect,
+                plan,
+            );
         }
         Packet::Auth(a) if v5 => {
             short_reason(s, a.reason_code, &a.properties, PropertyContext::Auth, plan);
@@ -176,18 +184,17 @@ pub(super) fn body<S: Sink>(s: &mut S, packet: &Packet, version: ProtocolVersion
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP: packet id, then (v5) the reason code and properties
 /// unless they can be left out.
-fn pub_response<S: Sink>(
-    s: &mut S,
-    p: &PubResponse,
-    v5: bool,
-    name: &'static str,
-    plan: &Plan,
-) {
+fn pub_response<S: Sink>(s: &mut S, p: &PubResponse, v5: bool, name: &'static str, plan: &Plan) {
     s.u16(p.packet_id);
     if v5 {
         if plan.props > 0 {
             s.u8(p.reason_code.0);
-            properties(s, &p.properties, PropertyContext::PubResponse(name), plan.props);
+            properties(
+                s,
+                &p.properties,
+                PropertyContext::PubResponse(name),
+                plan.props,
+            );
         } else if p.reason_code != ReasonCode::SUCCESS {
             s.u8(p.reason_code.0);
         }
@@ -267,24 +274,61 @@ fn content<S: Sink>(s: &mut S, props: &Properties, ctx: PropertyContext) {
         }
     }
 
-    byte(s, ctx, id::PAYLOAD_FORMAT_INDICATOR, props.payload_format_indicator);
-    four(s, ctx, id::MESSAGE_EXPIRY_INTERVAL, props.message_expiry_interval);
-    bin(s, ctx, id::CONTENT_TYPE, props.content_type.as_deref().map(str::as_bytes));
-    bin(s, ctx, id::RESPONSE_TOPIC, props.response_topic.as_deref().map(str::as_bytes));
-    bin(s, ctx, id::CORRELATION_DATA, props.correlation_data.as_deref());
+    byte(
+        s,
+        ctx,
+        id::PAYLOAD_FORMAT_INDICATOR,
+        props.payload_format_indicator,
+    );
+    four(
+        s,
+        ctx,
+        id::MESSAGE_EXPIRY_INTERVAL,
+        props.message_expiry_interval,
+    );
+    bin(
+        s,
+        ctx,
+        id::CONTENT_TYPE,
+        props.content_type.as_deref().map(str::as_bytes),
+    );
+    bin(
+        s,
+        ctx,
+        id::RESPONSE_TOPIC,
+        props.response_topic.as_deref().map(str::as_bytes),
+    );
+    bin(
+        s,
+        ctx,
+        id::CORRELATION_DATA,
+        props.correlation_data.as_deref(),
+    );
     if ctx.allows(id::SUBSCRIPTION_IDENTIFIER) {
-        let count = if ctx.repeats_subscription_id() { usize::MAX } else { 1 };
+        let count = if ctx.repeats_subscription_id() {
+            usize::MAX
+        } else {
+            1
+        };
         for &value in props.subscription_identifiers.iter().take(count) {
             s.u8(id::SUBSCRIPTION_IDENTIFIER);
             s.varint(usize::try_from(value).unwrap_or(usize::MAX));
         }
     }
-    four(s, ctx, id::SESSION_EXPIRY_INTERVAL, props.session_expiry_interval);
+    four(
+        s,
+        ctx,
+        id::SESSION_EXPIRY_INTERVAL,
+        props.session_expiry_interval,
+    );
     bin(
         s,
         ctx,
         id::ASSIGNED_CLIENT_IDENTIFIER,
-        props.assigned_client_identifier.as_deref().map(str::as_bytes),
+        props
+            .assigned_client_identifier
+            .as_deref()
+            .map(str::as_bytes),
     );
     two(s, ctx, id::SERVER_KEEP_ALIVE, props.server_keep_alive);
     bin(
@@ -293,18 +337,43 @@ fn content<S: Sink>(s: &mut S, props: &Properties, ctx: PropertyContext) {
         id::AUTHENTICATION_METHOD,
         props.authentication_method.as_deref().map(str::as_bytes),
     );
-    bin(s, ctx, id::AUTHENTICATION_DATA, props.authentication_data.as_deref());
-    byte(s, ctx, id::REQUEST_PROBLEM_INFORMATION, props.request_problem_information);
+    bin(
+        s,
+        ctx,
+        id::AUTHENTICATION_DATA,
+        props.authentication_data.as_deref(),
+    );
+    byte(
+        s,
+        ctx,
+        id::REQUEST_PROBLEM_INFORMATION,
+        props.request_problem_information,
+    );
     four(s, ctx, id::WILL_DELAY_INTERVAL, props.will_delay_interval);
-    byte(s, ctx, id::REQUEST_RESPONSE_INFORMATION, props.request_response_information);
+    byte(
+        s,
+        ctx,
+        id::REQUEST_RESPONSE_INFORMATION,
+        props.request_response_information,
+    );
     bin(
         s,
         ctx,
         id::RESPONSE_INFORMATION,
         props.response_information.as_deref().map(str::as_bytes),
     );
-    bin(s, ctx, id::SERVER_REFERENCE, props.server_reference.as_deref().map(str::as_bytes));
-    bin(s, ctx, id::REASON_STRING, props.reason_string.as_deref().map(str::as_bytes));
+    bin(
+        s,
+        ctx,
+        id::SERVER_REFERENCE,
+        props.server_reference.as_deref().map(str::as_bytes),
+    );
+    bin(
+        s,
+        ctx,
+        id::REASON_STRING,
+        props.reason_string.as_deref().map(str::as_bytes),
+    );
     two(s, ctx, id::RECEIVE_MAXIMUM, props.receive_maximum);
     two(s, ctx, id::TOPIC_ALIAS_MAXIMUM, props.topic_alias_maximum);
     two(s, ctx, id::TOPIC_ALIAS, props.topic_alias);
@@ -318,7 +387,22 @@ fn content<S: Sink>(s: &mut S, props: &Properties, ctx: PropertyContext) {
         }
     }
     four(s, ctx, id::MAXIMUM_PACKET_SIZE, props.maximum_packet_size);
-    byte(s, ctx, id::WILDCARD_SUBSCRIPTION_AVAILABLE, props.wildcard_subscription_available);
-    byte(s, ctx, id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, props.subscription_identifier_available);
-    byte(s, ctx, id::SHARED_SUBSCRIPTION_AVAILABLE, props.shared_subscription_available);
+    byte(
+        s,
+        ctx,
+        id::WILDCARD_SUBSCRIPTION_AVAILABLE,
+        props.wildcard_subscription_available,
+    );
+    byte(
+        s,
+        ctx,
+        id::SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+        props.subscription_identifier_available,
+    );
+    byte(
+        s,
+        ctx,
+        id::SHARED_SUBSCRIPTION_AVAILABLE,
+        props.shared_subscription_available,
+    );
 }

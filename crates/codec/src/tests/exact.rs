@@ -6,15 +6,17 @@
 use super::{bin, bs, decode_all, encode_checked, up};
 use crate::ProtocolVersion::{V3_1, V3_1_1, V5};
 use crate::{
-    Auth, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubResponse,
-    Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    SubscriptionRequest, UnsubAck, Unsubscribe, Will,
+    Auth, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubResponse, Publish,
+    QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, SubscriptionRequest,
+    UnsubAck, Unsubscribe, Will,
 };
 
 /// Decodes `bytes` for `version` (CONNECT also before any version is known), compares with
 /// `packet`, and encodes `packet` back to exactly `bytes`.
 fn check_exact(version: ProtocolVersion, bytes: &[u8], packet: &Packet) {
-    let decoded = decode_all(bytes, Some(version)).expect("decodes").expect("complete");
+    let decoded = decode_all(bytes, Some(version))
+        .expect("decodes")
+        .expect("complete");
     assert_eq!(&decoded, packet, "decoded");
     if matches!(packet, Packet::Connect(_)) {
         let first = decode_all(bytes, None).expect("decodes").expect("complete");
@@ -629,7 +631,9 @@ fn long_forms_decode_and_encode_short() {
         (b"\xF0\x02\x00\x00", b"\xF0\x00"),
     ];
     for (long, short) in cases {
-        let packet = decode_all(long, Some(V5)).expect("decodes").expect("complete");
+        let packet = decode_all(long, Some(V5))
+            .expect("decodes")
+            .expect("complete");
         assert_eq!(encode_checked(&packet, V5), short, "{packet:?}");
     }
 }
@@ -647,11 +651,15 @@ fn connect_picks_its_version() {
     for (_, version, bytes, packet) in all() {
         if let Packet::Connect(connect) = &packet {
             assert_eq!(connect.protocol, version);
-            let decoded = decode_all(&bytes, None).expect("decodes").expect("complete");
+            let decoded = decode_all(&bytes, None)
+                .expect("decodes")
+                .expect("complete");
             assert_eq!(decoded, packet);
             // Already connected: still decoded with its own level.
             let other = if version == V5 { V3_1_1 } else { V5 };
-            let decoded = decode_all(&bytes, Some(other)).expect("decodes").expect("complete");
+            let decoded = decode_all(&bytes, Some(other))
+                .expect("decodes")
+                .expect("complete");
             assert_eq!(decoded, packet);
         }
     }
@@ -660,7 +668,10 @@ fn connect_picks_its_version() {
 /// v3 encodings leave out what v3 cannot carry.
 #[test]
 fn v3_drops_v5_fields() {
-    let props = Properties { reason_string: Some("r".into()), ..Properties::default() };
+    let props = Properties {
+        reason_string: Some("r".into()),
+        ..Properties::default()
+    };
     let cases: Vec<(Packet, &[u8])> = vec![
         (
             Packet::ConnAck(ConnAck {
@@ -758,26 +769,29 @@ fn encoder_filters_properties() {
     assert_eq!(
         encode_checked(&publish, V5),
         [
-            &b"\x30\x0B"[..],       // PUBLISH QoS 0, rl 11
-            b"\x00\x01t",           // topic
-            b"\x07",                // pl 7
-            b"\x0B\x01\x0B\x02",    //   subscription identifiers 1 and 2
-            b"\x23\x00\x03",        //   topic alias 3
+            &b"\x30\x0B"[..],    // PUBLISH QoS 0, rl 11
+            b"\x00\x01t",        // topic
+            b"\x07",             // pl 7
+            b"\x0B\x01\x0B\x02", //   subscription identifiers 1 and 2
+            b"\x23\x00\x03",     //   topic alias 3
         ]
         .concat()
     );
     let subscribe = Packet::Subscribe(Subscribe {
         packet_id: 1,
         properties: everything,
-        subscriptions: vec![SubscriptionRequest { filter: bs("t"), ..Default::default() }],
+        subscriptions: vec![SubscriptionRequest {
+            filter: bs("t"),
+            ..Default::default()
+        }],
     });
     assert_eq!(
         encode_checked(&subscribe, V5),
         [
-            &b"\x82\x09"[..],       // SUBSCRIBE, rl 9
-            b"\x00\x01",            // packet id
-            b"\x02\x0B\x01",        // pl 2: subscription identifier 1
-            b"\x00\x01t\x00",       // filter, options
+            &b"\x82\x09"[..], // SUBSCRIBE, rl 9
+            b"\x00\x01",      // packet id
+            b"\x02\x0B\x01",  // pl 2: subscription identifier 1
+            b"\x00\x01t\x00", // filter, options
         ]
         .concat()
     );

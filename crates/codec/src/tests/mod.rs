@@ -39,6 +39,10 @@ fn encode_checked(packet: &Packet, version: ProtocolVersion) -> Vec<u8> {
     let mut buf = BytesMut::new();
     let written = encode(packet, version, &mut buf).expect("encodes");
     assert_eq!(written, buf.len(), "encode's return value, {packet:?}");
-    assert_eq!(encoded_len(packet, version), buf.len(), "encoded_len, {packet:?}");
+    assert_eq!(
+        encoded_len(packet, version),
+        buf.len(),
+        "encoded_len, {packet:?}"
+    );
     buf.to_vec()
 }

@@ -8,7 +8,11 @@ use crate::{DecodeError, MAX_REMAINING_LENGTH, Packet, ProtocolVersion, decode};
 
 /// The version to decode a case with: none for CONNECT (it comes first).
 fn decode_version(packet: &Packet, version: ProtocolVersion) -> Option<ProtocolVersion> {
-    if matches!(packet, Packet::Connect(_)) { None } else { Some(version) }
+    if matches!(packet, Packet::Connect(_)) {
+        None
+    } else {
+        Some(version)
+    }
 }
 
 #[test]
@@ -18,7 +22,11 @@ fn every_proper_prefix_is_incomplete() {
         for len in 0..bytes.len() {
             let prefix = bytes.get(..len).expect("shorter than the packet");
             let mut buf = BytesMut::from(prefix);
-            assert_eq!(decode(&mut buf, version, u32::MAX), Ok(None), "{name}: {len} bytes");
+            assert_eq!(
+                decode(&mut buf, version, u32::MAX),
+                Ok(None),
+                "{name}: {len} bytes"
+            );
             assert_eq!(&buf[..], prefix, "{name}: {len} bytes consumed");
         }
     }
@@ -27,8 +35,10 @@ fn every_proper_prefix_is_incomplete() {
 #[test]
 fn packets_back_to_back_decode_in_order() {
     for version in [ProtocolVersion::V3_1, V3_1_1, V5] {
-        let cases: Vec<_> =
-            exact::all().into_iter().filter(|(_, v, _, _)| *v == version).collect();
+        let cases: Vec<_> = exact::all()
+            .into_iter()
+            .filter(|(_, v, _, _)| *v == version)
+            .collect();
         let mut buf = BytesMut::new();
         for (_, _, bytes, _) in &cases {
             buf.extend_from_slice(bytes);
@@ -46,8 +56,14 @@ fn packets_back_to_back_decode_in_order() {
 
 #[test]
 fn bytes_arriving_one_at_a_time() {
-    let cases: Vec<_> = exact::all().into_iter().filter(|(_, v, _, _)| *v == V5).collect();
-    let stream: Vec<u8> = cases.iter().flat_map(|(_, _, bytes, _)| bytes.clone()).collect();
+    let cases: Vec<_> = exact::all()
+        .into_iter()
+        .filter(|(_, v, _, _)| *v == V5)
+        .collect();
+    let stream: Vec<u8> = cases
+        .iter()
+        .flat_map(|(_, _, bytes, _)| bytes.clone())
+        .collect();
     let mut buf = BytesMut::new();
     let mut decoded = Vec::new();
     for byte in stream {
@@ -75,7 +91,10 @@ fn packet_too_large_from_the_fixed_header_alone() {
     let mut buf = BytesMut::from(header);
     assert_eq!(
         decode(&mut buf, Some(V5), 1024),
-        Err(DecodeError::PacketTooLarge { size: 5 + MAX_REMAINING_LENGTH, max: 1024 })
+        Err(DecodeError::PacketTooLarge {
+            size: 5 + MAX_REMAINING_LENGTH,
+            max: 1024
+        })
     );
     assert_eq!(&buf[..], header, "nothing consumed");
 
@@ -83,10 +102,17 @@ fn packet_too_large_from_the_fixed_header_alone() {
     let mut buf = BytesMut::from(&[0x10, 0x80, 0x01][..]);
     assert_eq!(
         decode(&mut buf, None, 100),
-        Err(DecodeError::PacketTooLarge { size: 131, max: 100 })
+        Err(DecodeError::PacketTooLarge {
+            size: 131,
+            max: 100
+        })
     );
     assert_eq!(
-        DecodeError::PacketTooLarge { size: 131, max: 100 }.reason_code(),
+        DecodeError::PacketTooLarge {
+            size: 131,
+            max: 100
+        }
+        .reason_code(),
         crate::ReasonCode::PACKET_TOO_LARGE
     );
 }
@@ -111,7 +137,10 @@ fn variable_integer_longer_than_four_bytes() {
     assert_eq!(decode(&mut buf, Some(V5), u32::MAX), Ok(None));
     // The fourth byte has the continuation bit: malformed before a fifth arrives.
     buf.extend_from_slice(&[0x80]);
-    assert_eq!(decode(&mut buf, Some(V5), u32::MAX), Err(DecodeError::MalformedVariableInteger));
+    assert_eq!(
+        decode(&mut buf, Some(V5), u32::MAX),
+        Err(DecodeError::MalformedVariableInteger)
+    );
     assert_eq!(buf.len(), 5, "nothing consumed");
 }
 
@@ -123,7 +152,14 @@ fn header_errors_come_from_the_first_byte() {
         (Some(V5), 0x00, DecodeError::UnknownPacketType(0)),
         (Some(V3_1_1), 0xF0, DecodeError::UnknownPacketType(15)),
         (Some(V5), 0x36, DecodeError::InvalidQoS),
-        (Some(V5), 0x80, DecodeError::InvalidHeaderFlags { packet_type: 8, flags: 0 }),
+        (
+            Some(V5),
+            0x80,
+            DecodeError::InvalidHeaderFlags {
+                packet_type: 8,
+                flags: 0,
+            },
+        ),
     ];
     for (version, first, error) in cases {
         let mut buf = BytesMut::from(&[first][..]);

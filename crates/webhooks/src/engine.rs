@@ -1,0 +1,372 @@
+//! The engine: listens to the broker's hook, hands each event to the webhooks that want it,
+//! and manages webhooks (create, update, enable, delete) while it runs.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use arc_swap::ArcSwap;
+use hookmq_broker::{
+    BrokerHandle,
+    hooks::{EventKind, EventMask, HookControl, HookReceiver},
+    message::MessageIdGenerator,
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    client::{HttpClient, RESPONSE_KEPT},
+    metrics::MetricsSnapshot,
+    queue::Queue,
+    render::Renderer,
+    samples,
+    sign::{ID_HEADER, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER},
+    spec::{SpecError, WebhookSpec},
+    webhook::Webhook,
+};
+
+/// Events waiting between the broker and the dispatcher. The dispatcher only matches and
+/// queues, so it keeps up; if it ever falls behind, the broker drops and counts (it never
+/// waits).
+const HOOK_CAPACITY: usize = 65_536;
+/// Events taken from the hook at once.
+const DISPATCH_BATCH: usize = 256;
+/// How often rates are sampled.
+const RATE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why an engine operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The spec is invalid.
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
+    /// No webhook has that name.
+    #[error("no webhook named {0}")]
+    NotFound(String),
+    /// A webhook with that name exists already.
+    #[error("a webhook named {0} exists already")]
+    AlreadyExists(String),
+}
+
+/// A webhook as listings show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookStatus {
+    /// Its definition.
+    #[serde(flatten)]
+    pub spec: WebhookSpec,
+    /// Its metrics now.
+    pub metrics: MetricsSnapshot,
+}
+
+/// What a test request found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Whether the receiver answered 2xx.
+    pub success: bool,
+    /// The status code, if it answered.
+    pub status: Option<u16>,
+    /// Time to the answer, ms.
+    pub latency_ms: u64,
+    /// The start of the response body.
+    pub body: String,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+struct Inner {
+    broker: BrokerHandle,
+    node: String,
+    ids: MessageIdGenerator,
+    /// Read by the dispatcher for every batch without a lock; replaced on every change.
+    webhooks: ArcSwap<Vec<Arc<Webhook>>>,
+    /// Serializes changes to the list (held only while swapping, never across `.await`).
+    changes: Mutex<()>,
+    hook: HookControl,
+    stop: CancellationToken,
+}
+
+/// The webhook engine. Cheap to clone.
+#[derive(Clone)]
+pub struct WebhookEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WebhookEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEngine")
+            .field("webhooks", &self.inner.webhooks.load().len())
+            .finish()
+    }
+}
+
+impl WebhookEngine {
+    /// Starts listening to `broker` (with no webhook, nothing is listened to).
+    #[must_use]
+    pub fn start(broker: BrokerHandle) -> Self {
+        let receiver = broker.subscribe_events(EventMask::NONE, HOOK_CAPACITY);
+        let node = broker.node_name().to_owned();
+        let inner = Arc::new(Inner {
+            ids: MessageIdGenerator::new(&node),
+            node,
+            broker,
+            webhooks: ArcSwap::from_pointee(Vec::new()),
+            changes: Mutex::new(()),
+            hook: receiver.control(),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(dispatch(Arc::clone(&inner), receiver));
+        tokio::spawn(sample_rates(Arc::clone(&inner)));
+        Self { inner }
+    }
+
+    /// The node name events carry.
+    #[must_use]
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The broker this engine listens to.
+    #[must_use]
+    pub fn broker(&self) -> &BrokerHandle {
+        &self.inner.broker
+    }
+
+    /// Creates a webhook.
+    ///
+    /// # Errors
+    /// [`EngineError::AlreadyExists`] or [`EngineError::Invalid`].
+    pub async fn create(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        if self.find(&spec.name).is_some() {
+            return Err(EngineError::AlreadyExists(spec.name));
+        }
+        self.put(spec).await
+    }
+
+    /// Replaces the webhook of the same name.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] or [`EngineError::Invalid`].
+    pub async fn update(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        if self.find(&spec.name).is_none() {
+            return Err(EngineError::NotFound(spec.name));
+        }
+        self.put(spec).await
+    }
+
+    /// Creates or replaces a webhook. Queued events and metrics carry over to the new version.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`].
+    pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        let previous = self.find(&spec.name);
+        let webhook = Arc::new(Webhook::build(spec, &self.inner.node, previous.as_deref())?);
+        let replaced = self.swap(&webhook.spec.name.clone(), Some(Arc::clone(&webhook)));
+        if let Some(old) = replaced {
+            old.stop().await;
+            webhook.adopt(&old);
+        }
+        webhook.start();
+        Ok(())
+    }
+
+    /// Turns a webhook on or off; queued events wait while it is off.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`].
+    pub async fn set_enabled(&self, name: &str, enable: bool) -> Result<(), EngineError> {
+        let current = self
+            .find(name)
+            .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
+        let mut spec = current.spec.clone();
+        spec.enable = enable;
+        self.put(spec).await
+    }
+
+    /// Deletes a webhook; its queued events are discarded.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`].
+    pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let removed = self
+            .swap(name, None)
+            .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
+        removed.stop().await;
+        removed.queue.close();
+        Ok(())
+    }
+
+    /// Replaces (or removes) the webhook `name` in the list; returns the one it replaced.
+    fn swap(&self, name: &str, new: Option<Arc<Webhook>>) -> Option<Arc<Webhook>> {
+        let _changing = self.inner.changes.lock();
+        let current = self.inner.webhooks.load_full();
+        let mut next: Vec<Arc<Webhook>> = Vec::with_capacity(current.len() + 1);
+        let mut replaced = None;
+        for webhook in current.iter() {
+            if webhook.spec.name == name {
+                replaced = Some(Arc::clone(webhook));
+            } else {
+                next.push(Arc::clone(webhook));
+            }
+        }
+        if let Some(webhook) = new {
+            next.push(webhook);
+        }
+        next.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        let mask = next
+            .iter()
+            .filter(|w| w.spec.enable)
+            .fold(EventMask::NONE, |m, w| EventMask(m.0 | w.trigger.mask.0));
+        self.inner.webhooks.store(Arc::new(next));
+        self.inner.hook.set_mask(mask);
+        replaced
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<Webhook>> {
+        self.inner
+            .webhooks
+            .load()
+            .iter()
+            .find(|w| w.spec.name == name)
+            .cloned()
+    }
+
+    /// One webhook with its metrics.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<WebhookStatus> {
+        self.find(name).map(|w| WebhookStatus {
+            spec: w.spec.clone(),
+            metrics: w.metrics(),
+        })
+    }
+
+    /// Every webhook, by name.
+    #[must_use]
+    pub fn list(&self) -> Vec<WebhookStatus> {
+        self.inner
+            .webhooks
+            .load()
+            .iter()
+            .map(|w| WebhookStatus {
+                spec: w.spec.clone(),
+                metrics: w.metrics(),
+            })
+            .collect()
+    }
+
+    /// Zeroes a webhook's counters.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`].
+    pub fn reset_metrics(&self, name: &str) -> Result<(), EngineError> {
+        let webhook = self
+            .find(name)
+            .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
+        webhook.metrics.reset(webhook.queue.len() as u64);
+        Ok(())
+    }
+
+    /// Sends one sample `message.publish` request as `spec` would (no retries) and reports
+    /// the receiver's answer. The spec need not be saved.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when the spec cannot be built.
+    pub async fn probe(&self, spec: &WebhookSpec) -> Result<ProbeResult, EngineError> {
+        spec.validate()?;
+        let renderer = Renderer::new(spec, &self.inner.node)?;
+        let client = HttpClient::new(spec)?;
+        let event = samples::sample(EventKind::MessagePublish, &self.inner.node);
+        let request = renderer
+            .render(&event)
+            .map_err(|e| SpecError::new("url", e.to_string()))?;
+        let mut extra = http::HeaderMap::new();
+        if let Some(secret) = &spec.signing_secret {
+            let signer = Signer::new(secret)?;
+            let id = format!("evt_{}", self.inner.ids.next_id());
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let signature = signer.sign(&id, timestamp, &request.body);
+            for (name, value) in [
+                (ID_HEADER, id),
+                (TIMESTAMP_HEADER, timestamp.to_string()),
+                (SIGNATURE_HEADER, signature),
+            ] {
+                if let Ok(value) = http::HeaderValue::from_str(&value) {
+                    extra.insert(name, value);
+                }
+            }
+        }
+        let started = Instant::now();
+        let result = client.send(&request, extra).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(match result {
+            Ok(answer) => {
+                let mut body = String::from_utf8_lossy(&answer.body_start).into_owned();
+                body.truncate(RESPONSE_KEPT);
+                ProbeResult {
+                    success: answer.status.is_success(),
+                    status: Some(answer.status.as_u16()),
+                    latency_ms,
+                    body,
+                    error: (!answer.status.is_success()).then(|| format!("HTTP {}", answer.status)),
+                }
+            }
+            Err(error) => ProbeResult {
+                success: false,
+                status: None,
+                latency_ms,
+                body: String::new(),
+                error: Some(error.to_string()),
+            },
+        })
+    }
+
+    /// Stops every webhook; queued events are discarded (the in-memory queue does not survive).
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        let all = self.inner.webhooks.load_full();
+        for webhook in all.iter() {
+            webhook.stop().await;
+        }
+    }
+}
+
+/// Takes events from the hook and queues them on every webhook that wants them.
+async fn dispatch(inner: Arc<Inner>, mut receiver: HookReceiver) {
+    let mut batch = Vec::with_capacity(DISPATCH_BATCH);
+    loop {
+        let received = tokio::select! {
+            () = inner.stop.cancelled() => return,
+            n = receiver.recv_many(&mut batch, DISPATCH_BATCH) => n,
+        };
+        if received == 0 {
+            return;
+        }
+        let webhooks = inner.webhooks.load();
+        for event in batch.drain(..) {
+            for webhook in webhooks.iter() {
+                if webhook.wants(&event) {
+                    webhook.enqueue(&event, &inner.ids);
+                }
+            }
+        }
+    }
+}
+
+/// Samples every webhook's rate every [`RATE_INTERVAL`].
+async fn sample_rates(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(RATE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = inner.stop.cancelled() => return,
+            _ = tick.tick() => {
+                for webhook in inner.webhooks.load().iter() {
+                    webhook.metrics.sample_rate(RATE_INTERVAL);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! # hookmq-webhooks
+//!
+//! Turns the broker's events into HTTP requests to the user's server, in EMQX's format.
+//!
+//! ## Layout (svix's split)
+//! - [`spec`]: the webhook resource and its validation.
+//! - [`trigger`]: which events a webhook takes (kinds, then topic filters).
+//! - [`render`]: EMQX's JSON body ([`render::emqx`]) and `${field}` templates.
+//! - [`queue`]: the bounded per-webhook queue, in lanes by client (per-client order).
+//! - [`deliver`]: lane workers, answer classification, retries with backoff and jitter.
+//! - [`client`]: the pooled HTTP client (hyper-util, rustls, TCP_NODELAY).
+//! - [`sign`]: Standard Webhooks signatures.
+//! - [`metrics`]: counters, rates and latency per webhook.
+//! - [`engine`]: the dispatcher between the broker's hook and the webhooks, and their
+//!   management.
+//! - [`samples`]: sample events for tests and the event catalogue.
+//!
+//! The broker never waits for a webhook: its hook drops (and counts) what the dispatcher
+//! cannot take, and a webhook's full queue drops (and counts) what it cannot hold.
+
+pub mod client;
+pub mod deliver;
+pub mod engine;
+pub mod metrics;
+pub mod queue;
+pub mod render;
+pub mod samples;
+pub mod sign;
+pub mod spec;
+pub mod trigger;
+mod webhook;
+
+pub use engine::{EngineError, ProbeResult, WebhookEngine, WebhookStatus};
+pub use metrics::MetricsSnapshot;
+pub use spec::{SpecError, WebhookSpec};

@@ -1,0 +1,306 @@
+//! Per-webhook metrics: counters, gauges, rates and a latency histogram.
+//!
+//! They keep EMQX's invariant `matched = success + failed + dropped + queuing + inflight`:
+//! an event is matched once, then ends in exactly one of the other five.
+
+use std::{
+    collections::VecDeque,
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use hookmq_broker::message::now_ms;
+
+/// Upper bounds of the latency buckets, in milliseconds (the last bucket is unbounded).
+pub const LATENCY_BUCKETS_MS: [u64; 14] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+];
+
+/// Rate samples kept for `rate_last5m` (one per sampling interval of 5 s).
+const RATE_SAMPLES: usize = 60;
+/// Failures remembered for the details page.
+const FAILURES_KEPT: usize = 20;
+
+/// One failed delivery.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    /// When, ms since the epoch.
+    pub at: u64,
+    /// The event's name.
+    pub event: String,
+    /// HTTP status, when the receiver answered.
+    pub status: Option<u16>,
+    /// Why it failed.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Default)]
+struct Rates {
+    last_matched: u64,
+    samples: VecDeque<f64>,
+    current: f64,
+    max: f64,
+}
+
+/// Live metrics of one webhook.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    matched: AtomicU64,
+    success: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    /// Gauge: deliveries under way (including waits between retries).
+    inflight: AtomicI64,
+    latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    latency_sum_ms: AtomicU64,
+    /// Short critical sections (a sample every 5 s, a failure now and then).
+    rates: Mutex<Rates>,
+    failures: Mutex<VecDeque<Failure>>,
+}
+
+/// A copy of the metrics, as the API shows them.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct MetricsSnapshot {
+    /// Events the trigger selected.
+    pub matched: u64,
+    /// Delivered with a 2xx answer.
+    pub success: u64,
+    /// Given up (non-retryable answer, retries exhausted, or unrenderable).
+    pub failed: u64,
+    /// Retries made (an event retried twice counts 2).
+    pub retried: u64,
+    /// Dropped without delivery, all reasons.
+    pub dropped: u64,
+    /// Dropped because the queue was full.
+    #[serde(rename = "dropped.queue_full")]
+    pub dropped_queue_full: u64,
+    /// Waiting in the queue now.
+    pub queuing: u64,
+    /// Being delivered now.
+    pub inflight: u64,
+    /// Matched events per second over the last 5 s.
+    pub rate: f64,
+    /// Highest `rate` seen.
+    pub rate_max: f64,
+    /// Mean rate over the last 5 minutes.
+    pub rate_last5m: f64,
+    /// Request latency.
+    pub latency: LatencySnapshot,
+    /// The most recent failures, newest first.
+    pub last_failures: Vec<Failure>,
+}
+
+/// Latency figures in milliseconds (estimated from the histogram's bucket bounds).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct LatencySnapshot {
+    /// Requests measured.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Median (upper bound of its bucket).
+    pub p50_ms: u64,
+    /// 90th percentile.
+    pub p90_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Counts per bucket, aligned with `bounds_ms` (plus one for slower).
+    pub buckets: Vec<u64>,
+    /// Bucket upper bounds.
+    pub bounds_ms: Vec<u64>,
+}
+
+impl Metrics {
+    pub(crate) fn matched(&self) {
+        self.matched.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn dropped_queue_full(&self) {
+        self.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn success(&self) {
+        self.success.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn start(&self) {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn finish(&self) {
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed(&self, failure: Failure) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut failures = self.failures.lock();
+        if failures.len() >= FAILURES_KEPT {
+            failures.pop_back();
+        }
+        failures.push_front(failure);
+    }
+
+    pub(crate) fn latency(&self, elapsed: Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&bound| ms <= bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Records a rate sample over `interval`; called every 5 s.
+    pub(crate) fn sample_rate(&self, interval: Duration) {
+        let matched = self.matched.load(Ordering::Relaxed);
+        let mut rates = self.rates.lock();
+        let delta = matched.saturating_sub(rates.last_matched);
+        rates.last_matched = matched;
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let rate = delta as f64 / interval.as_secs_f64().max(0.001);
+        rates.current = rate;
+        rates.max = rates.max.max(rate);
+        if rates.samples.len() >= RATE_SAMPLES {
+            rates.samples.pop_front();
+        }
+        rates.samples.push_back(rate);
+    }
+
+    /// Zeroes the counters. `matched` restarts at what is still queued or in flight, so the
+    /// invariant holds after the reset too.
+    pub(crate) fn reset(&self, queuing: u64) {
+        let inflight = u64::try_from(self.inflight.load(Ordering::Relaxed)).unwrap_or(0);
+        for counter in [
+            &self.success,
+            &self.failed,
+            &self.retried,
+            &self.dropped_queue_full,
+            &self.latency_sum_ms,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for bucket in &self.latency {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.matched.store(queuing + inflight, Ordering::Relaxed);
+        *self.rates.lock() = Rates {
+            last_matched: queuing + inflight,
+            ..Rates::default()
+        };
+        self.failures.lock().clear();
+    }
+
+    /// The metrics now, with `queuing` from the queue.
+    #[must_use]
+    pub fn snapshot(&self, queuing: usize) -> MetricsSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let buckets: Vec<u64> = self.latency.iter().map(load).collect();
+        let count: u64 = buckets.iter().sum();
+        let percentile = |p: f64| {
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let rank = ((count as f64) * p).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, n) in buckets.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(u64::MAX);
+                }
+            }
+            0
+        };
+        let rates = self.rates.lock();
+        #[allow(clippy::cast_precision_loss)]
+        let last5m = if rates.samples.is_empty() {
+            0.0
+        } else {
+            rates.samples.iter().sum::<f64>() / rates.samples.len() as f64
+        };
+        let dropped_queue_full = load(&self.dropped_queue_full);
+        #[allow(clippy::cast_precision_loss)]
+        let mean_ms = if count == 0 {
+            0.0
+        } else {
+            load(&self.latency_sum_ms) as f64 / count as f64
+        };
+        MetricsSnapshot {
+            matched: load(&self.matched),
+            success: load(&self.success),
+            failed: load(&self.failed),
+            retried: load(&self.retried),
+            dropped: dropped_queue_full,
+            dropped_queue_full,
+            queuing: queuing as u64,
+            inflight: u64::try_from(self.inflight.load(Ordering::Relaxed)).unwrap_or(0),
+            rate: rates.current,
+            rate_max: rates.max,
+            rate_last5m: last5m,
+            latency: LatencySnapshot {
+                count,
+                mean_ms,
+                p50_ms: if count == 0 { 0 } else { percentile(0.5) },
+                p90_ms: if count == 0 { 0 } else { percentile(0.9) },
+                p99_ms: if count == 0 { 0 } else { percentile(0.99) },
+                buckets,
+                bounds_ms: LATENCY_BUCKETS_MS.to_vec(),
+            },
+            last_failures: self.failures.lock().iter().cloned().collect(),
+        }
+    }
+}
+
+/// A failure record stamped now.
+pub(crate) fn failure(event: &str, status: Option<u16>, reason: String, attempts: u32) -> Failure {
+    Failure {
+        at: now_ms(),
+        event: event.to_owned(),
+        status,
+        reason,
+        attempts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_reset() {
+        let metrics = Metrics::default();
+        for ms in [1, 1, 3, 40, 900] {
+            metrics.matched();
+            metrics.latency(Duration::from_millis(ms));
+            metrics.success();
+        }
+        let snap = metrics.snapshot(0);
+        assert_eq!(snap.latency.count, 5);
+        assert_eq!(snap.latency.p50_ms, 5);
+        assert_eq!(snap.latency.p99_ms, 1000);
+        assert_eq!(snap.matched, snap.success);
+        metrics.matched();
+        metrics.reset(1);
+        let snap = metrics.snapshot(1);
+        assert_eq!((snap.matched, snap.success, snap.queuing), (1, 0, 1));
+    }
+
+    #[test]
+    fn rates() {
+        let metrics = Metrics::default();
+        for _ in 0..50 {
+            metrics.matched();
+        }
+        metrics.sample_rate(Duration::from_secs(5));
+        metrics.sample_rate(Duration::from_secs(5));
+        let snap = metrics.snapshot(0);
+        assert!((snap.rate - 0.0).abs() < f64::EPSILON);
+        assert!((snap.rate_max - 10.0).abs() < f64::EPSILON);
+        assert!((snap.rate_last5m - 5.0).abs() < f64::EPSILON);
+    }
+}

@@ -1,0 +1,220 @@
+//! The delivery queue of one webhook: events waiting, split into lanes by client.
+//!
+//! A lane is delivered by one worker, one request at a time, so a client's events (always in
+//! the same lane) reach the receiver in the order they happened, while other lanes proceed in
+//! parallel. The [`Queue`] trait is what a disk-backed queue implements later: `pop` hands an
+//! event out and `requeue_front` takes back one whose delivery was interrupted.
+
+use std::{
+    collections::VecDeque,
+    hash::{Hash, Hasher},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use hookmq_broker::hooks::Event;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// An event waiting for delivery.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The event.
+    pub event: Arc<Event>,
+    /// Its delivery id (`webhook-id`), the same across retries.
+    pub id: Arc<str>,
+    /// When it was queued.
+    pub queued_at: Instant,
+}
+
+/// A webhook's queue.
+pub trait Queue: Send + Sync + 'static {
+    /// Adds an event to `lane`'s tail; gives it back if the queue is full or closed.
+    ///
+    /// # Errors
+    /// The item, when it was not queued.
+    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued>;
+    /// Puts back an event whose delivery was interrupted, at `lane`'s head (ignores the bound).
+    fn requeue_front(&self, lane: usize, item: Queued);
+    /// The next event of `lane`, waiting for one; `None` once closed.
+    fn pop(&self, lane: usize) -> impl Future<Output = Option<Queued>> + Send;
+    /// Events waiting in all lanes.
+    fn len(&self) -> usize;
+    /// Whether no event waits.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of lanes.
+    fn lanes(&self) -> usize;
+    /// Removes every waiting event, lane by lane in order.
+    fn drain(&self) -> Vec<Queued>;
+}
+
+/// The lane of a client.
+#[must_use]
+pub fn lane_of(client_id: &str, lanes: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    client_id.hash(&mut hasher);
+    usize::try_from(hasher.finish() % lanes.max(1) as u64).unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    /// parking_lot mutex: pushes and pops are pointer moves, never held across `.await`.
+    items: Mutex<VecDeque<Queued>>,
+    /// Wakes the lane's worker.
+    notify: Notify,
+}
+
+/// The in-memory queue: bounded across all lanes.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    lanes: Vec<Lane>,
+    len: AtomicUsize,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl MemoryQueue {
+    /// A queue of `lanes` lanes holding at most `capacity` events.
+    #[must_use]
+    pub fn new(lanes: usize, capacity: usize) -> Self {
+        Self {
+            lanes: (0..lanes.max(1)).map(|_| Lane::default()).collect(),
+            len: AtomicUsize::new(0),
+            capacity,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops handing out events; waiting `pop`s return `None`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for lane in &self.lanes {
+            lane.notify.notify_waiters();
+            lane.notify.notify_one();
+        }
+    }
+
+    fn lane(&self, lane: usize) -> &Lane {
+        &self.lanes[lane % self.lanes.len()]
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(item);
+        }
+        // Reserve a slot first so concurrent pushes cannot overshoot the bound.
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(item);
+        }
+        let lane = self.lane(lane);
+        lane.items.lock().push_back(item);
+        lane.notify.notify_one();
+        Ok(())
+    }
+
+    fn requeue_front(&self, lane: usize, item: Queued) {
+        self.len.fetch_add(1, Ordering::AcqRel);
+        let lane = self.lane(lane);
+        lane.items.lock().push_front(item);
+        lane.notify.notify_one();
+    }
+
+    async fn pop(&self, lane: usize) -> Option<Queued> {
+        let lane = self.lane(lane);
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(item) = lane.items.lock().pop_front() {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                return Some(item);
+            }
+            lane.notify.notified().await;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    fn drain(&self) -> Vec<Queued> {
+        let mut all = Vec::new();
+        for lane in &self.lanes {
+            let mut items = lane.items.lock();
+            self.len.fetch_sub(items.len(), Ordering::AcqRel);
+            all.extend(items.drain(..));
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hookmq_broker::hooks::{ClientInfo, EventData};
+    use hookmq_codec::{Properties, ProtocolVersion};
+
+    use super::*;
+
+    fn item(n: u64) -> Queued {
+        let client = Arc::new(ClientInfo {
+            client_id: "c".into(),
+            username: None,
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            local: "127.0.0.1:1883".parse().expect("addr"),
+            protocol: ProtocolVersion::V5,
+            keep_alive: 0,
+            clean_start: true,
+            expiry_interval: 0,
+            receive_maximum: 1,
+            connect_properties: Properties::default(),
+            connected_at: n,
+            session_id: n,
+        });
+        Queued {
+            event: Arc::new(Event {
+                timestamp: n,
+                data: EventData::ClientConnected { client },
+            }),
+            id: n.to_string().into(),
+            queued_at: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_fifo_per_lane_with_requeue() {
+        let queue = MemoryQueue::new(2, 3);
+        assert!(queue.push(0, item(1)).is_ok());
+        assert!(queue.push(0, item(2)).is_ok());
+        assert!(queue.push(1, item(3)).is_ok());
+        assert!(queue.push(1, item(4)).is_err(), "full");
+        assert_eq!(queue.len(), 3);
+        let first = queue.pop(0).await.expect("item");
+        assert_eq!(&*first.id, "1");
+        queue.requeue_front(0, first);
+        assert_eq!(&*queue.pop(0).await.expect("item").id, "1");
+        assert_eq!(&*queue.pop(0).await.expect("item").id, "2");
+        assert_eq!(queue.drain().len(), 1);
+        assert!(queue.is_empty());
+        queue.close();
+        assert!(queue.pop(1).await.is_none());
+    }
+
+    #[test]
+    fn lanes_are_stable() {
+        assert_eq!(lane_of("client-a", 16), lane_of("client-a", 16));
+        assert!(lane_of("client-b", 16) < 16);
+        assert_eq!(lane_of("x", 1), 0);
+    }
+}

@@ -1,0 +1,254 @@
+//! Rendering: an event becomes an HTTP request (method, URL, headers, body).
+
+pub mod emqx;
+pub mod template;
+
+use bytes::Bytes;
+use hookmq_broker::hooks::Event;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use serde_json::{Map, Value};
+
+pub use emqx::RenderContext;
+use template::{Escape, Template};
+
+use crate::spec::{Method, PayloadEncoding, SpecError, WebhookSpec};
+
+/// A URL whose path and query may hold placeholders (never its scheme, host or port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    /// `scheme://authority`, fixed.
+    base: String,
+    /// Whether the scheme is `https`.
+    pub(crate) https: bool,
+    path: Template,
+}
+
+impl UrlTemplate {
+    /// Parses and checks a webhook URL.
+    ///
+    /// # Errors
+    /// [`SpecError`] on field `url`.
+    pub fn parse(url: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError::new("url", reason);
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        let (https, rest) = if lower.starts_with("https://") {
+            (true, &url[8..])
+        } else if lower.starts_with("http://") {
+            (false, &url[7..])
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
+        let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        if authority.contains("${") {
+            return Err(bad(
+                "placeholders are allowed in the path and query, not in the host or port",
+            ));
+        }
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("needs a host, without user:password@"));
+        }
+        authority
+            .parse::<http::uri::Authority>()
+            .map_err(|e| bad(&format!("invalid host or port: {e}")))?;
+        if path.contains('#') {
+            return Err(bad("a #fragment is never sent: remove it"));
+        }
+        let path = if path.is_empty() { "/" } else { path };
+        let path = Template::parse(path, false, Escape::Url).map_err(|e| bad(&e.to_string()))?;
+        let scheme = if https { "https" } else { "http" };
+        let url = Self {
+            base: format!("{scheme}://{authority}"),
+            https,
+            path,
+        };
+        // A static URL must already be a valid URI.
+        if url.path.is_static() {
+            url.render(&Map::new()).map_err(|e| bad(&e.to_string()))?;
+        }
+        Ok(url)
+    }
+
+    /// The URI for one event.
+    ///
+    /// # Errors
+    /// [`RenderError::Url`] if the rendered text is not a URI.
+    pub fn render(&self, context: &Map<String, Value>) -> Result<Uri, RenderError> {
+        let text = format!("{}{}", self.base, self.path.render(context));
+        text.parse::<Uri>()
+            .map_err(|e| RenderError::Url(e.to_string()))
+    }
+}
+
+/// Why an event could not become a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The rendered URL is not valid.
+    #[error("rendered URL is invalid: {0}")]
+    Url(String),
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct RenderedRequest {
+    /// Method.
+    pub method: http::Method,
+    /// URL.
+    pub uri: Uri,
+    /// Headers (signing headers are added at send time).
+    pub headers: HeaderMap,
+    /// Body (empty for GET and DELETE).
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+enum Headers {
+    /// No placeholders: built once.
+    Static(HeaderMap),
+    Templated(Vec<(HeaderName, Template)>),
+}
+
+/// A webhook's compiled templates.
+#[derive(Debug)]
+pub struct Renderer {
+    method: Method,
+    url: UrlTemplate,
+    headers: Headers,
+    body: Option<Template>,
+    node: String,
+    name: String,
+    payload_encoding: PayloadEncoding,
+}
+
+impl Renderer {
+    /// Compiles a webhook's URL, headers and body.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming the field whose template does not parse.
+    pub fn new(spec: &WebhookSpec, node: &str) -> Result<Self, SpecError> {
+        let url = UrlTemplate::parse(&spec.url)?;
+        let mut templated = Vec::new();
+        for (name, value) in &spec.headers {
+            let field = format!("headers.{name}");
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SpecError::new(&field, "not a valid header name"))?;
+            let template = Template::parse(value, false, Escape::Raw)
+                .map_err(|e| SpecError::new(&field, e.to_string()))?;
+            templated.push((header, template));
+        }
+        let headers = if templated.iter().all(|(_, t)| t.is_static()) {
+            let mut map = HeaderMap::new();
+            for (name, template) in templated {
+                let value = HeaderValue::from_str(&template.render(&Map::new())).map_err(|_| {
+                    SpecError::new(format!("headers.{name}"), "not a valid header value")
+                })?;
+                map.append(name, value);
+            }
+            Headers::Static(map)
+        } else {
+            Headers::Templated(templated)
+        };
+        let body = match &spec.body {
+            Some(text) => Some(
+                Template::parse(text, true, Escape::Raw)
+                    .map_err(|e| SpecError::new("body", e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            method: spec.method,
+            url,
+            headers,
+            body,
+            node: node.to_owned(),
+            name: spec.name.clone(),
+            payload_encoding: spec.payload_encoding,
+        })
+    }
+
+    /// The event's JSON object, as the default body and template context.
+    #[must_use]
+    pub fn object(&self, event: &Event) -> Map<String, Value> {
+        emqx::event_object(
+            event,
+            RenderContext {
+                node: &self.node,
+                rule_id: &self.name,
+                payload_encoding: self.payload_encoding,
+            },
+        )
+    }
+
+    /// Renders one event.
+    ///
+    /// # Errors
+    /// [`RenderError`] when a templated URL does not form a valid URI.
+    pub fn render(&self, event: &Event) -> Result<RenderedRequest, RenderError> {
+        let object = self.object(event);
+        let uri = self.url.render(&object)?;
+        let headers = match &self.headers {
+            Headers::Static(map) => map.clone(),
+            Headers::Templated(templates) => {
+                let mut map = HeaderMap::with_capacity(templates.len());
+                for (name, template) in templates {
+                    // A value that renders to CR/LF/NUL is left out (EMQX does the same).
+                    match HeaderValue::from_str(&template.render(&object)) {
+                        Ok(value) => {
+                            map.append(name.clone(), value);
+                        }
+                        Err(_) => {
+                            tracing::debug!(webhook = %self.name, header = %name, "header left out: invalid value")
+                        }
+                    }
+                }
+                map
+            }
+        };
+        let body = if !self.method.has_body() {
+            Bytes::new()
+        } else if let Some(template) = &self.body {
+            Bytes::from(template.render(&object))
+        } else {
+            Bytes::from(Value::Object(object).to_string())
+        };
+        Ok(RenderedRequest {
+            method: self.method.as_http(),
+            uri,
+            headers,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = UrlTemplate::parse("http://localhost:5000").expect("plain");
+        assert_eq!(
+            ok.render(&Map::new()).expect("uri").to_string(),
+            "http://localhost:5000/"
+        );
+        let templated =
+            UrlTemplate::parse("https://h.example/in/${clientid}?t=${topic}").expect("templated");
+        assert!(templated.https);
+        let mut context = Map::new();
+        context.insert("clientid".into(), "a b".into());
+        context.insert("topic".into(), "t/1".into());
+        assert_eq!(
+            templated.render(&context).expect("uri").to_string(),
+            "https://h.example/in/a%20b?t=t%2F1"
+        );
+        for bad in [
+            "localhost",
+            "http://",
+            "http://u:p@h/",
+            "http://h/#frag",
+            "http://${x}/",
+        ] {
+            assert!(UrlTemplate::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The webhook resource: what a `[[webhooks]]` entry and the REST API create.
+//!
+//! Every field but `name` and `url` has a default, so `{"name":"my_webhook","url":"http://…"}`
+//! is a complete webhook on all events. [`WebhookSpec::validate`] names the field at fault.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use hookmq_broker::{duration, hooks::EventKind};
+use hookmq_codec::topic;
+use serde::{Deserialize, Serialize};
+
+/// HTTP method of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// POST (default): the body is sent.
+    #[default]
+    Post,
+    /// PUT: the body is sent.
+    Put,
+    /// GET: no body.
+    Get,
+    /// DELETE: no body.
+    Delete,
+}
+
+impl Method {
+    /// The `http` crate's method.
+    #[must_use]
+    pub fn as_http(self) -> http::Method {
+        match self {
+            Self::Post => http::Method::POST,
+            Self::Put => http::Method::PUT,
+            Self::Get => http::Method::GET,
+            Self::Delete => http::Method::DELETE,
+        }
+    }
+
+    /// Whether requests carry a body.
+    #[must_use]
+    pub const fn has_body(self) -> bool {
+        matches!(self, Self::Post | Self::Put)
+    }
+}
+
+/// How the MQTT payload appears in the JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadEncoding {
+    /// As a string, like EMQX (invalid UTF-8 becomes U+FFFD).
+    #[default]
+    Plain,
+    /// Standard base64, so binary payloads survive.
+    Base64,
+}
+
+/// TLS settings for `https` URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSpec {
+    /// Verify the server's certificate (against `ca_file`, or the bundled web roots).
+    pub verify: bool,
+    /// PEM file of CA certificates to trust instead of the bundled web roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for servers that ask for one.
+    pub certfile: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub keyfile: Option<PathBuf>,
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            ca_file: None,
+            certfile: None,
+            keyfile: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+fn all_topics() -> Vec<String> {
+    vec!["#".into()]
+}
+fn default_headers() -> BTreeMap<String, String> {
+    BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())])
+}
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+fn connect_timeout() -> Duration {
+    secs(15)
+}
+fn request_timeout() -> Duration {
+    secs(15)
+}
+fn retry_backoff() -> Duration {
+    secs(1)
+}
+fn retry_max_backoff() -> Duration {
+    secs(60)
+}
+const fn pool_size() -> usize {
+    8
+}
+const fn max_inflight() -> usize {
+    16
+}
+const fn max_retries() -> u32 {
+    5
+}
+const fn queue_capacity() -> usize {
+    10_000
+}
+
+/// One webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// Unique name: letters, digits, `-` and `_`, starting with a letter or digit. Reported
+    /// as `metadata.rule_id`.
+    pub name: String,
+    /// A note for people.
+    #[serde(default)]
+    pub description: String,
+    /// Whether it delivers.
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// Event names it fires on (`message.publish`, `client.connected`, ...), or `["*"]` for
+    /// all messages and events.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    /// Topic filters message events must match (`#` does not match `$` topics).
+    #[serde(default = "all_topics")]
+    pub topics: Vec<String>,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: Method,
+    /// `http://` or `https://` URL; `${field}` placeholders allowed in path and query.
+    pub url: String,
+    /// Request headers; values may hold placeholders.
+    #[serde(default = "default_headers")]
+    pub headers: BTreeMap<String, String>,
+    /// Body template; absent: the whole event as EMQX's JSON.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// How the MQTT payload is written in the body.
+    #[serde(default)]
+    pub payload_encoding: PayloadEncoding,
+    /// Standard Webhooks secret (`whsec_` + base64); when set, requests are signed.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// Time allowed to open a connection.
+    #[serde(default = "connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time allowed for one request, response included.
+    #[serde(default = "request_timeout", with = "duration")]
+    pub request_timeout: Duration,
+    /// Idle keep-alive connections kept open to the receiver.
+    #[serde(default = "pool_size")]
+    pub pool_size: usize,
+    /// Requests in flight at once; each client's events stay in order.
+    #[serde(default = "max_inflight")]
+    pub max_inflight: usize,
+    /// Retries after the first attempt for connection errors, timeouts, 408, 429 and 5xx.
+    #[serde(default = "max_retries")]
+    pub max_retries: u32,
+    /// First retry delay; doubled each retry, with ±20% jitter.
+    #[serde(default = "retry_backoff", with = "duration")]
+    pub retry_backoff: Duration,
+    /// Longest retry delay (a `Retry-After` may ask for more, up to one hour).
+    #[serde(default = "retry_max_backoff", with = "duration")]
+    pub retry_max_backoff: Duration,
+    /// Events waiting at most; when full, new events are dropped and counted
+    /// (`dropped.queue_full`).
+    #[serde(default = "queue_capacity")]
+    pub queue_capacity: usize,
+    /// TLS settings for `https` URLs.
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+/// A field with an unusable value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SpecError {
+    /// The field, e.g. `url` or `headers.x-token`.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl SpecError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Whether `name` is a valid webhook name.
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= 128
+}
+
+impl WebhookSpec {
+    /// A spec with every default, for `name` and `url`.
+    #[must_use]
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: String::new(),
+            enable: true,
+            events: all_events(),
+            topics: all_topics(),
+            method: Method::default(),
+            url: url.to_owned(),
+            headers: default_headers(),
+            body: None,
+            payload_encoding: PayloadEncoding::default(),
+            signing_secret: None,
+            connect_timeout: connect_timeout(),
+            request_timeout: request_timeout(),
+            pool_size: pool_size(),
+            max_inflight: max_inflight(),
+            max_retries: max_retries(),
+            retry_backoff: retry_backoff(),
+            retry_max_backoff: retry_max_backoff(),
+            queue_capacity: queue_capacity(),
+            tls: TlsSpec::default(),
+        }
+    }
+
+    /// The event kinds selected.
+    ///
+    /// # Errors
+    /// An unknown event name, naming its index.
+    pub fn event_kinds(&self) -> Result<Vec<EventKind>, SpecError> {
+        if self.events.iter().any(|e| e == "*") {
+            return Ok(EventKind::ALL.to_vec());
+        }
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                EventKind::from_name(name).ok_or_else(|| {
+                    SpecError::new(format!("events[{i}]"), format!("unknown event `{name}`"))
+                })
+            })
+            .collect()
+    }
+
+    /// Checks every field; the parts that need parsing (URL, templates, secret) are checked
+    /// again when the webhook is built, with the same field names.
+    ///
+    /// # Errors
+    /// The first invalid field.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !valid_name(&self.name) {
+            return Err(SpecError::new(
+                "name",
+                "use letters, digits, - and _, starting with a letter or digit (at most 128)",
+            ));
+        }
+        if self.description.len() > 4096 {
+            return Err(SpecError::new("description", "at most 4096 bytes"));
+        }
+        if self.events.is_empty() {
+            return Err(SpecError::new(
+                "events",
+                "select at least one event, or [\"*\"]",
+            ));
+        }
+        self.event_kinds()?;
+        for (i, filter) in self.topics.iter().enumerate() {
+            if !topic::is_valid_filter(filter) {
+                return Err(SpecError::new(
+                    format!("topics[{i}]"),
+                    format!("`{filter}` is not a valid topic filter"),
+                ));
+            }
+        }
+        if self.topics.is_empty() {
+            return Err(SpecError::new(
+                "topics",
+                "give at least one topic filter, e.g. [\"#\"]",
+            ));
+        }
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(SpecError::new(
+                    format!("headers.{name}"),
+                    "not a valid header name",
+                ));
+            }
+            if value.contains(['\r', '\n', '\0']) {
+                return Err(SpecError::new(
+                    format!("headers.{name}"),
+                    "CR, LF and NUL are not allowed",
+                ));
+            }
+        }
+        let positive = |field: &str, value: usize| {
+            if value == 0 {
+                Err(SpecError::new(field, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("pool_size", self.pool_size)?;
+        positive("max_inflight", self.max_inflight)?;
+        positive("queue_capacity", self.queue_capacity)?;
+        if self.max_inflight > 1024 {
+            return Err(SpecError::new("max_inflight", "at most 1024"));
+        }
+        for (field, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("retry_backoff", self.retry_backoff),
+        ] {
+            if value.is_zero() {
+                return Err(SpecError::new(field, "must be longer than 0"));
+            }
+        }
+        if self.retry_max_backoff < self.retry_backoff {
+            return Err(SpecError::new(
+                "retry_max_backoff",
+                "must be at least retry_backoff",
+            ));
+        }
+        if self.tls.certfile.is_some() != self.tls.keyfile.is_some() {
+            return Err(SpecError::new(
+                "tls.keyfile",
+                "certfile and keyfile go together",
+            ));
+        }
+        crate::render::UrlTemplate::parse(&self.url)?;
+        if let Some(secret) = &self.signing_secret {
+            crate::sign::Signer::new(secret)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use test_case::test_case;
+
+    use super::*;
+
+    #[test_case("my_webhook" => true; "underscore")]
+    #[test_case("a-1" => true; "dash")]
+    #[test_case("_x" => false; "leading underscore")]
+    #[test_case("" => false; "empty")]
+    #[test_case("a b" => false; "space")]
+    fn names(name: &str) -> bool {
+        valid_name(name)
+    }
+
+    #[test]
+    fn minimal_json_gets_the_defaults() {
+        let spec: WebhookSpec =
+            serde_json::from_str(r#"{"name":"w","url":"http://localhost:5000"}"#).expect("parses");
+        assert_eq!(spec, WebhookSpec::new("w", "http://localhost:5000"));
+        assert!(spec.validate().is_ok());
+        assert_eq!(spec.event_kinds().expect("kinds").len(), 12);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.events = vec!["client.connected".into(), "client.teleported".into()];
+        assert_eq!(spec.validate().expect_err("bad event").field, "events[1]");
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.headers.insert("x-evil".into(), "a\r\nb: c".into());
+        assert_eq!(spec.validate().expect_err("crlf").field, "headers.x-evil");
+        let mut spec = WebhookSpec::new("w", "ftp://h/");
+        assert_eq!(spec.validate().expect_err("scheme").field, "url");
+        spec.url = "http://${clientid}.example/".into();
+        assert_eq!(spec.validate().expect_err("host template").field, "url");
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.topics = vec!["a/#/b".into()];
+        assert_eq!(spec.validate().expect_err("filter").field, "topics[0]");
+        let error =
+            serde_json::from_str::<WebhookSpec>(r#"{"name":"w","url":"http://h","colour":1}"#)
+                .expect_err("unknown field");
+        assert!(error.to_string().contains("colour"));
+    }
+}

@@ -1,0 +1,131 @@
+//! One running webhook: its compiled spec, client, queue, metrics and lane workers.
+
+use std::sync::Arc;
+
+use hookmq_broker::{hooks::Event, message::MessageIdGenerator};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    client::HttpClient,
+    deliver::run_lane,
+    metrics::Metrics,
+    queue::{MemoryQueue, Queue, Queued, lane_of},
+    render::Renderer,
+    sign::Signer,
+    spec::{SpecError, WebhookSpec},
+    trigger::Trigger,
+};
+
+/// A webhook, compiled and delivering.
+#[derive(Debug)]
+pub(crate) struct Webhook {
+    /// What it was built from.
+    pub(crate) spec: WebhookSpec,
+    pub(crate) trigger: Trigger,
+    pub(crate) renderer: Renderer,
+    pub(crate) client: HttpClient,
+    pub(crate) signer: Option<Signer>,
+    pub(crate) queue: Arc<MemoryQueue>,
+    /// Shared with the webhook's earlier versions, so an update keeps the counts.
+    pub(crate) metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    workers: TaskTracker,
+}
+
+impl Webhook {
+    /// Compiles `spec`. `previous` hands over metrics and, when the lane count is the same,
+    /// the queue itself.
+    pub(crate) fn build(
+        spec: WebhookSpec,
+        node: &str,
+        previous: Option<&Self>,
+    ) -> Result<Self, SpecError> {
+        spec.validate()?;
+        let trigger = Trigger::new(&spec)?;
+        let renderer = Renderer::new(&spec, node)?;
+        let client = HttpClient::new(&spec)?;
+        let signer = spec
+            .signing_secret
+            .as_deref()
+            .map(Signer::new)
+            .transpose()?;
+        let queue = match previous {
+            Some(old)
+                if old.queue.lanes() == spec.max_inflight
+                    && old.spec.queue_capacity == spec.queue_capacity =>
+            {
+                Arc::clone(&old.queue)
+            }
+            _ => Arc::new(MemoryQueue::new(spec.max_inflight, spec.queue_capacity)),
+        };
+        let metrics = previous.map_or_else(Arc::default, |old| Arc::clone(&old.metrics));
+        Ok(Self {
+            spec,
+            trigger,
+            renderer,
+            client,
+            signer,
+            queue,
+            metrics,
+            stop: CancellationToken::new(),
+            workers: TaskTracker::new(),
+        })
+    }
+
+    /// Starts one worker per lane.
+    pub(crate) fn start(self: &Arc<Self>) {
+        if !self.spec.enable {
+            return;
+        }
+        for lane in 0..self.queue.lanes() {
+            self.workers
+                .spawn(run_lane(Arc::clone(self), lane, self.stop.clone()));
+        }
+    }
+
+    /// Stops the workers and waits for them; interrupted deliveries go back to the queue.
+    pub(crate) async fn stop(&self) {
+        self.stop.cancel();
+        self.workers.close();
+        self.workers.wait().await;
+    }
+
+    /// Moves what `older` still queues into this webhook's queue (when they differ).
+    pub(crate) fn adopt(&self, older: &Self) {
+        if Arc::ptr_eq(&self.queue, &older.queue) {
+            return;
+        }
+        for item in older.queue.drain() {
+            self.enqueue_item(item);
+        }
+    }
+
+    /// Whether the webhook takes `event` now.
+    pub(crate) fn wants(&self, event: &Event) -> bool {
+        self.spec.enable && self.trigger.matches(event)
+    }
+
+    /// Queues a matched event, counting it; a full queue drops it.
+    pub(crate) fn enqueue(&self, event: &Arc<Event>, ids: &MessageIdGenerator) {
+        self.metrics.matched();
+        let item = Queued {
+            event: Arc::clone(event),
+            id: format!("evt_{}", ids.next_id()).into(),
+            queued_at: std::time::Instant::now(),
+        };
+        self.enqueue_item(item);
+    }
+
+    fn enqueue_item(&self, item: Queued) {
+        let lane = lane_of(item.event.client_id(), self.queue.lanes());
+        if self.queue.push(lane, item).is_err() {
+            self.metrics.dropped_queue_full();
+        }
+    }
+
+    /// The metrics now.
+    #[must_use]
+    pub(crate) fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        self.metrics.snapshot(self.queue.len())
+    }
+}

@@ -1,0 +1,398 @@
+//! Delivery: retries, failures, outages, order, overflow, isolation of publishers, signing,
+//! the Test button and life-cycle changes.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use rumqttc::v5::mqttbytes::QoS;
+
+use crate::support::{Mqtt, Receiver, Reply, Stack, assert_balanced, run};
+
+fn publish_only(spec: &mut hookmq_webhooks::WebhookSpec) {
+    spec.events = vec!["message.publish".into()];
+}
+
+#[tokio::test]
+async fn retries_5xx_and_honours_retry_after() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.script([
+        Reply::status(500),
+        Reply {
+            retry_after: Some("1".into()),
+            ..Reply::status(503)
+        },
+        Reply::status(200),
+    ]);
+    stack.webhook("r", &receiver.url("/"), publish_only).await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "x").await;
+    let started = Instant::now();
+    stack.wait_metrics("r", "success", |m| m.success == 1).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After: 1 was honoured"
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests.windows(2).all(|w| w[0].body == w[1].body),
+        "the same event each time"
+    );
+    let metrics = stack.engine.get("r").expect("webhook").metrics;
+    assert_eq!((metrics.retried, metrics.failed), (2, 0));
+    assert_balanced(&metrics);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried_and_are_reported() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply {
+        body: "no such hook",
+        ..Reply::status(404)
+    });
+    stack.webhook("f", &receiver.url("/"), publish_only).await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "x").await;
+    stack.wait_metrics("f", "failure", |m| m.failed == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.requests().len(), 1);
+    let metrics = stack.engine.get("f").expect("webhook").metrics;
+    assert_eq!(metrics.retried, 0);
+    let failure = &metrics.last_failures[0];
+    assert_eq!(failure.status, Some(404));
+    assert!(
+        failure.reason.contains("no such hook"),
+        "{}",
+        failure.reason
+    );
+    assert_balanced(&metrics);
+}
+
+#[tokio::test]
+async fn retries_run_out() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(502));
+    stack
+        .webhook("out", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.max_retries = 2;
+            s.retry_backoff = Duration::from_millis(20);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "x").await;
+    stack
+        .wait_metrics("out", "failure", |m| m.failed == 1)
+        .await;
+    assert_eq!(
+        receiver.requests().len(),
+        3,
+        "first attempt and two retries"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_then_up_gets_everything() {
+    let stack = Stack::start().await;
+    // Reserve a port, then free it: nothing listens there yet.
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    stack
+        .webhook("later", &format!("http://{address}/"), |s| {
+            publish_only(s);
+            s.max_retries = 50;
+            s.retry_backoff = Duration::from_millis(50);
+            s.retry_max_backoff = Duration::from_millis(200);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for i in 0..5 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    stack
+        .wait_metrics("later", "retries", |m| m.retried >= 2)
+        .await;
+    let receiver = Receiver::start_at(address).await;
+    let requests = receiver.wait_for(5).await;
+    let payloads: Vec<String> = requests
+        .iter()
+        .map(|r| r.json()["payload"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        payloads,
+        ["0", "1", "2", "3", "4"],
+        "nothing lost, order kept"
+    );
+    stack
+        .wait_metrics("later", "all delivered", |m| m.success == 5)
+        .await;
+}
+
+#[tokio::test]
+async fn each_clients_events_arrive_in_order_under_concurrency() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.jitter(5);
+    receiver.script([Reply::status(503), Reply::status(503)]);
+    stack
+        .webhook("order", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.max_inflight = 8;
+            s.retry_backoff = Duration::from_millis(10);
+        })
+        .await;
+    let clients = 12;
+    let per_client = 25;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let address = stack.mqtt;
+        tasks.push(tokio::spawn(async move {
+            let mut client = Mqtt::connect(address, &format!("client-{c}")).await;
+            for i in 0..per_client {
+                client
+                    .publish("order/t", QoS::AtLeastOnce, format!("{i}"))
+                    .await;
+            }
+            client.disconnect().await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("publisher");
+    }
+    let requests = receiver.wait_for(clients * per_client + 2).await;
+    let mut seen: HashMap<String, Vec<u32>> = HashMap::new();
+    for request in &requests {
+        let body = request.json();
+        let client = body["clientid"].as_str().expect("clientid").to_owned();
+        let n: u32 = body["payload"]
+            .as_str()
+            .and_then(|p| p.parse().ok())
+            .expect("payload");
+        let list = seen.entry(client).or_default();
+        // A retried request repeats the same event; only first arrivals are compared.
+        if list.last() != Some(&n) {
+            list.push(n);
+        }
+    }
+    assert_eq!(seen.len(), clients);
+    for (client, numbers) in seen {
+        assert_eq!(
+            numbers,
+            (0..u32::try_from(per_client).unwrap_or(0)).collect::<Vec<_>>(),
+            "{client}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn queue_overflow_is_counted_and_the_books_balance() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply {
+        delay: Duration::from_secs(30),
+        ..Reply::status(200)
+    });
+    stack
+        .webhook("small", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.max_inflight = 1;
+            s.queue_capacity = 5;
+            s.request_timeout = Duration::from_secs(60);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for i in 0..20 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    stack
+        .wait_metrics("small", "20 matched", |m| m.matched == 20)
+        .await;
+    let metrics = stack.engine.get("small").expect("webhook").metrics;
+    assert_eq!(metrics.inflight, 1);
+    assert_eq!(metrics.queuing, 5);
+    assert_eq!(metrics.dropped_queue_full, 14);
+    assert_balanced(&metrics);
+}
+
+/// Publishes `count` QoS 1 messages one after another and returns how long it took.
+async fn publish_burst(stack: &Stack, client_id: &str, count: usize) -> Duration {
+    let mut client = Mqtt::connect(stack.mqtt, client_id).await;
+    let started = Instant::now();
+    for i in 0..count {
+        client
+            .publish("burst", QoS::AtLeastOnce, format!("{i}"))
+            .await;
+    }
+    let elapsed = started.elapsed();
+    client.disconnect().await;
+    elapsed
+}
+
+#[tokio::test]
+async fn a_stalled_receiver_does_not_slow_publishers() {
+    let stack = Stack::start().await;
+    let count = 2000;
+    let baseline = publish_burst(&stack, "before", count).await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply {
+        delay: Duration::from_secs(3600),
+        ..Reply::status(200)
+    });
+    stack
+        .webhook("stalled", &receiver.url("/"), |s| {
+            s.queue_capacity = 100;
+            s.request_timeout = Duration::from_secs(3600);
+        })
+        .await;
+    let stalled = publish_burst(&stack, "during", count).await;
+    let metrics = stack.engine.get("stalled").expect("webhook").metrics;
+    assert_eq!(metrics.success, 0, "the receiver answered nothing");
+    assert!(
+        metrics.dropped_queue_full > 0,
+        "the webhook dropped, the publisher did not wait"
+    );
+    assert!(
+        stalled < baseline * 3 + Duration::from_millis(500),
+        "publishing slowed from {baseline:?} to {stalled:?} with a stalled receiver"
+    );
+}
+
+#[tokio::test]
+async fn signatures_verify_with_the_standardwebhooks_library() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    stack
+        .webhook("signed", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.signing_secret = Some(secret.into());
+        })
+        .await;
+    receiver.script([Reply::status(500)]);
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client
+        .publish("t", QoS::AtLeastOnce, "signed payload")
+        .await;
+    let requests = receiver.wait_for(2).await;
+    let header = |r: &crate::support::Recorded, name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        header(&requests[0], "webhook-id"),
+        header(&requests[1], "webhook-id"),
+        "stable across retries"
+    );
+    let script = r#"
+import sys, json
+from standardwebhooks.webhooks import Webhook
+secret, msg_id, ts, sig, body = sys.argv[1:6]
+payload = Webhook(secret).verify(body, {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": sig})
+print(payload["event"])
+"#;
+    for request in &requests {
+        let body = String::from_utf8(request.body.to_vec()).expect("utf8 body");
+        let id = header(request, "webhook-id");
+        let timestamp = header(request, "webhook-timestamp");
+        let signature = header(request, "webhook-signature");
+        assert!(signature.starts_with("v1,"), "{signature}");
+        let out = run(
+            "python3",
+            &["-c", script, secret, &id, &timestamp, &signature, &body],
+        )
+        .await;
+        assert_eq!(out.trim(), "message.publish");
+    }
+}
+
+#[tokio::test]
+async fn probe_reports_the_receivers_answer_or_the_error() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply {
+        body: "pong from receiver",
+        ..Reply::status(200)
+    }]);
+    let spec = hookmq_webhooks::WebhookSpec::new("unsaved", &receiver.url("/probe"));
+    let result = stack.engine.probe(&spec).await.expect("probe runs");
+    assert!(result.success);
+    assert_eq!(result.status, Some(200));
+    assert_eq!(result.body, "pong from receiver");
+    assert_eq!(receiver.requests()[0].event(), "message.publish");
+    assert!(stack.engine.get("unsaved").is_none(), "nothing saved");
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let spec = hookmq_webhooks::WebhookSpec::new("x", &format!("http://{closed}/"));
+    let result = stack.engine.probe(&spec).await.expect("probe runs");
+    assert!(!result.success);
+    assert!(
+        result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("connection")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn disable_update_and_delete() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    stack
+        .webhook("life", &receiver.url("/a"), publish_only)
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "1").await;
+    receiver.wait_for(1).await;
+
+    stack
+        .engine
+        .set_enabled("life", false)
+        .await
+        .expect("disable");
+    client.publish("t", QoS::AtLeastOnce, "2").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "disabled webhooks take nothing"
+    );
+
+    let mut spec = stack.engine.get("life").expect("exists").spec;
+    spec.enable = true;
+    spec.url = receiver.url("/b");
+    stack.engine.update(spec).await.expect("update");
+    client.publish("t", QoS::AtLeastOnce, "3").await;
+    let requests = receiver.wait_for(2).await;
+    assert_eq!(requests[1].path, "/b");
+    assert_eq!(
+        stack.engine.get("life").expect("exists").metrics.success,
+        2,
+        "metrics survive updates"
+    );
+
+    stack.engine.reset_metrics("life").expect("reset");
+    assert_eq!(stack.engine.get("life").expect("exists").metrics.success, 0);
+    stack.engine.remove("life").await.expect("delete");
+    assert!(stack.engine.get("life").is_none());
+    assert!(matches!(
+        stack.engine.remove("life").await,
+        Err(hookmq_webhooks::EngineError::NotFound(_))
+    ));
+    client.publish("t", QoS::AtLeastOnce, "4").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.requests().len(), 2);
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the broker, the webhook engine and a real HTTP receiver, over loopback.
+
+mod support;
+
+mod delivery;
+mod format;
+mod selection;
