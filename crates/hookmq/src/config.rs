@@ -7,7 +7,9 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
+use hookmq_api::DashboardConfig;
 use hookmq_broker::config::{AuthConfig, AuthzConfig, ListenersConfig, MqttConfig, NodeConfig};
+use hookmq_webhooks::WebhookSpec;
 use serde::{Deserialize, Serialize};
 
 /// Logging.
@@ -40,6 +42,11 @@ pub(crate) struct AppConfig {
     pub auth: AuthConfig,
     /// `[authz]`: the ACL file and the default decision.
     pub authz: AuthzConfig,
+    /// `[dashboard]`: the API and dashboard listener.
+    pub dashboard: DashboardConfig,
+    /// `[[webhooks]]`: webhooks defined in the file (applied at every start, over the ones
+    /// saved through the API).
+    pub webhooks: Vec<WebhookSpec>,
     /// `[log]`.
     pub log: LogConfig,
 }

@@ -13,7 +13,11 @@ use std::{io::BufRead, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use hookmq_broker::{Broker, auth};
+use std::sync::Arc;
+
+use hookmq_api::Api;
+use hookmq_broker::{Broker, auth, store::Store};
+use hookmq_webhooks::WebhookEngine;
 
 /// hookmq: an MQTT broker whose webhooks turn every event into an HTTP request.
 #[derive(Debug, Parser)]
@@ -129,18 +133,42 @@ fn init_logging(level: &str) {
 }
 
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
-        format!(
-            "node.data_dir: cannot create {}",
-            config.node.data_dir.display()
-        )
-    })?;
+    let store = Arc::new(Store::open(&config.node.data_dir)?);
     let broker = Broker::start(config.broker()).await?;
-    let addresses = broker.addresses();
-    tracing::info!(node = %config.node.name, ?addresses, "hookmq started");
+    let engine = WebhookEngine::start(broker.handle());
+    let restored = hookmq_api::restore(&engine, &store).await?;
+    for spec in &config.webhooks {
+        engine
+            .put(spec.clone())
+            .await
+            .with_context(|| format!("webhooks: {}", spec.name))?;
+    }
+    let api = if config.dashboard.enable {
+        Some(Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?)
+    } else {
+        None
+    };
+    let dashboard = api.as_ref().map(Api::address).transpose()?;
+    tracing::info!(
+        node = %config.node.name,
+        mqtt = ?broker.addresses(),
+        ?dashboard,
+        webhooks = restored + config.webhooks.len(),
+        "hookmq started"
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let api_task = api.map(|api| {
+        let stop = stop.clone();
+        tokio::spawn(async move { api.serve(async move { stop.cancelled().await }).await })
+    });
     shutdown_signal().await;
     tracing::info!("shutting down");
+    stop.cancel();
+    if let Some(task) = api_task {
+        let _ = task.await;
+    }
     broker.shutdown(Duration::from_secs(10)).await;
+    engine.shutdown().await;
     Ok(())
 }
 

@@ -87,6 +87,10 @@ fn starts_serves_and_stops_on_sigterm() {
             "HOOKMQ_LISTENERS__WS__BIND",
             format!("127.0.0.1:{}", free_port()),
         )
+        .env(
+            "HOOKMQ_DASHBOARD__BIND",
+            format!("127.0.0.1:{}", free_port()),
+        )
         .env("HOOKMQ_NODE__DATA_DIR", dir.path().join("data"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

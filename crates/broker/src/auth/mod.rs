@@ -18,7 +18,7 @@ mod password;
 use std::path::PathBuf;
 
 pub use acl::{Acl, Action, ClientIdentity, Permission};
-pub use password::{PasswordFile, add_user, hash_password, remove_user};
+pub use password::{PasswordFile, add_user, hash_password, remove_user, verify_hash};
 
 /// Why a password or ACL file cannot be read, written or used.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,13 @@ fn password_matches(hash: &PasswordHashString, password: &[u8]) -> bool {
         .is_ok()
 }
 
+/// Whether `password` matches a PHC hash made by [`hash_password`] (false for a hash that
+/// does not parse). Costs as much as one [`PasswordFile::verify`].
+#[must_use]
+pub fn verify_hash(hash: &str, password: &[u8]) -> bool {
+    parse_hash(hash).is_ok_and(|hash| password_matches(&hash, password))
+}
+
 /// A hash of a password nobody knows, to spend on unknown users; made on first use.
 fn dummy_hash() -> Option<&'static PasswordHashString> {
     static DUMMY: OnceLock<Option<PasswordHashString>> = OnceLock::new();

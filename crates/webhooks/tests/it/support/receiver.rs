@@ -119,7 +119,10 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request) -> Response
         reply.body,
     )
         .into_response();
-    if let Some(value) = reply.retry_after.and_then(|a| HeaderValue::from_str(&a).ok()) {
+    if let Some(value) = reply
+        .retry_after
+        .and_then(|a| HeaderValue::from_str(&a).ok())
+    {
         response.headers_mut().insert("retry-after", value);
     }
     response

@@ -1,0 +1,237 @@
+//! `/webhooks`: create, read, update, delete, enable, metrics, test; and `/webhooks_probe`.
+//! Webhooks created here are saved in the store and come back after a restart.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post, put},
+};
+use hookmq_broker::store::Table;
+use hookmq_webhooks::{MetricsSnapshot, ProbeResult, WebhookSpec, WebhookStatus};
+use serde_json::Value;
+
+use crate::{
+    auth::Authenticated,
+    error::ApiError,
+    json::{JsonBody, from_value},
+    state::AppState,
+};
+
+/// What the API shows instead of a secret.
+pub const REDACTED: &str = "******";
+/// Headers whose values are secrets.
+const SECRET_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
+
+/// The routes under `/api/v5`.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", get(list).post(create))
+        .route("/webhooks/{name}", get(show).put(update).delete(remove))
+        .route("/webhooks/{name}/enable/{enable}", put(enable))
+        .route("/webhooks/{name}/metrics", get(metrics))
+        .route("/webhooks/{name}/metrics/reset", put(reset))
+        .route("/webhooks/{name}/test", post(test))
+        .route("/webhooks_probe", post(probe))
+}
+
+/// A spec with its secrets replaced by [`REDACTED`].
+#[must_use]
+pub fn redact(mut spec: WebhookSpec) -> WebhookSpec {
+    if spec.signing_secret.is_some() {
+        spec.signing_secret = Some(REDACTED.into());
+    }
+    for (name, value) in &mut spec.headers {
+        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            REDACTED.clone_into(value);
+        }
+    }
+    spec
+}
+
+/// Puts back secrets that came in redacted (the form sends what it was shown).
+fn restore_secrets(mut spec: WebhookSpec, current: &WebhookSpec) -> WebhookSpec {
+    if spec.signing_secret.as_deref() == Some(REDACTED) {
+        spec.signing_secret.clone_from(&current.signing_secret);
+    }
+    for (name, value) in &mut spec.headers {
+        if value == REDACTED
+            && let Some(old) = current.headers.get(name)
+        {
+            value.clone_from(old);
+        }
+    }
+    spec
+}
+
+fn shown(status: WebhookStatus) -> WebhookStatus {
+    WebhookStatus {
+        spec: redact(status.spec),
+        metrics: status.metrics,
+    }
+}
+
+/// Saves (or forgets) a webhook in the store.
+async fn persist(state: &AppState, name: &str, spec: Option<WebhookSpec>) -> Result<(), ApiError> {
+    let store = Arc::clone(&state.store);
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || match spec {
+        Some(spec) => store.put(Table::Webhooks, &name, &spec),
+        None => store.delete(Table::Webhooks, &name).map(|_| ()),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+fn current(state: &AppState, name: &str) -> Result<WebhookStatus, ApiError> {
+    state
+        .engine
+        .get(name)
+        .ok_or_else(|| ApiError::not_found(format!("webhook {name}")))
+}
+
+async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<WebhookStatus>> {
+    Json(state.engine.list().into_iter().map(shown).collect())
+}
+
+async fn create(
+    _: Authenticated,
+    State(state): State<AppState>,
+    JsonBody(spec): JsonBody<WebhookSpec>,
+) -> Result<(StatusCode, Json<WebhookStatus>), ApiError> {
+    let name = spec.name.clone();
+    state.engine.create(spec.clone()).await?;
+    if let Err(error) = persist(&state, &name, Some(spec)).await {
+        // Keep the engine and the store in step.
+        let _ = state.engine.remove(&name).await;
+        return Err(error);
+    }
+    Ok((StatusCode::CREATED, Json(shown(current(&state, &name)?))))
+}
+
+async fn show(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<WebhookStatus>, ApiError> {
+    Ok(Json(shown(current(&state, &name)?)))
+}
+
+async fn update(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> Result<Json<WebhookStatus>, ApiError> {
+    let existing = current(&state, &name)?;
+    let object = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
+    match object.get("name") {
+        None => {
+            object.insert("name".into(), Value::String(name.clone()));
+        }
+        Some(Value::String(given)) if *given == name => {}
+        Some(_) => return Err(ApiError::bad_field("name", "a webhook cannot be renamed")),
+    }
+    let spec = restore_secrets(from_value::<WebhookSpec>(body)?, &existing.spec);
+    state.engine.update(spec.clone()).await?;
+    persist(&state, &name, Some(spec)).await?;
+    Ok(Json(shown(current(&state, &name)?)))
+}
+
+async fn remove(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.remove(&name).await?;
+    persist(&state, &name, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enable(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path((name, enable)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let enable = match enable.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(ApiError::bad_field("enable", "use true or false")),
+    };
+    state.engine.set_enabled(&name, enable).await?;
+    persist(&state, &name, Some(current(&state, &name)?.spec)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn metrics(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<MetricsSnapshot>, ApiError> {
+    Ok(Json(current(&state, &name)?.metrics))
+}
+
+async fn reset(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.reset_metrics(&name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn test(
+    _: Authenticated,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ProbeResult>, ApiError> {
+    let spec = current(&state, &name)?.spec;
+    Ok(Json(state.engine.probe(&spec).await?))
+}
+
+async fn probe(
+    _: Authenticated,
+    State(state): State<AppState>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> Result<Json<ProbeResult>, ApiError> {
+    // An unsaved webhook may not have a name yet.
+    if let Some(object) = body.as_object_mut() {
+        object
+            .entry("name")
+            .or_insert_with(|| Value::String("probe".into()));
+    }
+    let spec: WebhookSpec = from_value(body)?;
+    Ok(Json(state.engine.probe(&spec).await?))
+}
+
+/// Loads the webhooks saved in the store into the engine (at start). A saved webhook that
+/// no longer validates is skipped with a warning rather than stopping the node.
+///
+/// # Errors
+/// The store cannot be read.
+pub async fn restore(
+    engine: &hookmq_webhooks::WebhookEngine,
+    store: &Arc<hookmq_broker::store::Store>,
+) -> Result<usize, hookmq_broker::store::StoreError> {
+    let reader = Arc::clone(store);
+    let saved: Vec<(String, WebhookSpec)> =
+        tokio::task::spawn_blocking(move || reader.list(Table::Webhooks))
+            .await
+            .map_err(|e| hookmq_broker::store::StoreError::Database {
+                path: "hookmq.redb".into(),
+                reason: e.to_string(),
+            })??;
+    let mut restored = 0;
+    for (name, spec) in saved {
+        match engine.put(spec).await {
+            Ok(()) => restored += 1,
+            Err(error) => tracing::warn!(webhook = %name, %error, "saved webhook skipped"),
+        }
+    }
+    Ok(restored)
+}
