@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MQTTWRK=${MQTTWRK:-mqttwrk}
+for port in 1900 1901 8090; do
+  if (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is busy: stop what listens there" >&2; exit 1; fi
+done
 cargo build --release -q -p hookmq
 tmp=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -17,7 +20,7 @@ taskset -c 0 mosquitto -c "$tmp/mosquitto.conf" >/dev/null 2>&1 &
 sleep 1
 
 run() { # port qos count → received msg/s
-  taskset -c 1 "$MQTTWRK" bench -S 127.0.0.1 -P "$1" -p 1 -s 1 -n "$3" -m 64 \
+  timeout 120 taskset -c 1 "$MQTTWRK" bench -S 127.0.0.1 -P "$1" -p 1 -s 1 -n "$3" -m 64 \
     --publish-qos "$2" --subscribe-qos "$2" 2>&1 \
     | grep -A6 'Aggregate SubStats' | grep -oE 'throughput: [0-9.]+' | grep -oE '[0-9.]+' | head -1
 }

@@ -9,6 +9,11 @@
 
 mod config;
 
+/// mimalloc: the broker allocates and frees small objects on many threads (messages, events,
+/// requests); measured faster than the system allocator on the delivery path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{io::BufRead, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};

@@ -6,14 +6,13 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{Answer, SendError},
     metrics::failure,
     queue::{Queue, Queued},
-    sign::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER},
     webhook::Webhook,
 };
 
@@ -152,22 +151,11 @@ async fn deliver(webhook: &Webhook, item: &Queued, stop: &CancellationToken) -> 
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let mut extra = HeaderMap::new();
-        if let Some(signer) = &webhook.signer {
-            let timestamp = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let signature = signer.sign(&item.id, timestamp, &request.body);
-            for (name, value) in [
-                (ID_HEADER, item.id.to_string()),
-                (TIMESTAMP_HEADER, timestamp.to_string()),
-                (SIGNATURE_HEADER, signature),
-            ] {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    extra.insert(name, value);
-                }
-            }
-        }
+        // Signed per attempt: the timestamp is the attempt's, the id the event's.
+        let extra = webhook
+            .signer
+            .as_ref()
+            .map_or_else(HeaderMap::new, |s| s.headers(item.id, &request.body));
         let started = Instant::now();
         let result = tokio::select! {
             biased;
@@ -213,7 +201,7 @@ mod tests {
         if let Some(value) = retry_after {
             headers.insert(
                 http::header::RETRY_AFTER,
-                HeaderValue::from_str(value).expect("value"),
+                http::HeaderValue::from_str(value).expect("value"),
             );
         }
         Ok(Answer {

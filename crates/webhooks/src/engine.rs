@@ -22,7 +22,7 @@ use crate::{
     queue::Queue,
     render::Renderer,
     samples,
-    sign::{ID_HEADER, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER},
+    sign::Signer,
     spec::{SpecError, WebhookSpec},
     webhook::Webhook,
 };
@@ -280,24 +280,10 @@ impl WebhookEngine {
         let request = renderer
             .render(&event)
             .map_err(|e| SpecError::new("url", e.to_string()))?;
-        let mut extra = http::HeaderMap::new();
-        if let Some(secret) = &spec.signing_secret {
-            let signer = Signer::new(secret)?;
-            let id = format!("evt_{}", self.inner.ids.next_id());
-            let timestamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let signature = signer.sign(&id, timestamp, &request.body);
-            for (name, value) in [
-                (ID_HEADER, id),
-                (TIMESTAMP_HEADER, timestamp.to_string()),
-                (SIGNATURE_HEADER, signature),
-            ] {
-                if let Ok(value) = http::HeaderValue::from_str(&value) {
-                    extra.insert(name, value);
-                }
-            }
-        }
+        let extra = match &spec.signing_secret {
+            Some(secret) => Signer::new(secret)?.headers(self.inner.ids.next_id(), &request.body),
+            None => http::HeaderMap::new(),
+        };
         let started = Instant::now();
         let result = client.send(&request, extra).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

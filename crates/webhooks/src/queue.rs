@@ -15,7 +15,7 @@ use std::{
     time::Instant,
 };
 
-use hookmq_broker::hooks::Event;
+use hookmq_broker::{hooks::Event, message::MessageId};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -24,8 +24,8 @@ use tokio::sync::Notify;
 pub struct Queued {
     /// The event.
     pub event: Arc<Event>,
-    /// Its delivery id (`webhook-id`), the same across retries.
-    pub id: Arc<str>,
+    /// Its delivery id (`webhook-id` is `evt_` and its hex), the same across retries.
+    pub id: MessageId,
     /// When it was queued.
     pub queued_at: Instant,
 }
@@ -187,7 +187,7 @@ mod tests {
                 timestamp: n,
                 data: EventData::ClientConnected { client },
             }),
-            id: n.to_string().into(),
+            id: MessageId(u128::from(n)),
             queued_at: Instant::now(),
         }
     }
@@ -201,10 +201,10 @@ mod tests {
         assert!(queue.push(1, item(4)).is_err(), "full");
         assert_eq!(queue.len(), 3);
         let first = queue.pop(0).await.expect("item");
-        assert_eq!(&*first.id, "1");
+        assert_eq!(first.id, MessageId(1));
         queue.requeue_front(0, first);
-        assert_eq!(&*queue.pop(0).await.expect("item").id, "1");
-        assert_eq!(&*queue.pop(0).await.expect("item").id, "2");
+        assert_eq!(queue.pop(0).await.expect("item").id, MessageId(1));
+        assert_eq!(queue.pop(0).await.expect("item").id, MessageId(2));
         assert_eq!(queue.drain().len(), 1);
         assert!(queue.is_empty());
         queue.close();

@@ -1,8 +1,12 @@
 //! Standard Webhooks signatures (<https://www.standardwebhooks.com>): `webhook-id`,
 //! `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
+use hookmq_broker::message::MessageId;
+use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 
 use crate::spec::SpecError;
@@ -46,6 +50,27 @@ impl Signer {
             ));
         }
         Ok(Self { key })
+    }
+
+    /// The three Standard Webhooks headers for one attempt of event `id`, timestamped now.
+    #[must_use]
+    pub fn headers(&self, id: MessageId, body: &[u8]) -> HeaderMap {
+        let id = format!("evt_{id}");
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = self.sign(&id, timestamp, body);
+        let mut headers = HeaderMap::with_capacity(3);
+        for (name, value) in [
+            (ID_HEADER, id),
+            (TIMESTAMP_HEADER, timestamp.to_string()),
+            (SIGNATURE_HEADER, signature),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        headers
     }
 
     /// The `webhook-signature` value for one attempt.

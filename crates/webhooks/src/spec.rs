@@ -168,6 +168,10 @@ pub struct WebhookSpec {
     /// Requests in flight at once; each client's events stay in order.
     #[serde(default = "max_inflight")]
     pub max_inflight: usize,
+    /// Keep each client's events in order (one request at a time per client). `false`
+    /// spreads events over all `max_inflight` lanes, for more throughput from few clients.
+    #[serde(default = "yes")]
+    pub ordered: bool,
     /// Retries after the first attempt for connection errors, timeouts, 408, 429 and 5xx.
     #[serde(default = "max_retries")]
     pub max_retries: u32,
@@ -235,6 +239,7 @@ impl WebhookSpec {
             request_timeout: request_timeout(),
             pool_size: pool_size(),
             max_inflight: max_inflight(),
+            ordered: true,
             max_retries: max_retries(),
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),

@@ -28,6 +28,8 @@ pub(crate) struct Webhook {
     pub(crate) queue: Arc<MemoryQueue>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
+    /// Round-robin cursor for unordered webhooks.
+    next_lane: std::sync::atomic::AtomicUsize,
     stop: CancellationToken,
     workers: TaskTracker,
 }
@@ -67,6 +69,7 @@ impl Webhook {
             signer,
             queue,
             metrics,
+            next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: CancellationToken::new(),
             workers: TaskTracker::new(),
         })
@@ -110,14 +113,22 @@ impl Webhook {
         self.metrics.matched();
         let item = Queued {
             event: Arc::clone(event),
-            id: format!("evt_{}", ids.next_id()).into(),
+            id: ids.next_id(),
             queued_at: std::time::Instant::now(),
         };
         self.enqueue_item(item);
     }
 
     fn enqueue_item(&self, item: Queued) {
-        let lane = lane_of(item.event.client_id(), self.queue.lanes());
+        let lanes = self.queue.lanes();
+        let lane = if self.spec.ordered {
+            lane_of(item.event.client_id(), lanes)
+        } else {
+            // Relaxed: any spread over the lanes will do.
+            self.next_lane
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                % lanes
+        };
         if self.queue.push(lane, item).is_err() {
             self.metrics.dropped_queue_full();
         }

@@ -37,7 +37,6 @@ pub struct Hooks {
     listeners: ArcSwap<Vec<Listener>>,
     next_id: AtomicU64,
     dropped: AtomicU64,
-    emitted: AtomicU64,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -57,7 +56,6 @@ impl Default for Hooks {
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_id: AtomicU64::new(1),
             dropped: AtomicU64::new(0),
-            emitted: AtomicU64::new(0),
         }
     }
 }
@@ -82,7 +80,6 @@ impl Hooks {
             timestamp: now_ms(),
             data,
         });
-        self.emitted.fetch_add(1, Ordering::Relaxed);
         for listener in self.listeners.load().iter() {
             if listener.mask.contains(kind)
                 && let Err(mpsc::error::TrySendError::Full(_)) =
@@ -167,11 +164,6 @@ impl Hooks {
     /// Events no listener could take because its channel was full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Events emitted (built for at least one listener), since start.
-    pub fn emitted(&self) -> u64 {
-        self.emitted.load(Ordering::Relaxed)
     }
 }
 

@@ -396,3 +396,43 @@ async fn disable_update_and_delete() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn unordered_webhooks_spread_one_clients_events_over_lanes() {
+    let stack = Stack::start().await;
+    let ordered = Receiver::start().await;
+    ordered.always(Reply {
+        delay: Duration::from_millis(50),
+        ..Reply::status(200)
+    });
+    let unordered = Receiver::start().await;
+    unordered.always(Reply {
+        delay: Duration::from_millis(50),
+        ..Reply::status(200)
+    });
+    stack
+        .webhook("ordered", &ordered.url("/"), |s| {
+            publish_only(s);
+            s.max_inflight = 8;
+        })
+        .await;
+    stack
+        .webhook("unordered", &unordered.url("/"), |s| {
+            publish_only(s);
+            s.max_inflight = 8;
+            s.ordered = false;
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "one").await;
+    for i in 0..16 {
+        client.publish("t", QoS::AtMostOnce, format!("{i}")).await;
+    }
+    unordered.wait_for(16).await;
+    ordered.wait_for(16).await;
+    assert_eq!(
+        ordered.peak_concurrency(),
+        1,
+        "one client, one request at a time"
+    );
+    assert!(unordered.peak_concurrency() > 1, "spread over lanes");
+}

@@ -66,6 +66,9 @@ struct Shared {
     default: Mutex<Option<Reply>>,
     /// Random delay up to this many ms on every reply (order tests).
     jitter_ms: Mutex<u64>,
+    /// Requests being answered now, and the most seen at once.
+    concurrent: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
 }
 
 /// The receiver.
@@ -76,6 +79,15 @@ pub struct Receiver {
 }
 
 async fn record(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    use std::sync::atomic::Ordering;
+    let now = shared.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak.fetch_max(now, Ordering::SeqCst);
+    let response = answer(&shared, request).await;
+    shared.concurrent.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(shared: &Shared, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
@@ -167,6 +179,11 @@ impl Receiver {
     /// Answers every unscripted request with `reply`.
     pub fn always(&self, reply: Reply) {
         *self.shared.default.lock().expect("lock") = Some(reply);
+    }
+
+    /// The most requests answered at the same time so far.
+    pub fn peak_concurrency(&self) -> usize {
+        self.shared.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds a random delay of up to `ms` to every answer.
