@@ -14,6 +14,7 @@
 //! The API reaches the broker only through the webhook engine and its `BrokerHandle`.
 
 mod auth;
+mod dashboard;
 pub mod config;
 mod error;
 mod json;
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
         .merge(webhooks::router());
-    Router::new().nest("/api/v5", api).with_state(state)
+    Router::new().nest("/api/v5", api).merge(dashboard::router()).with_state(state)
 }
 
 /// A bound API listener.
