@@ -5,8 +5,12 @@
 //! `sockname` are `ip:port`, `peerhost` is `ip`; properties are maps keyed by MQTT property
 //! names, always with `"User-Property"` (and `"User-Property-Pairs"` when there are any);
 //! the payload is the raw string (or base64 when the webhook asks for it).
+//!
+//! The columns are written once, in [`write_columns`], to a [`Columns`] sink: streamed
+//! straight into the JSON body on the delivery path ([`EmqxBody`], no intermediate map), or
+//! collected into a JSON object when templates need to look fields up ([`event_object`]).
 
-use std::net::SocketAddr;
+use std::{fmt::Display, net::SocketAddr};
 
 use base64::Engine as _;
 use hookmq_broker::{
@@ -14,7 +18,11 @@ use hookmq_broker::{
     message::Message,
 };
 use hookmq_codec::{Properties, ProtocolVersion};
-use serde_json::{Map, Value, json};
+use serde::{
+    Serialize, Serializer,
+    ser::{SerializeMap, SerializeStruct},
+};
+use serde_json::{Map, Value};
 
 use crate::spec::PayloadEncoding;
 
@@ -31,16 +39,220 @@ pub struct RenderContext<'a> {
 
 const UNDEFINED: &str = "undefined";
 
-fn text_or_undefined(value: Option<&str>) -> Value {
-    Value::String(value.unwrap_or(UNDEFINED).to_owned())
+/// Where columns go.
+pub trait Columns {
+    /// The sink's error.
+    type Error;
+    /// Adds one column.
+    ///
+    /// # Errors
+    /// The sink's.
+    fn put<V: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &V,
+    ) -> Result<(), Self::Error>;
 }
 
-fn address(address: SocketAddr) -> Value {
-    Value::String(address.to_string())
+impl Columns for Map<String, Value> {
+    type Error = std::convert::Infallible;
+
+    fn put<V: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &V,
+    ) -> Result<(), Self::Error> {
+        self.insert(
+            key.to_owned(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        Ok(())
+    }
 }
 
-fn host(address: SocketAddr) -> Value {
-    Value::String(address.ip().to_string())
+/// Streams columns into a serializer's map.
+struct Stream<'a, M>(&'a mut M);
+
+impl<M: SerializeMap> Columns for Stream<'_, M> {
+    type Error = M::Error;
+
+    fn put<V: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &V,
+    ) -> Result<(), Self::Error> {
+        self.0.serialize_entry(key, value)
+    }
+}
+
+/// Serializes through `Display`, without allocating.
+struct Shown<T>(T);
+
+impl<T: Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// Bytes as a string; invalid UTF-8 becomes U+FFFD, as in EMQX.
+struct Lossy<'a>(&'a [u8]);
+
+impl Serialize for Lossy<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&String::from_utf8_lossy(self.0))
+    }
+}
+
+/// `{}`: EMQX's empty `client_attrs`.
+struct Empty;
+
+impl Serialize for Empty {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_map(Some(0))?.end()
+    }
+}
+
+/// `{"retain": .., "dup": ..}`.
+struct Flags<'a>(&'a Message);
+
+impl Serialize for Flags<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut flags = serializer.serialize_struct("flags", 2)?;
+        flags.serialize_field("retain", &self.0.retain)?;
+        flags.serialize_field("dup", &self.0.dup)?;
+        flags.end()
+    }
+}
+
+/// `{"rule_id": ..}`.
+struct Metadata<'a>(&'a str);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut metadata = serializer.serialize_struct("metadata", 1)?;
+        metadata.serialize_field("rule_id", self.0)?;
+        metadata.end()
+    }
+}
+
+/// The payload in the webhook's encoding.
+struct Payload<'a>(&'a [u8], PayloadEncoding);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            PayloadEncoding::Plain => Lossy(self.0).serialize(serializer),
+            PayloadEncoding::Base64 => {
+                serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
+            }
+        }
+    }
+}
+
+/// A property map as EMQX prints it.
+#[derive(Debug)]
+pub struct Props<'a>(pub &'a Properties);
+
+impl Serialize for Props<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        macro_rules! opt {
+            ($key:literal, $field:expr) => {
+                if let Some(value) = &$field {
+                    map.serialize_entry($key, value)?;
+                }
+            };
+        }
+        opt!("Payload-Format-Indicator", p.payload_format_indicator);
+        opt!("Message-Expiry-Interval", p.message_expiry_interval);
+        opt!("Content-Type", p.content_type);
+        opt!("Response-Topic", p.response_topic);
+        if let Some(data) = &p.correlation_data {
+            map.serialize_entry("Correlation-Data", &Lossy(data))?;
+        }
+        match p.subscription_identifiers.as_slice() {
+            [] => {}
+            [one] => map.serialize_entry("Subscription-Identifier", one)?,
+            many => map.serialize_entry("Subscription-Identifier", many)?,
+        }
+        opt!("Session-Expiry-Interval", p.session_expiry_interval);
+        opt!("Assigned-Client-Identifier", p.assigned_client_identifier);
+        opt!("Server-Keep-Alive", p.server_keep_alive);
+        opt!("Authentication-Method", p.authentication_method);
+        if let Some(data) = &p.authentication_data {
+            map.serialize_entry("Authentication-Data", &Lossy(data))?;
+        }
+        opt!("Request-Problem-Information", p.request_problem_information);
+        opt!("Will-Delay-Interval", p.will_delay_interval);
+        opt!(
+            "Request-Response-Information",
+            p.request_response_information
+        );
+        opt!("Response-Information", p.response_information);
+        opt!("Server-Reference", p.server_reference);
+        opt!("Reason-String", p.reason_string);
+        opt!("Receive-Maximum", p.receive_maximum);
+        opt!("Topic-Alias-Maximum", p.topic_alias_maximum);
+        opt!("Topic-Alias", p.topic_alias);
+        opt!("Maximum-QoS", p.maximum_qos);
+        opt!("Retain-Available", p.retain_available);
+        opt!("Maximum-Packet-Size", p.maximum_packet_size);
+        opt!(
+            "Wildcard-Subscription-Available",
+            p.wildcard_subscription_available
+        );
+        opt!(
+            "Subscription-Identifier-Available",
+            p.subscription_identifier_available
+        );
+        opt!(
+            "Shared-Subscription-Available",
+            p.shared_subscription_available
+        );
+        map.serialize_entry("User-Property", &UserProperties(&p.user_properties))?;
+        if !p.user_properties.is_empty() {
+            map.serialize_entry(
+                "User-Property-Pairs",
+                &UserPropertyPairs(&p.user_properties),
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// User properties as a map (the last value of a repeated key wins, as in EMQX).
+struct UserProperties<'a>(&'a [(String, String)]);
+
+impl Serialize for UserProperties<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut last: Vec<(&str, &str)> = Vec::with_capacity(self.0.len());
+        for (key, value) in self.0 {
+            match last.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1 = value,
+                None => last.push((key, value)),
+            }
+        }
+        let mut map = serializer.serialize_map(Some(last.len()))?;
+        for (key, value) in last {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// `[{"key":..,"value":..}]`, keeping order and duplicates.
+struct UserPropertyPairs<'a>(&'a [(String, String)]);
+
+impl Serialize for UserPropertyPairs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, value)| {
+            let mut pair = Map::new();
+            pair.insert("key".into(), Value::String(key.clone()));
+            pair.insert("value".into(), Value::String(value.clone()));
+            pair
+        }))
+    }
 }
 
 /// `proto_name` as EMQX reports it.
@@ -51,237 +263,136 @@ const fn proto_name(version: ProtocolVersion) -> &'static str {
     }
 }
 
-fn lossy(bytes: &[u8]) -> Value {
-    Value::String(String::from_utf8_lossy(bytes).into_owned())
+fn or_undefined(value: Option<&str>) -> &str {
+    value.unwrap_or(UNDEFINED)
 }
 
-/// A property map as EMQX prints it.
-#[must_use]
-pub fn properties(props: &Properties) -> Value {
-    let mut map = Map::new();
-    let mut put = |key: &str, value: Value| {
-        map.insert(key.to_owned(), value);
-    };
-    if let Some(v) = props.payload_format_indicator {
-        put("Payload-Format-Indicator", v.into());
-    }
-    if let Some(v) = props.message_expiry_interval {
-        put("Message-Expiry-Interval", v.into());
-    }
-    if let Some(v) = &props.content_type {
-        put("Content-Type", v.as_str().into());
-    }
-    if let Some(v) = &props.response_topic {
-        put("Response-Topic", v.as_str().into());
-    }
-    if let Some(v) = &props.correlation_data {
-        put("Correlation-Data", lossy(v));
-    }
-    match props.subscription_identifiers.as_slice() {
-        [] => {}
-        [one] => put("Subscription-Identifier", (*one).into()),
-        many => put("Subscription-Identifier", many.into()),
-    }
-    if let Some(v) = props.session_expiry_interval {
-        put("Session-Expiry-Interval", v.into());
-    }
-    if let Some(v) = &props.assigned_client_identifier {
-        put("Assigned-Client-Identifier", v.as_str().into());
-    }
-    if let Some(v) = props.server_keep_alive {
-        put("Server-Keep-Alive", v.into());
-    }
-    if let Some(v) = &props.authentication_method {
-        put("Authentication-Method", v.as_str().into());
-    }
-    if let Some(v) = &props.authentication_data {
-        put("Authentication-Data", lossy(v));
-    }
-    if let Some(v) = props.request_problem_information {
-        put("Request-Problem-Information", v.into());
-    }
-    if let Some(v) = props.will_delay_interval {
-        put("Will-Delay-Interval", v.into());
-    }
-    if let Some(v) = props.request_response_information {
-        put("Request-Response-Information", v.into());
-    }
-    if let Some(v) = &props.response_information {
-        put("Response-Information", v.as_str().into());
-    }
-    if let Some(v) = &props.server_reference {
-        put("Server-Reference", v.as_str().into());
-    }
-    if let Some(v) = &props.reason_string {
-        put("Reason-String", v.as_str().into());
-    }
-    if let Some(v) = props.receive_maximum {
-        put("Receive-Maximum", v.into());
-    }
-    if let Some(v) = props.topic_alias_maximum {
-        put("Topic-Alias-Maximum", v.into());
-    }
-    if let Some(v) = props.topic_alias {
-        put("Topic-Alias", v.into());
-    }
-    if let Some(v) = props.maximum_qos {
-        put("Maximum-QoS", v.into());
-    }
-    if let Some(v) = props.retain_available {
-        put("Retain-Available", v.into());
-    }
-    if let Some(v) = props.maximum_packet_size {
-        put("Maximum-Packet-Size", v.into());
-    }
-    if let Some(v) = props.wildcard_subscription_available {
-        put("Wildcard-Subscription-Available", v.into());
-    }
-    if let Some(v) = props.subscription_identifier_available {
-        put("Subscription-Identifier-Available", v.into());
-    }
-    if let Some(v) = props.shared_subscription_available {
-        put("Shared-Subscription-Available", v.into());
-    }
-    let users: Map<String, Value> = props
-        .user_properties
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    put("User-Property", Value::Object(users));
-    if !props.user_properties.is_empty() {
-        let pairs: Vec<Value> = props
-            .user_properties
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect();
-        put("User-Property-Pairs", Value::Array(pairs));
-    }
-    Value::Object(map)
+fn host(address: SocketAddr) -> Shown<std::net::IpAddr> {
+    Shown(address.ip())
 }
 
 /// The columns every message event shares.
-fn message_columns(map: &mut Map<String, Value>, message: &Message, encoding: PayloadEncoding) {
-    map.insert("id".into(), message.id.to_string().into());
-    map.insert("topic".into(), message.topic.to_string().into());
-    map.insert("qos".into(), message.qos.as_u8().into());
-    map.insert(
-        "flags".into(),
-        json!({"retain": message.retain, "dup": message.dup}),
-    );
-    map.insert("pub_props".into(), properties(&message.properties));
-    map.insert("publish_received_at".into(), message.received_at.into());
-    let payload = match encoding {
-        PayloadEncoding::Plain => lossy(&message.payload),
-        PayloadEncoding::Base64 => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(&message.payload))
-        }
-    };
-    map.insert("payload".into(), payload);
+fn message_columns<C: Columns>(
+    c: &mut C,
+    message: &Message,
+    encoding: PayloadEncoding,
+) -> Result<(), C::Error> {
+    c.put("id", &Shown(message.id))?;
+    c.put("topic", &*message.topic)?;
+    c.put("qos", &message.qos.as_u8())?;
+    c.put("flags", &Flags(message))?;
+    c.put("pub_props", &Props(&message.properties))?;
+    c.put("publish_received_at", &message.received_at)?;
+    c.put("payload", &Payload(&message.payload, encoding))
 }
 
 /// The sender of a message as `clientid` / `username` / `peerhost` / `peername`.
-fn publisher_columns(map: &mut Map<String, Value>, message: &Message) {
+fn publisher_columns<C: Columns>(c: &mut C, message: &Message) -> Result<(), C::Error> {
     let publisher = &message.publisher;
-    map.insert("clientid".into(), publisher.client_id.to_string().into());
-    map.insert(
-        "username".into(),
-        text_or_undefined(publisher.username.as_deref()),
-    );
-    let (peerhost, peername) = match publisher.peer {
-        Some(peer) => (host(peer), address(peer)),
-        None => (UNDEFINED.into(), UNDEFINED.into()),
-    };
-    map.insert("peerhost".into(), peerhost);
-    map.insert("peername".into(), peername);
+    c.put("clientid", &*publisher.client_id)?;
+    c.put("username", or_undefined(publisher.username.as_deref()))?;
+    match publisher.peer {
+        Some(peer) => {
+            c.put("peerhost", &host(peer))?;
+            c.put("peername", &Shown(peer))
+        }
+        None => {
+            c.put("peerhost", UNDEFINED)?;
+            c.put("peername", UNDEFINED)
+        }
+    }
 }
 
 /// A subscriber (for delivery events) with the message's sender as `from_*`.
-fn subscriber_columns(map: &mut Map<String, Value>, client: &ClientInfo, message: &Message) {
-    map.insert(
-        "from_clientid".into(),
-        message.publisher.client_id.to_string().into(),
-    );
-    map.insert(
-        "from_username".into(),
-        text_or_undefined(message.publisher.username.as_deref()),
-    );
-    client_identity(map, client);
-    map.insert("peerhost".into(), host(client.peer));
+fn subscriber_columns<C: Columns>(
+    c: &mut C,
+    client: &ClientInfo,
+    message: &Message,
+) -> Result<(), C::Error> {
+    c.put("from_clientid", &*message.publisher.client_id)?;
+    c.put(
+        "from_username",
+        or_undefined(message.publisher.username.as_deref()),
+    )?;
+    client_identity(c, client)?;
+    c.put("peerhost", &host(client.peer))
 }
 
-fn client_identity(map: &mut Map<String, Value>, client: &ClientInfo) {
-    map.insert("clientid".into(), client.client_id.to_string().into());
-    map.insert(
-        "username".into(),
-        text_or_undefined(client.username.as_deref()),
-    );
-    map.insert("peername".into(), address(client.peer));
+fn client_identity<C: Columns>(c: &mut C, client: &ClientInfo) -> Result<(), C::Error> {
+    c.put("clientid", &*client.client_id)?;
+    c.put("username", or_undefined(client.username.as_deref()))?;
+    c.put("peername", &Shown(client.peer))
 }
 
-fn connection_columns(map: &mut Map<String, Value>, client: &ClientInfo) {
-    client_identity(map, client);
-    map.insert("sockname".into(), address(client.local));
-    map.insert("proto_name".into(), proto_name(client.protocol).into());
-    map.insert("proto_ver".into(), client.protocol.level().into());
+fn connection_columns<C: Columns>(c: &mut C, client: &ClientInfo) -> Result<(), C::Error> {
+    client_identity(c, client)?;
+    c.put("sockname", &Shown(client.local))?;
+    c.put("proto_name", proto_name(client.protocol))?;
+    c.put("proto_ver", &client.protocol.level())
 }
 
-/// The event as EMQX's rule output, ready to serialize.
-#[must_use]
-pub fn event_object(event: &Event, context: RenderContext<'_>) -> Map<String, Value> {
-    let mut map = Map::new();
-    let m = &mut map;
+/// Writes every column of `event`.
+///
+/// # Errors
+/// The sink's.
+pub fn write_columns<C: Columns>(
+    c: &mut C,
+    event: &Event,
+    context: RenderContext<'_>,
+) -> Result<(), C::Error> {
+    let encoding = context.payload_encoding;
     match &event.data {
         EventData::ClientConnected { client } => {
-            connection_columns(m, client);
-            m.insert("mountpoint".into(), UNDEFINED.into());
-            m.insert("keepalive".into(), client.keep_alive.into());
-            m.insert("clean_start".into(), client.clean_start.into());
-            m.insert("receive_maximum".into(), client.receive_maximum.into());
-            m.insert("expiry_interval".into(), client.expiry_interval.into());
-            m.insert("is_bridge".into(), false.into());
-            m.insert("conn_props".into(), properties(&client.connect_properties));
-            m.insert("connected_at".into(), client.connected_at.into());
-            m.insert("client_attrs".into(), json!({}));
+            connection_columns(c, client)?;
+            c.put("mountpoint", UNDEFINED)?;
+            c.put("keepalive", &client.keep_alive)?;
+            c.put("clean_start", &client.clean_start)?;
+            c.put("receive_maximum", &client.receive_maximum)?;
+            c.put("expiry_interval", &client.expiry_interval)?;
+            c.put("is_bridge", &false)?;
+            c.put("conn_props", &Props(&client.connect_properties))?;
+            c.put("connected_at", &client.connected_at)?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::ClientConnack {
             client,
             reason_code,
         } => {
-            connection_columns(m, client);
-            m.insert("reason_code".into(), reason_code.name().into());
-            m.insert("clean_start".into(), client.clean_start.into());
-            m.insert("keepalive".into(), client.keep_alive.into());
+            connection_columns(c, client)?;
+            c.put("reason_code", reason_code.name())?;
+            c.put("clean_start", &client.clean_start)?;
+            c.put("keepalive", &client.keep_alive)?;
             // EMQX reports the connack's expiry in milliseconds, unlike `client.connected`.
-            m.insert(
-                "expiry_interval".into(),
-                (u64::from(client.expiry_interval) * 1000).into(),
-            );
-            m.insert("connected_at".into(), client.connected_at.into());
-            m.insert("conn_props".into(), properties(&client.connect_properties));
+            c.put(
+                "expiry_interval",
+                &(u64::from(client.expiry_interval) * 1000),
+            )?;
+            c.put("connected_at", &client.connected_at)?;
+            c.put("conn_props", &Props(&client.connect_properties))?;
         }
         EventData::ClientDisconnected {
             client,
             reason,
-            properties: props,
+            properties,
             disconnected_at,
         } => {
-            connection_columns(m, client);
-            m.insert("reason".into(), (*reason).into());
-            m.insert("disconn_props".into(), properties(props));
-            m.insert("disconnected_at".into(), (*disconnected_at).into());
-            m.insert("connected_at".into(), client.connected_at.into());
-            m.insert("client_attrs".into(), json!({}));
+            connection_columns(c, client)?;
+            c.put("reason", *reason)?;
+            c.put("disconn_props", &Props(properties))?;
+            c.put("disconnected_at", disconnected_at)?;
+            c.put("connected_at", &client.connected_at)?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::CheckAuthnComplete {
             client,
             reason_code,
             is_anonymous,
         } => {
-            client_identity(m, client);
-            m.insert("reason_code".into(), reason_code.name().into());
-            m.insert("is_superuser".into(), false.into());
-            m.insert("is_anonymous".into(), (*is_anonymous).into());
-            m.insert("client_attrs".into(), json!({}));
+            client_identity(c, client)?;
+            c.put("reason_code", reason_code.name())?;
+            c.put("is_superuser", &false)?;
+            c.put("is_anonymous", is_anonymous)?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::CheckAuthzComplete {
             client,
@@ -290,85 +401,174 @@ pub fn event_object(event: &Event, context: RenderContext<'_>) -> Map<String, Va
             source,
             result,
         } => {
-            client_identity(m, client);
-            m.insert("peerhost".into(), host(client.peer));
-            m.insert("topic".into(), topic.to_string().into());
-            m.insert("action".into(), action.as_str().into());
-            m.insert("authz_source".into(), (*source).into());
-            m.insert("result".into(), result.as_str().into());
-            m.insert("client_attrs".into(), json!({}));
+            client_identity(c, client)?;
+            c.put("peerhost", &host(client.peer))?;
+            c.put("topic", &**topic)?;
+            c.put("action", action.as_str())?;
+            c.put("authz_source", *source)?;
+            c.put("result", result.as_str())?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::SessionSubscribed {
             client,
             filter,
             options,
-            properties: props,
+            properties,
         } => {
-            client_identity(m, client);
-            m.insert("peerhost".into(), host(client.peer));
-            m.insert("topic".into(), filter.to_string().into());
-            m.insert("qos".into(), options.qos.as_u8().into());
-            m.insert("sub_props".into(), properties(props));
-            m.insert("client_attrs".into(), json!({}));
+            client_identity(c, client)?;
+            c.put("peerhost", &host(client.peer))?;
+            c.put("topic", &**filter)?;
+            c.put("qos", &options.qos.as_u8())?;
+            c.put("sub_props", &Props(properties))?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::SessionUnsubscribed {
             client,
             filter,
             qos,
-            properties: props,
+            properties,
         } => {
-            client_identity(m, client);
-            m.insert("peerhost".into(), host(client.peer));
-            m.insert("topic".into(), filter.to_string().into());
-            m.insert("qos".into(), qos.as_u8().into());
-            m.insert("unsub_props".into(), properties(props));
-            m.insert("client_attrs".into(), json!({}));
+            client_identity(c, client)?;
+            c.put("peerhost", &host(client.peer))?;
+            c.put("topic", &**filter)?;
+            c.put("qos", &qos.as_u8())?;
+            c.put("unsub_props", &Props(properties))?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::MessagePublish { message } => {
-            publisher_columns(m, message);
-            message_columns(m, message, context.payload_encoding);
-            m.insert("client_attrs".into(), json!({}));
+            publisher_columns(c, message)?;
+            message_columns(c, message, encoding)?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::MessageDropped { message, reason } => {
-            publisher_columns(m, message);
-            message_columns(m, message, context.payload_encoding);
-            m.insert("reason".into(), (*reason).into());
+            publisher_columns(c, message)?;
+            message_columns(c, message, encoding)?;
+            c.put("reason", *reason)?;
         }
         EventData::MessageDelivered {
             client,
             message,
             qos,
         } => {
-            subscriber_columns(m, client, message);
-            message_columns(m, message, context.payload_encoding);
-            m.insert("qos".into(), qos.as_u8().into());
-            m.insert("client_attrs".into(), json!({}));
+            subscriber_columns(c, client, message)?;
+            message_columns(c, message, encoding)?;
+            c.put("qos", &qos.as_u8())?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::MessageAcked {
             client,
             message,
             qos,
-            properties: props,
+            properties,
         } => {
-            subscriber_columns(m, client, message);
-            message_columns(m, message, context.payload_encoding);
-            m.insert("qos".into(), qos.as_u8().into());
-            m.insert("puback_props".into(), properties(props));
-            m.insert("client_attrs".into(), json!({}));
+            subscriber_columns(c, client, message)?;
+            message_columns(c, message, encoding)?;
+            c.put("qos", &qos.as_u8())?;
+            c.put("puback_props", &Props(properties))?;
+            c.put("client_attrs", &Empty)?;
         }
         EventData::DeliveryDropped {
             client,
             message,
             reason,
         } => {
-            subscriber_columns(m, client, message);
-            message_columns(m, message, context.payload_encoding);
-            m.insert("reason".into(), (*reason).into());
+            subscriber_columns(c, client, message)?;
+            message_columns(c, message, encoding)?;
+            c.put("reason", *reason)?;
         }
     }
-    map.insert("event".into(), event.kind().name().into());
-    map.insert("timestamp".into(), event.timestamp.into());
-    map.insert("node".into(), context.node.into());
-    map.insert("metadata".into(), json!({"rule_id": context.rule_id}));
+    c.put("event", event.kind().name())?;
+    c.put("timestamp", &event.timestamp)?;
+    c.put("node", context.node)?;
+    c.put("metadata", &Metadata(context.rule_id))
+}
+
+/// The event as EMQX's JSON body, serialized straight from the event.
+#[derive(Debug, Clone, Copy)]
+pub struct EmqxBody<'a> {
+    /// The event.
+    pub event: &'a Event,
+    /// Node, rule id, payload encoding.
+    pub context: RenderContext<'a>,
+}
+
+impl Serialize for EmqxBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        write_columns(&mut Stream(&mut map), self.event, self.context)?;
+        map.end()
+    }
+}
+
+/// The event as a JSON object, for templates to look fields up.
+#[must_use]
+pub fn event_object(event: &Event, context: RenderContext<'_>) -> Map<String, Value> {
+    let mut map = Map::new();
+    // Infallible for a map.
+    let Ok(()) = write_columns(&mut map, event, context);
     map
+}
+
+/// The property map as a JSON value (for callers outside rendering).
+#[must_use]
+pub fn properties(props: &Properties) -> Value {
+    serde_json::to_value(Props(props)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use hookmq_broker::hooks::EventKind;
+
+    use super::*;
+    use crate::samples::sample;
+
+    #[test]
+    fn streamed_body_equals_the_object() {
+        let context = RenderContext {
+            node: "n",
+            rule_id: "r",
+            payload_encoding: PayloadEncoding::Plain,
+        };
+        for kind in EventKind::ALL {
+            let event = sample(kind, "n");
+            let streamed: Value = serde_json::from_slice(
+                &serde_json::to_vec(&EmqxBody {
+                    event: &event,
+                    context,
+                })
+                .expect("serializes"),
+            )
+            .expect("valid JSON");
+            assert_eq!(
+                streamed,
+                Value::Object(event_object(&event, context)),
+                "{}",
+                kind.name()
+            );
+            assert_eq!(streamed["event"], kind.name());
+        }
+    }
+
+    #[test]
+    fn user_properties_keep_emqx_shape() {
+        let mut props = Properties::default();
+        props.user_properties = vec![
+            ("a".into(), "1".into()),
+            ("a".into(), "2".into()),
+            ("b".into(), "3".into()),
+        ];
+        let value = properties(&props);
+        assert_eq!(
+            value["User-Property"],
+            serde_json::json!({"a": "2", "b": "3"})
+        );
+        assert_eq!(
+            value["User-Property-Pairs"][1],
+            serde_json::json!({"key": "a", "value": "2"})
+        );
+        assert_eq!(
+            properties(&Properties::default()),
+            serde_json::json!({"User-Property": {}})
+        );
+    }
 }

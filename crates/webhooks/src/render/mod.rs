@@ -8,7 +8,7 @@ use hookmq_broker::hooks::Event;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::{Map, Value};
 
-pub use emqx::RenderContext;
+pub use emqx::{EmqxBody, RenderContext};
 use template::{Escape, Template};
 
 use crate::spec::{Method, PayloadEncoding, SpecError, WebhookSpec};
@@ -86,6 +86,9 @@ pub enum RenderError {
     /// The rendered URL is not valid.
     #[error("rendered URL is invalid: {0}")]
     Url(String),
+    /// The body could not be serialized.
+    #[error("body could not be serialized: {0}")]
+    Body(String),
 }
 
 /// A request ready to send.
@@ -166,17 +169,18 @@ impl Renderer {
         })
     }
 
+    fn context(&self) -> RenderContext<'_> {
+        RenderContext {
+            node: &self.node,
+            rule_id: &self.name,
+            payload_encoding: self.payload_encoding,
+        }
+    }
+
     /// The event's JSON object, as the default body and template context.
     #[must_use]
     pub fn object(&self, event: &Event) -> Map<String, Value> {
-        emqx::event_object(
-            event,
-            RenderContext {
-                node: &self.node,
-                rule_id: &self.name,
-                payload_encoding: self.payload_encoding,
-            },
-        )
+        emqx::event_object(event, self.context())
     }
 
     /// Renders one event.
@@ -184,6 +188,30 @@ impl Renderer {
     /// # Errors
     /// [`RenderError`] when a templated URL does not form a valid URI.
     pub fn render(&self, event: &Event) -> Result<RenderedRequest, RenderError> {
+        // Nothing templated: serialize the body straight from the event. Otherwise build the
+        // event's JSON object once for the lookups.
+        if let Headers::Static(headers) = &self.headers
+            && self.body.is_none()
+            && self.url.path.is_static()
+        {
+            let body = if self.method.has_body() {
+                let body = EmqxBody {
+                    event,
+                    context: self.context(),
+                };
+                Bytes::from(
+                    serde_json::to_vec(&body).map_err(|e| RenderError::Body(e.to_string()))?,
+                )
+            } else {
+                Bytes::new()
+            };
+            return Ok(RenderedRequest {
+                method: self.method.as_http(),
+                uri: self.url.render(&Map::new())?,
+                headers: headers.clone(),
+                body,
+            });
+        }
         let object = self.object(event);
         let uri = self.url.render(&object)?;
         let headers = match &self.headers {
