@@ -551,12 +551,14 @@ mod tests {
 
     #[test]
     fn user_properties_keep_emqx_shape() {
-        let mut props = Properties::default();
-        props.user_properties = vec![
-            ("a".into(), "1".into()),
-            ("a".into(), "2".into()),
-            ("b".into(), "3".into()),
-        ];
+        let props = Properties {
+            user_properties: vec![
+                ("a".into(), "1".into()),
+                ("a".into(), "2".into()),
+                ("b".into(), "3".into()),
+            ],
+            ..Properties::default()
+        };
         let value = properties(&props);
         assert_eq!(
             value["User-Property"],
