@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MQTTWRK=${MQTTWRK:-mqttwrk}
+BIN=${CARGO_TARGET_DIR:-target}/release
 for port in 1900 1901 8090; do
   if (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is busy: stop what listens there" >&2; exit 1; fi
 done
@@ -14,7 +15,7 @@ tmp=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 HOOKMQ_LISTENERS__TCP__BIND=127.0.0.1:1900 HOOKMQ_LISTENERS__WS__ENABLE=false \
 HOOKMQ_MQTT__MAX_QUEUE_LEN=100000 HOOKMQ_NODE__DATA_DIR="$tmp/data" HOOKMQ_LOG__LEVEL=warn \
-  taskset -c 0 target/release/hookmq &
+  taskset -c 0 "$BIN"/hookmq &
 printf 'listener 1901 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' > "$tmp/mosquitto.conf"
 taskset -c 0 mosquitto -c "$tmp/mosquitto.conf" >/dev/null 2>&1 &
 sleep 1

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MQTTWRK=${MQTTWRK:-mqttwrk}
+BIN=${CARGO_TARGET_DIR:-target}/release
 for port in 1900 1901 8090; do
   if (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is busy: stop what listens there" >&2; exit 1; fi
 done
@@ -21,14 +22,14 @@ trap cleanup EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 start_receiver() {
-  taskset -c 1 target/release/hookmq-bench-receiver --bind 127.0.0.1:8090 & receiver=$!
+  taskset -c 1 "$BIN"/hookmq-bench-receiver --bind 127.0.0.1:8090 & receiver=$!
   sleep 0.3
 }
 stop_receiver() { kill "$receiver"; wait "$receiver" 2>/dev/null || true; }
 
 start_hookmq() { # config file
   HOOKMQ_NODE__DATA_DIR="$tmp/data-$RANDOM" HOOKMQ_LOG__LEVEL=warn \
-    taskset -c 0 target/release/hookmq --config "$1" & hookmq=$!
+    taskset -c 0 "$BIN"/hookmq --config "$1" & hookmq=$!
   for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/1900) 2>/dev/null && break; sleep 0.1; done
 }
 stop_hookmq() { kill "$hookmq"; wait "$hookmq" 2>/dev/null || true; }
