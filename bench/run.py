@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""hookmq beside its peers, side by side in one run.
+
+Starts each broker on loopback pinned to core 0, drives it with hookmq's load generator
+pinned to core 1, runs every scenario RUNS times, and prints the median deliveries/s and
+latency per broker with the ratio hookmq / peer. Writes the same as JSON to
+bench/results/latest.json (and a dated copy). Webhook scenarios come from bench/webhook.sh.
+
+Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...] [--brokers hookmq,mosquitto,rumqttd]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release")
+TOOLS = os.path.join(ROOT, "bench", ".tools")
+BROKER_CORE, LOAD_CORE = "0", "1"
+
+# name -> (load generator arguments, what it shows)
+SCENARIOS = {
+    "qos0_1to1": (["load", "-p", "1", "-s", "1", "-n", "500000", "-q", "0"], "QoS 0, 1 publisher → 1 subscriber, 64 B"),
+    "qos1_1to1": (["load", "-p", "1", "-s", "1", "-n", "100000", "-q", "1"], "QoS 1, 1 → 1, 64 B"),
+    "qos0_fanout10": (["load", "-p", "1", "-s", "10", "-n", "50000", "-q", "0"], "QoS 0, 1 → 10 fan-out (deliveries/s)"),
+    "qos0_fanin10": (["load", "-p", "10", "-s", "1", "-n", "50000", "-q", "0"], "QoS 0, 10 → 1 fan-in"),
+    "qos0_5x5": (["load", "-p", "5", "-s", "5", "-n", "40000", "-q", "0"], "QoS 0, 5 → 5"),
+    "qos1_5x5": (["load", "-p", "5", "-s", "5", "-n", "10000", "-q", "1"], "QoS 1, 5 → 5"),
+    "qos0_1to1_4k": (["load", "-p", "1", "-s", "1", "-n", "100000", "-q", "0", "-m", "4096"], "QoS 0, 1 → 1, 4 KiB"),
+    "idle_10k": (["connections", "-n", "10000", "--hold", "3"], "10,000 idle connections: connect rate, memory per connection"),
+    "retained_10k": (["retained", "-n", "10000"], "subscribe to 10,000 retained topics"),
+}
+QUICK = {"qos0_1to1": "200000", "qos1_1to1": "50000", "qos0_fanout10": "20000", "qos0_fanin10": "20000",
+         "qos0_5x5": "20000", "qos1_5x5": "5000", "qos0_1to1_4k": "50000"}
+
+
+def port_free(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not port_free(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ensure_tools(brokers):
+    """Installs what the run needs; quiet and idempotent."""
+    def apt(*packages):
+        missing = [p for p, cmd in packages if not shutil.which(cmd)]
+        if missing:
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            cmd = sudo + ["apt-get", "install", "-y", "-qq"] + missing
+            if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+                subprocess.run(sudo + ["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL, check=True)
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    apt(("mosquitto", "mosquitto"), ("wrk", "wrk"))
+    if "rumqttd" in brokers and not os.path.exists(os.path.join(TOOLS, "bin", "rumqttd")):
+        print("installing rumqttd from crates.io (a few minutes, once)", file=sys.stderr)
+        # Not --locked: its lockfile pins a metrics release that no longer builds on 1.95.
+        subprocess.run(["cargo", "install", "-q", "rumqttd", "--version", "0.20.0", "--root", TOOLS], check=True)
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "hookmq", "-p", "hookmq-bench"], cwd=ROOT, check=True)
+
+
+def start_broker(name, port, work):
+    pin = ["taskset", "-c", BROKER_CORE]
+    if name == "hookmq":
+        env = dict(os.environ, HOOKMQ_LISTENERS__TCP__BIND=f"127.0.0.1:{port}", HOOKMQ_LISTENERS__WS__ENABLE="false",
+                   HOOKMQ_DASHBOARD__ENABLE="false", HOOKMQ_NODE__DATA_DIR=os.path.join(work, "hookmq-data"),
+                   HOOKMQ_MQTT__MAX_QUEUE_LEN="1000000", HOOKMQ_MQTT__MAX_INFLIGHT="100", HOOKMQ_LOG__LEVEL="warn")
+        return subprocess.Popen(pin + [os.path.join(BIN, "hookmq")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if name == "mosquitto":
+        conf = os.path.join(work, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 1000000\nmax_inflight_messages 100\nmax_connections -1\n")
+        return subprocess.Popen(pin + ["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if name == "rumqttd":
+        conf = os.path.join(work, "rumqttd.toml")
+        with open(conf, "w") as f:
+            f.write(f"""id = 0
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 20480
+    max_inflight_count = 100
+    dynamic_filters = true
+""")
+        return subprocess.Popen(pin + [os.path.join(TOOLS, "bin", "rumqttd"), "-c", conf, "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    raise ValueError(name)
+
+
+def run_load(port, args, broker_pid=None, timeout=180):
+    cmd = ["taskset", "-c", LOAD_CORE, os.path.join(BIN, "hookmq-bench"), "-a", f"127.0.0.1:{port}"] + args
+    if args[0] != "connections":
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    # Idle connections: read the broker's memory while they are held.
+    before = rss_kib(broker_pid)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    time.sleep(1)
+    held = rss_kib(broker_pid)
+    proc.wait(timeout=timeout)
+    result = json.loads(line) if line.strip() else {"error": "no report"}
+    if "connections" in result:
+        result["rss_kib_before"], result["rss_kib_held"] = before, held
+        result["kib_per_connection"] = round((held - before) / max(result["connections"], 1), 2)
+    return result
+
+
+def key_metric(name, result):
+    if name.startswith("idle"):
+        return result.get("connect_rate", 0.0)
+    if name.startswith("retained"):
+        return -result.get("subscribe_ms", 0.0)
+    return result.get("delivery_rate", 0.0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller message counts")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--brokers", default="hookmq,mosquitto,rumqttd")
+    opts = parser.parse_args()
+    brokers = opts.brokers.split(",")
+    scenarios = {k: v for k, v in SCENARIOS.items() if not opts.only or k in opts.only.split(",")}
+    ensure_tools(brokers)
+    # Idle-connection runs need many descriptors, in the brokers and the load generator.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
+    port = 1910
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        for broker in brokers:
+            if not port_free(port):
+                sys.exit(f"port {port} is busy")
+            for name, (args, _) in scenarios.items():
+                args = list(args)
+                if opts.quick and name in QUICK:
+                    args[args.index("-n") + 1] = QUICK[name]
+                runs = []
+                for _ in range(opts.runs):
+                    # A fresh broker per run: no state carried between runs.
+                    proc = start_broker(broker, port, work)
+                    try:
+                        wait_port(port)
+                        runs.append(run_load(port, args, proc.pid))
+                    except (subprocess.TimeoutExpired, RuntimeError, json.JSONDecodeError) as error:
+                        runs.append({"error": str(error)})
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=10)
+                        while not port_free(port):
+                            time.sleep(0.05)
+                ok = [r for r in runs if "error" not in r]
+                median = sorted(ok, key=lambda r: key_metric(name, r))[len(ok) // 2] if ok else runs[-1]
+                results.setdefault(name, {})[broker] = {"median": median, "runs": runs}
+                print(f"{broker:10} {name:15} {json.dumps(median)}", file=sys.stderr)
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_model()},
+        "command": "bench/run " + " ".join(sys.argv[1:]),
+        "runs": opts.runs,
+        "results": results,
+    }
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    for path in ["latest.json", report["date"][:10] + ".json"]:
+        with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
+            json.dump(report, f, indent=1)
+    print_table(report, scenarios, brokers)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def fmt(value, unit=""):
+    if isinstance(value, float) and value >= 1000:
+        return f"{value / 1000:,.0f}k{unit}"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def print_table(report, scenarios, brokers):
+    peers = [b for b in brokers if b != "hookmq"]
+    header = "| scenario | " + " | ".join(brokers) + " | " + " | ".join(f"hookmq / {p}" for p in peers) + " |"
+    print(f"\n{report['date']}, {report['machine']['cpu']}, {report['machine']['cpus']} cores, median of {report['runs']}\n")
+    print(header)
+    print("|" + "---|" * (1 + len(brokers) + len(peers)))
+    for name, (_, what) in scenarios.items():
+        row = report["results"].get(name, {})
+        cells, values = [], {}
+        for broker in brokers:
+            r = row.get(broker, {}).get("median", {})
+            if "error" in r or not r:
+                cells.append("error")
+                continue
+            if name.startswith("idle"):
+                values[broker] = r["connect_rate"]
+                cells.append(f"{fmt(r['connect_rate'])}/s, {r['kib_per_connection']} KiB/conn")
+            elif name.startswith("retained"):
+                values[broker] = 1 / max(r["subscribe_ms"], 1e-9)
+                cells.append(f"{r['subscribe_ms']:.0f} ms")
+            else:
+                values[broker] = r["delivery_rate"]
+                cells.append(f"{fmt(r['delivery_rate'])}/s (p50 {r['latency_p50_us'] / 1000:.1f} ms, p99 {r['latency_p99_us'] / 1000:.1f} ms)")
+        ratios = [f"{values['hookmq'] / values[p]:.2f}×" if "hookmq" in values and values.get(p) else "–" for p in peers]
+        print(f"| {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+
+
+if __name__ == "__main__":
+    main()
