@@ -42,7 +42,7 @@ pub(crate) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut read_buf = BytesMut::with_capacity(4096);
+    let mut read_buf = BytesMut::with_capacity(512);
     let config = &shared.config.mqtt;
     let first = tokio::select! {
         read = timeout(config.connect_timeout, read_connect(&mut stream, &mut read_buf, config.max_packet_size)) => read,
@@ -69,7 +69,7 @@ pub(crate) async fn serve<S>(
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
         client: Arc::clone(&client),
     });
-    let mut write_buf = BytesMut::with_capacity(4096);
+    let mut write_buf = BytesMut::with_capacity(64);
     let packet = Packet::ConnAck(ConnAck {
         session_present: accepted.session_present,
         reason_code: ReasonCode::SUCCESS,
@@ -108,7 +108,7 @@ async fn read_connect<S: AsyncRead + Unpin>(
             Some(_) => return Err((DecodeError::FirstPacketNotConnect, level)),
             None => {}
         }
-        buf.reserve(1024);
+        buf.reserve(512);
         match stream.read_buf(buf).await {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}

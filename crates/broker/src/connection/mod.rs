@@ -33,8 +33,12 @@ use crate::{
 
 /// Deliveries turned into packets per pass, so reads and writes interleave fairly.
 const DELIVERY_BATCH: usize = 256;
-/// Read buffer growth step.
-const READ_CHUNK: usize = 16 * 1024;
+/// Read buffer growth: starts small (idle connections cost little memory), doubles while
+/// reads fill it, up to the maximum.
+const MIN_READ_CHUNK: usize = 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// A write buffer that grew past this is released after a flush.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 /// How long closing waits to write a last DISCONNECT.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -152,6 +156,8 @@ pub(crate) struct Connection<S> {
     batch: Vec<Delivery>,
     /// The mailbox holds deliveries that fit the window but not the last batch.
     more: bool,
+    /// Bytes to make room for before the next read.
+    read_chunk: usize,
     last_read: Instant,
 }
 
@@ -185,7 +191,8 @@ where
         Self {
             stream,
             read_buf,
-            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::new(),
+            read_chunk: MIN_READ_CHUNK,
             transport,
             version: client.protocol,
             shared,
@@ -199,7 +206,7 @@ where
             aliases_in: HashMap::new(),
             aliases_out: HashMap::new(),
             authz_cache: HashMap::new(),
-            batch: Vec::with_capacity(DELIVERY_BATCH),
+            batch: Vec::new(),
             more: false,
             last_read: Instant::now(),
         }
@@ -230,9 +237,11 @@ where
             if !self.write_buf.is_empty() && self.flush().await.is_err() {
                 return Close::Transport;
             }
-            if self.read_buf.capacity() - self.read_buf.len() < 1024 {
-                self.read_buf.reserve(READ_CHUNK);
+            let spare = self.read_buf.capacity() - self.read_buf.len();
+            if spare < self.read_chunk / 2 {
+                self.read_buf.reserve(self.read_chunk);
             }
+            let room = self.read_buf.capacity() - self.read_buf.len();
             tokio::select! {
                 biased;
                 control = self.control.recv() => return match control {
@@ -243,6 +252,13 @@ where
                 read = self.stream.read_buf(&mut self.read_buf) => match read {
                     Ok(0) | Err(_) => return Close::Transport,
                     Ok(n) => {
+                        self.read_chunk = if n >= room {
+                            (self.read_chunk * 2).min(MAX_READ_CHUNK)
+                        } else if n < self.read_chunk / 8 {
+                            (self.read_chunk / 2).max(MIN_READ_CHUNK)
+                        } else {
+                            self.read_chunk
+                        };
                         self.last_read = Instant::now();
                         self.shared.stats.bytes_received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                         if let Err(close) = self.handle_input() {
@@ -271,7 +287,11 @@ where
             self.write_buf.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        self.write_buf.clear();
+        if self.write_buf.capacity() > KEEP_WRITE_BUFFER {
+            self.write_buf = BytesMut::new();
+        } else {
+            self.write_buf.clear();
+        }
         Ok(())
     }
 
