@@ -138,12 +138,14 @@ async fn handle(
     path: &str,
     shared: Arc<Shared>,
 ) {
+    // Each transport's session future is boxed: the task then holds only the one in use,
+    // instead of room for the largest (TLS state is kilobytes) on every connection.
     // The transport handshake counts against the same allowance as CONNECT.
     let allowance = shared.config.mqtt.connect_timeout;
     match (transport, tls) {
-        (Transport::Tcp, _) => serve(socket, peer, local, transport, shared).await,
+        (Transport::Tcp, _) => Box::pin(serve(socket, peer, local, transport, shared)).await,
         (Transport::Ws, _) => match timeout(allowance, ws::accept(socket, path)).await {
-            Ok(Ok(stream)) => serve(stream, peer, local, transport, shared).await,
+            Ok(Ok(stream)) => Box::pin(serve(stream, peer, local, transport, shared)).await,
             Ok(Err(error)) => tracing::debug!(%peer, %error, "WebSocket handshake failed"),
             Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
         },
@@ -154,10 +156,10 @@ async fn handle(
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
             if transport == Transport::Tls {
-                return serve(stream, peer, local, transport, shared).await;
+                return Box::pin(serve(stream, peer, local, transport, shared)).await;
             }
             match timeout(allowance, ws::accept(stream, path)).await {
-                Ok(Ok(stream)) => serve(stream, peer, local, transport, shared).await,
+                Ok(Ok(stream)) => Box::pin(serve(stream, peer, local, transport, shared)).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "WebSocket handshake failed"),
                 Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
             }
