@@ -1,4 +1,6 @@
-//! Dashboard users (stored hashed), login tokens and the bearer-token guard.
+//! Login tokens and the guard every authenticated endpoint takes ([`Authenticated`]): either
+//! `Authorization: Bearer <token>` from `POST /login`, or HTTP Basic `api_key:api_secret`
+//! with an API key (see `api_keys`).
 
 use std::{
     collections::HashMap,
@@ -11,54 +13,32 @@ use axum::{
     extract::{FromRequestParts, State},
     http::request::Parts,
 };
-use hookmq_broker::{
-    auth::{hash_password, verify_hash},
-    store::{Store, Table},
-};
+use base64::Engine as _;
+use hookmq_broker::{auth::verify_hash, store::Table};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{error::ApiError, json::JsonBody, state::AppState};
+use crate::{
+    error::{ApiError, ErrorBody},
+    json::JsonBody,
+    state::AppState,
+    users::UserRecord,
+};
 
-/// A stored dashboard user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct UserRecord {
-    pub(crate) username: String,
-    /// argon2id PHC string.
-    pub(crate) password_hash: String,
-}
-
-/// Creates the default user when there is none.
-///
-/// # Errors
-/// A store or hashing failure, as text.
-pub(crate) fn ensure_default_user(
-    store: &Store,
-    username: &str,
-    password: &str,
-) -> Result<(), String> {
-    let users: Vec<(String, UserRecord)> = store.list(Table::Users).map_err(|e| e.to_string())?;
-    if users.is_empty() {
-        let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
-        let record = UserRecord {
-            username: username.to_owned(),
-            password_hash,
-        };
-        store
-            .put(Table::Users, username, &record)
-            .map_err(|e| e.to_string())?;
-        tracing::info!(
-            username,
-            "created the default dashboard user; change its password"
-        );
-    }
-    Ok(())
+/// `/login`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login))
 }
 
 /// Login tokens in memory (a restart logs everyone out).
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
-    /// Short critical sections: insert, look up, prune; never across `.await`.
+    /// token → (user, expiry). Short critical sections: insert, look up, prune; never across
+    /// `.await`.
     live: Mutex<HashMap<String, (String, Instant)>>,
 }
 
@@ -70,7 +50,11 @@ impl Tokens {
         let mut live = self.live.lock();
         let now = Instant::now();
         live.retain(|_, (_, expires)| *expires > now);
-        live.insert(token.clone(), (username.to_owned(), now + ttl));
+        // A huge configured TTL must not overflow the clock.
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        live.insert(token.clone(), (username.to_owned(), expires));
         token
     }
 
@@ -80,34 +64,62 @@ impl Tokens {
             .filter(|(_, expires)| *expires > Instant::now())
             .map(|(user, _)| user.clone())
     }
+
+    /// Ends every session of `username` but `keep` (after a password change).
+    pub(crate) fn revoke_user(&self, username: &str, keep: Option<&str>) {
+        self.live
+            .lock()
+            .retain(|token, (user, _)| user != username || Some(token.as_str()) == keep);
+    }
+}
+
+/// SHA-256 of a password, to compare with the default one without keeping it.
+pub(crate) fn digest(password: &str) -> [u8; 32] {
+    Sha256::digest(password.as_bytes()).into()
 }
 
 /// `POST /login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
+    /// Dashboard user name (default `admin`).
     username: String,
+    /// Its password (default `public`).
     password: String,
 }
 
 /// `POST /login` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LoginAnswer {
+    /// Send it as `Authorization: Bearer <token>`; valid for `[dashboard] token_ttl`.
     token: String,
+    /// Who logged in.
     username: String,
+    /// Whether the user still has the configured default password and should change it
+    /// (`POST /users/{username}/change_pwd`).
+    must_change_password: bool,
 }
 
-/// `POST /api/v5/login`.
+/// Logs in with a dashboard user's name and password.
+#[utoipa::path(post, path = "/login", tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "A bearer token", body = LoginAnswer),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Wrong user name or password (code BAD_USERNAME_OR_PWD)", body = ErrorBody),
+    ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let store = Arc::clone(&state.store);
     let username = login.username.clone();
+    let password = login.password;
     // Hash checks take tens of ms: off the async threads.
-    let verified = tokio::task::spawn_blocking(move || {
+    let (verified, password) = tokio::task::spawn_blocking(move || {
         let record: Option<UserRecord> = store.get(Table::Users, &username).ok().flatten();
-        record.is_some_and(|r| verify_hash(&r.password_hash, login.password.as_bytes()))
+        let verified = record.is_some_and(|r| verify_hash(&r.password_hash, password.as_bytes()));
+        (verified, password)
     })
     .await
     .map_err(ApiError::internal)?;
@@ -117,20 +129,29 @@ pub(crate) async fn login(
             ..ApiError::unauthorized("bad user name or password")
         });
     }
+    // The stored hash just verified `password`, so it verifies the default password exactly
+    // when `password` is the default: comparing digests answers without a second argon2 run.
+    let must_change_password = bool::from(digest(&password).ct_eq(&state.default_password_digest));
     let token = state.tokens.issue(&login.username, state.token_ttl);
     Ok(Json(LoginAnswer {
         token,
         username: login.username,
+        must_change_password,
     }))
 }
 
-/// Proof that a request carries a valid token; add it to a handler's arguments.
+/// Proof that a request carries valid credentials; add it to a handler's arguments (first,
+/// so a request without credentials is a 401 before anything else is looked at).
 #[derive(Debug)]
 pub(crate) struct Authenticated {
-    /// Who.
-    #[allow(dead_code)] // read by later endpoints (audit, change password)
-    pub(crate) username: String,
+    /// The dashboard user, or `api_key:<name>` for an API key.
+    pub(crate) principal: String,
+    /// The login token used, if any.
+    pub(crate) token: Option<String>,
 }
+
+const HOW: &str = "log in (POST /api/v5/login) and send Authorization: Bearer <token>, \
+                   or send HTTP Basic credentials of an API key";
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -142,19 +163,41 @@ impl FromRequestParts<AppState> for Authenticated {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "log in: POST /api/v5/login, then send Authorization: Bearer <token>",
-                )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        state
-            .tokens
-            .user(token.trim())
-            .map(|username| Self { username })
-            .ok_or_else(|| ApiError::unauthorized("token unknown or expired: log in again"))
+            .ok_or_else(|| ApiError::unauthorized(HOW))?
+            .to_str()
+            .map_err(|_| ApiError::unauthorized(HOW))?;
+        let (scheme, credentials) = header
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| ApiError::unauthorized(HOW))?;
+        let credentials = credentials.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            state
+                .tokens
+                .user(credentials)
+                .map(|principal| Self {
+                    principal,
+                    token: Some(credentials.to_owned()),
+                })
+                .ok_or_else(|| ApiError::unauthorized("token unknown or expired: log in again"))
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let bad =
+                || ApiError::unauthorized("API key unknown, disabled or expired, or wrong secret");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(credentials)
+                .map_err(|_| bad())?;
+            let text = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (key, secret) = text.split_once(':').ok_or_else(bad)?;
+            state
+                .api_keys
+                .verify(key, secret)
+                .map(|name| Self {
+                    principal: format!("api_key:{name}"),
+                    token: None,
+                })
+                .ok_or_else(bad)
+        } else {
+            Err(ApiError::unauthorized(HOW))
+        }
     }
 }

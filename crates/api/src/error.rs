@@ -1,12 +1,16 @@
 //! API errors: `{"code", "message"}` (plus `field` for bad input), never a bare 500.
+//!
+//! Handlers answer with [`ApiError`]; [`json_errors`] turns the few answers axum makes itself
+//! (no such endpoint, method not allowed, body too large) into the same shape.
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use hookmq_webhooks::{EngineError, SpecError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,12 +26,16 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
+/// An error answer's body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Stable code: `BAD_REQUEST`, `UNAUTHORIZED`, `NOT_FOUND`, `ALREADY_EXISTS`, ...
+    code: &'static str,
+    /// What happened, for people.
+    message: String,
+    /// The field at fault (bad input only), e.g. `url`, `headers.x-token`, `events[1]`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -72,6 +80,16 @@ impl ApiError {
         }
     }
 
+    /// 409 about `field`.
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            code: "ALREADY_EXISTS",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
     /// 500 for a failure of ours, logged; the answer says little.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "API request failed");
@@ -86,10 +104,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             code: self.code,
-            message: &self.message,
-            field: self.field.as_deref(),
+            message: self.message,
+            field: self.field,
         };
         (self.status, Json(body)).into_response()
     }
@@ -114,4 +132,60 @@ impl From<EngineError> for ApiError {
             },
         }
     }
+}
+
+/// The answer for paths under `/api/v5` that match no endpoint.
+pub(crate) async fn no_such_endpoint(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "NOT_FOUND",
+        message: format!("no such endpoint: {}", uri.path()),
+        field: None,
+    }
+}
+
+/// The prefix of [`no_such_endpoint`]'s message (tests tell it from a missing resource).
+pub const NO_SUCH_ENDPOINT: &str = "no such endpoint";
+
+/// Rewrites error answers that are not JSON (axum's own: method not allowed, body too large,
+/// unsupported media type) as `{"code","message"}`, keeping their status and `Allow` header.
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let (code, fallback) = match status {
+        StatusCode::NOT_FOUND => ("NOT_FOUND", "not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("BAD_REQUEST", "body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BAD_REQUEST", "unsupported content type"),
+        s if s.is_server_error() => ("INTERNAL_ERROR", "internal error; see the server log"),
+        _ => ("BAD_REQUEST", "bad request"),
+    };
+    let message = if text.is_empty() || status.is_server_error() {
+        fallback.to_owned()
+    } else {
+        text
+    };
+    let mut answer = ApiError {
+        status,
+        code,
+        message,
+        field: None,
+    }
+    .into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }

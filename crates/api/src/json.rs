@@ -1,8 +1,14 @@
-//! A JSON body extractor whose errors name the field: `{"code":"BAD_REQUEST","field":"url",...}`.
+//! Extractors whose errors name the field: a JSON body ([`JsonBody`]), query parameters
+//! ([`QueryParams`]) and path parameters ([`PathParams`]), all answering
+//! `{"code":"BAD_REQUEST","field":"url",...}`.
+//!
+//! Messages about secret fields (passwords, secrets, `authorization` headers) never repeat
+//! the value sent.
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
+    extract::{FromRequest, FromRequestParts, Path, Request, rejection::PathRejection},
+    http::request::Parts,
 };
 use serde::de::DeserializeOwned;
 
@@ -10,6 +16,45 @@ use crate::error::ApiError;
 
 /// The largest request body accepted.
 const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Fields whose values are secrets (compared with the last part of the field's path).
+const SECRET_FIELDS: [&str; 7] = [
+    "password",
+    "old_pwd",
+    "new_pwd",
+    "api_secret",
+    "signing_secret",
+    "authorization",
+    "proxy-authorization",
+];
+
+fn is_secret(field: &str) -> bool {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    SECRET_FIELDS.iter().any(|s| last.eq_ignore_ascii_case(s))
+}
+
+/// `unknown field `x`` / `missing field `x`` → `x`.
+fn field_in(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map_or_else(|| "body".to_owned(), str::to_owned)
+}
+
+/// A 400 for a deserialization error at `path` (`.` when serde names the field in the
+/// message instead).
+fn named_error(path: &str, message: &str) -> ApiError {
+    let field = if path == "." {
+        field_in(message)
+    } else {
+        path.to_owned()
+    };
+    if is_secret(&field) {
+        ApiError::bad_field(field, "invalid value (not shown)")
+    } else {
+        ApiError::bad_field(field, message)
+    }
+}
 
 /// A JSON request body.
 #[derive(Debug)]
@@ -36,29 +81,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::bad_request("body too large"));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(value) => Ok(Self(value)),
-            Err(error) => {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                // serde names missing and unknown fields in the message itself.
-                let field = if path == "." {
-                    field_in(&inner.to_string())
-                } else {
-                    path
-                };
-                Err(ApiError::bad_field(field, inner))
-            }
-        }
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            named_error(&path, &error.into_inner().to_string())
+        })?;
+        // Trailing characters after the document are an error too.
+        deserializer
+            .end()
+            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        Ok(Self(value))
     }
-}
-
-/// `unknown field `x`` / `missing field `x`` → `x`.
-fn field_in(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map_or_else(|| "body".to_owned(), str::to_owned)
 }
 
 /// Decodes an already-parsed JSON value, naming the field on error.
@@ -68,12 +100,54 @@ fn field_in(message: &str) -> String {
 pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        let field = if path == "." {
-            field_in(&inner.to_string())
-        } else {
-            path
-        };
-        ApiError::bad_field(field, inner)
+        named_error(&path, &error.into_inner().to_string())
     })
+}
+
+/// Query parameters (`?page=2&limit=10`) into a flat struct; unknown parameters are errors
+/// when the struct denies unknown fields.
+#[derive(Debug)]
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Self)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                named_error(&path, &error.into_inner().to_string())
+            })
+    }
+}
+
+/// Path parameters (`/webhooks/{name}`), naming the parameter on error.
+#[derive(Debug)]
+pub(crate) struct PathParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => {
+                let message = error.body_text();
+                Err(match error.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::DeserializeError { key, .. } => {
+                        ApiError::bad_field(key.clone(), message)
+                    }
+                    _ => ApiError::bad_request(message),
+                })
+            }
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
 }

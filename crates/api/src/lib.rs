@@ -1,37 +1,60 @@
 //! # hookmq-api
 //!
-//! The management HTTP API under `/api/v5` (and, later, the dashboard), served by axum on the
+//! The management HTTP API under `/api/v5` and the dashboard, served by axum on the
 //! dashboard listener.
 //!
 //! ## Layout
 //! - [`config`]: the `[dashboard]` section.
-//! - `auth`: users (stored hashed), login tokens, the bearer guard.
-//! - `webhooks`: one file per resource, each exposing `router()`.
-//! - `error` / `json`: `{"code","message","field"}` errors and a JSON extractor that names
-//!   the field at fault.
+//! - `auth`: login tokens and the guard (bearer token or API key); `users`: dashboard users
+//!   (stored hashed), change password; `api_keys`: keys for scripts.
+//! - one file per resource, each exposing `router()`: `webhooks`, `events`, `clients`,
+//!   `subscriptions`, `stats` (stats, metrics, nodes), `prometheus`, `openapi`.
+//! - `error` / `json` / `paging`: `{"code","message","field"}` errors, extractors that name
+//!   the field at fault, paged listings.
 //! - `state`: what handlers share.
 //!
-//! The API reaches the broker only through the webhook engine and its `BrokerHandle`.
+//! Every route goes through utoipa-axum's `OpenApiRouter`, so `GET /api/v5/openapi.json`
+//! documents exactly the routes that exist. The API reaches the broker only through the
+//! webhook engine and its `BrokerHandle`.
 
+mod api_keys;
 mod auth;
-mod dashboard;
+mod clients;
 pub mod config;
+mod dashboard;
 mod error;
+mod events;
 mod json;
+mod openapi;
+mod paging;
+mod prometheus;
 mod state;
+mod stats;
+mod subscriptions;
+mod users;
 mod webhooks;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
 
-use axum::{Router, routing::post};
+use axum::Router;
 use hookmq_broker::store::Store;
 use hookmq_webhooks::WebhookEngine;
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use config::DashboardConfig;
-pub use error::ApiError;
+pub use error::{ApiError, NO_SUCH_ENDPOINT};
 pub use state::AppState;
 pub use webhooks::{REDACTED, redact, restore};
+
+/// Where the API is mounted.
+pub const BASE_PATH: &str = "/api/v5";
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +70,44 @@ pub enum ApiStartError {
     /// The default user could not be created.
     #[error("dashboard users: {0}")]
     Users(String),
+    /// The API keys could not be loaded.
+    #[error("API keys: {0}")]
+    ApiKeys(String),
 }
 
-/// The API's routes with their state.
+/// Every endpoint under `/api/v5`, with its documentation.
+fn endpoints() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(api_keys::router())
+        .merge(webhooks::router())
+        .merge(events::router())
+        .merge(clients::router())
+        .merge(subscriptions::router())
+        .merge(stats::router())
+        .merge(prometheus::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI document of every endpoint (paths include `/api/v5`).
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(openapi::ApiDoc::openapi())
+        .nest(BASE_PATH, endpoints())
+        .into_openapi()
+}
+
+/// The API's routes (and the dashboard's) with their state.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/login", post(auth::login))
-        .merge(webhooks::router());
-    Router::new().nest("/api/v5", api).merge(dashboard::router()).with_state(state)
+    let (api, _) = endpoints().split_for_parts();
+    let api = api
+        .fallback(error::no_such_endpoint)
+        .layer(axum::middleware::map_response(error::json_errors));
+    Router::new()
+        .nest(BASE_PATH, api)
+        .merge(dashboard::router())
+        .with_state(state)
 }
 
 /// A bound API listener.
@@ -65,7 +118,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// Prepares the state (creating the default user if needed) and binds the listener.
+    /// Prepares the state (creating the default user if needed, loading the API keys) and
+    /// binds the listener.
     ///
     /// # Errors
     /// [`ApiStartError`] naming the problem.
@@ -79,10 +133,15 @@ impl Api {
             config.default_password.clone(),
             Arc::clone(&store),
         );
-        tokio::task::spawn_blocking(move || auth::ensure_default_user(&users, &user, &password))
+        tokio::task::spawn_blocking(move || users::ensure_default_user(&users, &user, &password))
             .await
             .map_err(|e| ApiStartError::Users(e.to_string()))?
             .map_err(ApiStartError::Users)?;
+        let keys = Arc::clone(&store);
+        let api_keys = tokio::task::spawn_blocking(move || api_keys::ApiKeys::load(&keys))
+            .await
+            .map_err(|e| ApiStartError::ApiKeys(e.to_string()))?
+            .map_err(|e| ApiStartError::ApiKeys(e.to_string()))?;
         let listener =
             TcpListener::bind(config.bind)
                 .await
@@ -90,11 +149,18 @@ impl Api {
                     address: config.bind,
                     source,
                 })?;
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let state = AppState {
             engine,
             store,
             tokens: Arc::default(),
             token_ttl: config.token_ttl,
+            api_keys: Arc::new(api_keys),
+            default_password_digest: auth::digest(&config.default_password),
+            started_at_ms,
+            started: Instant::now(),
         };
         Ok(Self { listener, state })
     }

@@ -1,11 +1,14 @@
 //! What every handler can reach.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use hookmq_broker::store::Store;
+use hookmq_broker::{BrokerHandle, store::Store};
 use hookmq_webhooks::WebhookEngine;
 
-use crate::auth::Tokens;
+use crate::{api_keys::ApiKeys, auth::Tokens};
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Debug, Clone)]
@@ -14,4 +17,19 @@ pub struct AppState {
     pub(crate) store: Arc<Store>,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) token_ttl: Duration,
+    /// API keys, mirrored from the store so checking one costs no disk access.
+    pub(crate) api_keys: Arc<ApiKeys>,
+    /// SHA-256 of `[dashboard] default_password`: login compares against it to say that the
+    /// password still has to be changed (the password itself is not kept).
+    pub(crate) default_password_digest: [u8; 32],
+    /// When the API started (for `/nodes`): wall clock in ms, and a monotonic instant.
+    pub(crate) started_at_ms: u64,
+    pub(crate) started: Instant,
+}
+
+impl AppState {
+    /// The broker behind the engine.
+    pub(crate) fn broker(&self) -> &BrokerHandle {
+        self.engine.broker()
+    }
 }

@@ -3,20 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Json, Router,
-    extract::{Path, State},
-    http::StatusCode,
-    routing::{get, post, put},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use hookmq_broker::store::Table;
 use hookmq_webhooks::{MetricsSnapshot, ProbeResult, WebhookSpec, WebhookStatus};
 use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Authenticated,
-    error::ApiError,
-    json::{JsonBody, from_value},
+    error::{ApiError, ErrorBody},
+    json::{JsonBody, PathParams, from_value},
+    openapi::{MetricsDoc, ProbeResultDoc, WebhookSpecDoc, WebhookStatusDoc},
     state::AppState,
 };
 
@@ -26,15 +23,15 @@ pub const REDACTED: &str = "******";
 const SECRET_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
 
 /// The routes under `/api/v5`.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks", get(list).post(create))
-        .route("/webhooks/{name}", get(show).put(update).delete(remove))
-        .route("/webhooks/{name}/enable/{enable}", put(enable))
-        .route("/webhooks/{name}/metrics", get(metrics))
-        .route("/webhooks/{name}/metrics/reset", put(reset))
-        .route("/webhooks/{name}/test", post(test))
-        .route("/webhooks_probe", post(probe))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(enable))
+        .routes(routes!(metrics))
+        .routes(routes!(reset))
+        .routes(routes!(test))
+        .routes(routes!(probe))
 }
 
 /// A spec with its secrets replaced by [`REDACTED`].
@@ -93,10 +90,27 @@ fn current(state: &AppState, name: &str) -> Result<WebhookStatus, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("webhook {name}")))
 }
 
+/// Lists the webhooks with their metrics (secrets shown as `******`).
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Every webhook", body = Vec<WebhookStatusDoc>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
 async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<WebhookStatus>> {
     Json(state.engine.list().into_iter().map(shown).collect())
 }
 
+/// Creates a webhook; it is saved and delivers at once (if enabled).
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks",
+    request_body = WebhookSpecDoc,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "Created", body = WebhookStatusDoc),
+        (status = 400, description = "Bad input, naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+    ))]
 async fn create(
     _: Authenticated,
     State(state): State<AppState>,
@@ -112,18 +126,39 @@ async fn create(
     Ok((StatusCode::CREATED, Json(shown(current(&state, &name)?))))
 }
 
+/// One webhook with its metrics.
+#[utoipa::path(get, path = "/webhooks/{name}", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookStatusDoc),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn show(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<WebhookStatus>, ApiError> {
     Ok(Json(shown(current(&state, &name)?)))
 }
 
+/// Replaces a webhook's definition (fields left out take their defaults; `******` keeps a
+/// stored secret). Its queue and metrics carry over.
+#[utoipa::path(put, path = "/webhooks/{name}", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    request_body = WebhookSpecDoc,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Updated", body = WebhookStatusDoc),
+        (status = 400, description = "Bad input, naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn update(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     JsonBody(mut body): JsonBody<Value>,
 ) -> Result<Json<WebhookStatus>, ApiError> {
     let existing = current(&state, &name)?;
@@ -143,20 +178,42 @@ async fn update(
     Ok(Json(shown(current(&state, &name)?)))
 }
 
+/// Deletes a webhook; what it had queued is dropped.
+#[utoipa::path(delete, path = "/webhooks/{name}", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn remove(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.remove(&name).await?;
     persist(&state, &name, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Enables or disables a webhook.
+#[utoipa::path(put, path = "/webhooks/{name}/enable/{enable}", tag = "webhooks",
+    params(
+        ("name" = String, Path, description = "Webhook name"),
+        ("enable" = bool, Path, description = "`true` or `false`"),
+    ),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "Neither true nor false (field enable)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn enable(
     _: Authenticated,
     State(state): State<AppState>,
-    Path((name, enable)): Path<(String, String)>,
+    PathParams((name, enable)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let enable = match enable.as_str() {
         "true" => true,
@@ -168,32 +225,69 @@ async fn enable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A webhook's metrics: counts, rates, latency, last failures.
+#[utoipa::path(get, path = "/webhooks/{name}/metrics", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The metrics", body = MetricsDoc),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn metrics(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<MetricsSnapshot>, ApiError> {
     Ok(Json(current(&state, &name)?.metrics))
 }
 
+/// Sets a webhook's counters back to zero.
+#[utoipa::path(put, path = "/webhooks/{name}/metrics/reset", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Reset"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn reset(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.reset_metrics(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sends one sample request with a saved webhook's settings and shows the receiver's answer.
+#[utoipa::path(post, path = "/webhooks/{name}/test", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "What the receiver answered (or the error)", body = ProbeResultDoc),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
 async fn test(
     _: Authenticated,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<Json<ProbeResult>, ApiError> {
     let spec = current(&state, &name)?.spec;
     Ok(Json(state.engine.probe(&spec).await?))
 }
 
+/// Sends one sample request with unsaved settings (the form's Test button); `name` may be
+/// left out.
+#[utoipa::path(post, path = "/webhooks_probe", tag = "webhooks",
+    request_body = WebhookSpecDoc,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "What the receiver answered (or the error)", body = ProbeResultDoc),
+        (status = 400, description = "Bad input, naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
 async fn probe(
     _: Authenticated,
     State(state): State<AppState>,

@@ -1,42 +1,110 @@
-//! The API over HTTP: the real broker, engine, store and API on loopback, driven by reqwest.
+//! The API over HTTP: the real broker, engine, store and API on loopback, driven by reqwest
+//! (and MQTT clients for the client and subscription listings).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+mod api_keys;
+mod clients;
+mod events;
+mod openapi;
+mod robustness;
+mod stats;
+mod users;
+mod webhooks;
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use hookmq_api::{Api, DashboardConfig};
 use hookmq_broker::{Broker, Config, config::ListenerConfig, store::Store};
 use hookmq_webhooks::WebhookEngine;
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Node {
-    base: String,
-    http: Client,
-    engine: WebhookEngine,
-    broker: Broker,
+/// Everything the code under test logged (at trace level for hookmq's crates), so tests can
+/// check that no secret is ever written.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "hookmq_api=trace,hookmq_broker=trace,hookmq_webhooks=trace,warn",
+        );
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+    LOGS.get_or_init(Mutex::default)
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log so far, as text.
+pub(crate) fn log_text() -> String {
+    let logs = logs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    String::from_utf8_lossy(&logs).into_owned()
+}
+
+/// Credentials for a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    /// None at all.
+    None,
+    /// `Authorization: Bearer`.
+    Bearer(&'a str),
+    /// HTTP Basic (API key and secret).
+    Basic(&'a str, &'a str),
+    /// This exact `Authorization` value.
+    Raw(&'a str),
+}
+
+pub(crate) struct Node {
+    pub(crate) base: String,
+    pub(crate) http: Client,
+    pub(crate) engine: WebhookEngine,
+    pub(crate) broker: Broker,
+    pub(crate) mqtt: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn start_node(data: &std::path::Path) -> Node {
+pub(crate) async fn start_node(data: &std::path::Path) -> Node {
+    let _ = logs();
     let mut config = Config::default();
+    config.node.name = "hookmq@127.0.0.1".into();
     let local = ListenerConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         ..ListenerConfig::default()
     };
     config.listeners.tcp = local.clone();
-    config.listeners.ws = ListenerConfig {
-        enable: false,
-        ..local.clone()
-    };
-    config.listeners.tls = ListenerConfig {
-        enable: false,
-        ..local.clone()
-    };
-    config.listeners.wss = ListenerConfig {
+    let off = ListenerConfig {
         enable: false,
         ..local
     };
+    config.listeners.ws = off.clone();
+    config.listeners.tls = off.clone();
+    config.listeners.wss = off;
     let broker = Broker::start(config).await.expect("broker");
+    let mqtt = broker.addresses().tcp.expect("tcp listener");
     let engine = WebhookEngine::start(broker.handle());
     let store = Arc::new(Store::open(data).expect("store"));
     hookmq_api::restore(&engine, &store).await.expect("restore");
@@ -57,6 +125,7 @@ async fn start_node(data: &std::path::Path) -> Node {
         http: Client::new(),
         engine,
         broker,
+        mqtt,
         stop,
         server,
     }
@@ -64,39 +133,48 @@ async fn start_node(data: &std::path::Path) -> Node {
 
 impl Node {
     /// Stops everything, releasing the store.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
         self.engine.shutdown().await;
         self.broker.shutdown(Duration::from_secs(1)).await;
     }
 
-    async fn login(&self) -> String {
+    pub(crate) async fn login_as(&self, username: &str, password: &str) -> Value {
         let answer = self
             .http
             .post(format!("{}/login", self.base))
-            .json(&json!({"username": "admin", "password": "public"}))
+            .json(&json!({"username": username, "password": password}))
             .send()
             .await
             .expect("login");
         assert_eq!(answer.status(), StatusCode::OK);
-        answer.json::<Value>().await.expect("json")["token"]
+        answer.json::<Value>().await.expect("json")
+    }
+
+    pub(crate) async fn login(&self) -> String {
+        self.login_as("admin", "public").await["token"]
             .as_str()
             .expect("token")
             .to_owned()
     }
 
-    async fn call(
+    /// A request with `auth` and an optional JSON body; the answer's status and JSON (null
+    /// when it is not JSON).
+    pub(crate) async fn send(
         &self,
-        token: &str,
-        method: reqwest::Method,
+        auth: Auth<'_>,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        request = match auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic(key, secret) => request.basic_auth(key, Some(secret)),
+            Auth::Raw(value) => request.header("authorization", value),
+        };
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -105,9 +183,20 @@ impl Node {
         let text = answer.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+
+    pub(crate) async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.send(Auth::Bearer(token), method, path, body).await
+    }
 }
 
-async fn receiver() -> SocketAddr {
+/// A receiver answering every request with 200 and a fixed text.
+pub(crate) async fn receiver() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -119,292 +208,15 @@ async fn receiver() -> SocketAddr {
     address
 }
 
-use reqwest::Method;
-
-#[tokio::test]
-async fn login_and_credentials() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = start_node(dir.path()).await;
-    let bad = node
-        .http
-        .post(format!("{}/login", node.base))
-        .json(&json!({"username": "admin", "password": "wrong"}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        bad.json::<Value>().await.expect("json")["code"],
-        "BAD_USERNAME_OR_PWD"
-    );
-    let unknown = node
-        .http
-        .post(format!("{}/login", node.base))
-        .json(&json!({"username": "admin", "password": "public", "otp": 1}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(unknown.json::<Value>().await.expect("json")["field"], "otp");
-
-    for (method, path) in [
-        (Method::GET, "/webhooks"),
-        (Method::POST, "/webhooks"),
-        (Method::GET, "/webhooks/x"),
-        (Method::PUT, "/webhooks/x"),
-        (Method::DELETE, "/webhooks/x"),
-        (Method::PUT, "/webhooks/x/enable/true"),
-        (Method::GET, "/webhooks/x/metrics"),
-        (Method::PUT, "/webhooks/x/metrics/reset"),
-        (Method::POST, "/webhooks/x/test"),
-        (Method::POST, "/webhooks_probe"),
-    ] {
-        let missing = node
-            .http
-            .request(method.clone(), format!("{}{path}", node.base))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(
-            missing.status(),
-            StatusCode::UNAUTHORIZED,
-            "{method} {path} without token"
-        );
-        let (status, body) = node.call("not-a-token", method.clone(), path, None).await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "{method} {path} with a bad token"
-        );
-        assert_eq!(body["code"], "UNAUTHORIZED");
+/// Polls `check` every 20 ms for up to 5 s.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-#[tokio::test]
-async fn webhook_life_cycle_and_bad_input() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = start_node(dir.path()).await;
-    let token = node.login().await;
-    let receiver = receiver().await;
-    let url = format!("http://{receiver}/");
-
-    let spec = json!({
-        "name": "my_webhook", "description": "seed", "url": url,
-        "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "headers": {"content-type": "application/json", "authorization": "Bearer s3cret"}
-    });
-    let (status, created) = node
-        .call(&token, Method::POST, "/webhooks", Some(spec.clone()))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(
-        created["signing_secret"], "******",
-        "secrets are never returned"
-    );
-    assert_eq!(created["headers"]["authorization"], "******");
-    assert_eq!(created["events"], json!(["*"]));
-    assert_eq!(created["metrics"]["matched"], 0);
-    let (status, body) = node
-        .call(&token, Method::POST, "/webhooks", Some(spec))
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("ALREADY_EXISTS"))
-    );
-
-    for (bad, field) in [
-        (json!({"name": "b", "url": "ftp://x"}), "url"),
-        (json!({"name": "b c", "url": url}), "name"),
-        (
-            json!({"name": "b", "url": url, "events": ["client.nope"]}),
-            "events[0]",
-        ),
-        (
-            json!({"name": "b", "url": url, "topics": ["a/#/b"]}),
-            "topics[0]",
-        ),
-        (
-            json!({"name": "b", "url": url, "method": "patch"}),
-            "method",
-        ),
-        (
-            json!({"name": "b", "url": url, "max_retries": -1}),
-            "max_retries",
-        ),
-        (json!({"name": "b", "url": url, "colour": "red"}), "colour"),
-        (json!({"name": "b"}), "url"),
-        (
-            json!({"name": "b", "url": url, "request_timeout": "soon"}),
-            "request_timeout",
-        ),
-        (
-            json!({"name": "b", "url": url, "headers": {"x": "a\nb"}}),
-            "headers.x",
-        ),
-    ] {
-        let (status, body) = node
-            .call(&token, Method::POST, "/webhooks", Some(bad.clone()))
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
-        assert_eq!(body["field"], field, "{bad}: {body}");
-        assert_eq!(body["code"], "BAD_REQUEST");
-    }
-    let not_json = node
-        .http
-        .post(format!("{}/webhooks", node.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
-
-    let (status, list) = node.call(&token, Method::GET, "/webhooks", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(list.as_array().map(Vec::len), Some(1));
-
-    // Update keeps redacted secrets, refuses renames.
-    let (status, _) = node
-        .call(
-            &token,
-            Method::PUT,
-            "/webhooks/my_webhook",
-            Some(json!({"name": "other", "url": url})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, updated) = node
-        .call(&token, Method::PUT, "/webhooks/my_webhook", Some(json!({"url": url, "description": "changed", "signing_secret": "******", "headers": {"authorization": "******"}})))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{updated}");
-    assert_eq!(updated["description"], "changed");
-    let kept = node.engine.get("my_webhook").expect("exists").spec;
-    assert_eq!(
-        kept.signing_secret.as_deref(),
-        Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    );
-    assert_eq!(
-        kept.headers.get("authorization").map(String::as_str),
-        Some("Bearer s3cret")
-    );
-
-    let (status, _) = node
-        .call(
-            &token,
-            Method::PUT,
-            "/webhooks/my_webhook/enable/false",
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!node.engine.get("my_webhook").expect("exists").spec.enable);
-    let (status, body) = node
-        .call(
-            &token,
-            Method::PUT,
-            "/webhooks/my_webhook/enable/maybe",
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("enable"))
-    );
-
-    let (status, tested) = node
-        .call(&token, Method::POST, "/webhooks/my_webhook/test", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(tested["status"], 200);
-    assert_eq!(tested["body"], "hello from the receiver");
-    let (status, probed) = node
-        .call(
-            &token,
-            Method::POST,
-            "/webhooks_probe",
-            Some(json!({"url": "http://127.0.0.1:9/"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(probed["success"], false);
-    assert!(probed["error"].as_str().is_some_and(|e| !e.is_empty()));
-
-    let (status, metrics) = node
-        .call(&token, Method::GET, "/webhooks/my_webhook/metrics", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(metrics["dropped.queue_full"].is_u64());
-    let (status, _) = node
-        .call(
-            &token,
-            Method::PUT,
-            "/webhooks/my_webhook/metrics/reset",
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = node
-        .call(&token, Method::DELETE, "/webhooks/my_webhook", None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    for (method, path) in [
-        (Method::GET, "/webhooks/my_webhook"),
-        (Method::DELETE, "/webhooks/my_webhook"),
-        (Method::GET, "/webhooks/my_webhook/metrics"),
-    ] {
-        let (status, body) = node.call(&token, method, path, None).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
-            "{path}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn webhooks_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    {
-        let node = start_node(dir.path()).await;
-        let token = node.login().await;
-        let (status, _) = node
-            .call(&token, Method::POST, "/webhooks", Some(json!({"name": "kept", "url": "http://127.0.0.1:9/", "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})))
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let (status, _) = node
-            .call(
-                &token,
-                Method::POST,
-                "/webhooks",
-                Some(json!({"name": "gone", "url": "http://127.0.0.1:9/"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        let (status, _) = node
-            .call(&token, Method::DELETE, "/webhooks/gone", None)
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
-        node.stop().await;
-    }
-    let node = start_node(dir.path()).await;
-    let names: Vec<String> = node
-        .engine
-        .list()
-        .into_iter()
-        .map(|w| w.spec.name)
-        .collect();
-    assert_eq!(names, ["kept"]);
-    assert!(
-        node.engine
-            .get("kept")
-            .expect("kept")
-            .spec
-            .signing_secret
-            .is_some(),
-        "stored with its secret"
-    );
-    let token = node.login().await;
-    let (status, _) = node.call(&token, Method::GET, "/webhooks/kept", None).await;
-    assert_eq!(status, StatusCode::OK);
 }

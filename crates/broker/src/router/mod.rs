@@ -72,6 +72,8 @@ pub struct SubscriptionRow {
     pub filter: String,
     /// The subscribing session's number.
     pub session_id: u64,
+    /// The subscribing session's client id (right for offline sessions too).
+    pub client_id: Arc<str>,
     /// Its options.
     pub options: SubscriptionOptions,
 }
@@ -140,6 +142,7 @@ impl Router {
                 rows.push(SubscriptionRow {
                     filter: filter.clone(),
                     session_id: sub.session_id,
+                    client_id: Arc::clone(&sub.mailbox.client().client_id),
                     options: sub.options,
                 });
             }
@@ -148,6 +151,7 @@ impl Router {
                     rows.push(SubscriptionRow {
                         filter: format!("$share/{}/{filter}", group.name),
                         session_id: sub.session_id,
+                        client_id: Arc::clone(&sub.mailbox.client().client_id),
                         options: sub.options,
                     });
                 }

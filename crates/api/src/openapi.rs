@@ -1,0 +1,250 @@
+//! The OpenAPI document, served at `GET /api/v5/openapi.json`.
+//!
+//! Every route is registered through utoipa-axum's `OpenApiRouter` (see `lib.rs`), so the
+//! document and the router are built from the same list and cannot drift. The webhook
+//! resources live in `hookmq-webhooks`, which knows nothing of OpenAPI: their schemas are
+//! described here (`*Doc` types, never constructed), and the API tests check them against
+//! real answers.
+
+use std::{collections::BTreeMap, sync::OnceLock};
+
+use axum::{
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::state::AppState;
+
+/// The document's root: title, version, security schemes.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "hookmq management API",
+        description = "Manage an hookmq node: webhooks, clients, subscriptions, users, API keys, \
+                       metrics. Authenticate with `Authorization: Bearer <token>` from \
+                       `POST /api/v5/login`, or with HTTP Basic `api_key:api_secret` of an API key. \
+                       Errors are `{\"code\",\"message\"}`, plus `field` for bad input.",
+    ),
+    modifiers(&SecuritySchemes),
+)]
+pub(crate) struct ApiDoc;
+
+/// Adds the `bearer` and `basic` security schemes the operations refer to.
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.version = crate::stats::VERSION.to_owned();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// `/openapi.json`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(document))
+}
+
+/// This document (no authentication).
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn document() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| {
+        serde_json::to_string(&crate::openapi()).unwrap_or_else(|_| "{}".to_owned())
+    });
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
+}
+
+/// HTTP method of a webhook's requests.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum MethodDoc {
+    /// The default.
+    Post,
+    /// With the body too.
+    Put,
+    /// No body.
+    Get,
+    /// No body.
+    Delete,
+}
+
+/// How the MQTT payload is written in the body.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum PayloadEncodingDoc {
+    /// As a string (the default, like EMQX).
+    Plain,
+    /// Base64, so binary payloads survive.
+    Base64,
+}
+
+/// TLS settings for `https` URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TlsDoc {
+    /// Verify the server's certificate (default true).
+    verify: Option<bool>,
+    /// PEM CA file to trust instead of the bundled web roots.
+    ca_file: Option<String>,
+    /// PEM client certificate chain.
+    certfile: Option<String>,
+    /// PEM private key of the client certificate.
+    keyfile: Option<String>,
+}
+
+/// A webhook. Every field but `name` and `url` has a default; durations are text like
+/// `500ms`, `15s`, `5m`, `2h` or a number of seconds. Secrets (`signing_secret`,
+/// `authorization` headers) are shown as `******`; sending `******` back keeps them.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookSpecDoc {
+    /// Unique name: letters, digits, `-` and `_`, starting with a letter or digit.
+    name: String,
+    /// A note for people.
+    description: Option<String>,
+    /// Whether it delivers (default true).
+    enable: Option<bool>,
+    /// Event names (see `GET /webhook_events`), or `["*"]` (the default) for all.
+    events: Option<Vec<String>>,
+    /// Topic filters message events must match (default `["#"]`).
+    topics: Option<Vec<String>>,
+    /// HTTP method (default post).
+    method: Option<MethodDoc>,
+    /// `http://` or `https://` URL; `${field}` allowed in path and query.
+    url: String,
+    /// Request headers; values may hold `${field}`.
+    headers: Option<BTreeMap<String, String>>,
+    /// Body template; absent: the whole event as EMQX's JSON.
+    body: Option<String>,
+    /// How the payload is written (default plain).
+    payload_encoding: Option<PayloadEncodingDoc>,
+    /// Standard Webhooks secret `whsec_…`: requests are signed.
+    signing_secret: Option<String>,
+    /// Time to connect (default `15s`).
+    connect_timeout: Option<String>,
+    /// Time for one request (default `15s`).
+    request_timeout: Option<String>,
+    /// Idle connections kept (default 8).
+    pool_size: Option<u64>,
+    /// Requests at once (default 16, at most 1024).
+    max_inflight: Option<u64>,
+    /// Keep each client's events in order (default true).
+    ordered: Option<bool>,
+    /// Retries after the first attempt (default 5).
+    max_retries: Option<u32>,
+    /// First retry delay (default `1s`).
+    retry_backoff: Option<String>,
+    /// Longest retry delay (default `60s`).
+    retry_max_backoff: Option<String>,
+    /// Events waiting at most (default 10000).
+    queue_capacity: Option<u64>,
+    /// TLS settings.
+    tls: Option<TlsDoc>,
+}
+
+/// A webhook with its metrics.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookStatusDoc {
+    /// Its definition.
+    #[serde(flatten)]
+    spec: WebhookSpecDoc,
+    /// Its metrics now.
+    metrics: MetricsDoc,
+}
+
+/// Latency in milliseconds, estimated from a histogram.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LatencyDoc {
+    /// Requests measured.
+    count: u64,
+    /// Mean.
+    mean_ms: f64,
+    /// Median (upper bound of its bucket).
+    p50_ms: u64,
+    /// 90th percentile.
+    p90_ms: u64,
+    /// 99th percentile.
+    p99_ms: u64,
+    /// Counts per bucket (aligned with `bounds_ms`, plus one for slower).
+    buckets: Vec<u64>,
+    /// Bucket upper bounds.
+    bounds_ms: Vec<u64>,
+}
+
+/// One failed delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FailureDoc {
+    /// When, ms since the epoch.
+    at: u64,
+    /// The event's name.
+    event: String,
+    /// HTTP status, when the receiver answered.
+    status: Option<u16>,
+    /// Why it failed.
+    reason: String,
+    /// Attempts made.
+    attempts: u32,
+}
+
+/// A webhook's metrics; `matched = success + failed + dropped + queuing + inflight`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MetricsDoc {
+    /// Events the trigger selected.
+    matched: u64,
+    /// Delivered with a 2xx answer.
+    success: u64,
+    /// Given up.
+    failed: u64,
+    /// Retries made.
+    retried: u64,
+    /// Dropped without delivery, all reasons.
+    dropped: u64,
+    /// Dropped because the queue was full.
+    #[serde(rename = "dropped.queue_full")]
+    dropped_queue_full: u64,
+    /// Waiting in the queue.
+    queuing: u64,
+    /// Being delivered.
+    inflight: u64,
+    /// Matched per second over the last 5 s.
+    rate: f64,
+    /// Highest rate seen.
+    rate_max: f64,
+    /// Mean rate over the last 5 minutes.
+    rate_last5m: f64,
+    /// Request latency.
+    latency: LatencyDoc,
+    /// The latest failures, newest first.
+    last_failures: Vec<FailureDoc>,
+}
+
+/// What a test request found.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProbeResultDoc {
+    /// Whether the receiver answered 2xx.
+    success: bool,
+    /// Its status code, if it answered.
+    status: Option<u16>,
+    /// Time to the answer, ms.
+    latency_ms: u64,
+    /// The start of its body.
+    body: String,
+    /// What went wrong, if anything.
+    error: Option<String>,
+}

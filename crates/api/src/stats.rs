@@ -1,0 +1,204 @@
+//! `/stats` (gauges: how many of each thing now), `/metrics` (counters since start) and
+//! `/nodes` (this node: name, version, uptime).
+
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{auth::Authenticated, error::ErrorBody, state::AppState};
+
+/// This build's version.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `/stats`, `/metrics`, `/nodes`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stats))
+        .routes(routes!(metrics))
+        .routes(routes!(nodes))
+}
+
+/// How many of each thing there are now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Stats {
+    /// This node.
+    node: String,
+    /// Open MQTT connections.
+    connections: usize,
+    /// Sessions, connected or offline.
+    sessions: usize,
+    /// Subscriptions.
+    subscriptions: usize,
+    /// Retained messages.
+    retained: usize,
+    /// Webhooks, enabled or not.
+    webhooks: usize,
+    /// Webhooks enabled.
+    webhooks_enabled: usize,
+    /// Events the webhooks' hook could not take (dropped since start).
+    hook_events_dropped: u64,
+}
+
+/// Totals over webhooks.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct WebhookTotals {
+    /// Events the triggers selected.
+    matched: u64,
+    /// Delivered with a 2xx answer.
+    success: u64,
+    /// Given up.
+    failed: u64,
+    /// Retries made.
+    retried: u64,
+    /// Dropped without delivery.
+    dropped: u64,
+}
+
+/// One webhook's totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookCounts {
+    /// The webhook.
+    name: String,
+    /// Its counts.
+    #[serde(flatten)]
+    counts: WebhookTotals,
+}
+
+/// Counters since start.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Metrics {
+    /// This node.
+    node: String,
+    /// PUBLISH packets received.
+    messages_received: u64,
+    /// PUBLISH packets sent.
+    messages_sent: u64,
+    /// Messages that matched no subscriber.
+    messages_dropped: u64,
+    /// Deliveries dropped (full queue, expired, too large, no-local...).
+    deliveries_dropped: u64,
+    /// Bytes received.
+    bytes_received: u64,
+    /// Bytes sent.
+    bytes_sent: u64,
+    /// Connections accepted.
+    connections_accepted: u64,
+    /// Connections refused at `mqtt.max_connections`.
+    connections_refused: u64,
+    /// Events the webhooks' hook could not take.
+    hook_events_dropped: u64,
+    /// Sums over all webhooks.
+    webhooks: WebhookTotals,
+    /// Each webhook's counts, by name.
+    by_webhook: Vec<WebhookCounts>,
+}
+
+/// This node.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NodeView {
+    /// Node name (`[node] name`).
+    node: String,
+    /// Always `running` when it answers.
+    node_status: &'static str,
+    /// hookmq's version.
+    version: &'static str,
+    /// When it started, ms since the epoch.
+    started_at: u64,
+    /// How long it has run, ms.
+    uptime_ms: u64,
+    /// Open MQTT connections.
+    connections: usize,
+}
+
+/// How many clients, sessions, subscriptions, retained messages and webhooks there are now.
+#[utoipa::path(get, path = "/stats", tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Gauges", body = Stats),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn stats(_: Authenticated, State(state): State<AppState>) -> Json<Stats> {
+    let broker = state.broker();
+    let s = broker.stats();
+    let webhooks = state.engine.list();
+    Json(Stats {
+        node: broker.node_name().to_owned(),
+        connections: s.connections,
+        sessions: s.sessions,
+        subscriptions: s.subscriptions,
+        retained: s.retained,
+        webhooks: webhooks.len(),
+        webhooks_enabled: webhooks.iter().filter(|w| w.spec.enable).count(),
+        hook_events_dropped: s.hook_events_dropped,
+    })
+}
+
+/// The broker's counters since start, and the webhooks' delivery counts.
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Counters", body = Metrics),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn metrics(_: Authenticated, State(state): State<AppState>) -> Json<Metrics> {
+    let broker = state.broker();
+    let s = broker.stats();
+    let mut totals = WebhookTotals::default();
+    let by_webhook = state
+        .engine
+        .list()
+        .into_iter()
+        .map(|w| {
+            let m = &w.metrics;
+            totals.matched += m.matched;
+            totals.success += m.success;
+            totals.failed += m.failed;
+            totals.retried += m.retried;
+            totals.dropped += m.dropped;
+            WebhookCounts {
+                name: w.spec.name,
+                counts: WebhookTotals {
+                    matched: m.matched,
+                    success: m.success,
+                    failed: m.failed,
+                    retried: m.retried,
+                    dropped: m.dropped,
+                },
+            }
+        })
+        .collect();
+    Json(Metrics {
+        node: broker.node_name().to_owned(),
+        messages_received: s.messages_received,
+        messages_sent: s.messages_sent,
+        messages_dropped: s.messages_dropped_no_subscribers,
+        deliveries_dropped: s.deliveries_dropped,
+        bytes_received: s.bytes_received,
+        bytes_sent: s.bytes_sent,
+        connections_accepted: s.connections_accepted,
+        connections_refused: s.connections_refused,
+        hook_events_dropped: s.hook_events_dropped,
+        webhooks: totals,
+        by_webhook,
+    })
+}
+
+/// The nodes: this one (hookmq runs as a single node).
+#[utoipa::path(get, path = "/nodes", tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The nodes", body = Vec<NodeView>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn nodes(_: Authenticated, State(state): State<AppState>) -> Json<Vec<NodeView>> {
+    let broker = state.broker();
+    Json(vec![NodeView {
+        node: broker.node_name().to_owned(),
+        node_status: "running",
+        version: VERSION,
+        started_at: state.started_at_ms,
+        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        connections: broker.stats().connections,
+    }])
+}

@@ -1,0 +1,104 @@
+//! `/subscriptions`: every subscription on this node, of connected and offline sessions.
+
+use axum::{Json, extract::State};
+use hookmq_broker::SubscriptionRow;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    auth::Authenticated,
+    error::{ApiError, ErrorBody},
+    json::QueryParams,
+    paging::{Page, Paging},
+    state::AppState,
+};
+
+/// `/subscriptions`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+/// A subscription as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SubscriptionView {
+    /// This node.
+    node: String,
+    /// The subscribing client.
+    clientid: String,
+    /// The topic filter, with `$share/{group}/` for shared subscriptions.
+    topic: String,
+    /// Maximum QoS granted.
+    qos: u8,
+    /// v5 no-local.
+    no_local: bool,
+    /// v5 retain-as-published.
+    retain_as_published: bool,
+    /// v5 retain handling: 0, 1 or 2.
+    retain_handling: u8,
+}
+
+impl SubscriptionView {
+    fn new(node: &str, row: SubscriptionRow) -> Self {
+        Self {
+            node: node.to_owned(),
+            clientid: row.client_id.to_string(),
+            topic: row.filter,
+            qos: row.options.qos.as_u8(),
+            no_local: row.options.no_local,
+            retain_as_published: row.options.retain_as_published,
+            retain_handling: row.options.retain_handling as u8,
+        }
+    }
+}
+
+/// `GET /subscriptions` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SubscriptionQuery {
+    /// Only this client's subscriptions.
+    clientid: Option<String>,
+    /// Only this exact topic filter (with `$share/{group}/` for shared ones).
+    topic: Option<String>,
+    /// Page number, from 1 (default 1).
+    page: Option<u64>,
+    /// Items per page, 1 to 1000 (default 50).
+    limit: Option<u64>,
+}
+
+/// Lists the subscriptions, sorted by client id, then topic.
+#[utoipa::path(get, path = "/subscriptions", tag = "clients",
+    params(SubscriptionQuery),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "One page of subscriptions", body = Page<SubscriptionView>),
+        (status = 400, description = "Bad query parameter, named in field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn list(
+    _: Authenticated,
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<SubscriptionQuery>,
+) -> Result<Json<Page<SubscriptionView>>, ApiError> {
+    let paging = Paging::new(query.page, query.limit)?;
+    let broker = state.broker();
+    let mut rows: Vec<SubscriptionRow> = broker
+        .subscriptions()
+        .into_iter()
+        .filter(|r| {
+            query
+                .clientid
+                .as_deref()
+                .is_none_or(|id| *r.client_id == *id)
+                && query.topic.as_deref().is_none_or(|t| r.filter == t)
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.client_id, &a.filter).cmp(&(&b.client_id, &b.filter)));
+    let node = broker.node_name();
+    let views = rows
+        .into_iter()
+        .map(|r| SubscriptionView::new(node, r))
+        .collect();
+    Ok(Json(paging.apply(views)))
+}

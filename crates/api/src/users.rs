@@ -1,0 +1,162 @@
+//! Dashboard users, stored argon2id-hashed in the store: the default user and
+//! `POST /users/{username}/change_pwd`.
+
+use std::sync::Arc;
+
+use axum::{extract::State, http::StatusCode};
+use hookmq_broker::{
+    auth::{hash_password, verify_hash},
+    store::{Store, Table},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    auth::Authenticated,
+    error::{ApiError, ErrorBody},
+    json::{JsonBody, PathParams},
+    state::AppState,
+};
+
+/// Shortest new password accepted.
+pub(crate) const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted (argon2 takes any length; this bounds the work per request).
+const MAX_PASSWORD_LEN: usize = 256;
+
+/// `/users/...`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(change_password))
+}
+
+/// A stored dashboard user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserRecord {
+    pub(crate) username: String,
+    /// argon2id PHC string.
+    pub(crate) password_hash: String,
+}
+
+/// Creates the default user when there is none.
+///
+/// # Errors
+/// A store or hashing failure, as text.
+pub(crate) fn ensure_default_user(
+    store: &Store,
+    username: &str,
+    password: &str,
+) -> Result<(), String> {
+    let users: Vec<(String, UserRecord)> = store.list(Table::Users).map_err(|e| e.to_string())?;
+    if users.is_empty() {
+        let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
+        let record = UserRecord {
+            username: username.to_owned(),
+            password_hash,
+        };
+        store
+            .put(Table::Users, username, &record)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            username,
+            "created the default dashboard user; change its password"
+        );
+    }
+    Ok(())
+}
+
+/// `POST /users/{username}/change_pwd` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePassword {
+    /// The current password.
+    old_pwd: String,
+    /// The new one: 8 to 256 characters, different from the old one.
+    new_pwd: String,
+}
+
+/// Why a change failed, decided off the async threads.
+enum Outcome {
+    Changed,
+    NoUser,
+    WrongOld,
+    Failed(String),
+}
+
+/// Changes a dashboard user's password. The user's other login tokens end; the one used for
+/// this request stays valid.
+#[utoipa::path(post, path = "/users/{username}/change_pwd", tag = "users",
+    params(("username" = String, Path, description = "Dashboard user name")),
+    request_body = ChangePassword,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "Wrong old password (field old_pwd) or unusable new one (field new_pwd)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub(crate) async fn change_password(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    PathParams(username): PathParams<String>,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let length = body.new_pwd.chars().count();
+    if length < MIN_PASSWORD_LEN {
+        return Err(ApiError::bad_field(
+            "new_pwd",
+            format!("use at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    if length > MAX_PASSWORD_LEN || body.old_pwd.len() > 4 * MAX_PASSWORD_LEN {
+        return Err(ApiError::bad_field(
+            "new_pwd",
+            format!("use at most {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    if body.new_pwd == body.old_pwd {
+        return Err(ApiError::bad_field(
+            "new_pwd",
+            "must differ from the old password",
+        ));
+    }
+    let store = Arc::clone(&state.store);
+    let name = username.clone();
+    // Two argon2 runs (verify, hash) and a commit: off the async threads.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let record: UserRecord = match store.get(Table::Users, &name) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Outcome::NoUser,
+            Err(error) => return Outcome::Failed(error.to_string()),
+        };
+        if !verify_hash(&record.password_hash, body.old_pwd.as_bytes()) {
+            return Outcome::WrongOld;
+        }
+        let result = hash_password(body.new_pwd.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|password_hash| {
+                let record = UserRecord {
+                    username: name.clone(),
+                    password_hash,
+                };
+                store
+                    .put(Table::Users, &name, &record)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(()) => Outcome::Changed,
+            Err(error) => Outcome::Failed(error),
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match outcome {
+        Outcome::Changed => {
+            state.tokens.revoke_user(&username, auth.token.as_deref());
+            tracing::info!(username, by = auth.principal, "dashboard password changed");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Outcome::NoUser => Err(ApiError::not_found(format!("user {username}"))),
+        Outcome::WrongOld => Err(ApiError::bad_field("old_pwd", "wrong password")),
+        Outcome::Failed(error) => Err(ApiError::internal(error)),
+    }
+}
