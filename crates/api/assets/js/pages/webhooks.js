@@ -1,0 +1,187 @@
+// Data integration → Webhook: the list, with live counts and an enable switch per webhook.
+// Also the helpers the details page shares (status, trigger summary, enable, delete).
+
+import { api, enc } from '../api.js';
+import { confirmDialog, toast } from '../dialogs.js';
+import { badge, h, mount, setText, setToggle, toggle } from '../dom.js';
+import { ALL_EVENTS, CLIENT_EVENTS, MESSAGE_EVENTS, titleOf } from '../events.js';
+import { num, rate } from '../format.js';
+import { poll } from '../poll.js';
+
+export const CRUMBS = [{ label: 'Data integration' }, { label: 'Webhook', href: '/webhooks' }];
+
+/** "All messages and events", "Messages: Message publish (t/#)", "Events: ...". */
+export function triggerSummary(spec) {
+  const events = spec.events ?? ['*'];
+  if (events.includes('*')) return 'All messages and events';
+  const messages = events.filter((e) => MESSAGE_EVENTS.some((m) => m.event === e));
+  const clients = events.filter((e) => CLIENT_EVENTS.some((c) => c.event === e));
+  const parts = [];
+  if (messages.length) {
+    const topics = (spec.topics ?? ['#']).join(', ');
+    parts.push(`Messages: ${messages.map(titleOf).join(', ')} on ${topics}`);
+  }
+  if (clients.length) parts.push(`Events: ${clients.map(titleOf).join(', ')}`);
+  const unknown = events.filter((e) => !ALL_EVENTS.some((k) => k.event === e));
+  if (unknown.length) parts.push(unknown.join(', '));
+  return parts.join('; ');
+}
+
+/**
+ * Health from the metrics: disabled, failing (the last poll saw failures and no success,
+ * or a failure in the last minute with none delivered), or running.
+ */
+export function statusOf(webhook, previous) {
+  if (!webhook.enable) return { text: 'Disabled', kind: null };
+  const m = webhook.metrics ?? {};
+  const lastFailure = m.last_failures?.[0]?.at ?? 0;
+  if (previous) {
+    const failedMore = (m.failed ?? 0) > (previous.failed ?? 0);
+    const succeededMore = (m.success ?? 0) > (previous.success ?? 0);
+    if (failedMore && !succeededMore) return { text: 'Failing', kind: 'bad' };
+    if (succeededMore) return { text: 'Running', kind: 'good' };
+  }
+  if (lastFailure > Date.now() - 60_000 && (m.success ?? 0) === 0) return { text: 'Failing', kind: 'bad' };
+  if ((m.retried ?? 0) > 0 && (m.queuing ?? 0) + (m.inflight ?? 0) > 0 && lastFailure > Date.now() - 60_000) {
+    return { text: 'Retrying', kind: 'warn' };
+  }
+  return { text: 'Running', kind: 'good' };
+}
+
+export async function setEnabled(name, enable) {
+  try {
+    await api.put(`/webhooks/${enc(name)}/enable/${enable}`);
+    toast(`${name} ${enable ? 'enabled' : 'disabled'}.`, 'good');
+    return true;
+  } catch (error) {
+    toast(`Could not ${enable ? 'enable' : 'disable'} ${name}: ${error.message}`, 'bad');
+    return false;
+  }
+}
+
+/** Asks, then deletes. Resolves true when deleted. */
+export async function deleteWebhook(name) {
+  const yes = await confirmDialog({
+    title: `Delete webhook ${name}?`,
+    message: 'It stops at once; events waiting in its queue are discarded. This cannot be undone.',
+    confirmText: 'Delete',
+    danger: true,
+  });
+  if (!yes) return false;
+  try {
+    await api.del(`/webhooks/${enc(name)}`);
+    toast(`Webhook ${name} deleted.`, 'good');
+    return true;
+  } catch (error) {
+    toast(`Could not delete ${name}: ${error.message}`, 'bad');
+    return false;
+  }
+}
+
+export function render(ctx) {
+  ctx.crumbs([{ label: 'Data integration' }, { label: 'Webhook' }]);
+  const create = h('a', { class: 'btn primary', href: '/webhooks/create', 'data-testid': 'webhook-create' }, '+ Create');
+  const head = h('div', { class: 'page-head' },
+    h('div', null,
+      h('h1', null, 'Webhook'),
+      h('div', { class: 'sub' }, 'Send MQTT messages and client events to your HTTP server, as EMQX does.')),
+    h('div', { class: 'actions' }, create));
+
+  const body = h('tbody');
+  const table = h('table', { class: 'data', 'data-testid': 'webhook-table' },
+    h('thead', null, h('tr', null,
+      h('th', null, 'Name'), h('th', null, 'Note'), h('th', null, 'URL'), h('th', null, 'Status'),
+      h('th', null, 'Enable'), h('th', { class: 'num' }, 'Success'), h('th', { class: 'num' }, 'Failed'),
+      h('th', { class: 'num' }, 'Rate (/s)'), h('th', { class: 'num' }, 'Actions'))),
+    body);
+  const empty = h('div', { class: 'empty hidden', 'data-testid': 'webhooks-empty' },
+    h('p', null, 'No webhooks yet.'),
+    h('p', { class: 'small' }, 'A webhook sends each selected message or event to your HTTP server as an EMQX-format JSON request.'),
+    h('a', { class: 'btn primary', href: '/webhooks/create' }, 'Create a webhook'));
+  const problem = h('div', { class: 'notice error hidden', role: 'alert' });
+  const card = h('div', { class: 'card' }, problem, h('div', { class: 'table-wrap' }, table), empty);
+  mount(ctx.el, head, card);
+
+  const rows = new Map();
+  let loaded = false;
+
+  function makeRow(w) {
+    const name = w.name;
+    const status = h('span');
+    const cells = {
+      note: h('td', { class: 'note' }),
+      url: h('td', { class: 'url' }),
+      success: h('td', { class: 'num', 'data-testid': 'webhook-success' }),
+      failed: h('td', { class: 'num', 'data-testid': 'webhook-failed' }),
+      rate: h('td', { class: 'num', 'data-testid': 'webhook-rate' }),
+    };
+    const sw = toggle({
+      checked: w.enable,
+      label: `Enable ${name}`,
+      testid: 'webhook-enable',
+      onchange: async (next) => {
+        const ok = await setEnabled(name, next);
+        if (ok) refresh();
+        return ok;
+      },
+    });
+    const tr = h('tr', { 'data-testid': `webhook-row-${name}`, 'data-name': name },
+      h('td', null, h('a', { href: `/webhooks/detail/${enc(name)}`, 'data-testid': 'webhook-link' }, name)),
+      cells.note, cells.url, h('td', { 'data-testid': 'webhook-status' }, status), h('td', null, sw),
+      cells.success, cells.failed, cells.rate,
+      h('td', { class: 'actions' },
+        h('a', { class: 'btn link', href: `/webhooks/edit/${enc(name)}`, 'data-testid': 'webhook-settings' }, 'Settings'),
+        h('button', {
+          type: 'button', class: 'btn link danger', 'data-testid': 'webhook-delete',
+          onclick: async () => { if (await deleteWebhook(name)) refresh(); },
+        }, 'Delete')));
+    return { tr, cells, status, sw, previous: null };
+  }
+
+  function update(row, w) {
+    setText(row.cells.note, w.description || '—');
+    row.cells.note.title = w.description ?? '';
+    setText(row.cells.url, `${(w.method ?? 'post').toUpperCase()} ${w.url}`);
+    row.cells.url.title = w.url;
+    const m = w.metrics ?? {};
+    setText(row.cells.success, num(m.success));
+    setText(row.cells.failed, num(m.failed));
+    setText(row.cells.rate, rate(m.rate));
+    const s = statusOf(w, row.previous);
+    mount(row.status, badge(s.text, s.kind));
+    setToggle(row.sw, w.enable);
+    row.previous = m;
+  }
+
+  async function refresh() {
+    let list;
+    try {
+      list = await api.get('/webhooks');
+      problem.classList.add('hidden');
+    } catch (error) {
+      if (error.status === 401) throw error;
+      problem.textContent = `Could not load the webhooks: ${error.message}`;
+      problem.classList.remove('hidden');
+      return;
+    }
+    if (!ctx.current) return;
+    list.sort((a, b) => a.name.localeCompare(b.name));
+    const names = new Set(list.map((w) => w.name));
+    for (const [name, row] of rows) {
+      if (!names.has(name)) { row.tr.remove(); rows.delete(name); }
+    }
+    list.forEach((w, i) => {
+      let row = rows.get(w.name);
+      if (!row) { row = makeRow(w); rows.set(w.name, row); }
+      update(row, w);
+      // Rows stay in name order; a row is moved only when it is out of place (moving a
+      // node would take the focus away from its switch or links).
+      if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] ?? null);
+    });
+    empty.classList.toggle('hidden', list.length > 0);
+    table.classList.toggle('hidden', list.length === 0);
+    if (!loaded) { loaded = true; ctx.el.dataset.loaded = 'true'; }
+  }
+
+  ctx.onLeave(poll(refresh, 2000));
+}

@@ -1,0 +1,193 @@
+// The seed's user flow in a real browser (EMQX Webhook guide, "创建 Webhook"): log in, go to
+// Data integration → Webhook → Create, fill in my_webhook on all messages and events, POST to
+// the test receiver, press Test and see its 200, save, publish one MQTT message and watch the
+// success count rise on the details page (live, no reload), then disable and delete it.
+//
+// Run by run.sh, which starts hookmq and the receiver. Environment:
+//   HOOKMQ_URL    dashboard, e.g. http://127.0.0.1:18083
+//   MQTT_PORT     hookmq's MQTT port
+//   RECEIVER_URL  the receiver, e.g. http://localhost:5000
+//   SCREENSHOTS   folder for the screenshots (created)
+//   CHROMIUM      the browser (default /usr/bin/chromium)
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = required('HOOKMQ_URL');
+const MQTT_PORT = required('MQTT_PORT');
+const RECEIVER = required('RECEIVER_URL');
+const SHOTS = required('SCREENSHOTS');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const NAME = 'my_webhook';
+const NOTE = 'my_webhook'; // the seed: "输入 Webhook 名称与备注 … 这里我们输入 my_webhook"
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`set ${name}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+fs.mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+
+async function step(title, body) {
+  const t0 = Date.now();
+  try {
+    await body();
+    passed += 1;
+    console.log(`  ok  ${title} (${Date.now() - t0} ms)`);
+  } catch (error) {
+    failed += 1;
+    console.log(`  FAIL ${title} (${Date.now() - t0} ms)`);
+    throw error;
+  }
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function received() {
+  const answer = await fetch(new URL('/__received', RECEIVER));
+  return answer.json();
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  // Debian's Chromium as root, on a machine without network: no sandbox, no GPU, no
+  // background connections (each would be refused). launch() gives it a fresh profile.
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+context.setDefaultTimeout(10_000);
+const page = await context.newPage();
+const pageErrors = [];
+const consoleErrors = [];
+page.on('pageerror', (error) => pageErrors.push(error));
+page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()); });
+
+const row = () => page.getByTestId(`webhook-row-${NAME}`);
+const successCount = async () => Number((await page.getByTestId('metric-success').textContent()).replace(/[^0-9]/g, ''));
+
+try {
+  await step('log in as admin/public and postpone the change-password prompt', async () => {
+    await page.goto(`${BASE}/`);
+    await page.waitForURL(/\/login/);
+    await page.getByLabel('Username', { exact: true }).fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill('public');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    const dialog = page.getByTestId('change-password-dialog');
+    await dialog.waitFor();
+    expect((await dialog.textContent()).includes('default password'), 'the prompt names the default password');
+    await page.getByRole('button', { name: 'Later' }).click();
+    await page.waitForURL(/\/overview$/);
+    await page.getByTestId('overview-node').filter({ hasNotText: '—' }).waitFor();
+  });
+
+  await step('Data integration → Webhook shows an empty list', async () => {
+    await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await page.getByTestId('webhooks-empty').waitFor();
+  });
+
+  await step('Create: name, note, all messages and events, POST, receiver URL', async () => {
+    await page.getByTestId('webhook-create').click();
+    await page.waitForURL(/\/webhooks\/create$/);
+    await page.getByLabel('Name', { exact: true }).fill(NAME);
+    await page.getByLabel('Note', { exact: true }).fill(NOTE);
+    await page.getByTestId('trigger-all').check();
+    await page.getByLabel('Method', { exact: true }).selectOption('post');
+    await page.getByLabel('URL', { exact: true }).fill(RECEIVER);
+    expect(await page.getByTestId('trigger-messages-panel').isHidden(), 'no message options for "all"');
+  });
+
+  await step('Test beside the URL shows the receiver’s 200', async () => {
+    await page.getByRole('button', { name: 'Test', exact: true }).click();
+    const result = page.getByTestId('probe-result');
+    await result.getByText('Receiver answered 200').waitFor();
+    expect((await result.textContent()).includes('"result":"ok"'), 'the page shows the start of the receiver’s body');
+    const got = await received();
+    expect(got.some((r) => r.method === 'POST' && JSON.parse(r.body).event === 'message.publish'), 'the receiver got the sample request');
+    await page.screenshot({ path: path.join(SHOTS, 'webhook-form.png'), fullPage: true });
+  });
+
+  await step('Save returns to the list with my_webhook enabled', async () => {
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await row().waitFor();
+    expect((await row().textContent()).includes(RECEIVER), 'the row shows the URL');
+    expect(await row().getByRole('switch').getAttribute('aria-checked') === 'true', 'created enabled');
+    await page.screenshot({ path: path.join(SHOTS, 'webhook-list.png'), fullPage: true });
+  });
+
+  await step('a published message raises the success count on the details page, live', async () => {
+    const before = (await received()).length;
+    await row().getByRole('link', { name: NAME }).click();
+    await page.waitForURL(new RegExp(`/webhooks/detail/${NAME}$`));
+    await page.getByTestId('metric-success').filter({ hasNotText: '—' }).waitFor();
+    const initial = await successCount();
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', MQTT_PORT, '-t', 't/1', '-m', 'hello'], { encoding: 'utf8', timeout: 10_000 });
+    expect(pub.status === 0, `mosquitto_pub failed: ${pub.stderr || pub.error}`);
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-testid="metric-success"]').textContent.replace(/[^0-9]/g, '')) > n,
+      initial, { timeout: 15_000 });
+    expect(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded');
+    const got = (await received()).slice(before).map((r) => JSON.parse(r.body));
+    const publish = got.find((e) => e.event === 'message.publish');
+    expect(publish && publish.topic === 't/1' && publish.payload === 'hello', 'the receiver got message.publish on t/1 with "hello"');
+    // One more poll so the chart has a line, then the screenshot.
+    await page.waitForTimeout(2200);
+    await page.screenshot({ path: path.join(SHOTS, 'webhook-details.png'), fullPage: true });
+    console.log(`       success ${initial} → ${await successCount()}; receiver got ${got.map((e) => e.event).join(', ')}`);
+  });
+
+  await step('disable it with the switch in the list', async () => {
+    await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    const toggle = row().getByRole('switch', { name: `Enable ${NAME}` });
+    await toggle.click();
+    await page.waitForFunction(
+      (name) => document.querySelector(`[data-testid="webhook-row-${name}"] [data-testid="webhook-status"]`)?.textContent === 'Disabled',
+      NAME);
+    expect(await toggle.getAttribute('aria-checked') === 'false', 'the switch is off');
+  });
+
+  await step('delete it (confirmed) and the list is empty', async () => {
+    await row().getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByTestId('confirm-dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await row().waitFor({ state: 'detached' });
+    await page.getByTestId('webhooks-empty').waitFor();
+  });
+
+  await step('no uncaught error in the page', async () => {
+    expect(pageErrors.length === 0, `page errors: ${pageErrors.map((e) => e.stack ?? e).join('\n')}`);
+  });
+} catch (error) {
+  console.log(`\n${error.stack ?? error}`);
+  console.log(`page: ${page.url()}`);
+  for (const e of pageErrors) console.log(`page error: ${e.stack ?? e}`);
+  for (const e of consoleErrors) console.log(`console: ${e}`);
+  await page.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true }).catch(() => {});
+  console.log(`screenshot of the failure: ${path.join(SHOTS, 'failure.png')}`);
+} finally {
+  await browser.close();
+}
+
+console.log(`browser test took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
