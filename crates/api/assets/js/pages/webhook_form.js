@@ -482,13 +482,25 @@ export async function render(ctx) {
     mount(probe, h('div', { class: 'muted' }, 'Sending a sample message.publish event…'));
     probe.className = 'probe';
     try {
-      // The saved webhook's secrets are not in the form (shown as ******): unchanged, test
-      // the saved webhook itself.
-      const unchanged = editing && hasRedacted() && JSON.stringify(collect()) === initial;
-      const result = unchanged
-        ? await api.post(`/webhooks/${enc(original)}/test`)
-        : await api.post('/webhooks_probe', s);
+      // The saved webhook's secrets are not in the form (shown as ******). Unchanged: test
+      // the saved webhook itself. Changed: test without them (the API cannot fill them in
+      // for an unsaved form) and say so.
+      let withoutSecrets = false;
+      let result;
+      if (editing && hasRedacted() && JSON.stringify(collect()) === initial) {
+        result = await api.post(`/webhooks/${enc(original)}/test`);
+      } else {
+        if (s.signing_secret === REDACTED) { s.signing_secret = null; withoutSecrets = true; }
+        for (const [key, value] of Object.entries(s.headers)) {
+          if (value === REDACTED) { delete s.headers[key]; withoutSecrets = true; }
+        }
+        result = await api.post('/webhooks_probe', s);
+      }
       showProbe(result);
+      if (withoutSecrets) {
+        probe.append(h('div', { class: 'small', 'data-testid': 'probe-note' },
+          'Sent without the saved secrets (signing secret, authorization headers shown as ******): save, then use Test on the details page to include them.'));
+      }
     } catch (error) {
       if (!(error instanceof ApiError) || error.status === 401) throw error;
       probe.className = 'probe fail';

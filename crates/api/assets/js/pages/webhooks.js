@@ -92,7 +92,7 @@ export function render(ctx) {
     h('thead', null, h('tr', null,
       h('th', null, 'Name'), h('th', null, 'Note'), h('th', null, 'URL'), h('th', null, 'Status'),
       h('th', null, 'Enable'), h('th', { class: 'num' }, 'Success'), h('th', { class: 'num' }, 'Failed'),
-      h('th', { class: 'num' }, 'Rate (/s)'), h('th', { class: 'num' }, 'Actions'))),
+      h('th', { class: 'num', title: 'Matched events per second' }, 'Rate/s'), h('th', { class: 'num' }, 'Actions'))),
     body);
   const empty = h('div', { class: 'empty hidden', 'data-testid': 'webhooks-empty' },
     h('p', null, 'No webhooks yet.'),
