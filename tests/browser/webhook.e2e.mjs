@@ -154,6 +154,17 @@ try {
     console.log(`       success ${initial} → ${await successCount()}; receiver got ${got.map((e) => e.event).join(', ')}`);
   });
 
+  await step('Settings: edit the note, Update, and the details show it', async () => {
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.waitForURL(new RegExp(`/webhooks/edit/${NAME}$`));
+    expect(await page.getByLabel('Name', { exact: true }).isDisabled(), 'a webhook cannot be renamed');
+    expect(await page.getByLabel('URL', { exact: true }).inputValue() === RECEIVER, 'the form shows the saved URL');
+    await page.getByLabel('Note', { exact: true }).fill(`${NOTE} (edited)`);
+    await page.getByRole('button', { name: 'Update', exact: true }).click();
+    await page.waitForURL(new RegExp(`/webhooks/detail/${NAME}$`));
+    await page.getByTestId('webhook-note').getByText(`${NOTE} (edited)`).waitFor();
+  });
+
   await step('disable it with the switch in the list', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
     await page.waitForURL(/\/webhooks$/);
@@ -172,6 +183,20 @@ try {
     await dialog.getByRole('button', { name: 'Delete' }).click();
     await row().waitFor({ state: 'detached' });
     await page.getByTestId('webhooks-empty').waitFor();
+  });
+
+  await step('a 400 from the API is shown at its field (invalid topic filter)', async () => {
+    await page.getByTestId('webhook-create').first().click();
+    await page.waitForURL(/\/webhooks\/create$/);
+    await page.getByLabel('Name', { exact: true }).fill('bad_filter');
+    await page.getByTestId('trigger-messages').check();
+    await page.getByTestId('topic-input').first().fill('a/#/b');
+    await page.getByLabel('URL', { exact: true }).fill(RECEIVER);
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    const error = page.getByTestId('topic-list').getByRole('alert');
+    await error.getByText('is not a valid topic filter').waitFor();
+    expect(await page.getByTestId('topic-input').first().getAttribute('aria-invalid') === 'true', 'the topic input is marked invalid');
+    expect(/\/webhooks\/create$/.test(page.url()), 'still on the form');
   });
 
   await step('no uncaught error in the page', async () => {
