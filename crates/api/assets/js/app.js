@@ -85,7 +85,13 @@ function buildShell() {
     }, 'Change password'),
     h('button', {
       type: 'button', role: 'menuitem', 'data-testid': 'menu-logout',
-      onclick: () => { menu.classList.add('hidden'); session.clear(); navigate('/login'); },
+      onclick: async () => {
+        menu.classList.add('hidden');
+        // EMQX's POST /logout ends the token on the server, where hookmq serves it.
+        await api.post('/logout', { username: session.username }).catch(() => {});
+        session.clear();
+        navigate('/login');
+      },
     }, 'Log out'));
   const userButton = h('button', {
     type: 'button', 'aria-haspopup': 'menu', 'data-testid': 'user-menu',

@@ -56,7 +56,7 @@ class CanvasChart {
  * options: series [{ name, color }], maxPoints, format (value → text), unit.
  */
 export class LineChart extends CanvasChart {
-  constructor(container, { series, maxPoints = 90, format = formatRate, unit = '', height, label, testid }) {
+  constructor(container, { series, maxPoints = 60, format = formatRate, unit = '', height, label, testid }) {
     super(container, { height, label: label ?? series.map((s) => s.name).join(', '), testid });
     this.series = series.map((s, i) => ({ color: COLORS[i % COLORS.length], ...s }));
     this.maxPoints = maxPoints;
@@ -149,7 +149,9 @@ export class LineChart extends CanvasChart {
       ctx.fillText(label, xi, top + plotH + 6);
     }
 
-    this.series.forEach((s, si) => {
+    // The first series is drawn last, on top (it is the one that matters most).
+    [...this.series.keys()].reverse().forEach((si) => {
+      const s = this.series[si];
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 2;
       ctx.lineJoin = 'round';
