@@ -68,12 +68,25 @@ impl AppConfig {
 /// The environment variable prefix; `__` separates nested keys.
 pub(crate) const ENV_PREFIX: &str = "HOOKMQ_";
 
+/// `HOOKMQ_*` variables that belong to the command line, not the configuration
+/// (`HOOKMQ_CONFIG`, and `hookmq ctl`'s `HOOKMQ_API`, `HOOKMQ_API_KEY`, ...).
+const COMMAND_LINE_VARIABLES: [&str; 6] = [
+    "config",
+    "api",
+    "api_key",
+    "api_secret",
+    "username",
+    "password",
+];
+
 /// Loads the configuration: embedded defaults, then `path` if given, then the environment.
 ///
 /// # Errors
 /// A missing file, bad TOML, or a value of the wrong type, naming the key.
 pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<AppConfig> {
-    let env = Env::prefixed(ENV_PREFIX).split("__");
+    let env = Env::prefixed(ENV_PREFIX)
+        .ignore(&COMMAND_LINE_VARIABLES)
+        .split("__");
     let mut figment = Figment::from(Serialized::defaults(AppConfig::default()));
     if let Some(path) = path {
         if !path.is_file() {
@@ -167,6 +180,18 @@ mod tests {
                 error.to_lowercase().contains("mqtt.max_inflight"),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn command_line_variables_are_not_configuration() {
+        Jail::expect_with(|jail| {
+            jail.set_env("HOOKMQ_CONFIG", "hookmq.toml");
+            jail.set_env("HOOKMQ_API_KEY", "k");
+            jail.set_env("HOOKMQ_API_SECRET", "s");
+            jail.set_env("HOOKMQ_API", "http://127.0.0.1:18083");
+            assert_eq!(load_in_jail(None).expect("valid"), AppConfig::default());
             Ok(())
         });
     }

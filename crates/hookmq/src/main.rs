@@ -1,13 +1,16 @@
 //! # hookmq
 //!
 //! The `hookmq` binary: `hookmq` (or `hookmq run`) starts the broker; `hookmq user` manages
-//! the password file; `hookmq config` prints or checks the configuration.
+//! the password file; `hookmq config` prints or checks the configuration; `hookmq ctl`
+//! manages a running node through its API.
 //!
 //! ## Layout
 //! - `config`: loading `hookmq.toml` and `HOOKMQ_*` variables over the embedded defaults.
+//! - `ctl`: the API client commands (webhooks, clients).
 //! - `main`: the command line, logging, start-up and graceful shutdown on SIGINT/SIGTERM.
 
 mod config;
+mod ctl;
 
 /// mimalloc: the broker allocates and frees small objects on many threads (messages, events,
 /// requests); measured faster than the system allocator on the delivery path.
@@ -50,6 +53,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Manage a running node through its API: webhooks, clients.
+    Ctl(Box<ctl::CtlArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = config::load(cli.config.as_deref())?;
             user(action, &config)
         }
+        Command::Ctl(args) => ctl::run(*args),
         Command::Config {
             action: ConfigAction::Defaults,
         } => {
@@ -138,6 +144,7 @@ fn init_logging(level: &str) {
 }
 
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
+    let signals = shutdown_signal()?;
     let store = Arc::new(Store::open(&config.node.data_dir)?);
     let broker = Broker::start(config.broker()).await?;
     let engine = WebhookEngine::start(broker.handle());
@@ -166,7 +173,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
         let stop = stop.clone();
         tokio::spawn(async move { api.serve(async move { stop.cancelled().await }).await })
     });
-    shutdown_signal().await;
+    signals.await;
     tracing::info!("shutting down");
     stop.cancel();
     if let Some(task) = api_task {
@@ -177,26 +184,30 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, so call
+/// it first thing: a signal that arrives during start-up is then kept for later rather than
+/// killing the process without a graceful stop.
+///
+/// # Errors
+/// The handlers cannot be installed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
