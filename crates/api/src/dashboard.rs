@@ -128,7 +128,7 @@ fn serve(
 ) -> Response {
     let fresh = request
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|tags| tags.as_bytes() == asset.etag.as_bytes());
+        .is_some_and(|tags| has_tag(tags, &asset.etag));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -152,6 +152,18 @@ fn serve(
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// Whether an `If-None-Match` list (`"a", W/"b"` or `*`) names `etag`.
+fn has_tag(list: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
+    list.to_str().is_ok_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    })
 }
 
 fn page(request: &HeaderMap) -> Response {
@@ -237,6 +249,25 @@ mod tests {
         files_under(&root, &root, &mut on_disk);
         let embedded: BTreeSet<String> = ASSETS.iter().map(|(p, _)| (*p).to_owned()).collect();
         assert_eq!(on_disk, embedded, "list every file of assets/ in ASSETS");
+    }
+
+    #[test]
+    fn if_none_match_lists() {
+        let etag = HeaderValue::from_static("\"abc\"");
+        for (list, fresh) in [
+            ("\"abc\"", true),
+            ("W/\"abc\"", true),
+            ("\"x\", \"abc\"", true),
+            ("*", true),
+            ("\"abcd\"", false),
+            ("abc", false),
+        ] {
+            assert_eq!(
+                has_tag(&HeaderValue::from_static(list), &etag),
+                fresh,
+                "{list}"
+            );
+        }
     }
 
     #[test]
