@@ -11,7 +11,7 @@ use std::{
 use axum::{
     Json,
     extract::{FromRequestParts, State},
-    http::request::Parts,
+    http::{StatusCode, request::Parts},
 };
 use base64::Engine as _;
 use hookmq_broker::{auth::verify_hash, store::Table};
@@ -29,9 +29,11 @@ use crate::{
     users::UserRecord,
 };
 
-/// `/login`.
+/// `/login` and `/logout`.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
 /// Login tokens in memory (a restart logs everyone out).
@@ -63,6 +65,11 @@ impl Tokens {
         live.get(token)
             .filter(|(_, expires)| *expires > Instant::now())
             .map(|(user, _)| user.clone())
+    }
+
+    /// Ends one login.
+    fn revoke(&self, token: &str) {
+        self.live.lock().remove(token);
     }
 
     /// Ends every session of `username` but `keep` (after a password change).
@@ -138,6 +145,21 @@ pub(crate) async fn login(
         username: login.username,
         must_change_password,
     }))
+}
+
+/// Ends the login whose token the request carries (a request authenticated with an API
+/// key ends nothing). A body, such as EMQX's `{"username": ...}`, is ignored.
+#[utoipa::path(post, path = "/logout", tag = "auth",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Logged out: the token no longer works"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+pub(crate) async fn logout(auth: Authenticated, State(state): State<AppState>) -> StatusCode {
+    if let Some(token) = &auth.token {
+        state.tokens.revoke(token);
+    }
+    StatusCode::NO_CONTENT
 }
 
 /// Proof that a request carries valid credentials; add it to a handler's arguments (first,

@@ -159,6 +159,19 @@ impl Node {
             .to_owned()
     }
 
+    /// A new API key `(key, secret)` (for sweeps over every endpoint: `POST /logout` would
+    /// end a login token).
+    pub(crate) async fn api_key(&self, token: &str, name: &str) -> (String, String) {
+        let (status, key) = self
+            .call(token, Method::POST, "/api_key", Some(json!({"name": name})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        (
+            key["api_key"].as_str().expect("key").to_owned(),
+            key["api_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
     /// A request with `auth` and an optional JSON body; the answer's status and JSON (null
     /// when it is not JSON).
     pub(crate) async fn send(

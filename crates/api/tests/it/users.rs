@@ -155,6 +155,29 @@ async fn change_password_flow() {
     let answer = node.login_as("admin", "s3cure-enough").await;
     assert_eq!(answer["must_change_password"], false);
 
+    // Logging out ends that token only.
+    let other = node.login_as("admin", "s3cure-enough").await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (status, _) = node
+        .send(
+            Auth::Bearer(&token),
+            Method::POST,
+            "/logout",
+            Some(json!({"username": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = node
+        .send(Auth::Bearer(&token), Method::GET, "/nodes", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = node
+        .send(Auth::Bearer(&other), Method::GET, "/nodes", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
     // The change is stored: it survives a restart.
     node.stop().await;
     let node = start_node(dir.path()).await;
