@@ -5,8 +5,8 @@ use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use hookmq_codec::{
-    Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions,
-    SubscriptionRequest, decode, encode,
+    Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, Subscribe,
+    SubscriptionOptions, SubscriptionRequest, decode, encode,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -31,16 +31,34 @@ impl Client {
     ///
     /// # Errors
     /// I/O errors, or a refused CONNACK.
-    pub async fn connect(address: SocketAddr, client_id: &str, version: ProtocolVersion, keep_alive: u16) -> io::Result<Self> {
+    pub async fn connect(
+        address: SocketAddr,
+        client_id: &str,
+        version: ProtocolVersion,
+        keep_alive: u16,
+    ) -> io::Result<Self> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
-        let mut client = Self { stream, read_buf: BytesMut::with_capacity(64 * 1024), write_buf: BytesMut::with_capacity(64 * 1024), version };
-        let connect = Connect { protocol: version, clean_start: true, keep_alive, client_id: client_id.to_owned(), ..Connect::default() };
+        let mut client = Self {
+            stream,
+            read_buf: BytesMut::with_capacity(64 * 1024),
+            write_buf: BytesMut::with_capacity(64 * 1024),
+            version,
+        };
+        let connect = Connect {
+            protocol: version,
+            clean_start: true,
+            keep_alive,
+            client_id: client_id.to_owned(),
+            ..Connect::default()
+        };
         client.queue(&Packet::Connect(Box::new(connect)))?;
         client.flush().await?;
         match client.next().await? {
             Packet::ConnAck(ack) if ack.reason_code == ReasonCode::SUCCESS => Ok(client),
-            Packet::ConnAck(ack) => Err(invalid(format!("connection refused: {}", ack.reason_code))),
+            Packet::ConnAck(ack) => {
+                Err(invalid(format!("connection refused: {}", ack.reason_code)))
+            }
             other => Err(invalid(format!("expected CONNACK, got {}", other.name()))),
         }
     }
@@ -52,14 +70,22 @@ impl Client {
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> io::Result<()> {
         let subscribe = Subscribe {
             packet_id: 1,
-            subscriptions: vec![SubscriptionRequest { filter: filter.into(), options: SubscriptionOptions { qos, ..Default::default() } }],
+            subscriptions: vec![SubscriptionRequest {
+                filter: filter.into(),
+                options: SubscriptionOptions {
+                    qos,
+                    ..Default::default()
+                },
+            }],
             ..Default::default()
         };
         self.queue(&Packet::Subscribe(subscribe))?;
         self.flush().await?;
         loop {
             match self.next().await? {
-                Packet::SubAck(ack) if ack.reason_codes.iter().all(|c| !c.is_error()) => return Ok(()),
+                Packet::SubAck(ack) if ack.reason_codes.iter().all(|c| !c.is_error()) => {
+                    return Ok(());
+                }
                 Packet::SubAck(_) => return Err(invalid("subscription refused")),
                 _ => {}
             }
@@ -70,8 +96,22 @@ impl Client {
     ///
     /// # Errors
     /// If the packet cannot be encoded.
-    pub fn queue_publish(&mut self, topic: &str, qos: QoS, packet_id: u16, payload: Bytes, retain: bool) -> io::Result<()> {
-        let publish = Publish { qos, retain, topic: topic.into(), packet_id, payload, ..Publish::default() };
+    pub fn queue_publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        packet_id: u16,
+        payload: Bytes,
+        retain: bool,
+    ) -> io::Result<()> {
+        let publish = Publish {
+            qos,
+            retain,
+            topic: topic.into(),
+            packet_id,
+            payload,
+            ..Publish::default()
+        };
         self.queue(&Packet::Publish(publish))
     }
 
@@ -84,7 +124,9 @@ impl Client {
     }
 
     fn queue(&mut self, packet: &Packet) -> io::Result<()> {
-        encode(packet, self.version, &mut self.write_buf).map(|_| ()).map_err(invalid)
+        encode(packet, self.version, &mut self.write_buf)
+            .map(|_| ())
+            .map_err(invalid)
     }
 
     /// Bytes waiting to be written.
@@ -111,7 +153,9 @@ impl Client {
     /// I/O errors, a closed connection or an undecodable packet.
     pub async fn read_batch(&mut self, out: &mut Vec<Packet>) -> io::Result<()> {
         loop {
-            while let Some(packet) = decode(&mut self.read_buf, Some(self.version), u32::MAX).map_err(invalid)? {
+            while let Some(packet) =
+                decode(&mut self.read_buf, Some(self.version), u32::MAX).map_err(invalid)?
+            {
                 out.push(packet);
             }
             if !out.is_empty() {
@@ -121,7 +165,10 @@ impl Client {
                 self.read_buf.reserve(64 * 1024);
             }
             if self.stream.read_buf(&mut self.read_buf).await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "broker closed the connection"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "broker closed the connection",
+                ));
             }
         }
     }
@@ -132,19 +179,27 @@ impl Client {
     /// As [`Client::read_batch`].
     pub async fn next(&mut self) -> io::Result<Packet> {
         loop {
-            if let Some(packet) = decode(&mut self.read_buf, Some(self.version), u32::MAX).map_err(invalid)? {
+            if let Some(packet) =
+                decode(&mut self.read_buf, Some(self.version), u32::MAX).map_err(invalid)?
+            {
                 return Ok(packet);
             }
             self.read_buf.reserve(16 * 1024);
             if self.stream.read_buf(&mut self.read_buf).await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "broker closed the connection"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "broker closed the connection",
+                ));
             }
         }
     }
 
     /// Sends DISCONNECT and closes.
     pub async fn disconnect(mut self) {
-        if self.queue(&Packet::Disconnect(hookmq_codec::Disconnect::default())).is_ok() {
+        if self
+            .queue(&Packet::Disconnect(hookmq_codec::Disconnect::default()))
+            .is_ok()
+        {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
         }
         let _ = self.stream.shutdown().await;

@@ -63,7 +63,9 @@ pub struct LoadReport {
 }
 
 fn micros_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn payload(size: usize) -> Bytes {
@@ -82,7 +84,8 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let mut subscribers = JoinSet::new();
     let ready = Arc::new(Barrier::new(spec.subscribers + spec.publishers + 1));
     for i in 0..spec.subscribers {
-        let mut client = Client::connect(spec.address, &format!("bench-sub-{i}"), spec.version, 60).await?;
+        let mut client =
+            Client::connect(spec.address, &format!("bench-sub-{i}"), spec.version, 60).await?;
         client.subscribe("bench/#", spec.qos).await?;
         let ready = Arc::clone(&ready);
         let deadline = spec.timeout;
@@ -93,7 +96,8 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     }
     let mut publishers = JoinSet::new();
     for i in 0..spec.publishers {
-        let client = Client::connect(spec.address, &format!("bench-pub-{i}"), spec.version, 60).await?;
+        let client =
+            Client::connect(spec.address, &format!("bench-pub-{i}"), spec.version, 60).await?;
         let ready = Arc::clone(&ready);
         let spec = spec.clone();
         publishers.spawn(async move {
@@ -118,7 +122,11 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
     let percentile = |p: f64| {
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         latencies.get(index).copied().unwrap_or(0)
     };
@@ -160,7 +168,11 @@ async fn publish_loop(mut client: Client, index: usize, spec: &LoadSpec) -> io::
                 }
             }
             packet_id = packet_id.wrapping_add(1).max(1);
-            let id = if spec.qos == QoS::AtMostOnce { 0 } else { packet_id };
+            let id = if spec.qos == QoS::AtMostOnce {
+                0
+            } else {
+                packet_id
+            };
             client.queue_publish(&topic, spec.qos, id, payload(spec.payload_size), false)?;
             sent += 1;
             if spec.qos != QoS::AtMostOnce {
@@ -171,21 +183,33 @@ async fn publish_loop(mut client: Client, index: usize, spec: &LoadSpec) -> io::
         if spec.qos != QoS::AtMostOnce && (inflight >= spec.inflight || sent >= spec.count) {
             incoming.clear();
             client.read_batch(&mut incoming).await?;
-            inflight -= incoming.iter().filter(|p| matches!(p, Packet::PubAck(_))).count().min(inflight);
+            inflight -= incoming
+                .iter()
+                .filter(|p| matches!(p, Packet::PubAck(_)))
+                .count()
+                .min(inflight);
         }
     }
     // Wait for the last acknowledgements.
     while spec.qos != QoS::AtMostOnce && inflight > 0 {
         incoming.clear();
         client.read_batch(&mut incoming).await?;
-        inflight -= incoming.iter().filter(|p| matches!(p, Packet::PubAck(_))).count().min(inflight);
+        inflight -= incoming
+            .iter()
+            .filter(|p| matches!(p, Packet::PubAck(_)))
+            .count()
+            .min(inflight);
     }
     client.disconnect().await;
     Ok(sent as u64)
 }
 
 /// Receives until `expected` messages or the timeout; returns the count and latencies (µs).
-async fn subscribe_loop(mut client: Client, expected: u64, timeout: Duration) -> io::Result<(u64, Vec<u64>)> {
+async fn subscribe_loop(
+    mut client: Client,
+    expected: u64,
+    timeout: Duration,
+) -> io::Result<(u64, Vec<u64>)> {
     let mut received = 0;
     let mut latencies = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(10_000_000));
     let mut batch = Vec::new();
@@ -244,7 +268,9 @@ pub async fn connections(
     while open.len() < count {
         while pending.len() < parallel && next < count {
             let id = format!("idle-{next}");
-            pending.spawn(async move { Client::connect(address, &id, ProtocolVersion::V3_1_1, 600).await });
+            pending.spawn(async move {
+                Client::connect(address, &id, ProtocolVersion::V3_1_1, 600).await
+            });
             next += 1;
         }
         if let Some(result) = pending.join_next().await {
@@ -252,7 +278,10 @@ pub async fn connections(
         }
     }
     #[allow(clippy::cast_precision_loss)]
-    let report = ConnectReport { connections: open.len(), connect_rate: open.len() as f64 / started.elapsed().as_secs_f64() };
+    let report = ConnectReport {
+        connections: open.len(),
+        connect_rate: open.len() as f64 / started.elapsed().as_secs_f64(),
+    };
     connected(&report);
     tokio::time::sleep(hold).await;
     drop(open);
@@ -272,10 +301,21 @@ pub struct RetainedReport {
 ///
 /// # Errors
 /// A connection failure.
-pub async fn retained(address: SocketAddr, count: usize, payload_size: usize) -> io::Result<RetainedReport> {
-    let mut publisher = Client::connect(address, "bench-retain-pub", ProtocolVersion::V3_1_1, 60).await?;
+pub async fn retained(
+    address: SocketAddr,
+    count: usize,
+    payload_size: usize,
+) -> io::Result<RetainedReport> {
+    let mut publisher =
+        Client::connect(address, "bench-retain-pub", ProtocolVersion::V3_1_1, 60).await?;
     for i in 0..count {
-        publisher.queue_publish(&format!("retained/{}/{i}", i % 100), QoS::AtMostOnce, 0, payload(payload_size), true)?;
+        publisher.queue_publish(
+            &format!("retained/{}/{i}", i % 100),
+            QoS::AtMostOnce,
+            0,
+            payload(payload_size),
+            true,
+        )?;
         if publisher.pending() > 64 * 1024 {
             publisher.flush().await?;
         }
@@ -283,7 +323,8 @@ pub async fn retained(address: SocketAddr, count: usize, payload_size: usize) ->
     publisher.flush().await?;
     publisher.disconnect().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut subscriber = Client::connect(address, "bench-retain-sub", ProtocolVersion::V3_1_1, 60).await?;
+    let mut subscriber =
+        Client::connect(address, "bench-retain-sub", ProtocolVersion::V3_1_1, 60).await?;
     let started = Instant::now();
     subscriber.subscribe("retained/#", QoS::AtMostOnce).await?;
     let mut received = 0;
@@ -292,10 +333,21 @@ pub async fn retained(address: SocketAddr, count: usize, payload_size: usize) ->
         batch.clear();
         tokio::time::timeout(Duration::from_secs(60), subscriber.read_batch(&mut batch))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("only {received} of {count} retained messages")))??;
-        received += batch.iter().filter(|p| matches!(p, Packet::Publish(_))).count();
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("only {received} of {count} retained messages"),
+                )
+            })??;
+        received += batch
+            .iter()
+            .filter(|p| matches!(p, Packet::Publish(_)))
+            .count();
     }
     let subscribe_ms = started.elapsed().as_secs_f64() * 1000.0;
     subscriber.disconnect().await;
-    Ok(RetainedReport { topics: count, subscribe_ms })
+    Ok(RetainedReport {
+        topics: count,
+        subscribe_ms,
+    })
 }

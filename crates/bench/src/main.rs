@@ -77,10 +77,24 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = match cli.command {
-        Command::Load { publishers, subscribers, count, qos, size, rate, inflight, version, timeout } => {
+        Command::Load {
+            publishers,
+            subscribers,
+            count,
+            qos,
+            size,
+            rate,
+            inflight,
+            version,
+            timeout,
+        } => {
             let spec = LoadSpec {
                 address: cli.address,
-                version: if version == 5 { ProtocolVersion::V5 } else { ProtocolVersion::V3_1_1 },
+                version: if version == 5 {
+                    ProtocolVersion::V5
+                } else {
+                    ProtocolVersion::V3_1_1
+                },
                 publishers,
                 subscribers,
                 count,
@@ -92,17 +106,29 @@ async fn main() -> anyhow::Result<()> {
             };
             serde_json::to_string(&load::run(&spec).await?)?
         }
-        Command::Connections { count, parallel, hold } => {
+        Command::Connections {
+            count,
+            parallel,
+            hold,
+        } => {
             // Printed as soon as every connection is open, while they are held.
-            load::connections(cli.address, count, parallel.max(1), Duration::from_secs(hold), |report| {
-                if let Ok(json) = serde_json::to_string(report) {
-                    println!("{json}");
-                }
-            })
+            load::connections(
+                cli.address,
+                count,
+                parallel.max(1),
+                Duration::from_secs(hold),
+                |report| {
+                    if let Ok(json) = serde_json::to_string(report) {
+                        println!("{json}");
+                    }
+                },
+            )
             .await?;
             return Ok(());
         }
-        Command::Retained { count, size } => serde_json::to_string(&load::retained(cli.address, count, size).await?)?,
+        Command::Retained { count, size } => {
+            serde_json::to_string(&load::retained(cli.address, count, size).await?)?
+        }
     };
     println!("{json}");
     Ok(())
