@@ -107,6 +107,14 @@ pub(crate) struct LoginAnswer {
     must_change_password: bool,
 }
 
+/// A hash of a password nobody has, spent on log-ins of unknown users; made on first use.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        hookmq_broker::auth::hash_password(b"hookmq: no such dashboard user").unwrap_or_default()
+    })
+}
+
 /// Logs in with a dashboard user's name and password.
 #[utoipa::path(post, path = "/login", tag = "auth",
     request_body = Login,
@@ -125,7 +133,14 @@ pub(crate) async fn login(
     // Hash checks take tens of ms: off the async threads.
     let (verified, password) = tokio::task::spawn_blocking(move || {
         let record: Option<UserRecord> = store.get(Table::Users, &username).ok().flatten();
-        let verified = record.is_some_and(|r| verify_hash(&r.password_hash, password.as_bytes()));
+        // An unknown user costs the same hash check, so timing does not tell which names exist.
+        let verified = match record {
+            Some(r) => verify_hash(&r.password_hash, password.as_bytes()),
+            None => {
+                let _ = verify_hash(unknown_user_hash(), password.as_bytes());
+                false
+            }
+        };
         (verified, password)
     })
     .await

@@ -108,7 +108,9 @@ pub fn backoff(initial: Duration, max: Duration, retry: u32, after: Option<Durat
                 .unwrap_or(u32::MAX),
         )
         .min(max);
-    let jittered = exponential.mul_f64(1.0 + JITTER * (rand::random::<f64>() * 2.0 - 1.0));
+    // checked: a jittered delay that does not fit a Duration falls back to the ceiling.
+    let factor = 1.0 + JITTER * (rand::random::<f64>() * 2.0 - 1.0);
+    let jittered = Duration::try_from_secs_f64(exponential.as_secs_f64() * factor).unwrap_or(max);
     match after {
         Some(after) => after.max(jittered.min(max)),
         None => jittered,

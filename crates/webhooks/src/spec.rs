@@ -119,6 +119,11 @@ const fn queue_capacity() -> usize {
     10_000
 }
 
+/// Longest connect or request timeout accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest retry delay accepted.
+const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
+
 /// One webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +344,19 @@ impl WebhookSpec {
                 return Err(SpecError::new(field, "must be longer than 0"));
             }
         }
+        for (field, value, max) in [
+            ("connect_timeout", self.connect_timeout, MAX_TIMEOUT),
+            ("request_timeout", self.request_timeout, MAX_TIMEOUT),
+            ("retry_backoff", self.retry_backoff, MAX_BACKOFF),
+            ("retry_max_backoff", self.retry_max_backoff, MAX_BACKOFF),
+        ] {
+            if value > max {
+                return Err(SpecError::new(
+                    field,
+                    format!("at most {}", duration::format(max)),
+                ));
+            }
+        }
         if self.retry_max_backoff < self.retry_backoff {
             return Err(SpecError::new(
                 "retry_max_backoff",
@@ -395,6 +413,12 @@ mod tests {
         assert_eq!(spec.validate().expect_err("scheme").field, "url");
         spec.url = "http://${clientid}.example/".into();
         assert_eq!(spec.validate().expect_err("host template").field, "url");
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.retry_max_backoff = Duration::from_secs(u64::MAX);
+        assert_eq!(
+            spec.validate().expect_err("huge backoff").field,
+            "retry_max_backoff"
+        );
         let mut spec = WebhookSpec::new("w", "http://h/");
         spec.topics = vec!["a/#/b".into()];
         assert_eq!(spec.validate().expect_err("filter").field, "topics[0]");

@@ -343,6 +343,7 @@ async fn accept<S: AsyncWrite + Unpin>(
         })
     };
     state.mailbox.set_online(true, Some(Arc::clone(&client)));
+    shared.registry.update_client(&client, connection_id);
 
     if version.is_v5() {
         if config.receive_maximum != u16::MAX {

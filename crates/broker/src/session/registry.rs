@@ -130,6 +130,20 @@ impl Registry {
         }
     }
 
+    /// Replaces the client details of `connection_id`'s entry (after a resumed session gave the
+    /// client its session's number).
+    pub(crate) fn update_client(&self, client: &Arc<ClientInfo>, connection_id: u64) {
+        if let Some(Entry::Online {
+            connection_id: owner,
+            client: current,
+            ..
+        }) = self.entries.lock().get_mut(&client.client_id)
+            && *owner == connection_id
+        {
+            *current = Arc::clone(client);
+        }
+    }
+
     /// Removes the offline session `session_id` of `client_id` if it has expired.
     pub(crate) fn take_expired(
         &self,
