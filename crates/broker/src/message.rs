@@ -115,7 +115,52 @@ pub struct Message {
     pub expires_at: Option<Instant>,
 }
 
+/// The parts of a PUBLISH (or a will) that make a [`Message`].
+#[derive(Debug, Clone)]
+pub struct MessageParts {
+    /// Topic name.
+    pub topic: ByteString,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// DUP flag.
+    pub dup: bool,
+    /// Properties to forward.
+    pub properties: Properties,
+}
+
 impl Message {
+    /// A message received now: stamps the receive time and the expiry from the Message
+    /// Expiry Interval property.
+    #[must_use]
+    pub fn received(id: MessageId, parts: MessageParts, publisher: Arc<Publisher>) -> Self {
+        let MessageParts {
+            topic,
+            payload,
+            qos,
+            retain,
+            dup,
+            properties,
+        } = parts;
+        Self {
+            id,
+            topic,
+            payload,
+            qos,
+            retain,
+            dup,
+            expires_at: properties
+                .message_expiry_interval
+                .map(|s| Instant::now() + std::time::Duration::from_secs(s.into())),
+            properties,
+            publisher,
+            received_at: now_ms(),
+        }
+    }
+
     /// Whether the message has expired at `now`.
     #[must_use]
     pub fn is_expired(&self, now: Instant) -> bool {

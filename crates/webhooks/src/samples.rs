@@ -1,11 +1,11 @@
 //! Sample events: what the Test button sends and what the event catalogue shows.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hookmq_broker::{
     hooks::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind},
-    message::{Message, MessageIdGenerator, Publisher, now_ms},
+    message::{Message, MessageIdGenerator, MessageParts, Publisher, now_ms},
 };
 use hookmq_codec::{Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 
@@ -27,24 +27,26 @@ fn client(id: &str) -> Arc<ClientInfo> {
 }
 
 fn message(node: &str) -> Arc<Message> {
-    Arc::new(Message {
-        id: MessageIdGenerator::new(node).next_id(),
+    let parts = MessageParts {
         topic: "t/1".into(),
         payload: Bytes::from_static(br#"{ "msg": "Hello Webhook" }"#),
         qos: QoS::AtMostOnce,
         retain: false,
         dup: false,
         properties: Properties::default(),
-        publisher: Arc::new(Publisher {
-            client_id: "emqx_c".into(),
-            username: None,
-            peer: Some(([127, 0, 0, 1], 61003).into()),
-            session_id: 0,
-            protocol: Some(ProtocolVersion::V5),
-        }),
-        received_at: now_ms(),
-        expires_at: None::<Instant>,
-    })
+    };
+    let publisher = Arc::new(Publisher {
+        client_id: "emqx_c".into(),
+        username: None,
+        peer: Some(([127, 0, 0, 1], 61003).into()),
+        session_id: 0,
+        protocol: Some(ProtocolVersion::V5),
+    });
+    Arc::new(Message::received(
+        MessageIdGenerator::new(node).next_id(),
+        parts,
+        publisher,
+    ))
 }
 
 /// A plausible event of `kind`, as client `emqx_c` publishing `t/1` would produce.

@@ -1,7 +1,7 @@
 //! Packets from the client: PUBLISH and its acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
 //! PINGREQ and DISCONNECT.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use hookmq_codec::{
     ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck,
@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Close, Connection};
 use crate::{
     hooks::{AuthzAction, AuthzResult, EventData, EventKind},
-    message::{Message, now_ms},
+    message::{Message, MessageParts},
     router::Subscriber,
     session::{SubscriptionRecord, inflight::Stage, mailbox::Delivery},
 };
@@ -122,20 +122,18 @@ where
             // [MQTT-3.3.4-6]: only the server puts subscription identifiers in a PUBLISH.
             return Err(Close::Violation(ReasonCode::PROTOCOL_ERROR));
         }
-        let message = Message {
-            id: self.shared.ids.next_id(),
-            topic,
-            payload,
-            qos,
-            retain,
-            dup,
-            expires_at: properties
-                .message_expiry_interval
-                .map(|s| std::time::Instant::now() + Duration::from_secs(s.into())),
-            properties,
-            publisher: Arc::clone(&self.publisher),
-            received_at: now_ms(),
-        };
+        let message = Message::received(
+            self.shared.ids.next_id(),
+            MessageParts {
+                topic,
+                payload,
+                qos,
+                retain,
+                dup,
+                properties,
+            },
+            Arc::clone(&self.publisher),
+        );
         if qos == QoS::ExactlyOnce {
             if self.state.awaiting_release.contains(&packet_id) {
                 // [MQTT-4.3.3-10]: a resent QoS 2 PUBLISH is acknowledged, not routed again.

@@ -26,7 +26,7 @@ use handshake::{Accepted, ClientLimits, PendingWill};
 
 use crate::{
     hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind},
-    message::{Message, Publisher, now_ms},
+    message::{Message, MessageParts, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
     shared::Shared,
 };
@@ -365,20 +365,19 @@ where
         let will = pending.will;
         let mut properties = will.properties;
         properties.will_delay_interval = None;
-        let message = Arc::new(Message {
-            id: self.shared.ids.next_id(),
+        let parts = MessageParts {
             topic: will.topic,
             payload: will.payload,
             qos: will.qos,
             retain: will.retain,
             dup: false,
-            expires_at: properties
-                .message_expiry_interval
-                .map(|s| std::time::Instant::now() + Duration::from_secs(s.into())),
             properties,
-            publisher: Arc::clone(&self.publisher),
-            received_at: now_ms(),
-        });
+        };
+        let message = Arc::new(Message::received(
+            self.shared.ids.next_id(),
+            parts,
+            Arc::clone(&self.publisher),
+        ));
         let delay = pending.delay.min(expiry);
         if delay == 0 {
             self.shared.publish(message);
