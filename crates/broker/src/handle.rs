@@ -4,7 +4,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use crate::{
-    hooks::{EventMask, HookReceiver, Hooks},
+    hooks::{EventMask, HookAttachment, HookReceiver, HookSink, Hooks},
     router::SubscriptionRow,
     session::registry::{ClientSummary, Control},
     shared::Shared,
@@ -64,6 +64,13 @@ impl BrokerHandle {
     #[must_use]
     pub fn subscribe_events(&self, mask: EventMask, capacity: usize) -> HookReceiver {
         self.shared.hooks.subscribe(mask, capacity)
+    }
+
+    /// Calls `sink` inline, on the emitting session's task, for every event in `mask`, until
+    /// the returned attachment is dropped. See [`HookSink`] for what a sink may do.
+    #[must_use]
+    pub fn attach_sink(&self, mask: EventMask, sink: Arc<dyn HookSink>) -> HookAttachment {
+        self.shared.hooks.attach(mask, sink)
     }
 
     /// Every session's client.

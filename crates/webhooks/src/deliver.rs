@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    client::{Answer, SendError},
+    client::{Answer, LaneSender, POOL_IDLE_TIMEOUT, SendError},
     metrics::failure,
     queue::{Queue, Queued},
     webhook::Webhook,
@@ -118,16 +118,39 @@ pub fn backoff(initial: Duration, max: Duration, retry: u32, after: Option<Durat
 }
 
 /// Runs one lane until the webhook stops.
+///
+/// The lane keeps its connection open while it has work; once idle, the first `pool_size`
+/// lanes keep it for [`POOL_IDLE_TIMEOUT`] and the others close it at once, so at most
+/// `pool_size` idle connections stay open.
 pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: CancellationToken) {
+    let mut sender = webhook.client.lane();
+    let keep_idle = if lane < webhook.spec.pool_size {
+        POOL_IDLE_TIMEOUT
+    } else {
+        Duration::ZERO
+    };
     loop {
-        let item = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            item = webhook.queue.pop(lane) => item,
+        // The busy path takes the next event without arming a timer.
+        let item = match webhook.queue.try_pop(lane) {
+            Some(item) => Some(item),
+            None if sender.is_connected() => tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                item = webhook.queue.pop(lane) => item,
+                () = tokio::time::sleep(keep_idle) => {
+                    sender.disconnect();
+                    continue;
+                }
+            },
+            None => tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                item = webhook.queue.pop(lane) => item,
+            },
         };
         let Some(item) = item else { return };
         webhook.metrics.start();
-        let interrupted = deliver(&webhook, &item, &stop).await;
+        let interrupted = deliver(&webhook, &mut sender, &item, &stop).await;
         webhook.metrics.finish();
         if interrupted {
             // Stopped mid-delivery (update, disable, shutdown): give the event back.
@@ -138,7 +161,12 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Cancellat
 }
 
 /// Delivers one event with its retries. Returns `true` if stopped before an outcome.
-async fn deliver(webhook: &Webhook, item: &Queued, stop: &CancellationToken) -> bool {
+async fn deliver(
+    webhook: &Webhook,
+    sender: &mut LaneSender,
+    item: &Queued,
+    stop: &CancellationToken,
+) -> bool {
     let event_name = item.event.kind().name();
     let request = match webhook.renderer.render(&item.event) {
         Ok(request) => request,
@@ -162,7 +190,7 @@ async fn deliver(webhook: &Webhook, item: &Queued, stop: &CancellationToken) -> 
         let result = tokio::select! {
             biased;
             () = stop.cancelled() => return true,
-            result = webhook.client.send(&request, extra) => result,
+            result = sender.send(&request, extra) => result,
         };
         if result.is_ok() {
             webhook.metrics.latency(started.elapsed());

@@ -9,7 +9,7 @@ use std::{
 use arc_swap::ArcSwap;
 use hookmq_broker::{
     BrokerHandle,
-    hooks::{EventKind, EventMask, HookControl, HookReceiver},
+    hooks::{Event, EventKind, EventMask, HookAttachment, HookSink},
     message::MessageIdGenerator,
 };
 use parking_lot::Mutex;
@@ -27,12 +27,6 @@ use crate::{
     webhook::Webhook,
 };
 
-/// Events waiting between the broker and the dispatcher. The dispatcher only matches and
-/// queues, so it keeps up; if it ever falls behind, the broker drops and counts (it never
-/// waits).
-const HOOK_CAPACITY: usize = 65_536;
-/// Events taken from the hook at once.
-const DISPATCH_BATCH: usize = 256;
 /// How often rates are sampled.
 const RATE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -75,15 +69,34 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
+/// The broker's hook sink: matches each event against the webhooks and queues it, inline on
+/// the emitting session's task. That is a trigger match and a short lock per webhook, never a
+/// wait; there is no channel in between, so the only bound an event meets is the webhook's
+/// own queue, whose overflow the webhook counts (`dropped.queue_full`).
+struct Dispatcher {
+    ids: MessageIdGenerator,
+    /// Read for every event without a lock; replaced on every change.
+    webhooks: ArcSwap<Vec<Arc<Webhook>>>,
+}
+
+impl HookSink for Dispatcher {
+    fn on_event(&self, event: &Arc<Event>) {
+        for webhook in self.webhooks.load().iter() {
+            if webhook.wants(event) {
+                webhook.enqueue(event, &self.ids);
+            }
+        }
+    }
+}
+
 struct Inner {
     broker: BrokerHandle,
     node: String,
-    ids: MessageIdGenerator,
-    /// Read by the dispatcher for every batch without a lock; replaced on every change.
-    webhooks: ArcSwap<Vec<Arc<Webhook>>>,
+    dispatcher: Arc<Dispatcher>,
     /// Serializes changes to the list (held only while swapping, never across `.await`).
     changes: Mutex<()>,
-    hook: HookControl,
+    /// Dropping the engine detaches the dispatcher from the hook.
+    hook: HookAttachment,
     stop: CancellationToken,
 }
 
@@ -96,7 +109,7 @@ pub struct WebhookEngine {
 impl std::fmt::Debug for WebhookEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookEngine")
-            .field("webhooks", &self.inner.webhooks.load().len())
+            .field("webhooks", &self.inner.dispatcher.webhooks.load().len())
             .finish()
     }
 }
@@ -105,18 +118,23 @@ impl WebhookEngine {
     /// Starts listening to `broker` (with no webhook, nothing is listened to).
     #[must_use]
     pub fn start(broker: BrokerHandle) -> Self {
-        let receiver = broker.subscribe_events(EventMask::NONE, HOOK_CAPACITY);
         let node = broker.node_name().to_owned();
-        let inner = Arc::new(Inner {
+        let dispatcher = Arc::new(Dispatcher {
             ids: MessageIdGenerator::new(&node),
+            webhooks: ArcSwap::from_pointee(Vec::new()),
+        });
+        let hook = broker.attach_sink(
+            EventMask::NONE,
+            Arc::clone(&dispatcher) as Arc<dyn HookSink>,
+        );
+        let inner = Arc::new(Inner {
             node,
             broker,
-            webhooks: ArcSwap::from_pointee(Vec::new()),
+            dispatcher,
             changes: Mutex::new(()),
-            hook: receiver.control(),
+            hook,
             stop: CancellationToken::new(),
         });
-        tokio::spawn(dispatch(Arc::clone(&inner), receiver));
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         Self { inner }
     }
@@ -200,7 +218,7 @@ impl WebhookEngine {
     /// Replaces (or removes) the webhook `name` in the list; returns the one it replaced.
     fn swap(&self, name: &str, new: Option<Arc<Webhook>>) -> Option<Arc<Webhook>> {
         let _changing = self.inner.changes.lock();
-        let current = self.inner.webhooks.load_full();
+        let current = self.inner.dispatcher.webhooks.load_full();
         let mut next: Vec<Arc<Webhook>> = Vec::with_capacity(current.len() + 1);
         let mut replaced = None;
         for webhook in current.iter() {
@@ -218,13 +236,14 @@ impl WebhookEngine {
             .iter()
             .filter(|w| w.spec.enable)
             .fold(EventMask::NONE, |m, w| EventMask(m.0 | w.trigger.mask.0));
-        self.inner.webhooks.store(Arc::new(next));
+        self.inner.dispatcher.webhooks.store(Arc::new(next));
         self.inner.hook.set_mask(mask);
         replaced
     }
 
     fn find(&self, name: &str) -> Option<Arc<Webhook>> {
         self.inner
+            .dispatcher
             .webhooks
             .load()
             .iter()
@@ -245,6 +264,7 @@ impl WebhookEngine {
     #[must_use]
     pub fn list(&self) -> Vec<WebhookStatus> {
         self.inner
+            .dispatcher
             .webhooks
             .load()
             .iter()
@@ -281,11 +301,13 @@ impl WebhookEngine {
             .render(&event)
             .map_err(|e| SpecError::new("url", e.to_string()))?;
         let extra = match &spec.signing_secret {
-            Some(secret) => Signer::new(secret)?.headers(self.inner.ids.next_id(), &request.body),
+            Some(secret) => {
+                Signer::new(secret)?.headers(self.inner.dispatcher.ids.next_id(), &request.body)
+            }
             None => http::HeaderMap::new(),
         };
         let started = Instant::now();
-        let result = client.send(&request, extra).await;
+        let result = client.lane().send(&request, extra).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(match result {
             Ok(answer) => {
@@ -312,31 +334,9 @@ impl WebhookEngine {
     /// Stops every webhook; queued events are discarded (the in-memory queue does not survive).
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
-        let all = self.inner.webhooks.load_full();
+        let all = self.inner.dispatcher.webhooks.load_full();
         for webhook in all.iter() {
             webhook.stop().await;
-        }
-    }
-}
-
-/// Takes events from the hook and queues them on every webhook that wants them.
-async fn dispatch(inner: Arc<Inner>, mut receiver: HookReceiver) {
-    let mut batch = Vec::with_capacity(DISPATCH_BATCH);
-    loop {
-        let received = tokio::select! {
-            () = inner.stop.cancelled() => return,
-            n = receiver.recv_many(&mut batch, DISPATCH_BATCH) => n,
-        };
-        if received == 0 {
-            return;
-        }
-        let webhooks = inner.webhooks.load();
-        for event in batch.drain(..) {
-            for webhook in webhooks.iter() {
-                if webhook.wants(&event) {
-                    webhook.enqueue(&event, &inner.ids);
-                }
-            }
         }
     }
 }
@@ -349,7 +349,7 @@ async fn sample_rates(inner: Arc<Inner>) {
         tokio::select! {
             () = inner.stop.cancelled() => return,
             _ = tick.tick() => {
-                for webhook in inner.webhooks.load().iter() {
+                for webhook in inner.dispatcher.webhooks.load().iter() {
                     webhook.metrics.sample_rate(RATE_INTERVAL);
                 }
             }

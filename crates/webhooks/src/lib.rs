@@ -11,12 +11,12 @@
 //! - [`client`]: the pooled HTTP client (hyper-util, rustls, TCP_NODELAY).
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
-//! - [`engine`]: the dispatcher between the broker's hook and the webhooks, and their
-//!   management.
+//! - [`engine`]: the dispatcher (a hook sink the broker calls inline) between the broker's
+//!   hook and the webhooks, and their management.
 //! - [`samples`]: sample events for tests and the event catalogue.
 //!
-//! The broker never waits for a webhook: its hook drops (and counts) what the dispatcher
-//! cannot take, and a webhook's full queue drops (and counts) what it cannot hold.
+//! The broker never waits for a webhook: the dispatcher only matches and queues, and a
+//! webhook's full queue drops (and counts, `dropped.queue_full`) what it cannot hold.
 
 pub mod client;
 pub mod deliver;

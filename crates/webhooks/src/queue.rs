@@ -41,6 +41,8 @@ pub trait Queue: Send + Sync + 'static {
     fn requeue_front(&self, lane: usize, item: Queued);
     /// The next event of `lane`, waiting for one; `None` once closed.
     fn pop(&self, lane: usize) -> impl Future<Output = Option<Queued>> + Send;
+    /// The next event of `lane` if one waits now (`None` also once closed).
+    fn try_pop(&self, lane: usize) -> Option<Queued>;
     /// Events waiting in all lanes.
     fn len(&self) -> usize;
     /// Whether no event waits.
@@ -128,17 +130,24 @@ impl Queue for MemoryQueue {
     }
 
     async fn pop(&self, lane: usize) -> Option<Queued> {
-        let lane = self.lane(lane);
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return None;
             }
-            if let Some(item) = lane.items.lock().pop_front() {
-                self.len.fetch_sub(1, Ordering::AcqRel);
+            if let Some(item) = self.try_pop(lane) {
                 return Some(item);
             }
-            lane.notify.notified().await;
+            self.lane(lane).notify.notified().await;
         }
+    }
+
+    fn try_pop(&self, lane: usize) -> Option<Queued> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let item = self.lane(lane).items.lock().pop_front()?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(item)
     }
 
     fn len(&self) -> usize {

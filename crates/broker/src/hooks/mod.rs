@@ -1,11 +1,15 @@
 //! The event hook: the contract between the broker and everything that listens to it.
 //!
 //! Sessions call [`Hooks::wants`] before building an event (one atomic load when nobody
-//! listens) and [`Hooks::emit`] to hand it over. Emission never waits: each listener has a
-//! bounded channel, and an event that does not fit is dropped and counted in
-//! [`Hooks::dropped`] (per listener too, see [`HookReceiver::dropped`]). A session emits from
-//! its own task in the order things happen, and each channel is FIFO, so every listener sees a
-//! client's events in order.
+//! listens) and [`Hooks::emit`] to hand it over. Emission never waits. A listener is either
+//! - a **sink** ([`HookSink`], [`Hooks::attach`]): called inline by the emitting session, so
+//!   nothing sits between the session and the sink that could overflow; the sink must return
+//!   at once (queue the event and wake its own workers), or
+//! - a **channel** ([`Hooks::subscribe`]): a bounded channel whose overflow is dropped and
+//!   counted in [`Hooks::dropped`] (per listener too, see [`HookReceiver::dropped`]).
+//!
+//! A session emits from its own task in the order things happen, and both kinds of listener
+//! take events in call order, so every listener sees a client's events in order.
 
 mod event;
 
@@ -21,10 +25,27 @@ pub use event::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKin
 
 use crate::message::now_ms;
 
+/// A listener called inline, on the emitting session's task, for every event of its mask.
+///
+/// It runs on the publish path: it must not wait, block, do I/O or call back into the
+/// broker. Taking a short lock to queue the event is fine.
+pub trait HookSink: Send + Sync + 'static {
+    /// Takes one event.
+    fn on_event(&self, event: &Arc<Event>);
+}
+
+/// Where a listener's events go.
+#[derive(Clone)]
+enum Target {
+    Channel(mpsc::Sender<Arc<Event>>),
+    Sink(Arc<dyn HookSink>),
+}
+
+#[derive(Clone)]
 struct Listener {
     id: u64,
     mask: EventMask,
-    sender: mpsc::Sender<Arc<Event>>,
+    target: Target,
     dropped: Arc<AtomicU64>,
 }
 
@@ -70,7 +91,8 @@ impl Hooks {
     }
 
     /// Emits `data` stamped with the current time to every listener that wants it. Never
-    /// waits: a listener whose channel is full misses the event, and it is counted.
+    /// waits: sinks take it inline; a channel that is full misses the event, and it is
+    /// counted.
     pub fn emit(&self, data: EventData) {
         let kind = data.kind();
         if !self.wants(kind) {
@@ -81,12 +103,19 @@ impl Hooks {
             data,
         });
         for listener in self.listeners.load().iter() {
-            if listener.mask.contains(kind)
-                && let Err(mpsc::error::TrySendError::Full(_)) =
-                    listener.sender.try_send(Arc::clone(&event))
-            {
-                listener.dropped.fetch_add(1, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+            if !listener.mask.contains(kind) {
+                continue;
+            }
+            match &listener.target {
+                Target::Sink(sink) => sink.on_event(&event),
+                Target::Channel(sender) => {
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        sender.try_send(Arc::clone(&event))
+                    {
+                        listener.dropped.fetch_add(1, Ordering::Relaxed);
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
@@ -104,27 +133,8 @@ impl Hooks {
     #[must_use]
     pub fn subscribe(self: &Arc<Self>, mask: EventMask, capacity: usize) -> HookReceiver {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
-        self.listeners.rcu(|list| {
-            let mut next: Vec<Listener> = list
-                .iter()
-                .map(|l| Listener {
-                    id: l.id,
-                    mask: l.mask,
-                    sender: l.sender.clone(),
-                    dropped: Arc::clone(&l.dropped),
-                })
-                .collect();
-            next.push(Listener {
-                id,
-                mask,
-                sender: sender.clone(),
-                dropped: Arc::clone(&dropped),
-            });
-            next
-        });
-        self.refresh_interest();
+        let id = self.add(mask, Target::Channel(sender), Arc::clone(&dropped));
         HookReceiver {
             id,
             receiver,
@@ -133,19 +143,46 @@ impl Hooks {
         }
     }
 
+    /// Calls `sink` inline for every event in `mask` until the attachment is dropped.
+    #[must_use]
+    pub fn attach(self: &Arc<Self>, mask: EventMask, sink: Arc<dyn HookSink>) -> HookAttachment {
+        let id = self.add(mask, Target::Sink(sink), Arc::default());
+        HookAttachment {
+            control: HookControl {
+                id,
+                hooks: Arc::downgrade(self),
+            },
+        }
+    }
+
+    fn add(&self, mask: EventMask, target: Target, dropped: Arc<AtomicU64>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.listeners.rcu(|list| {
+            let mut next = Vec::clone(list);
+            next.push(Listener {
+                id,
+                mask,
+                target: target.clone(),
+                dropped: Arc::clone(&dropped),
+            });
+            next
+        });
+        self.refresh_interest();
+        id
+    }
+
+    /// Sets the mask of listener `id`, or removes it (`None`).
     fn update(&self, id: u64, mask: Option<EventMask>) {
         self.listeners.rcu(|list| {
             list.iter()
                 .filter(|l| l.id != id || mask.is_some())
                 .map(|l| Listener {
-                    id: l.id,
                     mask: if l.id == id {
                         mask.unwrap_or(l.mask)
                     } else {
                         l.mask
                     },
-                    sender: l.sender.clone(),
-                    dropped: Arc::clone(&l.dropped),
+                    ..l.clone()
                 })
                 .collect::<Vec<_>>()
         });
@@ -161,7 +198,7 @@ impl Hooks {
         self.interest.store(mask, Ordering::Relaxed);
     }
 
-    /// Events no listener could take because its channel was full, since start.
+    /// Events no channel listener could take because its channel was full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -208,6 +245,35 @@ impl HookReceiver {
     }
 }
 
+impl Drop for HookReceiver {
+    fn drop(&mut self) {
+        if let Some(hooks) = self.hooks.upgrade() {
+            hooks.update(self.id, None);
+        }
+    }
+}
+
+/// An attached [`HookSink`]; dropping it detaches the sink.
+#[derive(Debug)]
+pub struct HookAttachment {
+    control: HookControl,
+}
+
+impl HookAttachment {
+    /// Receive exactly the kinds in `mask` from now on.
+    pub fn set_mask(&self, mask: EventMask) {
+        self.control.set_mask(mask);
+    }
+}
+
+impl Drop for HookAttachment {
+    fn drop(&mut self) {
+        if let Some(hooks) = self.control.hooks.upgrade() {
+            hooks.update(self.control.id, None);
+        }
+    }
+}
+
 /// Changes the mask of one listener (see [`HookReceiver::control`]).
 #[derive(Debug, Clone)]
 pub struct HookControl {
@@ -220,14 +286,6 @@ impl HookControl {
     pub fn set_mask(&self, mask: EventMask) {
         if let Some(hooks) = self.hooks.upgrade() {
             hooks.update(self.id, Some(mask));
-        }
-    }
-}
-
-impl Drop for HookReceiver {
-    fn drop(&mut self) {
-        if let Some(hooks) = self.hooks.upgrade() {
-            hooks.update(self.id, None);
         }
     }
 }
@@ -293,6 +351,49 @@ mod tests {
         assert!(rx.recv().await.is_some());
         assert!(rx.recv().await.is_some());
         assert!(rx.try_recv().is_none());
+    }
+
+    #[derive(Default)]
+    struct Recorder(parking_lot::Mutex<Vec<EventKind>>);
+
+    impl HookSink for Recorder {
+        fn on_event(&self, event: &Arc<Event>) {
+            self.0.lock().push(event.kind());
+        }
+    }
+
+    #[test]
+    fn sinks_take_every_event_inline_until_detached() {
+        let hooks = Arc::new(Hooks::default());
+        let recorder = Arc::new(Recorder::default());
+        let attachment = hooks.attach(
+            EventMask::NONE.with(EventKind::ClientConnected),
+            Arc::clone(&recorder) as Arc<dyn HookSink>,
+        );
+        // Far more than any channel bound: a sink has nothing to overflow.
+        for _ in 0..100_000 {
+            hooks.emit(EventData::ClientConnected { client: client() });
+        }
+        hooks.emit(EventData::ClientConnack {
+            client: client(),
+            reason_code: ReasonCode::SUCCESS,
+        });
+        assert_eq!(recorder.0.lock().len(), 100_000);
+        assert_eq!(hooks.dropped(), 0);
+        attachment.set_mask(EventMask::NONE.with(EventKind::ClientConnack));
+        assert!(!hooks.wants(EventKind::ClientConnected));
+        hooks.emit(EventData::ClientConnack {
+            client: client(),
+            reason_code: ReasonCode::SUCCESS,
+        });
+        assert_eq!(recorder.0.lock().last(), Some(&EventKind::ClientConnack));
+        drop(attachment);
+        assert!(!hooks.wants(EventKind::ClientConnack));
+        assert_eq!(
+            Arc::strong_count(&recorder),
+            1,
+            "the hook let go of the sink"
+        );
     }
 
     #[test]

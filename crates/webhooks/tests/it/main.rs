@@ -2,6 +2,7 @@
 
 mod support;
 
+mod connections;
 mod delivery;
 mod format;
 mod selection;

@@ -1,0 +1,161 @@
+//! The lanes' own HTTP/1.1 connections, seen from a bare TCP receiver: requests in origin
+//! form with a `Host` header, a connection kept across requests, and a connection the
+//! receiver closes between requests reopened without costing a retry.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use parking_lot::Mutex;
+use rumqttc::v5::mqttbytes::QoS;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::support::{Mqtt, Stack, assert_balanced};
+
+/// A receiver written against raw TCP, so what goes over the wire is what the test sees.
+struct BareReceiver {
+    address: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    /// Each request's head (request line and headers).
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl BareReceiver {
+    /// `close_after_each`: close the connection after each answer, without saying so (as a
+    /// server whose keep-alive timeout expired does).
+    async fn start(close_after_each: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (Arc::clone(&connections), Arc::clone(&heads));
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(socket, Arc::clone(&seen), close_after_each));
+            }
+        });
+        Self {
+            address,
+            connections,
+            heads,
+        }
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<String> {
+        for _ in 0..500 {
+            if self.heads.lock().len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.heads.lock().clone()
+    }
+}
+
+async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_after_each: bool) {
+    let mut buffer = Vec::new();
+    loop {
+        // One request: the head, then content-length bytes of body.
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        while buffer.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..head_end + length);
+        heads.lock().push(head);
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        if socket.write_all(answer).await.is_err() || close_after_each {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lane_keeps_its_connection_and_sends_origin_form_with_host() {
+    let stack = Stack::start().await;
+    let receiver = BareReceiver::start(false).await;
+    let url = format!(
+        "http://{}/hook/${{clientid}}?kind=${{event}}",
+        receiver.address
+    );
+    stack
+        .webhook("keep", &url, |s| s.events = vec!["message.publish".into()])
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
+    for i in 0..5 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    let heads = receiver.wait_for(5).await;
+    assert_eq!(heads.len(), 5);
+    for head in &heads {
+        assert!(
+            head.starts_with("POST /hook/c1?kind=message.publish HTTP/1.1\r\n"),
+            "{head}"
+        );
+        let host = format!("host: {}\r\n", receiver.address);
+        assert!(head.to_ascii_lowercase().contains(&host), "{head}");
+    }
+    assert_eq!(
+        receiver.connections.load(Ordering::SeqCst),
+        1,
+        "one client's events share one kept-alive connection"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_closed_between_requests_is_reopened_without_a_retry() {
+    let stack = Stack::start().await;
+    let receiver = BareReceiver::start(true).await;
+    let url = format!("http://{}/", receiver.address);
+    stack
+        .webhook("closing", &url, |s| {
+            s.events = vec!["message.publish".into()];
+            // A retry would wait this long: the test would see it.
+            s.retry_backoff = Duration::from_secs(30);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
+    for i in 0..4 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+        // Sometimes the close is noticed before the next request, sometimes only when it
+        // is sent: both must end the same way.
+        tokio::time::sleep(Duration::from_millis(if i % 2 == 0 { 0 } else { 50 })).await;
+    }
+    stack
+        .wait_metrics("closing", "4 successes", |m| m.success == 4)
+        .await;
+    let metrics = stack.engine.get("closing").expect("webhook").metrics;
+    assert_eq!((metrics.retried, metrics.failed), (0, 0), "{metrics:#?}");
+    assert_balanced(&metrics);
+    assert_eq!(receiver.connections.load(Ordering::SeqCst), 4);
+}
