@@ -2,6 +2,7 @@
 
 use std::{
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -119,16 +120,28 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
             .fetch_add(1, Ordering::Relaxed);
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         let gauge = Gauge(Arc::clone(&shared));
-        let (shared, tls, path) = (Arc::clone(&shared), tls.clone(), Arc::clone(&path));
-        shared.tasks.clone().spawn(async move {
-            let _permit = permit;
-            let _gauge = gauge;
-            handle(socket, peer, local, transport, tls, &path, shared).await;
-        });
+        let tasks = shared.tasks.clone();
+        let shared = Arc::clone(&shared);
+        // A task's future lives as long as its connection: plain TCP (the common case) runs
+        // `serve` directly, the others go through `handle`, which boxes what it awaits.
+        if transport == Transport::Tcp {
+            tasks.spawn(async move {
+                let _permit = permit;
+                let _gauge = gauge;
+                serve(socket, peer, local, transport, shared).await;
+            });
+        } else {
+            let (tls, path) = (tls.clone(), Arc::clone(&path));
+            tasks.spawn(async move {
+                let _permit = permit;
+                let _gauge = gauge;
+                handle(socket, peer, local, transport, tls, &path, shared).await;
+            });
+        }
     }
 }
 
-/// Runs the transport's handshake, then serves MQTT.
+/// Runs the transport's handshake (WebSocket, TLS), then serves MQTT.
 async fn handle(
     socket: TcpStream,
     peer: SocketAddr,
@@ -138,32 +151,111 @@ async fn handle(
     path: &str,
     shared: Arc<Shared>,
 ) {
-    // Each transport's session future is boxed: the task then holds only the one in use,
-    // instead of room for the largest (TLS state is kilobytes) on every connection.
+    // Both steps are boxed: the task holds only the one in use, not room for the largest (a
+    // TLS + WebSocket handshake is over 10 KB) for as long as the connection lives.
+    let session = Box::pin(open(socket, peer, local, transport, tls, path, shared)).await;
+    if let Some(session) = session {
+        session.await;
+    }
+}
+
+/// A connection's MQTT session, boxed.
+type Session = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs the transport's handshake and returns the MQTT session over it, not yet started.
+async fn open(
+    socket: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    tls: Option<TlsAcceptor>,
+    path: &str,
+    shared: Arc<Shared>,
+) -> Option<Session> {
     // The transport handshake counts against the same allowance as CONNECT.
     let allowance = shared.config.mqtt.connect_timeout;
     match (transport, tls) {
-        (Transport::Tcp, _) => Box::pin(serve(socket, peer, local, transport, shared)).await,
+        (Transport::Tcp, _) => Some(Box::pin(serve(socket, peer, local, transport, shared))),
         (Transport::Ws, _) => match timeout(allowance, ws::accept(socket, path)).await {
-            Ok(Ok(stream)) => Box::pin(serve(stream, peer, local, transport, shared)).await,
-            Ok(Err(error)) => tracing::debug!(%peer, %error, "WebSocket handshake failed"),
-            Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
+            Ok(Ok(stream)) => Some(Box::pin(serve(stream, peer, local, transport, shared))),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "WebSocket handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "WebSocket handshake timed out");
+                None
+            }
         },
         (Transport::Tls | Transport::Wss, Some(acceptor)) => {
             let stream = match timeout(allowance, acceptor.accept(socket)).await {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return None;
+                }
             };
             if transport == Transport::Tls {
-                return Box::pin(serve(stream, peer, local, transport, shared)).await;
+                return Some(Box::pin(serve(stream, peer, local, transport, shared)));
             }
             match timeout(allowance, ws::accept(stream, path)).await {
-                Ok(Ok(stream)) => Box::pin(serve(stream, peer, local, transport, shared)).await,
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "WebSocket handshake failed"),
-                Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
+                Ok(Ok(stream)) => Some(Box::pin(serve(stream, peer, local, transport, shared))),
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "WebSocket handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "WebSocket handshake timed out");
+                    None
+                }
             }
         }
-        (Transport::Tls | Transport::Wss, None) => {}
+        (Transport::Tls | Transport::Wss, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{mem::size_of_val, sync::Arc};
+
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::{Transport, handle, serve};
+    use crate::{
+        config::Config,
+        shared::{Access, Shared},
+    };
+
+    /// A connection task keeps its future as long as the connection lives, so what an idle
+    /// connection holds must stay small: handshakes and closing are boxed. (Debug builds lay
+    /// futures out larger than release builds; the sizes are printed for profiling.)
+    #[tokio::test]
+    async fn connection_futures_stay_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let _client = TcpStream::connect(address).await.expect("connect");
+        let (socket, peer) = listener.accept().await.expect("accept");
+        let access = Access {
+            passwords: None,
+            acl: None,
+        };
+        let shared = Arc::new(Shared::new(Config::default(), access));
+        let tcp = serve(socket, peer, address, Transport::Tcp, Arc::clone(&shared));
+        let tcp_size = size_of_val(&tcp);
+        drop(tcp);
+        let _client = TcpStream::connect(address).await.expect("connect");
+        let (socket, peer) = listener.accept().await.expect("accept");
+        let other = handle(socket, peer, address, Transport::Ws, None, "/mqtt", shared);
+        let other_size = size_of_val(&other);
+        println!("connection task futures: tcp {tcp_size} B, other transports {other_size} B");
+        assert!(tcp_size < 1536, "the TCP connection future is {tcp_size} B");
+        assert!(
+            other_size < 512,
+            "the transport handshake future is {other_size} B"
+        );
     }
 }

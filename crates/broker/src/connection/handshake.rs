@@ -34,7 +34,7 @@ const CONTROL_CAPACITY: usize = 4;
 
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve<S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
@@ -42,28 +42,49 @@ pub(crate) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // The handshake (CONNECT, authentication, takeover, CONNACK) runs once and its future is
+    // large: boxed, and freed when it ends, so the state an idle connection keeps is only
+    // the connection loop's.
+    let Some((stream, read_buf, accepted)) =
+        Box::pin(handshake(stream, peer, local, &shared)).await
+    else {
+        return;
+    };
+    Connection::new(stream, read_buf, transport, shared, accepted)
+        .run()
+        .await;
+}
+
+/// Reads CONNECT, accepts it and answers CONNACK. `None`: the connection ends here.
+async fn handshake<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Option<(S, BytesMut, Accepted)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut read_buf = BytesMut::with_capacity(512);
     let config = &shared.config.mqtt;
     let first = tokio::select! {
         read = timeout(config.connect_timeout, read_connect(&mut stream, &mut read_buf, config.max_packet_size)) => read,
-        () = shared.shutdown.cancelled() => return,
+        () = shared.shutdown.cancelled() => return None,
     };
     let connect = match first {
         Ok(Ok(Some(connect))) => connect,
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return None,
         Ok(Err((error, level))) => {
             tracing::debug!(%peer, %error, "bad CONNECT");
             refuse_undecodable(&mut stream, level, error).await;
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!(%peer, "no CONNECT within the connect timeout");
-            return;
+            return None;
         }
     };
-    let Some(mut accepted) = accept(&shared, *connect, peer, local, &mut stream).await else {
-        return;
-    };
+    let mut accepted = accept(shared, *connect, peer, local, &mut stream).await?;
     let client = Arc::clone(&accepted.client);
     let hooks = &shared.hooks;
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
@@ -87,10 +108,7 @@ pub(crate) async fn serve<S>(
         client: Arc::clone(&client),
         reason_code: ReasonCode::SUCCESS,
     });
-    drop(client);
-    Connection::new(stream, read_buf, transport, shared, accepted)
-        .run()
-        .await;
+    Some((stream, read_buf, accepted))
 }
 
 /// Reads until a whole first packet is decoded. `Ok(None)`: the client closed first. An
@@ -179,7 +197,8 @@ pub(crate) struct PendingWill {
 pub(super) struct Accepted {
     pub(super) client: Arc<ClientInfo>,
     pub(super) state: Box<SessionState>,
-    pub(super) will: Option<PendingWill>,
+    /// Boxed: most clients have no will, and the connection keeps this for its whole life.
+    pub(super) will: Option<Box<PendingWill>>,
     pub(super) limits: ClientLimits,
     pub(super) control: mpsc::Receiver<Control>,
     pub(super) connection_id: u64,
@@ -383,9 +402,11 @@ async fn accept<S: AsyncWrite + Unpin>(
         topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
         keep_alive,
     };
-    let will = connect.will.take().map(|will| PendingWill {
-        delay: will.properties.will_delay_interval.unwrap_or(0),
-        will,
+    let will = connect.will.take().map(|will| {
+        Box::new(PendingWill {
+            delay: will.properties.will_delay_interval.unwrap_or(0),
+            will,
+        })
     });
     Some(Accepted {
         client,

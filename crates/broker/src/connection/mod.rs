@@ -140,7 +140,7 @@ pub(crate) struct Connection<S> {
     client: Arc<ClientInfo>,
     version: ProtocolVersion,
     state: Box<SessionState>,
-    will: Option<PendingWill>,
+    will: Option<Box<PendingWill>>,
     limits: ClientLimits,
     control: mpsc::Receiver<Control>,
     /// The id this connection claimed the session with.
@@ -213,9 +213,15 @@ where
     }
 
     /// Serves the client, then closes.
-    async fn run(mut self) {
-        let close = self.serve().await;
-        self.finish(close).await;
+    #[allow(clippy::manual_async_fn)] // on purpose, see below
+    fn run(mut self) -> impl Future<Output = ()> {
+        // An async block, not an `async fn`: the latter keeps its `self` argument twice in
+        // its future (the argument and the moved-in local), for the connection's whole life.
+        async move {
+            let close = self.serve().await;
+            // Boxed: closing runs once and its future holds another copy of the connection.
+            Box::pin(self.finish(close)).await;
+        }
     }
 
     async fn serve(&mut self) -> Close {
@@ -341,7 +347,7 @@ where
         let will = if publish_will { self.will.take() } else { None };
         let expiry = self.state.expiry_interval;
         if let Some(will) = will {
-            self.publish_will(will, expiry);
+            self.publish_will(*will, expiry);
         }
 
         let Self {
