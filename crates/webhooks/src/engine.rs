@@ -89,8 +89,64 @@ impl HookSink for Dispatcher {
     }
 }
 
+/// How much lower than the broker's threads the delivery threads run (Linux nice). When the
+/// machine is saturated, the kernel gives the broker's threads about 10× the CPU of delivery,
+/// so publishers keep their rate and webhook queues absorb the difference (and count what
+/// overflows); on an idle machine delivery runs at full speed.
+const DELIVERY_NICE: i32 = 10;
+
+/// The runtime lane workers and their connections run on: its own threads, at a lower
+/// priority than the broker's, so delivery work never competes with sessions on equal terms.
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    fn new() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("hookmq-webhooks")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(runtime) => Self(Some(runtime)),
+            Err(error) => {
+                // Without threads to spare, delivery shares the broker's runtime.
+                tracing::warn!(%error, "no separate webhook delivery threads");
+                Self(None)
+            }
+        }
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .map_or_else(tokio::runtime::Handle::current, |runtime| {
+                runtime.handle().clone()
+            })
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            // Lane workers were stopped by `shutdown`; do not block whoever drops the engine.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's priority by [`DELIVERY_NICE`].
+fn lower_priority() {
+    // On Linux, setpriority(PRIO_PROCESS, 0) applies to the calling thread alone.
+    if let Err(error) = rustix::process::setpriority_process(None, DELIVERY_NICE) {
+        tracing::debug!(%error, "could not lower the webhook delivery threads' priority");
+    }
+}
+
 struct Inner {
     broker: BrokerHandle,
+    delivery: DeliveryRuntime,
     node: String,
     dispatcher: Arc<Dispatcher>,
     /// Serializes changes to the list (held only while swapping, never across `.await`).
@@ -134,6 +190,7 @@ impl WebhookEngine {
             changes: Mutex::new(()),
             hook,
             stop: CancellationToken::new(),
+            delivery: DeliveryRuntime::new(),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         Self { inner }
@@ -185,7 +242,7 @@ impl WebhookEngine {
             old.stop().await;
             webhook.adopt(&old);
         }
-        webhook.start();
+        webhook.start(&self.inner.delivery.handle());
         Ok(())
     }
 

@@ -75,14 +75,14 @@ impl Webhook {
         })
     }
 
-    /// Starts one worker per lane.
-    pub(crate) fn start(self: &Arc<Self>) {
+    /// Starts one worker per lane on `runtime`.
+    pub(crate) fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
         if !self.spec.enable {
             return;
         }
         for lane in 0..self.queue.lanes() {
             self.workers
-                .spawn(run_lane(Arc::clone(self), lane, self.stop.clone()));
+                .spawn_on(run_lane(Arc::clone(self), lane, self.stop.clone()), runtime);
         }
     }
 
