@@ -176,45 +176,40 @@ async fn open(
     let allowance = shared.config.mqtt.connect_timeout;
     match (transport, tls) {
         (Transport::Tcp, _) => Some(Box::pin(serve(socket, peer, local, transport, shared))),
-        (Transport::Ws, _) => match timeout(allowance, ws::accept(socket, path)).await {
-            Ok(Ok(stream)) => Some(Box::pin(serve(stream, peer, local, transport, shared))),
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "WebSocket handshake failed");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "WebSocket handshake timed out");
-                None
-            }
-        },
+        (Transport::Ws, _) => {
+            let stream = handshake(allowance, "WebSocket", peer, ws::accept(socket, path)).await?;
+            Some(Box::pin(serve(stream, peer, local, transport, shared)))
+        }
         (Transport::Tls | Transport::Wss, Some(acceptor)) => {
-            let stream = match timeout(allowance, acceptor.accept(socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return None;
-                }
-            };
+            let stream = handshake(allowance, "TLS", peer, acceptor.accept(socket)).await?;
             if transport == Transport::Tls {
                 return Some(Box::pin(serve(stream, peer, local, transport, shared)));
             }
-            match timeout(allowance, ws::accept(stream, path)).await {
-                Ok(Ok(stream)) => Some(Box::pin(serve(stream, peer, local, transport, shared))),
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "WebSocket handshake failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "WebSocket handshake timed out");
-                    None
-                }
-            }
+            let stream = handshake(allowance, "WebSocket", peer, ws::accept(stream, path)).await?;
+            Some(Box::pin(serve(stream, peer, local, transport, shared)))
         }
         (Transport::Tls | Transport::Wss, None) => None,
+    }
+}
+
+/// Runs a transport handshake within `allowance`; a failure or a timeout is logged and ends
+/// the connection (`None`).
+async fn handshake<T, E: std::fmt::Display>(
+    allowance: std::time::Duration,
+    what: &str,
+    peer: SocketAddr,
+    attempt: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match timeout(allowance, attempt).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "{what} handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{what} handshake timed out");
+            None
+        }
     }
 }
 
