@@ -1,13 +1,21 @@
 //! The HTTP client of one webhook: a connect timeout, a request timeout, TCP_NODELAY, no
 //! redirects, and response bodies read up to a cap.
 //!
-//! Each lane sends one request at a time, so for `http` URLs a lane owns its own keep-alive
-//! HTTP/1.1 connection ([`LaneSender`]): no pool checkout, no shared bookkeeping (measured on
-//! this project's 2-core machine: about 30% less CPU per request than hyper-util's pool, see
-//! BENCHMARKS.md). `https` URLs go through hyper-util's pooled client, which multiplexes
+//! Each lane sends one request at a time, so for `http` URLs a busy lane keeps its own
+//! keep-alive HTTP/1.1 connection ([`LaneSender`]): no pool checkout, no shared bookkeeping
+//! per request (measured on this project's 2-core machine: about 30% less CPU per request than
+//! hyper-util's pool, see BENCHMARKS.md). A lane that runs out of work parks its connection
+//! among the webhook's idle ones (at most `pool_size`, closed after [`POOL_IDLE_TIMEOUT`]),
+//! where the next lane that needs one takes it, so light traffic reuses connections too. `https` URLs go through hyper-util's pooled client, which multiplexes
 //! lanes over HTTP/2 when the server offers it and reuses TLS sessions.
 
-use std::{fs::File, io::BufReader, path::Path, sync::Arc, time::Duration};
+use std::{
+    fs::File,
+    io::BufReader,
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, Uri};
@@ -18,6 +26,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use parking_lot::Mutex;
 use rustls::{
     ClientConfig, RootCertStore,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -66,8 +75,17 @@ pub struct HttpClient {
     pooled: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// For `http`: opens each lane's own connection.
     connector: HttpConnector,
+    /// For `http`: connections no lane is using, newest last, with when they were parked.
+    /// parking_lot mutex: touched only when a lane runs out of work or needs a connection,
+    /// for a push or a pop; never held across `.await`.
+    idle: Arc<Mutex<Vec<(Instant, Connection)>>>,
+    /// Idle connections kept at most.
+    pool_size: usize,
     request_timeout: Duration,
 }
+
+/// An open HTTP/1.1 connection, ready for a request.
+type Connection = http1::SendRequest<Full<Bytes>>;
 
 impl HttpClient {
     /// Builds the client from a webhook's delivery settings.
@@ -93,6 +111,8 @@ impl HttpClient {
         Ok(Self {
             pooled,
             connector,
+            idle: Arc::default(),
+            pool_size: spec.pool_size,
             request_timeout: spec.request_timeout,
         })
     }
@@ -103,6 +123,32 @@ impl HttpClient {
         LaneSender {
             client: self.clone(),
             connection: None,
+        }
+    }
+
+    /// Closes idle `http` connections parked longer than [`POOL_IDLE_TIMEOUT`].
+    pub fn close_idle(&self) {
+        self.idle
+            .lock()
+            .retain(|(parked, c)| parked.elapsed() < POOL_IDLE_TIMEOUT && !c.is_closed());
+    }
+
+    /// The most recently parked idle connection still open.
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock();
+        while let Some((parked, connection)) = idle.pop() {
+            if parked.elapsed() < POOL_IDLE_TIMEOUT && !connection.is_closed() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Keeps `connection` for another lane, if there is room.
+    fn park(&self, connection: Connection) {
+        let mut idle = self.idle.lock();
+        if idle.len() < self.pool_size && !connection.is_closed() {
+            idle.push((Instant::now(), connection));
         }
     }
 
@@ -127,7 +173,7 @@ impl HttpClient {
     }
 
     /// Opens a connection for an `http` lane.
-    async fn connect(&self, uri: &Uri) -> Result<http1::SendRequest<Full<Bytes>>, SendError> {
+    async fn connect(&self, uri: &Uri) -> Result<Connection, SendError> {
         let io = self
             .connector
             .clone()
@@ -153,21 +199,19 @@ impl HttpClient {
 #[derive(Debug)]
 pub struct LaneSender {
     client: HttpClient,
-    /// Idle between requests; taken out while one is in flight, so a request that did not
-    /// end cleanly (timeout, error, body too long) never leaves its connection for reuse.
-    connection: Option<http1::SendRequest<Full<Bytes>>>,
+    /// Kept between requests while the lane is busy; taken out while one is in flight, so a
+    /// request that did not end cleanly (timeout, error, body too long) never leaves its
+    /// connection for reuse.
+    connection: Option<Connection>,
 }
 
 impl LaneSender {
-    /// Whether the lane holds an open connection.
-    #[must_use]
-    pub fn is_connected(&self) -> bool {
-        self.connection.as_ref().is_some_and(|c| !c.is_closed())
-    }
-
-    /// Closes the lane's connection (it is reopened on the next request).
-    pub fn disconnect(&mut self) {
-        self.connection = None;
+    /// The lane has no more work for now: its connection joins the webhook's idle ones (or is
+    /// closed if `pool_size` are idle already).
+    pub fn park(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.client.park(connection);
+        }
     }
 
     /// Sends `request` with `extra` headers added.
@@ -193,13 +237,18 @@ impl LaneSender {
         request: &RenderedRequest,
         extra: HeaderMap,
     ) -> Result<Answer, SendError> {
-        // A kept connection the receiver closed while idle fails before the request is
-        // written; then one fresh connection is tried, as the pooled client does.
-        let mut reused = self.is_connected();
+        // A kept connection the receiver closed while idle fails at once; then one fresh
+        // connection is tried.
+        let mut reused = true;
         loop {
-            let mut sender = match self.connection.take() {
-                Some(sender) if !sender.is_closed() => sender,
-                _ => {
+            let kept = match self.connection.take() {
+                Some(sender) if !sender.is_closed() => Some(sender),
+                _ if reused => self.client.take_idle(),
+                _ => None,
+            };
+            let mut sender = match kept {
+                Some(sender) => sender,
+                None => {
                     reused = false;
                     self.client.connect(&request.uri).await?
                 }
@@ -216,7 +265,11 @@ impl LaneSender {
                 .await
             {
                 Ok(response) => response,
-                Err(error) if error.is_canceled() && reused => {
+                // A kept connection failed without an answer: most often the receiver closed
+                // it as the request went out (keep-alive race). Once more, on a fresh one.
+                // Delivery is at least once, so a receiver that acted and then closed without
+                // answering sees a duplicate, as it would after a timeout.
+                Err(_) if reused => {
                     reused = false;
                     continue;
                 }

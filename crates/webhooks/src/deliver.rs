@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    client::{Answer, LaneSender, POOL_IDLE_TIMEOUT, SendError},
+    client::{Answer, LaneSender, SendError},
     metrics::failure,
     queue::{Queue, Queued},
     webhook::Webhook,
@@ -119,34 +119,22 @@ pub fn backoff(initial: Duration, max: Duration, retry: u32, after: Option<Durat
 
 /// Runs one lane until the webhook stops.
 ///
-/// The lane keeps its connection open while it has work; once idle, the first `pool_size`
-/// lanes keep it for [`POOL_IDLE_TIMEOUT`] and the others close it at once, so at most
-/// `pool_size` idle connections stay open.
+/// A busy lane keeps its connection; when it runs out of work it parks the connection among
+/// the webhook's idle ones for whichever lane needs one next.
 pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: CancellationToken) {
     let mut sender = webhook.client.lane();
-    let keep_idle = if lane < webhook.spec.pool_size {
-        POOL_IDLE_TIMEOUT
-    } else {
-        Duration::ZERO
-    };
     loop {
-        // The busy path takes the next event without arming a timer.
+        // The busy path takes the next event without touching anything shared but the lane.
         let item = match webhook.queue.try_pop(lane) {
             Some(item) => Some(item),
-            None if sender.is_connected() => tokio::select! {
-                biased;
-                () = stop.cancelled() => return,
-                item = webhook.queue.pop(lane) => item,
-                () = tokio::time::sleep(keep_idle) => {
-                    sender.disconnect();
-                    continue;
+            None => {
+                sender.park();
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    item = webhook.queue.pop(lane) => item,
                 }
-            },
-            None => tokio::select! {
-                biased;
-                () = stop.cancelled() => return,
-                item = webhook.queue.pop(lane) => item,
-            },
+            }
         };
         let Some(item) = item else { return };
         webhook.metrics.start();

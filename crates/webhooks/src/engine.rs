@@ -398,7 +398,8 @@ impl WebhookEngine {
     }
 }
 
-/// Samples every webhook's rate every [`RATE_INTERVAL`].
+/// Samples every webhook's rate, and closes its expired idle connections, every
+/// [`RATE_INTERVAL`].
 async fn sample_rates(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(RATE_INTERVAL);
     tick.tick().await;
@@ -408,6 +409,7 @@ async fn sample_rates(inner: Arc<Inner>) {
             _ = tick.tick() => {
                 for webhook in inner.dispatcher.webhooks.load().iter() {
                     webhook.metrics.sample_rate(RATE_INTERVAL);
+                    webhook.client.close_idle();
                 }
             }
         }
