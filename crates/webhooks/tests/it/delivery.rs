@@ -211,13 +211,19 @@ async fn queue_overflow_is_counted_and_the_books_balance() {
     for i in 0..20 {
         client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
     }
+    // The lane takes its first event on its own threads, before or after the queue fills.
     stack
-        .wait_metrics("small", "20 matched", |m| m.matched == 20)
+        .wait_metrics("small", "20 matched, one in flight", |m| {
+            m.matched == 20 && m.inflight == 1
+        })
         .await;
     let metrics = stack.engine.get("small").expect("webhook").metrics;
-    assert_eq!(metrics.inflight, 1);
-    assert_eq!(metrics.queuing, 5);
-    assert_eq!(metrics.dropped_queue_full, 14);
+    assert!(
+        (metrics.queuing, metrics.dropped_queue_full) == (5, 14)
+            || (metrics.queuing, metrics.dropped_queue_full) == (4, 15),
+        "{metrics:#?}"
+    );
+    assert_eq!(metrics.dropped, metrics.dropped_queue_full);
     assert_balanced(&metrics);
 }
 
