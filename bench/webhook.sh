@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Webhook speed, side by side in one run:
+# Webhook speed, side by side in one run (bench/run calls this; it also runs on its own):
 #  1. the minimal receiver's own capacity, measured with wrk (Debian) — the physical limit;
 #  2. events/s hookmq delivers to that same receiver (a message.publish webhook);
-#  3. hookmq's publish rate (rumqtt's mqttwrk, 1 publisher → 1 subscriber) with an
-#     all-events webhook off and on.
-# hookmq and wrk run on core 0, the receiver on core 1 (the machine has two).
-# Needs: wrk (apt), mqttwrk (`cargo install mqttwrk --root <dir>`; set MQTTWRK=<dir>/bin/mqttwrk).
+#  3. publish → receiver latency at a steady 10,000 events/s;
+#  4. hookmq's publish rate (1 publisher → 1 subscriber) with an all-events webhook off, on,
+#     and on with a stalled receiver.
+# hookmq and the load run on core 0, the receiver on core 1 (the machine has two); wrk, like
+# hookmq, on core 0. The load is hookmq's own generator (crates/bench).
+# Needs: wrk (apt; bench/run installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MQTTWRK=${MQTTWRK:-mqttwrk}
 BIN=${CARGO_TARGET_DIR:-target}/release
-for port in 1900 1901 8090; do
+for port in 1900 8090; do
   if (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "port $port is busy: stop what listens there" >&2; exit 1; fi
 done
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 RUNS=${RUNS:-3}
 N=${N:-200000}
 cargo build --release -q -p hookmq -p hookmq-bench
@@ -20,10 +22,11 @@ tmp=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { python3 -c "import json,sys; print(round(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1']))"; }
 
-start_receiver() {
-  taskset -c 1 "$BIN"/hookmq-bench-receiver --bind 127.0.0.1:8090 & receiver=$!
-  sleep 0.3
+start_receiver() { # [delay ms]
+  taskset -c 1 "$BIN"/hookmq-bench-receiver --bind 127.0.0.1:8090 --delay-ms "${1:-0}" & receiver=$!
+  for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/8090) 2>/dev/null && break; sleep 0.1; done
 }
 stop_receiver() { kill "$receiver"; wait "$receiver" 2>/dev/null || true; }
 
@@ -33,6 +36,7 @@ start_hookmq() { # config file
   for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/1900) 2>/dev/null && break; sleep 0.1; done
 }
 stop_hookmq() { kill "$hookmq"; wait "$hookmq" 2>/dev/null || true; }
+load() { timeout 180 taskset -c 0 "$BIN"/hookmq-bench -a 127.0.0.1:1900 load "$@"; }
 
 base_config() {
   cat <<TOML
@@ -46,10 +50,21 @@ enable = false
 max_queue_len = 1000000
 TOML
 }
+webhook_config() { # events ordered queue_capacity
+  base_config; cat <<TOML
+[[webhooks]]
+name = "bench"
+url = "http://127.0.0.1:8090/"
+events = $1
+max_inflight = 64
+pool_size = 64
+queue_capacity = $3
+ordered = $2
+TOML
+}
 
 # A body like a message.publish event.
 body='{"username":"undefined","topic":"t/1","timestamp":1694681417728,"qos":0,"publish_received_at":1694681417728,"pub_props":{"User-Property":{}},"peerhost":"127.0.0.1","payload":"0123456789012345678901234567890123456789012345678901234567890123","node":"hookmq@127.0.0.1","metadata":{"rule_id":"bench"},"id":"0006054DC3E940F8F445000038A60002","flags":{"retain":false,"dup":false},"event":"message.publish","clientid":"bench"}'
-printf 'wrk.method = "POST"\nwrk.body = %q\nwrk.headers["Content-Type"] = "application/json"\n' "$body" | sed "s/^wrk.body = \\$'/wrk.body = '/" > "$tmp/post.lua"
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$body" > "$tmp/post.lua"
 
 echo "== 1. receiver capacity (wrk -t1 -c64 -d10s, POST of a ${#body}-byte event)"
@@ -61,23 +76,13 @@ done | median)
 echo "receiver: $capacity req/s (median of $RUNS)"
 
 delivery() { # label publishers ordered
-  { base_config; cat <<TOML
-[[webhooks]]
-name = "bench"
-url = "http://127.0.0.1:8090/"
-events = ["message.publish"]
-max_inflight = 64
-pool_size = 64
-queue_capacity = 2000000
-ordered = $3
-TOML
-  } > "$tmp/delivery.toml"
+  webhook_config '["message.publish"]' "$3" 2000000 > "$tmp/delivery.toml"
   local per=$((N / $2))
   local total=$((per * $2))
   local rate
   rate=$(for _ in $(seq "$RUNS"); do
     start_receiver; start_hookmq "$tmp/delivery.toml"
-    timeout 120 taskset -c 0 "$MQTTWRK" bench -S 127.0.0.1 -P 1900 -p "$2" -s 0 -n "$per" -m 64 >/dev/null 2>&1
+    load -p "$2" -s 0 -n "$per" -q 0 -m 64 >/dev/null
     for _ in $(seq 600); do
       read -r count span < <(curl -s http://127.0.0.1:8090/count)
       [ "$count" -ge "$total" ] && break; sleep 0.1
@@ -91,26 +96,26 @@ echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes"
 delivery "64 publishers, ordered per client" 64 true
 delivery "1 publisher, ordered = false    " 1 false
 
-echo "== 3. publish rate, 1 → 1, 64-byte payloads, with an all-events webhook off / on"
-{ base_config; cat <<TOML
-[[webhooks]]
-name = "all"
-url = "http://127.0.0.1:8090/"
-max_inflight = 64
-pool_size = 64
-TOML
-} > "$tmp/all.toml"
+echo "== 3. latency, broker's receipt of the PUBLISH → receiver, 10 publishers × 1,000 msg/s for 10 s"
+webhook_config '["message.publish"]' true 100000 > "$tmp/latency.toml"
+start_receiver; start_hookmq "$tmp/latency.toml"
+load -p 10 -s 0 -n 10000 --rate 1000 -q 1 -m 64 >/dev/null
+sleep 1
+read -r p50 p99 samples < <(curl -s http://127.0.0.1:8090/latency)
+echo "latency: p50 ${p50} ms, p99 ${p99} ms ($samples events; ms resolution)"
+stop_hookmq; stop_receiver
+
+echo "== 4. publish rate, 1 → 1, 64-byte payloads: no webhook / all-events webhook / its receiver stalled"
 base_config > "$tmp/off.toml"
-rate() { # qos count
-  timeout 120 taskset -c 1 "$MQTTWRK" bench -S 127.0.0.1 -P 1900 -p 1 -s 1 -n "$2" -m 64 --publish-qos "$1" --subscribe-qos "$1" 2>&1 \
-    | grep -A6 'Aggregate SubStats' | grep -oE 'throughput: [0-9.]+' | grep -oE '[0-9.]+' | head -1
-}
+webhook_config '["*"]' true 10000 > "$tmp/all.toml"
 for qos in 0 1; do
   n=$([ "$qos" = 0 ] && echo 500000 || echo 100000)
-  for mode in off all; do
-    start_receiver; start_hookmq "$tmp/$mode.toml"
-    r=$(for _ in $(seq "$RUNS"); do rate "$qos" "$n"; done | median)
+  for mode in off all stalled; do
+    delay=$([ "$mode" = stalled ] && echo 3600000 || echo 0)
+    config=$([ "$mode" = off ] && echo off || echo all)
+    start_receiver "$delay"; start_hookmq "$tmp/$config.toml"
+    r=$(for _ in $(seq "$RUNS"); do load -p 1 -s 1 -n "$n" -q "$qos" -m 64 | field delivery_rate; done | median)
     stop_hookmq; stop_receiver
-    printf 'QoS %s, webhook %-3s: %s msg/s\n' "$qos" "$mode" "$r"
+    printf 'QoS %s, webhook %-7s: %s msg/s\n' "$qos" "$mode" "$r"
   done
 done

@@ -1,6 +1,9 @@
 //! A minimal HTTP receiver: answers every request `200 ok` and counts them.
 //! `GET /count` answers `<requests> <ms from first to last request>` (that request is not
-//! counted), so a benchmark can compute the delivered rate.
+//! counted), so a benchmark can compute the delivered rate. `GET /latency` answers
+//! `<p50 ms> <p99 ms> <samples>` of the time from each event's `publish_received_at` (the broker
+//! took the PUBLISH) to its arrival here. `--delay-ms` holds every answer back, to play a
+//! stalled receiver.
 
 use std::{
     convert::Infallible,
@@ -24,7 +27,13 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090")]
     bind: SocketAddr,
+    /// Wait this long before answering each event (a stalled receiver: a large value).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
+
+/// Latency buckets, one per millisecond; the last holds everything slower.
+const LATENCY_BUCKETS: usize = 60_001;
 
 #[derive(Debug)]
 struct Counts {
@@ -33,6 +42,60 @@ struct Counts {
     /// µs since `started` of the first and the last request (0 = none yet).
     first_us: AtomicU64,
     last_us: AtomicU64,
+    /// Events per latency in ms (`publish_received_at` → arrival).
+    latency_ms: Vec<AtomicU64>,
+    delay: std::time::Duration,
+}
+
+impl Counts {
+    /// Records the latency of an event whose body carries `"publish_received_at":<ms>`.
+    fn record_latency(&self, body: &[u8]) {
+        const KEY: &[u8] = b"\"publish_received_at\":";
+        let Some(at) = body.windows(KEY.len()).position(|w| w == KEY) else {
+            return;
+        };
+        let digits = body[at + KEY.len()..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u64, |n, d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let bucket = usize::try_from(now.saturating_sub(digits))
+            .unwrap_or(usize::MAX)
+            .min(LATENCY_BUCKETS - 1);
+        self.latency_ms[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `p50 p99 samples`, in ms.
+    fn latency_report(&self) -> String {
+        let counts: Vec<u64> = self
+            .latency_ms
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let quantile = |q: f64| {
+            // Truncation is fine: a rank among at most u64::MAX samples.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            counts
+                .iter()
+                .position(|&c| {
+                    seen += c;
+                    seen >= rank
+                })
+                .unwrap_or(0)
+        };
+        format!("{} {} {total}\n", quantile(0.5), quantile(0.99))
+    }
 }
 
 async fn handle(
@@ -50,8 +113,18 @@ async fn handle(
             span / 1000
         )))));
     }
+    if request.uri().path() == "/latency" {
+        return Ok(Response::new(Full::new(Bytes::from(
+            counts.latency_report(),
+        ))));
+    }
     // Read the body, as a real receiver does.
-    let _ = request.into_body().collect().await;
+    if let Ok(body) = request.into_body().collect().await {
+        counts.record_latency(&body.to_bytes());
+    }
+    if !counts.delay.is_zero() {
+        tokio::time::sleep(counts.delay).await;
+    }
     let now = u64::try_from(counts.started.elapsed().as_micros())
         .unwrap_or(u64::MAX)
         .max(1);
@@ -72,6 +145,8 @@ async fn main() -> anyhow::Result<()> {
         requests: AtomicU64::new(0),
         first_us: AtomicU64::new(0),
         last_us: AtomicU64::new(0),
+        latency_ms: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        delay: std::time::Duration::from_millis(args.delay_ms),
     });
     loop {
         let (socket, _) = listener.accept().await?;
