@@ -12,7 +12,6 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Instant,
 };
 
 use hookmq_broker::{hooks::Event, message::MessageId};
@@ -26,8 +25,6 @@ pub struct Queued {
     pub event: Arc<Event>,
     /// Its delivery id (`webhook-id` is `evt_` and its hex), the same across retries.
     pub id: MessageId,
-    /// When it was queued.
-    pub queued_at: Instant,
 }
 
 /// A webhook's queue.
@@ -197,7 +194,6 @@ mod tests {
                 data: EventData::ClientConnected { client },
             }),
             id: MessageId(u128::from(n)),
-            queued_at: Instant::now(),
         }
     }
 

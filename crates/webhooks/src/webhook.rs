@@ -111,10 +111,15 @@ impl Webhook {
     /// Queues a matched event, counting it; a full queue drops it.
     pub(crate) fn enqueue(&self, event: &Arc<Event>, ids: &MessageIdGenerator) {
         self.metrics.matched();
+        // A full queue (a stalled receiver) drops before making an id: this runs on the
+        // publish path, and reading the clock is most of what an id costs.
+        if self.queue.len() >= self.spec.queue_capacity {
+            self.metrics.dropped_queue_full();
+            return;
+        }
         let item = Queued {
             event: Arc::clone(event),
             id: ids.next_id(),
-            queued_at: std::time::Instant::now(),
         };
         self.enqueue_item(item);
     }
