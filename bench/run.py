@@ -4,9 +4,12 @@
 Starts each broker on loopback pinned to core 0, drives it with hookmq's load generator
 pinned to core 1, runs every scenario RUNS times, and prints the median deliveries/s and
 latency per broker with the ratio hookmq / peer. Writes the same as JSON to
-bench/results/latest.json (and a dated copy). Webhook scenarios come from bench/webhook.sh.
+bench/results/latest.json (and a dated copy). Then runs the webhook scenarios
+(bench/webhook.sh: delivery beside the receiver's wrk capacity, latency, publish rate with a
+webhook off / on / stalled).
 
-Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...] [--brokers hookmq,mosquitto,rumqttd]
+Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...|webhooks] [--brokers hookmq,mosquitto,rumqttd]
+                 [--no-webhooks]
 """
 
 import argparse
@@ -158,6 +161,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller message counts")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--brokers", default="hookmq,mosquitto,rumqttd")
+    parser.add_argument("--no-webhooks", action="store_true", help="skip bench/webhook.sh")
     opts = parser.parse_args()
     brokers = opts.brokers.split(",")
     scenarios = {k: v for k, v in SCENARIOS.items() if not opts.only or k in opts.only.split(",")}
@@ -205,6 +209,11 @@ def main():
         with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
             json.dump(report, f, indent=1)
     print_table(report, scenarios, brokers)
+    # Webhook scenarios (hookmq only: no peer has webhooks) with --only webhooks or no --only.
+    if not opts.no_webhooks and "hookmq" in brokers and (not opts.only or "webhooks" in opts.only.split(",")):
+        print("\n## Webhooks (bench/webhook.sh)\n", flush=True)
+        env = dict(os.environ, RUNS=str(opts.runs), N="100000" if opts.quick else "200000")
+        subprocess.run([os.path.join(ROOT, "bench", "webhook.sh")], env=env, check=True)
 
 
 def cpu_model():
