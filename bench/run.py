@@ -204,11 +204,12 @@ def main():
         "runs": opts.runs,
         "results": results,
     }
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    for path in ["latest.json", report["date"][:10] + ".json"]:
-        with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
-            json.dump(report, f, indent=1)
-    print_table(report, scenarios, brokers)
+    if scenarios:
+        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+        for path in ["latest.json", report["date"][:10] + ".json"]:
+            with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
+                json.dump(report, f, indent=1)
+        print_table(report, scenarios, brokers)
     # Webhook scenarios (hookmq only: no peer has webhooks) with --only webhooks or no --only.
     if not opts.no_webhooks and "hookmq" in brokers and (not opts.only or "webhooks" in opts.only.split(",")):
         print("\n## Webhooks (bench/webhook.sh)\n", flush=True)
