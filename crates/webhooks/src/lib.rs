@@ -8,7 +8,8 @@
 //! - [`render`]: EMQX's JSON body ([`render::emqx`]) and `${field}` templates.
 //! - [`queue`]: the bounded per-webhook queue, in lanes by client (per-client order).
 //! - [`deliver`]: lane workers, answer classification, retries with backoff and jitter.
-//! - [`client`]: the pooled HTTP client (hyper-util, rustls, TCP_NODELAY).
+//! - [`client`]: HTTP: a keep-alive connection per busy lane (hyper, `http`), hyper-util's pool
+//!   for `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - [`engine`]: the dispatcher (a hook sink the broker calls inline) between the broker's
