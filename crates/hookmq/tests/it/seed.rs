@@ -4,58 +4,14 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_hookmq(data: &Path, mqtt: u16, dashboard: u16) -> Running {
-    let child = Command::new(BIN)
-        .env("HOOKMQ_LISTENERS__TCP__BIND", format!("127.0.0.1:{mqtt}"))
-        .env("HOOKMQ_LISTENERS__WS__ENABLE", "false")
-        .env("HOOKMQ_DASHBOARD__BIND", format!("127.0.0.1:{dashboard}"))
-        .env("HOOKMQ_NODE__DATA_DIR", data)
-        .env("HOOKMQ_NODE__NAME", "emqx@127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hookmq starts");
-    wait_for_port(mqtt);
-    wait_for_port(dashboard);
-    Running(child)
-}
+use crate::support::{Running, free_port, start_hookmq, wait_for_port};
 
 async fn login(base: &str) -> String {
     let answer: Value = reqwest::Client::new()
@@ -92,7 +48,12 @@ async fn the_seed_with_flask_mosquitto_and_a_restart() {
     let _flask = Running(flask);
     wait_for_port(flask_port);
 
-    let hookmq = start_hookmq(dir.path(), mqtt, dashboard);
+    let hookmq = start_hookmq(
+        dir.path(),
+        mqtt,
+        dashboard,
+        &[("HOOKMQ_NODE__NAME", "emqx@127.0.0.1")],
+    );
     let base = format!("http://127.0.0.1:{dashboard}/api/v5");
     let token = login(&base).await;
     let created = reqwest::Client::new()
@@ -167,7 +128,12 @@ async fn the_seed_with_flask_mosquitto_and_a_restart() {
 
     // Restart on the same data directory: the webhook created through the API is back.
     drop(hookmq);
-    let _hookmq = start_hookmq(dir.path(), mqtt, dashboard);
+    let _hookmq = start_hookmq(
+        dir.path(),
+        mqtt,
+        dashboard,
+        &[("HOOKMQ_NODE__NAME", "emqx@127.0.0.1")],
+    );
     let token = login(&base).await;
     let list: Value = reqwest::Client::new()
         .get(format!("{base}/webhooks"))

@@ -2,19 +2,11 @@
 
 use std::{
     io::Write,
-    net::TcpListener,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::support::{BIN, free_port, wait_for_port};
 
 #[test]
 fn user_add_reads_the_password_from_stdin() {
@@ -96,11 +88,7 @@ fn starts_serves_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "hookmq did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port);
     let published = Command::new("mosquitto_pub")
         .args([
             "-h",

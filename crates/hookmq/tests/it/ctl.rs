@@ -5,57 +5,14 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
-    path::Path,
-    process::{Child, Command, Output, Stdio},
+    net::TcpListener,
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A child process ended when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_hookmq(data: &Path, mqtt: u16, dashboard: u16) -> Running {
-    let child = Command::new(BIN)
-        .env("HOOKMQ_LISTENERS__TCP__BIND", format!("127.0.0.1:{mqtt}"))
-        .env("HOOKMQ_LISTENERS__WS__ENABLE", "false")
-        .env("HOOKMQ_DASHBOARD__BIND", format!("127.0.0.1:{dashboard}"))
-        .env("HOOKMQ_NODE__DATA_DIR", data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hookmq starts");
-    wait_for_port(mqtt);
-    wait_for_port(dashboard);
-    Running(child)
-}
+use crate::support::{BIN, Running, free_port, start_hookmq};
 
 /// An HTTP receiver answering `200 ok` to everything, on a thread.
 fn receiver() -> u16 {
@@ -149,7 +106,7 @@ fn column_aligned(table: &str, header: &str) -> usize {
 async fn ctl_manages_webhooks_and_clients() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mqtt, dashboard) = (free_port(), free_port());
-    let _node = start_hookmq(&dir.path().join("data"), mqtt, dashboard);
+    let _node = start_hookmq(&dir.path().join("data"), mqtt, dashboard, &[]);
     let api = format!("http://127.0.0.1:{dashboard}");
     let http = reqwest::Client::new();
     let login: Value = http

@@ -1,0 +1,8 @@
+//! Integration tests of the `hookmq` binary as a user runs it: the command line, `hookmq
+//! ctl` against a running node, and the seed end to end.
+
+mod support;
+
+mod cli;
+mod ctl;
+mod seed;

@@ -1,0 +1,63 @@
+//! Fixtures: the binary, free ports, and a running `hookmq` ended when dropped.
+
+use std::{
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
+
+/// A port nothing listens on (at the time of asking).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub(crate) fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process ended (SIGTERM) when dropped.
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `hookmq` with MQTT and the dashboard on the given ports, state in `data`, and `extra`
+/// environment; returns once both listen.
+pub(crate) fn start_hookmq(
+    data: &Path,
+    mqtt: u16,
+    dashboard: u16,
+    extra: &[(&str, &str)],
+) -> Running {
+    let child = Command::new(BIN)
+        .env("HOOKMQ_LISTENERS__TCP__BIND", format!("127.0.0.1:{mqtt}"))
+        .env("HOOKMQ_LISTENERS__WS__ENABLE", "false")
+        .env("HOOKMQ_DASHBOARD__BIND", format!("127.0.0.1:{dashboard}"))
+        .env("HOOKMQ_NODE__DATA_DIR", data)
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hookmq starts");
+    wait_for_port(mqtt);
+    wait_for_port(dashboard);
+    Running(child)
+}
