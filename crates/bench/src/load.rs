@@ -181,27 +181,25 @@ async fn publish_loop(mut client: Client, index: usize, spec: &LoadSpec) -> io::
         }
         client.flush().await?;
         if spec.qos != QoS::AtMostOnce && (inflight >= spec.inflight || sent >= spec.count) {
-            incoming.clear();
-            client.read_batch(&mut incoming).await?;
-            inflight -= incoming
-                .iter()
-                .filter(|p| matches!(p, Packet::PubAck(_)))
-                .count()
-                .min(inflight);
+            inflight -= read_acks(&mut client, &mut incoming).await?.min(inflight);
         }
     }
     // Wait for the last acknowledgements.
     while spec.qos != QoS::AtMostOnce && inflight > 0 {
-        incoming.clear();
-        client.read_batch(&mut incoming).await?;
-        inflight -= incoming
-            .iter()
-            .filter(|p| matches!(p, Packet::PubAck(_)))
-            .count()
-            .min(inflight);
+        inflight -= read_acks(&mut client, &mut incoming).await?.min(inflight);
     }
     client.disconnect().await;
     Ok(sent as u64)
+}
+
+/// Reads what the broker sent and counts the PUBACKs in it.
+async fn read_acks(client: &mut Client, incoming: &mut Vec<Packet>) -> io::Result<usize> {
+    incoming.clear();
+    client.read_batch(incoming).await?;
+    Ok(incoming
+        .iter()
+        .filter(|p| matches!(p, Packet::PubAck(_)))
+        .count())
 }
 
 /// Receives until `expected` messages or the timeout; returns the count and latencies (µs).
