@@ -136,9 +136,9 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Cancellat
                 }
             }
         };
-        let Some(item) = item else { return };
+        let Some(mut item) = item else { return };
         webhook.metrics.start();
-        let interrupted = deliver(&webhook, &mut sender, &item, &stop).await;
+        let interrupted = deliver(&webhook, &mut sender, &mut item, &stop).await;
         webhook.metrics.finish();
         if interrupted {
             // Stopped mid-delivery (update, disable, shutdown): give the event back.
@@ -152,7 +152,7 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Cancellat
 async fn deliver(
     webhook: &Webhook,
     sender: &mut LaneSender,
-    item: &Queued,
+    item: &mut Queued,
     stop: &CancellationToken,
 ) -> bool {
     let event_name = item.event.kind().name();
@@ -166,14 +166,21 @@ async fn deliver(
         }
     };
     let spec = &webhook.spec;
+    // The delivery id is made when first needed (only signed requests carry it), here rather
+    // than on the publish path, and travels with the event if it is requeued.
+    let signing = webhook.signer.as_ref().map(|signer| {
+        (
+            signer,
+            *item.id.get_or_insert_with(|| webhook.ids.next_id()),
+        )
+    });
     let mut attempts = 0;
     loop {
         attempts += 1;
         // Signed per attempt: the timestamp is the attempt's, the id the event's.
-        let extra = webhook
-            .signer
-            .as_ref()
-            .map_or_else(HeaderMap::new, |s| s.headers(item.id, &request.body));
+        let extra = signing.map_or_else(HeaderMap::new, |(signer, id)| {
+            signer.headers(id, &request.body)
+        });
         let started = Instant::now();
         let result = tokio::select! {
             biased;

@@ -74,7 +74,7 @@ pub struct ProbeResult {
 /// wait; there is no channel in between, so the only bound an event meets is the webhook's
 /// own queue, whose overflow the webhook counts (`dropped.queue_full`).
 struct Dispatcher {
-    ids: MessageIdGenerator,
+    ids: Arc<MessageIdGenerator>,
     /// Read for every event without a lock; replaced on every change.
     webhooks: ArcSwap<Vec<Arc<Webhook>>>,
 }
@@ -83,7 +83,7 @@ impl HookSink for Dispatcher {
     fn on_event(&self, event: &Arc<Event>) {
         for webhook in self.webhooks.load().iter() {
             if webhook.wants(event) {
-                webhook.enqueue(event, &self.ids);
+                webhook.enqueue(event);
             }
         }
     }
@@ -176,7 +176,7 @@ impl WebhookEngine {
     pub fn start(broker: BrokerHandle) -> Self {
         let node = broker.node_name().to_owned();
         let dispatcher = Arc::new(Dispatcher {
-            ids: MessageIdGenerator::new(&node),
+            ids: Arc::new(MessageIdGenerator::new(&node)),
             webhooks: ArcSwap::from_pointee(Vec::new()),
         });
         let hook = broker.attach_sink(
@@ -236,7 +236,12 @@ impl WebhookEngine {
     /// [`EngineError::Invalid`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
         let previous = self.find(&spec.name);
-        let webhook = Arc::new(Webhook::build(spec, &self.inner.node, previous.as_deref())?);
+        let webhook = Arc::new(Webhook::build(
+            spec,
+            &self.inner.node,
+            Arc::clone(&self.inner.dispatcher.ids),
+            previous.as_deref(),
+        )?);
         let replaced = self.swap(&webhook.spec.name.clone(), Some(Arc::clone(&webhook)));
         if let Some(old) = replaced {
             old.stop().await;

@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 pub struct Queued {
     /// The event.
     pub event: Arc<Event>,
-    /// Its delivery id (`webhook-id` is `evt_` and its hex), the same across retries.
-    pub id: MessageId,
+    /// Its delivery id (`webhook-id` is `evt_` and its hex): made at the first attempt, off
+    /// the publish path, and kept across retries and requeues.
+    pub id: Option<MessageId>,
 }
 
 /// A webhook's queue.
@@ -193,7 +194,7 @@ mod tests {
                 timestamp: n,
                 data: EventData::ClientConnected { client },
             }),
-            id: MessageId(u128::from(n)),
+            id: Some(MessageId(u128::from(n))),
         }
     }
 
@@ -206,10 +207,10 @@ mod tests {
         assert!(queue.push(1, item(4)).is_err(), "full");
         assert_eq!(queue.len(), 3);
         let first = queue.pop(0).await.expect("item");
-        assert_eq!(first.id, MessageId(1));
+        assert_eq!(first.id, Some(MessageId(1)));
         queue.requeue_front(0, first);
-        assert_eq!(queue.pop(0).await.expect("item").id, MessageId(1));
-        assert_eq!(queue.pop(0).await.expect("item").id, MessageId(2));
+        assert_eq!(queue.pop(0).await.expect("item").id, Some(MessageId(1)));
+        assert_eq!(queue.pop(0).await.expect("item").id, Some(MessageId(2)));
         assert_eq!(queue.drain().len(), 1);
         assert!(queue.is_empty());
         queue.close();

@@ -25,6 +25,8 @@ pub(crate) struct Webhook {
     pub(crate) renderer: Renderer,
     pub(crate) client: HttpClient,
     pub(crate) signer: Option<Signer>,
+    /// The node's delivery ids, shared by every webhook (one generator keeps them unique).
+    pub(crate) ids: Arc<MessageIdGenerator>,
     pub(crate) queue: Arc<MemoryQueue>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
@@ -40,6 +42,7 @@ impl Webhook {
     pub(crate) fn build(
         spec: WebhookSpec,
         node: &str,
+        ids: Arc<MessageIdGenerator>,
         previous: Option<&Self>,
     ) -> Result<Self, SpecError> {
         spec.validate()?;
@@ -67,6 +70,7 @@ impl Webhook {
             renderer,
             client,
             signer,
+            ids,
             queue,
             metrics,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
@@ -109,19 +113,12 @@ impl Webhook {
     }
 
     /// Queues a matched event, counting it; a full queue drops it.
-    pub(crate) fn enqueue(&self, event: &Arc<Event>, ids: &MessageIdGenerator) {
+    pub(crate) fn enqueue(&self, event: &Arc<Event>) {
         self.metrics.matched();
-        // A full queue (a stalled receiver) drops before making an id: this runs on the
-        // publish path, and reading the clock is most of what an id costs.
-        if self.queue.len() >= self.spec.queue_capacity {
-            self.metrics.dropped_queue_full();
-            return;
-        }
-        let item = Queued {
+        self.enqueue_item(Queued {
             event: Arc::clone(event),
-            id: ids.next_id(),
-        };
-        self.enqueue_item(item);
+            id: None,
+        });
     }
 
     fn enqueue_item(&self, item: Queued) {
