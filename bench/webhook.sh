@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Webhook speed, side by side in one run (bench/run calls this; it also runs on its own):
-#  1. the minimal receiver's own capacity, measured with wrk (Debian) — the physical limit;
+#  1. the minimal receiver's own capacity, measured with wrk (Debian) — the physical limit —
+#     one request at a time per connection, and 16 pipelined per connection (as hookmq sends);
 #  2. events/s hookmq delivers to that same receiver (a message.publish webhook);
 #  3. publish → receiver latency at a steady 10,000 events/s;
 #  4. hookmq's publish rate (1 publisher → 1 subscriber) with an all-events webhook off, on,
@@ -66,6 +67,17 @@ TOML
 # A body like a message.publish event.
 body='{"username":"undefined","topic":"t/1","timestamp":1694681417728,"qos":0,"publish_received_at":1694681417728,"pub_props":{"User-Property":{}},"peerhost":"127.0.0.1","payload":"0123456789012345678901234567890123456789012345678901234567890123","node":"hookmq@127.0.0.1","metadata":{"rule_id":"bench"},"id":"0006054DC3E940F8F445000038A60002","flags":{"retain":false,"dup":false},"event":"message.publish","clientid":"bench"}'
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$body" > "$tmp/post.lua"
+# The same request, 16 at a time on each connection (HTTP/1.1 pipelining, as hookmq's lanes).
+cat > "$tmp/pipelined.lua" <<LUA
+init = function(args)
+  local batch = {}
+  for i = 1, 16 do
+    batch[i] = wrk.format("POST", "/", {["Content-Type"] = "application/json"}, [[$body]])
+  end
+  req = table.concat(batch)
+end
+request = function() return req end
+LUA
 
 echo "== 1. receiver capacity (wrk -t1 -c64 -d10s, POST of a ${#body}-byte event)"
 capacity=$(for _ in $(seq "$RUNS"); do
@@ -74,6 +86,12 @@ capacity=$(for _ in $(seq "$RUNS"); do
   stop_receiver
 done | median)
 echo "receiver: $capacity req/s (median of $RUNS)"
+pipelined=$(for _ in $(seq "$RUNS"); do
+  start_receiver
+  taskset -c 0 wrk -t1 -c64 -d10s -s "$tmp/pipelined.lua" http://127.0.0.1:8090/ | awk '/Requests\/sec/ {print $2}'
+  stop_receiver
+done | median)
+echo "receiver, pipelined 16 deep: $pipelined req/s (median of $RUNS)"
 
 delivery() { # label publishers ordered
   webhook_config '["message.publish"]' "$3" 2000000 > "$tmp/delivery.toml"
@@ -90,7 +108,7 @@ delivery() { # label publishers ordered
     echo "$count $span" | awk '{ if ($2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
     stop_hookmq; stop_receiver
   done | median)
-  echo "$1: $rate events/s (median of $RUNS), $(awk -v a="$rate" -v b="$capacity" 'BEGIN {printf "%.2f", a / b}') of the receiver's capacity"
+  echo "$1: $rate events/s (median of $RUNS), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
 }
 echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes"
 delivery "64 publishers, ordered per client" 64 true

@@ -142,8 +142,11 @@ pub(crate) struct WebhookSpecDoc {
     request_timeout: Option<String>,
     /// Idle connections kept (default 8).
     pool_size: Option<u64>,
-    /// Requests at once (default 16, at most 1024).
+    /// Lanes delivering at once, a connection each (default 16, at most 1024).
     max_inflight: Option<u64>,
+    /// Requests pipelined on a lane's `http` connection before the first is answered
+    /// (default 16, at most 1024; 1: one at a time).
+    pipelining: Option<u64>,
     /// Keep each client's events in order (default true).
     ordered: Option<bool>,
     /// Retries after the first attempt (default 5).

@@ -113,9 +113,14 @@ impl Shared {
     /// `message.dropped` (`no_subscribers`) if nothing matched. Returns the match count.
     pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
         let hooks = &self.hooks;
-        hooks.emit_with(EventKind::MessagePublish, || EventData::MessagePublish {
-            message: Arc::clone(&message),
-        });
+        // EMQX stamps message.publish with the message's own time.
+        hooks.emit_with_at(
+            EventKind::MessagePublish,
+            || message.received_at,
+            || EventData::MessagePublish {
+                message: Arc::clone(&message),
+            },
+        );
         if message.retain && self.config.mqtt.retain_available {
             self.retained.store(&message);
         }

@@ -1,13 +1,13 @@
 //! The HTTP client of one webhook: a connect timeout, a request timeout, TCP_NODELAY, no
 //! redirects, and response bodies read up to a cap.
 //!
-//! Each lane sends one request at a time, so for `http` URLs a busy lane keeps its own
-//! keep-alive HTTP/1.1 connection ([`LaneSender`]): no pool checkout, no shared bookkeeping
-//! per request (measured on this project's 2-core machine: about 30% less CPU per request than
-//! hyper-util's pool, see BENCHMARKS.md). A lane that runs out of work parks its connection
-//! among the webhook's idle ones (at most `pool_size`, closed after [`POOL_IDLE_TIMEOUT`]),
-//! where the next lane that needs one takes it, so light traffic reuses connections too. `https` URLs go through hyper-util's pooled client, which multiplexes
-//! lanes over HTTP/2 when the server offers it and reuses TLS sessions.
+//! For `http` URLs each lane owns a keep-alive HTTP/1.1 connection ([`Pipe`]) and pipelines
+//! up to `pipelining` requests on it (see `pipeline.rs`); the bytes are [`wire`]'s. A lane that
+//! runs out of work parks its connection among the webhook's idle ones (at most `pool_size`,
+//! closed after [`POOL_IDLE_TIMEOUT`]), where the next lane that needs one takes it.
+//! `https` URLs go through hyper-util's pooled client, which multiplexes lanes over HTTP/2
+//! when the server offers it and reuses TLS sessions. [`LaneSender`] sends one request at a
+//! time either way (https lanes, the Test button).
 
 use std::{
     fs::File,
@@ -20,7 +20,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::{body::Incoming, client::conn::http1};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -32,11 +32,15 @@ use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
-use tower_service::Service;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::{
     render::RenderedRequest,
     spec::{SpecError, TlsSpec, WebhookSpec},
+    wire::{self, Parsed},
 };
 
 /// Response bytes read at most (the rest is discarded; the connection is then not reused).
@@ -45,6 +49,8 @@ const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 pub const RESPONSE_KEPT: usize = 512;
 /// Idle connections are closed after this.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read buffer growth step of a connection.
+const INPUT_CHUNK: usize = 8 * 1024;
 
 /// The receiver's answer.
 #[derive(Debug, Clone)]
@@ -73,19 +79,16 @@ pub enum SendError {
 pub struct HttpClient {
     /// For `https`: pooled, HTTP/2 when offered.
     pooled: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// For `http`: opens each lane's own connection.
-    connector: HttpConnector,
     /// For `http`: connections no lane is using, newest last, with when they were parked.
     /// parking_lot mutex: touched only when a lane runs out of work or needs a connection,
     /// for a push or a pop; never held across `.await`.
-    idle: Arc<Mutex<Vec<(Instant, Connection)>>>,
+    idle: Arc<Mutex<Vec<(Instant, Pipe)>>>,
     /// Idle connections kept at most.
     pool_size: usize,
-    request_timeout: Duration,
+    connect_timeout: Duration,
+    /// Time allowed for one request, answer included.
+    pub(crate) request_timeout: Duration,
 }
-
-/// An open HTTP/1.1 connection, ready for a request.
-type Connection = http1::SendRequest<Full<Bytes>>;
 
 impl HttpClient {
     /// Builds the client from a webhook's delivery settings.
@@ -96,7 +99,6 @@ impl HttpClient {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(spec.connect_timeout));
-        let connector = http.clone();
         http.enforce_http(false);
         let tls = tls_config(&spec.tls)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -110,9 +112,9 @@ impl HttpClient {
             .build(https);
         Ok(Self {
             pooled,
-            connector,
             idle: Arc::default(),
             pool_size: spec.pool_size,
+            connect_timeout: spec.connect_timeout,
             request_timeout: spec.request_timeout,
         })
     }
@@ -130,25 +132,29 @@ impl HttpClient {
     pub fn close_idle(&self) {
         self.idle
             .lock()
-            .retain(|(parked, c)| parked.elapsed() < POOL_IDLE_TIMEOUT && !c.is_closed());
+            .retain(|(parked, _)| parked.elapsed() < POOL_IDLE_TIMEOUT);
     }
 
-    /// The most recently parked idle connection still open.
-    fn take_idle(&self) -> Option<Connection> {
+    /// The most recently parked idle connection. One the receiver closed meanwhile fails at
+    /// its first request, which is then sent again on a fresh one.
+    pub(crate) fn take_idle(&self) -> Option<Pipe> {
         let mut idle = self.idle.lock();
-        while let Some((parked, connection)) = idle.pop() {
-            if parked.elapsed() < POOL_IDLE_TIMEOUT && !connection.is_closed() {
-                return Some(connection);
+        while let Some((parked, pipe)) = idle.pop() {
+            if parked.elapsed() < POOL_IDLE_TIMEOUT {
+                return Some(pipe);
             }
         }
         None
     }
 
-    /// Keeps `connection` for another lane, if there is room.
-    fn park(&self, connection: Connection) {
+    /// Keeps `pipe` for another lane, if there is room and it has nothing half-read.
+    pub(crate) fn park(&self, pipe: Pipe) {
+        if !pipe.input.is_empty() || pipe.eof {
+            return;
+        }
         let mut idle = self.idle.lock();
-        if idle.len() < self.pool_size && !connection.is_closed() {
-            idle.push((Instant::now(), connection));
+        if idle.len() < self.pool_size {
+            idle.push((Instant::now(), pipe));
         }
     }
 
@@ -158,7 +164,7 @@ impl HttpClient {
         request: &RenderedRequest,
         extra: HeaderMap,
     ) -> Result<Answer, SendError> {
-        let http_request = build(request, extra, false)?;
+        let http_request = build(request, extra)?;
         let exchange = async {
             let response = self
                 .pooled
@@ -172,45 +178,49 @@ impl HttpClient {
             .map_err(|_| SendError::Timeout(self.request_timeout))?
     }
 
-    /// Opens a connection for an `http` lane.
-    async fn connect(&self, uri: &Uri) -> Result<Connection, SendError> {
-        let io = self
-            .connector
-            .clone()
-            .call(uri.clone())
+    /// Opens a connection for an `http` lane: TCP with TCP_NODELAY, within the connect
+    /// timeout.
+    pub(crate) async fn connect(&self, uri: &Uri) -> Result<Pipe, SendError> {
+        let host = uri
+            .host()
+            .ok_or_else(|| SendError::Connection("no host in the URL".into()))?;
+        // An IPv6 literal comes bracketed in the URL.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(80);
+        let timeout = self.connect_timeout;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
             .await
-            .map_err(|e| SendError::Connection(describe(&e)))?;
-        let (sender, connection) = http1::handshake(io)
-            .await
-            .map_err(|e| SendError::Connection(describe(&e)))?;
-        // Its own task: hyper's connection must be driven while the lane awaits the answer.
-        // It ends when the lane drops the sender or the receiver closes the connection.
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::trace!(%error, "webhook connection closed");
-            }
-        });
-        Ok(sender)
+            .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))?
+            .map_err(|e| SendError::Connection(format!("connect to {host}:{port}: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SendError::Connection(e.to_string()))?;
+        Ok(Pipe {
+            stream,
+            input: BytesMut::with_capacity(INPUT_CHUNK),
+            answered: 0,
+            eof: false,
+        })
     }
 }
 
-/// One lane's way to the receiver: its own keep-alive connection for `http`, the pooled
-/// client for `https`.
+/// One lane's way to the receiver for one request at a time: a connection of its own for
+/// `http` (the Test button), the pooled client for `https`.
 #[derive(Debug)]
 pub struct LaneSender {
     client: HttpClient,
     /// Kept between requests while the lane is busy; taken out while one is in flight, so a
     /// request that did not end cleanly (timeout, error, body too long) never leaves its
     /// connection for reuse.
-    connection: Option<Connection>,
+    connection: Option<Pipe>,
 }
 
 impl LaneSender {
     /// The lane has no more work for now: its connection joins the webhook's idle ones (or is
     /// closed if `pool_size` are idle already).
     pub fn park(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.client.park(connection);
+        if let Some(pipe) = self.connection.take() {
+            self.client.park(pipe);
         }
     }
 
@@ -227,7 +237,7 @@ impl LaneSender {
             return self.client.send_pooled(request, extra).await;
         }
         let timeout = self.client.request_timeout;
-        tokio::time::timeout(timeout, self.exchange(request, extra))
+        tokio::time::timeout(timeout, self.exchange(request, &extra))
             .await
             .map_err(|_| SendError::Timeout(timeout))?
     }
@@ -235,83 +245,102 @@ impl LaneSender {
     async fn exchange(
         &mut self,
         request: &RenderedRequest,
-        extra: HeaderMap,
+        extra: &HeaderMap,
     ) -> Result<Answer, SendError> {
-        // A kept connection the receiver closed while idle fails at once; then one fresh
-        // connection is tried.
-        let mut reused = true;
+        let mut out = BytesMut::new();
+        wire::encode(request, extra, &mut out);
+        // A kept connection the receiver closed while idle fails without an answer; then
+        // one fresh connection is tried.
         loop {
-            let kept = match self.connection.take() {
-                Some(sender) if !sender.is_closed() => Some(sender),
-                _ if reused => self.client.take_idle(),
-                _ => None,
+            let (mut pipe, reused) =
+                match self.connection.take().or_else(|| self.client.take_idle()) {
+                    Some(pipe) => (pipe, true),
+                    None => (self.client.connect(&request.uri).await?, false),
+                };
+            let result = match pipe.write(&out).await {
+                Ok(()) => pipe.next_answer().await,
+                Err(error) => Err(error),
             };
-            let mut sender = match kept {
-                Some(sender) => sender,
-                None => {
-                    reused = false;
-                    self.client.connect(&request.uri).await?
+            match result {
+                Ok(parsed) => {
+                    if parsed.reusable {
+                        self.connection = Some(pipe);
+                    }
+                    return Ok(parsed.answer);
                 }
-            };
-            if sender.ready().await.is_err() {
-                if reused {
-                    reused = false;
-                    continue;
-                }
-                return Err(SendError::Connection("connection closed".into()));
+                // Most often the receiver closed a kept connection as the request went out
+                // (keep-alive race). Delivery is at least once, so a receiver that acted and
+                // then closed without answering sees a duplicate, as after a timeout.
+                Err(_) if reused => {}
+                Err(error) => return Err(error),
             }
-            let response = match sender
-                .send_request(build(request, extra.clone(), true)?)
-                .await
-            {
-                Ok(response) => response,
-                // A kept connection failed without an answer: most often the receiver closed
-                // it as the request went out (keep-alive race). Once more, on a fresh one.
-                // Delivery is at least once, so a receiver that acted and then closed without
-                // answering sees a duplicate, as it would after a timeout.
-                Err(_) if reused => {
-                    reused = false;
-                    continue;
-                }
-                Err(error) => return Err(SendError::Connection(describe(&error))),
-            };
-            let (answer, complete) = read_answer(response).await;
-            if complete {
-                self.connection = Some(sender);
-            }
-            return Ok(answer);
         }
     }
 }
 
-/// The HTTP request for `request` plus `extra` headers. `origin_form`: the target is the path
-/// and query with a `Host` header, as sent on a connection of our own.
+/// An open HTTP/1.1 connection to the receiver, with what it has read and not yet parsed.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    stream: TcpStream,
+    input: BytesMut,
+    /// Answers taken off this connection so far.
+    pub(crate) answered: u64,
+    eof: bool,
+}
+
+impl Pipe {
+    /// Writes all of `bytes`.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| SendError::Connection(format!("write: {e}")))
+    }
+
+    /// The next answer if it is already read (no I/O).
+    pub(crate) fn try_answer(&mut self) -> Result<Option<Parsed>, SendError> {
+        let parsed = wire::take_answer(&mut self.input, self.eof)
+            .map_err(|e| SendError::Connection(e.to_string()))?;
+        if parsed.is_some() {
+            self.answered += 1;
+        }
+        Ok(parsed)
+    }
+
+    /// The next answer, reading as needed.
+    pub(crate) async fn next_answer(&mut self) -> Result<Parsed, SendError> {
+        loop {
+            if let Some(parsed) = self.try_answer()? {
+                return Ok(parsed);
+            }
+            if self.eof {
+                return Err(SendError::Connection(
+                    "connection closed by the receiver".into(),
+                ));
+            }
+            if self.input.capacity() - self.input.len() < INPUT_CHUNK / 4 {
+                self.input.reserve(INPUT_CHUNK);
+            }
+            match self.stream.read_buf(&mut self.input).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(SendError::Connection(format!("read: {e}"))),
+            }
+        }
+    }
+}
+
+/// The HTTP request for `request` plus `extra` headers, for the pooled client.
 fn build(
     request: &RenderedRequest,
     extra: HeaderMap,
-    origin_form: bool,
 ) -> Result<http::Request<Full<Bytes>>, SendError> {
-    let uri = if origin_form {
-        request
-            .uri
-            .path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()))
-    } else {
-        request.uri.clone()
-    };
     let mut builder = http::Request::builder()
         .method(request.method.clone())
-        .uri(uri);
+        .uri(request.uri.clone());
     if let Some(headers) = builder.headers_mut() {
         headers.clone_from(&request.headers);
         headers.extend(extra);
-        if origin_form
-            && !headers.contains_key(http::header::HOST)
-            && let Some(authority) = request.uri.authority()
-            && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
-        {
-            headers.insert(http::header::HOST, host);
-        }
     }
     builder
         .body(Full::new(request.body.clone()))

@@ -174,7 +174,8 @@ async fn deliver(
             *item.id.get_or_insert_with(|| webhook.ids.next_id()),
         )
     });
-    let mut attempts = 0;
+    // Attempts made before this worker took the event (a requeue keeps them).
+    let mut attempts = item.attempts;
     loop {
         attempts += 1;
         // Signed per attempt: the timestamp is the attempt's, the id the event's.

@@ -7,9 +7,13 @@
 //! - [`trigger`]: which events a webhook takes (kinds, then topic filters).
 //! - [`render`]: EMQX's JSON body ([`render::emqx`]) and `${field}` templates.
 //! - [`queue`]: the bounded per-webhook queue, in lanes by client (per-client order).
-//! - [`deliver`]: lane workers, answer classification, retries with backoff and jitter.
-//! - [`client`]: HTTP: a keep-alive connection per busy lane (hyper, `http`), hyper-util's pool
-//!   for `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
+//! - [`deliver`]: answer classification, retries with backoff and jitter, and the
+//!   one-request-at-a-time lane worker of `https` webhooks.
+//! - [`pipeline`]: the lane worker of `http` webhooks: a window of pipelined requests on the
+//!   lane's own connection, answers settled in order, go-back on a retry.
+//! - [`client`]: connections: a keep-alive one per busy `http` lane, hyper-util's pool for
+//!   `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
+//! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - [`engine`]: the dispatcher (a hook sink the broker calls inline) between the broker's
@@ -23,6 +27,7 @@ pub mod client;
 pub mod deliver;
 pub mod engine;
 pub mod metrics;
+pub mod pipeline;
 pub mod queue;
 pub mod render;
 pub mod samples;
@@ -30,6 +35,7 @@ pub mod sign;
 pub mod spec;
 pub mod trigger;
 mod webhook;
+pub mod wire;
 
 pub use engine::{EngineError, ProbeResult, WebhookEngine, WebhookStatus};
 pub use metrics::MetricsSnapshot;

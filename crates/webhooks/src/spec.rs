@@ -112,6 +112,9 @@ const fn pool_size() -> usize {
 const fn max_inflight() -> usize {
     16
 }
+const fn pipelining() -> usize {
+    16
+}
 const fn max_retries() -> u32 {
     5
 }
@@ -170,9 +173,16 @@ pub struct WebhookSpec {
     /// Idle keep-alive connections kept open to the receiver.
     #[serde(default = "pool_size")]
     pub pool_size: usize,
-    /// Requests in flight at once; each client's events stay in order.
+    /// Lanes delivering at once, each on its own connection; a client's events always take
+    /// the same lane, so they stay in order.
     #[serde(default = "max_inflight")]
     pub max_inflight: usize,
+    /// Requests a lane sends on its `http` connection before the first of them is answered
+    /// (HTTP/1.1 pipelining, as EMQX's `enable_pipelining`); 1 sends one at a time. Answers
+    /// come back in order; when one asks for a retry, the requests sent after it on that
+    /// connection are sent again after it, so a client's events still arrive in order.
+    #[serde(default = "pipelining")]
+    pub pipelining: usize,
     /// Keep each client's events in order (one request at a time per client). `false`
     /// spreads events over all `max_inflight` lanes, for more throughput from few clients.
     #[serde(default = "yes")]
@@ -244,6 +254,7 @@ impl WebhookSpec {
             request_timeout: request_timeout(),
             pool_size: pool_size(),
             max_inflight: max_inflight(),
+            pipelining: pipelining(),
             ordered: true,
             max_retries: max_retries(),
             retry_backoff: retry_backoff(),
@@ -331,6 +342,10 @@ impl WebhookSpec {
         };
         positive("pool_size", self.pool_size)?;
         positive("max_inflight", self.max_inflight)?;
+        positive("pipelining", self.pipelining)?;
+        if self.pipelining > 1024 {
+            return Err(SpecError::new("pipelining", "at most 1024"));
+        }
         positive("queue_capacity", self.queue_capacity)?;
         if self.max_inflight > 1024 {
             return Err(SpecError::new("max_inflight", "at most 1024"));

@@ -9,6 +9,7 @@ use crate::{
     client::HttpClient,
     deliver::run_lane,
     metrics::Metrics,
+    pipeline::run_pipelined,
     queue::{MemoryQueue, Queue, Queued, lane_of},
     render::Renderer,
     sign::Signer,
@@ -85,8 +86,16 @@ impl Webhook {
             return;
         }
         for lane in 0..self.queue.lanes() {
-            self.workers
-                .spawn_on(run_lane(Arc::clone(self), lane, self.stop.clone()), runtime);
+            let (webhook, stop) = (Arc::clone(self), self.stop.clone());
+            // https lanes go through hyper's pooled client (TLS, HTTP/2), one request at a
+            // time; http lanes pipeline on their own connection.
+            if self.renderer.https() {
+                self.workers
+                    .spawn_on(run_lane(webhook, lane, stop), runtime);
+            } else {
+                self.workers
+                    .spawn_on(run_pipelined(webhook, lane, stop), runtime);
+            }
         }
     }
 
@@ -118,6 +127,7 @@ impl Webhook {
         self.enqueue_item(Queued {
             event: Arc::clone(event),
             id: None,
+            attempts: 0,
         });
     }
 

@@ -15,6 +15,26 @@ use crate::{
     },
 };
 
+/// The time of a batch of deliveries: monotonic for expiry, and the wall clock (read once,
+/// when an event first needs it) for event timestamps.
+struct Clock {
+    instant: Instant,
+    epoch_ms: std::cell::OnceCell<u64>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            instant: Instant::now(),
+            epoch_ms: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn epoch_ms(&self) -> u64 {
+        *self.epoch_ms.get_or_init(crate::message::now_ms)
+    }
+}
+
 impl<S> Connection<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -26,15 +46,18 @@ where
         let mut batch = std::mem::take(&mut self.batch);
         let taken = self.state.mailbox.take(&mut batch, DELIVERY_BATCH, window);
         self.more = taken == Taken::BatchFull;
+        // One clock for the batch (its deliveries go out within microseconds of each other):
+        // expiry is judged, and message.delivered stamped, by it.
+        let clock = Clock::new();
         for delivery in batch.drain(..) {
-            self.send_delivery(delivery);
+            self.send_delivery(delivery, &clock);
         }
         self.batch = batch;
     }
 
     /// Sends one delivery, or reports why it cannot be sent.
-    fn send_delivery(&mut self, delivery: Delivery) {
-        let now = Instant::now();
+    fn send_delivery(&mut self, delivery: Delivery, clock: &Clock) {
+        let now = clock.instant;
         let message = &delivery.message;
         if message.is_expired(now) {
             return self.drop_delivery(delivery, "expired");
@@ -85,15 +108,15 @@ where
             .stats
             .messages_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared
-            .hooks
-            .emit_with(EventKind::MessageDelivered, || {
-                EventData::MessageDelivered {
-                    client: Arc::clone(&self.client),
-                    qos: delivery.qos,
-                    message: delivery.message,
-                }
-            });
+        self.shared.hooks.emit_with_at(
+            EventKind::MessageDelivered,
+            || clock.epoch_ms(),
+            || EventData::MessageDelivered {
+                client: Arc::clone(&self.client),
+                qos: delivery.qos,
+                message: delivery.message,
+            },
+        );
     }
 
     /// Replaces a known topic by its alias, or sets up a new alias while there are free ones.

@@ -94,14 +94,37 @@ impl Hooks {
     /// waits: sinks take it inline; a channel that is full misses the event, and it is
     /// counted.
     pub fn emit(&self, data: EventData) {
-        let kind = data.kind();
-        if !self.wants(kind) {
-            return;
+        if self.wants(data.kind()) {
+            self.dispatch(now_ms(), data);
         }
-        let event = Arc::new(Event {
-            timestamp: now_ms(),
-            data,
-        });
+    }
+
+    /// Builds and emits the event only if someone wants `kind`.
+    #[inline]
+    pub fn emit_with(&self, kind: EventKind, build: impl FnOnce() -> EventData) {
+        if self.wants(kind) {
+            self.dispatch(now_ms(), build());
+        }
+    }
+
+    /// Like [`Hooks::emit_with`], stamped `timestamp` (ms since the epoch), for events whose
+    /// time the caller already knows (a message's receipt, a batch of deliveries): no clock
+    /// read per event.
+    #[inline]
+    pub fn emit_with_at(
+        &self,
+        kind: EventKind,
+        timestamp: impl FnOnce() -> u64,
+        build: impl FnOnce() -> EventData,
+    ) {
+        if self.wants(kind) {
+            self.dispatch(timestamp(), build());
+        }
+    }
+
+    fn dispatch(&self, timestamp: u64, data: EventData) {
+        let kind = data.kind();
+        let event = Arc::new(Event { timestamp, data });
         for listener in self.listeners.load().iter() {
             if !listener.mask.contains(kind) {
                 continue;
@@ -117,14 +140,6 @@ impl Hooks {
                     }
                 }
             }
-        }
-    }
-
-    /// Builds and emits the event only if someone wants `kind`.
-    #[inline]
-    pub fn emit_with(&self, kind: EventKind, build: impl FnOnce() -> EventData) {
-        if self.wants(kind) {
-            self.emit(build());
         }
     }
 

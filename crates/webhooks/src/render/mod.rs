@@ -183,6 +183,23 @@ impl Renderer {
         emqx::event_object(event, self.context())
     }
 
+    /// The URL's scheme and authority, where connections go.
+    ///
+    /// # Errors
+    /// [`RenderError`] if they do not form a URI (the spec's validation prevents it).
+    pub fn origin(&self) -> Result<Uri, RenderError> {
+        self.url
+            .base
+            .parse::<Uri>()
+            .map_err(|e| RenderError::Url(e.to_string()))
+    }
+
+    /// Whether requests go to an `https` URL.
+    #[must_use]
+    pub fn https(&self) -> bool {
+        self.url.https
+    }
+
     /// Renders one event.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
 //! The lanes' own HTTP/1.1 connections, seen from a bare TCP receiver: requests in origin
-//! form with a `Host` header, a connection kept across requests, and a connection the
-//! receiver closes between requests reopened without costing a retry.
+//! form with a `Host` header, a connection kept across requests, pipelined requests, and a
+//! connection the receiver closes between requests reopened without costing a retry.
 
 use std::{
     net::SocketAddr,
@@ -29,9 +29,7 @@ struct BareReceiver {
 }
 
 impl BareReceiver {
-    /// `close_after_each`: close the connection after each answer, without saying so (as a
-    /// server whose keep-alive timeout expired does).
-    async fn start(close_after_each: bool) -> Self {
+    async fn start(behaviour: Behaviour) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let connections = Arc::new(AtomicUsize::new(0));
@@ -40,7 +38,7 @@ impl BareReceiver {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(socket, Arc::clone(&seen), close_after_each));
+                tokio::spawn(serve(socket, Arc::clone(&seen), behaviour));
             }
         });
         Self {
@@ -61,8 +59,23 @@ impl BareReceiver {
     }
 }
 
-async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_after_each: bool) {
+/// How the bare receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Each request at once, keeping the connection.
+    KeepAlive,
+    /// Close the connection after each answer, without saying so (as a server whose
+    /// keep-alive timeout expired does).
+    CloseAfterEach,
+    /// Answer a connection's first request at once, then hold the answers until this many
+    /// more requests have arrived on it: only a client that pipelines gets them.
+    HoldAfterFirst(usize),
+}
+
+async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, behaviour: Behaviour) {
     let mut buffer = Vec::new();
+    let mut served = 0;
+    let mut held = 0;
     loop {
         // One request: the head, then content-length bytes of body.
         let head_end = loop {
@@ -93,8 +106,21 @@ async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_afte
         }
         buffer.drain(..head_end + length);
         heads.lock().push(head);
+        served += 1;
         let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-        if socket.write_all(answer).await.is_err() || close_after_each {
+        let answers = match behaviour {
+            Behaviour::HoldAfterFirst(hold) if served > 1 => {
+                held += 1;
+                if held < hold {
+                    continue;
+                }
+                std::mem::take(&mut held)
+            }
+            _ => 1,
+        };
+        if socket.write_all(&answer.repeat(answers)).await.is_err()
+            || behaviour == Behaviour::CloseAfterEach
+        {
             return;
         }
     }
@@ -103,7 +129,7 @@ async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_afte
 #[tokio::test]
 async fn a_lane_keeps_its_connection_and_sends_origin_form_with_host() {
     let stack = Stack::start().await;
-    let receiver = BareReceiver::start(false).await;
+    let receiver = BareReceiver::start(Behaviour::KeepAlive).await;
     let url = format!(
         "http://{}/hook/${{clientid}}?kind=${{event}}",
         receiver.address
@@ -135,7 +161,7 @@ async fn a_lane_keeps_its_connection_and_sends_origin_form_with_host() {
 #[tokio::test]
 async fn a_connection_closed_between_requests_is_reopened_without_a_retry() {
     let stack = Stack::start().await;
-    let receiver = BareReceiver::start(true).await;
+    let receiver = BareReceiver::start(Behaviour::CloseAfterEach).await;
     let url = format!("http://{}/", receiver.address);
     stack
         .webhook("closing", &url, |s| {
@@ -158,4 +184,34 @@ async fn a_connection_closed_between_requests_is_reopened_without_a_retry() {
     assert_eq!((metrics.retried, metrics.failed), (0, 0), "{metrics:#?}");
     assert_balanced(&metrics);
     assert_eq!(receiver.connections.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_lane_pipelines_requests_on_its_connection() {
+    let stack = Stack::start().await;
+    // After the first answer, answers come only once 4 more requests are in: a lane that
+    // waited for each answer before sending the next would never get them.
+    let receiver = BareReceiver::start(Behaviour::HoldAfterFirst(4)).await;
+    let url = format!("http://{}/", receiver.address);
+    stack
+        .webhook("pipelined", &url, |s| {
+            s.events = vec!["message.publish".into()];
+            s.pipelining = 8;
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
+    client.publish("t", QoS::AtLeastOnce, "first").await;
+    stack
+        .wait_metrics("pipelined", "the first answer", |m| m.success == 1)
+        .await;
+    for i in 0..4 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    stack
+        .wait_metrics("pipelined", "5 successes", |m| m.success == 5)
+        .await;
+    let metrics = stack.engine.get("pipelined").expect("webhook").metrics;
+    assert_eq!((metrics.retried, metrics.failed), (0, 0), "{metrics:#?}");
+    assert_balanced(&metrics);
+    assert_eq!(receiver.connections.load(Ordering::SeqCst), 1);
 }

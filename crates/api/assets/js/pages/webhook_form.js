@@ -17,7 +17,7 @@ function defaults() {
     name: '', description: '', enable: true, events: ['*'], topics: ['#'], method: 'post', url: '',
     headers: { 'content-type': 'application/json' }, body: null, payload_encoding: 'plain',
     signing_secret: null, connect_timeout: '15s', request_timeout: '15s', pool_size: 8,
-    max_inflight: 16, ordered: true, max_retries: 5, retry_backoff: '1s', retry_max_backoff: '1m',
+    max_inflight: 16, pipelining: 16, ordered: true, max_retries: 5, retry_backoff: '1s', retry_max_backoff: '1m',
     queue_capacity: 10000, tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
   };
 }
@@ -322,6 +322,7 @@ export async function render(ctx) {
   const requestTimeout = text('request_timeout', spec.request_timeout, '15s');
   const poolSize = number('pool_size', spec.pool_size);
   const maxInflight = number('max_inflight', spec.max_inflight);
+  const pipelining = number('pipelining', spec.pipelining);
   const ordered = checkbox('ordered', spec.ordered, 'Keep each client’s events in order');
   const maxRetries = number('max_retries', spec.max_retries, 0);
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
@@ -346,7 +347,8 @@ export async function render(ctx) {
         field({ name: 'connect_timeout', label: 'Connect timeout', control: connectTimeout, help: 'e.g. 500ms, 15s, 1m' }),
         field({ name: 'request_timeout', label: 'Request timeout', control: requestTimeout, help: 'For one request, answer included.' }),
         field({ name: 'pool_size', label: 'Connection pool size', control: poolSize, help: 'Idle connections kept open.' }),
-        field({ name: 'max_inflight', label: 'Max in-flight requests', control: maxInflight, help: 'Requests at once (1–1024).' }),
+        field({ name: 'max_inflight', label: 'Lanes', control: maxInflight, help: 'Connections delivering at once (1–1024).' }),
+        field({ name: 'pipelining', label: 'Pipelining', control: pipelining, help: 'Requests sent on a connection before the first answer (1: one at a time).' }),
         field({ name: 'queue_capacity', label: 'Queue capacity', control: queueCapacity, help: 'Events waiting at most; more are dropped and counted.' }),
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
@@ -401,6 +403,7 @@ export async function render(ctx) {
       request_timeout: requestTimeout.value.trim(),
       pool_size: intOf(poolSize),
       max_inflight: intOf(maxInflight),
+      pipelining: intOf(pipelining),
       ordered: ordered.querySelector('input').checked,
       max_retries: intOf(maxRetries),
       retry_backoff: retryBackoff.value.trim(),
@@ -442,7 +445,7 @@ export async function render(ctx) {
       else if (key && keys.has(key)) problems.push([`headers.${key}`, 'This header is listed twice.']);
       keys.add(key);
     }
-    for (const [name, value] of [['pool_size', s.pool_size], ['max_inflight', s.max_inflight], ['queue_capacity', s.queue_capacity]]) {
+    for (const [name, value] of [['pool_size', s.pool_size], ['max_inflight', s.max_inflight], ['pipelining', s.pipelining], ['queue_capacity', s.queue_capacity]]) {
       if (!Number.isInteger(value) || value < 1) problems.push([name, 'Enter a whole number, at least 1.']);
     }
     if (!Number.isInteger(s.max_retries) || s.max_retries < 0) problems.push(['max_retries', 'Enter a whole number (0: no retries).']);

@@ -23,6 +23,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -97,12 +99,6 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         .path_and_query()
         .map(ToString::to_string)
         .unwrap_or_default();
-    shared.requests.lock().expect("lock").push(Recorded {
-        method: parts.method.to_string(),
-        path,
-        headers: parts.headers,
-        body,
-    });
     let reply = shared
         .script
         .lock()
@@ -116,6 +112,13 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 .clone()
                 .unwrap_or_else(|| Reply::status(200))
         });
+    shared.requests.lock().expect("lock").push(Recorded {
+        method: parts.method.to_string(),
+        path,
+        headers: parts.headers,
+        body,
+        status: reply.status,
+    });
     let jitter = *shared.jitter_ms.lock().expect("lock");
     let delay = reply.delay
         + Duration::from_millis(if jitter == 0 {
