@@ -80,17 +80,16 @@ request = function() return req end
 LUA
 
 echo "== 1. receiver capacity (wrk -t1 -c64 -d10s, POST of a ${#body}-byte event)"
-capacity=$(for _ in $(seq "$RUNS"); do
-  start_receiver
-  taskset -c 0 wrk -t1 -c64 -d10s -s "$tmp/post.lua" http://127.0.0.1:8090/ | awk '/Requests\/sec/ {print $2}'
-  stop_receiver
-done | median)
+wrk_capacity() { # lua script: median req/s over RUNS fresh receivers
+  for _ in $(seq "$RUNS"); do
+    start_receiver
+    taskset -c 0 wrk -t1 -c64 -d10s -s "$1" http://127.0.0.1:8090/ | awk '/Requests\/sec/ {print $2}'
+    stop_receiver
+  done | median
+}
+capacity=$(wrk_capacity "$tmp/post.lua")
 echo "receiver: $capacity req/s (median of $RUNS)"
-pipelined=$(for _ in $(seq "$RUNS"); do
-  start_receiver
-  taskset -c 0 wrk -t1 -c64 -d10s -s "$tmp/pipelined.lua" http://127.0.0.1:8090/ | awk '/Requests\/sec/ {print $2}'
-  stop_receiver
-done | median)
+pipelined=$(wrk_capacity "$tmp/pipelined.lua")
 echo "receiver, pipelined 16 deep: $pipelined req/s (median of $RUNS)"
 
 delivery() { # label publishers ordered
