@@ -24,7 +24,7 @@ use crate::support::{Mqtt, Stack, assert_balanced};
 struct BareReceiver {
     address: SocketAddr,
     connections: Arc<AtomicUsize>,
-    /// Each request's head (request line and headers).
+    /// Each request: its head (request line and headers), then its body.
     heads: Arc<Mutex<Vec<String>>>,
 }
 
@@ -37,7 +37,11 @@ impl BareReceiver {
         let (count, seen) = (Arc::clone(&connections), Arc::clone(&heads));
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
+                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+                let behaviour = match behaviour {
+                    Behaviour::RetryInPipeline if !first => Behaviour::KeepAlive,
+                    other => other,
+                };
                 tokio::spawn(serve(socket, Arc::clone(&seen), behaviour));
             }
         });
@@ -70,6 +74,9 @@ enum Behaviour {
     /// Answer a connection's first request at once, then hold the answers until this many
     /// more requests have arrived on it: only a client that pipelines gets them.
     HoldAfterFirst(usize),
+    /// On the first connection, as `HoldAfterFirst(4)` with a 503 for the first held
+    /// request; later connections as `KeepAlive`.
+    RetryInPipeline,
 }
 
 async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, behaviour: Behaviour) {
@@ -104,23 +111,30 @@ async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, behaviour:
                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             }
         }
+        let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
         buffer.drain(..head_end + length);
-        heads.lock().push(head);
+        heads.lock().push(head + &body);
         served += 1;
         let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let retry = b"HTTP/1.1 503 Busy\r\ncontent-length: 4\r\n\r\nbusy";
         let answers = match behaviour {
             Behaviour::HoldAfterFirst(hold) if served > 1 => {
                 held += 1;
                 if held < hold {
                     continue;
                 }
-                std::mem::take(&mut held)
+                answer.repeat(std::mem::take(&mut held))
             }
-            _ => 1,
+            Behaviour::RetryInPipeline if served > 1 => {
+                held += 1;
+                if held < 4 {
+                    continue;
+                }
+                [&retry[..], &answer.repeat(3)].concat()
+            }
+            _ => answer.to_vec(),
         };
-        if socket.write_all(&answer.repeat(answers)).await.is_err()
-            || behaviour == Behaviour::CloseAfterEach
-        {
+        if socket.write_all(&answers).await.is_err() || behaviour == Behaviour::CloseAfterEach {
             return;
         }
     }
@@ -214,4 +228,49 @@ async fn a_lane_pipelines_requests_on_its_connection() {
     assert_eq!((metrics.retried, metrics.failed), (0, 0), "{metrics:#?}");
     assert_balanced(&metrics);
     assert_eq!(receiver.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_retry_in_the_pipeline_sends_what_followed_again_in_order() {
+    let stack = Stack::start().await;
+    // The second request is answered 503 after the three behind it were sent (and accepted).
+    let receiver = BareReceiver::start(Behaviour::RetryInPipeline).await;
+    let url = format!("http://{}/", receiver.address);
+    stack
+        .webhook("go-back", &url, |s| {
+            s.events = vec!["message.publish".into()];
+            s.retry_backoff = Duration::from_millis(10);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
+    client.publish("t", QoS::AtLeastOnce, "first").await;
+    stack
+        .wait_metrics("go-back", "the first answer", |m| m.success == 1)
+        .await;
+    for i in 0..4 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    stack
+        .wait_metrics("go-back", "5 successes", |m| m.success == 5)
+        .await;
+    let metrics = stack.engine.get("go-back").expect("webhook").metrics;
+    assert_eq!((metrics.retried, metrics.failed), (1, 0), "{metrics:#?}");
+    assert_balanced(&metrics);
+    let payloads: Vec<String> = receiver
+        .wait_for(9)
+        .await
+        .iter()
+        .map(|request| {
+            let body = request.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+            json["payload"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    // The 503 for "0" sends "0" and the three after it again, in order, on a new connection.
+    assert_eq!(
+        payloads,
+        ["first", "0", "1", "2", "3", "0", "1", "2", "3"],
+        "{payloads:?}"
+    );
+    assert_eq!(receiver.connections.load(Ordering::SeqCst), 2);
 }
