@@ -231,43 +231,39 @@ impl Lane {
     /// the connection is dropped and the rest of the window goes back after it.
     fn settle(&mut self, result: Result<Answer, SendError>) -> Option<Duration> {
         let flight = self.window.pop_front()?;
-        let webhook = Arc::clone(&self.webhook);
-        let metrics = &webhook.metrics;
-        let spec = &webhook.spec;
+        let metrics = &self.webhook.metrics;
+        let spec = &self.webhook.spec;
         let mut item = flight.item;
         let attempts = item.attempts + 1;
         let outcome = classify(&result);
         if result.is_ok() {
             metrics.latency(flight.sent.elapsed());
         }
-        match outcome {
+        let delay = match outcome {
             Outcome::Success => {
                 metrics.finish();
                 metrics.success();
-                None
+                return None;
             }
             Outcome::Retry { after, .. } if attempts <= spec.max_retries => {
                 metrics.retried();
                 item.attempts = attempts;
-                self.pipe = None;
-                self.go_back();
-                metrics.finish();
-                webhook.queue.requeue_front(self.lane, item);
-                Some(backoff(
-                    spec.retry_backoff,
-                    spec.retry_max_backoff,
-                    attempts,
-                    after,
-                ))
+                backoff(spec.retry_backoff, spec.retry_max_backoff, attempts, after)
             }
             Outcome::Retry { reason, status, .. } | Outcome::Fail { reason, status } => {
                 let event = item.event.kind().name();
                 tracing::debug!(webhook = %spec.name, event, %reason, "delivery failed");
                 metrics.finish();
                 metrics.failed(failure(event, status, reason, attempts));
-                None
+                return None;
             }
-        }
+        };
+        // Go back: the rest of the window, then this request at the lane's head.
+        self.pipe = None;
+        self.go_back();
+        self.webhook.metrics.finish();
+        self.webhook.queue.requeue_front(self.lane, item);
+        Some(delay)
     }
 
     /// The connection failed with `error` (or timed out) with requests in the window.

@@ -213,18 +213,7 @@ async fn a_lane_pipelines_requests_on_its_connection() {
             s.pipelining = 8;
         })
         .await;
-    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
-    client.publish("t", QoS::AtLeastOnce, "first").await;
-    stack
-        .wait_metrics("pipelined", "the first answer", |m| m.success == 1)
-        .await;
-    for i in 0..4 {
-        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
-    }
-    stack
-        .wait_metrics("pipelined", "5 successes", |m| m.success == 5)
-        .await;
-    let metrics = stack.engine.get("pipelined").expect("webhook").metrics;
+    let metrics = first_then_four(&stack, "pipelined").await;
     assert_eq!((metrics.retried, metrics.failed), (0, 0), "{metrics:#?}");
     assert_balanced(&metrics);
     assert_eq!(receiver.connections.load(Ordering::SeqCst), 1);
@@ -242,18 +231,7 @@ async fn a_retry_in_the_pipeline_sends_what_followed_again_in_order() {
             s.retry_backoff = Duration::from_millis(10);
         })
         .await;
-    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
-    client.publish("t", QoS::AtLeastOnce, "first").await;
-    stack
-        .wait_metrics("go-back", "the first answer", |m| m.success == 1)
-        .await;
-    for i in 0..4 {
-        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
-    }
-    stack
-        .wait_metrics("go-back", "5 successes", |m| m.success == 5)
-        .await;
-    let metrics = stack.engine.get("go-back").expect("webhook").metrics;
+    let metrics = first_then_four(&stack, "go-back").await;
     assert_eq!((metrics.retried, metrics.failed), (1, 0), "{metrics:#?}");
     assert_balanced(&metrics);
     let payloads: Vec<String> = receiver
@@ -273,4 +251,22 @@ async fn a_retry_in_the_pipeline_sends_what_followed_again_in_order() {
         "{payloads:?}"
     );
     assert_eq!(receiver.connections.load(Ordering::SeqCst), 2);
+}
+
+/// Publishes "first", waits for its answer, then publishes "0" to "3" (so the lane has a
+/// connection that has answered, and four events to put on it); returns the metrics once all
+/// five succeeded.
+async fn first_then_four(stack: &Stack, name: &str) -> hookmq_webhooks::MetricsSnapshot {
+    let mut client = Mqtt::connect(stack.mqtt, "c1").await;
+    client.publish("t", QoS::AtLeastOnce, "first").await;
+    stack
+        .wait_metrics(name, "the first answer", |m| m.success == 1)
+        .await;
+    for i in 0..4 {
+        client.publish("t", QoS::AtLeastOnce, format!("{i}")).await;
+    }
+    stack
+        .wait_metrics(name, "5 successes", |m| m.success == 5)
+        .await;
+    stack.engine.get(name).expect("webhook").metrics
 }
