@@ -34,20 +34,50 @@ pub fn has_wildcard(filter: &str) -> bool {
 
 /// Whether `topic` matches `filter`. A filter starting with a wildcard does not match a topic
 /// starting with `$` (`[MQTT-4.7.2-1]`). Both are assumed valid.
+///
+/// One pass over the bytes, level by level (`/` is ASCII, so it never splits a UTF-8
+/// character): this runs for every subscription and webhook trigger a message meets.
 #[must_use]
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+    let (filter, topic) = (filter.as_bytes(), topic.as_bytes());
+    if topic.first() == Some(&b'$') && matches!(filter.first(), Some(b'+' | b'#')) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
+    let (mut f, mut t) = (0, 0);
     loop {
-        match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(f), Some(t)) if f == t => {}
-            (None, None) => return true,
-            _ => return false,
+        // Both positions are at the start of a level.
+        match filter.get(f) {
+            // In a valid filter `#` is the whole last level: it matches whatever is left.
+            Some(b'#') => return true,
+            Some(b'+') if filter.get(f + 1).is_none_or(|&c| c == b'/') => {
+                while t < topic.len() && topic[t] != b'/' {
+                    t += 1;
+                }
+                f += 1;
+            }
+            _ => {
+                while f < filter.len() && filter[f] != b'/' {
+                    if topic.get(t) != Some(&filter[f]) {
+                        return false;
+                    }
+                    f += 1;
+                    t += 1;
+                }
+                if t < topic.len() && topic[t] != b'/' {
+                    return false;
+                }
+            }
+        }
+        // Both levels ended: at a `/` or at the end.
+        match (f < filter.len(), t < topic.len()) {
+            (false, false) => return true,
+            (true, true) => {
+                f += 1;
+                t += 1;
+            }
+            // `a/#` also matches `a` (`[MQTT-4.7.1-2]`).
+            (true, false) => return &filter[f..] == b"/#",
+            (false, true) => return false,
         }
     }
 }
@@ -151,6 +181,62 @@ mod tests {
     #[test_case("a/b", "a/b/" => false; "trailing slash")]
     fn matching(filter: &str, topic: &str) -> bool {
         matches(filter, topic)
+    }
+
+    /// The definition, level by level, that the byte-wise [`matches`] must agree with.
+    fn matches_by_levels(filter: &str, topic: &str) -> bool {
+        if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+            return false;
+        }
+        let mut filter_levels = filter.split('/');
+        let mut topic_levels = topic.split('/');
+        loop {
+            match (filter_levels.next(), topic_levels.next()) {
+                (Some("#"), _) => return true,
+                (Some("+"), Some(_)) => {}
+                (Some(f), Some(t)) if f == t => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Every string of up to 5 symbols from `a`, `b`, `/`, `$`, `+`, `#` as filter (the valid
+    /// ones) against every such topic name: the two agree on all of them.
+    #[test]
+    fn byte_matcher_agrees_with_levels() {
+        fn all(symbols: &[char], max: usize) -> Vec<String> {
+            let mut out = vec![String::new()];
+            let mut layer = vec![String::new()];
+            for _ in 0..max {
+                layer = layer
+                    .iter()
+                    .flat_map(|s| symbols.iter().map(move |c| format!("{s}{c}")))
+                    .collect();
+                out.extend(layer.iter().cloned());
+            }
+            out
+        }
+        let filters: Vec<_> = all(&['a', 'b', '/', '$', '+', '#'], 5)
+            .into_iter()
+            .filter(|f| is_valid_filter(f))
+            .collect();
+        let topics: Vec<_> = all(&['a', 'b', '/', '$'], 5)
+            .into_iter()
+            .filter(|t| is_valid_name(t))
+            .collect();
+        let mut checked = 0;
+        for filter in &filters {
+            for topic in &topics {
+                assert_eq!(
+                    matches(filter, topic),
+                    matches_by_levels(filter, topic),
+                    "{filter} vs {topic}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     #[test]

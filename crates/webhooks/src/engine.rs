@@ -2,6 +2,7 @@
 //! and manages webhooks (create, update, enable, delete) while it runs.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -9,7 +10,7 @@ use std::{
 use arc_swap::ArcSwap;
 use hookmq_broker::{
     BrokerHandle,
-    hooks::{Event, EventKind, EventMask, HookAttachment, HookSink},
+    hooks::{EventKind, EventMask, HookAttachment, HookSink},
     message::MessageIdGenerator,
 };
 use parking_lot::Mutex;
@@ -69,24 +70,16 @@ pub struct ProbeResult {
     pub error: Option<String>,
 }
 
-/// The broker's hook sink: matches each event against the webhooks and queues it, inline on
-/// the emitting session's task. That is a trigger match and a short lock per webhook, never a
-/// wait; there is no channel in between, so the only bound an event meets is the webhook's
-/// own queue, whose overflow the webhook counts (`dropped.queue_full`).
-struct Dispatcher {
+/// The webhooks, for management. Events do not pass through here: each enabled webhook is
+/// its own sink on the broker's hook (see [`Webhook`]'s `HookSink`), so an event costs one
+/// listener-list read, whatever the number of webhooks.
+struct Registry {
     ids: Arc<MessageIdGenerator>,
-    /// Read for every event without a lock; replaced on every change.
+    /// Read without a lock by listings; replaced on every change.
     webhooks: ArcSwap<Vec<Arc<Webhook>>>,
-}
-
-impl HookSink for Dispatcher {
-    fn on_event(&self, event: &Arc<Event>) {
-        for webhook in self.webhooks.load().iter() {
-            if webhook.wants(event) {
-                webhook.enqueue(event);
-            }
-        }
-    }
+    /// Each webhook's attachment to the hook, by name. The lock serializes changes (held
+    /// only while swapping, never across `.await`); dropping the engine detaches them all.
+    attachments: Mutex<HashMap<String, HookAttachment>>,
 }
 
 /// How much lower than the broker's threads the delivery threads run (Linux nice). When the
@@ -148,11 +141,7 @@ struct Inner {
     broker: BrokerHandle,
     delivery: DeliveryRuntime,
     node: String,
-    dispatcher: Arc<Dispatcher>,
-    /// Serializes changes to the list (held only while swapping, never across `.await`).
-    changes: Mutex<()>,
-    /// Dropping the engine detaches the dispatcher from the hook.
-    hook: HookAttachment,
+    registry: Registry,
     stop: CancellationToken,
 }
 
@@ -165,7 +154,7 @@ pub struct WebhookEngine {
 impl std::fmt::Debug for WebhookEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookEngine")
-            .field("webhooks", &self.inner.dispatcher.webhooks.load().len())
+            .field("webhooks", &self.inner.registry.webhooks.load().len())
             .finish()
     }
 }
@@ -175,20 +164,15 @@ impl WebhookEngine {
     #[must_use]
     pub fn start(broker: BrokerHandle) -> Self {
         let node = broker.node_name().to_owned();
-        let dispatcher = Arc::new(Dispatcher {
+        let registry = Registry {
             ids: Arc::new(MessageIdGenerator::new(&node)),
             webhooks: ArcSwap::from_pointee(Vec::new()),
-        });
-        let hook = broker.attach_sink(
-            EventMask::NONE,
-            Arc::clone(&dispatcher) as Arc<dyn HookSink>,
-        );
+            attachments: Mutex::new(HashMap::new()),
+        };
         let inner = Arc::new(Inner {
             node,
             broker,
-            dispatcher,
-            changes: Mutex::new(()),
-            hook,
+            registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
         });
@@ -239,7 +223,7 @@ impl WebhookEngine {
         let webhook = Arc::new(Webhook::build(
             spec,
             &self.inner.node,
-            Arc::clone(&self.inner.dispatcher.ids),
+            Arc::clone(&self.inner.registry.ids),
             previous.as_deref(),
         )?);
         let replaced = self.swap(&webhook.spec.name.clone(), Some(Arc::clone(&webhook)));
@@ -279,8 +263,9 @@ impl WebhookEngine {
 
     /// Replaces (or removes) the webhook `name` in the list; returns the one it replaced.
     fn swap(&self, name: &str, new: Option<Arc<Webhook>>) -> Option<Arc<Webhook>> {
-        let _changing = self.inner.changes.lock();
-        let current = self.inner.dispatcher.webhooks.load_full();
+        let registry = &self.inner.registry;
+        let mut attachments = registry.attachments.lock();
+        let current = registry.webhooks.load_full();
         let mut next: Vec<Arc<Webhook>> = Vec::with_capacity(current.len() + 1);
         let mut replaced = None;
         for webhook in current.iter() {
@@ -290,22 +275,36 @@ impl WebhookEngine {
                 next.push(Arc::clone(webhook));
             }
         }
-        if let Some(webhook) = new {
-            next.push(webhook);
+        match new {
+            Some(webhook) => {
+                let mask = if webhook.spec.enable {
+                    webhook.trigger.mask
+                } else {
+                    EventMask::NONE
+                };
+                let sink = Arc::clone(&webhook) as Arc<dyn HookSink>;
+                match attachments.get(name) {
+                    // One swap: the hook goes from the old version to the new at once.
+                    Some(attachment) => attachment.replace(mask, sink),
+                    None => {
+                        let attachment = self.inner.broker.attach_sink(mask, sink);
+                        attachments.insert(name.to_owned(), attachment);
+                    }
+                }
+                next.push(webhook);
+            }
+            None => {
+                attachments.remove(name);
+            }
         }
         next.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        let mask = next
-            .iter()
-            .filter(|w| w.spec.enable)
-            .fold(EventMask::NONE, |m, w| EventMask(m.0 | w.trigger.mask.0));
-        self.inner.dispatcher.webhooks.store(Arc::new(next));
-        self.inner.hook.set_mask(mask);
+        registry.webhooks.store(Arc::new(next));
         replaced
     }
 
     fn find(&self, name: &str) -> Option<Arc<Webhook>> {
         self.inner
-            .dispatcher
+            .registry
             .webhooks
             .load()
             .iter()
@@ -326,7 +325,7 @@ impl WebhookEngine {
     #[must_use]
     pub fn list(&self) -> Vec<WebhookStatus> {
         self.inner
-            .dispatcher
+            .registry
             .webhooks
             .load()
             .iter()
@@ -364,7 +363,7 @@ impl WebhookEngine {
             .map_err(|e| SpecError::new("url", e.to_string()))?;
         let extra = match &spec.signing_secret {
             Some(secret) => {
-                Signer::new(secret)?.headers(self.inner.dispatcher.ids.next_id(), &request.body)
+                Signer::new(secret)?.headers(self.inner.registry.ids.next_id(), &request.body)
             }
             None => http::HeaderMap::new(),
         };
@@ -396,7 +395,7 @@ impl WebhookEngine {
     /// Stops every webhook; queued events are discarded (the in-memory queue does not survive).
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
-        let all = self.inner.dispatcher.webhooks.load_full();
+        let all = self.inner.registry.webhooks.load_full();
         for webhook in all.iter() {
             webhook.stop().await;
         }
@@ -412,7 +411,7 @@ async fn sample_rates(inner: Arc<Inner>) {
         tokio::select! {
             () = inner.stop.cancelled() => return,
             _ = tick.tick() => {
-                for webhook in inner.dispatcher.webhooks.load().iter() {
+                for webhook in inner.registry.webhooks.load().iter() {
                     webhook.metrics.sample_rate(RATE_INTERVAL);
                     webhook.client.close_idle();
                 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use hookmq_broker::{hooks::Event, message::MessageIdGenerator};
+use hookmq_broker::{
+    hooks::{Event, HookSink},
+    message::MessageIdGenerator,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -16,6 +19,18 @@ use crate::{
     spec::{SpecError, WebhookSpec},
     trigger::Trigger,
 };
+
+/// The broker calls an enabled webhook inline, on the emitting session's task, for each event
+/// of its trigger's kinds: a topic-filter check and a short lock on one lane, never a wait.
+/// There is no channel in between, so the only bound an event meets is the webhook's own
+/// queue, whose overflow it counts (`dropped.queue_full`).
+impl HookSink for Webhook {
+    fn on_event(&self, event: &Arc<Event>) {
+        if self.trigger.matches(event) {
+            self.enqueue(event);
+        }
+    }
+}
 
 /// A webhook, compiled and delivering.
 #[derive(Debug)]
@@ -114,11 +129,6 @@ impl Webhook {
         for item in older.queue.drain() {
             self.enqueue_item(item);
         }
-    }
-
-    /// Whether the webhook takes `event` now.
-    pub(crate) fn wants(&self, event: &Event) -> bool {
-        self.spec.enable && self.trigger.matches(event)
     }
 
     /// Queues a matched event, counting it; a full queue drops it.

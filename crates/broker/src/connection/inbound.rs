@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Close, Connection};
 use crate::{
-    hooks::{AuthzAction, AuthzResult, EventData, EventKind},
+    hooks::{AuthzAction, AuthzResult, EventData, EventKind, EventProperties},
     message::{Message, MessageParts},
     router::Subscriber,
     session::{SubscriptionRecord, inflight::Stage, mailbox::Delivery},
@@ -327,7 +327,7 @@ where
                 client: Arc::clone(&self.client),
                 qos: delivery.qos,
                 message: delivery.message,
-                properties: properties.clone(),
+                properties: EventProperties::copy(properties),
             });
     }
 
@@ -391,7 +391,7 @@ where
                         client: Arc::clone(&self.client),
                         filter: request.filter.clone(),
                         options,
-                        properties: subscribe.properties.clone(),
+                        properties: EventProperties::copy(&subscribe.properties),
                     }
                 });
             // [MQTT-3.3.1-9..11]; shared subscriptions never get retained messages.
@@ -447,7 +447,7 @@ where
                             client: Arc::clone(&self.client),
                             filter: filter.clone(),
                             qos: record.options.qos,
-                            properties: unsubscribe.properties.clone(),
+                            properties: EventProperties::copy(&unsubscribe.properties),
                         }
                     });
             }

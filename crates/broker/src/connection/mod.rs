@@ -25,7 +25,7 @@ pub(crate) use handshake::serve;
 use handshake::{Accepted, ClientLimits, PendingWill};
 
 use crate::{
-    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind},
+    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, EventProperties},
     message::{Message, MessageParts, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
     shared::Shared,
@@ -323,15 +323,15 @@ where
             Close::Client {
                 publish_will,
                 properties,
-            } => (*publish_will, (**properties).clone()),
+            } => (*publish_will, EventProperties::copy(properties)),
             Close::Takeover { discard: false, .. } => {
                 // The session lives on: only a will without delay goes out now.
                 (
                     self.will.as_ref().is_some_and(|w| w.delay == 0),
-                    Properties::default(),
+                    EventProperties::default(),
                 )
             }
-            _ => (true, Properties::default()),
+            _ => (true, EventProperties::default()),
         };
         self.shared
             .hooks

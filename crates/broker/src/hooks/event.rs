@@ -197,6 +197,45 @@ impl FromIterator<EventKind> for EventMask {
     }
 }
 
+/// The properties of a packet an event reports: boxed, and only when the packet had any
+/// (most have none), so an event stays a few words to build, move and free. Reads as
+/// [`Properties`] (empty when absent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventProperties(Option<Box<Properties>>);
+
+/// What an absent [`EventProperties`] reads as.
+static NO_PROPERTIES: Properties = Properties::EMPTY;
+
+impl EventProperties {
+    /// A copy of `properties`; nothing is allocated when there are none.
+    #[must_use]
+    pub fn copy(properties: &Properties) -> Self {
+        if properties.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(properties.clone())))
+        }
+    }
+}
+
+impl From<Properties> for EventProperties {
+    fn from(properties: Properties) -> Self {
+        if properties.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(properties)))
+        }
+    }
+}
+
+impl std::ops::Deref for EventProperties {
+    type Target = Properties;
+
+    fn deref(&self) -> &Properties {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
 /// An event with the time it happened.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -264,7 +303,7 @@ pub enum EventData {
         /// `discarded`, `tcp_closed`, `protocol_error`, `malformed_packet`, ...
         reason: &'static str,
         /// DISCONNECT properties sent by the client (v5).
-        properties: Properties,
+        properties: EventProperties,
         /// When, ms since the epoch.
         disconnected_at: u64,
     },
@@ -299,7 +338,7 @@ pub enum EventData {
         /// Its options (QoS granted).
         options: SubscriptionOptions,
         /// SUBSCRIBE properties.
-        properties: Properties,
+        properties: EventProperties,
     },
     /// A subscription was removed.
     SessionUnsubscribed {
@@ -310,7 +349,7 @@ pub enum EventData {
         /// The QoS the subscription had.
         qos: QoS,
         /// UNSUBSCRIBE properties.
-        properties: Properties,
+        properties: EventProperties,
     },
     /// A client (or the broker, for wills) published a message.
     MessagePublish {
@@ -335,7 +374,7 @@ pub enum EventData {
         /// QoS it was sent with.
         qos: QoS,
         /// Properties of the PUBACK/PUBREC.
-        properties: Properties,
+        properties: EventProperties,
     },
     /// A published message reached no subscriber, or was refused.
     MessageDropped {

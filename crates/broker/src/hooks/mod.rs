@@ -21,7 +21,9 @@ use std::sync::{
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
-pub use event::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask};
+pub use event::{
+    AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask, EventProperties,
+};
 
 use crate::message::now_ms;
 
@@ -186,6 +188,26 @@ impl Hooks {
         id
     }
 
+    /// Gives listener `id` a new sink and mask in one swap.
+    fn replace(&self, id: u64, mask: EventMask, sink: &Arc<dyn HookSink>) {
+        self.listeners.rcu(|list| {
+            list.iter()
+                .map(|l| {
+                    if l.id == id {
+                        Listener {
+                            mask,
+                            target: Target::Sink(Arc::clone(sink)),
+                            ..l.clone()
+                        }
+                    } else {
+                        l.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        self.refresh_interest();
+    }
+
     /// Sets the mask of listener `id`, or removes it (`None`).
     fn update(&self, id: u64, mask: Option<EventMask>) {
         self.listeners.rcu(|list| {
@@ -278,6 +300,14 @@ impl HookAttachment {
     /// Receive exactly the kinds in `mask` from now on.
     pub fn set_mask(&self, mask: EventMask) {
         self.control.set_mask(mask);
+    }
+
+    /// From now on, `sink` takes the kinds in `mask` in place of the attached sink: one
+    /// swap, so every event goes to exactly one of the two.
+    pub fn replace(&self, mask: EventMask, sink: Arc<dyn HookSink>) {
+        if let Some(hooks) = self.control.hooks.upgrade() {
+            hooks.replace(self.control.id, mask, &sink);
+        }
     }
 }
 
@@ -409,6 +439,36 @@ mod tests {
             1,
             "the hook let go of the sink"
         );
+    }
+
+    #[test]
+    fn a_replaced_sink_gets_nothing_more() {
+        let hooks = Arc::new(Hooks::default());
+        let (old, new) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let connected = EventMask::NONE.with(EventKind::ClientConnected);
+        let attachment = hooks.attach(connected, Arc::clone(&old) as Arc<dyn HookSink>);
+        hooks.emit(EventData::ClientConnected { client: client() });
+        attachment.replace(
+            connected.with(EventKind::ClientConnack),
+            Arc::clone(&new) as Arc<dyn HookSink>,
+        );
+        hooks.emit(EventData::ClientConnected { client: client() });
+        hooks.emit(EventData::ClientConnack {
+            client: client(),
+            reason_code: ReasonCode::SUCCESS,
+        });
+        assert_eq!(*old.0.lock(), [EventKind::ClientConnected]);
+        assert_eq!(
+            *new.0.lock(),
+            [EventKind::ClientConnected, EventKind::ClientConnack]
+        );
+        assert_eq!(
+            Arc::strong_count(&old),
+            1,
+            "the hook let go of the old sink"
+        );
+        drop(attachment);
+        assert!(!hooks.wants(EventKind::ClientConnected));
     }
 
     #[test]
