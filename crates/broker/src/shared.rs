@@ -16,7 +16,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     auth::{Acl, Action, ClientIdentity, PasswordFile, Permission},
     config::{Config, NoMatch},
-    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, Hooks},
+    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, HookBatch, Hooks},
     message::{Message, MessageIdGenerator},
     router::{Retained, Router},
     session::{
@@ -111,10 +111,10 @@ impl Shared {
     /// Routes a message to every matching subscription, storing it first if retained. Emits
     /// `message.publish`, then `delivery.dropped` per refused delivery and
     /// `message.dropped` (`no_subscribers`) if nothing matched. Returns the match count.
-    pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
-        let hooks = &self.hooks;
+    /// Events go into `events`, the publishing task's batch.
+    pub(crate) fn publish(&self, message: Arc<Message>, events: &mut HookBatch) -> usize {
         // EMQX stamps message.publish with the message's own time.
-        hooks.emit_with_at(
+        events.emit_with_at(
             EventKind::MessagePublish,
             || message.received_at,
             || EventData::MessagePublish {
@@ -129,7 +129,7 @@ impl Shared {
                 self.stats
                     .deliveries_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                hooks.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                events.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
                     client: sub.mailbox.client(),
                     message: Arc::clone(&message),
                     reason: "no_local",
@@ -142,13 +142,13 @@ impl Shared {
                 retain: message.retain && sub.options.retain_as_published,
                 subscription_id: sub.subscription_id,
             };
-            self.deliver(&sub.mailbox, delivery);
+            self.deliver(&sub.mailbox, delivery, events);
         });
         if matched == 0 {
             self.stats
                 .messages_dropped_no_subscribers
                 .fetch_add(1, Ordering::Relaxed);
-            hooks.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
+            events.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
                 message,
                 reason: "no_subscribers",
             });
@@ -157,7 +157,12 @@ impl Shared {
     }
 
     /// Pushes one delivery into a mailbox, reporting what it displaced.
-    pub(crate) fn deliver(&self, mailbox: &crate::session::mailbox::Mailbox, delivery: Delivery) {
+    pub(crate) fn deliver(
+        &self,
+        mailbox: &crate::session::mailbox::Mailbox,
+        delivery: Delivery,
+        events: &mut HookBatch,
+    ) {
         if let Pushed::Dropped {
             victim,
             reason,
@@ -167,12 +172,11 @@ impl Shared {
             self.stats
                 .deliveries_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            self.hooks
-                .emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-                    client: subscriber,
-                    message: victim.message,
-                    reason,
-                });
+            events.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
+                client: subscriber,
+                message: victim.message,
+                reason,
+            });
         }
     }
 

@@ -116,11 +116,13 @@ pub struct LatencySnapshot {
 }
 
 impl Metrics {
-    pub(crate) fn matched(&self) {
-        self.matched.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn matched(&self, count: u64) {
+        self.matched.fetch_add(count, Ordering::Relaxed);
     }
-    pub(crate) fn dropped_queue_full(&self) {
-        self.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn dropped_queue_full(&self, count: u64) {
+        if count > 0 {
+            self.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
+        }
     }
     pub(crate) fn success(&self) {
         self.success.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +277,7 @@ mod tests {
     fn percentiles_and_reset() {
         let metrics = Metrics::default();
         for ms in [1, 1, 3, 40, 900] {
-            metrics.matched();
+            metrics.matched(1);
             metrics.latency(Duration::from_millis(ms));
             metrics.success();
         }
@@ -284,7 +286,7 @@ mod tests {
         assert_eq!(snap.latency.p50_ms, 5);
         assert_eq!(snap.latency.p99_ms, 1000);
         assert_eq!(snap.matched, snap.success);
-        metrics.matched();
+        metrics.matched(1);
         metrics.reset(1);
         let snap = metrics.snapshot(1);
         assert_eq!((snap.matched, snap.success, snap.queuing), (1, 0, 1));
@@ -294,7 +296,7 @@ mod tests {
     fn rates() {
         let metrics = Metrics::default();
         for _ in 0..50 {
-            metrics.matched();
+            metrics.matched(1);
         }
         metrics.sample_rate(Duration::from_secs(5));
         metrics.sample_rate(Duration::from_secs(5));

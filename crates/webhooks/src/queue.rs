@@ -14,7 +14,7 @@ use std::{
 };
 
 use hookmq_broker::{hooks::Event, message::MessageId};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// An event waiting for delivery.
@@ -36,6 +36,17 @@ pub trait Queue: Send + Sync + 'static {
     /// # Errors
     /// The item, when it was not queued.
     fn push(&self, lane: usize, item: Queued) -> Result<(), Queued>;
+    /// Adds a run of events in order, each to its lane's tail; returns how many did not go
+    /// in because the queue was full or closed (they are dropped).
+    fn push_many(&self, items: impl Iterator<Item = (usize, Queued)>) -> usize {
+        let mut dropped = 0;
+        for (lane, item) in items {
+            if self.push(lane, item).is_err() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
     /// Puts back an event whose delivery was interrupted, at `lane`'s head (ignores the bound).
     fn requeue_front(&self, lane: usize, item: Queued);
     /// The next event of `lane`, waiting for one; `None` once closed.
@@ -107,26 +118,64 @@ impl MemoryQueue {
     fn lane(&self, lane: usize) -> &Lane {
         &self.lanes[lane % self.lanes.len()]
     }
-}
 
-impl Queue for MemoryQueue {
-    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued> {
+    /// Takes a slot for one more event, if the queue is open and has room.
+    fn reserve(&self) -> bool {
         if self.closed.load(Ordering::Acquire) {
-            return Err(item);
+            return false;
         }
         // Full: a plain read, so a queue that drops does not bounce the counter's cache line.
         if self.len.load(Ordering::Relaxed) >= self.capacity {
-            return Err(item);
+            return false;
         }
         // Reserve a slot first so concurrent pushes cannot overshoot the bound.
         if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.len.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued> {
+        if !self.reserve() {
             return Err(item);
         }
         let lane = self.lane(lane);
         lane.items.lock().push_back(item);
         lane.notify.notify_one();
         Ok(())
+    }
+
+    /// A run of one lane goes in under one lock, and its worker is woken once.
+    fn push_many(&self, items: impl Iterator<Item = (usize, Queued)>) -> usize {
+        let mut dropped = 0;
+        let mut open: Option<(&Lane, MutexGuard<'_, VecDeque<Queued>>)> = None;
+        for (lane, item) in items {
+            if !self.reserve() {
+                dropped += 1;
+                continue;
+            }
+            let lane = self.lane(lane);
+            match &mut open {
+                Some((current, tail)) if std::ptr::eq(*current, lane) => tail.push_back(item),
+                _ => {
+                    if let Some((previous, tail)) = open.take() {
+                        drop(tail);
+                        previous.notify.notify_one();
+                    }
+                    let mut tail = lane.items.lock();
+                    tail.push_back(item);
+                    open = Some((lane, tail));
+                }
+            }
+        }
+        if let Some((lane, tail)) = open {
+            drop(tail);
+            lane.notify.notify_one();
+        }
+        dropped
     }
 
     fn requeue_front(&self, lane: usize, item: Queued) {
@@ -225,6 +274,29 @@ mod tests {
         assert!(queue.is_empty());
         queue.close();
         assert!(queue.pop(1).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_run_goes_in_in_order_and_what_does_not_fit_is_counted() {
+        let queue = MemoryQueue::new(2, 4);
+        let run = [(0, 1), (0, 2), (1, 3), (0, 4), (1, 5), (0, 6)];
+        let dropped = queue.push_many(run.iter().map(|&(lane, n)| (lane, item(n))));
+        assert_eq!(dropped, 2, "a bound of 4 takes the first 4");
+        assert_eq!(queue.len(), 4);
+        let ids = |lane| {
+            std::iter::from_fn(|| queue.try_pop(lane))
+                .map(|item| item.id)
+                .collect::<Vec<_>>()
+        };
+        let expect = |ns: &[u64]| {
+            ns.iter()
+                .map(|&n| Some(MessageId(u128::from(n))))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(0), expect(&[1, 2, 4]));
+        assert_eq!(ids(1), expect(&[3]));
+        queue.close();
+        assert_eq!(queue.push_many([(0, item(7))].into_iter()), 1, "closed");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! One running webhook: its compiled spec, client, queue, metrics and lane workers.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use hookmq_broker::{
-    hooks::{Event, HookSink},
+    hooks::{Event, EventMask, HookSink},
     message::MessageIdGenerator,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -28,6 +28,79 @@ impl HookSink for Webhook {
     fn on_event(&self, event: &Arc<Event>) {
         if self.trigger.matches(event) {
             self.enqueue(event);
+        }
+    }
+
+    /// A run of one task's events: the matching ones go in with one lock per lane they touch
+    /// (a connection's run is mostly its own client's, so one lane) and one wake-up each.
+    fn on_events(&self, _mask: EventMask, events: &[Arc<Event>]) {
+        let mut lanes = LaneChooser::new(self);
+        let items: Vec<(usize, Queued)> = events
+            .iter()
+            .filter(|event| self.trigger.matches(event))
+            .map(|event| {
+                let item = Queued {
+                    event: Arc::clone(event),
+                    id: None,
+                    attempts: 0,
+                };
+                (lanes.lane(&item), item)
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        // Counted before they can be delivered, so `matched` always covers the outcomes.
+        self.metrics.matched(items.len() as u64);
+        let dropped = self.queue.push_many(items.into_iter());
+        self.metrics.dropped_queue_full(dropped as u64);
+    }
+}
+
+/// Picks lanes for a run of events: by client when the webhook is ordered (remembering the
+/// last client, as runs repeat it), else in turns of [`UNORDERED_RUN`] events per lane.
+struct LaneChooser<'a> {
+    webhook: &'a Webhook,
+    last_client: Option<(*const u8, usize, usize)>,
+    unordered: Option<(usize, usize)>,
+}
+
+/// Events an unordered webhook puts in one lane before it moves to the next.
+const UNORDERED_RUN: usize = 16;
+
+impl<'a> LaneChooser<'a> {
+    fn new(webhook: &'a Webhook) -> Self {
+        Self {
+            webhook,
+            last_client: None,
+            unordered: None,
+        }
+    }
+
+    fn lane(&mut self, item: &Queued) -> usize {
+        let lanes = self.webhook.queue.lanes();
+        if self.webhook.spec.ordered {
+            let id = item.event.client_id();
+            let key = (id.as_ptr(), id.len());
+            match self.last_client {
+                Some((ptr, len, lane)) if (ptr, len) == key => lane,
+                _ => {
+                    let lane = lane_of(id, lanes);
+                    self.last_client = Some((key.0, key.1, lane));
+                    lane
+                }
+            }
+        } else {
+            let (lane, used) = match self.unordered {
+                Some((lane, used)) if used < UNORDERED_RUN => (lane, used),
+                // Relaxed: any spread over the lanes will do.
+                _ => (
+                    self.webhook.next_lane.fetch_add(1, Ordering::Relaxed) % lanes,
+                    0,
+                ),
+            };
+            self.unordered = Some((lane, used + 1));
+            lane
         }
     }
 }
@@ -133,7 +206,7 @@ impl Webhook {
 
     /// Queues a matched event, counting it; a full queue drops it.
     pub(crate) fn enqueue(&self, event: &Arc<Event>) {
-        self.metrics.matched();
+        self.metrics.matched(1);
         self.enqueue_item(Queued {
             event: Arc::clone(event),
             id: None,
@@ -152,7 +225,7 @@ impl Webhook {
                 % lanes
         };
         if self.queue.push(lane, item).is_err() {
-            self.metrics.dropped_queue_full();
+            self.metrics.dropped_queue_full(1);
         }
     }
 

@@ -175,7 +175,7 @@ where
         let reason_code = match refusal {
             Some(code) => code,
             None => {
-                let matched = self.shared.publish(Arc::new(message));
+                let matched = self.shared.publish(Arc::new(message), &mut self.events);
                 if matched == 0 {
                     ReasonCode::NO_MATCHING_SUBSCRIBERS
                 } else {
@@ -208,9 +208,8 @@ where
     }
 
     /// Reports a message refused before routing.
-    fn drop_message(&self, message: Message, reason: &'static str) {
-        self.shared
-            .hooks
+    fn drop_message(&mut self, message: Message, reason: &'static str) {
+        self.events
             .emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
                 message: Arc::new(message),
                 reason,
@@ -244,17 +243,15 @@ where
                 decision
             }
         };
-        self.shared
-            .hooks
-            .emit_with(EventKind::CheckAuthzComplete, || {
-                EventData::CheckAuthzComplete {
-                    client: Arc::clone(&self.client),
-                    action,
-                    topic: reported.clone(),
-                    source,
-                    result,
-                }
-            });
+        self.events.emit_with(EventKind::CheckAuthzComplete, || {
+            EventData::CheckAuthzComplete {
+                client: Arc::clone(&self.client),
+                action,
+                topic: reported.clone(),
+                source,
+                result,
+            }
+        });
         result
     }
 
@@ -320,9 +317,8 @@ where
         }
     }
 
-    fn report_acked(&self, delivery: Delivery, properties: &hookmq_codec::Properties) {
-        self.shared
-            .hooks
+    fn report_acked(&mut self, delivery: Delivery, properties: &hookmq_codec::Properties) {
+        self.events
             .emit_with(EventKind::MessageAcked, || EventData::MessageAcked {
                 client: Arc::clone(&self.client),
                 qos: delivery.qos,
@@ -384,16 +380,14 @@ where
                     subscription_id,
                 },
             );
-            self.shared
-                .hooks
-                .emit_with(EventKind::SessionSubscribed, || {
-                    EventData::SessionSubscribed {
-                        client: Arc::clone(&self.client),
-                        filter: request.filter.clone(),
-                        options,
-                        properties: EventProperties::copy(&subscribe.properties),
-                    }
-                });
+            self.events.emit_with(EventKind::SessionSubscribed, || {
+                EventData::SessionSubscribed {
+                    client: Arc::clone(&self.client),
+                    filter: request.filter.clone(),
+                    options,
+                    properties: EventProperties::copy(&subscribe.properties),
+                }
+            });
             // [MQTT-3.3.1-9..11]; shared subscriptions never get retained messages.
             let send_retained = parsed.group.is_none()
                 && config.retain_available
@@ -424,7 +418,8 @@ where
             ..Default::default()
         }));
         for delivery in retained {
-            self.shared.deliver(&self.state.mailbox, delivery);
+            self.shared
+                .deliver(&self.state.mailbox, delivery, &mut self.events);
         }
         Ok(())
     }
@@ -440,16 +435,14 @@ where
                         .router
                         .unsubscribe(parsed.filter, parsed.group, self.state.id);
                 }
-                self.shared
-                    .hooks
-                    .emit_with(EventKind::SessionUnsubscribed, || {
-                        EventData::SessionUnsubscribed {
-                            client: Arc::clone(&self.client),
-                            filter: filter.clone(),
-                            qos: record.options.qos,
-                            properties: EventProperties::copy(&unsubscribe.properties),
-                        }
-                    });
+                self.events.emit_with(EventKind::SessionUnsubscribed, || {
+                    EventData::SessionUnsubscribed {
+                        client: Arc::clone(&self.client),
+                        filter: filter.clone(),
+                        qos: record.options.qos,
+                        properties: EventProperties::copy(&unsubscribe.properties),
+                    }
+                });
             }
             reason_codes.push(if existed {
                 ReasonCode::SUCCESS

@@ -25,7 +25,9 @@ pub(crate) use handshake::serve;
 use handshake::{Accepted, ClientLimits, PendingWill};
 
 use crate::{
-    hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, EventProperties},
+    hooks::{
+        AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, EventProperties, HookBatch,
+    },
     message::{Message, MessageParts, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
     shared::Shared,
@@ -154,6 +156,8 @@ pub(crate) struct Connection<S> {
     authz_cache: AuthzCache,
     /// Reused buffer of deliveries taken from the mailbox.
     batch: Vec<Delivery>,
+    /// Events of the current read or mailbox wake-up, handed to the hook before waiting.
+    events: HookBatch,
     /// The mailbox holds deliveries that fit the window but not the last batch.
     more: bool,
     /// Bytes to make room for before the next read.
@@ -188,6 +192,7 @@ where
             session_id: state.id,
             protocol: Some(client.protocol),
         });
+        let events = HookBatch::new(Arc::clone(&shared.hooks));
         Self {
             stream,
             read_buf,
@@ -207,6 +212,7 @@ where
             aliases_out: HashMap::new(),
             authz_cache: HashMap::new(),
             batch: Vec::new(),
+            events,
             more: false,
             last_read: Instant::now(),
         }
@@ -240,6 +246,8 @@ where
         tokio::pin!(timer);
         loop {
             self.drain_mailbox();
+            // What the last read and this wake-up emitted goes to the hook before any wait.
+            self.events.flush();
             if !self.write_buf.is_empty() && self.flush().await.is_err() {
                 return Close::Transport;
             }
@@ -333,22 +341,22 @@ where
             }
             _ => (true, EventProperties::default()),
         };
-        self.shared
-            .hooks
-            .emit_with(EventKind::ClientDisconnected, || {
-                EventData::ClientDisconnected {
-                    client: Arc::clone(&self.client),
-                    reason,
-                    properties: disconnect_properties,
-                    disconnected_at: now_ms(),
-                }
-            });
+        self.events.emit_with(EventKind::ClientDisconnected, || {
+            EventData::ClientDisconnected {
+                client: Arc::clone(&self.client),
+                reason,
+                properties: disconnect_properties,
+                disconnected_at: now_ms(),
+            }
+        });
         self.state.mailbox.set_online(false, None);
         let will = if publish_will { self.will.take() } else { None };
         let expiry = self.state.expiry_interval;
         if let Some(will) = will {
             self.publish_will(*will, expiry);
         }
+        // Before the session is handed on: a taking-over connection's events come after.
+        self.events.flush();
 
         let Self {
             shared,
@@ -386,13 +394,13 @@ where
         ));
         let delay = pending.delay.min(expiry);
         if delay == 0 {
-            self.shared.publish(message);
+            self.shared.publish(message, &mut self.events);
             return;
         }
         let shared = Arc::clone(&self.shared);
         let handle = self.shared.tasks.spawn(async move {
             tokio::time::sleep(Duration::from_secs(delay.into())).await;
-            shared.publish(message);
+            shared.publish(message, &mut HookBatch::new(Arc::clone(&shared.hooks)));
         });
         self.state.pending_will = Some(handle.abort_handle());
     }

@@ -108,7 +108,7 @@ where
             .stats
             .messages_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared.hooks.emit_with_at(
+        self.events.emit_with_at(
             EventKind::MessageDelivered,
             || clock.epoch_ms(),
             || EventData::MessageDelivered {
@@ -131,13 +131,12 @@ where
         }
     }
 
-    fn drop_delivery(&self, delivery: Delivery, reason: &'static str) {
+    fn drop_delivery(&mut self, delivery: Delivery, reason: &'static str) {
         self.shared
             .stats
             .deliveries_dropped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared
-            .hooks
+        self.events
             .emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
                 client: Arc::clone(&self.client),
                 message: delivery.message,

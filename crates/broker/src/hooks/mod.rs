@@ -9,8 +9,11 @@
 //!   counted in [`Hooks::dropped`] (per listener too, see [`HookReceiver::dropped`]).
 //!
 //! A session emits from its own task in the order things happen, and both kinds of listener
-//! take events in call order, so every listener sees a client's events in order.
+//! take events in call order, so every listener sees a client's events in order. Connections
+//! gather the events of one read or one mailbox wake-up in a [`HookBatch`] and hand them
+//! over together before they wait again ([`HookSink::on_events`]).
 
+mod batch;
 mod event;
 
 use std::sync::{
@@ -21,6 +24,7 @@ use std::sync::{
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
+pub use batch::HookBatch;
 pub use event::{
     AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask, EventProperties,
 };
@@ -34,6 +38,17 @@ use crate::message::now_ms;
 pub trait HookSink: Send + Sync + 'static {
     /// Takes one event.
     fn on_event(&self, event: &Arc<Event>);
+
+    /// Takes a run of events from one task, in the order they happened. The run may hold
+    /// kinds outside `mask` (the sink's mask), which the sink skips. By default, calls
+    /// [`HookSink::on_event`] for each event of the mask.
+    fn on_events(&self, mask: EventMask, events: &[Arc<Event>]) {
+        for event in events {
+            if mask.contains(event.kind()) {
+                self.on_event(event);
+            }
+        }
+    }
 }
 
 /// Where a listener's events go.
@@ -139,6 +154,29 @@ impl Hooks {
                     {
                         listener.dropped.fetch_add(1, Ordering::Relaxed);
                         self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a run of events (see [`HookBatch`]) to every listener: one read of the listener
+    /// list for the whole run.
+    fn dispatch_batch(&self, events: &[Arc<Event>]) {
+        for listener in self.listeners.load().iter() {
+            match &listener.target {
+                Target::Sink(sink) => sink.on_events(listener.mask, events),
+                Target::Channel(sender) => {
+                    for event in events {
+                        if !listener.mask.contains(event.kind()) {
+                            continue;
+                        }
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            sender.try_send(Arc::clone(event))
+                        {
+                            listener.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -469,6 +507,54 @@ mod tests {
         );
         drop(attachment);
         assert!(!hooks.wants(EventKind::ClientConnected));
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_listeners_at_flush_in_order() {
+        let hooks = Arc::new(Hooks::default());
+        let recorder = Arc::new(Recorder::default());
+        let _attachment = hooks.attach(
+            EventMask::NONE.with(EventKind::ClientConnack),
+            Arc::clone(&recorder) as Arc<dyn HookSink>,
+        );
+        let mut rx = hooks.subscribe(EventMask::NONE.with(EventKind::ClientConnected), 8);
+        let mut batch = HookBatch::new(Arc::clone(&hooks));
+        let connack = |code| EventData::ClientConnack {
+            client: client(),
+            reason_code: code,
+        };
+        batch.emit_with(EventKind::ClientConnack, || connack(ReasonCode::SUCCESS));
+        batch.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
+            client: client(),
+        });
+        batch.emit_with(EventKind::ClientConnack, || {
+            connack(ReasonCode::NOT_AUTHORIZED)
+        });
+        batch.emit_with(EventKind::SessionSubscribed, || {
+            unreachable!("nobody listens to session.subscribed: not built")
+        });
+        assert_eq!(batch.len(), 3);
+        assert!(recorder.0.lock().is_empty(), "nothing before the flush");
+        assert!(rx.try_recv().is_none());
+        batch.flush();
+        assert!(batch.is_empty());
+        assert_eq!(
+            *recorder.0.lock(),
+            [EventKind::ClientConnack, EventKind::ClientConnack],
+            "the sink's kinds only, in order"
+        );
+        assert_eq!(
+            rx.recv().await.map(|e| e.kind()),
+            Some(EventKind::ClientConnected)
+        );
+        assert!(rx.try_recv().is_none());
+        // A long run flushes on its own; dropping the batch flushes the rest.
+        for _ in 0..300 {
+            batch.emit_with(EventKind::ClientConnack, || connack(ReasonCode::SUCCESS));
+        }
+        assert!(recorder.0.lock().len() >= 2 + 256);
+        drop(batch);
+        assert_eq!(recorder.0.lock().len(), 302);
     }
 
     #[test]
