@@ -82,11 +82,13 @@ struct Registry {
     attachments: Mutex<HashMap<String, HookAttachment>>,
 }
 
-/// How much lower than the broker's threads the delivery threads run (Linux nice). When the
-/// machine is saturated, the kernel gives the broker's threads about 10× the CPU of delivery,
-/// so publishers keep their rate and webhook queues absorb the difference (and count what
-/// overflows); on an idle machine delivery runs at full speed.
-const DELIVERY_NICE: i32 = 10;
+/// How much lower than the broker's threads the delivery threads run (Linux nice; 19 is the
+/// lowest). When the machine is saturated, each busy broker thread gets about 70× the CPU of
+/// a delivery thread (weights 1024 and 15), so publishers keep their rate and webhook queues
+/// absorb the difference (and count what overflows); on a machine with spare CPU delivery
+/// runs at full speed. Measured with `bench/webhook.sh` (BENCHMARKS.md): at nice 10 an
+/// all-events webhook cost saturated publishers about 21%, at 19 about 10%.
+const DELIVERY_NICE: i32 = 19;
 
 /// The runtime lane workers and their connections run on: its own threads, at a lower
 /// priority than the broker's, so delivery work never competes with sessions on equal terms.
