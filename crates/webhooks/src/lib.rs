@@ -16,12 +16,15 @@
 //! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
-//! - [`engine`]: the dispatcher (a hook sink the broker calls inline) between the broker's
-//!   hook and the webhooks, and their management.
+//! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
+//!   of a connection's events (match, then one lock and one wake-up per lane).
+//! - [`engine`]: the webhooks' management (create, update, enable, delete; each webhook's
+//!   attachment to the broker's hook) and the delivery threads.
 //! - [`samples`]: sample events for tests and the event catalogue.
 //!
-//! The broker never waits for a webhook: the dispatcher only matches and queues, and a
-//! webhook's full queue drops (and counts, `dropped.queue_full`) what it cannot hold.
+//! The broker never waits for a webhook: a webhook's sink only matches and queues, a full
+//! queue drops (and counts, `dropped.queue_full`) what it cannot hold, and delivery runs on
+//! its own threads at the lowest priority (nice 19).
 
 pub mod client;
 pub mod deliver;
