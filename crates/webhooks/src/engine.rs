@@ -1,4 +1,4 @@
-//! The engine: listens to the broker's hook, hands each event to the webhooks that want it,
+//! The engine: attaches each webhook to the broker's hook (the webhook is the sink),
 //! and manages webhooks (create, update, enable, delete) while it runs.
 
 use std::{

@@ -55,6 +55,8 @@ pub trait Queue: Send + Sync + 'static {
     fn try_pop(&self, lane: usize) -> Option<Queued>;
     /// Events waiting in all lanes.
     fn len(&self) -> usize;
+    /// How many more events fit now (0 when closed); a hint, as others push concurrently.
+    fn room(&self) -> usize;
     /// Whether no event waits.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -210,6 +212,14 @@ impl Queue for MemoryQueue {
         self.len.load(Ordering::Acquire)
     }
 
+    fn room(&self) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        self.capacity
+            .saturating_sub(self.len.load(Ordering::Relaxed))
+    }
+
     fn lanes(&self) -> usize {
         self.lanes.len()
     }
@@ -283,6 +293,7 @@ mod tests {
         let dropped = queue.push_many(run.iter().map(|&(lane, n)| (lane, item(n))));
         assert_eq!(dropped, 2, "a bound of 4 takes the first 4");
         assert_eq!(queue.len(), 4);
+        assert_eq!(queue.room(), 0);
         let ids = |lane| {
             std::iter::from_fn(|| queue.try_pop(lane))
                 .map(|item| item.id)

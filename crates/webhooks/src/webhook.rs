@@ -34,25 +34,34 @@ impl HookSink for Webhook {
     /// A run of one task's events: the matching ones go in with one lock per lane they touch
     /// (a connection's run is mostly its own client's, so one lane) and one wake-up each.
     fn on_events(&self, _mask: EventMask, events: &[Arc<Event>]) {
+        // Events beyond the queue's free room now are dropped without being copied in (a
+        // stalled receiver costs the publisher as little as possible); `push_many` still
+        // enforces the bound for the rest, as other tasks push at the same time.
+        let room = self.queue.room();
+        let mut items: Vec<(usize, Queued)> = Vec::with_capacity(events.len().min(room));
         let mut lanes = LaneChooser::new(self);
-        let items: Vec<(usize, Queued)> = events
-            .iter()
-            .filter(|event| self.trigger.matches(event))
-            .map(|event| {
+        let mut matched = 0;
+        for event in events {
+            if !self.trigger.matches(event) {
+                continue;
+            }
+            matched += 1;
+            if items.len() < room {
                 let item = Queued {
                     event: Arc::clone(event),
                     id: None,
                     attempts: 0,
                 };
-                (lanes.lane(&item), item)
-            })
-            .collect();
-        if items.is_empty() {
+                items.push((lanes.lane(&item), item));
+            }
+        }
+        if matched == 0 {
             return;
         }
+        let over = matched - items.len();
         // Counted before they can be delivered, so `matched` always covers the outcomes.
-        self.metrics.matched(items.len() as u64);
-        let dropped = self.queue.push_many(items.into_iter());
+        self.metrics.matched(matched as u64);
+        let dropped = over + self.queue.push_many(items.into_iter());
         self.metrics.dropped_queue_full(dropped as u64);
     }
 }
