@@ -12,6 +12,9 @@ pub struct Trigger {
     pub mask: EventMask,
     /// Filters message events must match; `#` alone means every non-`$` topic.
     filters: Vec<String>,
+    /// The filters take every topic not starting with `$` (one of them is `#`) and no
+    /// `$`-topic (none starts with `$`): the common case, decided by the first byte.
+    all_but_dollar: bool,
 }
 
 impl Trigger {
@@ -20,9 +23,13 @@ impl Trigger {
     /// # Errors
     /// An unknown event name.
     pub fn new(spec: &WebhookSpec) -> Result<Self, SpecError> {
+        let filters = spec.topics.clone();
+        let all_but_dollar =
+            filters.iter().any(|f| f == "#") && !filters.iter().any(|f| f.starts_with('$'));
         Ok(Self {
             mask: spec.event_kinds()?.into_iter().collect(),
-            filters: spec.topics.clone(),
+            filters,
+            all_but_dollar,
         })
     }
 
@@ -34,11 +41,64 @@ impl Trigger {
             return false;
         }
         match event.topic() {
-            Some(name) if kind.is_message_event() => self
-                .filters
-                .iter()
-                .any(|filter| topic::matches(filter, name)),
+            Some(name) if kind.is_message_event() => {
+                if self.all_but_dollar {
+                    return !name.starts_with('$');
+                }
+                self.filters
+                    .iter()
+                    .any(|filter| topic::matches(filter, name))
+            }
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hookmq_broker::{
+        hooks::{EventData, EventKind},
+        message::Message,
+    };
+
+    use super::*;
+    use crate::samples::sample;
+
+    fn publish_on(topic: &str) -> Event {
+        let mut event = sample(EventKind::MessagePublish, "n");
+        if let EventData::MessagePublish { message } = &mut event.data {
+            *message = Arc::new(Message {
+                topic: topic.into(),
+                ..Message::clone(message)
+            });
+        }
+        event
+    }
+
+    fn trigger(topics: &[&str]) -> Trigger {
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.topics = topics.iter().map(|t| (*t).to_owned()).collect();
+        Trigger::new(&spec).expect("valid")
+    }
+
+    #[test]
+    fn topic_filters_apply_to_message_events_only() {
+        let all = trigger(&["#"]);
+        assert!(all.matches(&publish_on("a/b")));
+        assert!(!all.matches(&publish_on("$SYS/x")), "`#` skips $-topics");
+        let with_sys = trigger(&["#", "$SYS/#"]);
+        assert!(with_sys.matches(&publish_on("$SYS/x")));
+        assert!(with_sys.matches(&publish_on("a")));
+        let some = trigger(&["a/+", "b/#"]);
+        assert!(some.matches(&publish_on("a/1")));
+        assert!(some.matches(&publish_on("b")));
+        assert!(!some.matches(&publish_on("a/1/2")));
+        assert!(!some.matches(&publish_on("c")));
+        assert!(
+            some.matches(&sample(EventKind::ClientConnected, "n")),
+            "client events have no topic to filter"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! - **Authorization**: a TOML file of first-match rules, see [`Acl`]. [`Acl::check`] answers
 //!   with the first matching rule's [`Permission`], or `None` when no rule matches and the
 //!   broker's configured default applies (reported as `authz_source = "default"`; a rule's
-//!   answer is reported as `"file"`).
+//!   answer is reported as `"file"`, and an answer from a connection's cache as `"cache"`).
 //!
 //! Every error is an [`AuthError`] naming the file, and the line, rule or field at fault.
 

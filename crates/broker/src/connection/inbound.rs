@@ -229,8 +229,9 @@ where
             self.shared.authorize(&self.client, action, checked)
         } else {
             let key = (action, checked.clone());
-            if let Some(decision) = self.authz_cache.get(&key) {
-                *decision
+            if let Some(&(result, _)) = self.authz_cache.get(&key) {
+                // As EMQX: a decision from the cache is reported as coming from it.
+                (result, "cache")
             } else {
                 let decision = self.shared.authorize(&self.client, action, checked);
                 let capacity = self.shared.config.authz.cache_size;

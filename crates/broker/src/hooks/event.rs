@@ -324,7 +324,8 @@ pub enum EventData {
         action: AuthzAction,
         /// Topic name or filter.
         topic: ByteString,
-        /// `file` (an ACL rule matched) or `default` (the no-match setting decided).
+        /// `file` (an ACL rule matched), `default` (the no-match setting decided) or `cache`
+        /// (the connection's cache of earlier decisions answered).
         source: &'static str,
         /// The decision.
         result: AuthzResult,

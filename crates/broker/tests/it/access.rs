@@ -115,6 +115,13 @@ async fn acl_rules_and_default_decide_with_events() {
     assert_eq!(&watcher.receive_publish().await.payload[..], b"21");
     assert_eq!(
         sensor
+            .publish("sensors/s1/temp", b"22", QoS::AtLeastOnce, 3)
+            .await,
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(&watcher.receive_publish().await.payload[..], b"22");
+    assert_eq!(
+        sensor
             .publish("secret/plans", b"x", QoS::AtLeastOnce, 2)
             .await,
         ReasonCode::NOT_AUTHORIZED
@@ -141,6 +148,8 @@ async fn acl_rules_and_default_decide_with_events() {
             ("secret/#".to_owned(), "file", "deny"),
             ("sensors/#".to_owned(), "default", "allow"),
             ("sensors/s1/temp".to_owned(), "file", "allow"),
+            // The second time the connection's cache answers, reported as EMQX does.
+            ("sensors/s1/temp".to_owned(), "cache", "allow"),
             ("secret/plans".to_owned(), "file", "deny"),
         ]
     );
