@@ -114,11 +114,12 @@ impl Shared {
     /// Events go into `events`, the publishing task's batch.
     pub(crate) fn publish(&self, message: Arc<Message>, events: &mut HookBatch) -> usize {
         // EMQX stamps message.publish with the message's own time.
-        events.emit_with_at(
+        events.emit_message(
             EventKind::MessagePublish,
-            || message.received_at,
-            || EventData::MessagePublish {
-                message: Arc::clone(&message),
+            Some(message.received_at),
+            &message,
+            |message| EventData::MessagePublish {
+                message: Arc::clone(message),
             },
         );
         if message.retain && self.config.mqtt.retain_available {
@@ -129,10 +130,12 @@ impl Shared {
                 self.stats
                     .deliveries_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                events.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-                    client: sub.mailbox.client(),
-                    message: Arc::clone(&message),
-                    reason: "no_local",
+                events.emit_message(EventKind::DeliveryDropped, None, &message, |message| {
+                    EventData::DeliveryDropped {
+                        client: sub.mailbox.client(),
+                        message: Arc::clone(message),
+                        reason: "no_local",
+                    }
                 });
                 return;
             }
@@ -148,9 +151,11 @@ impl Shared {
             self.stats
                 .messages_dropped_no_subscribers
                 .fetch_add(1, Ordering::Relaxed);
-            events.emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
-                message,
-                reason: "no_subscribers",
+            events.emit_message(EventKind::MessageDropped, None, message, |message| {
+                EventData::MessageDropped {
+                    message,
+                    reason: "no_subscribers",
+                }
             });
         }
         matched
@@ -172,11 +177,16 @@ impl Shared {
             self.stats
                 .deliveries_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            events.emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-                client: subscriber,
-                message: victim.message,
-                reason,
-            });
+            events.emit_message(
+                EventKind::DeliveryDropped,
+                None,
+                victim.message,
+                |message| EventData::DeliveryDropped {
+                    client: subscriber,
+                    message,
+                    reason,
+                },
+            );
         }
     }
 

@@ -1,6 +1,6 @@
 //! Which events a webhook takes: a mask of event kinds, then topic filters for message events.
 
-use hookmq_broker::hooks::{Event, EventMask};
+use hookmq_broker::hooks::{Event, EventKind, EventMask};
 use hookmq_codec::topic;
 
 use crate::spec::{SpecError, WebhookSpec};
@@ -36,11 +36,17 @@ impl Trigger {
     /// Whether the webhook wants `event`.
     #[must_use]
     pub fn matches(&self, event: &Event) -> bool {
-        let kind = event.kind();
+        self.matches_kind(event.kind(), event.topic())
+    }
+
+    /// Whether the webhook wants an event of `kind`, about a message on `topic` for message
+    /// events (what the broker knows of an event it did not build).
+    #[must_use]
+    pub fn matches_kind(&self, kind: EventKind, topic: Option<&str>) -> bool {
         if !self.mask.contains(kind) {
             return false;
         }
-        match event.topic() {
+        match topic {
             Some(name) if kind.is_message_event() => {
                 if self.all_but_dollar {
                     return !name.starts_with('$');
@@ -58,10 +64,7 @@ impl Trigger {
 mod tests {
     use std::sync::Arc;
 
-    use hookmq_broker::{
-        hooks::{EventData, EventKind},
-        message::Message,
-    };
+    use hookmq_broker::{hooks::EventData, message::Message};
 
     use super::*;
     use crate::samples::sample;

@@ -3,7 +3,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use hookmq_broker::{
-    hooks::{Event, EventMask, HookSink},
+    hooks::{Event, EventKind, EventMask, HookSink},
     message::MessageIdGenerator,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -63,6 +63,18 @@ impl HookSink for Webhook {
         self.metrics.matched(matched as u64);
         let dropped = over + self.queue.push_many(items.into_iter());
         self.metrics.dropped_queue_full(dropped as u64);
+    }
+
+    fn has_room(&self) -> bool {
+        self.queue.room() > 0
+    }
+
+    /// An event the broker did not build, as no listener had room: matched and dropped.
+    fn on_skipped(&self, kind: EventKind, topic: Option<&str>) {
+        if self.trigger.matches_kind(kind, topic) {
+            self.metrics.matched(1);
+            self.metrics.dropped_queue_full(1);
+        }
     }
 }
 

@@ -209,11 +209,14 @@ where
 
     /// Reports a message refused before routing.
     fn drop_message(&mut self, message: Message, reason: &'static str) {
-        self.events
-            .emit_with(EventKind::MessageDropped, || EventData::MessageDropped {
-                message: Arc::new(message),
-                reason,
-            });
+        if self.events.wants(EventKind::MessageDropped) {
+            self.events.emit_message(
+                EventKind::MessageDropped,
+                None,
+                Arc::new(message),
+                |message| EventData::MessageDropped { message, reason },
+            );
+        }
     }
 
     /// Decides an action, through this connection's cache, and reports the decision.
@@ -319,12 +322,15 @@ where
     }
 
     fn report_acked(&mut self, delivery: Delivery, properties: &hookmq_codec::Properties) {
+        let client = &self.client;
         self.events
-            .emit_with(EventKind::MessageAcked, || EventData::MessageAcked {
-                client: Arc::clone(&self.client),
-                qos: delivery.qos,
-                message: delivery.message,
-                properties: EventProperties::copy(properties),
+            .emit_message(EventKind::MessageAcked, None, delivery.message, |message| {
+                EventData::MessageAcked {
+                    client: Arc::clone(client),
+                    qos: delivery.qos,
+                    message,
+                    properties: EventProperties::copy(properties),
+                }
             });
     }
 

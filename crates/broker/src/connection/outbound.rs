@@ -108,13 +108,15 @@ where
             .stats
             .messages_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.events.emit_with_at(
+        let (client, qos) = (&self.client, delivery.qos);
+        self.events.emit_message(
             EventKind::MessageDelivered,
-            || clock.epoch_ms(),
-            || EventData::MessageDelivered {
-                client: Arc::clone(&self.client),
-                qos: delivery.qos,
-                message: delivery.message,
+            Some(clock.epoch_ms()),
+            delivery.message,
+            |message| EventData::MessageDelivered {
+                client: Arc::clone(client),
+                qos,
+                message,
             },
         );
     }
@@ -136,12 +138,17 @@ where
             .stats
             .deliveries_dropped
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.events
-            .emit_with(EventKind::DeliveryDropped, || EventData::DeliveryDropped {
-                client: Arc::clone(&self.client),
-                message: delivery.message,
+        let client = &self.client;
+        self.events.emit_message(
+            EventKind::DeliveryDropped,
+            None,
+            delivery.message,
+            |message| EventData::DeliveryDropped {
+                client: Arc::clone(client),
+                message,
                 reason,
-            });
+            },
+        );
     }
 
     /// [MQTT-4.4.0-1]: after a reconnect, unacknowledged PUBLISH packets go out again with

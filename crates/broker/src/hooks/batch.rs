@@ -1,9 +1,9 @@
 //! Events gathered by one task between two waits and handed to listeners together.
 
-use std::sync::Arc;
+use std::{borrow::Borrow, sync::Arc};
 
-use super::{Event, EventData, EventKind, Hooks};
-use crate::message::now_ms;
+use super::{Event, EventData, EventKind, Hooks, Listener};
+use crate::message::{Message, now_ms};
 
 /// A task's pending events. A connection emits into its batch while it handles what one read
 /// or one mailbox wake-up brought, and flushes before it waits again: listeners then take
@@ -12,12 +12,27 @@ use crate::message::now_ms;
 ///
 /// The events of one run are stamped with one clock reading, taken at the first: a run
 /// never spans a wait, so they happened within the same moment at millisecond resolution.
-#[derive(Debug)]
+///
+/// An event is built only when some listener of its kind has room for it now
+/// ([`HookSink::has_room`](super::HookSink::has_room)); otherwise the listeners count it as
+/// dropped without it ever existing, so a full webhook queue costs a publisher a few loads
+/// and two counter increments per event.
 pub struct HookBatch {
     hooks: Arc<Hooks>,
     pending: Vec<Arc<Event>>,
     /// The run's time, ms since the epoch, read at its first stamped event.
     now: Option<u64>,
+    /// The listener list the run was admitted against, read at its first event.
+    listeners: Option<Arc<Vec<Listener>>>,
+}
+
+impl std::fmt::Debug for HookBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookBatch")
+            .field("pending", &self.pending.len())
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HookBatch {
@@ -28,28 +43,56 @@ impl HookBatch {
             hooks,
             pending: Vec::new(),
             now: None,
+            listeners: None,
         }
     }
 
-    /// Builds the event, stamped with the run's time, only if some listener wants `kind`.
+    /// Whether to build an event of `kind` (on `topic`): someone wants it and has room.
+    #[inline]
+    fn admit(&mut self, kind: EventKind, topic: Option<&str>) -> bool {
+        if !self.hooks.wants(kind) {
+            return false;
+        }
+        let listeners = self
+            .listeners
+            .get_or_insert_with(|| self.hooks.listeners.load_full());
+        self.hooks.admit(listeners, kind, topic)
+    }
+
+    /// Whether some listener wants `kind` (one relaxed load), before anything is prepared.
+    #[must_use]
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.hooks.wants(kind)
+    }
+
+    fn run_time(&mut self) -> u64 {
+        *self.now.get_or_insert_with(now_ms)
+    }
+
+    /// Builds a client event, stamped with the run's time, if some listener of `kind` wants
+    /// it and has room.
     #[inline]
     pub fn emit_with(&mut self, kind: EventKind, build: impl FnOnce() -> EventData) {
-        if self.hooks.wants(kind) {
-            let now = *self.now.get_or_insert_with(now_ms);
+        if self.admit(kind, None) {
+            let now = self.run_time();
             self.push(now, build());
         }
     }
 
-    /// Like [`HookBatch::emit_with`], stamped `timestamp` (ms since the epoch).
+    /// Builds a message event from `message` (an `Arc<Message>` or a reference to one;
+    /// listeners filter on its topic), stamped `at` (ms since the epoch) or the run's time,
+    /// if some listener of `kind` wants it and has room.
     #[inline]
-    pub fn emit_with_at(
+    pub fn emit_message<M: Borrow<Arc<Message>>>(
         &mut self,
         kind: EventKind,
-        timestamp: impl FnOnce() -> u64,
-        build: impl FnOnce() -> EventData,
+        at: Option<u64>,
+        message: M,
+        build: impl FnOnce(M) -> EventData,
     ) {
-        if self.hooks.wants(kind) {
-            self.push(timestamp(), build());
+        if self.admit(kind, Some(&*message.borrow().topic)) {
+            let now = at.unwrap_or_else(|| self.run_time());
+            self.push(now, build(message));
         }
     }
 
@@ -65,8 +108,9 @@ impl HookBatch {
     /// Hands the pending events to the listeners.
     pub fn flush(&mut self) {
         self.now = None;
-        if !self.pending.is_empty() {
-            self.hooks.dispatch_batch(&self.pending);
+        let listeners = self.listeners.take();
+        if let Some(listeners) = listeners.filter(|_| !self.pending.is_empty()) {
+            self.hooks.dispatch_batch(&listeners, &self.pending);
             self.pending.clear();
         }
     }

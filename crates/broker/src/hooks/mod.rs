@@ -49,6 +49,20 @@ pub trait HookSink: Send + Sync + 'static {
             }
         }
     }
+
+    /// Whether the sink could take another event now. When no listener of a kind has room,
+    /// a [`HookBatch`] does not build the event: it calls [`HookSink::on_skipped`] on each
+    /// of them instead, so a stalled consumer costs the emitter next to nothing. By
+    /// default, always.
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    /// An event of `kind` (about a message on `topic`, for message events) that this sink
+    /// wants was not built because no listener had room: count it as dropped.
+    fn on_skipped(&self, kind: EventKind, topic: Option<&str>) {
+        let _ = (kind, topic);
+    }
 }
 
 /// Where a listener's events go.
@@ -64,6 +78,15 @@ struct Listener {
     mask: EventMask,
     target: Target,
     dropped: Arc<AtomicU64>,
+}
+
+impl Listener {
+    fn has_room(&self) -> bool {
+        match &self.target {
+            Target::Sink(sink) => sink.has_room(),
+            Target::Channel(sender) => sender.capacity() > 0,
+        }
+    }
 }
 
 /// The broker's event bus.
@@ -160,10 +183,29 @@ impl Hooks {
         }
     }
 
-    /// Hands a run of events (see [`HookBatch`]) to every listener: one read of the listener
-    /// list for the whole run.
-    fn dispatch_batch(&self, events: &[Arc<Event>]) {
-        for listener in self.listeners.load().iter() {
+    /// Whether some listener of `kind` in `listeners` has room for the event now. When none
+    /// has, each is told it missed the event (a channel counts it as dropped).
+    fn admit(&self, listeners: &[Listener], kind: EventKind, topic: Option<&str>) -> bool {
+        let mut wanted = listeners.iter().filter(|l| l.mask.contains(kind));
+        if wanted.clone().any(Listener::has_room) {
+            return true;
+        }
+        for listener in wanted.by_ref() {
+            match &listener.target {
+                Target::Sink(sink) => sink.on_skipped(kind, topic),
+                Target::Channel(_) => {
+                    listener.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        false
+    }
+
+    /// Hands a run of events (see [`HookBatch`]) to `listeners`, the list the run was
+    /// admitted against: one read of the listener list for the whole run.
+    fn dispatch_batch(&self, listeners: &[Listener], events: &[Arc<Event>]) {
+        for listener in listeners {
             match &listener.target {
                 Target::Sink(sink) => sink.on_events(listener.mask, events),
                 Target::Channel(sender) => {
@@ -555,6 +597,85 @@ mod tests {
         assert!(recorder.0.lock().len() >= 2 + 256);
         drop(batch);
         assert_eq!(recorder.0.lock().len(), 302);
+    }
+
+    /// A sink with no room: records what it was given and what it was told it missed.
+    #[derive(Default)]
+    struct Full(parking_lot::Mutex<Vec<String>>);
+
+    impl HookSink for Full {
+        fn on_event(&self, event: &Arc<Event>) {
+            self.0.lock().push(format!("got {}", event.kind().name()));
+        }
+        fn has_room(&self) -> bool {
+            false
+        }
+        fn on_skipped(&self, kind: EventKind, topic: Option<&str>) {
+            self.0
+                .lock()
+                .push(format!("skipped {} {topic:?}", kind.name()));
+        }
+    }
+
+    #[test]
+    fn events_nobody_has_room_for_are_counted_not_built() {
+        let hooks = Arc::new(Hooks::default());
+        let full = Arc::new(Full::default());
+        let _attachment = hooks.attach(EventMask::ALL, Arc::clone(&full) as Arc<dyn HookSink>);
+        let mut rx = hooks.subscribe(EventMask::NONE.with(EventKind::MessageAcked), 1);
+        let mut batch = HookBatch::new(Arc::clone(&hooks));
+        batch.emit_with(EventKind::ClientConnected, || {
+            unreachable!("no listener has room: not built")
+        });
+        let message = Arc::new(crate::message::Message::received(
+            crate::message::MessageId(1),
+            crate::message::MessageParts {
+                topic: "a/b".into(),
+                payload: bytes::Bytes::new(),
+                qos: hookmq_codec::QoS::AtMostOnce,
+                retain: false,
+                dup: false,
+                properties: hookmq_codec::Properties::default(),
+            },
+            Arc::new(crate::message::Publisher {
+                client_id: "c".into(),
+                username: None,
+                peer: None,
+                session_id: 1,
+                protocol: None,
+            }),
+        ));
+        batch.emit_message(EventKind::MessagePublish, None, &message, |_| {
+            unreachable!("not built")
+        });
+        // The channel has room for one acked event: built and given to both, then skipped.
+        for _ in 0..2 {
+            batch.emit_message(EventKind::MessageAcked, None, &message, |m| {
+                EventData::MessageAcked {
+                    client: client(),
+                    message: Arc::clone(m),
+                    qos: hookmq_codec::QoS::AtLeastOnce,
+                    properties: EventProperties::default(),
+                }
+            });
+            batch.flush();
+        }
+        assert!(rx.try_recv().is_some());
+        assert!(rx.try_recv().is_none());
+        assert_eq!(
+            rx.dropped(),
+            1,
+            "the channel counted the one it had no room for"
+        );
+        assert_eq!(
+            *full.0.lock(),
+            [
+                "skipped client.connected None",
+                "skipped message.publish Some(\"a/b\")",
+                "got message.acked",
+                "skipped message.acked Some(\"a/b\")",
+            ]
+        );
     }
 
     #[test]
