@@ -147,21 +147,6 @@ impl Hooks {
         }
     }
 
-    /// Like [`Hooks::emit_with`], stamped `timestamp` (ms since the epoch), for events whose
-    /// time the caller already knows (a message's receipt, a batch of deliveries): no clock
-    /// read per event.
-    #[inline]
-    pub fn emit_with_at(
-        &self,
-        kind: EventKind,
-        timestamp: impl FnOnce() -> u64,
-        build: impl FnOnce() -> EventData,
-    ) {
-        if self.wants(kind) {
-            self.dispatch(timestamp(), build());
-        }
-    }
-
     fn dispatch(&self, timestamp: u64, data: EventData) {
         let kind = data.kind();
         let event = Arc::new(Event { timestamp, data });
