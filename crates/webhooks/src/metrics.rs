@@ -51,6 +51,10 @@ struct Rates {
 #[derive(Debug, Default)]
 pub struct Metrics {
     matched: AtomicU64,
+    /// Events matched and dropped in one step because the queue was full when they were
+    /// emitted (the broker did not build them): one counter, read into both `matched` and
+    /// `dropped.queue_full`, so the publisher pays one increment.
+    skipped: AtomicU64,
     success: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
@@ -119,6 +123,9 @@ impl Metrics {
     pub(crate) fn matched(&self, count: u64) {
         self.matched.fetch_add(count, Ordering::Relaxed);
     }
+    pub(crate) fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn dropped_queue_full(&self, count: u64) {
         if count > 0 {
             self.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
@@ -158,7 +165,7 @@ impl Metrics {
 
     /// Records a rate sample over `interval`; called every 5 s.
     pub(crate) fn sample_rate(&self, interval: Duration) {
-        let matched = self.matched.load(Ordering::Relaxed);
+        let matched = self.matched.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed);
         let mut rates = self.rates.lock();
         let delta = matched.saturating_sub(rates.last_matched);
         rates.last_matched = matched;
@@ -181,6 +188,7 @@ impl Metrics {
             &self.failed,
             &self.retried,
             &self.dropped_queue_full,
+            &self.skipped,
             &self.latency_sum_ms,
         ] {
             counter.store(0, Ordering::Relaxed);
@@ -225,7 +233,8 @@ impl Metrics {
         } else {
             rates.samples.iter().sum::<f64>() / rates.samples.len() as f64
         };
-        let dropped_queue_full = load(&self.dropped_queue_full);
+        let skipped = load(&self.skipped);
+        let dropped_queue_full = load(&self.dropped_queue_full) + skipped;
         #[allow(clippy::cast_precision_loss)]
         let mean_ms = if count == 0 {
             0.0
@@ -233,7 +242,7 @@ impl Metrics {
             load(&self.latency_sum_ms) as f64 / count as f64
         };
         MetricsSnapshot {
-            matched: load(&self.matched),
+            matched: load(&self.matched) + skipped,
             success: load(&self.success),
             failed: load(&self.failed),
             retried: load(&self.retried),
@@ -286,6 +295,18 @@ mod tests {
         assert_eq!(snap.latency.p50_ms, 5);
         assert_eq!(snap.latency.p99_ms, 1000);
         assert_eq!(snap.matched, snap.success);
+        // Skipped events count as matched and as dropped (queue full), once each.
+        metrics.skipped();
+        metrics.skipped();
+        let snap = metrics.snapshot(0);
+        assert_eq!(
+            (snap.matched, snap.dropped, snap.dropped_queue_full),
+            (7, 2, 2)
+        );
+        assert_eq!(
+            snap.matched,
+            snap.success + snap.failed + snap.dropped + snap.queuing + snap.inflight
+        );
         metrics.matched(1);
         metrics.reset(1);
         let snap = metrics.snapshot(1);

@@ -72,8 +72,7 @@ impl HookSink for Webhook {
     /// An event the broker did not build, as no listener had room: matched and dropped.
     fn on_skipped(&self, kind: EventKind, topic: Option<&str>) {
         if self.trigger.matches_kind(kind, topic) {
-            self.metrics.matched(1);
-            self.metrics.dropped_queue_full(1);
+            self.metrics.skipped();
         }
     }
 }
