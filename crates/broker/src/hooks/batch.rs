@@ -109,10 +109,13 @@ impl HookBatch {
     pub fn flush(&mut self) {
         self.now = None;
         let listeners = self.listeners.take();
-        if let Some(listeners) = listeners.filter(|_| !self.pending.is_empty()) {
-            self.hooks.dispatch_batch(&listeners, &self.pending);
-            self.pending.clear();
+        if self.pending.is_empty() {
+            return;
         }
+        // The list the run was admitted against (always there once an event was built).
+        let listeners = listeners.unwrap_or_else(|| self.hooks.listeners.load_full());
+        self.hooks.dispatch_batch(&listeners, &self.pending);
+        self.pending.clear();
     }
 
     /// Events waiting for the next flush.
