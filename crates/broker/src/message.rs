@@ -90,6 +90,45 @@ pub struct Publisher {
     pub protocol: Option<ProtocolVersion>,
 }
 
+/// The properties of a packet as messages and events keep them: boxed, and only when the
+/// packet had any (most have none), so a message or an event stays a few words to build,
+/// move and free. Reads as [`Properties`] (empty when absent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PacketProperties(Option<Box<Properties>>);
+
+/// What an absent [`PacketProperties`] reads as.
+static NO_PROPERTIES: Properties = Properties::EMPTY;
+
+impl PacketProperties {
+    /// A copy of `properties`; nothing is allocated when there are none.
+    #[must_use]
+    pub fn copy(properties: &Properties) -> Self {
+        if properties.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(properties.clone())))
+        }
+    }
+}
+
+impl From<Properties> for PacketProperties {
+    fn from(properties: Properties) -> Self {
+        if properties.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(properties)))
+        }
+    }
+}
+
+impl std::ops::Deref for PacketProperties {
+    type Target = Properties;
+
+    fn deref(&self) -> &Properties {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
 /// A routed message. Topic and payload are slices of the publisher's read buffer.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -106,7 +145,7 @@ pub struct Message {
     /// DUP flag as received (reported in `flags.dup`).
     pub dup: bool,
     /// PUBLISH properties to forward (no topic alias, no subscription identifiers).
-    pub properties: Properties,
+    pub properties: PacketProperties,
     /// The sender.
     pub publisher: Arc<Publisher>,
     /// When the broker received it, ms since the epoch.
@@ -155,7 +194,7 @@ impl Message {
             expires_at: properties
                 .message_expiry_interval
                 .map(|s| Instant::now() + std::time::Duration::from_secs(s.into())),
-            properties,
+            properties: PacketProperties::from(properties),
             publisher,
             received_at: now_ms(),
         }

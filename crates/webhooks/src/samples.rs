@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hookmq_broker::{
-    hooks::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventProperties},
+    hooks::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, PacketProperties},
     message::{Message, MessageIdGenerator, MessageParts, Publisher, now_ms},
 };
 use hookmq_codec::{Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
@@ -63,7 +63,7 @@ pub fn sample(kind: EventKind, node: &str) -> Event {
         EventKind::ClientDisconnected => EventData::ClientDisconnected {
             client: publisher,
             reason: "normal",
-            properties: EventProperties::default(),
+            properties: PacketProperties::default(),
             disconnected_at: now_ms(),
         },
         EventKind::CheckAuthnComplete => EventData::CheckAuthnComplete {
@@ -82,13 +82,13 @@ pub fn sample(kind: EventKind, node: &str) -> Event {
             client: subscriber,
             filter: "t/#".into(),
             options: SubscriptionOptions::default(),
-            properties: EventProperties::default(),
+            properties: PacketProperties::default(),
         },
         EventKind::SessionUnsubscribed => EventData::SessionUnsubscribed {
             client: subscriber,
             filter: "t/#".into(),
             qos: QoS::AtMostOnce,
-            properties: EventProperties::default(),
+            properties: PacketProperties::default(),
         },
         EventKind::MessagePublish => EventData::MessagePublish {
             message: message(node),
@@ -102,7 +102,7 @@ pub fn sample(kind: EventKind, node: &str) -> Event {
             client: subscriber,
             message: message(node),
             qos: QoS::AtLeastOnce,
-            properties: EventProperties::default(),
+            properties: PacketProperties::default(),
         },
         EventKind::MessageDropped => EventData::MessageDropped {
             message: message(node),

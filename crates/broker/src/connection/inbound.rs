@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Close, Connection};
 use crate::{
-    hooks::{AuthzAction, AuthzResult, EventData, EventKind, EventProperties},
+    hooks::{AuthzAction, AuthzResult, EventData, EventKind, PacketProperties},
     message::{Message, MessageParts},
     router::Subscriber,
     session::{SubscriptionRecord, inflight::Stage, mailbox::Delivery},
@@ -329,7 +329,7 @@ where
                     client: Arc::clone(client),
                     qos: delivery.qos,
                     message,
-                    properties: EventProperties::copy(properties),
+                    properties: PacketProperties::copy(properties),
                 }
             });
     }
@@ -392,7 +392,7 @@ where
                     client: Arc::clone(&self.client),
                     filter: request.filter.clone(),
                     options,
-                    properties: EventProperties::copy(&subscribe.properties),
+                    properties: PacketProperties::copy(&subscribe.properties),
                 }
             });
             // [MQTT-3.3.1-9..11]; shared subscriptions never get retained messages.
@@ -447,7 +447,7 @@ where
                         client: Arc::clone(&self.client),
                         filter: filter.clone(),
                         qos: record.options.qos,
-                        properties: EventProperties::copy(&unsubscribe.properties),
+                        properties: PacketProperties::copy(&unsubscribe.properties),
                     }
                 });
             }

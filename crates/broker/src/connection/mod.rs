@@ -26,7 +26,7 @@ use handshake::{Accepted, ClientLimits, PendingWill};
 
 use crate::{
     hooks::{
-        AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, EventProperties, HookBatch,
+        AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, HookBatch, PacketProperties,
     },
     message::{Message, MessageParts, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
@@ -331,15 +331,15 @@ where
             Close::Client {
                 publish_will,
                 properties,
-            } => (*publish_will, EventProperties::copy(properties)),
+            } => (*publish_will, PacketProperties::copy(properties)),
             Close::Takeover { discard: false, .. } => {
                 // The session lives on: only a will without delay goes out now.
                 (
                     self.will.as_ref().is_some_and(|w| w.delay == 0),
-                    EventProperties::default(),
+                    PacketProperties::default(),
                 )
             }
-            _ => (true, EventProperties::default()),
+            _ => (true, PacketProperties::default()),
         };
         self.events.emit_with(EventKind::ClientDisconnected, || {
             EventData::ClientDisconnected {

@@ -72,7 +72,7 @@ where
             payload: message.payload.clone(),
         };
         if self.version.is_v5() {
-            publish.properties = message.properties.clone();
+            publish.properties = Properties::clone(&message.properties);
             publish.properties.message_expiry_interval = message.remaining_expiry(now);
             publish
                 .properties
@@ -160,7 +160,7 @@ where
                     let message = &entry.delivery.message;
                     let mut properties = Properties::default();
                     if self.version.is_v5() {
-                        properties = message.properties.clone();
+                        properties = Properties::clone(&message.properties);
                         properties.message_expiry_interval =
                             message.remaining_expiry(Instant::now());
                         properties

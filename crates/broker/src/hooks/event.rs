@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 
-use crate::message::Message;
+use crate::message::{Message, PacketProperties};
 
 /// A connected client as events describe it; shared by all of its events.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,45 +197,6 @@ impl FromIterator<EventKind> for EventMask {
     }
 }
 
-/// The properties of a packet an event reports: boxed, and only when the packet had any
-/// (most have none), so an event stays a few words to build, move and free. Reads as
-/// [`Properties`] (empty when absent).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventProperties(Option<Box<Properties>>);
-
-/// What an absent [`EventProperties`] reads as.
-static NO_PROPERTIES: Properties = Properties::EMPTY;
-
-impl EventProperties {
-    /// A copy of `properties`; nothing is allocated when there are none.
-    #[must_use]
-    pub fn copy(properties: &Properties) -> Self {
-        if properties.is_empty() {
-            Self(None)
-        } else {
-            Self(Some(Box::new(properties.clone())))
-        }
-    }
-}
-
-impl From<Properties> for EventProperties {
-    fn from(properties: Properties) -> Self {
-        if properties.is_empty() {
-            Self(None)
-        } else {
-            Self(Some(Box::new(properties)))
-        }
-    }
-}
-
-impl std::ops::Deref for EventProperties {
-    type Target = Properties;
-
-    fn deref(&self) -> &Properties {
-        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
-    }
-}
-
 /// An event with the time it happened.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -303,7 +264,7 @@ pub enum EventData {
         /// `discarded`, `tcp_closed`, `protocol_error`, `malformed_packet`, ...
         reason: &'static str,
         /// DISCONNECT properties sent by the client (v5).
-        properties: EventProperties,
+        properties: PacketProperties,
         /// When, ms since the epoch.
         disconnected_at: u64,
     },
@@ -339,7 +300,7 @@ pub enum EventData {
         /// Its options (QoS granted).
         options: SubscriptionOptions,
         /// SUBSCRIBE properties.
-        properties: EventProperties,
+        properties: PacketProperties,
     },
     /// A subscription was removed.
     SessionUnsubscribed {
@@ -350,7 +311,7 @@ pub enum EventData {
         /// The QoS the subscription had.
         qos: QoS,
         /// UNSUBSCRIBE properties.
-        properties: EventProperties,
+        properties: PacketProperties,
     },
     /// A client (or the broker, for wills) published a message.
     MessagePublish {
@@ -375,7 +336,7 @@ pub enum EventData {
         /// QoS it was sent with.
         qos: QoS,
         /// Properties of the PUBACK/PUBREC.
-        properties: EventProperties,
+        properties: PacketProperties,
     },
     /// A published message reached no subscriber, or was refused.
     MessageDropped {

@@ -25,9 +25,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 pub use batch::HookBatch;
-pub use event::{
-    AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask, EventProperties,
-};
+pub use event::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask};
+
+pub use crate::message::PacketProperties;
 
 use crate::message::now_ms;
 
@@ -640,7 +640,7 @@ mod tests {
                     client: client(),
                     message: Arc::clone(m),
                     qos: hookmq_codec::QoS::AtLeastOnce,
-                    properties: EventProperties::default(),
+                    properties: PacketProperties::default(),
                 }
             });
             batch.flush();
