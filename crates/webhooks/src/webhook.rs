@@ -26,9 +26,7 @@ use crate::{
 /// queue, whose overflow it counts (`dropped.queue_full`).
 impl HookSink for Webhook {
     fn on_event(&self, event: &Arc<Event>) {
-        if self.trigger.matches(event) {
-            self.enqueue(event);
-        }
+        self.on_events(self.trigger.mask, std::slice::from_ref(event));
     }
 
     /// A run of one task's events: the matching ones go in with one lock per lane they touch
@@ -219,34 +217,15 @@ impl Webhook {
         if Arc::ptr_eq(&self.queue, &older.queue) {
             return;
         }
-        for item in older.queue.drain() {
-            self.enqueue_item(item);
-        }
-    }
-
-    /// Queues a matched event, counting it; a full queue drops it.
-    pub(crate) fn enqueue(&self, event: &Arc<Event>) {
-        self.metrics.matched(1);
-        self.enqueue_item(Queued {
-            event: Arc::clone(event),
-            id: None,
-            attempts: 0,
-        });
-    }
-
-    fn enqueue_item(&self, item: Queued) {
-        let lanes = self.queue.lanes();
-        let lane = if self.spec.ordered {
-            lane_of(item.event.client_id(), lanes)
-        } else {
-            // Relaxed: any spread over the lanes will do.
-            self.next_lane
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                % lanes
-        };
-        if self.queue.push(lane, item).is_err() {
-            self.metrics.dropped_queue_full(1);
-        }
+        // Already matched and counted by the older version: only what does not fit now is.
+        let mut lanes = LaneChooser::new(self);
+        let items = older
+            .queue
+            .drain()
+            .into_iter()
+            .map(|item| (lanes.lane(&item), item));
+        let dropped = self.queue.push_many(items);
+        self.metrics.dropped_queue_full(dropped as u64);
     }
 
     /// The metrics now.

@@ -148,24 +148,8 @@ impl Hooks {
     }
 
     fn dispatch(&self, timestamp: u64, data: EventData) {
-        let kind = data.kind();
         let event = Arc::new(Event { timestamp, data });
-        for listener in self.listeners.load().iter() {
-            if !listener.mask.contains(kind) {
-                continue;
-            }
-            match &listener.target {
-                Target::Sink(sink) => sink.on_event(&event),
-                Target::Channel(sender) => {
-                    if let Err(mpsc::error::TrySendError::Full(_)) =
-                        sender.try_send(Arc::clone(&event))
-                    {
-                        listener.dropped.fetch_add(1, Ordering::Relaxed);
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
+        self.dispatch_batch(&self.listeners.load(), std::slice::from_ref(&event));
     }
 
     /// Whether some listener of `kind` in `listeners` has room for the event now. When none
@@ -187,8 +171,9 @@ impl Hooks {
         false
     }
 
-    /// Hands a run of events (see [`HookBatch`]) to `listeners`, the list the run was
-    /// admitted against: one read of the listener list for the whole run.
+    /// Hands a run of events (see [`HookBatch`]; a single event is a run of one) to
+    /// `listeners`, the list the run was admitted against: one read of the listener list for
+    /// the whole run.
     fn dispatch_batch(&self, listeners: &[Listener], events: &[Arc<Event>]) {
         for listener in listeners {
             match &listener.target {

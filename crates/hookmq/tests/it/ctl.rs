@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Running, free_port, start_hookmq};
+use crate::support::{BIN, Running, free_port, login, start_hookmq};
 
 /// An HTTP receiver answering `200 ok` to everything, on a thread.
 fn receiver() -> u16 {
@@ -109,19 +109,10 @@ async fn ctl_manages_webhooks_and_clients() {
     let _node = start_hookmq(&dir.path().join("data"), mqtt, dashboard, &[]);
     let api = format!("http://127.0.0.1:{dashboard}");
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{api}/api/v5/login"))
-        .json(&json!({"username": "admin", "password": "public"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["token"].as_str().expect("token");
+    let token = login(&format!("{api}/api/v5")).await;
     let key: Value = http
         .post(format!("{api}/api/v5/api_key"))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .json(&json!({"name": "ctl-test"}))
         .send()
         .await

@@ -11,20 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{Running, free_port, start_hookmq, wait_for_port};
-
-async fn login(base: &str) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{base}/login"))
-        .json(&json!({"username": "admin", "password": "public"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    answer["token"].as_str().expect("token").to_owned()
-}
+use crate::support::{Running, free_port, login, start_hookmq, wait_for_port};
 
 #[tokio::test]
 async fn the_seed_with_flask_mosquitto_and_a_restart() {

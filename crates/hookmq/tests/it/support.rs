@@ -61,3 +61,17 @@ pub(crate) fn start_hookmq(
     wait_for_port(dashboard);
     Running(child)
 }
+
+/// Logs in as the default admin on the API at `base` (`…/api/v5`); returns the token.
+pub(crate) async fn login(base: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "public"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    answer["token"].as_str().expect("token").to_owned()
+}
