@@ -103,6 +103,18 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<AppConfig> {
         .broker()
         .validate()
         .context("invalid configuration")?;
+    let mut names = std::collections::HashSet::new();
+    for (i, webhook) in config.webhooks.iter().enumerate() {
+        webhook
+            .validate()
+            .with_context(|| format!("invalid configuration: webhooks[{i}] `{}`", webhook.name))?;
+        if !names.insert(webhook.name.as_str()) {
+            bail!(
+                "invalid configuration: webhooks[{i}].name: `{}` is used by an earlier entry",
+                webhook.name
+            );
+        }
+    }
     Ok(config)
 }
 
@@ -180,6 +192,33 @@ mod tests {
                 error.to_lowercase().contains("mqtt.max_inflight"),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_entries_are_checked() {
+        Jail::expect_with(|jail| {
+            let entry = |name: &str, url: &str| {
+                format!("[[webhooks]]\nname = \"{name}\"\nurl = \"{url}\"\n")
+            };
+            jail.create_file("hookmq.toml", &entry("a", "http://127.0.0.1:8080/"))?;
+            let config = load_in_jail(Some("hookmq.toml")).expect("valid");
+            assert_eq!(config.webhooks.len(), 1);
+            assert_eq!(config.webhooks[0].name, "a");
+            let cases = [
+                (entry("a", "ftp://x/"), "webhooks[0] `a`: url"),
+                (entry("-a", "http://x/"), "webhooks[0] `-a`: name"),
+                (
+                    entry("a", "http://x/") + &entry("a", "http://y/"),
+                    "webhooks[1].name: `a` is used by an earlier entry",
+                ),
+            ];
+            for (text, expected) in cases {
+                jail.create_file("hookmq.toml", &text)?;
+                let error = format!("{:#}", load_in_jail(Some("hookmq.toml")).expect_err(&text));
+                assert!(error.contains(expected), "{text}: {error}");
+            }
             Ok(())
         });
     }

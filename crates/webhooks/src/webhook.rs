@@ -212,19 +212,27 @@ impl Webhook {
         self.workers.wait().await;
     }
 
-    /// Moves what `older` still queues into this webhook's queue (when they differ).
+    /// Moves what `older` still queues into this webhook's queue (when they differ), ahead of
+    /// what this version queued since it was attached, so each client's events stay in order.
     pub(crate) fn adopt(&self, older: &Self) {
         if Arc::ptr_eq(&self.queue, &older.queue) {
             return;
         }
-        // Already matched and counted by the older version: only what does not fit now is.
+        // Already matched and counted by the older version: the oldest that fit now are kept,
+        // the rest are counted as dropped.
+        let mut waiting = older.queue.drain();
+        let kept = waiting.len().min(self.queue.room());
+        let dropped = waiting.len() - kept;
+        waiting.truncate(kept);
         let mut lanes = LaneChooser::new(self);
-        let items = older
-            .queue
-            .drain()
+        let placed: Vec<(usize, Queued)> = waiting
             .into_iter()
-            .map(|item| (lanes.lane(&item), item));
-        let dropped = self.queue.push_many(items);
+            .map(|item| (lanes.lane(&item), item))
+            .collect();
+        // Newest first, each at its lane's head: the lane ends up oldest first.
+        for (lane, item) in placed.into_iter().rev() {
+            self.queue.requeue_front(lane, item);
+        }
         self.metrics.dropped_queue_full(dropped as u64);
     }
 
@@ -232,5 +240,61 @@ impl Webhook {
     #[must_use]
     pub(crate) fn metrics(&self) -> crate::metrics::MetricsSnapshot {
         self.metrics.snapshot(self.queue.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::sample;
+
+    fn event(timestamp: u64) -> Arc<Event> {
+        let mut event = sample(EventKind::MessagePublish, "n");
+        event.timestamp = timestamp;
+        Arc::new(event)
+    }
+
+    fn build(max_inflight: usize, queue_capacity: usize, previous: Option<&Webhook>) -> Webhook {
+        let mut spec = WebhookSpec::new("w", "http://127.0.0.1:9/");
+        spec.max_inflight = max_inflight;
+        spec.queue_capacity = queue_capacity;
+        Webhook::build(spec, "n", Arc::new(MessageIdGenerator::new("n")), previous)
+            .expect("valid spec")
+    }
+
+    fn timestamps(webhook: &Webhook) -> Vec<u64> {
+        webhook
+            .queue
+            .drain()
+            .iter()
+            .map(|item| item.event.timestamp)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_adopted_queue_goes_ahead_of_events_queued_since_the_swap() {
+        let old = build(2, 100, None);
+        old.on_event(&event(1));
+        old.on_event(&event(2));
+        // A new lane count rebuilds the queue; the new version is attached before the old
+        // one has stopped, so an event can reach it first.
+        let new = build(3, 100, Some(&old));
+        new.on_event(&event(3));
+        new.adopt(&old);
+        assert_eq!(timestamps(&new), [1, 2, 3]);
+        assert_eq!(new.metrics().dropped_queue_full, 0);
+    }
+
+    #[tokio::test]
+    async fn what_no_longer_fits_is_counted_as_dropped() {
+        let old = build(2, 100, None);
+        for t in 1..=3 {
+            old.on_event(&event(t));
+        }
+        let new = build(2, 2, Some(&old));
+        new.on_event(&event(4));
+        new.adopt(&old);
+        assert_eq!(timestamps(&new), [1, 4]);
+        assert_eq!(new.metrics().dropped_queue_full, 2);
     }
 }

@@ -1,6 +1,7 @@
 //! The seed, end to end, as a user runs it: EMQX's Flask receiver, hookmq started from the
 //! binary, `my_webhook` created through the API, one `mosquitto_pub`, and the receiver prints
-//! the six events in order with EMQX's fields. Then a restart: the webhook is still there.
+//! the seed's six events (and `client.check_authn_complete`, as EMQX 5.8+) in order with EMQX's
+//! fields. Then a restart: the webhook is still there. Also a webhook from the config file.
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,24 +17,8 @@ use crate::support::{Running, free_port, login, start_hookmq, wait_for_port};
 #[tokio::test]
 async fn the_seed_with_flask_mosquitto_and_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mqtt, dashboard, flask_port) = (free_port(), free_port(), free_port());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/http_server.py");
-    let mut flask = Command::new("python3")
-        .arg(script)
-        .env("PORT", flask_port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("flask receiver starts (pip install flask)");
-    let stdout = flask.stdout.take().expect("stdout");
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let _flask = Running(flask);
-    wait_for_port(flask_port);
+    let (mqtt, dashboard) = (free_port(), free_port());
+    let (_flask, flask_port, lines) = flask();
 
     let hookmq = start_hookmq(
         dir.path(),
@@ -52,42 +37,9 @@ async fn the_seed_with_flask_mosquitto_and_a_restart() {
         .expect("create");
     assert_eq!(created.status(), 201);
 
-    let status = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &mqtt.to_string(),
-            "-V",
-            "mqttv5",
-            "-i",
-            "emqx_c",
-            "-t",
-            "t/1",
-            "-m",
-            r#"{ "msg": "Hello Webhook" }"#,
-        ])
-        .status()
-        .expect("mosquitto_pub runs");
-    assert!(status.success());
+    mosquitto_pub(mqtt, "emqx_c", "t/1", r#"{ "msg": "Hello Webhook" }"#);
 
-    let mut bodies = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while bodies.len() < 7 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("only {} requests: {bodies:#?}", bodies.len()));
-        // got post request:  b'{...}'  (Python's bytes repr; our JSON has no quote escapes to undo but \\)
-        if let Some(raw) = line
-            .strip_prefix("got post request:  b'")
-            .and_then(|l| l.strip_suffix('\''))
-        {
-            let body: Value =
-                serde_json::from_str(&raw.replace("\\\\", "\\")).expect("printed body is JSON");
-            bodies.push(body);
-        }
-    }
+    let bodies = printed_bodies(&lines, 7);
     let events: Vec<&str> = bodies
         .iter()
         .map(|b| b["event"].as_str().unwrap_or(""))
@@ -133,4 +85,103 @@ async fn the_seed_with_flask_mosquitto_and_a_restart() {
         .expect("json");
     assert_eq!(list[0]["name"], "my_webhook");
     assert_eq!(list[0]["description"], "the seed");
+}
+
+#[tokio::test]
+async fn a_webhook_from_the_config_file_delivers_and_is_listed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mqtt, dashboard) = (free_port(), free_port());
+    let (_flask, flask_port, lines) = flask();
+    let config = dir.path().join("hookmq.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[webhooks]]\nname = \"from_file\"\nurl = \"http://127.0.0.1:{flask_port}/\"\n\
+             events = [\"message.publish\"]\ntopics = [\"sensors/#\"]\n"
+        ),
+    )
+    .expect("config written");
+    let config = config.to_string_lossy().into_owned();
+    let _hookmq = start_hookmq(
+        &dir.path().join("data"),
+        mqtt,
+        dashboard,
+        &[("HOOKMQ_CONFIG", &config)],
+    );
+    mosquitto_pub(mqtt, "c1", "other/1", "not selected");
+    mosquitto_pub(mqtt, "c1", "sensors/1", "21.5");
+    let bodies = printed_bodies(&lines, 1);
+    assert_eq!(bodies[0]["event"], "message.publish");
+    assert_eq!(bodies[0]["topic"], "sensors/1");
+    assert_eq!(bodies[0]["payload"], "21.5");
+    assert_eq!(bodies[0]["metadata"]["rule_id"], "from_file");
+
+    let base = format!("http://127.0.0.1:{dashboard}/api/v5");
+    let token = login(&base).await;
+    let list: Value = reqwest::Client::new()
+        .get(format!("{base}/webhooks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list[0]["name"], "from_file");
+    assert_eq!(list[0]["metrics"]["matched"], 1, "{list}");
+}
+
+/// The seed's Flask receiver on a free port, and the lines it prints.
+fn flask() -> (Running, u16, mpsc::Receiver<String>) {
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/http_server.py");
+    let mut flask = Command::new("python3")
+        .arg(script)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flask receiver starts (pip install flask)");
+    let stdout = flask.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let flask = Running(flask);
+    wait_for_port(port);
+    (flask, port, lines)
+}
+
+/// One MQTT 5 message from `mosquitto_pub`, as the seed sends it.
+fn mosquitto_pub(port: u16, client_id: &str, topic: &str, message: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", "mqttv5"])
+        .args(["-i", client_id, "-t", topic, "-m", message])
+        .status()
+        .expect("mosquitto_pub runs");
+    assert!(status.success());
+}
+
+/// The next `count` bodies the Flask receiver prints, parsed.
+fn printed_bodies(lines: &mpsc::Receiver<String>, count: usize) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while bodies.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("only {} requests: {bodies:#?}", bodies.len()));
+        // got post request:  b'{...}'  (Python's bytes repr; our JSON has no quote escapes to undo but \\)
+        if let Some(raw) = line
+            .strip_prefix("got post request:  b'")
+            .and_then(|l| l.strip_suffix('\''))
+        {
+            let body: Value =
+                serde_json::from_str(&raw.replace("\\\\", "\\")).expect("printed body is JSON");
+            bodies.push(body);
+        }
+    }
+    bodies
 }

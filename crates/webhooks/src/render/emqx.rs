@@ -17,7 +17,7 @@ use hookmq_broker::{
     hooks::{ClientInfo, Event, EventData},
     message::Message,
 };
-use hookmq_codec::{Properties, ProtocolVersion};
+use hookmq_codec::{Properties, ProtocolVersion, QoS};
 use serde::{
     Serialize, Serializer,
     ser::{SerializeMap, SerializeStruct},
@@ -271,15 +271,17 @@ fn host(address: SocketAddr) -> Shown<std::net::IpAddr> {
     Shown(address.ip())
 }
 
-/// The columns every message event shares.
+/// The columns every message event shares. `qos` is the message's, or for a delivery the
+/// QoS it was delivered with (EMQX reports the downgraded QoS in `message.delivered`).
 fn message_columns<C: Columns>(
     c: &mut C,
     message: &Message,
+    qos: QoS,
     encoding: PayloadEncoding,
 ) -> Result<(), C::Error> {
     c.put("id", &Shown(message.id))?;
     c.put("topic", &*message.topic)?;
-    c.put("qos", &message.qos.as_u8())?;
+    c.put("qos", &qos.as_u8())?;
     c.put("flags", &Flags(message))?;
     c.put("pub_props", &Props(&message.properties))?;
     c.put("publish_received_at", &message.received_at)?;
@@ -437,12 +439,12 @@ pub fn write_columns<C: Columns>(
         }
         EventData::MessagePublish { message } => {
             publisher_columns(c, message)?;
-            message_columns(c, message, encoding)?;
+            message_columns(c, message, message.qos, encoding)?;
             c.put("client_attrs", &Empty)?;
         }
         EventData::MessageDropped { message, reason } => {
             publisher_columns(c, message)?;
-            message_columns(c, message, encoding)?;
+            message_columns(c, message, message.qos, encoding)?;
             c.put("reason", *reason)?;
         }
         EventData::MessageDelivered {
@@ -451,9 +453,7 @@ pub fn write_columns<C: Columns>(
             qos,
         } => {
             subscriber_columns(c, client, message)?;
-            message_columns(c, message, encoding)?;
-            c.put("qos", &qos.as_u8())?;
-            c.put("client_attrs", &Empty)?;
+            message_columns(c, message, *qos, encoding)?;
         }
         EventData::MessageAcked {
             client,
@@ -462,10 +462,8 @@ pub fn write_columns<C: Columns>(
             properties,
         } => {
             subscriber_columns(c, client, message)?;
-            message_columns(c, message, encoding)?;
-            c.put("qos", &qos.as_u8())?;
+            message_columns(c, message, *qos, encoding)?;
             c.put("puback_props", &Props(properties))?;
-            c.put("client_attrs", &Empty)?;
         }
         EventData::DeliveryDropped {
             client,
@@ -473,7 +471,7 @@ pub fn write_columns<C: Columns>(
             reason,
         } => {
             subscriber_columns(c, client, message)?;
-            message_columns(c, message, encoding)?;
+            message_columns(c, message, message.qos, encoding)?;
             c.put("reason", *reason)?;
         }
     }
@@ -521,6 +519,74 @@ mod tests {
 
     use super::*;
     use crate::samples::sample;
+
+    /// The top-level keys of a JSON object in the order written, duplicates kept (a
+    /// `serde_json::Value` would keep only the last of two equal keys).
+    fn written_keys(body: &[u8]) -> Vec<String> {
+        struct Keys(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for Keys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Keys, A::Error> {
+                        let mut keys = Vec::new();
+                        while let Some((key, serde::de::IgnoredAny)) = map.next_entry()? {
+                            keys.push(key);
+                        }
+                        Ok(Keys(keys))
+                    }
+                }
+                d.deserialize_map(Visitor)
+            }
+        }
+        serde_json::from_slice::<Keys>(body)
+            .expect("a JSON object")
+            .0
+    }
+
+    #[test]
+    fn no_event_writes_a_key_twice() {
+        let context = RenderContext {
+            node: "n",
+            rule_id: "r",
+            payload_encoding: PayloadEncoding::Plain,
+        };
+        for kind in EventKind::ALL {
+            let body = serde_json::to_vec(&EmqxBody {
+                event: &sample(kind, "n"),
+                context,
+            })
+            .expect("serializes");
+            let mut keys = written_keys(&body);
+            let written = keys.len();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), written, "{}: {keys:?}", kind.name());
+        }
+    }
+
+    #[test]
+    fn a_delivery_reports_the_qos_it_was_delivered_with() {
+        let context = RenderContext {
+            node: "n",
+            rule_id: "r",
+            payload_encoding: PayloadEncoding::Plain,
+        };
+        let mut event = sample(EventKind::MessageDelivered, "n");
+        let EventData::MessageDelivered { message, qos, .. } = &mut event.data else {
+            panic!("a delivery");
+        };
+        assert_eq!(message.qos, QoS::AtMostOnce);
+        *qos = QoS::AtLeastOnce;
+        assert_eq!(event_object(&event, context)["qos"], 1);
+    }
 
     #[test]
     fn streamed_body_equals_the_object() {

@@ -190,6 +190,10 @@ async fn each_clients_events_arrive_in_order_under_concurrency() {
         list.push(n);
     }
     assert_eq!(seen.len(), clients);
+    assert!(
+        receiver.peak_concurrency() > 1,
+        "different clients proceed in parallel"
+    );
     for (client, numbers) in seen {
         assert_eq!(
             numbers,

@@ -176,11 +176,11 @@ async fn every_event_has_exactly_emqx_columns() {
         ),
         (
             "message.delivered",
-            "id from_clientid from_username clientid username payload peerhost peername topic qos flags pub_props publish_received_at client_attrs",
+            "id from_clientid from_username clientid username payload peerhost peername topic qos flags pub_props publish_received_at",
         ),
         (
             "message.acked",
-            "id from_clientid from_username clientid username payload peerhost peername topic qos flags pub_props publish_received_at puback_props client_attrs",
+            "id from_clientid from_username clientid username payload peerhost peername topic qos flags pub_props publish_received_at puback_props",
         ),
         (
             "message.dropped",

@@ -6,3 +6,4 @@ mod connections;
 mod delivery;
 mod format;
 mod selection;
+mod tls;

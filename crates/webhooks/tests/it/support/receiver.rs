@@ -22,6 +22,8 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub headers: HeaderMap,
+    /// The HTTP version it came over, e.g. `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
     pub body: Bytes,
     /// The status it was answered with.
     pub status: u16,
@@ -116,6 +118,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         method: parts.method.to_string(),
         path,
         headers: parts.headers,
+        version: format!("{:?}", parts.version),
         body,
         status: reply.status,
     });
@@ -161,6 +164,40 @@ impl Receiver {
             .with_state(Arc::clone(&shared));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
+        });
+        Self { address, shared }
+    }
+
+    /// Starts on a free port, serving HTTPS with `tls` (ALPN `h2` and `http/1.1`, so a client
+    /// that offers HTTP/2 gets it).
+    pub async fn start_tls(mut tls: rustls::ServerConfig) -> Self {
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let address = listener.local_addr().expect("address");
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .fallback(record)
+            .with_state(Arc::clone(&shared));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                // One task per connection, as a server does.
+                tokio::spawn(async move {
+                    // A refused handshake (no client certificate, say) just ends the connection.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
         });
         Self { address, shared }
     }
