@@ -73,16 +73,7 @@ async fn the_seed_with_flask_mosquitto_and_a_restart() {
         dashboard,
         &[("HOOKMQ_NODE__NAME", "emqx@127.0.0.1")],
     );
-    let token = login(&base).await;
-    let list: Value = reqwest::Client::new()
-        .get(format!("{base}/webhooks"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = list_webhooks(&base).await;
     assert_eq!(list[0]["name"], "my_webhook");
     assert_eq!(list[0]["description"], "the seed");
 }
@@ -117,8 +108,15 @@ async fn a_webhook_from_the_config_file_delivers_and_is_listed() {
     assert_eq!(bodies[0]["metadata"]["rule_id"], "from_file");
 
     let base = format!("http://127.0.0.1:{dashboard}/api/v5");
-    let token = login(&base).await;
-    let list: Value = reqwest::Client::new()
+    let list = list_webhooks(&base).await;
+    assert_eq!(list[0]["name"], "from_file");
+    assert_eq!(list[0]["metrics"]["matched"], 1, "{list}");
+}
+
+/// `GET /webhooks` on the API at `base`, logged in as the default admin.
+async fn list_webhooks(base: &str) -> Value {
+    let token = login(base).await;
+    reqwest::Client::new()
         .get(format!("{base}/webhooks"))
         .bearer_auth(&token)
         .send()
@@ -126,9 +124,7 @@ async fn a_webhook_from_the_config_file_delivers_and_is_listed() {
         .expect("list")
         .json()
         .await
-        .expect("json");
-    assert_eq!(list[0]["name"], "from_file");
-    assert_eq!(list[0]["metrics"]["matched"], 1, "{list}");
+        .expect("json")
 }
 
 /// The seed's Flask receiver on a free port, and the lines it prints.

@@ -154,6 +154,15 @@ impl Receiver {
 
     /// Starts on `address` (to bring a "down" receiver up).
     pub async fn start_at(address: SocketAddr) -> Self {
+        let (listener, app, receiver) = Self::bind(address).await;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        receiver
+    }
+
+    /// A listener on `address`, the recording app, and the receiver that reads what it records.
+    async fn bind(address: SocketAddr) -> (tokio::net::TcpListener, Router, Self) {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("bind receiver");
@@ -162,10 +171,7 @@ impl Receiver {
         let app = Router::new()
             .fallback(record)
             .with_state(Arc::clone(&shared));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { address, shared }
+        (listener, app, Self { address, shared })
     }
 
     /// Starts on a free port, serving HTTPS with `tls` (ALPN `h2` and `http/1.1`, so a client
@@ -173,14 +179,7 @@ impl Receiver {
     pub async fn start_tls(mut tls: rustls::ServerConfig) -> Self {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
-        let address = listener.local_addr().expect("address");
-        let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .fallback(record)
-            .with_state(Arc::clone(&shared));
+        let (listener, app, receiver) = Self::bind("127.0.0.1:0".parse().expect("address")).await;
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (acceptor, app) = (acceptor.clone(), app.clone());
@@ -199,7 +198,7 @@ impl Receiver {
                 });
             }
         });
-        Self { address, shared }
+        receiver
     }
 
     pub fn url(&self, path: &str) -> String {
