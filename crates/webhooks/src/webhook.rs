@@ -218,8 +218,9 @@ impl Webhook {
         if Arc::ptr_eq(&self.queue, &older.queue) {
             return;
         }
-        // Already matched and counted by the older version: the oldest that fit now are kept,
-        // the rest are counted as dropped.
+        // Already matched and counted by the older version: what fits now is kept, lane by
+        // lane (so each client keeps a prefix of its events, its oldest), and the rest is
+        // counted as dropped.
         let mut waiting = older.queue.drain();
         let kept = waiting.len().min(self.queue.room());
         let dropped = waiting.len() - kept;
