@@ -221,6 +221,9 @@ impl Webhook {
         // Already matched and counted by the older version: what fits now is kept, lane by
         // lane (so each client keeps a prefix of its events, its oldest), and the rest is
         // counted as dropped.
+        // Closed first: a run still admitted against the older version's listener entry
+        // is then counted as dropped, not left in a queue nobody delivers.
+        older.queue.close();
         let mut waiting = older.queue.drain();
         let kept = waiting.len().min(self.queue.room());
         let dropped = waiting.len() - kept;
@@ -284,6 +287,10 @@ mod tests {
         new.adopt(&old);
         assert_eq!(timestamps(&new), [1, 2, 3]);
         assert_eq!(new.metrics().dropped_queue_full, 0);
+        // An event that still reaches the older version is counted, not stranded.
+        old.on_event(&event(4));
+        let metrics = new.metrics();
+        assert_eq!((metrics.matched, metrics.dropped_queue_full), (4, 1));
     }
 
     #[tokio::test]
