@@ -145,6 +145,10 @@ struct Inner {
     node: String,
     registry: Registry,
     stop: CancellationToken,
+    /// Held by `put` and `remove` from reading the current version to starting the new one,
+    /// so two changes of a webhook never build on the same old version. An async mutex: it
+    /// is held across the old version's stop.
+    changes: tokio::sync::Mutex<()>,
 }
 
 /// The webhook engine. Cheap to clone.
@@ -177,6 +181,7 @@ impl WebhookEngine {
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
+            changes: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         Self { inner }
@@ -221,6 +226,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::Invalid`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        let _change = self.inner.changes.lock().await;
         let previous = self.find(&spec.name);
         let webhook = Arc::new(Webhook::build(
             spec,
@@ -255,6 +261,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`].
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let _change = self.inner.changes.lock().await;
         let removed = self
             .swap(name, None)
             .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;

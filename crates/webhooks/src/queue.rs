@@ -121,6 +121,17 @@ impl MemoryQueue {
         &self.lanes[lane % self.lanes.len()]
     }
 
+    /// Whether the queue closed after a slot was taken; called with a lane locked, it gives
+    /// the slot back. A push that took its slot before `close` but locks its lane after a
+    /// `drain` would otherwise leave its event where nobody takes it.
+    fn closed_under_lock(&self) -> bool {
+        let closed = self.closed.load(Ordering::Acquire);
+        if closed {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+        closed
+    }
+
     /// Takes a slot for one more event, if the queue is open and has room.
     fn reserve(&self) -> bool {
         if self.closed.load(Ordering::Acquire) {
@@ -145,7 +156,12 @@ impl Queue for MemoryQueue {
             return Err(item);
         }
         let lane = self.lane(lane);
-        lane.items.lock().push_back(item);
+        let mut items = lane.items.lock();
+        if self.closed_under_lock() {
+            return Err(item);
+        }
+        items.push_back(item);
+        drop(items);
         lane.notify.notify_one();
         Ok(())
     }
@@ -168,6 +184,10 @@ impl Queue for MemoryQueue {
                         previous.notify.notify_one();
                     }
                     let mut tail = lane.items.lock();
+                    if self.closed_under_lock() {
+                        dropped += 1;
+                        continue;
+                    }
                     tail.push_back(item);
                     open = Some((lane, tail));
                 }

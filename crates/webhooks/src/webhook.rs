@@ -144,8 +144,8 @@ pub(crate) struct Webhook {
 }
 
 impl Webhook {
-    /// Compiles `spec`. `previous` hands over metrics and, when the lane count is the same,
-    /// the queue itself.
+    /// Compiles `spec`. `previous` hands over metrics and, when the lane count and the queue
+    /// bound are the same, the queue itself.
     pub(crate) fn build(
         spec: WebhookSpec,
         node: &str,
@@ -219,8 +219,10 @@ impl Webhook {
             return;
         }
         // Already matched and counted by the older version: what fits now is kept, lane by
-        // lane (so each client keeps a prefix of its events, its oldest), and the rest is
-        // counted as dropped.
+        // lane, and the rest is counted as dropped (a client whose older events do not fit
+        // may then see a gap before the events the new version took). The room is read once
+        // and `requeue_front` ignores the bound, so events arriving meanwhile can take the
+        // queue past it by at most what was adopted.
         // Closed first: a run still admitted against the older version's listener entry
         // is then counted as dropped, not left in a queue nobody delivers.
         older.queue.close();
