@@ -36,11 +36,14 @@ if [ "$pinned" != "$installed" ]; then
 fi
 
 # ---- hookmq ----
-if [ -z "${HOOKMQ_BIN:-}" ]; then
+# Not left in the environment: hookmq reads every HOOKMQ_ variable as configuration.
+hookmq_bin="${HOOKMQ_BIN:-}"
+unset HOOKMQ_BIN
+if [ -z "$hookmq_bin" ]; then
   cargo build -p hookmq --quiet
   target_dir="$(cargo metadata --format-version 1 --no-deps \
     | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
-  HOOKMQ_BIN="$target_dir/debug/hookmq"
+  hookmq_bin="$target_dir/debug/hookmq"
 fi
 
 # ---- run ----
@@ -85,7 +88,7 @@ HOOKMQ_LISTENERS__TCP__BIND="127.0.0.1:$mqtt_port" \
 HOOKMQ_LISTENERS__WS__ENABLE=false \
 HOOKMQ_DASHBOARD__BIND="127.0.0.1:$dashboard_port" \
 HOOKMQ_NODE__DATA_DIR="$work/data" \
-  "$HOOKMQ_BIN" >"$work/hookmq.log" 2>&1 &
+  "$hookmq_bin" >"$work/hookmq.log" 2>&1 &
 pids+=($!)
 wait_for_port "$receiver_port" "${pids[0]}" receiver "$work/receiver.log"
 wait_for_port "$mqtt_port" "${pids[1]}" hookmq "$work/hookmq.log"

@@ -204,10 +204,11 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::AlreadyExists`] or [`EngineError::Invalid`].
     pub async fn create(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        if self.find(&spec.name).is_some() {
-            return Err(EngineError::AlreadyExists(spec.name));
-        }
-        self.put(spec).await
+        self.change(&spec.name.clone(), |current| match current {
+            Some(_) => Err(EngineError::AlreadyExists(spec.name)),
+            None => Ok(spec),
+        })
+        .await
     }
 
     /// Replaces the webhook of the same name.
@@ -215,10 +216,11 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`] or [`EngineError::Invalid`].
     pub async fn update(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        if self.find(&spec.name).is_none() {
-            return Err(EngineError::NotFound(spec.name));
-        }
-        self.put(spec).await
+        self.change(&spec.name.clone(), |current| match current {
+            Some(_) => Ok(spec),
+            None => Err(EngineError::NotFound(spec.name)),
+        })
+        .await
     }
 
     /// Creates or replaces a webhook. Queued events and metrics carry over to the new version.
@@ -226,21 +228,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::Invalid`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        let _change = self.inner.changes.lock().await;
-        let previous = self.find(&spec.name);
-        let webhook = Arc::new(Webhook::build(
-            spec,
-            &self.inner.node,
-            Arc::clone(&self.inner.registry.ids),
-            previous.as_deref(),
-        )?);
-        let replaced = self.swap(&webhook.spec.name.clone(), Some(Arc::clone(&webhook)));
-        if let Some(old) = replaced {
-            old.stop().await;
-            webhook.adopt(&old);
-        }
-        webhook.start(&self.inner.delivery.handle());
-        Ok(())
+        self.change(&spec.name.clone(), |_| Ok(spec)).await
     }
 
     /// Turns a webhook on or off; queued events wait while it is off.
@@ -248,12 +236,40 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`].
     pub async fn set_enabled(&self, name: &str, enable: bool) -> Result<(), EngineError> {
-        let current = self
-            .find(name)
-            .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
-        let mut spec = current.spec.clone();
-        spec.enable = enable;
-        self.put(spec).await
+        self.change(name, |current| {
+            let mut spec = current
+                .ok_or_else(|| EngineError::NotFound(name.to_owned()))?
+                .clone();
+            spec.enable = enable;
+            Ok(spec)
+        })
+        .await
+    }
+
+    /// Builds the next version of webhook `name` from `next` (given the current spec, if
+    /// any) and swaps it in. The whole change, the existence check included, runs under
+    /// `changes`, so concurrent changes of a webhook apply one after another.
+    async fn change(
+        &self,
+        name: &str,
+        next: impl FnOnce(Option<&WebhookSpec>) -> Result<WebhookSpec, EngineError>,
+    ) -> Result<(), EngineError> {
+        let _change = self.inner.changes.lock().await;
+        let previous = self.find(name);
+        let spec = next(previous.as_ref().map(|webhook| &webhook.spec))?;
+        let webhook = Arc::new(Webhook::build(
+            spec,
+            &self.inner.node,
+            Arc::clone(&self.inner.registry.ids),
+            previous.as_deref(),
+        )?);
+        let replaced = self.swap(name, Some(Arc::clone(&webhook)));
+        if let Some(old) = replaced {
+            old.stop().await;
+            webhook.adopt(&old);
+        }
+        webhook.start(&self.inner.delivery.handle());
+        Ok(())
     }
 
     /// Deletes a webhook; its queued events are discarded.

@@ -49,6 +49,10 @@ pub trait Queue: Send + Sync + 'static {
     }
     /// Puts back an event whose delivery was interrupted, at `lane`'s head (ignores the bound).
     fn requeue_front(&self, lane: usize, item: Queued);
+    /// Puts a run of older events (oldest first) at the heads of their lanes, ahead of what
+    /// waits there, as far as the bound allows: the oldest are kept. Returns how many did not
+    /// fit (they are dropped).
+    fn push_front_run(&self, items: Vec<(usize, Queued)>) -> usize;
     /// The next event of `lane`, waiting for one; `None` once closed.
     fn pop(&self, lane: usize) -> impl Future<Output = Option<Queued>> + Send;
     /// The next event of `lane` if one waits now (`None` also once closed).
@@ -148,6 +152,23 @@ impl MemoryQueue {
         }
         true
     }
+
+    /// Takes up to `wanted` slots at once (none when closed); returns how many it took.
+    fn reserve_up_to(&self, wanted: usize) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        let mut taken = 0;
+        // A compare-and-swap loop: the slots are taken in one step, so concurrent pushes
+        // cannot take the queue past its bound in between.
+        let _ = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                taken = wanted.min(self.capacity.saturating_sub(len));
+                Some(len + taken)
+            });
+        taken
+    }
 }
 
 impl Queue for MemoryQueue {
@@ -205,6 +226,28 @@ impl Queue for MemoryQueue {
         let lane = self.lane(lane);
         lane.items.lock().push_front(item);
         lane.notify.notify_one();
+    }
+
+    fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {
+        let kept = self.reserve_up_to(items.len());
+        let dropped = items.len() - kept;
+        items.truncate(kept);
+        // Newest first, each at its lane's head: every lane ends up oldest first.
+        let mut newest_first = items.into_iter().rev();
+        while let Some((lane, item)) = newest_first.next() {
+            let lane = self.lane(lane);
+            let mut waiting = lane.items.lock();
+            if self.closed_under_lock() {
+                // Closed meanwhile: the slots of the rest go back too.
+                let rest = newest_first.len();
+                self.len.fetch_sub(rest, Ordering::AcqRel);
+                return dropped + 1 + rest;
+            }
+            waiting.push_front(item);
+            drop(waiting);
+            lane.notify.notify_one();
+        }
+        dropped
     }
 
     async fn pop(&self, lane: usize) -> Option<Queued> {
@@ -328,6 +371,74 @@ mod tests {
         assert_eq!(ids(1), expect(&[3]));
         queue.close();
         assert_eq!(queue.push_many([(0, item(7))].into_iter()), 1, "closed");
+    }
+
+    #[test]
+    fn a_run_put_in_front_keeps_its_order_and_the_bound() {
+        let queue = MemoryQueue::new(2, 4);
+        assert!(queue.push(0, item(10)).is_ok());
+        let older = vec![(0, item(1)), (1, item(2)), (0, item(3)), (0, item(4))];
+        assert_eq!(queue.push_front_run(older), 1, "3 of the 4 fit");
+        assert_eq!((queue.len(), queue.room()), (4, 0));
+        let ids = |lane| {
+            std::iter::from_fn(|| queue.try_pop(lane))
+                .map(|item| item.id.map(|id| id.0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(0),
+            [Some(1), Some(3), Some(10)],
+            "older events go first"
+        );
+        assert_eq!(ids(1), [Some(2)]);
+        queue.close();
+        assert_eq!(queue.push_front_run(vec![(0, item(5))]), 1, "closed");
+        assert_eq!(queue.len(), 0);
+    }
+
+    /// Pushes race a `close` and `drain`: every push that succeeded must be in what was
+    /// drained, none left behind where no worker takes it, and the count must end at zero.
+    #[test]
+    fn no_push_lands_after_the_drain_of_a_closed_queue() {
+        for round in 0..2_000 {
+            let queue = Arc::new(MemoryQueue::new(2, 1_000_000));
+            let pushers: Vec<_> = (0..3)
+                .map(|thread| {
+                    let queue = Arc::clone(&queue);
+                    std::thread::spawn(move || {
+                        // Until the first refusal: the queue is far from full, so closed.
+                        for n in 0.. {
+                            let pushed = if n % 2 == 0 {
+                                queue.push(thread % 2, item(n)).is_ok()
+                            } else {
+                                queue.push_many([(thread % 2, item(n))].into_iter()) == 0
+                            };
+                            if !pushed {
+                                return n;
+                            }
+                        }
+                        unreachable!("the queue closes")
+                    })
+                })
+                .collect();
+            while queue.len() < 100 {
+                std::hint::spin_loop();
+            }
+            queue.close();
+            let drained = queue.drain().len();
+            let accepted: u64 = pushers
+                .into_iter()
+                .map(|pusher| pusher.join().expect("pusher"))
+                .sum();
+            let stranded = queue
+                .lanes
+                .iter()
+                .map(|lane| lane.items.lock().len())
+                .sum::<usize>();
+            assert_eq!(stranded, 0, "round {round}: pushed after the drain");
+            assert_eq!(accepted, drained as u64, "round {round}");
+            assert_eq!(queue.len(), 0, "round {round}");
+        }
     }
 
     #[test]

@@ -218,27 +218,20 @@ impl Webhook {
         if Arc::ptr_eq(&self.queue, &older.queue) {
             return;
         }
-        // Already matched and counted by the older version: what fits now is kept, lane by
-        // lane, and the rest is counted as dropped (a client whose older events do not fit
-        // may then see a gap before the events the new version took). The room is read once
-        // and `requeue_front` ignores the bound, so events arriving meanwhile can take the
-        // queue past it by at most what was adopted.
-        // Closed first: a run still admitted against the older version's listener entry
-        // is then counted as dropped, not left in a queue nobody delivers.
+        // Already matched and counted by the older version: what fits now is kept (lane by
+        // lane, each event at the head of its new lane) and the rest is counted as dropped (a client
+        // whose older events do not fit may then see a gap before the events the new version
+        // took). Closed first: a run still admitted against the older version's listener
+        // entry is then counted as dropped, not left in a queue nobody delivers.
         older.queue.close();
-        let mut waiting = older.queue.drain();
-        let kept = waiting.len().min(self.queue.room());
-        let dropped = waiting.len() - kept;
-        waiting.truncate(kept);
         let mut lanes = LaneChooser::new(self);
-        let placed: Vec<(usize, Queued)> = waiting
+        let placed: Vec<(usize, Queued)> = older
+            .queue
+            .drain()
             .into_iter()
             .map(|item| (lanes.lane(&item), item))
             .collect();
-        // Newest first, each at its lane's head: the lane ends up oldest first.
-        for (lane, item) in placed.into_iter().rev() {
-            self.queue.requeue_front(lane, item);
-        }
+        let dropped = self.queue.push_front_run(placed);
         self.metrics.dropped_queue_full(dropped as u64);
     }
 

@@ -417,6 +417,61 @@ async fn disable_update_and_delete() {
     assert_eq!(receiver.requests().len(), 2);
 }
 
+/// Concurrent changes of one webhook apply one after another: the last one leaves a webhook
+/// that delivers (two updates built on the same old version could close the queue the other
+/// kept), and of concurrent creates of one name exactly one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_leave_one_working_webhook() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    stack
+        .webhook("busy", &receiver.url("/"), publish_only)
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for round in 0..20 {
+        let changes: Vec<_> = (0..8)
+            .map(|n| {
+                let engine = stack.engine.clone();
+                let mut spec = engine.get("busy").expect("exists").spec;
+                // Alternating lane counts: some versions share the queue, some rebuild it.
+                spec.max_inflight = 2 + n % 2;
+                tokio::spawn(async move { engine.update(spec).await })
+            })
+            .collect();
+        let creates: Vec<_> = (0..8)
+            .map(|_| {
+                let engine = stack.engine.clone();
+                let mut spec = hookmq_webhooks::WebhookSpec::new(
+                    &format!("new-{round}"),
+                    "http://127.0.0.1:9/",
+                );
+                spec.enable = false;
+                tokio::spawn(async move { engine.create(spec).await })
+            })
+            .collect();
+        for change in changes {
+            change.await.expect("task").expect("update");
+        }
+        let mut created = 0;
+        for create in creates {
+            match create.await.expect("task") {
+                Ok(()) => created += 1,
+                Err(hookmq_webhooks::EngineError::AlreadyExists(_)) => {}
+                Err(other) => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}: one create of a name succeeds");
+        client
+            .publish("t", QoS::AtLeastOnce, format!("{round}"))
+            .await;
+        let requests = receiver.wait_for(round + 1).await;
+        assert_eq!(requests[round].json()["payload"], format!("{round}"));
+    }
+    stack
+        .wait_metrics("busy", "every event delivered", |m| m.success == 20)
+        .await;
+}
+
 #[tokio::test]
 async fn unordered_webhooks_spread_one_clients_events_over_lanes() {
     let stack = Stack::start().await;
