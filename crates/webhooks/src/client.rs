@@ -488,3 +488,23 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small requests go out at once: an `http` lane's connection has Nagle's algorithm off.
+    #[tokio::test]
+    async fn lane_connections_have_tcp_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
+        let url = format!("http://{}/", listener.local_addr().expect("address"));
+        let client = HttpClient::new(&WebhookSpec::new("w", &url)).expect("client");
+        let pipe = client
+            .connect(&url.parse().expect("uri"))
+            .await
+            .expect("connects");
+        assert!(pipe.stream.nodelay().expect("option readable"));
+    }
+}

@@ -520,6 +520,13 @@ mod tests {
     use super::*;
     use crate::samples::sample;
 
+    /// Node `n`, webhook `r`, payloads as EMQX writes them.
+    const PLAIN: RenderContext<'static> = RenderContext {
+        node: "n",
+        rule_id: "r",
+        payload_encoding: PayloadEncoding::Plain,
+    };
+
     /// The top-level keys of a JSON object in the order written, duplicates kept (a
     /// `serde_json::Value` would keep only the last of two equal keys).
     fn written_keys(body: &[u8]) -> Vec<String> {
@@ -553,11 +560,7 @@ mod tests {
 
     #[test]
     fn no_event_writes_a_key_twice() {
-        let context = RenderContext {
-            node: "n",
-            rule_id: "r",
-            payload_encoding: PayloadEncoding::Plain,
-        };
+        let context = PLAIN;
         for kind in EventKind::ALL {
             let body = serde_json::to_vec(&EmqxBody {
                 event: &sample(kind, "n"),
@@ -574,11 +577,7 @@ mod tests {
 
     #[test]
     fn a_delivery_reports_the_qos_it_was_delivered_with() {
-        let context = RenderContext {
-            node: "n",
-            rule_id: "r",
-            payload_encoding: PayloadEncoding::Plain,
-        };
+        let context = PLAIN;
         let mut event = sample(EventKind::MessageDelivered, "n");
         let EventData::MessageDelivered { message, qos, .. } = &mut event.data else {
             panic!("a delivery");
@@ -590,11 +589,7 @@ mod tests {
 
     #[test]
     fn streamed_body_equals_the_object() {
-        let context = RenderContext {
-            node: "n",
-            rule_id: "r",
-            payload_encoding: PayloadEncoding::Plain,
-        };
+        let context = PLAIN;
         for kind in EventKind::ALL {
             let event = sample(kind, "n");
             let streamed: Value = serde_json::from_slice(
