@@ -69,14 +69,18 @@ impl AppConfig {
 pub(crate) const ENV_PREFIX: &str = "HOOKMQ_";
 
 /// `HOOKMQ_*` variables that belong to the command line, not the configuration
-/// (`HOOKMQ_CONFIG`, and `hookmq ctl`'s `HOOKMQ_API`, `HOOKMQ_API_KEY`, ...).
-const COMMAND_LINE_VARIABLES: [&str; 6] = [
+/// (`HOOKMQ_CONFIG`, and `hookmq ctl`'s `HOOKMQ_API`, `HOOKMQ_API_KEY`, ...), and the
+/// browser test's `HOOKMQ_BIN` and `HOOKMQ_URL` (tests/browser), which a developer may
+/// have exported while other tests start hookmq.
+const COMMAND_LINE_VARIABLES: [&str; 8] = [
     "config",
     "api",
     "api_key",
     "api_secret",
     "username",
     "password",
+    "bin",
+    "url",
 ];
 
 /// Loads the configuration: embedded defaults, then `path` if given, then the environment.

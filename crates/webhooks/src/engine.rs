@@ -145,9 +145,10 @@ struct Inner {
     node: String,
     registry: Registry,
     stop: CancellationToken,
-    /// Held by `put` and `remove` from reading the current version to starting the new one,
-    /// so two changes of a webhook never build on the same old version. An async mutex: it
-    /// is held across the old version's stop.
+    /// Held by `change` (create, update, put, enable) and `remove` from reading the current
+    /// version to starting the new one, so two changes of a webhook never build on the same
+    /// old version. An async mutex: it is held across the old version's stop. One for the
+    /// engine, so a slow stop also holds up changes of other webhooks.
     changes: tokio::sync::Mutex<()>,
 }
 

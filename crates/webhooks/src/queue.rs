@@ -441,6 +441,34 @@ mod tests {
         }
     }
 
+    /// A run put in front while the queue closes: every event ends queued (and drained) or
+    /// counted as dropped, and every slot is given back.
+    #[test]
+    fn a_run_put_in_front_while_closing_loses_no_slot() {
+        let run = 50_000;
+        let mut closed_midway = 0;
+        for round in 0..20 {
+            let queue = Arc::new(MemoryQueue::new(4, 1_000_000));
+            let closer = {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    while queue.lanes[0].items.lock().len() < 1_000 {
+                        std::hint::spin_loop();
+                    }
+                    queue.close();
+                })
+            };
+            let items = (0..run).map(|n| (n as usize % 4, item(n))).collect();
+            let dropped = queue.push_front_run(items);
+            closer.join().expect("closer");
+            closed_midway += usize::from(dropped > 0);
+            let drained = queue.drain().len();
+            assert_eq!(drained + dropped, run as usize, "round {round}");
+            assert_eq!(queue.len(), 0, "round {round}");
+        }
+        assert!(closed_midway > 0, "the close never came during a run");
+    }
+
     #[test]
     fn lanes_are_stable() {
         assert_eq!(lane_of("client-a", 16), lane_of("client-a", 16));

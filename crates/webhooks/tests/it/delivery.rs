@@ -265,6 +265,7 @@ async fn a_stalled_receiver_does_not_slow_publishers() {
     });
     stack
         .webhook("stalled", &receiver.url("/"), |s| {
+            publish_only(s);
             s.topics = vec!["hooked/#".into()];
             s.queue_capacity = 100;
             s.request_timeout = Duration::from_secs(3600);
@@ -279,9 +280,20 @@ async fn a_stalled_receiver_does_not_slow_publishers() {
         hooked += publish_burst(&mut client, "hooked/t", count).await;
     }
     let metrics = stack.engine.get("stalled").expect("webhook").metrics;
-    assert_eq!(metrics.success, 0, "the receiver answered nothing");
+    assert_eq!(
+        metrics.matched,
+        3 * count as u64,
+        "only the hooked topic's publishes"
+    );
+    assert_eq!(
+        metrics.success + metrics.failed,
+        0,
+        "the receiver answered nothing"
+    );
+    // What is neither queued (at most 100) nor in flight on the lane was dropped.
+    assert_balanced(&metrics);
     assert!(
-        metrics.dropped_queue_full >= 3 * count as u64 - 100,
+        metrics.dropped_queue_full >= 2 * count as u64,
         "the webhook dropped what did not fit, the publisher did not wait: {metrics:#?}"
     );
     assert!(
@@ -471,10 +483,13 @@ async fn concurrent_changes_leave_one_working_webhook() {
             .await;
         let requests = receiver.wait_for(round + 1).await;
         assert_eq!(requests[round].json()["payload"], format!("{round}"));
+        // Settled before the next updates: one that stopped a lane between the receiver's
+        // record and the lane's reading of the answer would send the event again.
+        let delivered = round as u64 + 1;
+        stack
+            .wait_metrics("busy", "the event settled", |m| m.success == delivered)
+            .await;
     }
-    stack
-        .wait_metrics("busy", "every event delivered", |m| m.success == 20)
-        .await;
 }
 
 #[tokio::test]
