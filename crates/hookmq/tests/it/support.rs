@@ -10,12 +10,27 @@ use std::{
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_hookmq");
 
-/// A port nothing listens on (at the time of asking).
+/// A port nothing listens on (at the time of asking), different from every other this
+/// process was given. Taken below Linux's ephemeral range (32768 and up), from a cursor that
+/// only moves on: a port the kernel picked for `:0` and released could be picked again at
+/// once, by a parallel test's receiver or an outgoing connection, before hookmq binds it.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Starts at a place that depends on the process id, so two runs at once rarely meet.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 1_000) as u16 * 10,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_768, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections on `port`.
