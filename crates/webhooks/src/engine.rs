@@ -149,7 +149,7 @@ struct Inner {
     /// version to starting the new one, so two changes of a webhook never build on the same
     /// old version. An async mutex: it is held across the old version's stop. One for the
     /// engine, so a slow stop also holds up changes of other webhooks.
-    changes: tokio::sync::Mutex<()>,
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The webhook engine. Cheap to clone.
@@ -182,7 +182,7 @@ impl WebhookEngine {
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
-            changes: tokio::sync::Mutex::new(()),
+            changes: Arc::new(tokio::sync::Mutex::new(())),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         Self { inner }
@@ -255,7 +255,9 @@ impl WebhookEngine {
         name: &str,
         next: impl FnOnce(Option<&WebhookSpec>) -> Result<WebhookSpec, EngineError>,
     ) -> Result<(), EngineError> {
-        let _change = self.inner.changes.lock().await;
+        let change = Arc::clone(&self.inner.changes).lock_owned().await;
+        // From here to the swap nothing awaits, so a caller that stops waiting (an API client
+        // that disconnects) cancels either before the change or not at all.
         let previous = self.find(name);
         let spec = next(previous.as_ref().map(|webhook| &webhook.spec))?;
         let webhook = Arc::new(Webhook::build(
@@ -265,11 +267,16 @@ impl WebhookEngine {
             previous.as_deref(),
         )?);
         let replaced = self.swap(name, Some(Arc::clone(&webhook)));
-        if let Some(old) = replaced {
-            old.stop().await;
-            webhook.adopt(&old);
-        }
-        webhook.start(&self.inner.delivery.handle());
+        let delivery = self.inner.delivery.handle();
+        finish(async move {
+            let _change = change;
+            if let Some(old) = replaced {
+                old.stop().await;
+                webhook.adopt(&old);
+            }
+            webhook.start(&delivery);
+        })
+        .await;
         Ok(())
     }
 
@@ -278,12 +285,16 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`].
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
-        let _change = self.inner.changes.lock().await;
+        let change = Arc::clone(&self.inner.changes).lock_owned().await;
         let removed = self
             .swap(name, None)
             .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
-        removed.stop().await;
-        removed.queue.close();
+        finish(async move {
+            let _change = change;
+            removed.stop().await;
+            removed.queue.close();
+        })
+        .await;
         Ok(())
     }
 
@@ -425,6 +436,14 @@ impl WebhookEngine {
         for webhook in all.iter() {
             webhook.stop().await;
         }
+    }
+}
+
+/// Runs the end of a change (the old version's stop, the new one's start) as a task of its
+/// own and waits for it: a version swapped in is started even if the caller stops waiting.
+async fn finish(end: impl Future<Output = ()> + Send + 'static) {
+    if let Err(error) = tokio::spawn(end).await {
+        tracing::error!(%error, "a webhook change did not finish");
     }
 }
 

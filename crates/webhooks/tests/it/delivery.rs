@@ -492,6 +492,24 @@ async fn concurrent_changes_leave_one_working_webhook() {
     }
 }
 
+/// An API client that disconnects mid-request drops the change's future: the change still
+/// ends with the new version started (it was once left swapped in and never started).
+#[tokio::test]
+async fn an_update_whose_caller_stops_waiting_still_starts_the_new_version() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    stack.webhook("w", &receiver.url("/a"), publish_only).await;
+    let mut spec = stack.engine.get("w").expect("exists").spec;
+    spec.url = receiver.url("/b");
+    // Polled once and dropped if not done by then. Before the fix that was always at the
+    // old version's stop, after the swap, and this test failed every time.
+    let _ = tokio::time::timeout(Duration::ZERO, stack.engine.update(spec)).await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "1").await;
+    let requests = receiver.wait_for(1).await;
+    assert_eq!(requests[0].path, "/b");
+}
+
 #[tokio::test]
 async fn unordered_webhooks_spread_one_clients_events_over_lanes() {
     let stack = Stack::start().await;
