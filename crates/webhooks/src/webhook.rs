@@ -219,10 +219,10 @@ impl Webhook {
             return;
         }
         // Already matched and counted by the older version: what fits now is kept (lane by
-        // lane, each event at the head of its new lane) and the rest is counted as dropped (a client
-        // whose older events do not fit may then see a gap before the events the new version
-        // took). Closed first: a run still admitted against the older version's listener
-        // entry is then counted as dropped, not left in a queue nobody delivers.
+        // lane, each event at the head of its new lane) and the rest is counted as dropped
+        // (a client whose older events do not fit may then see a gap before the events the
+        // new version took). Closed first: a run still admitted against the older version's
+        // listener entry is then counted as dropped, not left in a queue nobody delivers.
         older.queue.close();
         let mut lanes = LaneChooser::new(self);
         let placed: Vec<(usize, Queued)> = older
