@@ -31,7 +31,10 @@ impl HookSink for Webhook {
 
     /// A run of one task's events: the matching ones go in with one lock per lane they touch
     /// (a connection's run is mostly its own client's, so one lane) and one wake-up each.
-    fn on_events(&self, _mask: EventMask, events: &[Arc<Event>]) {
+    /// `mask` is what the hook holds this webhook's listener to: its trigger's kinds, or
+    /// none while it is disabled. The hook hands every run to every listener, so events
+    /// outside it are skipped here.
+    fn on_events(&self, mask: EventMask, events: &[Arc<Event>]) {
         // Events beyond the queue's free room now are dropped without being copied in (a
         // stalled receiver costs the publisher as little as possible); `push_many` still
         // enforces the bound for the rest, as other tasks push at the same time.
@@ -40,7 +43,7 @@ impl HookSink for Webhook {
         let mut lanes = LaneChooser::new(self);
         let mut matched = 0;
         for event in events {
-            if !self.trigger.matches(event) {
+            if !mask.contains(event.kind()) || !self.trigger.matches(event) {
                 continue;
             }
             matched += 1;

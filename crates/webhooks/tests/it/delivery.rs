@@ -434,6 +434,53 @@ async fn disable_update_and_delete() {
     assert_eq!(receiver.requests().len(), 2);
 }
 
+/// A disabled webhook takes nothing, even while another enabled webhook wants the same
+/// kinds (both listen to the hook, and the hook hands every run to every listener), and has
+/// nothing to deliver late when it is enabled again.
+#[tokio::test]
+async fn a_disabled_webhook_is_inert_beside_an_enabled_one() {
+    let stack = Stack::start().await;
+    let (active, idle) = (Receiver::start().await, Receiver::start().await);
+    stack
+        .webhook("active", &active.url("/"), publish_only)
+        .await;
+    stack
+        .webhook("idle", &idle.url("/"), |s| {
+            publish_only(s);
+            s.enable = false;
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for n in 0..20 {
+        client.publish("t", QoS::AtLeastOnce, format!("{n}")).await;
+    }
+    active.wait_for(20).await;
+    stack
+        .wait_metrics("active", "the active webhook's deliveries", |m| {
+            m.success == 20
+        })
+        .await;
+    let idle_metrics = stack.engine.get("idle").expect("exists").metrics;
+    assert_eq!(
+        (idle_metrics.matched, idle_metrics.queuing),
+        (0, 0),
+        "{idle_metrics:#?}"
+    );
+
+    stack
+        .engine
+        .set_enabled("idle", true)
+        .await
+        .expect("enable");
+    client.publish("t", QoS::AtLeastOnce, "after").await;
+    let got = idle.wait_for(1).await;
+    stack
+        .wait_metrics("idle", "the one event after enabling", |m| m.success == 1)
+        .await;
+    assert_eq!(got.len(), 1, "nothing from while it was disabled");
+    assert_eq!(got[0].json()["payload"], "after");
+}
+
 /// Concurrent changes of one webhook apply one after another: the last one leaves a webhook
 /// that delivers (two updates built on the same old version could close the queue the other
 /// kept), and of concurrent creates of one name exactly one succeeds.
