@@ -29,6 +29,7 @@
 pub mod client;
 pub mod deliver;
 pub mod engine;
+pub mod journal;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;

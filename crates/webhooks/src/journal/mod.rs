@@ -1,0 +1,457 @@
+//! The journal: what a disk-buffered webhook has queued, in an append-only log of segment
+//! files under its directory, so that nothing queued is lost to a crash or a restart.
+//!
+//! The log holds two kinds of records (see `segment`): an **event** (its sequence number
+//! and its encoded bytes) and **acknowledgements** (sequence numbers whose events reached
+//! their end: delivered, dead-lettered or dropped). Both are only appended; a record is
+//! checksummed, so a tail torn by a crash is found and cut at the last good record.
+//!
+//! Sequence numbers only grow, so each segment holds a range of them. A segment keeps a
+//! bitmap of its live events; once none is left and a newer segment takes appends, its file
+//! is deleted. Acknowledgements are by sequence number, not by lane, so lanes may be
+//! renumbered (a webhook's `max_inflight` changed) without touching the disk. An event's
+//! acknowledgement is never written before the event itself: both go through one writer,
+//! events first.
+//!
+//! A segment with one long-lived event (a client whose receiver keeps failing while other
+//! clients' events flow) stays on disk with everything acknowledged around it, until that
+//! event ends; the bytes count against the webhook's bound until then.
+
+mod segment;
+
+use std::{
+    collections::VecDeque,
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+};
+
+use segment::{End, Record, SegmentData};
+
+/// Tuning of a [`SegmentLog`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions {
+    /// A segment takes appends until it holds this many bytes; then a new one starts.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why the journal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading, writing or syncing a file failed (a full disk among others).
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A segment file that is not one of ours (its header does not match).
+    #[error("journal {0}: not a hookmq journal segment (unknown header)")]
+    Foreign(PathBuf),
+}
+
+impl JournalError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Bytes cut from a segment at recovery: a torn or corrupt tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where its last good record ends (what is left of the file).
+    pub offset: u64,
+    /// Bytes removed after it.
+    pub bytes: u64,
+    /// What was wrong with them.
+    pub reason: &'static str,
+}
+
+/// What a journal held when it was opened.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Events not acknowledged, by sequence number.
+    pub live: Vec<(u64, Vec<u8>)>,
+    /// Torn or corrupt tails cut off (each also logged).
+    pub cuts: Vec<Cut>,
+}
+
+/// The live events of one segment: a bit per sequence number from `base`.
+#[derive(Debug)]
+struct Live {
+    base: u64,
+    words: Vec<u64>,
+    count: u64,
+}
+
+impl Live {
+    fn new(base: u64) -> Self {
+        Self {
+            base,
+            words: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn slot(&self, seq: u64) -> Option<(usize, u64)> {
+        let offset = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        Some((offset / 64, 1 << (offset % 64)))
+    }
+
+    fn insert(&mut self, seq: u64) {
+        let Some((word, bit)) = self.slot(seq) else {
+            return;
+        };
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        if self.words[word] & bit == 0 {
+            self.words[word] |= bit;
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some((word, bit)) = self.slot(seq)
+            && let Some(bits) = self.words.get_mut(word)
+            && *bits & bit != 0
+        {
+            *bits &= !bit;
+            self.count -= 1;
+        }
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.slot(seq)
+            .and_then(|(word, bit)| self.words.get(word).map(|bits| bits & bit != 0))
+            .unwrap_or(false)
+    }
+}
+
+/// A segment on disk.
+#[derive(Debug)]
+struct Segment {
+    number: u64,
+    path: PathBuf,
+    /// Events from this sequence number on are in this segment or a newer one.
+    live: Live,
+    bytes: u64,
+}
+
+/// The log of one webhook's queue. Appends are written by [`SegmentLog::append`] and made
+/// durable by [`SegmentLog::sync`], so one sync covers a whole group of appends.
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    options: LogOptions,
+    epoch: u64,
+    /// Full segments, oldest first.
+    older: VecDeque<Segment>,
+    /// The segment taking appends.
+    current: Segment,
+    /// `current`, open for appending.
+    file: File,
+    /// Records of one append, written with one call.
+    out: Vec<u8>,
+    /// The highest sequence number appended.
+    last_seq: u64,
+    /// Segments created or deleted since the directory was last synced.
+    dir_dirty: bool,
+    /// A write or sync failed and the current segment's end could not be restored: the
+    /// next append starts a new segment.
+    broken: bool,
+}
+
+impl SegmentLog {
+    /// Opens the journal in `dir` (created if missing): reads what it holds, cuts torn or
+    /// corrupt tails, deletes segments with nothing live, and starts a new segment for
+    /// appends.
+    ///
+    /// # Errors
+    /// [`JournalError`] if the directory or a segment cannot be read or written, or holds a
+    /// file that is not a segment of ours.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<(Self, Recovered), JournalError> {
+        fs::create_dir_all(dir).map_err(JournalError::io(dir))?;
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(dir).map_err(JournalError::io(dir))? {
+            let path = entry.map_err(JournalError::io(dir))?.path();
+            if let Some(number) = segment::number_of(&path) {
+                numbers.push((number, path));
+            }
+        }
+        numbers.sort_unstable();
+        let mut recovered = Recovered::default();
+        let mut older: Vec<Segment> = Vec::new();
+        let (mut epoch, mut last_seq) = (None, 0);
+        // First pass: which events are live (an event's acknowledgement may be in any later
+        // segment), and where each segment's valid records end.
+        for (number, path) in &numbers {
+            let data = SegmentData::read(path).map_err(JournalError::io(path))?;
+            let Some(segment_epoch) = data.epoch() else {
+                if data.len() < segment::HEADER_LEN as u64 {
+                    // Created but never written: a crash right after the file appeared.
+                    remove_file(path)?;
+                    continue;
+                }
+                return Err(JournalError::Foreign(path.clone()));
+            };
+            epoch.get_or_insert(segment_epoch);
+            let mut live = Live::new(last_seq + 1);
+            let end = data.records(|record| match record {
+                Record::Event { seq, .. } => {
+                    if live.words.is_empty() {
+                        // The bitmap starts at the segment's first event (older segments
+                        // may be gone, leaving a gap before it).
+                        live = Live::new(seq);
+                    }
+                    live.insert(seq);
+                    last_seq = last_seq.max(seq);
+                }
+                Record::Acks(body) => {
+                    for seq in segment::acked(body) {
+                        acknowledge(&mut older, &mut live, seq);
+                    }
+                }
+            });
+            let mut bytes = data.len();
+            if let End::Invalid { offset, reason } = end {
+                cut(path, offset, bytes, reason, &mut recovered)?;
+                bytes = offset;
+            }
+            older.push(Segment {
+                number: *number,
+                path: path.clone(),
+                live,
+                bytes,
+            });
+        }
+        // Second pass: the payloads of the live events, oldest first.
+        for segment in &older {
+            if segment.live.count == 0 {
+                continue;
+            }
+            let data = SegmentData::read(&segment.path).map_err(JournalError::io(&segment.path))?;
+            data.records(|record| {
+                if let Record::Event { seq, payload } = record
+                    && segment.live.contains(seq)
+                {
+                    recovered.live.push((seq, payload.to_vec()));
+                }
+            });
+        }
+        let next_number = numbers.last().map_or(1, |(number, _)| number + 1);
+        let epoch = epoch.unwrap_or_else(rand::random);
+        let (file, current) = create_segment(dir, next_number, epoch, last_seq + 1)?;
+        let mut log = Self {
+            dir: dir.to_owned(),
+            options,
+            epoch,
+            older: older.into(),
+            current,
+            file,
+            out: Vec::new(),
+            last_seq,
+            dir_dirty: true,
+            broken: false,
+        };
+        log.sync()?;
+        Ok((log, recovered))
+    }
+
+    /// This journal's epoch: random when it was first created, the same across restarts.
+    /// With a sequence number it makes an id no other journal gives.
+    #[must_use]
+    pub const fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The highest sequence number appended (0 if none ever was).
+    #[must_use]
+    pub const fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Bytes the journal's segments take on disk.
+    #[must_use]
+    pub fn disk_bytes(&self) -> u64 {
+        self.older.iter().map(|s| s.bytes).sum::<u64>() + self.current.bytes
+    }
+
+    /// Writes `events` (sequence numbers increasing, after every earlier one) and then the
+    /// acknowledgements `acks`, in one write. They are durable after the next
+    /// [`SegmentLog::sync`].
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] if the write fails (a full disk among others): then nothing of
+    /// it is recorded, and the segment is cut back to where it was.
+    pub fn append(&mut self, events: &[(u64, &[u8])], acks: &[u64]) -> Result<(), JournalError> {
+        if events.is_empty() && acks.is_empty() {
+            return Ok(());
+        }
+        if self.broken || self.current.bytes >= self.options.segment_bytes {
+            self.roll()?;
+        }
+        self.out.clear();
+        for (seq, payload) in events {
+            debug_assert!(*seq > self.last_seq, "sequence numbers only grow");
+            segment::put_event(&mut self.out, *seq, payload);
+        }
+        segment::put_acks(&mut self.out, acks);
+        if let Err(error) = self.file.write_all(&self.out) {
+            // Take back whatever part was written, so later appends follow whole records.
+            self.broken = self.file.set_len(self.current.bytes).is_err();
+            return Err(JournalError::io(&self.current.path)(error));
+        }
+        self.current.bytes += self.out.len() as u64;
+        for (seq, _) in events {
+            self.current.live.insert(*seq);
+            self.last_seq = *seq;
+        }
+        for seq in acks {
+            acknowledge(self.older.make_contiguous(), &mut self.current.live, *seq);
+        }
+        Ok(())
+    }
+
+    /// Makes every append so far durable, then deletes segments with nothing live.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] if syncing or deleting fails.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if let Err(error) = self.file.sync_data() {
+            // After a failed sync the kernel may have dropped the written pages: appends go
+            // on in a new segment.
+            self.broken = true;
+            return Err(JournalError::io(&self.current.path)(error));
+        }
+        while self.older.front().is_some_and(|s| s.live.count == 0) {
+            if let Some(done) = self.older.pop_front() {
+                remove_file(&done.path)?;
+                self.dir_dirty = true;
+            }
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Syncs the current segment and starts the next.
+    fn roll(&mut self) -> Result<(), JournalError> {
+        if !self.broken {
+            self.file
+                .sync_data()
+                .map_err(JournalError::io(&self.current.path))?;
+        }
+        let number = self.current.number + 1;
+        let (file, segment) = create_segment(&self.dir, number, self.epoch, self.last_seq + 1)?;
+        self.file = file;
+        self.older
+            .push_back(std::mem::replace(&mut self.current, segment));
+        self.dir_dirty = true;
+        self.broken = false;
+        Ok(())
+    }
+}
+
+/// Acknowledges `seq` in whichever of `older` or `current` holds it.
+fn acknowledge(older: &mut [Segment], current: &mut Live, seq: u64) {
+    if seq >= current.base {
+        current.remove(seq);
+        return;
+    }
+    // Segments hold increasing ranges: the holder is the last one starting at or before seq.
+    let holder = older.partition_point(|s| s.live.base <= seq);
+    if let Some(segment) = holder.checked_sub(1).and_then(|i| older.get_mut(i)) {
+        segment.live.remove(seq);
+    }
+}
+
+/// Creates segment `number` with its header, synced; its events start at `first_seq`.
+fn create_segment(
+    dir: &Path,
+    number: u64,
+    epoch: u64,
+    first_seq: u64,
+) -> Result<(File, Segment), JournalError> {
+    let path = dir.join(segment::file_name(number));
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(JournalError::io(&path))?;
+    file.write_all(&segment::header(epoch))
+        .and_then(|()| file.sync_data())
+        .map_err(JournalError::io(&path))?;
+    let segment = Segment {
+        number,
+        path,
+        live: Live::new(first_seq),
+        bytes: segment::HEADER_LEN as u64,
+    };
+    Ok((file, segment))
+}
+
+/// Cuts segment `path` (of `len` bytes) at `offset`, logging it.
+fn cut(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    reason: &'static str,
+    recovered: &mut Recovered,
+) -> Result<(), JournalError> {
+    tracing::warn!(
+        segment = %path.display(),
+        offset,
+        bytes = len - offset,
+        reason,
+        "journal: cut a torn or corrupt tail at the last good record"
+    );
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(JournalError::io(path))?;
+    file.set_len(offset)
+        .and_then(|()| file.sync_all())
+        .map_err(JournalError::io(path))?;
+    recovered.cuts.push(Cut {
+        segment: path.to_owned(),
+        offset,
+        bytes: len - offset,
+        reason,
+    });
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<(), JournalError> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(JournalError::io(path)(error)),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the directory's entries (created or deleted files) durable.
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(JournalError::io(dir))
+}
+
+#[cfg(test)]
+mod tests;
