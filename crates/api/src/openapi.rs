@@ -149,7 +149,11 @@ pub(crate) struct WebhookSpecDoc {
     pipelining: Option<u64>,
     /// Keep each client's events in order (default true).
     ordered: Option<bool>,
-    /// Retries after the first attempt (default 5).
+    /// Retryable failures are retried until the event is this old (default `24h`, at most a
+    /// year); then it fails.
+    retry_max_age: Option<String>,
+    /// At most this many retries after the first attempt (default none: only
+    /// `retry_max_age` ends retries).
     max_retries: Option<u32>,
     /// First retry delay (default `1s`).
     retry_backoff: Option<String>,

@@ -20,10 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     client::{HttpClient, RESPONSE_KEPT},
     metrics::MetricsSnapshot,
-    queue::Queue,
     render::Renderer,
     samples,
-    sign::Signer,
+    sign::{Signer, delivery_headers},
     spec::{SpecError, WebhookSpec},
     webhook::Webhook,
 };
@@ -398,12 +397,16 @@ impl WebhookEngine {
         let request = renderer
             .render(&event)
             .map_err(|e| SpecError::new("url", e.to_string()))?;
-        let extra = match &spec.signing_secret {
-            Some(secret) => {
-                Signer::new(secret)?.headers(self.inner.registry.ids.next_id(), &request.body)
-            }
-            None => http::HeaderMap::new(),
-        };
+        let signer = spec
+            .signing_secret
+            .as_deref()
+            .map(Signer::new)
+            .transpose()?;
+        let extra = delivery_headers(
+            signer.as_ref(),
+            self.inner.registry.ids.next_id(),
+            &request.body,
+        );
         let started = Instant::now();
         let result = client.lane().send(&request, extra).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

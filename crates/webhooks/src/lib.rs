@@ -7,10 +7,11 @@
 //! - [`trigger`]: which events a webhook takes (kinds, then topic filters).
 //! - [`render`]: EMQX's JSON body ([`render::emqx`]) and `${field}` templates.
 //! - [`queue`]: the bounded per-webhook queue, in lanes by client (per-client order).
-//! - [`deliver`]: answer classification, retries with backoff and jitter, and the
-//!   one-request-at-a-time lane worker of `https` webhooks.
-//! - [`pipeline`]: the lane worker of `http` webhooks: a window of pipelined requests on the
-//!   lane's own connection, answers settled in order, go-back on a retry.
+//! - [`journal`]: the append-only segment log under a disk-buffered webhook's queue.
+//! - [`delivery`]: the lane worker, one path for both transports: prepare (render, id,
+//!   signature), send (pipelined on an `http` lane's connection, pooled for `https`), settle
+//!   in order (go-back on a retry); [`delivery::retry`] classifies answers and decides
+//!   retries by the event's age.
 //! - [`client`]: connections: a keep-alive one per busy `http` lane, hyper-util's pool for
 //!   `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
 //! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
@@ -27,11 +28,10 @@
 //! its own threads at the lowest priority (nice 19).
 
 pub mod client;
-pub mod deliver;
+pub mod delivery;
 pub mod engine;
 pub mod journal;
 pub mod metrics;
-pub mod pipeline;
 pub mod queue;
 pub mod render;
 pub mod samples;

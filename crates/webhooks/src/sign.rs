@@ -55,22 +55,7 @@ impl Signer {
     /// The three Standard Webhooks headers for one attempt of event `id`, timestamped now.
     #[must_use]
     pub fn headers(&self, id: MessageId, body: &[u8]) -> HeaderMap {
-        let id = format!("evt_{id}");
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let signature = self.sign(&id, timestamp, body);
-        let mut headers = HeaderMap::with_capacity(3);
-        for (name, value) in [
-            (ID_HEADER, id),
-            (TIMESTAMP_HEADER, timestamp.to_string()),
-            (SIGNATURE_HEADER, signature),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
-            }
-        }
-        headers
+        delivery_headers(Some(self), id, body)
     }
 
     /// The `webhook-signature` value for one attempt.
@@ -87,6 +72,33 @@ impl Signer {
         mac.update(body);
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
+}
+
+/// The headers every attempt of event `id` carries: `webhook-id` (the same on every attempt
+/// and after a restart, so a receiver can spot a duplicate), and with a `signer` the
+/// attempt's `webhook-timestamp` and `webhook-signature`.
+#[must_use]
+pub fn delivery_headers(signer: Option<&Signer>, id: MessageId, body: &[u8]) -> HeaderMap {
+    let id = format!("evt_{id}");
+    let mut headers = HeaderMap::with_capacity(3);
+    if let Some(signer) = signer {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = signer.sign(&id, timestamp, body);
+        for (name, value) in [
+            (TIMESTAMP_HEADER, timestamp.to_string()),
+            (SIGNATURE_HEADER, signature),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(ID_HEADER, value);
+    }
+    headers
 }
 
 #[cfg(test)]

@@ -115,8 +115,8 @@ const fn max_inflight() -> usize {
 const fn pipelining() -> usize {
     16
 }
-const fn max_retries() -> u32 {
-    5
+fn retry_max_age() -> Duration {
+    secs(86_400)
 }
 const fn queue_capacity() -> usize {
     10_000
@@ -126,6 +126,8 @@ const fn queue_capacity() -> usize {
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest retry delay accepted.
 const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
+/// Longest `retry_max_age` accepted: a year.
+const MAX_RETRY_AGE: Duration = Duration::from_secs(365 * 86_400);
 
 /// One webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,9 +189,15 @@ pub struct WebhookSpec {
     /// spreads events over all `max_inflight` lanes, for more throughput from few clients.
     #[serde(default = "yes")]
     pub ordered: bool,
-    /// Retries after the first attempt for connection errors, timeouts, 408, 429 and 5xx.
-    #[serde(default = "max_retries")]
-    pub max_retries: u32,
+    /// Retryable failures (connection errors, timeouts, 408, 429, 5xx) are retried until
+    /// the event is this old (counted from when it happened, across restarts); then it
+    /// fails. A client's later events wait behind its retried one.
+    #[serde(default = "retry_max_age", with = "duration")]
+    pub retry_max_age: Duration,
+    /// At most this many retries after the first attempt, when set; by default only
+    /// `retry_max_age` ends retries.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
     /// First retry delay; doubled each retry, with ±20% jitter.
     #[serde(default = "retry_backoff", with = "duration")]
     pub retry_backoff: Duration,
@@ -256,7 +264,8 @@ impl WebhookSpec {
             max_inflight: max_inflight(),
             pipelining: pipelining(),
             ordered: true,
-            max_retries: max_retries(),
+            retry_max_age: retry_max_age(),
+            max_retries: None,
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),
             queue_capacity: queue_capacity(),
@@ -354,6 +363,7 @@ impl WebhookSpec {
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
             ("retry_backoff", self.retry_backoff),
+            ("retry_max_age", self.retry_max_age),
         ] {
             if value.is_zero() {
                 return Err(SpecError::new(field, "must be longer than 0"));
@@ -364,6 +374,7 @@ impl WebhookSpec {
             ("request_timeout", self.request_timeout, MAX_TIMEOUT),
             ("retry_backoff", self.retry_backoff, MAX_BACKOFF),
             ("retry_max_backoff", self.retry_max_backoff, MAX_BACKOFF),
+            ("retry_max_age", self.retry_max_age, MAX_RETRY_AGE),
         ] {
             if value > max {
                 return Err(SpecError::new(

@@ -10,9 +10,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     client::HttpClient,
-    deliver::run_lane,
+    delivery::run_lane,
     metrics::Metrics,
-    pipeline::run_pipelined,
     queue::{MemoryQueue, Queue, Queued, lane_of},
     render::Renderer,
     sign::Signer,
@@ -48,11 +47,7 @@ impl HookSink for Webhook {
             }
             matched += 1;
             if items.len() < room {
-                let item = Queued {
-                    event: Arc::clone(event),
-                    id: None,
-                    attempts: 0,
-                };
+                let item = Queued::new(Arc::clone(event));
                 items.push((lanes.lane(&item), item));
             }
         }
@@ -62,7 +57,7 @@ impl HookSink for Webhook {
         let over = matched - items.len();
         // Counted before they can be delivered, so `matched` always covers the outcomes.
         self.metrics.matched(matched as u64);
-        let dropped = over + self.queue.push_many(items.into_iter());
+        let dropped = over + self.queue.push_many(items);
         self.metrics.dropped_queue_full(dropped as u64);
     }
 
@@ -137,7 +132,7 @@ pub(crate) struct Webhook {
     pub(crate) signer: Option<Signer>,
     /// The node's delivery ids, shared by every webhook (one generator keeps them unique).
     pub(crate) ids: Arc<MessageIdGenerator>,
-    pub(crate) queue: Arc<MemoryQueue>,
+    pub(crate) queue: Arc<dyn Queue>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
     /// Round-robin cursor for unordered webhooks.
@@ -171,7 +166,9 @@ impl Webhook {
             {
                 Arc::clone(&old.queue)
             }
-            _ => Arc::new(MemoryQueue::new(spec.max_inflight, spec.queue_capacity)),
+            _ => {
+                Arc::new(MemoryQueue::new(spec.max_inflight, spec.queue_capacity)) as Arc<dyn Queue>
+            }
         };
         let metrics = previous.map_or_else(Arc::default, |old| Arc::clone(&old.metrics));
         Ok(Self {
@@ -196,15 +193,8 @@ impl Webhook {
         }
         for lane in 0..self.queue.lanes() {
             let (webhook, stop) = (Arc::clone(self), self.stop.clone());
-            // https lanes go through hyper's pooled client (TLS, HTTP/2), one request at a
-            // time; http lanes pipeline on their own connection.
-            if self.renderer.https() {
-                self.workers
-                    .spawn_on(run_lane(webhook, lane, stop), runtime);
-            } else {
-                self.workers
-                    .spawn_on(run_pipelined(webhook, lane, stop), runtime);
-            }
+            self.workers
+                .spawn_on(run_lane(webhook, lane, stop), runtime);
         }
     }
 

@@ -41,6 +41,15 @@ async fn retries_5xx_and_honours_retry_after() {
         requests.windows(2).all(|w| w[0].body == w[1].body),
         "the same event each time"
     );
+    let ids: Vec<&str> = requests.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(
+        ids[0].starts_with("evt_"),
+        "unsigned requests carry webhook-id too: {ids:?}"
+    );
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one id per event: {ids:?}"
+    );
     let metrics = stack.engine.get("r").expect("webhook").metrics;
     assert_eq!((metrics.retried, metrics.failed), (2, 0));
     assert_balanced(&metrics);
@@ -80,7 +89,7 @@ async fn retries_run_out() {
     stack
         .webhook("out", &receiver.url("/"), |s| {
             publish_only(s);
-            s.max_retries = 2;
+            s.max_retries = Some(2);
             s.retry_backoff = Duration::from_millis(20);
         })
         .await;
@@ -96,6 +105,58 @@ async fn retries_run_out() {
     );
 }
 
+/// Retries last as long as the event is younger than `retry_max_age`, then it fails; the
+/// client's next event waited behind it and goes next.
+#[tokio::test]
+async fn retries_end_when_the_event_is_too_old() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    stack
+        .webhook("aged", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.retry_backoff = Duration::from_millis(50);
+            s.retry_max_backoff = Duration::from_millis(200);
+            s.retry_max_age = Duration::from_secs(1);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "first").await;
+    // Younger than the first by half its age limit, so still retried when the first fails.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.publish("t", QoS::AtLeastOnce, "second").await;
+    stack
+        .wait_metrics("aged", "the first event failing", |m| m.failed == 1)
+        .await;
+    receiver.always(Reply::status(200));
+    stack
+        .wait_metrics("aged", "the second event delivered", |m| m.success == 1)
+        .await;
+    let metrics = stack.engine.get("aged").expect("webhook").metrics;
+    assert!(metrics.retried >= 4, "retried until 1 s old: {metrics:#?}");
+    let failure = &metrics.last_failures[0];
+    assert_eq!(failure.status, Some(503));
+    assert!(
+        failure.reason.contains("older than retry_max_age 1s"),
+        "{}",
+        failure.reason
+    );
+    let payloads: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["payload"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let first_second = payloads
+        .iter()
+        .position(|p| p == "second")
+        .expect("second sent");
+    assert!(
+        payloads[..first_second].iter().all(|p| p == "first"),
+        "the second waited behind the first: {payloads:?}"
+    );
+    assert_balanced(&metrics);
+}
+
 #[tokio::test]
 async fn a_receiver_that_is_down_then_up_gets_everything() {
     let stack = Stack::start().await;
@@ -107,7 +168,7 @@ async fn a_receiver_that_is_down_then_up_gets_everything() {
     stack
         .webhook("later", &format!("http://{address}/"), |s| {
             publish_only(s);
-            s.max_retries = 50;
+            s.max_retries = Some(50);
             s.retry_backoff = Duration::from_millis(50);
             s.retry_max_backoff = Duration::from_millis(200);
         })
@@ -319,16 +380,9 @@ async fn signatures_verify_with_the_standardwebhooks_library() {
         .publish("t", QoS::AtLeastOnce, "signed payload")
         .await;
     let requests = receiver.wait_for(2).await;
-    let header = |r: &crate::support::Recorded, name: &str| {
-        r.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
     assert_eq!(
-        header(&requests[0], "webhook-id"),
-        header(&requests[1], "webhook-id"),
+        requests[0].header("webhook-id"),
+        requests[1].header("webhook-id"),
         "stable across retries"
     );
     let script = r#"
@@ -340,13 +394,13 @@ print(payload["event"])
 "#;
     for request in &requests {
         let body = String::from_utf8(request.body.to_vec()).expect("utf8 body");
-        let id = header(request, "webhook-id");
-        let timestamp = header(request, "webhook-timestamp");
-        let signature = header(request, "webhook-signature");
+        let id = request.header("webhook-id");
+        let timestamp = request.header("webhook-timestamp");
+        let signature = request.header("webhook-signature");
         assert!(signature.starts_with("v1,"), "{signature}");
         let out = run(
             "python3",
-            &["-c", script, secret, &id, &timestamp, &signature, &body],
+            &["-c", script, secret, id, timestamp, signature, &body],
         )
         .await;
         assert_eq!(out.trim(), "message.publish");

@@ -137,7 +137,7 @@ async fn an_unknown_issuer_is_refused_unless_verification_is_off() {
     stack
         .webhook("strict", &https(&receiver), |s| {
             s.events = vec!["message.publish".into()];
-            s.max_retries = 0;
+            s.max_retries = Some(0);
         })
         .await;
     stack
@@ -173,7 +173,7 @@ async fn a_client_certificate_is_presented_when_the_server_asks() {
         .webhook("without_cert", &https(&receiver), |s| {
             s.events = vec!["message.publish".into()];
             s.tls.ca_file = Some(pki.ca_file.clone());
-            s.max_retries = 0;
+            s.max_retries = Some(0);
         })
         .await;
     publish_one(&stack, "mutual").await;

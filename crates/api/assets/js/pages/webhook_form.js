@@ -17,7 +17,7 @@ function defaults() {
     name: '', description: '', enable: true, events: ['*'], topics: ['#'], method: 'post', url: '',
     headers: { 'content-type': 'application/json' }, body: null, payload_encoding: 'plain',
     signing_secret: null, connect_timeout: '15s', request_timeout: '15s', pool_size: 8,
-    max_inflight: 16, pipelining: 16, ordered: true, max_retries: 5, retry_backoff: '1s', retry_max_backoff: '1m',
+    max_inflight: 16, pipelining: 16, ordered: true, retry_max_age: '24h', max_retries: null, retry_backoff: '1s', retry_max_backoff: '1m',
     queue_capacity: 10000, tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
   };
 }
@@ -324,6 +324,7 @@ export async function render(ctx) {
   const maxInflight = number('max_inflight', spec.max_inflight);
   const pipelining = number('pipelining', spec.pipelining);
   const ordered = checkbox('ordered', spec.ordered, 'Keep each client’s events in order');
+  const retryMaxAge = text('retry_max_age', spec.retry_max_age, '24h');
   const maxRetries = number('max_retries', spec.max_retries, 0);
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
@@ -354,7 +355,8 @@ export async function render(ctx) {
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
       h('h3', null, 'Retries'),
       h('div', { class: 'fields3' },
-        field({ name: 'max_retries', label: 'Max retries', control: maxRetries, help: 'For connection errors, timeouts, 408, 429 and 5xx.' }),
+        field({ name: 'retry_max_age', label: 'Retry for', control: retryMaxAge, help: 'Connection errors, timeouts, 408, 429 and 5xx are retried until the event is this old.' }),
+        field({ name: 'max_retries', label: 'Max retries', control: maxRetries, help: 'Optional: also stop after this many retries. Empty: by age only.' }),
         field({ name: 'retry_backoff', label: 'Retry backoff', control: retryBackoff, help: 'First delay, doubled each retry.' }),
         field({ name: 'retry_max_backoff', label: 'Max retry backoff', control: retryMaxBackoff })),
       h('h3', null, 'Security'),
@@ -405,7 +407,8 @@ export async function render(ctx) {
       max_inflight: intOf(maxInflight),
       pipelining: intOf(pipelining),
       ordered: ordered.querySelector('input').checked,
-      max_retries: intOf(maxRetries),
+      retry_max_age: retryMaxAge.value.trim(),
+      max_retries: maxRetries.value.trim() === '' ? null : intOf(maxRetries),
       retry_backoff: retryBackoff.value.trim(),
       retry_max_backoff: retryMaxBackoff.value.trim(),
       queue_capacity: intOf(queueCapacity),
@@ -448,7 +451,8 @@ export async function render(ctx) {
     for (const [name, value] of [['pool_size', s.pool_size], ['max_inflight', s.max_inflight], ['pipelining', s.pipelining], ['queue_capacity', s.queue_capacity]]) {
       if (!Number.isInteger(value) || value < 1) problems.push([name, 'Enter a whole number, at least 1.']);
     }
-    if (!Number.isInteger(s.max_retries) || s.max_retries < 0) problems.push(['max_retries', 'Enter a whole number (0: no retries).']);
+    if (s.max_retries !== null && (!Number.isInteger(s.max_retries) || s.max_retries < 0)) problems.push(['max_retries', 'Enter a whole number (0: no retries), or leave it empty.']);
+    if (!s.retry_max_age) problems.push(['retry_max_age', 'Enter how long to retry, e.g. 24h.']);
     return problems;
   }
 

@@ -12,7 +12,7 @@ use hookmq_broker::{Broker, BrokerHandle, Config, config::ListenerConfig};
 use hookmq_webhooks::{WebhookEngine, WebhookSpec};
 
 pub use mqtt::Mqtt;
-pub use receiver::{Receiver, Recorded, Reply};
+pub use receiver::{Receiver, Reply};
 
 /// How long tests wait for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);

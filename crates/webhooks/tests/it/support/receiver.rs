@@ -36,6 +36,14 @@ impl Recorded {
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 
+    /// A header's value (empty when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
     /// The `event` field of a JSON body.
     pub fn event(&self) -> String {
         self.json()["event"].as_str().unwrap_or_default().to_owned()

@@ -1,97 +1,25 @@
-//! The delivery queue of one webhook: events waiting, split into lanes by client.
-//!
-//! A lane is delivered by one worker, one request at a time, so a client's events (always in
-//! the same lane) reach the receiver in the order they happened, while other lanes proceed in
-//! parallel. The [`Queue`] trait is what a disk-backed queue implements later: `pop` hands an
-//! event out and `requeue_front` takes back one whose delivery was interrupted.
+//! The in-memory queue: lanes of events, bounded across all lanes.
 
 use std::{
     collections::VecDeque,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
-use hookmq_broker::{hooks::Event, message::MessageId};
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-/// An event waiting for delivery.
-#[derive(Debug, Clone)]
-pub struct Queued {
-    /// The event.
-    pub event: Arc<Event>,
-    /// Its delivery id (`webhook-id` is `evt_` and its hex): made at the first attempt, off
-    /// the publish path, and kept across retries and requeues.
-    pub id: Option<MessageId>,
-    /// Attempts made so far (retries are counted against `max_retries`).
-    pub attempts: u32,
-}
-
-/// A webhook's queue.
-pub trait Queue: Send + Sync + 'static {
-    /// Adds an event to `lane`'s tail; gives it back if the queue is full or closed.
-    ///
-    /// # Errors
-    /// The item, when it was not queued.
-    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued>;
-    /// Adds a run of events in order, each to its lane's tail; returns how many did not go
-    /// in because the queue was full or closed (they are dropped).
-    fn push_many(&self, items: impl Iterator<Item = (usize, Queued)>) -> usize {
-        let mut dropped = 0;
-        for (lane, item) in items {
-            if self.push(lane, item).is_err() {
-                dropped += 1;
-            }
-        }
-        dropped
-    }
-    /// Puts back an event whose delivery was interrupted, at `lane`'s head (ignores the bound).
-    fn requeue_front(&self, lane: usize, item: Queued);
-    /// Puts a run of older events (oldest first) at the heads of their lanes, ahead of what
-    /// waits there, as far as the bound allows: the oldest are kept. Returns how many did not
-    /// fit (they are dropped).
-    fn push_front_run(&self, items: Vec<(usize, Queued)>) -> usize;
-    /// The next event of `lane`, waiting for one; `None` once closed.
-    fn pop(&self, lane: usize) -> impl Future<Output = Option<Queued>> + Send;
-    /// The next event of `lane` if one waits now (`None` also once closed).
-    fn try_pop(&self, lane: usize) -> Option<Queued>;
-    /// Events waiting in all lanes.
-    fn len(&self) -> usize;
-    /// How many more events fit now (0 when closed); a hint, as others push concurrently.
-    fn room(&self) -> usize;
-    /// Whether no event waits.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Number of lanes.
-    fn lanes(&self) -> usize;
-    /// Removes every waiting event, lane by lane in order.
-    fn drain(&self) -> Vec<Queued>;
-}
-
-/// The lane of a client: FNV-1a of its id (a few nanoseconds for a short id, on the
-/// publish path; lanes only spread load, so no keyed hash is needed).
-#[must_use]
-pub fn lane_of(client_id: &str, lanes: usize) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in client_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    usize::try_from(hash % lanes.max(1) as u64).unwrap_or(0)
-}
+use super::{Queue, Queued, Wait};
 
 #[derive(Debug, Default)]
 struct Lane {
-    /// parking_lot mutex: pushes and pops are pointer moves, never held across `.await`.
+    /// parking_lot mutex: pushes and takes are pointer moves, never held across `.await`.
     items: Mutex<VecDeque<Queued>>,
-    /// Wakes the lane's worker.
+    /// Wakes the lane's worker: a push stores a permit if it is not waiting, so a push
+    /// between its `take` and its `wait` is not missed.
     notify: Notify,
 }
 
-/// The in-memory queue: bounded across all lanes.
+/// The in-memory queue: bounded across all lanes; a full queue drops new events.
 #[derive(Debug)]
 pub struct MemoryQueue {
     lanes: Vec<Lane>,
@@ -112,17 +40,21 @@ impl MemoryQueue {
         }
     }
 
-    /// Stops handing out events; waiting `pop`s return `None`.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        for lane in &self.lanes {
-            lane.notify.notify_waiters();
-            lane.notify.notify_one();
-        }
-    }
-
     fn lane(&self, lane: usize) -> &Lane {
         &self.lanes[lane % self.lanes.len()]
+    }
+
+    /// Adds one event to `lane`'s tail; gives it back if the queue is full or closed.
+    ///
+    /// # Errors
+    /// The item, when it was not queued.
+    pub fn push(&self, lane: usize, item: Queued) -> Result<(), Queued> {
+        if self.reserve_up_to(1) == 0 {
+            return Err(item);
+        }
+        self.push_reserved(std::iter::once((lane, item)))
+            .pop()
+            .map_or(Ok(()), Err)
     }
 
     /// Whether the queue closed after a slot was taken; called with a lane locked, it gives
@@ -136,66 +68,36 @@ impl MemoryQueue {
         closed
     }
 
-    /// Takes a slot for one more event, if the queue is open and has room.
-    fn reserve(&self) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        // Full: a plain read, so a queue that drops does not bounce the counter's cache line.
-        if self.len.load(Ordering::Relaxed) >= self.capacity {
-            return false;
-        }
-        // Reserve a slot first so concurrent pushes cannot overshoot the bound.
-        if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        true
-    }
-
     /// Takes up to `wanted` slots at once (none when closed); returns how many it took.
-    fn reserve_up_to(&self, wanted: usize) -> usize {
+    pub(crate) fn reserve_up_to(&self, wanted: usize) -> usize {
         if self.closed.load(Ordering::Acquire) {
             return 0;
         }
-        let mut taken = 0;
-        // A compare-and-swap loop: the slots are taken in one step, so concurrent pushes
-        // cannot take the queue past its bound in between.
-        let _ = self
-            .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
-                taken = wanted.min(self.capacity.saturating_sub(len));
-                Some(len + taken)
-            });
+        // Full: a plain read, so a queue that drops does not bounce the counter's cache line.
+        if self.len.load(Ordering::Relaxed) >= self.capacity {
+            return 0;
+        }
+        // Take them all in one step, then give back what went past the bound: concurrent
+        // pushes never take the queue past it, and a run keeps a prefix of itself (never a
+        // later event without the earlier ones).
+        let before = self.len.fetch_add(wanted, Ordering::AcqRel);
+        let taken = wanted.min(self.capacity.saturating_sub(before));
+        if taken < wanted {
+            self.len.fetch_sub(wanted - taken, Ordering::AcqRel);
+        }
         taken
     }
-}
 
-impl Queue for MemoryQueue {
-    fn push(&self, lane: usize, item: Queued) -> Result<(), Queued> {
-        if !self.reserve() {
-            return Err(item);
-        }
-        let lane = self.lane(lane);
-        let mut items = lane.items.lock();
-        if self.closed_under_lock() {
-            return Err(item);
-        }
-        items.push_back(item);
-        drop(items);
-        lane.notify.notify_one();
-        Ok(())
-    }
-
-    /// A run of one lane goes in under one lock, and its worker is woken once.
-    fn push_many(&self, items: impl Iterator<Item = (usize, Queued)>) -> usize {
-        let mut dropped = 0;
+    /// Adds events whose slots [`MemoryQueue::reserve_up_to`] took, in order, each to its
+    /// lane's tail: a run of one lane under one lock with one wake-up. Returns the events
+    /// that found the queue closed (their slots are given back).
+    pub(crate) fn push_reserved(
+        &self,
+        items: impl IntoIterator<Item = (usize, Queued)>,
+    ) -> Vec<Queued> {
+        let mut refused = Vec::new();
         let mut open: Option<(&Lane, MutexGuard<'_, VecDeque<Queued>>)> = None;
         for (lane, item) in items {
-            if !self.reserve() {
-                dropped += 1;
-                continue;
-            }
             let lane = self.lane(lane);
             match &mut open {
                 Some((current, tail)) if std::ptr::eq(*current, lane) => tail.push_back(item),
@@ -206,7 +108,7 @@ impl Queue for MemoryQueue {
                     }
                     let mut tail = lane.items.lock();
                     if self.closed_under_lock() {
-                        dropped += 1;
+                        refused.push(item);
                         continue;
                     }
                     tail.push_back(item);
@@ -218,14 +120,16 @@ impl Queue for MemoryQueue {
             drop(tail);
             lane.notify.notify_one();
         }
-        dropped
+        refused
     }
+}
 
-    fn requeue_front(&self, lane: usize, item: Queued) {
-        self.len.fetch_add(1, Ordering::AcqRel);
-        let lane = self.lane(lane);
-        lane.items.lock().push_front(item);
-        lane.notify.notify_one();
+impl Queue for MemoryQueue {
+    fn push_many(&self, mut items: Vec<(usize, Queued)>) -> usize {
+        let kept = self.reserve_up_to(items.len());
+        let dropped = items.len() - kept;
+        items.truncate(kept);
+        dropped + self.push_reserved(items).len()
     }
 
     fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {
@@ -250,25 +154,32 @@ impl Queue for MemoryQueue {
         dropped
     }
 
-    async fn pop(&self, lane: usize) -> Option<Queued> {
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return None;
-            }
-            if let Some(item) = self.try_pop(lane) {
-                return Some(item);
-            }
-            self.lane(lane).notify.notified().await;
-        }
-    }
-
-    fn try_pop(&self, lane: usize) -> Option<Queued> {
+    fn take(&self, lane: usize) -> Option<Queued> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
         let item = self.lane(lane).items.lock().pop_front()?;
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(item)
+    }
+
+    fn put_back(&self, lane: usize, item: Queued) {
+        self.len.fetch_add(1, Ordering::AcqRel);
+        let lane = self.lane(lane);
+        lane.items.lock().push_front(item);
+        lane.notify.notify_one();
+    }
+
+    /// Nothing to forget: a taken event is only in the worker's hands.
+    fn settle(&self, _item: &Queued) {}
+
+    fn wait(&self, lane: usize) -> Wait<'_> {
+        let lane = self.lane(lane);
+        Box::pin(async move {
+            if !self.closed.load(Ordering::Acquire) {
+                lane.notify.notified().await;
+            }
+        })
     }
 
     fn len(&self) -> usize {
@@ -287,6 +198,18 @@ impl Queue for MemoryQueue {
         self.lanes.len()
     }
 
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for lane in &self.lanes {
+            lane.notify.notify_waiters();
+            lane.notify.notify_one();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     fn drain(&self) -> Vec<Queued> {
         let mut all = Vec::new();
         for lane in &self.lanes {
@@ -300,7 +223,12 @@ impl Queue for MemoryQueue {
 
 #[cfg(test)]
 mod tests {
-    use hookmq_broker::hooks::{ClientInfo, EventData};
+    use std::sync::Arc;
+
+    use hookmq_broker::{
+        hooks::{ClientInfo, Event, EventData},
+        message::MessageId,
+    };
     use hookmq_codec::{Properties, ProtocolVersion};
 
     use super::*;
@@ -326,6 +254,7 @@ mod tests {
                 data: EventData::ClientConnected { client },
             }),
             id: Some(MessageId(u128::from(n))),
+            seq: 0,
             attempts: 0,
         }
     }
@@ -338,27 +267,28 @@ mod tests {
         assert!(queue.push(1, item(3)).is_ok());
         assert!(queue.push(1, item(4)).is_err(), "full");
         assert_eq!(queue.len(), 3);
-        let first = queue.pop(0).await.expect("item");
+        let first = queue.take(0).expect("item");
         assert_eq!(first.id, Some(MessageId(1)));
-        queue.requeue_front(0, first);
-        assert_eq!(queue.pop(0).await.expect("item").id, Some(MessageId(1)));
-        assert_eq!(queue.pop(0).await.expect("item").id, Some(MessageId(2)));
+        queue.put_back(0, first);
+        assert_eq!(queue.take(0).expect("item").id, Some(MessageId(1)));
+        assert_eq!(queue.take(0).expect("item").id, Some(MessageId(2)));
         assert_eq!(queue.drain().len(), 1);
         assert!(queue.is_empty());
         queue.close();
-        assert!(queue.pop(1).await.is_none());
+        assert!(queue.take(1).is_none());
+        queue.wait(1).await;
     }
 
     #[tokio::test]
     async fn a_run_goes_in_in_order_and_what_does_not_fit_is_counted() {
         let queue = MemoryQueue::new(2, 4);
         let run = [(0, 1), (0, 2), (1, 3), (0, 4), (1, 5), (0, 6)];
-        let dropped = queue.push_many(run.iter().map(|&(lane, n)| (lane, item(n))));
+        let dropped = queue.push_many(run.iter().map(|&(lane, n)| (lane, item(n))).collect());
         assert_eq!(dropped, 2, "a bound of 4 takes the first 4");
         assert_eq!(queue.len(), 4);
         assert_eq!(queue.room(), 0);
         let ids = |lane| {
-            std::iter::from_fn(|| queue.try_pop(lane))
+            std::iter::from_fn(|| queue.take(lane))
                 .map(|item| item.id)
                 .collect::<Vec<_>>()
         };
@@ -370,7 +300,7 @@ mod tests {
         assert_eq!(ids(0), expect(&[1, 2, 4]));
         assert_eq!(ids(1), expect(&[3]));
         queue.close();
-        assert_eq!(queue.push_many([(0, item(7))].into_iter()), 1, "closed");
+        assert_eq!(queue.push_many(vec![(0, item(7))]), 1, "closed");
     }
 
     #[test]
@@ -381,7 +311,7 @@ mod tests {
         assert_eq!(queue.push_front_run(older), 1, "3 of the 4 fit");
         assert_eq!((queue.len(), queue.room()), (4, 0));
         let ids = |lane| {
-            std::iter::from_fn(|| queue.try_pop(lane))
+            std::iter::from_fn(|| queue.take(lane))
                 .map(|item| item.id.map(|id| id.0))
                 .collect::<Vec<_>>()
         };
@@ -411,7 +341,7 @@ mod tests {
                             let pushed = if n % 2 == 0 {
                                 queue.push(thread % 2, item(n)).is_ok()
                             } else {
-                                queue.push_many([(thread % 2, item(n))].into_iter()) == 0
+                                queue.push_many(vec![(thread % 2, item(n))]) == 0
                             };
                             if !pushed {
                                 return n;
@@ -467,12 +397,5 @@ mod tests {
             assert_eq!(queue.len(), 0, "round {round}");
         }
         assert!(closed_midway > 0, "the close never came during a run");
-    }
-
-    #[test]
-    fn lanes_are_stable() {
-        assert_eq!(lane_of("client-a", 16), lane_of("client-a", 16));
-        assert!(lane_of("client-b", 16) < 16);
-        assert_eq!(lane_of("x", 1), 0);
     }
 }

@@ -1,19 +1,14 @@
-//! Delivery: one worker per lane sends one request at a time, classifies the answer and
-//! retries with exponential backoff and jitter, honouring `Retry-After`.
+//! What an attempt's answer means: success, a retry (exponential backoff with jitter,
+//! honouring `Retry-After`, until the event is too old), or a failure.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
+use hookmq_broker::{duration, hooks::Event, message::now_ms};
 use http::{HeaderMap, StatusCode};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
-    client::{Answer, LaneSender, SendError},
-    metrics::failure,
-    queue::{Queue, Queued},
-    webhook::Webhook,
+    client::{Answer, SendError},
+    spec::WebhookSpec,
 };
 
 /// The longest `Retry-After` honoured.
@@ -117,100 +112,59 @@ pub fn backoff(initial: Duration, max: Duration, retry: u32, after: Option<Durat
     }
 }
 
-/// Runs one lane until the webhook stops.
-///
-/// A busy lane keeps its connection; when it runs out of work it parks the connection among
-/// the webhook's idle ones for whichever lane needs one next.
-pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: CancellationToken) {
-    let mut sender = webhook.client.lane();
-    loop {
-        // The busy path takes the next event without touching anything shared but the lane.
-        let item = match webhook.queue.try_pop(lane) {
-            Some(item) => Some(item),
-            None => {
-                sender.park();
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return,
-                    item = webhook.queue.pop(lane) => item,
-                }
-            }
-        };
-        let Some(mut item) = item else { return };
-        webhook.metrics.start();
-        let interrupted = deliver(&webhook, &mut sender, &mut item, &stop).await;
-        webhook.metrics.finish();
-        if interrupted {
-            // Stopped mid-delivery (update, disable, shutdown): give the event back.
-            webhook.queue.requeue_front(lane, item);
-            return;
-        }
-    }
+/// How an attempt ends for its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Delivered: the receiver answered 2xx.
+    Delivered,
+    /// Try again after this long (the lane waits; the client's later events wait behind).
+    Retry(Duration),
+    /// Given up: a non-retryable answer, or a retryable one for an event past
+    /// `retry_max_age` (or `max_retries`, when set).
+    Failed {
+        /// Why, with the last answer.
+        reason: String,
+        /// The last answer's status, if any.
+        status: Option<u16>,
+    },
 }
 
-/// Delivers one event with its retries. Returns `true` if stopped before an outcome.
-async fn deliver(
-    webhook: &Webhook,
-    sender: &mut LaneSender,
-    item: &mut Queued,
-    stop: &CancellationToken,
-) -> bool {
-    let event_name = item.event.kind().name();
-    let request = match webhook.renderer.render(&item.event) {
-        Ok(request) => request,
-        Err(error) => {
-            webhook
-                .metrics
-                .failed(failure(event_name, None, error.to_string(), 0));
-            return false;
-        }
-    };
-    let spec = &webhook.spec;
-    // The delivery id is made when first needed (only signed requests carry it), here rather
-    // than on the publish path, and travels with the event if it is requeued.
-    let signing = webhook.signer.as_ref().map(|signer| {
-        (
-            signer,
-            *item.id.get_or_insert_with(|| webhook.ids.next_id()),
-        )
-    });
-    // Attempts made before this worker took the event (a requeue keeps them).
-    let mut attempts = item.attempts;
-    loop {
-        attempts += 1;
-        // Signed per attempt: the timestamp is the attempt's, the id the event's.
-        let extra = signing.map_or_else(HeaderMap::new, |(signer, id)| {
-            signer.headers(id, &request.body)
-        });
-        let started = Instant::now();
-        let result = tokio::select! {
-            biased;
-            () = stop.cancelled() => return true,
-            result = sender.send(&request, extra) => result,
-        };
-        if result.is_ok() {
-            webhook.metrics.latency(started.elapsed());
-        }
-        match classify(&result) {
-            Outcome::Success => {
-                webhook.metrics.success();
-                return false;
-            }
-            Outcome::Retry { after, .. } if attempts <= spec.max_retries => {
-                webhook.metrics.retried();
-                let delay = backoff(spec.retry_backoff, spec.retry_max_backoff, attempts, after);
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return true,
-                    () = tokio::time::sleep(delay) => {}
+/// Decides what follows attempt number `attempts` (1-based) of `event`, which got `result`:
+/// retryable failures are retried with backoff until the event is older than
+/// `retry_max_age` (its age counts from when it happened, across restarts).
+pub(crate) fn verdict(
+    spec: &WebhookSpec,
+    event: &Event,
+    attempts: u32,
+    result: &Result<Answer, SendError>,
+) -> Verdict {
+    match classify(result) {
+        Outcome::Success => Verdict::Delivered,
+        Outcome::Fail { reason, status } => Verdict::Failed { reason, status },
+        Outcome::Retry {
+            reason,
+            status,
+            after,
+        } => {
+            let age = Duration::from_millis(now_ms().saturating_sub(event.timestamp));
+            let left = spec.retry_max_age.saturating_sub(age);
+            if spec.max_retries.is_some_and(|max| attempts > max) {
+                Verdict::Failed {
+                    reason: format!("{reason} (no retry left after {attempts} attempts)"),
+                    status,
                 }
-            }
-            Outcome::Retry { reason, status, .. } | Outcome::Fail { reason, status } => {
-                tracing::debug!(webhook = %spec.name, event = event_name, %reason, "delivery failed");
-                webhook
-                    .metrics
-                    .failed(failure(event_name, status, reason, attempts));
-                return false;
+            } else if left.is_zero() {
+                Verdict::Failed {
+                    reason: format!(
+                        "{reason} (older than retry_max_age {} after {attempts} attempts)",
+                        duration::format(spec.retry_max_age)
+                    ),
+                    status,
+                }
+            } else {
+                // The last retry comes when the event reaches its age limit, not after it.
+                let delay = backoff(spec.retry_backoff, spec.retry_max_backoff, attempts, after);
+                Verdict::Retry(delay.min(left))
             }
         }
     }
@@ -219,8 +173,10 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use hookmq_broker::hooks::EventKind;
 
     use super::*;
+    use crate::samples::sample;
 
     fn answer(status: u16, retry_after: Option<&str>) -> Result<Answer, SendError> {
         let mut headers = HeaderMap::new();
@@ -283,6 +239,57 @@ mod tests {
         assert_eq!(
             backoff(initial, max, 1, Some(Duration::from_secs(120))),
             Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn retries_last_until_the_event_is_too_old() {
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.retry_backoff = Duration::from_secs(1);
+        spec.retry_max_backoff = Duration::from_secs(60);
+        spec.retry_max_age = Duration::from_secs(3600);
+        let mut event = sample(EventKind::MessagePublish, "n");
+        event.timestamp = now_ms();
+        let unavailable = answer(503, None);
+        assert!(matches!(
+            verdict(&spec, &event, 40, &unavailable),
+            Verdict::Retry(delay) if delay <= Duration::from_secs(72)
+        ));
+        // Ten seconds left: the next retry comes then, not after the usual backoff.
+        event.timestamp = now_ms() - 3_590_000;
+        assert!(matches!(
+            verdict(&spec, &event, 40, &unavailable),
+            Verdict::Retry(delay) if delay <= Duration::from_secs(10)
+        ));
+        event.timestamp = now_ms() - 3_600_000;
+        match verdict(&spec, &event, 41, &unavailable) {
+            Verdict::Failed { reason, status } => {
+                assert_eq!(status, Some(503));
+                assert!(reason.contains("older than retry_max_age 1h"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A count, when set, ends retries sooner.
+        event.timestamp = now_ms();
+        spec.max_retries = Some(2);
+        assert!(matches!(
+            verdict(&spec, &event, 2, &unavailable),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            verdict(&spec, &event, 3, &unavailable),
+            Verdict::Failed { .. }
+        ));
+        assert!(matches!(
+            verdict(&spec, &event, 1, &answer(400, None)),
+            Verdict::Failed {
+                status: Some(400),
+                ..
+            }
+        ));
+        assert_eq!(
+            verdict(&spec, &event, 1, &answer(204, None)),
+            Verdict::Delivered
         );
     }
 }

@@ -1,0 +1,379 @@
+//! Delivery: one worker per lane takes the lane's events from the webhook's queue and, for
+//! each, **prepares** a request (rendered, with its `webhook-id` and signature), **sends**
+//! it and **settles** the answer (delivered, retried or failed; see [`retry`]). The same
+//! path serves both transports:
+//!
+//! - `http`: the lane owns a keep-alive HTTP/1.1 connection and pipelines a window of up to
+//!   `pipelining` requests on it (one until the connection has answered once, so a server
+//!   that closes after each answer costs nothing). A batch of requests goes out in one
+//!   write, and every answer already read is settled, in order, before the next write.
+//! - `https`: hyper's pooled client (TLS, HTTP/2 when offered), a window of one.
+//!
+//! Order under retries (go-back-N): when the oldest request needs a retry, the connection
+//! is dropped, and that request and every later one in the window go back to the head of the
+//! lane in their order. After the backoff they are sent again, so a client's events reach
+//! the receiver in order, and the ones sent after a failed one may arrive twice (at least
+//! once, with the same `webhook-id`).
+//!
+//! A connection that answered before and then closes (keep-alive timeout, `Connection:
+//! close`, a request limit) sends its unanswered requests again on a fresh connection,
+//! without costing a retry: that connection made progress, so this cannot loop.
+
+pub mod retry;
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::BytesMut;
+use http::{HeaderMap, Uri};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    client::{Answer, LaneSender, Pipe, SendError},
+    metrics::{Metrics, failure},
+    queue::Queued,
+    render::RenderedRequest,
+    sign::delivery_headers,
+    webhook::Webhook,
+    wire,
+};
+use retry::Verdict;
+
+/// Counts an event as in flight while it lives: from when a lane takes it until it is
+/// settled or goes back to the queue.
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.start();
+        Self(Arc::clone(metrics))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// A request prepared or on the wire, waiting for its answer.
+struct Flight {
+    item: Queued,
+    /// The request and its delivery headers, for a pooled lane, which sends it itself (an
+    /// `http` lane encodes it into its output at once).
+    request: Option<(RenderedRequest, HeaderMap)>,
+    sent: Instant,
+    _inflight: InFlight,
+}
+
+/// How a lane reaches the receiver.
+enum Transport {
+    /// `http`: the lane's own connection, pipelined.
+    Pipelined {
+        /// The URL's scheme and authority.
+        origin: Uri,
+        pipe: Option<Pipe>,
+        /// Requests encoded and not yet written.
+        out: BytesMut,
+    },
+    /// `https`: the pooled client, one request at a time.
+    Pooled(Box<LaneSender>),
+}
+
+/// One lane's worker: its window and its transport.
+struct Lane {
+    webhook: Arc<Webhook>,
+    lane: usize,
+    transport: Transport,
+    /// Prepared (and, on `http`, sent or encoded) and not yet answered, oldest first.
+    window: VecDeque<Flight>,
+}
+
+/// Runs one lane until the webhook stops or its queue closes.
+pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: CancellationToken) {
+    let transport = if webhook.renderer.https() {
+        Transport::Pooled(Box::new(webhook.client.lane()))
+    } else {
+        match webhook.renderer.origin() {
+            Ok(origin) => Transport::Pipelined {
+                origin,
+                pipe: None,
+                out: BytesMut::new(),
+            },
+            Err(error) => {
+                tracing::error!(webhook = %webhook.spec.name, %error, "lane not started");
+                return;
+            }
+        }
+    };
+    let mut this = Lane {
+        webhook,
+        lane,
+        transport,
+        window: VecDeque::new(),
+    };
+    loop {
+        this.fill();
+        if this.window.is_empty() {
+            // Out of work: the connection goes to the idle ones for whichever lane needs one.
+            this.park();
+            let queue = &this.webhook.queue;
+            if queue.is_closed() {
+                return;
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = queue.wait(this.lane) => continue,
+            }
+        }
+        let exchanged = tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                // Stopped (update, disable, shutdown): the window goes back to the queue.
+                this.go_back();
+                return;
+            }
+            result = this.exchange() => result,
+        };
+        let retry = match exchanged {
+            Ok(retry) => retry,
+            Err(error) => this.broken(error),
+        };
+        if let Some(delay) = retry {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
+
+/// Renders `item` into a request with its delivery headers; the id is made at the first
+/// attempt if the queue gave none, and kept for the next ones.
+fn prepare(webhook: &Webhook, item: &mut Queued) -> Option<(RenderedRequest, HeaderMap)> {
+    match webhook.renderer.render(&item.event) {
+        Ok(request) => {
+            let id = *item.id.get_or_insert_with(|| webhook.ids.next_id());
+            let headers = delivery_headers(webhook.signer.as_ref(), id, &request.body);
+            Some((request, headers))
+        }
+        Err(error) => {
+            webhook.metrics.failed(failure(
+                item.event.kind().name(),
+                None,
+                error.to_string(),
+                item.attempts,
+            ));
+            webhook.queue.settle(item);
+            None
+        }
+    }
+}
+
+impl Lane {
+    /// Takes events from the queue into the window, prepared (and on `http` encoded), up to
+    /// the room the transport has.
+    fn fill(&mut self) {
+        if let Transport::Pipelined { pipe, .. } = &mut self.transport
+            && pipe.is_none()
+        {
+            *pipe = self.webhook.client.take_idle();
+        }
+        let room = self.room();
+        let webhook = &self.webhook;
+        let mut now = None;
+        while self.window.len() < room {
+            let Some(mut item) = webhook.queue.take(self.lane) else {
+                break;
+            };
+            let inflight = InFlight::new(&webhook.metrics);
+            let Some((request, headers)) = prepare(webhook, &mut item) else {
+                continue;
+            };
+            let request = match &mut self.transport {
+                Transport::Pipelined { out, .. } => {
+                    wire::encode(&request, &headers, out);
+                    None
+                }
+                Transport::Pooled(_) => Some((request, headers)),
+            };
+            self.window.push_back(Flight {
+                item,
+                request,
+                sent: *now.get_or_insert_with(Instant::now),
+                _inflight: inflight,
+            });
+        }
+    }
+
+    /// Requests the transport may have in flight: `pipelining` on an `http` connection that
+    /// has answered once, else one.
+    fn room(&self) -> usize {
+        match &self.transport {
+            Transport::Pipelined {
+                pipe: Some(pipe), ..
+            } if pipe.answered > 0 => self.webhook.spec.pipelining,
+            _ => 1,
+        }
+    }
+
+    /// Out of work: an `http` connection joins the webhook's idle ones.
+    fn park(&mut self) {
+        match &mut self.transport {
+            Transport::Pipelined { pipe, .. } => {
+                if let Some(pipe) = pipe.take() {
+                    self.webhook.client.park(pipe);
+                }
+            }
+            Transport::Pooled(sender) => sender.park(),
+        }
+    }
+
+    /// Sends what waits and settles at least one answer (on `http`, every one already read),
+    /// or returns early when an event arrives for a window with room. `Some(delay)`: a retry
+    /// sent the window back to the queue, to go again after `delay`. An error is the `http`
+    /// connection's, with the window still to settle.
+    async fn exchange(&mut self) -> Result<Option<Duration>, SendError> {
+        if let Transport::Pooled(sender) = &mut self.transport {
+            let Some((request, headers)) = self.window.front_mut().and_then(|f| f.request.take())
+            else {
+                return Ok(None);
+            };
+            let result = sender.send(&request, headers).await;
+            return Ok(self.settle(result));
+        }
+        let room_left = self.window.len() < self.room();
+        let Self {
+            webhook,
+            lane,
+            transport,
+            window,
+        } = self;
+        let Transport::Pipelined { origin, pipe, out } = transport else {
+            return Ok(None);
+        };
+        if pipe.is_none() {
+            *pipe = Some(webhook.client.connect(origin).await?);
+        }
+        let (Some(connection), Some(oldest)) = (pipe.as_mut(), window.front()) else {
+            return Ok(None);
+        };
+        if !out.is_empty() {
+            connection.write(out).await?;
+            out.clear();
+        }
+        let timeout = webhook.client.request_timeout;
+        let deadline = tokio::time::Instant::from_std(oldest.sent + timeout);
+        // Both cancel safe: a read keeps what it got in the connection's buffer, and a wait
+        // takes nothing from the queue.
+        let answer = tokio::select! {
+            biased;
+            answer = tokio::time::timeout_at(deadline, connection.next_answer()) => answer,
+            () = webhook.queue.wait(*lane), if room_left => return Ok(None),
+        };
+        let mut parsed = answer.map_err(|_| SendError::Timeout(timeout))??;
+        loop {
+            let reusable = parsed.reusable;
+            if let Some(delay) = self.settle(Ok(parsed.answer)) {
+                return Ok(Some(delay));
+            }
+            let Transport::Pipelined { pipe, .. } = &mut self.transport else {
+                return Ok(None);
+            };
+            if !reusable {
+                // The receiver ends the connection here: the rest goes again on a fresh one.
+                *pipe = None;
+                self.go_back();
+                return Ok(None);
+            }
+            let Some(connection) = pipe.as_mut() else {
+                return Ok(None);
+            };
+            match connection.try_answer()? {
+                Some(next) if !self.window.is_empty() => parsed = next,
+                Some(_) => return Err(SendError::Connection("answer to no request".into())),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Settles the oldest request with `result`. `Some(delay)` when it goes back for a retry:
+    /// an `http` connection is dropped and the rest of the window goes back after it.
+    fn settle(&mut self, result: Result<Answer, SendError>) -> Option<Duration> {
+        let Flight {
+            mut item,
+            sent,
+            _inflight,
+            ..
+        } = self.window.pop_front()?;
+        let webhook = Arc::clone(&self.webhook);
+        if result.is_ok() {
+            webhook.metrics.latency(sent.elapsed());
+        }
+        item.attempts += 1;
+        match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
+            Verdict::Delivered => {
+                webhook.metrics.success();
+                webhook.queue.settle(&item);
+                None
+            }
+            Verdict::Failed { reason, status } => {
+                let event = item.event.kind().name();
+                tracing::debug!(webhook = %webhook.spec.name, event, %reason, "delivery failed");
+                webhook
+                    .metrics
+                    .failed(failure(event, status, reason, item.attempts));
+                webhook.queue.settle(&item);
+                None
+            }
+            Verdict::Retry(delay) => {
+                webhook.metrics.retried();
+                // Go back: the rest of the window, then this request at the lane's head.
+                if let Transport::Pipelined { pipe, .. } = &mut self.transport {
+                    *pipe = None;
+                }
+                self.go_back();
+                drop(_inflight);
+                webhook.queue.put_back(self.lane, item);
+                Some(delay)
+            }
+        }
+    }
+
+    /// The `http` connection failed with `error` (or timed out) with requests in the window.
+    fn broken(&mut self, error: SendError) -> Option<Duration> {
+        let progressed = match &mut self.transport {
+            Transport::Pipelined { pipe, .. } => pipe.take().is_some_and(|p| p.answered > 0),
+            Transport::Pooled(_) => false,
+        };
+        let retry = if progressed && !matches!(error, SendError::Timeout(_)) {
+            // It answered before (a kept or parked connection the receiver has closed since,
+            // or a request limit): no fault of the request, and no retry spent.
+            None
+        } else {
+            self.settle(Err(error))
+        };
+        self.go_back();
+        retry
+    }
+
+    /// Puts the window back at the head of the lane's queue, in order (unanswered requests
+    /// are prepared and sent again).
+    fn go_back(&mut self) {
+        if let Transport::Pipelined { out, .. } = &mut self.transport {
+            out.clear();
+        }
+        while let Some(flight) = self.window.pop_back() {
+            let Flight {
+                item, _inflight, ..
+            } = flight;
+            drop(_inflight);
+            self.webhook.queue.put_back(self.lane, item);
+        }
+    }
+}
