@@ -12,6 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in events.
 #[must_use]
@@ -21,9 +22,42 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A name the broker keeps as a `&'static str` (a reason, a source). A type of its own so
+/// that serde's derive does not take it for a string borrowed from the input: it is read
+/// back with [`static_name`].
+pub type StaticName = &'static str;
+
+/// Deserializes one of the names the broker keeps as `&'static str` (a disconnect or drop
+/// reason, an authorization source): the set is small and fixed, so each distinct name is
+/// allocated once for the life of the process. Past [`STATIC_NAMES_KEPT`] distinct names
+/// (which only a foreign writer could produce), further ones read as `unknown`.
+///
+/// # Errors
+/// The deserializer's, when the value is not a string.
+pub fn static_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<&'static str, D::Error> {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(&*name) {
+        return Ok(known);
+    }
+    if names.len() >= STATIC_NAMES_KEPT {
+        return Ok("unknown");
+    }
+    let leaked: &'static str = Box::leak(name.into_owned().into_boxed_str());
+    names.insert(leaked);
+    Ok(leaked)
+}
+
+/// Distinct names [`static_name`] allocates at most.
+pub const STATIC_NAMES_KEPT: usize = 1024;
+
 /// A 128-bit message id in EMQX's layout: 64-bit µs timestamp, 48-bit node tag, 16-bit
 /// sequence; rendered as 32 upper-case hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MessageId(pub u128);
 
 impl fmt::Display for MessageId {
@@ -76,7 +110,7 @@ impl MessageIdGenerator {
 }
 
 /// Who sent a message: enough for `from_clientid`, `from_username`, `peerhost` and no-local.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publisher {
     /// The publishing client's id (empty for messages the broker makes itself).
     pub client_id: Arc<str>,
@@ -93,7 +127,7 @@ pub struct Publisher {
 /// The properties of a packet as messages and events keep them: boxed, and only when the
 /// packet had any (most have none), so a message or an event stays a few words to build,
 /// move and free. Reads as [`Properties`] (empty when absent).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PacketProperties(Option<Box<Properties>>);
 
 /// What an absent [`PacketProperties`] reads as.
@@ -130,7 +164,7 @@ impl std::ops::Deref for PacketProperties {
 }
 
 /// A routed message. Topic and payload are slices of the publisher's read buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     /// Unique id.
     pub id: MessageId,
@@ -150,7 +184,9 @@ pub struct Message {
     pub publisher: Arc<Publisher>,
     /// When the broker received it, ms since the epoch.
     pub received_at: u64,
-    /// When it expires (from Message Expiry Interval), if ever.
+    /// When it expires (from Message Expiry Interval), if ever. A point in this process's
+    /// clock: not kept when the message is stored.
+    #[serde(skip)]
     pub expires_at: Option<Instant>,
 }
 

@@ -9,6 +9,7 @@ use bytestring::ByteString;
 use crate::{Properties, ReasonCode};
 
 /// The protocol level carried in CONNECT.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum ProtocolVersion {
     /// MQTT 3.1, protocol name `MQIsdp`, level 3.
@@ -44,6 +45,7 @@ impl ProtocolVersion {
 }
 
 /// Quality of service of a PUBLISH or a subscription.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum QoS {
     /// At most once.
@@ -222,6 +224,7 @@ impl PubResponse {
 }
 
 /// Retain handling option of a v5 subscription.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RetainHandling {
     /// 0: send retained messages at subscribe time.
@@ -234,6 +237,7 @@ pub enum RetainHandling {
 }
 
 /// The options byte of one subscription.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SubscriptionOptions {
     /// Maximum QoS granted.

@@ -39,6 +39,7 @@ pub mod id {
 }
 
 /// The properties of one v5 packet; every field is absent unless the packet carried it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Properties {
     /// 0x01: 0 = unspecified bytes, 1 = UTF-8 payload.

@@ -3,6 +3,7 @@
 use std::fmt;
 
 /// A reason code byte. v3 packets carry the equivalent v5 code in this model.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct ReasonCode(pub u8);
 

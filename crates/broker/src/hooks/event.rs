@@ -4,11 +4,12 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use serde::{Deserialize, Serialize};
 
-use crate::message::{Message, PacketProperties};
+use crate::message::{Message, PacketProperties, StaticName};
 
 /// A connected client as events describe it; shared by all of its events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientInfo {
     /// Client identifier (assigned by the broker if the client sent none).
     pub client_id: Arc<str>,
@@ -37,7 +38,7 @@ pub struct ClientInfo {
 }
 
 /// The decision of an authorization check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthzResult {
     /// Allowed.
     Allow,
@@ -57,7 +58,7 @@ impl AuthzResult {
 }
 
 /// What was being authorized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuthzAction {
     /// A PUBLISH.
     Publish,
@@ -198,7 +199,7 @@ impl FromIterator<EventKind> for EventMask {
 }
 
 /// An event with the time it happened.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// When it happened, ms since the epoch (`timestamp` in webhook bodies).
     pub timestamp: u64,
@@ -242,7 +243,7 @@ impl Event {
 }
 
 /// What happened, with the data its webhook body needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum EventData {
     /// A client finished connecting (sent after authentication, before CONNACK).
     ClientConnected {
@@ -262,7 +263,8 @@ pub enum EventData {
         client: Arc<ClientInfo>,
         /// EMQX's reason name: `normal`, `kicked`, `keepalive_timeout`, `takenover`,
         /// `discarded`, `tcp_closed`, `protocol_error`, `malformed_packet`, ...
-        reason: &'static str,
+        #[serde(deserialize_with = "crate::message::static_name")]
+        reason: StaticName,
         /// DISCONNECT properties sent by the client (v5).
         properties: PacketProperties,
         /// When, ms since the epoch.
@@ -287,7 +289,8 @@ pub enum EventData {
         topic: ByteString,
         /// `file` (an ACL rule matched), `default` (the no-match setting decided) or `cache`
         /// (the connection's cache of earlier decisions answered).
-        source: &'static str,
+        #[serde(deserialize_with = "crate::message::static_name")]
+        source: StaticName,
         /// The decision.
         result: AuthzResult,
     },
@@ -343,7 +346,8 @@ pub enum EventData {
         /// The message.
         message: Arc<Message>,
         /// `no_subscribers`, `receive_maximum_exceeded`, `packet_identifier_inuse`, ...
-        reason: &'static str,
+        #[serde(deserialize_with = "crate::message::static_name")]
+        reason: StaticName,
     },
     /// A message could not be delivered to one subscriber.
     DeliveryDropped {
@@ -352,7 +356,8 @@ pub enum EventData {
         /// The message.
         message: Arc<Message>,
         /// `queue_full`, `no_local`, `expired`, `qos0_msg`, `too_large`, ...
-        reason: &'static str,
+        #[serde(deserialize_with = "crate::message::static_name")]
+        reason: StaticName,
     },
 }
 
