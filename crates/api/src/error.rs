@@ -130,6 +130,7 @@ impl From<EngineError> for ApiError {
                 message: format!("a webhook named {name} exists already"),
                 field: Some("name".into()),
             },
+            EngineError::Storage(reason) => Self::internal(reason),
         }
     }
 }

@@ -96,6 +96,18 @@ pub(crate) enum PayloadEncodingDoc {
     Base64,
 }
 
+/// Where queued events wait.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum BufferDoc {
+    /// In memory and journaled under the data directory (the default): survives a crash or
+    /// a restart.
+    Disk,
+    /// In memory only.
+    Memory,
+}
+
 /// TLS settings for `https` URLs.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TlsDoc {
@@ -161,6 +173,8 @@ pub(crate) struct WebhookSpecDoc {
     retry_max_backoff: Option<String>,
     /// Events waiting at most (default 10000).
     queue_capacity: Option<u64>,
+    /// Where queued events wait (default disk).
+    buffer: Option<BufferDoc>,
     /// TLS settings.
     tls: Option<TlsDoc>,
 }
@@ -239,6 +253,19 @@ pub(crate) struct MetricsDoc {
     latency: LatencyDoc,
     /// The latest failures, newest first.
     last_failures: Vec<FailureDoc>,
+    /// The disk buffer (absent for a memory buffer).
+    buffer: Option<BufferStateDoc>,
+}
+
+/// A disk buffer's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BufferStateDoc {
+    /// Bytes its journal takes on disk.
+    disk_bytes: u64,
+    /// Events queued or in flight that are not yet on disk (written within milliseconds).
+    unwritten: u64,
+    /// Groups of events that could not be written (a full disk): they stay in memory.
+    write_errors: u64,
 }
 
 /// What a test request found.

@@ -147,7 +147,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let signals = shutdown_signal()?;
     let store = Arc::new(Store::open(&config.node.data_dir)?);
     let broker = Broker::start(config.broker()).await?;
-    let engine = WebhookEngine::start(broker.handle());
+    let engine = WebhookEngine::start(broker.handle(), &config.node.data_dir);
     let restored = hookmq_api::restore(&engine, &store).await?;
     for spec in &config.webhooks {
         engine

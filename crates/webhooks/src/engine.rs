@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -42,6 +43,9 @@ pub enum EngineError {
     /// A webhook with that name exists already.
     #[error("a webhook named {0} exists already")]
     AlreadyExists(String),
+    /// The webhook's journal could not be opened (its directory cannot be used).
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// A webhook as listings show it.
@@ -140,6 +144,8 @@ fn lower_priority() {
 
 struct Inner {
     broker: BrokerHandle,
+    /// Where disk-buffered webhooks keep their journals (`webhooks/<name>/journal`).
+    data_dir: PathBuf,
     delivery: DeliveryRuntime,
     node: String,
     registry: Registry,
@@ -166,9 +172,10 @@ impl std::fmt::Debug for WebhookEngine {
 }
 
 impl WebhookEngine {
-    /// Starts listening to `broker` (with no webhook, nothing is listened to).
+    /// Starts listening to `broker` (with no webhook, nothing is listened to); journals go
+    /// under `data_dir`.
     #[must_use]
-    pub fn start(broker: BrokerHandle) -> Self {
+    pub fn start(broker: BrokerHandle, data_dir: impl Into<PathBuf>) -> Self {
         let node = broker.node_name().to_owned();
         let registry = Registry {
             ids: Arc::new(MessageIdGenerator::new(&node)),
@@ -178,6 +185,7 @@ impl WebhookEngine {
         let inner = Arc::new(Inner {
             node,
             broker,
+            data_dir: data_dir.into(),
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
@@ -264,6 +272,7 @@ impl WebhookEngine {
             &self.inner.node,
             Arc::clone(&self.inner.registry.ids),
             previous.as_deref(),
+            &self.inner.data_dir,
         )?);
         let replaced = self.swap(name, Some(Arc::clone(&webhook)));
         let delivery = self.inner.delivery.handle();
@@ -272,6 +281,12 @@ impl WebhookEngine {
             if let Some(old) = replaced {
                 old.stop().await;
                 webhook.adopt(&old);
+                if webhook.journal.is_none()
+                    && let Some(journal) = &old.journal
+                {
+                    // Now memory-buffered: the adopted events are in memory only.
+                    journal.destroy();
+                }
             }
             webhook.start(&delivery);
         })
@@ -279,7 +294,7 @@ impl WebhookEngine {
         Ok(())
     }
 
-    /// Deletes a webhook; its queued events are discarded.
+    /// Deletes a webhook; its queued events are dropped (and logged), its journal deleted.
     ///
     /// # Errors
     /// [`EngineError::NotFound`].
@@ -292,6 +307,13 @@ impl WebhookEngine {
             let _change = change;
             removed.stop().await;
             removed.queue.close();
+            let held = removed.queue.drain().len();
+            if held > 0 {
+                tracing::warn!(webhook = %removed.spec.name, events = held, "webhook deleted with events still queued: they are dropped");
+            }
+            if let Some(journal) = &removed.journal {
+                journal.destroy();
+            }
         })
         .await;
         Ok(())
@@ -432,12 +454,19 @@ impl WebhookEngine {
         })
     }
 
-    /// Stops every webhook; queued events are discarded (the in-memory queue does not survive).
+    /// Stops every webhook: interrupted deliveries go back to their queues, and journals
+    /// write what is pending (disk-buffered events are delivered after the next start;
+    /// memory-buffered ones are lost).
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         let all = self.inner.registry.webhooks.load_full();
         for webhook in all.iter() {
             webhook.stop().await;
+        }
+        for webhook in all.iter() {
+            if let Some(journal) = &webhook.journal {
+                journal.close();
+            }
         }
     }
 }

@@ -98,6 +98,20 @@ pub struct MetricsSnapshot {
     pub latency: LatencySnapshot,
     /// The most recent failures, newest first.
     pub last_failures: Vec<Failure>,
+    /// The disk buffer, for a disk-buffered webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferState>,
+}
+
+/// A disk buffer's state.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct BufferState {
+    /// Bytes its journal takes on disk.
+    pub disk_bytes: u64,
+    /// Events queued or in flight not yet on disk (written within milliseconds).
+    pub unwritten: u64,
+    /// Groups of events that could not be written (a full disk): they stay in memory only.
+    pub write_errors: u64,
 }
 
 /// Latency figures in milliseconds (estimated from the histogram's bucket bounds).
@@ -263,6 +277,7 @@ impl Metrics {
                 bounds_ms: LATENCY_BUCKETS_MS.to_vec(),
             },
             last_failures: self.failures.lock().iter().cloned().collect(),
+            buffer: None,
         }
     }
 }

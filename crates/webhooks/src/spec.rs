@@ -54,6 +54,18 @@ pub enum PayloadEncoding {
     Base64,
 }
 
+/// Where a webhook's queued events wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Buffer {
+    /// In memory and in a journal under the data directory (default): queued and in-flight
+    /// events survive a crash or a restart.
+    #[default]
+    Disk,
+    /// In memory only: lost to a crash or a restart.
+    Memory,
+}
+
 /// TLS settings for `https` URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -208,6 +220,10 @@ pub struct WebhookSpec {
     /// (`dropped.queue_full`).
     #[serde(default = "queue_capacity")]
     pub queue_capacity: usize,
+    /// Where queued events wait: `disk` (also journaled under the data directory, so they
+    /// survive a crash or a restart) or `memory`.
+    #[serde(default)]
+    pub buffer: Buffer,
     /// TLS settings for `https` URLs.
     #[serde(default)]
     pub tls: TlsSpec,
@@ -269,6 +285,7 @@ impl WebhookSpec {
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),
             queue_capacity: queue_capacity(),
+            buffer: Buffer::default(),
             tls: TlsSpec::default(),
         }
     }

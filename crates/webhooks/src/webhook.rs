@@ -1,6 +1,9 @@
 //! One running webhook: its compiled spec, client, queue, metrics and lane workers.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+};
 
 use hookmq_broker::{
     hooks::{Event, EventKind, EventMask, HookSink},
@@ -11,11 +14,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     client::HttpClient,
     delivery::run_lane,
-    metrics::Metrics,
-    queue::{MemoryQueue, Queue, Queued, lane_of},
+    engine::EngineError,
+    journal::JournalError,
+    metrics::{BufferState, Metrics},
+    queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of},
     render::Renderer,
     sign::Signer,
-    spec::{SpecError, WebhookSpec},
+    spec::{Buffer, WebhookSpec},
     trigger::Trigger,
 };
 
@@ -121,6 +126,59 @@ impl<'a> LaneChooser<'a> {
     }
 }
 
+/// The journal of webhook `name` under `data_dir`.
+pub(crate) fn journal_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("webhooks").join(name).join("journal")
+}
+
+/// A new version's queue, its journal (disk buffer) and the events recovered from it.
+type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Vec<Queued>);
+
+/// Where a new version of a webhook keeps its events: the previous version's queue when its
+/// shape (lanes, bound, buffer) is unchanged; else a new queue, on the previous version's
+/// journal or one opened now (with the events it held). A memory-buffered webhook that
+/// finds a journal of an earlier disk-buffered life takes its events and deletes it.
+fn plan_queue(
+    spec: &WebhookSpec,
+    previous: Option<&Webhook>,
+    data_dir: &Path,
+) -> Result<PlannedQueue, EngineError> {
+    if let Some(old) = previous
+        && old.queue.lanes() == spec.max_inflight
+        && old.spec.queue_capacity == spec.queue_capacity
+        && old.spec.buffer == spec.buffer
+    {
+        return Ok((Arc::clone(&old.queue), old.journal.clone(), Vec::new()));
+    }
+    let dir = journal_dir(data_dir, &spec.name);
+    let storage = |e: JournalError| EngineError::Storage(e.to_string());
+    let (journal, recovered) = match (spec.buffer, previous) {
+        (
+            Buffer::Disk,
+            Some(Webhook {
+                journal: Some(journal),
+                ..
+            }),
+        ) => (Some(Arc::clone(journal)), Vec::new()),
+        (Buffer::Disk, _) => {
+            let (journal, recovered) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            (Some(journal), recovered)
+        }
+        (Buffer::Memory, None) if dir.exists() => {
+            let (journal, recovered) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            journal.destroy();
+            (None, recovered)
+        }
+        (Buffer::Memory, _) => (None, Vec::new()),
+    };
+    let (lanes, capacity) = (spec.max_inflight, spec.queue_capacity);
+    let queue: Arc<dyn Queue> = match &journal {
+        Some(journal) => Arc::new(DiskQueue::new(lanes, capacity, Arc::clone(journal))),
+        None => Arc::new(MemoryQueue::new(lanes, capacity)),
+    };
+    Ok((queue, journal, recovered))
+}
+
 /// A webhook, compiled and delivering.
 #[derive(Debug)]
 pub(crate) struct Webhook {
@@ -133,6 +191,8 @@ pub(crate) struct Webhook {
     /// The node's delivery ids, shared by every webhook (one generator keeps them unique).
     pub(crate) ids: Arc<MessageIdGenerator>,
     pub(crate) queue: Arc<dyn Queue>,
+    /// The journal under a disk-buffered webhook's queue.
+    pub(crate) journal: Option<Arc<Journal>>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
     /// Round-robin cursor for unordered webhooks.
@@ -142,14 +202,17 @@ pub(crate) struct Webhook {
 }
 
 impl Webhook {
-    /// Compiles `spec`. `previous` hands over metrics and, when the lane count and the queue
-    /// bound are the same, the queue itself.
+    /// Compiles `spec`. `previous` hands over metrics and, when the lane count, the queue
+    /// bound and the buffer are the same, the queue itself (else its journal, if any). A
+    /// disk-buffered webhook without one opens its journal under `data_dir`, and the events
+    /// it still held go first in its queue.
     pub(crate) fn build(
         spec: WebhookSpec,
         node: &str,
         ids: Arc<MessageIdGenerator>,
         previous: Option<&Self>,
-    ) -> Result<Self, SpecError> {
+        data_dir: &Path,
+    ) -> Result<Self, EngineError> {
         spec.validate()?;
         let trigger = Trigger::new(&spec)?;
         let renderer = Renderer::new(&spec, node)?;
@@ -159,19 +222,9 @@ impl Webhook {
             .as_deref()
             .map(Signer::new)
             .transpose()?;
-        let queue = match previous {
-            Some(old)
-                if old.queue.lanes() == spec.max_inflight
-                    && old.spec.queue_capacity == spec.queue_capacity =>
-            {
-                Arc::clone(&old.queue)
-            }
-            _ => {
-                Arc::new(MemoryQueue::new(spec.max_inflight, spec.queue_capacity)) as Arc<dyn Queue>
-            }
-        };
+        let (queue, journal, recovered) = plan_queue(&spec, previous, data_dir)?;
         let metrics = previous.map_or_else(Arc::default, |old| Arc::clone(&old.metrics));
-        Ok(Self {
+        let webhook = Self {
             spec,
             trigger,
             renderer,
@@ -179,11 +232,23 @@ impl Webhook {
             signer,
             ids,
             queue,
+            journal,
             metrics,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: CancellationToken::new(),
             workers: TaskTracker::new(),
-        })
+        };
+        if !recovered.is_empty() {
+            // Matched before the restart; counted again so the books balance.
+            webhook.metrics.matched(recovered.len() as u64);
+            let mut lanes = LaneChooser::new(&webhook);
+            let placed = recovered
+                .into_iter()
+                .map(|item| (lanes.lane(&item), item))
+                .collect();
+            webhook.queue.restore(placed);
+        }
+        Ok(webhook)
     }
 
     /// Starts one worker per lane on `runtime`.
@@ -231,7 +296,13 @@ impl Webhook {
     /// The metrics now.
     #[must_use]
     pub(crate) fn metrics(&self) -> crate::metrics::MetricsSnapshot {
-        self.metrics.snapshot(self.queue.len())
+        let mut snapshot = self.metrics.snapshot(self.queue.len());
+        snapshot.buffer = self.journal.as_ref().map(|journal| BufferState {
+            disk_bytes: journal.disk_bytes(),
+            unwritten: journal.unwritten(),
+            write_errors: journal.write_errors(),
+        });
+        snapshot
     }
 }
 
@@ -250,8 +321,9 @@ mod tests {
         let mut spec = WebhookSpec::new("w", "http://127.0.0.1:9/");
         spec.max_inflight = max_inflight;
         spec.queue_capacity = queue_capacity;
-        Webhook::build(spec, "n", Arc::new(MessageIdGenerator::new("n")), previous)
-            .expect("valid spec")
+        spec.buffer = Buffer::Memory;
+        let ids = Arc::new(MessageIdGenerator::new("n"));
+        Webhook::build(spec, "n", ids, previous, Path::new("/nonexistent")).expect("valid spec")
     }
 
     fn timestamps(webhook: &Webhook) -> Vec<u64> {

@@ -105,7 +105,7 @@ pub(crate) async fn start_node(data: &std::path::Path) -> Node {
     config.listeners.wss = off;
     let broker = Broker::start(config).await.expect("broker");
     let mqtt = broker.addresses().tcp.expect("tcp listener");
-    let engine = WebhookEngine::start(broker.handle());
+    let engine = WebhookEngine::start(broker.handle(), data);
     let store = Arc::new(Store::open(data).expect("store"));
     hookmq_api::restore(&engine, &store).await.expect("restore");
     let dashboard = DashboardConfig {

@@ -122,6 +122,37 @@ impl MemoryQueue {
         }
         refused
     }
+
+    /// Takes `count` slots whatever the bound (events that must not be lost); they are given
+    /// back as usual when the events are taken or found the queue closed.
+    pub(crate) fn force_reserve(&self, count: usize) {
+        self.len.fetch_add(count, Ordering::AcqRel);
+    }
+
+    /// [`Queue::push_front_run`], giving back the events that did not go in: the newest
+    /// ones when the bound is reached, and, if the queue closes meanwhile, the rest.
+    pub(crate) fn push_front_returning(&self, mut items: Vec<(usize, Queued)>) -> Vec<Queued> {
+        let kept = self.reserve_up_to(items.len());
+        let mut refused: Vec<Queued> = items.drain(kept..).map(|(_, item)| item).collect();
+        // Newest first, each at its lane's head: every lane ends up oldest first.
+        let mut newest_first = items.into_iter().rev();
+        while let Some((lane, item)) = newest_first.next() {
+            let lane = self.lane(lane);
+            let mut waiting = lane.items.lock();
+            if self.closed_under_lock() {
+                // Closed meanwhile: the slots of the rest go back too.
+                let rest: Vec<Queued> = newest_first.map(|(_, item)| item).collect();
+                self.len.fetch_sub(rest.len(), Ordering::AcqRel);
+                refused.push(item);
+                refused.extend(rest);
+                return refused;
+            }
+            waiting.push_front(item);
+            drop(waiting);
+            lane.notify.notify_one();
+        }
+        refused
+    }
 }
 
 impl Queue for MemoryQueue {
@@ -132,26 +163,13 @@ impl Queue for MemoryQueue {
         dropped + self.push_reserved(items).len()
     }
 
-    fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {
-        let kept = self.reserve_up_to(items.len());
-        let dropped = items.len() - kept;
-        items.truncate(kept);
-        // Newest first, each at its lane's head: every lane ends up oldest first.
-        let mut newest_first = items.into_iter().rev();
-        while let Some((lane, item)) = newest_first.next() {
-            let lane = self.lane(lane);
-            let mut waiting = lane.items.lock();
-            if self.closed_under_lock() {
-                // Closed meanwhile: the slots of the rest go back too.
-                let rest = newest_first.len();
-                self.len.fetch_sub(rest, Ordering::AcqRel);
-                return dropped + 1 + rest;
-            }
-            waiting.push_front(item);
-            drop(waiting);
-            lane.notify.notify_one();
-        }
-        dropped
+    fn push_front_run(&self, items: Vec<(usize, Queued)>) -> usize {
+        self.push_front_returning(items).len()
+    }
+
+    fn restore(&self, items: Vec<(usize, Queued)>) {
+        self.force_reserve(items.len());
+        self.push_reserved(items);
     }
 
     fn take(&self, lane: usize) -> Option<Queued> {

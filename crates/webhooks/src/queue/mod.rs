@@ -6,12 +6,15 @@
 //! [`MemoryQueue`] keeps them in memory only; a disk-backed queue also writes them to a
 //! journal, and forgets them there when they are settled.
 
+mod disk;
 mod memory;
+pub mod record;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use hookmq_broker::{hooks::Event, message::MessageId};
 
+pub use disk::{DiskQueue, Journal};
 pub use memory::MemoryQueue;
 
 /// An event waiting for delivery.
@@ -60,6 +63,9 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// waits there, as far as the bound allows: the oldest are kept. Returns how many did not
     /// fit (they are dropped, and settled).
     fn push_front_run(&self, items: Vec<(usize, Queued)>) -> usize;
+    /// Places events recovered after a restart (oldest first, each to its lane's tail)
+    /// whatever the bound: nothing kept through a restart is dropped for room.
+    fn restore(&self, items: Vec<(usize, Queued)>);
     /// The next event of `lane` if one waits now (`None` also once closed).
     fn take(&self, lane: usize) -> Option<Queued>;
     /// Gives back an event taken from `lane`, to its head (ignores the bound).

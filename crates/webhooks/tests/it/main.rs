@@ -4,6 +4,7 @@ mod support;
 
 mod connections;
 mod delivery;
+mod durable;
 mod format;
 mod selection;
 mod tls;

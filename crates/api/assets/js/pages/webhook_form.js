@@ -18,7 +18,7 @@ function defaults() {
     headers: { 'content-type': 'application/json' }, body: null, payload_encoding: 'plain',
     signing_secret: null, connect_timeout: '15s', request_timeout: '15s', pool_size: 8,
     max_inflight: 16, pipelining: 16, ordered: true, retry_max_age: '24h', max_retries: null, retry_backoff: '1s', retry_max_backoff: '1m',
-    queue_capacity: 10000, tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
+    queue_capacity: 10000, buffer: 'disk', tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
   };
 }
 
@@ -329,6 +329,9 @@ export async function render(ctx) {
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
   const queueCapacity = number('queue_capacity', spec.queue_capacity);
+  const buffer = h('select', { 'data-testid': 'adv-buffer' },
+    h('option', { value: 'disk', selected: spec.buffer !== 'memory' }, 'Disk (survives a restart)'),
+    h('option', { value: 'memory', selected: spec.buffer === 'memory' }, 'Memory only'));
   const encoding = h('select', { 'data-testid': 'adv-payload_encoding' },
     h('option', { value: 'plain', selected: spec.payload_encoding !== 'base64' }, 'Plain text (like EMQX)'),
     h('option', { value: 'base64', selected: spec.payload_encoding === 'base64' }, 'Base64 (binary-safe)'));
@@ -351,6 +354,7 @@ export async function render(ctx) {
         field({ name: 'max_inflight', label: 'Lanes', control: maxInflight, help: 'Connections delivering at once (1–1024).' }),
         field({ name: 'pipelining', label: 'Pipelining', control: pipelining, help: 'Requests sent on a connection before the first answer (1: one at a time).' }),
         field({ name: 'queue_capacity', label: 'Queue capacity', control: queueCapacity, help: 'Events waiting at most; more are dropped and counted.' }),
+        field({ name: 'buffer', label: 'Buffer', control: buffer, help: 'Disk: queued events are journaled under the data directory and delivered after a crash or restart.' }),
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
       h('h3', null, 'Retries'),
@@ -412,6 +416,7 @@ export async function render(ctx) {
       retry_backoff: retryBackoff.value.trim(),
       retry_max_backoff: retryMaxBackoff.value.trim(),
       queue_capacity: intOf(queueCapacity),
+      buffer: buffer.value,
       tls: {
         verify: tlsVerify.querySelector('input').checked,
         ca_file: orNull(caFile.value),

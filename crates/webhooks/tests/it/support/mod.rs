@@ -17,12 +17,13 @@ pub use receiver::{Receiver, Reply};
 /// How long tests wait for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A broker with a webhook engine.
+/// A broker with a webhook engine, its state in a temporary directory.
 pub struct Stack {
     pub broker: Broker,
     pub handle: BrokerHandle,
     pub engine: WebhookEngine,
     pub mqtt: SocketAddr,
+    pub data: tempfile::TempDir,
 }
 
 impl Stack {
@@ -48,13 +49,15 @@ impl Stack {
         config.node.name = "emqx@127.0.0.1".into();
         let broker = Broker::start(config).await.expect("broker starts");
         let handle = broker.handle();
-        let engine = WebhookEngine::start(handle.clone());
+        let data = tempfile::tempdir().expect("data directory");
+        let engine = WebhookEngine::start(handle.clone(), data.path());
         let mqtt = broker.addresses().tcp.expect("tcp");
         Self {
             broker,
             handle,
             engine,
             mqtt,
+            data,
         }
     }
 

@@ -1,0 +1,149 @@
+//! Disk-buffered webhooks: what is queued or in flight survives a stop of the engine and is
+//! delivered by the next one, in order per client, with the same `webhook-id`.
+
+use std::{collections::HashMap, time::Duration};
+
+use hookmq_webhooks::{WebhookEngine, WebhookSpec, spec::Buffer};
+use rumqttc::v5::mqttbytes::QoS;
+
+use crate::support::{Mqtt, PATIENCE, Receiver, Reply, Stack, assert_balanced};
+
+fn spec(url: &str) -> WebhookSpec {
+    let mut spec = WebhookSpec::new("durable", url);
+    spec.events = vec!["message.publish".into()];
+    spec.retry_backoff = Duration::from_millis(50);
+    spec.retry_max_backoff = Duration::from_millis(100);
+    spec.max_inflight = 4;
+    spec
+}
+
+/// Waits until `name`'s journal has written everything queued.
+async fn wait_written(engine: &WebhookEngine, name: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let metrics = engine.get(name).expect("webhook").metrics;
+        let buffer = metrics.buffer.clone().expect("a disk buffer");
+        if buffer.unwritten == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    stack
+        .engine
+        .create(spec(&receiver.url("/")))
+        .await
+        .expect("created");
+    let clients = ["a", "b", "c"];
+    for id in clients {
+        let mut client = Mqtt::connect(stack.mqtt, id).await;
+        for n in 0..20 {
+            client
+                .publish("t", QoS::AtLeastOnce, format!("{id}-{n}"))
+                .await;
+        }
+        client.disconnect().await;
+    }
+    stack
+        .wait_metrics("durable", "every event queued, first ones tried", |m| {
+            m.matched == 60 && m.retried >= 3
+        })
+        .await;
+    wait_written(&stack.engine, "durable").await;
+    stack.engine.shutdown().await;
+    let before = receiver.requests().len();
+
+    // The next engine, on the same data directory: the webhook comes back with its events.
+    receiver.always(Reply::status(200));
+    let engine = WebhookEngine::start(stack.handle.clone(), stack.data.path());
+    engine
+        .create(spec(&receiver.url("/")))
+        .await
+        .expect("created again");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while engine.get("durable").expect("webhook").metrics.success < 60 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            engine.get("durable").expect("webhook").metrics
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let requests = receiver.requests();
+    let delivered: Vec<(String, String)> = requests[before..]
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            let payload = r.json()["payload"].as_str().unwrap_or_default().to_owned();
+            (payload, r.header("webhook-id").to_owned())
+        })
+        .collect();
+    assert_eq!(delivered.len(), 60, "each event once after the restart");
+    for id in clients {
+        let order: Vec<&str> = delivered
+            .iter()
+            .map(|(payload, _)| payload.as_str())
+            .filter(|p| p.starts_with(&format!("{id}-")))
+            .collect();
+        let expected: Vec<String> = (0..20).map(|n| format!("{id}-{n}")).collect();
+        assert_eq!(order, expected, "client {id} in order");
+    }
+    // An event tried before the stop carries the same id after it.
+    let first_ids: HashMap<String, String> = requests[..before]
+        .iter()
+        .map(|r| {
+            let payload = r.json()["payload"].as_str().unwrap_or_default().to_owned();
+            (payload, r.header("webhook-id").to_owned())
+        })
+        .collect();
+    assert!(!first_ids.is_empty());
+    for (payload, id) in &delivered {
+        if let Some(before) = first_ids.get(payload) {
+            assert_eq!(before, id, "{payload}: the same webhook-id");
+        }
+    }
+    let metrics = engine.get("durable").expect("webhook").metrics;
+    assert_eq!((metrics.queuing, metrics.inflight), (0, 0));
+    assert_balanced(&metrics);
+}
+
+/// A memory-buffered webhook keeps nothing, and one switched from disk to memory takes the
+/// journal's events into memory and deletes the journal.
+#[tokio::test]
+async fn a_memory_buffer_forgets_and_switching_to_it_deletes_the_journal() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    stack
+        .engine
+        .create(spec(&receiver.url("/")))
+        .await
+        .expect("created");
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for n in 0..5 {
+        client.publish("t", QoS::AtLeastOnce, format!("{n}")).await;
+    }
+    stack
+        .wait_metrics("durable", "queued", |m| m.matched == 5)
+        .await;
+    let journal = stack.data.path().join("webhooks/durable/journal");
+    assert!(journal.is_dir());
+    let mut memory = spec(&receiver.url("/"));
+    memory.buffer = Buffer::Memory;
+    stack.engine.update(memory).await.expect("updated");
+    assert!(!journal.exists(), "the journal is deleted");
+    let metrics = stack.engine.get("durable").expect("webhook").metrics;
+    assert_eq!(metrics.queuing + metrics.inflight, 5, "{metrics:#?}");
+    assert!(metrics.buffer.is_none());
+    receiver.always(Reply::status(200));
+    stack
+        .wait_metrics("durable", "delivered from memory", |m| m.success == 5)
+        .await;
+}
