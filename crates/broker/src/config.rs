@@ -33,6 +33,11 @@ pub struct NodeConfig {
     pub name: String,
     /// Directory for state that survives a restart (created if missing).
     pub data_dir: PathBuf,
+    /// On a stop signal, the time connections get to close, and then the time webhook
+    /// requests in flight get to be answered (disk-buffered events not sent by then are
+    /// delivered after the next start).
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -40,6 +45,7 @@ impl Default for NodeConfig {
         Self {
             name: "hookmq@127.0.0.1".into(),
             data_dir: PathBuf::from("data"),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

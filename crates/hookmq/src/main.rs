@@ -17,7 +17,7 @@ mod ctl;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::{io::BufRead, path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::BufRead, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -140,7 +140,12 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only for a terminal: a log redirected to a file or a pipe stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 }
 
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
@@ -179,8 +184,8 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     if let Some(task) = api_task {
         let _ = task.await;
     }
-    broker.shutdown(Duration::from_secs(10)).await;
-    engine.shutdown().await;
+    broker.shutdown(config.node.shutdown_timeout).await;
+    engine.shutdown(config.node.shutdown_timeout).await;
     Ok(())
 }
 

@@ -454,21 +454,58 @@ impl WebhookEngine {
         })
     }
 
-    /// Stops every webhook: interrupted deliveries go back to their queues, and journals
-    /// write what is pending (disk-buffered events are delivered after the next start;
-    /// memory-buffered ones are lost).
-    pub async fn shutdown(&self) {
+    /// Stops every webhook, giving requests in flight up to `within` to be answered (a
+    /// memory buffer also delivers what it queues meanwhile, as a stop loses it). What a
+    /// disk buffer still holds then is on disk, delivered after the next start. Logs, and
+    /// returns, what was delivered while stopping and what is kept or lost.
+    pub async fn shutdown(&self, within: Duration) -> ShutdownReport {
         self.inner.stop.cancel();
         let all = self.inner.registry.webhooks.load_full();
+        let before: Vec<u64> = all.iter().map(|w| w.metrics.delivered()).collect();
+        // Each webhook finishes on a task of its own: they all get the whole time.
+        let mut finishing = tokio::task::JoinSet::new();
         for webhook in all.iter() {
-            webhook.stop().await;
+            let webhook = Arc::clone(webhook);
+            finishing.spawn(async move { webhook.finish(within).await });
         }
-        for webhook in all.iter() {
-            if let Some(journal) = &webhook.journal {
-                journal.close();
+        while finishing.join_next().await.is_some() {}
+        let mut report = ShutdownReport::default();
+        for (webhook, before) in all.iter().zip(before) {
+            let delivered = webhook.metrics.delivered().saturating_sub(before);
+            let left = webhook.queue.len() as u64;
+            report.delivered += delivered;
+            let name = &webhook.spec.name;
+            match &webhook.journal {
+                Some(journal) => {
+                    journal.close();
+                    report.kept += left;
+                    tracing::info!(webhook = %name, delivered, kept_on_disk = left, "webhook stopped");
+                }
+                None => {
+                    report.lost += left;
+                    tracing::info!(webhook = %name, delivered, lost = left, "webhook stopped (memory buffer)");
+                }
             }
         }
+        tracing::info!(
+            delivered = report.delivered,
+            kept_on_disk = report.kept,
+            lost = report.lost,
+            "webhooks stopped"
+        );
+        report
     }
+}
+
+/// What [`WebhookEngine::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Events delivered while stopping.
+    pub delivered: u64,
+    /// Events left in disk buffers, for the next start.
+    pub kept: u64,
+    /// Events left in memory buffers, lost.
+    pub lost: u64,
 }
 
 /// Runs the end of a change (the old version's stop, the new one's start) as a task of its

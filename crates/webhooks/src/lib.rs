@@ -41,6 +41,6 @@ pub mod trigger;
 mod webhook;
 pub mod wire;
 
-pub use engine::{EngineError, ProbeResult, WebhookEngine, WebhookStatus};
+pub use engine::{EngineError, ProbeResult, ShutdownReport, WebhookEngine, WebhookStatus};
 pub use metrics::MetricsSnapshot;
 pub use spec::{SpecError, WebhookSpec};

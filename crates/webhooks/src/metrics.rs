@@ -145,6 +145,10 @@ impl Metrics {
             self.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
         }
     }
+    /// Events delivered so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.success.load(Ordering::Relaxed)
+    }
     pub(crate) fn success(&self) {
         self.success.fetch_add(1, Ordering::Relaxed);
     }

@@ -3,6 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering},
+    time::Duration,
 };
 
 use hookmq_broker::{
@@ -13,7 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     client::HttpClient,
-    delivery::run_lane,
+    delivery::{Stop, run_lane},
     engine::EngineError,
     journal::JournalError,
     metrics::{BufferState, Metrics},
@@ -197,7 +198,7 @@ pub(crate) struct Webhook {
     pub(crate) metrics: Arc<Metrics>,
     /// Round-robin cursor for unordered webhooks.
     next_lane: std::sync::atomic::AtomicUsize,
-    stop: CancellationToken,
+    stop: Stop,
     workers: TaskTracker,
 }
 
@@ -235,7 +236,10 @@ impl Webhook {
             journal,
             metrics,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
-            stop: CancellationToken::new(),
+            stop: Stop {
+                now: CancellationToken::new(),
+                finish: CancellationToken::new(),
+            },
             workers: TaskTracker::new(),
         };
         if !recovered.is_empty() {
@@ -265,9 +269,22 @@ impl Webhook {
 
     /// Stops the workers and waits for them; interrupted deliveries go back to the queue.
     pub(crate) async fn stop(&self) {
-        self.stop.cancel();
+        self.stop.now.cancel();
         self.workers.close();
         self.workers.wait().await;
+    }
+
+    /// Lets the workers settle what they have in flight (a memory buffer: also what it
+    /// queues) for at most `within`, then stops them.
+    pub(crate) async fn finish(&self, within: Duration) {
+        self.stop.finish.cancel();
+        self.workers.close();
+        if tokio::time::timeout(within, self.workers.wait())
+            .await
+            .is_err()
+        {
+            self.stop().await;
+        }
     }
 
     /// Moves what `older` still queues into this webhook's queue (when they differ), ahead of

@@ -136,7 +136,9 @@ impl Node {
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
-        self.engine.shutdown().await;
+        self.engine
+            .shutdown(std::time::Duration::from_secs(5))
+            .await;
         self.broker.shutdown(Duration::from_secs(1)).await;
     }
 

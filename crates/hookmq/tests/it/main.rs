@@ -5,4 +5,5 @@ mod support;
 
 mod cli;
 mod ctl;
+mod durable;
 mod seed;

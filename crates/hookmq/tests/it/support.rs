@@ -54,8 +54,8 @@ impl Drop for Running {
     }
 }
 
-/// `hookmq` with MQTT and the dashboard on the given ports, state in `data`, and `extra`
-/// environment; returns once both listen.
+/// `hookmq` with MQTT and the dashboard on the given ports, state in `data` (its log in
+/// `data/hookmq.log`), and `extra` environment; returns once both listen.
 pub(crate) fn start_hookmq(
     data: &Path,
     mqtt: u16,
@@ -68,13 +68,23 @@ pub(crate) fn start_hookmq(
         .env("HOOKMQ_DASHBOARD__BIND", format!("127.0.0.1:{dashboard}"))
         .env("HOOKMQ_NODE__DATA_DIR", data)
         .envs(extra.iter().copied())
-        .stdout(Stdio::null())
+        .stdout(log_file(data))
         .stderr(Stdio::null())
         .spawn()
         .expect("hookmq starts");
     wait_for_port(mqtt);
     wait_for_port(dashboard);
     Running(child)
+}
+
+/// Where [`start_hookmq`] writes hookmq's log (its standard output).
+pub(crate) fn log_path(data: &Path) -> std::path::PathBuf {
+    data.join("hookmq.log")
+}
+
+fn log_file(data: &Path) -> Stdio {
+    let _ = std::fs::create_dir_all(data);
+    std::fs::File::create(log_path(data)).map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// Logs in as the default admin on the API at `base` (`…/api/v5`); returns the token.

@@ -90,10 +90,23 @@ struct Lane {
     transport: Transport,
     /// Prepared (and, on `http`, sent or encoded) and not yet answered, oldest first.
     window: VecDeque<Flight>,
+    /// Whether the lane takes more events from the queue (not while finishing, for a
+    /// disk buffer).
+    taking: bool,
+}
+
+/// How a lane is told to end.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop {
+    /// At once: the window goes back to the queue (an update, a disable, a deadline).
+    pub(crate) now: CancellationToken,
+    /// After what is in flight is settled, taking nothing more, except that a memory
+    /// buffer also delivers what it queues, which a stop would lose (hookmq stopping).
+    pub(crate) finish: CancellationToken,
 }
 
 /// Runs one lane until the webhook stops or its queue closes.
-pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: CancellationToken) {
+pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
     let transport = if webhook.renderer.https() {
         Transport::Pooled(Box::new(webhook.client.lane()))
     } else {
@@ -114,26 +127,32 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Cancellat
         lane,
         transport,
         window: VecDeque::new(),
+        taking: true,
     };
     loop {
-        this.fill();
+        let finishing = stop.finish.is_cancelled();
+        this.taking = !finishing || this.webhook.journal.is_none();
+        if this.taking {
+            this.fill();
+        }
         if this.window.is_empty() {
             // Out of work: the connection goes to the idle ones for whichever lane needs one.
             this.park();
             let queue = &this.webhook.queue;
-            if queue.is_closed() {
+            if finishing || queue.is_closed() {
                 return;
             }
             tokio::select! {
                 biased;
-                () = stop.cancelled() => return,
+                () = stop.now.cancelled() => return,
+                () = stop.finish.cancelled() => continue,
                 () = queue.wait(this.lane) => continue,
             }
         }
         let exchanged = tokio::select! {
             biased;
-            () = stop.cancelled() => {
-                // Stopped (update, disable, shutdown): the window goes back to the queue.
+            () = stop.now.cancelled() => {
+                // Stopped (update, disable, deadline): the window goes back to the queue.
                 this.go_back();
                 return;
             }
@@ -144,9 +163,13 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Cancellat
             Err(error) => this.broken(error),
         };
         if let Some(delay) = retry {
+            if stop.finish.is_cancelled() && !this.taking {
+                // Finishing: what went back waits on disk for the next start.
+                return;
+            }
             tokio::select! {
                 biased;
-                () = stop.cancelled() => return,
+                () = stop.now.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
         }
@@ -247,12 +270,13 @@ impl Lane {
             let result = sender.send(&request, headers).await;
             return Ok(self.settle(result));
         }
-        let room_left = self.window.len() < self.room();
+        let room_left = self.taking && self.window.len() < self.room();
         let Self {
             webhook,
             lane,
             transport,
             window,
+            ..
         } = self;
         let Transport::Pipelined { origin, pipe, out } = transport else {
             return Ok(None);

@@ -57,7 +57,8 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         })
         .await;
     wait_written(&stack.engine, "durable").await;
-    stack.engine.shutdown().await;
+    let report = stack.engine.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.delivered, report.kept, report.lost), (0, 60, 0));
     let before = receiver.requests().len();
 
     // The next engine, on the same data directory: the webhook comes back with its events.
