@@ -2,7 +2,7 @@
 //! redirects, and response bodies read up to a cap.
 //!
 //! For `http` URLs each lane owns a keep-alive HTTP/1.1 connection ([`Pipe`]) and pipelines
-//! up to `pipelining` requests on it (see `pipeline.rs`); the bytes are [`wire`]'s. A lane that
+//! up to `pipelining` requests on it (see `delivery`); the bytes are [`wire`]'s. A lane that
 //! runs out of work parks its connection among the webhook's idle ones (at most `pool_size`,
 //! closed after [`POOL_IDLE_TIMEOUT`]), where the next lane that needs one takes it.
 //! `https` URLs go through hyper-util's pooled client, which multiplexes lanes over HTTP/2
