@@ -51,7 +51,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use config::DashboardConfig;
 pub use error::{ApiError, NO_SUCH_ENDPOINT};
 pub use state::AppState;
-pub use webhooks::{REDACTED, redact, restore};
+pub use webhooks::{REDACTED, migrate_saved_webhooks, redact};
 
 /// Where the API is mounted.
 pub const BASE_PATH: &str = "/api/v5";

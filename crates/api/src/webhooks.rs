@@ -1,5 +1,5 @@
 //! `/webhooks`: create, read, update, delete, enable, metrics, test; and `/webhooks_probe`.
-//! Webhooks created here are saved in the store and come back after a restart.
+//! The engine saves the webhooks created here, and they come back after a restart.
 
 use std::sync::Arc;
 
@@ -70,19 +70,6 @@ fn shown(status: WebhookStatus) -> WebhookStatus {
     }
 }
 
-/// Saves (or forgets) a webhook in the store.
-async fn persist(state: &AppState, name: &str, spec: Option<WebhookSpec>) -> Result<(), ApiError> {
-    let store = Arc::clone(&state.store);
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || match spec {
-        Some(spec) => store.put(Table::Webhooks, &name, &spec),
-        None => store.delete(Table::Webhooks, &name).map(|_| ()),
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
-}
-
 fn current(state: &AppState, name: &str) -> Result<WebhookStatus, ApiError> {
     state
         .engine
@@ -117,12 +104,7 @@ async fn create(
     JsonBody(spec): JsonBody<WebhookSpec>,
 ) -> Result<(StatusCode, Json<WebhookStatus>), ApiError> {
     let name = spec.name.clone();
-    state.engine.create(spec.clone()).await?;
-    if let Err(error) = persist(&state, &name, Some(spec)).await {
-        // Keep the engine and the store in step.
-        let _ = state.engine.remove(&name).await;
-        return Err(error);
-    }
+    state.engine.create(spec).await?;
     Ok((StatusCode::CREATED, Json(shown(current(&state, &name)?))))
 }
 
@@ -173,8 +155,7 @@ async fn update(
         Some(_) => return Err(ApiError::bad_field("name", "a webhook cannot be renamed")),
     }
     let spec = restore_secrets(from_value::<WebhookSpec>(body)?, &existing.spec);
-    state.engine.update(spec.clone()).await?;
-    persist(&state, &name, Some(spec)).await?;
+    state.engine.update(spec).await?;
     Ok(Json(shown(current(&state, &name)?)))
 }
 
@@ -193,7 +174,6 @@ async fn remove(
     PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.remove(&name).await?;
-    persist(&state, &name, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,7 +201,6 @@ async fn enable(
         _ => return Err(ApiError::bad_field("enable", "use true or false")),
     };
     state.engine.set_enabled(&name, enable).await?;
-    persist(&state, &name, Some(current(&state, &name)?.spec)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -303,29 +282,41 @@ async fn probe(
     Ok(Json(state.engine.probe(&spec).await?))
 }
 
-/// Loads the webhooks saved in the store into the engine (at start). A saved webhook that
-/// no longer validates is skipped with a warning rather than stopping the node.
+/// Moves webhooks an earlier hookmq saved in the broker's store into the engine, which
+/// saves them in their own directories from now on (see `hookmq_webhooks::store`), and
+/// removes them from the store. Run once at start, after [`WebhookEngine::restore`]; one
+/// that no longer validates stays in the store with a warning. Returns how many moved.
 ///
 /// # Errors
-/// The store cannot be read.
-pub async fn restore(
+/// The store cannot be read or written.
+///
+/// [`WebhookEngine::restore`]: hookmq_webhooks::WebhookEngine::restore
+pub async fn migrate_saved_webhooks(
     engine: &hookmq_webhooks::WebhookEngine,
     store: &Arc<hookmq_broker::store::Store>,
 ) -> Result<usize, hookmq_broker::store::StoreError> {
+    let join = |e: tokio::task::JoinError| hookmq_broker::store::StoreError::Database {
+        path: "hookmq.redb".into(),
+        reason: e.to_string(),
+    };
     let reader = Arc::clone(store);
     let saved: Vec<(String, WebhookSpec)> =
         tokio::task::spawn_blocking(move || reader.list(Table::Webhooks))
             .await
-            .map_err(|e| hookmq_broker::store::StoreError::Database {
-                path: "hookmq.redb".into(),
-                reason: e.to_string(),
-            })??;
-    let mut restored = 0;
+            .map_err(join)??;
+    let mut moved = 0;
     for (name, spec) in saved {
-        match engine.put(spec).await {
-            Ok(()) => restored += 1,
-            Err(error) => tracing::warn!(webhook = %name, %error, "saved webhook skipped"),
+        if let Err(error) = engine.put(spec).await {
+            tracing::warn!(webhook = %name, %error, "saved webhook not moved: left in the store");
+            continue;
         }
+        let writer = Arc::clone(store);
+        let key = name.clone();
+        tokio::task::spawn_blocking(move || writer.delete(Table::Webhooks, &key))
+            .await
+            .map_err(join)??;
+        tracing::info!(webhook = %name, "saved webhook moved to the webhooks' own directory");
+        moved += 1;
     }
-    Ok(restored)
+    Ok(moved)
 }

@@ -153,13 +153,15 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&config.node.data_dir)?);
     let broker = Broker::start(config.broker()).await?;
     let engine = WebhookEngine::start(broker.handle(), &config.node.data_dir);
-    let restored = hookmq_api::restore(&engine, &store).await?;
+    engine.restore().await;
+    hookmq_api::migrate_saved_webhooks(&engine, &store).await?;
     for spec in &config.webhooks {
         engine
-            .put(spec.clone())
+            .configure(spec.clone())
             .await
             .with_context(|| format!("webhooks: {}", spec.name))?;
     }
+    engine.warn_orphans();
     let api = if config.dashboard.enable {
         Some(Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?)
     } else {
@@ -170,7 +172,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
         node = %config.node.name,
         mqtt = ?broker.addresses(),
         ?dashboard,
-        webhooks = restored + config.webhooks.len(),
+        webhooks = engine.list().len(),
         "hookmq started"
     );
     let stop = tokio_util::sync::CancellationToken::new();

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -25,6 +25,7 @@ use crate::{
     samples,
     sign::{Signer, delivery_headers},
     spec::{SpecError, WebhookSpec},
+    store::WebhookFiles,
     webhook::Webhook,
 };
 
@@ -144,8 +145,8 @@ fn lower_priority() {
 
 struct Inner {
     broker: BrokerHandle,
-    /// Where disk-buffered webhooks keep their journals (`webhooks/<name>/journal`).
-    data_dir: PathBuf,
+    /// Each webhook's directory: its saved spec, counters and journal.
+    files: WebhookFiles,
     delivery: DeliveryRuntime,
     node: String,
     registry: Registry,
@@ -172,10 +173,10 @@ impl std::fmt::Debug for WebhookEngine {
 }
 
 impl WebhookEngine {
-    /// Starts listening to `broker` (with no webhook, nothing is listened to); journals go
-    /// under `data_dir`.
+    /// Starts listening to `broker` (with no webhook, nothing is listened to); webhooks are
+    /// saved under `data_dir` (see [`crate::store`]).
     #[must_use]
-    pub fn start(broker: BrokerHandle, data_dir: impl Into<PathBuf>) -> Self {
+    pub fn start(broker: BrokerHandle, data_dir: &Path) -> Self {
         let node = broker.node_name().to_owned();
         let registry = Registry {
             ids: Arc::new(MessageIdGenerator::new(&node)),
@@ -185,7 +186,7 @@ impl WebhookEngine {
         let inner = Arc::new(Inner {
             node,
             broker,
-            data_dir: data_dir.into(),
+            files: WebhookFiles::new(data_dir),
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
@@ -207,44 +208,86 @@ impl WebhookEngine {
         &self.inner.broker
     }
 
-    /// Creates a webhook.
+    /// Loads the webhooks saved under the data directory (at start). One that no longer
+    /// validates is skipped with a warning rather than stopping the node. Returns how many
+    /// were loaded.
+    pub async fn restore(&self) -> usize {
+        let mut restored = 0;
+        for spec in self.inner.files.load_specs() {
+            let name = spec.name.clone();
+            match self.change(&name, Save::No, |_| Ok(spec)).await {
+                Ok(()) => restored += 1,
+                Err(error) => tracing::warn!(webhook = %name, %error, "saved webhook skipped"),
+            }
+        }
+        restored
+    }
+
+    /// Creates or replaces a webhook from the configuration file: applied at every start,
+    /// over a saved one of the same name, and not saved itself.
     ///
     /// # Errors
-    /// [`EngineError::AlreadyExists`] or [`EngineError::Invalid`].
+    /// [`EngineError::Invalid`], or [`EngineError::Storage`] if its journal cannot be opened.
+    pub async fn configure(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        self.change(&spec.name.clone(), Save::No, |_| Ok(spec))
+            .await
+    }
+
+    /// Logs the webhook directories that hold a journal but belong to no webhook (one
+    /// removed from the configuration file while it had events queued): they are kept.
+    pub fn warn_orphans(&self) {
+        let files = &self.inner.files;
+        for name in files.names() {
+            if self.find(name.as_str()).is_none() && files.journal_dir(&name).is_dir() {
+                tracing::warn!(
+                    webhook = %name,
+                    dir = %files.dir(&name).display(),
+                    "events kept for a webhook that no longer exists: create it again to deliver them, or delete the directory"
+                );
+            }
+        }
+    }
+
+    /// Creates a webhook and saves it.
+    ///
+    /// # Errors
+    /// [`EngineError::AlreadyExists`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn create(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        self.change(&spec.name.clone(), |current| match current {
+        self.change(&spec.name.clone(), Save::Yes, |current| match current {
             Some(_) => Err(EngineError::AlreadyExists(spec.name)),
             None => Ok(spec),
         })
         .await
     }
 
-    /// Replaces the webhook of the same name.
+    /// Replaces the webhook of the same name, and saves it.
     ///
     /// # Errors
-    /// [`EngineError::NotFound`] or [`EngineError::Invalid`].
+    /// [`EngineError::NotFound`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn update(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        self.change(&spec.name.clone(), |current| match current {
+        self.change(&spec.name.clone(), Save::Yes, |current| match current {
             Some(_) => Ok(spec),
             None => Err(EngineError::NotFound(spec.name)),
         })
         .await
     }
 
-    /// Creates or replaces a webhook. Queued events and metrics carry over to the new version.
+    /// Creates or replaces a webhook, and saves it. Queued events and metrics carry over to
+    /// the new version.
     ///
     /// # Errors
-    /// [`EngineError::Invalid`].
+    /// [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        self.change(&spec.name.clone(), |_| Ok(spec)).await
+        self.change(&spec.name.clone(), Save::Yes, |_| Ok(spec))
+            .await
     }
 
-    /// Turns a webhook on or off; queued events wait while it is off.
+    /// Turns a webhook on or off, and saves it; queued events wait while it is off.
     ///
     /// # Errors
-    /// [`EngineError::NotFound`].
+    /// [`EngineError::NotFound`] or [`EngineError::Storage`].
     pub async fn set_enabled(&self, name: &str, enable: bool) -> Result<(), EngineError> {
-        self.change(name, |current| {
+        self.change(name, Save::Yes, |current| {
             let mut spec = current
                 .ok_or_else(|| EngineError::NotFound(name.to_owned()))?
                 .clone();
@@ -255,11 +298,13 @@ impl WebhookEngine {
     }
 
     /// Builds the next version of webhook `name` from `next` (given the current spec, if
-    /// any) and swaps it in. The whole change, the existence check included, runs under
-    /// `changes`, so concurrent changes of a webhook apply one after another.
+    /// any), saves it (if `save` says so) and swaps it in. The whole change, the existence
+    /// check and the save included, runs under `changes`, so concurrent changes of a
+    /// webhook apply one after another and the saved spec is the one running.
     async fn change(
         &self,
         name: &str,
+        save: Save,
         next: impl FnOnce(Option<&WebhookSpec>) -> Result<WebhookSpec, EngineError>,
     ) -> Result<(), EngineError> {
         let change = Arc::clone(&self.inner.changes).lock_owned().await;
@@ -272,8 +317,15 @@ impl WebhookEngine {
             &self.inner.node,
             Arc::clone(&self.inner.registry.ids),
             previous.as_deref(),
-            &self.inner.data_dir,
+            &self.inner.files,
         )?);
+        if save == Save::Yes {
+            // A short synchronous write: a spec of a few hundred bytes, synced.
+            self.inner
+                .files
+                .save_spec(&webhook.spec)
+                .map_err(|e| EngineError::Storage(format!("saving webhook {name}: {e}")))?;
+        }
         let replaced = self.swap(name, Some(Arc::clone(&webhook)));
         let delivery = self.inner.delivery.handle();
         finish(async move {
@@ -294,12 +346,21 @@ impl WebhookEngine {
         Ok(())
     }
 
-    /// Deletes a webhook; its queued events are dropped (and logged), its journal deleted.
+    /// Deletes a webhook: its queued events are dropped (and logged), its directory (saved
+    /// spec, counters, journal) deleted.
     ///
     /// # Errors
-    /// [`EngineError::NotFound`].
+    /// [`EngineError::NotFound`], or [`EngineError::Storage`] if its saved spec cannot be
+    /// deleted (then nothing changed).
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
         let change = Arc::clone(&self.inner.changes).lock_owned().await;
+        if self.find(name).is_none() {
+            return Err(EngineError::NotFound(name.to_owned()));
+        }
+        let files = self.inner.files.clone();
+        files
+            .forget_spec(name)
+            .map_err(|e| EngineError::Storage(format!("deleting webhook {name}: {e}")))?;
         let removed = self
             .swap(name, None)
             .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
@@ -312,11 +373,24 @@ impl WebhookEngine {
                 tracing::warn!(webhook = %removed.spec.name, events = held, "webhook deleted with events still queued: they are dropped");
             }
             if let Some(journal) = &removed.journal {
-                journal.destroy();
+                journal.close();
+            }
+            if let Err(error) = files.remove(&removed.spec.name) {
+                tracing::warn!(webhook = %removed.spec.name, %error, "webhook directory not deleted");
             }
         })
         .await;
         Ok(())
+    }
+
+    /// Saves every webhook's counters.
+    fn save_metrics(inner: &Inner) {
+        for webhook in inner.registry.webhooks.load().iter() {
+            let saved = webhook.metrics.saved();
+            if let Err(error) = inner.files.save_metrics(&webhook.spec.name, &saved) {
+                tracing::warn!(webhook = %webhook.spec.name, %error, "counters not saved");
+            }
+        }
     }
 
     /// Replaces (or removes) the webhook `name` in the list; returns the one it replaced.
@@ -469,6 +543,7 @@ impl WebhookEngine {
             finishing.spawn(async move { webhook.finish(within).await });
         }
         while finishing.join_next().await.is_some() {}
+        Self::save_metrics(&self.inner);
         let mut report = ShutdownReport::default();
         for (webhook, before) in all.iter().zip(before) {
             let delivered = webhook.metrics.delivered().saturating_sub(before);
@@ -516,8 +591,8 @@ async fn finish(end: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
-/// Samples every webhook's rate, and closes its expired idle connections, every
-/// [`RATE_INTERVAL`].
+/// Samples every webhook's rate, closes its expired idle connections and saves its
+/// counters, every [`RATE_INTERVAL`].
 async fn sample_rates(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(RATE_INTERVAL);
     tick.tick().await;
@@ -529,7 +604,19 @@ async fn sample_rates(inner: Arc<Inner>) {
                     webhook.metrics.sample_rate(RATE_INTERVAL);
                     webhook.client.close_idle();
                 }
+                let saving = Arc::clone(&inner);
+                // File writes block: off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || WebhookEngine::save_metrics(&saving)).await;
             }
         }
     }
+}
+
+/// Whether a change saves the webhook's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// Created or changed through the API or CLI: saved.
+    Yes,
+    /// Loaded from the saved specs, or from the configuration file: not saved (again).
+    No,
 }

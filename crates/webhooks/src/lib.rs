@@ -19,6 +19,8 @@
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
 //!   of a connection's events (match, then one lock and one wake-up per lane).
+//! - [`store`]: each webhook's directory under the data directory (saved spec, counters,
+//!   journal).
 //! - [`engine`]: the webhooks' management (create, update, enable, delete; each webhook's
 //!   attachment to the broker's hook) and the delivery threads.
 //! - [`samples`]: sample events for tests and the event catalogue.
@@ -37,6 +39,7 @@ pub mod render;
 pub mod samples;
 pub mod sign;
 pub mod spec;
+pub mod store;
 pub mod trigger;
 mod webhook;
 pub mod wire;

@@ -10,7 +10,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use hookmq_broker::message::now_ms;
 
@@ -25,7 +25,7 @@ const RATE_SAMPLES: usize = 60;
 const FAILURES_KEPT: usize = 20;
 
 /// One failed delivery.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Failure {
     /// When, ms since the epoch.
     pub at: u64,
@@ -286,6 +286,74 @@ impl Metrics {
     }
 }
 
+/// The counters of a webhook as saved under its directory, so they survive a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SavedMetrics {
+    /// Delivered.
+    pub success: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Retries made.
+    pub retried: u64,
+    /// Dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Latency histogram counts, one per bucket.
+    pub latency: Vec<u64>,
+    /// Sum of the latencies, ms.
+    pub latency_sum_ms: u64,
+    /// Highest rate seen.
+    pub rate_max: f64,
+    /// The most recent failures, newest first.
+    pub last_failures: Vec<Failure>,
+}
+
+impl Metrics {
+    /// What to save.
+    #[must_use]
+    pub fn saved(&self) -> SavedMetrics {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SavedMetrics {
+            success: load(&self.success),
+            failed: load(&self.failed),
+            retried: load(&self.retried),
+            dropped_queue_full: load(&self.dropped_queue_full) + load(&self.skipped),
+            latency: self.latency.iter().map(load).collect(),
+            latency_sum_ms: load(&self.latency_sum_ms),
+            rate_max: self.rates.lock().max,
+            last_failures: self.failures.lock().iter().cloned().collect(),
+        }
+    }
+
+    /// Metrics that go on from `saved`. Events still queued are matched again as they are
+    /// put back in the queue, so `matched` starts at the events that reached their end.
+    #[must_use]
+    pub fn restored(saved: &SavedMetrics) -> Self {
+        let metrics = Self::default();
+        let store = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        store(&metrics.success, saved.success);
+        store(&metrics.failed, saved.failed);
+        store(&metrics.retried, saved.retried);
+        store(&metrics.dropped_queue_full, saved.dropped_queue_full);
+        store(&metrics.latency_sum_ms, saved.latency_sum_ms);
+        for (bucket, count) in metrics.latency.iter().zip(&saved.latency) {
+            store(bucket, *count);
+        }
+        let ended = saved.success + saved.failed + saved.dropped_queue_full;
+        store(&metrics.matched, ended);
+        {
+            let mut rates = metrics.rates.lock();
+            rates.max = saved.rate_max;
+            rates.last_matched = ended;
+        }
+        metrics
+            .failures
+            .lock()
+            .extend(saved.last_failures.iter().take(FAILURES_KEPT).cloned());
+        metrics
+    }
+}
+
 /// A failure record stamped now.
 pub(crate) fn failure(event: &str, status: Option<u16>, reason: String, attempts: u32) -> Failure {
     Failure {
@@ -330,6 +398,42 @@ mod tests {
         metrics.reset(1);
         let snap = metrics.snapshot(1);
         assert_eq!((snap.matched, snap.success, snap.queuing), (1, 0, 1));
+    }
+
+    #[test]
+    fn saved_counters_come_back_with_the_books_balanced() {
+        let metrics = Metrics::default();
+        metrics.matched(6);
+        metrics.success();
+        metrics.success();
+        metrics.latency(Duration::from_millis(3));
+        metrics.failed(failure("message.publish", Some(400), "bad".into(), 1));
+        metrics.skipped();
+        metrics.retried();
+        let saved = metrics.saved();
+        let json = serde_json::to_string(&saved).expect("serializes");
+        let back: SavedMetrics = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, saved);
+        let restored = Metrics::restored(&back);
+        // Three events were still queued: they are matched again as they are put back.
+        restored.matched(3);
+        let snap = restored.snapshot(3);
+        assert_eq!(
+            (
+                snap.success,
+                snap.failed,
+                snap.dropped,
+                snap.retried,
+                snap.matched
+            ),
+            (2, 1, 1, 1, 7)
+        );
+        assert_eq!(snap.latency.count, 1);
+        assert_eq!(snap.last_failures[0].status, Some(400));
+        assert_eq!(
+            snap.matched,
+            snap.success + snap.failed + snap.dropped + snap.queuing + snap.inflight
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! One running webhook: its compiled spec, client, queue, metrics and lane workers.
 
 use std::{
-    path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -22,6 +21,7 @@ use crate::{
     render::Renderer,
     sign::Signer,
     spec::{Buffer, WebhookSpec},
+    store::WebhookFiles,
     trigger::Trigger,
 };
 
@@ -127,11 +127,6 @@ impl<'a> LaneChooser<'a> {
     }
 }
 
-/// The journal of webhook `name` under `data_dir`.
-pub(crate) fn journal_dir(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join("webhooks").join(name).join("journal")
-}
-
 /// A new version's queue, its journal (disk buffer) and the events recovered from it.
 type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Vec<Queued>);
 
@@ -142,7 +137,7 @@ type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Vec<Queued>);
 fn plan_queue(
     spec: &WebhookSpec,
     previous: Option<&Webhook>,
-    data_dir: &Path,
+    files: &WebhookFiles,
 ) -> Result<PlannedQueue, EngineError> {
     if let Some(old) = previous
         && old.queue.lanes() == spec.max_inflight
@@ -151,7 +146,7 @@ fn plan_queue(
     {
         return Ok((Arc::clone(&old.queue), old.journal.clone(), Vec::new()));
     }
-    let dir = journal_dir(data_dir, &spec.name);
+    let dir = files.journal_dir(&spec.name);
     let storage = |e: JournalError| EngineError::Storage(e.to_string());
     let (journal, recovered) = match (spec.buffer, previous) {
         (
@@ -212,7 +207,7 @@ impl Webhook {
         node: &str,
         ids: Arc<MessageIdGenerator>,
         previous: Option<&Self>,
-        data_dir: &Path,
+        files: &WebhookFiles,
     ) -> Result<Self, EngineError> {
         spec.validate()?;
         let trigger = Trigger::new(&spec)?;
@@ -223,8 +218,15 @@ impl Webhook {
             .as_deref()
             .map(Signer::new)
             .transpose()?;
-        let (queue, journal, recovered) = plan_queue(&spec, previous, data_dir)?;
-        let metrics = previous.map_or_else(Arc::default, |old| Arc::clone(&old.metrics));
+        let (queue, journal, recovered) = plan_queue(&spec, previous, files)?;
+        let metrics = match previous {
+            Some(old) => Arc::clone(&old.metrics),
+            None => Arc::new(
+                files
+                    .load_metrics(&spec.name)
+                    .map_or_else(Metrics::default, |saved| Metrics::restored(&saved)),
+            ),
+        };
         let webhook = Self {
             spec,
             trigger,
@@ -340,7 +342,8 @@ mod tests {
         spec.queue_capacity = queue_capacity;
         spec.buffer = Buffer::Memory;
         let ids = Arc::new(MessageIdGenerator::new("n"));
-        Webhook::build(spec, "n", ids, previous, Path::new("/nonexistent")).expect("valid spec")
+        let files = WebhookFiles::new(std::path::Path::new("/nonexistent"));
+        Webhook::build(spec, "n", ids, previous, &files).expect("valid spec")
     }
 
     fn timestamps(webhook: &Webhook) -> Vec<u64> {

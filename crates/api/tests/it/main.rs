@@ -107,7 +107,10 @@ pub(crate) async fn start_node(data: &std::path::Path) -> Node {
     let mqtt = broker.addresses().tcp.expect("tcp listener");
     let engine = WebhookEngine::start(broker.handle(), data);
     let store = Arc::new(Store::open(data).expect("store"));
-    hookmq_api::restore(&engine, &store).await.expect("restore");
+    engine.restore().await;
+    hookmq_api::migrate_saved_webhooks(&engine, &store)
+        .await
+        .expect("migrate");
     let dashboard = DashboardConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         ..DashboardConfig::default()

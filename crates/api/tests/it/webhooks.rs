@@ -233,3 +233,32 @@ async fn webhooks_survive_a_restart() {
     let (status, _) = node.call(&token, Method::GET, "/webhooks/kept", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Webhooks an earlier hookmq saved in the broker's store move to the webhooks' own
+/// directory at the next start, and leave the store.
+#[tokio::test]
+async fn webhooks_saved_in_the_old_store_move_to_their_own_directory() {
+    use hookmq_broker::store::{Store, Table};
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::open(dir.path()).expect("store");
+        let spec = hookmq_webhooks::WebhookSpec::new("old", "http://127.0.0.1:9/");
+        store
+            .put(Table::Webhooks, "old", &spec)
+            .expect("saved the old way");
+    }
+    let node = start_node(dir.path()).await;
+    assert!(node.engine.get("old").is_some(), "moved into the engine");
+    assert!(dir.path().join("webhooks/old/spec.json").is_file());
+    node.stop().await;
+    let store = Store::open(dir.path()).expect("store");
+    let left: Vec<(String, serde_json::Value)> = store.list(Table::Webhooks).expect("list");
+    assert!(left.is_empty(), "{left:?}");
+    drop(store);
+    let node = start_node(dir.path()).await;
+    assert!(
+        node.engine.get("old").is_some(),
+        "restored from its own directory"
+    );
+    node.stop().await;
+}

@@ -57,6 +57,12 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         })
         .await;
     wait_written(&stack.engine, "durable").await;
+    let retried = stack
+        .engine
+        .get("durable")
+        .expect("webhook")
+        .metrics
+        .retried;
     let report = stack.engine.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.delivered, report.kept, report.lost), (0, 60, 0));
     let before = receiver.requests().len();
@@ -112,6 +118,11 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
     }
     let metrics = engine.get("durable").expect("webhook").metrics;
     assert_eq!((metrics.queuing, metrics.inflight), (0, 0));
+    assert!(
+        metrics.retried >= retried,
+        "the counters went on from before the stop: {metrics:#?}"
+    );
+    assert_eq!((metrics.matched, metrics.success), (60, 60));
     assert_balanced(&metrics);
 }
 
