@@ -32,7 +32,8 @@ const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Events waiting to be written, and the sequence numbers they were given.
 #[derive(Debug, Default)]
 struct Pending {
-    events: Vec<(u64, Arc<Event>)>,
+    /// Each with its sequence number and its own delivery id, if it came with one.
+    events: Vec<(u64, Option<MessageId>, Arc<Event>)>,
     /// The sequence number the next event gets.
     next_seq: u64,
 }
@@ -81,9 +82,9 @@ impl Journal {
         let mut unreadable = Vec::new();
         for (seq, bytes) in recovered.live {
             match record::decode(&bytes) {
-                Ok(event) => events.push(Queued {
+                Ok((own_id, event)) => events.push(Queued {
                     event: Arc::new(event),
-                    id: Some(id(epoch, seq)),
+                    id: Some(own_id.unwrap_or_else(|| id(epoch, seq))),
                     seq,
                     attempts: 0,
                 }),
@@ -182,8 +183,10 @@ impl Journal {
             let seq = pending.next_seq;
             pending.next_seq += 1;
             item.seq = seq;
-            item.id = Some(id(self.epoch, seq));
-            pending.events.push((seq, Arc::clone(&item.event)));
+            // An event that comes with an id keeps it (and the journal records it).
+            let own = item.id;
+            item.id = Some(own.unwrap_or_else(|| id(self.epoch, seq)));
+            pending.events.push((seq, own, Arc::clone(&item.event)));
         }
         drop(pending);
         if was_empty {
@@ -239,9 +242,9 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
         }
         encoded.clear();
         bounds.clear();
-        for (seq, event) in &events {
+        for (seq, own_id, event) in &events {
             let start = encoded.len();
-            if let Err(error) = record::encode(event, &mut encoded) {
+            if let Err(error) = record::encode(*own_id, event, &mut encoded) {
                 encoded.truncate(start);
                 tracing::error!(webhook = name, seq, %error, "journal: an event could not be encoded");
                 continue;
@@ -255,7 +258,7 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
         let written = log.append(&records, &acks).and_then(|()| log.sync());
         match written {
             Ok(()) => {
-                if let Some((seq, _)) = events.last() {
+                if let Some((seq, ..)) = events.last() {
                     shared.durable.store(*seq, Ordering::Release);
                 }
             }

@@ -1,8 +1,9 @@
-//! How a journaled event is written: a format version byte, then the event in postcard (a
-//! compact, documented binary serde format). The version lets a later hookmq read what an
-//! earlier one wrote, or at least say why it cannot.
+//! How a journaled event is written: a format version byte, then in postcard (a compact,
+//! documented binary serde format) the event's delivery id when it has one of its own (a
+//! replayed dead letter keeps the `webhook-id` it had), and the event. The version lets a
+//! later hookmq read what an earlier one wrote, or at least say why it cannot.
 
-use hookmq_broker::hooks::Event;
+use hookmq_broker::{hooks::Event, message::MessageId};
 
 /// The format written now.
 const VERSION: u8 = 1;
@@ -18,23 +19,23 @@ pub enum RecordError {
     Corrupt(String),
 }
 
-/// Appends `event` to `out`.
+/// Appends `event`, with its own delivery id if it has one, to `out`.
 ///
 /// # Errors
 /// Only if serialization fails, which would be a bug (every field serializes).
-pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), RecordError> {
+pub fn encode(id: Option<MessageId>, event: &Event, out: &mut Vec<u8>) -> Result<(), RecordError> {
     out.push(VERSION);
-    let written = postcard::to_extend(event, std::mem::take(out))
+    let written = postcard::to_extend(&(id, event), std::mem::take(out))
         .map_err(|e| RecordError::Corrupt(e.to_string()))?;
     *out = written;
     Ok(())
 }
 
-/// Reads an event written by [`encode`].
+/// Reads an event written by [`encode`], with its own delivery id if it had one.
 ///
 /// # Errors
 /// [`RecordError`] for an unknown format or bytes that do not decode.
-pub fn decode(bytes: &[u8]) -> Result<Event, RecordError> {
+pub fn decode(bytes: &[u8]) -> Result<(Option<MessageId>, Event), RecordError> {
     match bytes.split_first() {
         Some((&VERSION, rest)) => {
             postcard::from_bytes(rest).map_err(|e| RecordError::Corrupt(e.to_string()))
@@ -73,8 +74,10 @@ mod tests {
 
     fn round_trip(event: &Event) -> Event {
         let mut bytes = Vec::new();
-        encode(event, &mut bytes).expect("encodes");
-        decode(&bytes).expect("decodes")
+        encode(None, event, &mut bytes).expect("encodes");
+        let (id, back) = decode(&bytes).expect("decodes");
+        assert_eq!(id, None);
+        back
     }
 
     #[test]
@@ -118,7 +121,13 @@ mod tests {
     #[test]
     fn unknown_formats_and_garbage_are_errors() {
         let mut bytes = Vec::new();
-        encode(&sample(EventKind::ClientConnected, "n"), &mut bytes).expect("encodes");
+        let id = Some(MessageId(7 << 70));
+        encode(id, &sample(EventKind::ClientConnected, "n"), &mut bytes).expect("encodes");
+        assert_eq!(
+            decode(&bytes).expect("decodes").0,
+            id,
+            "its own id comes back"
+        );
         bytes[0] = 9;
         assert_eq!(
             decode(&bytes).expect_err("version"),
