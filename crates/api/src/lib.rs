@@ -22,6 +22,7 @@ mod auth;
 mod clients;
 pub mod config;
 mod dashboard;
+mod dead_letters;
 mod error;
 mod events;
 mod json;
@@ -82,6 +83,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(api_keys::router())
         .merge(webhooks::router())
+        .merge(dead_letters::router())
         .merge(events::router())
         .merge(clients::router())
         .merge(subscriptions::router())

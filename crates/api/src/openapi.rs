@@ -175,6 +175,8 @@ pub(crate) struct WebhookSpecDoc {
     queue_capacity: Option<u64>,
     /// Where queued events wait (default disk).
     buffer: Option<BufferDoc>,
+    /// Bytes of dead letters kept at most (default 64 MiB); past it the oldest are dropped.
+    max_dead_letter_bytes: Option<u64>,
     /// TLS settings.
     tls: Option<TlsDoc>,
 }
@@ -255,6 +257,11 @@ pub(crate) struct MetricsDoc {
     last_failures: Vec<FailureDoc>,
     /// The disk buffer (absent for a memory buffer).
     buffer: Option<BufferStateDoc>,
+    /// Dead letters kept now.
+    dead_letters: u64,
+    /// Dead letters dropped at their bound, oldest first.
+    #[serde(rename = "dead_letters.dropped")]
+    dead_letters_dropped: u64,
 }
 
 /// A disk buffer's state.

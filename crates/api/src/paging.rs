@@ -42,11 +42,21 @@ impl Paging {
     /// This page of `items` (all matches, in order).
     pub(crate) fn apply<T>(self, items: Vec<T>) -> Page<T> {
         let count = items.len() as u64;
-        let skip = (self.page - 1).saturating_mul(self.limit);
+        let (skip, take) = self.window();
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        let take = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let take = usize::try_from(take).unwrap_or(usize::MAX);
+        self.page_of(items.into_iter().skip(skip).take(take).collect(), count)
+    }
+
+    /// Items to skip, then to take, for this page of a listing read page by page.
+    pub(crate) const fn window(self) -> (u64, u64) {
+        ((self.page - 1).saturating_mul(self.limit), self.limit)
+    }
+
+    /// A page of `data` (read with [`Paging::window`]) out of `count` items.
+    pub(crate) const fn page_of<T>(self, data: Vec<T>, count: u64) -> Page<T> {
         Page {
-            data: items.into_iter().skip(skip).take(take).collect(),
+            data,
             meta: Meta {
                 page: self.page,
                 limit: self.limit,

@@ -72,6 +72,10 @@ pub enum SendError {
     /// The connection could not be made or broke.
     #[error("connection failed: {0}")]
     Connection(String),
+    /// TLS refused the receiver (its certificate, the protocol): retrying cannot help until
+    /// the receiver or the webhook's `tls` settings change.
+    #[error("TLS failed: {0}")]
+    Tls(String),
 }
 
 /// The client of one webhook; lanes send through their own [`LaneSender`].
@@ -166,11 +170,13 @@ impl HttpClient {
     ) -> Result<Answer, SendError> {
         let http_request = build(request, extra)?;
         let exchange = async {
-            let response = self
-                .pooled
-                .request(http_request)
-                .await
-                .map_err(|e| SendError::Connection(describe(&e)))?;
+            let response = self.pooled.request(http_request).await.map_err(|e| {
+                if is_tls(&e) {
+                    SendError::Tls(describe(&e))
+                } else {
+                    SendError::Connection(describe(&e))
+                }
+            })?;
             Ok(read_answer(response).await.0)
         };
         tokio::time::timeout(self.request_timeout, exchange)
@@ -380,6 +386,25 @@ async fn read_answer(response: http::Response<Incoming>) -> (Answer, bool) {
 }
 
 /// The error and its causes on one line.
+/// Whether `error` comes from TLS itself (rustls refused a certificate or the handshake),
+/// rather than from the network under it.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // An io::Error's `source` skips the error it wraps: follow `get_ref` instead.
+        source = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    false
+}
+
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -15,6 +15,8 @@
 //! - [`client`]: connections: a keep-alive one per busy `http` lane, hyper-util's pool for
 //!   `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
 //! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
+//! - [`deadletter`]: events given up, kept (bounded by bytes) with their last attempt, for
+//!   inspection and replay.
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
@@ -30,6 +32,7 @@
 //! its own threads at the lowest priority (nice 19).
 
 pub mod client;
+pub mod deadletter;
 pub mod delivery;
 pub mod engine;
 pub mod journal;
@@ -44,6 +47,9 @@ pub mod trigger;
 mod webhook;
 pub mod wire;
 
-pub use engine::{EngineError, ProbeResult, ShutdownReport, WebhookEngine, WebhookStatus};
+pub use engine::{
+    DeadLetterPage, DeadLetterView, EngineError, ProbeResult, ReplayReport, ShutdownReport,
+    WebhookEngine, WebhookStatus,
+};
 pub use metrics::MetricsSnapshot;
 pub use spec::{SpecError, WebhookSpec};

@@ -101,6 +101,11 @@ pub struct MetricsSnapshot {
     /// The disk buffer, for a disk-buffered webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<BufferState>,
+    /// Dead letters kept now (see `GET /webhooks/{name}/dead_letters`).
+    pub dead_letters: u64,
+    /// Dead letters dropped at their bound, oldest first.
+    #[serde(rename = "dead_letters.dropped")]
+    pub dead_letters_dropped: u64,
 }
 
 /// A disk buffer's state.
@@ -282,6 +287,8 @@ impl Metrics {
             },
             last_failures: self.failures.lock().iter().cloned().collect(),
             buffer: None,
+            dead_letters: 0,
+            dead_letters_dropped: 0,
         }
     }
 }

@@ -133,6 +133,9 @@ fn retry_max_age() -> Duration {
 const fn queue_capacity() -> usize {
     10_000
 }
+const fn max_dead_letter_bytes() -> u64 {
+    64 << 20
+}
 
 /// Longest connect or request timeout accepted.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -224,6 +227,10 @@ pub struct WebhookSpec {
     /// survive a crash or a restart) or `memory`.
     #[serde(default)]
     pub buffer: Buffer,
+    /// Bytes of dead letters (events given up, with their last attempt) kept at most, under
+    /// the data directory; past it the oldest are dropped and counted. 0 keeps none.
+    #[serde(default = "max_dead_letter_bytes")]
+    pub max_dead_letter_bytes: u64,
     /// TLS settings for `https` URLs.
     #[serde(default)]
     pub tls: TlsSpec,
@@ -286,6 +293,7 @@ impl WebhookSpec {
             retry_max_backoff: retry_max_backoff(),
             queue_capacity: queue_capacity(),
             buffer: Buffer::default(),
+            max_dead_letter_bytes: max_dead_letter_bytes(),
             tls: TlsSpec::default(),
         }
     }

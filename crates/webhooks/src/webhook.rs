@@ -11,13 +11,17 @@ use hookmq_broker::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use hookmq_broker::message::now_ms;
+use tokio::sync::Notify;
+
 use crate::{
-    client::HttpClient,
+    client::{HttpClient, RESPONSE_KEPT},
+    deadletter::{self, DeadLetter, DeadLetterStore, LastAttempt},
     delivery::{Stop, run_lane},
     engine::EngineError,
     journal::JournalError,
-    metrics::{BufferState, Metrics},
-    queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of},
+    metrics::{BufferState, Metrics, failure},
+    queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
     render::Renderer,
     sign::Signer,
     spec::{Buffer, WebhookSpec},
@@ -189,6 +193,10 @@ pub(crate) struct Webhook {
     pub(crate) queue: Arc<dyn Queue>,
     /// The journal under a disk-buffered webhook's queue.
     pub(crate) journal: Option<Arc<Journal>>,
+    /// Events given up, kept for inspection and replay (shared with earlier versions).
+    pub(crate) dead_letters: Arc<DeadLetterStore>,
+    /// Wakes the engine's dead-letter writer.
+    dead_letter_writer: Arc<Notify>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
     /// Round-robin cursor for unordered webhooks.
@@ -208,6 +216,7 @@ impl Webhook {
         ids: Arc<MessageIdGenerator>,
         previous: Option<&Self>,
         files: &WebhookFiles,
+        dead_letter_writer: &Arc<Notify>,
     ) -> Result<Self, EngineError> {
         spec.validate()?;
         let trigger = Trigger::new(&spec)?;
@@ -218,6 +227,16 @@ impl Webhook {
             .as_deref()
             .map(Signer::new)
             .transpose()?;
+        let dead_letters = match previous {
+            Some(old) => {
+                old.dead_letters.set_max_bytes(spec.max_dead_letter_bytes);
+                Arc::clone(&old.dead_letters)
+            }
+            None => Arc::new(
+                DeadLetterStore::open(&files.dir(&spec.name), spec.max_dead_letter_bytes)
+                    .map_err(|e| EngineError::Storage(e.to_string()))?,
+            ),
+        };
         let (queue, journal, recovered) = plan_queue(&spec, previous, files)?;
         let metrics = match previous {
             Some(old) => Arc::clone(&old.metrics),
@@ -236,6 +255,8 @@ impl Webhook {
             ids,
             queue,
             journal,
+            dead_letters,
+            dead_letter_writer: Arc::clone(dead_letter_writer),
             metrics,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: Stop {
@@ -321,7 +342,63 @@ impl Webhook {
             unwritten: journal.unwritten(),
             write_errors: journal.write_errors(),
         });
+        snapshot.dead_letters = self.dead_letters.count();
+        snapshot.dead_letters_dropped = self.dead_letters.dropped();
         snapshot
+    }
+
+    /// Puts replayed events (oldest first) at the tails of their lanes, as far as there is
+    /// room; returns how many went in (the first ones).
+    pub(crate) fn requeue(&self, items: Vec<Queued>) -> usize {
+        let count = items.len();
+        let mut lanes = LaneChooser::new(self);
+        let placed: Vec<(usize, Queued)> = items
+            .into_iter()
+            .map(|item| (lanes.lane(&item), item))
+            .collect();
+        let queued = count - self.queue.push_many(placed);
+        self.metrics.matched(queued as u64);
+        queued
+    }
+
+    /// Gives up on `item` (a non-retryable answer, too old to retry, or not renderable): it
+    /// is counted as failed and becomes a dead letter; the queue forgets it once the dead
+    /// letter is stored.
+    pub(crate) fn give_up(
+        &self,
+        item: Queued,
+        status: Option<u16>,
+        reason: String,
+        response: &[u8],
+    ) {
+        let event = item.event.kind().name();
+        tracing::debug!(webhook = %self.spec.name, event, %reason, "delivery failed");
+        self.metrics
+            .failed(failure(event, status, reason.clone(), item.attempts));
+        let mut record = Vec::new();
+        if let Err(error) = record::encode(item.id, &item.event, &mut record) {
+            tracing::error!(webhook = %self.spec.name, %error, "dead letter not kept: the event does not encode");
+            self.queue.settle(&item);
+            return;
+        }
+        let mut response = String::from_utf8_lossy(response).into_owned();
+        response.truncate(RESPONSE_KEPT);
+        let letter = DeadLetter {
+            id: 0,
+            attempt: LastAttempt {
+                webhook_id: item.id.map(|id| format!("evt_{id}")).unwrap_or_default(),
+                event: event.to_owned(),
+                happened_at: item.event.timestamp,
+                failed_at: now_ms(),
+                attempts: item.attempts,
+                status,
+                response,
+                reason,
+            },
+            record,
+        };
+        self.dead_letters.push(deadletter::Pending { letter, item });
+        self.dead_letter_writer.notify_one();
     }
 }
 
@@ -342,8 +419,10 @@ mod tests {
         spec.queue_capacity = queue_capacity;
         spec.buffer = Buffer::Memory;
         let ids = Arc::new(MessageIdGenerator::new("n"));
-        let files = WebhookFiles::new(std::path::Path::new("/nonexistent"));
-        Webhook::build(spec, "n", ids, previous, &files).expect("valid spec")
+        let dir = tempfile::tempdir().expect("dir");
+        let files = WebhookFiles::new(dir.path());
+        let writer = Arc::new(Notify::new());
+        Webhook::build(spec, "n", ids, previous, &files, &writer).expect("valid spec")
     }
 
     fn timestamps(webhook: &Webhook) -> Vec<u64> {

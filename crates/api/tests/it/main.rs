@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod clients;
+mod dead_letters;
 mod events;
 mod openapi;
 mod robustness;

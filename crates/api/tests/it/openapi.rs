@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 27] = [
+const ENDPOINTS: [&str; 30] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -27,6 +27,9 @@ const ENDPOINTS: [&str; 27] = [
     "GET /webhooks/{name}/metrics",
     "PUT /webhooks/{name}/metrics/reset",
     "POST /webhooks/{name}/test",
+    "GET /webhooks/{name}/dead_letters",
+    "DELETE /webhooks/{name}/dead_letters",
+    "POST /webhooks/{name}/dead_letters/replay",
     "POST /webhooks_probe",
     "GET /webhook_events",
     "GET /clients",

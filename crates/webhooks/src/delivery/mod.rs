@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{Answer, LaneSender, Pipe, SendError},
-    metrics::{Metrics, failure},
+    metrics::Metrics,
     queue::Queued,
     render::RenderedRequest,
     sign::delivery_headers,
@@ -177,22 +177,17 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
 }
 
 /// Renders `item` into a request with its delivery headers; the id is made at the first
-/// attempt if the queue gave none, and kept for the next ones.
-fn prepare(webhook: &Webhook, item: &mut Queued) -> Option<(RenderedRequest, HeaderMap)> {
+/// attempt if the queue gave none, and kept for the next ones. An event that does not render
+/// is given up (a dead letter, to replay once the webhook is fixed).
+fn prepare(webhook: &Webhook, mut item: Queued) -> Option<(Queued, RenderedRequest, HeaderMap)> {
+    let id = *item.id.get_or_insert_with(|| webhook.ids.next_id());
     match webhook.renderer.render(&item.event) {
         Ok(request) => {
-            let id = *item.id.get_or_insert_with(|| webhook.ids.next_id());
             let headers = delivery_headers(webhook.signer.as_ref(), id, &request.body);
-            Some((request, headers))
+            Some((item, request, headers))
         }
         Err(error) => {
-            webhook.metrics.failed(failure(
-                item.event.kind().name(),
-                None,
-                error.to_string(),
-                item.attempts,
-            ));
-            webhook.queue.settle(item);
+            webhook.give_up(item, None, error.to_string(), &[]);
             None
         }
     }
@@ -211,11 +206,11 @@ impl Lane {
         let webhook = &self.webhook;
         let mut now = None;
         while self.window.len() < room {
-            let Some(mut item) = webhook.queue.take(self.lane) else {
+            let Some(item) = webhook.queue.take(self.lane) else {
                 break;
             };
             let inflight = InFlight::new(&webhook.metrics);
-            let Some((request, headers)) = prepare(webhook, &mut item) else {
+            let Some((item, request, headers)) = prepare(webhook, item) else {
                 continue;
             };
             let request = match &mut self.transport {
@@ -347,12 +342,8 @@ impl Lane {
                 None
             }
             Verdict::Failed { reason, status } => {
-                let event = item.event.kind().name();
-                tracing::debug!(webhook = %webhook.spec.name, event, %reason, "delivery failed");
-                webhook
-                    .metrics
-                    .failed(failure(event, status, reason, item.attempts));
-                webhook.queue.settle(&item);
+                let response = result.as_ref().map_or(&[][..], |a| &a.body_start[..]);
+                webhook.give_up(item, status, reason, response);
                 None
             }
             Verdict::Retry(delay) => {

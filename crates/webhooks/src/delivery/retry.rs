@@ -31,7 +31,7 @@ pub enum Outcome {
         /// The receiver's `Retry-After`.
         after: Option<Duration>,
     },
-    /// Not worth retrying (other statuses, including redirects).
+    /// Not worth retrying (other statuses, including redirects; TLS refusals).
     Fail {
         /// Why.
         reason: String,
@@ -44,6 +44,10 @@ pub enum Outcome {
 #[must_use]
 pub fn classify(result: &Result<Answer, SendError>) -> Outcome {
     match result {
+        Err(error @ SendError::Tls(_)) => Outcome::Fail {
+            reason: error.to_string(),
+            status: None,
+        },
         Err(error) => Outcome::Retry {
             reason: error.to_string(),
             status: None,

@@ -3,6 +3,7 @@
 mod support;
 
 mod connections;
+mod deadletters;
 mod delivery;
 mod durable;
 mod format;

@@ -137,7 +137,6 @@ async fn an_unknown_issuer_is_refused_unless_verification_is_off() {
     stack
         .webhook("strict", &https(&receiver), |s| {
             s.events = vec!["message.publish".into()];
-            s.max_retries = Some(0);
         })
         .await;
     stack
@@ -154,6 +153,13 @@ async fn an_unknown_issuer_is_refused_unless_verification_is_off() {
         .wait_metrics("strict", "failed", |m| m.failed == 1 && m.success == 0)
         .await;
     assert_eq!(receiver.requests().len(), 1, "only the lenient one got in");
+    let strict = stack.engine.get("strict").expect("webhook").metrics;
+    assert_eq!(strict.retried, 0, "a TLS refusal is not retried");
+    assert!(
+        strict.last_failures[0].reason.starts_with("TLS failed"),
+        "{:?}",
+        strict.last_failures[0].reason
+    );
 }
 
 #[tokio::test]

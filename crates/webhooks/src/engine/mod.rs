@@ -29,6 +29,13 @@ use crate::{
     webhook::Webhook,
 };
 
+mod dead_letters;
+mod runtime;
+
+pub use dead_letters::{DeadLetterPage, DeadLetterView, ReplayReport};
+
+use runtime::DeliveryRuntime;
+
 /// How often rates are sampled.
 const RATE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -86,67 +93,12 @@ struct Registry {
     attachments: Mutex<HashMap<String, HookAttachment>>,
 }
 
-/// How much lower than the broker's threads the delivery threads run (Linux nice; 19 is the
-/// lowest). When the machine is saturated, each busy broker thread gets about 70× the CPU of
-/// a delivery thread (weights 1024 and 15), so publishers keep their rate and webhook queues
-/// absorb the difference (and count what overflows); on a machine with spare CPU delivery
-/// runs at full speed. Measured with `bench/webhook.sh` (BENCHMARKS.md): at nice 10 an
-/// all-events webhook cost saturated publishers about 21%, at 19 about 10%.
-const DELIVERY_NICE: i32 = 19;
-
-/// The runtime lane workers and their connections run on: its own threads, at a lower
-/// priority than the broker's, so delivery work never competes with sessions on equal terms.
-struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
-
-impl DeliveryRuntime {
-    fn new() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("hookmq-webhooks")
-            .on_thread_start(lower_priority)
-            .enable_all()
-            .build();
-        match runtime {
-            Ok(runtime) => Self(Some(runtime)),
-            Err(error) => {
-                // Without threads to spare, delivery shares the broker's runtime.
-                tracing::warn!(%error, "no separate webhook delivery threads");
-                Self(None)
-            }
-        }
-    }
-
-    fn handle(&self) -> tokio::runtime::Handle {
-        self.0
-            .as_ref()
-            .map_or_else(tokio::runtime::Handle::current, |runtime| {
-                runtime.handle().clone()
-            })
-    }
-}
-
-impl Drop for DeliveryRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            // Lane workers were stopped by `shutdown`; do not block whoever drops the engine.
-            runtime.shutdown_background();
-        }
-    }
-}
-
-/// Lowers the calling thread's priority by [`DELIVERY_NICE`].
-fn lower_priority() {
-    // On Linux, setpriority(PRIO_PROCESS, 0) applies to the calling thread alone.
-    if let Err(error) = rustix::process::setpriority_process(None, DELIVERY_NICE) {
-        tracing::debug!(%error, "could not lower the webhook delivery threads' priority");
-    }
-}
-
 struct Inner {
     broker: BrokerHandle,
     /// Each webhook's directory: its saved spec, counters and journal.
     files: WebhookFiles,
+    /// Wakes the dead-letter writer (a lane gave an event up).
+    dead_letter_writer: Arc<tokio::sync::Notify>,
     delivery: DeliveryRuntime,
     node: String,
     registry: Registry,
@@ -187,12 +139,14 @@ impl WebhookEngine {
             node,
             broker,
             files: WebhookFiles::new(data_dir),
+            dead_letter_writer: Arc::new(tokio::sync::Notify::new()),
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
             changes: Arc::new(tokio::sync::Mutex::new(())),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
+        tokio::spawn(dead_letters::write_dead_letters(Arc::clone(&inner)));
         Self { inner }
     }
 
@@ -318,6 +272,7 @@ impl WebhookEngine {
             Arc::clone(&self.inner.registry.ids),
             previous.as_deref(),
             &self.inner.files,
+            &self.inner.dead_letter_writer,
         )?);
         if save == Save::Yes {
             // A short synchronous write: a spec of a few hundred bytes, synced.
@@ -543,7 +498,12 @@ impl WebhookEngine {
             finishing.spawn(async move { webhook.finish(within).await });
         }
         while finishing.join_next().await.is_some() {}
+        dead_letters::store_dead_letters(&self.inner);
         Self::save_metrics(&self.inner);
+        // Detached and forgotten: their files (journal, dead letters) are released when the
+        // last handle goes, so a new engine may open them.
+        self.inner.registry.attachments.lock().clear();
+        self.inner.registry.webhooks.store(Arc::new(Vec::new()));
         let mut report = ShutdownReport::default();
         for (webhook, before) in all.iter().zip(before) {
             let delivered = webhook.metrics.delivered().saturating_sub(before);
