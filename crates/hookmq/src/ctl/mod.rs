@@ -1,7 +1,7 @@
 //! `hookmq ctl`: manage a running node through its API (`/api/v5`).
 //!
 //! - `http`: the API client (address, credentials, errors as one line).
-//! - `webhooks`, `clients`: the subcommands.
+//! - `webhooks` (with `dead_letters`), `clients`: the subcommands.
 //! - `output`: aligned tables and key/value listings for people; `--json` prints the API's
 //!   answers as they are.
 //!
@@ -10,6 +10,7 @@
 //! standard error and exit code 2.
 
 mod clients;
+mod dead_letters;
 mod http;
 mod output;
 mod webhooks;
@@ -52,7 +53,7 @@ pub(crate) struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 enum CtlCommand {
-    /// Webhooks: list, show, create, delete, enable, disable, test.
+    /// Webhooks: list, show, create, delete, enable, disable, test, dead-letters.
     Webhooks {
         #[command(subcommand)]
         action: WebhookAction,

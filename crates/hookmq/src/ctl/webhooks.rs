@@ -1,4 +1,4 @@
-//! `hookmq ctl webhooks list|show|create|delete|enable|disable|test`.
+//! `hookmq ctl webhooks list|show|create|delete|enable|disable|test|dead-letters`.
 
 use std::{io::Read, path::PathBuf};
 
@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{
+    dead_letters::{self, DeadLetterAction},
     http::{ApiClient, segment},
     output::{cell, pairs, print_json, table},
 };
@@ -44,6 +45,9 @@ pub(crate) enum WebhookAction {
         /// The webhook's name.
         name: String,
     },
+    /// Events the webhook gave up: list, replay, purge.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterAction),
 }
 
 /// `webhooks create`: `--file` or flags.
@@ -181,6 +185,7 @@ pub(crate) async fn run(api: &ApiClient, action: WebhookAction, json: bool) -> a
                 println!("webhook {name} deleted");
             }
         }
+        WebhookAction::DeadLetters(action) => dead_letters::run(api, action, json).await?,
         WebhookAction::Enable { name } => set_enabled(api, &name, true, json).await?,
         WebhookAction::Disable { name } => set_enabled(api, &name, false, json).await?,
         WebhookAction::Test { name } => {
@@ -286,7 +291,15 @@ fn details(webhook: &Value) -> String {
     }
     let m = &webhook["metrics"];
     for key in [
-        "matched", "success", "failed", "retried", "dropped", "queuing", "inflight", "rate",
+        "matched",
+        "success",
+        "failed",
+        "retried",
+        "dropped",
+        "queuing",
+        "inflight",
+        "rate",
+        "dead_letters",
     ] {
         items.push((format!("metrics.{key}"), cell(&m[key])));
     }

@@ -7,6 +7,10 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
     process::{Command, Output, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU16, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -16,6 +20,11 @@ use crate::support::{BIN, Running, free_port, login, start_hookmq};
 
 /// An HTTP receiver answering `200 ok` to everything, on a thread.
 fn receiver() -> u16 {
+    receiver_answering(Arc::new(AtomicU16::new(200)))
+}
+
+/// An HTTP receiver answering with the status `status` holds at the time, on a thread.
+fn receiver_answering(status: Arc<AtomicU16>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || {
@@ -36,9 +45,11 @@ fn receiver() -> u16 {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let answer = format!(
+                "HTTP/1.1 {} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                status.load(Ordering::Relaxed)
+            );
+            let _ = reader.get_mut().write_all(answer.as_bytes());
         }
     });
     port
@@ -342,4 +353,93 @@ async fn ctl_manages_webhooks_and_clients() {
         unreachable.starts_with("error: cannot reach the API at "),
         "{unreachable}"
     );
+}
+
+#[tokio::test]
+async fn ctl_lists_replays_and_purges_dead_letters() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mqtt, dashboard) = (free_port(), free_port());
+    let _node = start_hookmq(&dir.path().join("data"), mqtt, dashboard, &[]);
+    let api = format!("http://127.0.0.1:{dashboard}");
+    let env = [
+        ("HOOKMQ_API", api.as_str()),
+        ("HOOKMQ_USERNAME", "admin"),
+        ("HOOKMQ_PASSWORD", "public"),
+    ];
+    let status = Arc::new(AtomicU16::new(404));
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        receiver_answering(Arc::clone(&status))
+    );
+    ok(&ctl(
+        &[
+            "webhooks",
+            "create",
+            "--name",
+            "dl",
+            "--url",
+            &url,
+            "--events",
+            "message.publish",
+        ],
+        &env,
+    ));
+    for n in 0..2 {
+        let published = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &mqtt.to_string(),
+                "-t",
+                "t/dl",
+                "-q",
+                "1",
+            ])
+            .args(["-m", &format!("m{n}")])
+            .status()
+            .expect("mosquitto_pub runs");
+        assert!(published.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = ok(&ctl(&["webhooks", "dead-letters", "list", "dl"], &env));
+        if listed.contains("page 1 of 2 dead letters") {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rows: Vec<&str> = listed.lines().filter(|l| !l.starts_with("page ")).collect();
+    assert_eq!(rows.len(), 3, "a header and two rows: {listed}");
+    column_aligned(&rows.join("\n"), "REASON");
+    assert!(
+        listed.contains("message.publish") && listed.contains("404"),
+        "{listed}"
+    );
+    let json: Value = serde_json::from_str(&ok(&ctl(
+        &[
+            "--json",
+            "webhooks",
+            "dead-letters",
+            "list",
+            "dl",
+            "--limit",
+            "1",
+        ],
+        &env,
+    )))
+    .expect("json");
+    let newest = json["data"][0]["id"].as_u64().expect("id").to_string();
+
+    status.store(200, Ordering::Relaxed);
+    let replayed = ok(&ctl(
+        &["webhooks", "dead-letters", "replay", "dl", "--id", &newest],
+        &env,
+    ));
+    assert_eq!(replayed.trim(), "dl: 1 replayed, 0 left");
+    let purged = ok(&ctl(&["webhooks", "dead-letters", "purge", "dl"], &env));
+    assert_eq!(purged.trim(), "dl: 1 dead letters deleted");
+    let missing = fails(&ctl(&["webhooks", "dead-letters", "list", "nope"], &env));
+    assert!(missing.contains("404"), "{missing}");
 }
