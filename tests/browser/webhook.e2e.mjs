@@ -165,6 +165,27 @@ try {
     await page.getByTestId('webhook-note').getByText(`${NOTE} (edited)`).waitFor();
   });
 
+  await step('events the receiver refuses become dead letters; Replay all delivers them once it accepts', async () => {
+    const refuse = (on) => fetch(new URL('/__refuse', RECEIVER), { method: 'POST', body: on ? 'on' : 'off' });
+    await refuse(true);
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', MQTT_PORT, '-t', 't/refused', '-m', 'refused once'], { encoding: 'utf8', timeout: 10_000 });
+    expect(pub.status === 0, `mosquitto_pub failed: ${pub.stderr || pub.error}`);
+    const card = page.getByTestId('dead-letters');
+    const rows = card.getByTestId('dead-letter-row');
+    await rows.first().waitFor({ timeout: 15_000 });
+    const first = await rows.first().textContent();
+    expect(first.includes('400'), `the row shows the receiver's 400: ${first}`);
+    await card.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(SHOTS, 'webhook-dead-letters.png'), fullPage: true });
+    await refuse(false);
+    const before = (await received()).length;
+    await card.getByTestId('dead-letters-replay').click();
+    await card.getByTestId('dead-letters-empty').waitFor({ state: 'visible', timeout: 15_000 });
+    const replayed = (await received()).slice(before).map((r) => JSON.parse(r.body));
+    expect(replayed.some((e) => e.event === 'message.publish' && e.payload === 'refused once'),
+      `the refused message.publish was delivered after the replay: ${replayed.map((e) => e.event).join(', ')}`);
+  });
+
   await step('disable it with the switch in the list', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
     await page.waitForURL(/\/webhooks$/);

@@ -45,6 +45,7 @@ static ASSETS: &[(&str, &[u8])] = assets![
     "js/format.js",
     "js/poll.js",
     "js/pages/clients.js",
+    "js/pages/dead_letters.js",
     "js/pages/login.js",
     "js/pages/overview.js",
     "js/pages/subscriptions.js",

@@ -1,5 +1,5 @@
 // A webhook's details: live metrics (counts, rates, latency) with charts, its settings in
-// short, and the last failures with their reason. Polls every 2 s.
+// short, the last failures with their reason, and its dead letters. Polls every 2 s.
 
 import { api, ApiError, enc } from '../api.js';
 import { BarChart, LineChart, RateMeter } from '../chart.js';
@@ -8,6 +8,7 @@ import { badge, h, mount, setText, setToggle, stat, toggle } from '../dom.js';
 import { titleOf } from '../events.js';
 import { ms, num, rate, time } from '../format.js';
 import { poll } from '../poll.js';
+import { deadLettersCard } from './dead_letters.js';
 import { CRUMBS, deleteWebhook, setEnabled, statusOf, triggerSummary } from './webhooks.js';
 
 export async function render(ctx) {
@@ -135,6 +136,7 @@ export async function render(ctx) {
       h('th', null, 'Reason'), h('th', { class: 'num' }, 'Attempts'))),
     failures);
   const problem = h('div', { class: 'notice error hidden', role: 'alert' });
+  const deadLetters = deadLettersCard(name, () => refresh());
 
   mount(ctx.el, head, probe, problem,
     h('div', { class: 'cards tight' }, Object.values(cards).map((c) => c.el)),
@@ -143,7 +145,8 @@ export async function render(ctx) {
     h('div', { class: 'grid2' },
       latencyCard,
       h('div', { class: 'card' }, h('h2', null, 'Settings'), props)),
-    h('div', { class: 'card' }, h('h2', null, 'Last failures'), h('div', { class: 'table-wrap' }, failuresTable), failuresEmpty));
+    h('div', { class: 'card' }, h('h2', null, 'Last failures'), h('div', { class: 'table-wrap' }, failuresTable), failuresEmpty),
+    deadLetters.el);
 
   const chart = new LineChart(chartCard, {
     series: [{ name: 'Success/s' }, { name: 'Failed/s' }, { name: 'Matched/s' }],
@@ -195,6 +198,10 @@ export async function render(ctx) {
       h('td', null, f.status ?? '—'),
       h('td', null, f.reason),
       h('td', { class: 'num' }, num(f.attempts)))));
+
+    deadLetters.refresh(m.dead_letters ?? 0).catch((error) => {
+      if (error.status === 401) throw error;
+    });
 
     const perSecond = meter.next([m.success, m.failed, m.matched]);
     if (perSecond) chart.push(new Date(), perSecond);
