@@ -13,14 +13,21 @@
 //! acknowledgement is never written before the event itself: both go through one writer,
 //! events first.
 //!
-//! A segment with one long-lived event (a client whose receiver keeps failing while other
-//! clients' events flow) stays on disk with everything acknowledged around it, until that
-//! event ends; the bytes count against the webhook's bound until then.
+//! Segments are deleted oldest first only: an acknowledgement in a segment may be of an event
+//! in that segment or an older one, so deleting a segment behind a live one could lose the
+//! acknowledgements of the older one's events. A long-lived event (a client whose receiver
+//! keeps failing while other clients' events flow) would so hold every segment written after
+//! it; **compaction** (see `compact`) copies the few live events of the oldest segment into
+//! the current one instead, so it can go. A copied ("relocated") event keeps its sequence
+//! number, which is below the bitmap range of the segment it now lives in: the log keeps a map
+//! of where relocated events are, and recovery takes an event record whose sequence number is
+//! not above every one read before it for such a copy (the newest copy wins).
 
+mod compact;
 mod segment;
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     fs::{self, File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
@@ -33,12 +40,17 @@ use segment::{End, Record, SegmentData};
 pub struct LogOptions {
     /// A segment takes appends until it holds this many bytes; then a new one starts.
     pub segment_bytes: u64,
+    /// Whether [`SegmentLog::sync`] copies the live events of the oldest segment forward, so
+    /// it can be deleted, when it is mostly dead or holds back much garbage (see the
+    /// `compact` module). On by default.
+    pub compaction: bool,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
         Self {
             segment_bytes: 64 << 20,
+            compaction: true,
         }
     }
 }
@@ -148,9 +160,47 @@ impl Live {
 struct Segment {
     number: u64,
     path: PathBuf,
-    /// Events from this sequence number on are in this segment or a newer one.
+    /// Events from this sequence number on are in this segment or a newer one (relocated
+    /// copies aside).
     live: Live,
+    /// Relocated events whose live copy is in this segment (in [`SegmentLog::relocated`]).
+    relocated: u64,
+    /// Event records written to this segment, relocated copies included.
+    events: u64,
+    /// Bytes of those event records (so the live events' share of the file can be guessed).
+    event_bytes: u64,
     bytes: u64,
+}
+
+impl Segment {
+    /// Events whose live copy is in this segment.
+    const fn live_events(&self) -> u64 {
+        self.live.count + self.relocated
+    }
+
+    /// Nothing live is left: the segment can go once every older one has.
+    const fn finished(&self) -> bool {
+        self.live_events() == 0
+    }
+
+    /// A segment of only a header, whose events start at `first_seq`.
+    fn new(number: u64, path: PathBuf, first_seq: u64) -> Self {
+        Self {
+            number,
+            path,
+            live: Live::new(first_seq),
+            relocated: 0,
+            events: 0,
+            event_bytes: 0,
+            bytes: segment::HEADER_LEN as u64,
+        }
+    }
+
+    /// Counts an event record of `payload_len` bytes of payload written to the segment.
+    const fn count_event(&mut self, payload_len: usize) {
+        self.events += 1;
+        self.event_bytes += segment::event_len(payload_len);
+    }
 }
 
 /// The log of one webhook's queue. Appends are written by [`SegmentLog::append`] and made
@@ -170,6 +220,16 @@ pub struct SegmentLog {
     out: Vec<u8>,
     /// The highest sequence number appended.
     last_seq: u64,
+    /// Relocated live events (copied forward by compaction, so below the bitmap range of the
+    /// segment holding them): sequence number to the number of that segment.
+    relocated: HashMap<u64, u64>,
+    /// Bytes appended since the last sync (compaction may copy about twice as much).
+    unsynced: u64,
+    /// How far compaction has read the oldest segment: its number and the offset of the
+    /// next record to look at.
+    cursor: Option<(u64, u64)>,
+    /// Compaction steps that failed (logged once, then every thousandth).
+    compaction_failures: u64,
     /// Segments created or deleted since the directory was last synced.
     dir_dirty: bool,
     /// A write or sync failed and the current segment's end could not be restored: the
@@ -197,9 +257,11 @@ impl SegmentLog {
         numbers.sort_unstable();
         let mut recovered = Recovered::default();
         let mut older: Vec<Segment> = Vec::new();
+        let mut relocated = HashMap::new();
         let (mut epoch, mut last_seq) = (None, 0);
-        // First pass: which events are live (an event's acknowledgement may be in any later
-        // segment), and where each segment's valid records end.
+        // First pass: which events are live and where (an event's acknowledgement may be in
+        // any later segment, and so may a newer copy of it), and where each segment's valid
+        // records end.
         for (number, path) in &numbers {
             let data = SegmentData::read(path).map_err(JournalError::io(path))?;
             let Some(segment_epoch) = data.epoch() else {
@@ -211,49 +273,60 @@ impl SegmentLog {
                 return Err(JournalError::Foreign(path.clone()));
             };
             epoch.get_or_insert(segment_epoch);
-            let mut live = Live::new(last_seq + 1);
+            let mut segment = Segment::new(*number, path.clone(), last_seq + 1);
             let end = data.records(|record| match record {
-                Record::Event { seq, .. } => {
-                    if live.words.is_empty() {
-                        // The bitmap starts at the segment's first event (older segments
-                        // may be gone, leaving a gap before it).
-                        live = Live::new(seq);
+                Record::Event { seq, payload } => {
+                    segment.count_event(payload.len());
+                    if seq > last_seq {
+                        if segment.live.words.is_empty() {
+                            // The bitmap starts at the segment's first event (older segments
+                            // may be gone, leaving a gap before it).
+                            segment.live = Live::new(seq);
+                        }
+                        segment.live.insert(seq);
+                        last_seq = seq;
+                    } else {
+                        // Sequence numbers only grow as events are appended, so this is a copy
+                        // that compaction made of a live event: it replaces the older copy (if
+                        // that is still on disk, its deletion was cut short by a crash). No
+                        // acknowledgement of the event comes before the copy, as only live
+                        // events are copied; later ones apply to the copy.
+                        forget(&mut older, &mut segment, &mut relocated, seq);
+                        relocated.insert(seq, segment.number);
+                        segment.relocated += 1;
                     }
-                    live.insert(seq);
-                    last_seq = last_seq.max(seq);
                 }
                 Record::Acks(body) => {
                     for seq in segment::acked(body) {
-                        acknowledge(&mut older, &mut live, seq);
+                        forget(&mut older, &mut segment, &mut relocated, seq);
                     }
                 }
             });
-            let mut bytes = data.len();
+            segment.bytes = data.len();
             if let End::Invalid { offset, reason } = end {
-                cut(path, offset, bytes, reason, &mut recovered)?;
-                bytes = offset;
+                cut(path, offset, segment.bytes, reason, &mut recovered)?;
+                segment.bytes = offset;
             }
-            older.push(Segment {
-                number: *number,
-                path: path.clone(),
-                live,
-                bytes,
-            });
+            older.push(segment);
         }
-        // Second pass: the payloads of the live events, oldest first.
+        // Second pass: the payloads of the live events.
         for segment in &older {
-            if segment.live.count == 0 {
+            if segment.finished() {
                 continue;
             }
             let data = SegmentData::read(&segment.path).map_err(JournalError::io(&segment.path))?;
             data.records(|record| {
                 if let Record::Event { seq, payload } = record
-                    && segment.live.contains(seq)
+                    && (segment.live.contains(seq) || relocated.get(&seq) == Some(&segment.number))
                 {
                     recovered.live.push((seq, payload.to_vec()));
                 }
             });
         }
+        // Relocated copies come after newer events; each event is live in one place only, so
+        // the dedup is a safeguard.
+        recovered.live.sort_by_key(|(seq, _)| *seq);
+        recovered.live.dedup_by_key(|(seq, _)| *seq);
         let next_number = numbers.last().map_or(1, |(number, _)| number + 1);
         let epoch = epoch.unwrap_or_else(rand::random);
         let (file, current) = create_segment(dir, next_number, epoch, last_seq + 1)?;
@@ -266,6 +339,10 @@ impl SegmentLog {
             file,
             out: Vec::new(),
             last_seq,
+            relocated,
+            unsynced: 0,
+            cursor: None,
+            compaction_failures: 0,
             dir_dirty: true,
             broken: false,
         };
@@ -318,20 +395,28 @@ impl SegmentLog {
             return Err(JournalError::io(&self.current.path)(error));
         }
         self.current.bytes += self.out.len() as u64;
-        for (seq, _) in events {
+        self.unsynced += self.out.len() as u64;
+        for (seq, payload) in events {
             self.current.live.insert(*seq);
+            self.current.count_event(payload.len());
             self.last_seq = *seq;
         }
+        let older = self.older.make_contiguous();
         for seq in acks {
-            acknowledge(self.older.make_contiguous(), &mut self.current.live, *seq);
+            forget(older, &mut self.current, &mut self.relocated, *seq);
         }
         Ok(())
     }
 
-    /// Makes every append so far durable, then deletes segments with nothing live.
+    /// Makes every append so far durable, then deletes the oldest segments while they have
+    /// nothing live, and compacts the oldest one left if it is worth it (see the `compact`
+    /// module: one step reads at most `max(segment_bytes / 8, 2 × the bytes appended since
+    /// the last sync)` of it, copies its live events among them with one write and one more
+    /// `fdatasync`, and deletes it once none is left).
     ///
     /// # Errors
-    /// [`JournalError::Io`] if syncing or deleting fails.
+    /// [`JournalError::Io`] if syncing or deleting fails. A failed compaction step is logged
+    /// but not returned: what was appended is durable all the same.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         if let Err(error) = self.file.sync_data() {
             // After a failed sync the kernel may have dropped the written pages: appends go
@@ -339,15 +424,33 @@ impl SegmentLog {
             self.broken = true;
             return Err(JournalError::io(&self.current.path)(error));
         }
-        while self.older.front().is_some_and(|s| s.live.count == 0) {
+        let appended = std::mem::take(&mut self.unsynced);
+        self.delete_finished()?;
+        if self.options.compaction
+            && let Err(error) = self.compact(appended)
+        {
+            // A nearly full disk may fail every step: once, then every thousandth.
+            if self.compaction_failures.is_multiple_of(1000) {
+                tracing::warn!(%error, failures = self.compaction_failures + 1,
+                    "journal: compaction failed (what was appended is durable); it goes on at the next sync");
+            }
+            self.compaction_failures += 1;
+        }
+        self.delete_finished()?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest segments while they have nothing live.
+    fn delete_finished(&mut self) -> Result<(), JournalError> {
+        while self.older.front().is_some_and(Segment::finished) {
             if let Some(done) = self.older.pop_front() {
                 remove_file(&done.path)?;
                 self.dir_dirty = true;
             }
-        }
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
         }
         Ok(())
     }
@@ -370,10 +473,34 @@ impl SegmentLog {
     }
 }
 
-/// Acknowledges `seq` in whichever of `older` or `current` holds it.
-fn acknowledge(older: &mut [Segment], current: &mut Live, seq: u64) {
-    if seq >= current.base {
-        current.remove(seq);
+/// Forgets the live copy of event `seq` (acknowledged, or replaced by a newer copy at
+/// recovery): a relocated one first, else the bit in the bitmap of the segment whose range
+/// holds it, among `older` and `current`.
+fn forget(
+    older: &mut [Segment],
+    current: &mut Segment,
+    relocated: &mut HashMap<u64, u64>,
+    seq: u64,
+) {
+    // Without a stuck event the map is empty: no hashing on the usual path.
+    if !relocated.is_empty()
+        && let Some(number) = relocated.remove(&seq)
+    {
+        let holder = if current.number == number {
+            Some(current)
+        } else {
+            older
+                .binary_search_by_key(&number, |s| s.number)
+                .ok()
+                .and_then(|i| older.get_mut(i))
+        };
+        if let Some(holder) = holder {
+            holder.relocated -= 1;
+        }
+        return;
+    }
+    if seq >= current.live.base {
+        current.live.remove(seq);
         return;
     }
     // Segments hold increasing ranges: the holder is the last one starting at or before seq.
@@ -399,13 +526,7 @@ fn create_segment(
     file.write_all(&segment::header(epoch))
         .and_then(|()| file.sync_data())
         .map_err(JournalError::io(&path))?;
-    let segment = Segment {
-        number,
-        path,
-        live: Live::new(first_seq),
-        bytes: segment::HEADER_LEN as u64,
-    };
-    Ok((file, segment))
+    Ok((file, Segment::new(number, path, first_seq)))
 }
 
 /// Cuts segment `path` (of `len` bytes) at `offset`, logging it.

@@ -148,30 +148,73 @@ impl SegmentData {
             let Some(frame) = bytes.get(at..at + FRAME_LEN) else {
                 return invalid("a record header cut short");
             };
-            let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-            let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-            if len == 0 || len > MAX_BODY {
-                return invalid("an impossible record length");
-            }
+            let (len, crc) = match frame_fields(frame) {
+                Ok(fields) => fields,
+                Err(reason) => return invalid(reason),
+            };
             let Some(body) = bytes.get(at + FRAME_LEN..at + FRAME_LEN + len) else {
                 return invalid("a record cut short");
             };
-            if crc32fast::hash(body) != crc {
-                return invalid("a record whose checksum does not match");
-            }
-            match (body[0], &body[1..]) {
-                (EVENT, rest) if rest.len() >= 8 => {
-                    let (seq, payload) = rest.split_at(8);
-                    let seq = u64::from_le_bytes(seq.try_into().unwrap_or([0; 8]));
-                    each(Record::Event { seq, payload });
-                }
-                (ACKS, rest) if rest.len() % 8 == 0 => each(Record::Acks(rest)),
-                _ => return invalid("a record of an unknown kind"),
+            match parse(body, crc) {
+                Ok(record) => each(record),
+                Err(reason) => return invalid(reason),
             }
             at += FRAME_LEN + len;
         }
         End::Clean
     }
+}
+
+/// The body length and checksum in a record's frame, if the length is possible.
+fn frame_fields(frame: &[u8]) -> Result<(usize, u32), &'static str> {
+    let field = |at: usize| {
+        frame
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    let len = field(0) as usize;
+    if len == 0 || len > MAX_BODY {
+        return Err("an impossible record length");
+    }
+    Ok((len, field(4)))
+}
+
+/// The record in `body`, if its checksum matches and its kind is known.
+fn parse(body: &[u8], crc: u32) -> Result<Record<'_>, &'static str> {
+    if crc32fast::hash(body) != crc {
+        return Err("a record whose checksum does not match");
+    }
+    match body.split_first() {
+        Some((&EVENT, rest)) if rest.len() >= 8 => {
+            let (seq, payload) = rest.split_at(8);
+            let seq = u64::from_le_bytes(seq.try_into().unwrap_or([0; 8]));
+            Ok(Record::Event { seq, payload })
+        }
+        Some((&ACKS, rest)) if rest.len() % 8 == 0 => Ok(Record::Acks(rest)),
+        _ => Err("a record of an unknown kind"),
+    }
+}
+
+/// Reads the next record from `reader` (positioned at a record's start) into `body`,
+/// checked like [`SegmentData::records`] checks them; returns its bytes in the file and it.
+pub(super) fn read_record<'b>(
+    reader: &mut impl Read,
+    body: &'b mut Vec<u8>,
+) -> io::Result<(u64, Record<'b>)> {
+    let invalid = |reason| io::Error::new(io::ErrorKind::InvalidData, reason);
+    let mut frame = [0; FRAME_LEN];
+    reader.read_exact(&mut frame)?;
+    let (len, crc) = frame_fields(&frame).map_err(invalid)?;
+    body.resize(len, 0);
+    reader.read_exact(body)?;
+    let record = parse(body, crc).map_err(invalid)?;
+    Ok(((FRAME_LEN + len) as u64, record))
+}
+
+/// Bytes an event record of `payload_len` payload bytes takes in a segment.
+pub(super) const fn event_len(payload_len: usize) -> u64 {
+    (FRAME_LEN + 1 + 8 + payload_len) as u64
 }
 
 #[cfg(test)]
@@ -225,6 +268,29 @@ mod tests {
         let (events, _, end) = read_all(&segment(flipped));
         assert_eq!(events.len(), 2);
         assert!(matches!(end, End::Invalid { reason, .. } if reason.contains("checksum")));
+    }
+
+    #[test]
+    fn records_are_read_one_by_one_from_a_reader_and_checked() {
+        let mut bytes = Vec::new();
+        put_event(&mut bytes, 5, b"five");
+        put_acks(&mut bytes, &[5]);
+        let mut reader = bytes.as_slice();
+        let mut body = Vec::new();
+        let (len, record) = read_record(&mut reader, &mut body).expect("event");
+        assert_eq!(len, event_len(4));
+        assert_eq!(
+            record,
+            Record::Event {
+                seq: 5,
+                payload: b"five"
+            }
+        );
+        let (_, record) = read_record(&mut reader, &mut body).expect("acks");
+        assert!(matches!(record, Record::Acks(seqs) if acked(seqs).eq([5])));
+        bytes[FRAME_LEN + 3] ^= 1;
+        let error = read_record(&mut bytes.as_slice(), &mut body).expect_err("corrupt");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
