@@ -167,6 +167,9 @@ pub(crate) struct WebhookSpecDoc {
     /// At most this many retries after the first attempt (default none: only
     /// `retry_max_age` ends retries).
     max_retries: Option<u32>,
+    /// After 5 failures in a row, one request probes the receiver this often (default
+    /// `15s`) until it answers.
+    health_check_interval: Option<String>,
     /// First retry delay (default `1s`).
     retry_backoff: Option<String>,
     /// Longest retry delay (default `60s`).
@@ -189,6 +192,35 @@ pub(crate) struct WebhookStatusDoc {
     spec: WebhookSpecDoc,
     /// Its metrics now.
     metrics: MetricsDoc,
+    /// Its receiver's status.
+    status: HealthDoc,
+}
+
+/// What a webhook knows of its receiver.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum HealthStateDoc {
+    /// No answer yet.
+    Connecting,
+    /// It answers.
+    Connected,
+    /// It failed 5 attempts in a row: the circuit is open and one request probes it every
+    /// `health_check_interval`.
+    Disconnected,
+}
+
+/// A webhook's receiver status.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthDoc {
+    /// The state.
+    state: HealthStateDoc,
+    /// Why the last failed attempt failed.
+    last_error: Option<String>,
+    /// Retryable failures in a row.
+    failures_in_a_row: u32,
+    /// Since when the state holds, ms since the epoch.
+    since: u64,
 }
 
 /// Latency in milliseconds, estimated from a histogram.

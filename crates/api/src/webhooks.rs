@@ -66,7 +66,7 @@ fn restore_secrets(mut spec: WebhookSpec, current: &WebhookSpec) -> WebhookSpec 
 fn shown(status: WebhookStatus) -> WebhookStatus {
     WebhookStatus {
         spec: redact(status.spec),
-        metrics: status.metrics,
+        ..status
     }
 }
 

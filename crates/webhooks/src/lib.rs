@@ -19,6 +19,8 @@
 //!   inspection and replay.
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
+//! - [`health`]: the receiver's status from the webhook's own attempts, and the circuit
+//!   that stops lanes hammering a receiver that keeps failing.
 //! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
 //!   of a connection's events (match, then one lock and one wake-up per lane).
 //! - [`store`]: each webhook's directory under the data directory (saved spec, counters,
@@ -35,6 +37,7 @@ pub mod client;
 pub mod deadletter;
 pub mod delivery;
 pub mod engine;
+pub mod health;
 pub mod journal;
 pub mod metrics;
 pub mod queue;

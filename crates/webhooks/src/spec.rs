@@ -130,6 +130,9 @@ const fn pipelining() -> usize {
 fn retry_max_age() -> Duration {
     secs(86_400)
 }
+fn health_check_interval() -> Duration {
+    secs(15)
+}
 const fn queue_capacity() -> usize {
     10_000
 }
@@ -213,6 +216,10 @@ pub struct WebhookSpec {
     /// `retry_max_age` ends retries.
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// Once the receiver has failed 5 attempts in a row its circuit opens (`disconnected`):
+    /// lanes stop sending and one request probes it this often until it answers.
+    #[serde(default = "health_check_interval", with = "duration")]
+    pub health_check_interval: Duration,
     /// First retry delay; doubled each retry, with ±20% jitter.
     #[serde(default = "retry_backoff", with = "duration")]
     pub retry_backoff: Duration,
@@ -289,6 +296,7 @@ impl WebhookSpec {
             ordered: true,
             retry_max_age: retry_max_age(),
             max_retries: None,
+            health_check_interval: health_check_interval(),
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),
             queue_capacity: queue_capacity(),
@@ -389,6 +397,7 @@ impl WebhookSpec {
             ("request_timeout", self.request_timeout),
             ("retry_backoff", self.retry_backoff),
             ("retry_max_age", self.retry_max_age),
+            ("health_check_interval", self.health_check_interval),
         ] {
             if value.is_zero() {
                 return Err(SpecError::new(field, "must be longer than 0"));
@@ -400,6 +409,11 @@ impl WebhookSpec {
             ("retry_backoff", self.retry_backoff, MAX_BACKOFF),
             ("retry_max_backoff", self.retry_max_backoff, MAX_BACKOFF),
             ("retry_max_age", self.retry_max_age, MAX_RETRY_AGE),
+            (
+                "health_check_interval",
+                self.health_check_interval,
+                MAX_TIMEOUT,
+            ),
         ] {
             if value > max {
                 return Err(SpecError::new(

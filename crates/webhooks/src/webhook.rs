@@ -19,6 +19,7 @@ use crate::{
     deadletter::{self, DeadLetter, DeadLetterStore, LastAttempt},
     delivery::{Stop, run_lane},
     engine::EngineError,
+    health::Health,
     journal::JournalError,
     metrics::{BufferState, Metrics, failure},
     queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
@@ -199,6 +200,8 @@ pub(crate) struct Webhook {
     dead_letter_writer: Arc<Notify>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
+    /// The receiver's status and circuit (shared with earlier versions too).
+    pub(crate) health: Arc<Health>,
     /// Round-robin cursor for unordered webhooks.
     next_lane: std::sync::atomic::AtomicUsize,
     stop: Stop,
@@ -238,6 +241,10 @@ impl Webhook {
             ),
         };
         let (queue, journal, recovered) = plan_queue(&spec, previous, files)?;
+        let health = previous.map_or_else(
+            || Arc::new(Health::new(&spec.name)),
+            |old| Arc::clone(&old.health),
+        );
         let metrics = match previous {
             Some(old) => Arc::clone(&old.metrics),
             None => Arc::new(
@@ -258,6 +265,7 @@ impl Webhook {
             dead_letters,
             dead_letter_writer: Arc::clone(dead_letter_writer),
             metrics,
+            health,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: Stop {
                 now: CancellationToken::new(),

@@ -175,7 +175,9 @@ async fn the_document_matches_the_routes() {
     assert_eq!(status, StatusCode::CREATED);
     let mut spec_fields = keys(&webhook);
     assert!(spec_fields.remove("metrics"));
+    assert!(spec_fields.remove("status"));
     assert_eq!(spec_fields, properties(&document, "WebhookSpecDoc"));
+    assert_eq!(keys(&webhook["status"]), properties(&document, "HealthDoc"));
     assert_eq!(
         keys(&webhook["metrics"]),
         properties(&document, "MetricsDoc")

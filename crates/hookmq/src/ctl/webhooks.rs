@@ -242,9 +242,15 @@ fn list_table(list: &Value) -> String {
         .iter()
         .map(|w| {
             let m = &w["metrics"];
+            let status = if w["enable"] == false {
+                "disabled".to_owned()
+            } else {
+                cell(&w["status"]["state"])
+            };
             vec![
                 cell(&w["name"]),
                 cell(&w["enable"]),
+                status,
                 cell(&w["method"]).to_uppercase(),
                 cell(&w["url"]),
                 cell(&w["events"]),
@@ -259,7 +265,7 @@ fn list_table(list: &Value) -> String {
     }
     table(
         &[
-            "NAME", "ENABLED", "METHOD", "URL", "EVENTS", "SUCCESS", "FAILED", "QUEUING",
+            "NAME", "ENABLED", "STATUS", "METHOD", "URL", "EVENTS", "SUCCESS", "FAILED", "QUEUING",
         ],
         &rows,
     )
@@ -285,7 +291,9 @@ fn details(webhook: &Value) -> String {
         items.extend(
             object
                 .iter()
-                .filter(|(k, _)| *k != "metrics" && !FIRST.contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    !["metrics", "status"].contains(&k.as_str()) && !FIRST.contains(&k.as_str())
+                })
                 .map(|(k, v)| (k.clone(), cell(v))),
         );
     }
@@ -314,6 +322,10 @@ fn details(webhook: &Value) -> String {
             cell(&latency["count"])
         ),
     ));
+    items.push(("status".into(), cell(&webhook["status"]["state"])));
+    if let Some(error) = webhook["status"]["last_error"].as_str() {
+        items.push(("status.last_error".into(), error.to_owned()));
+    }
     if let Some(failure) = m["last_failures"].as_array().and_then(|f| f.first()) {
         items.push(("metrics.last_failure".into(), cell(&failure["reason"])));
     }

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{Answer, LaneSender, Pipe, SendError},
+    health::Permit,
     metrics::Metrics,
     queue::Queued,
     render::RenderedRequest,
@@ -149,6 +150,25 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
                 () = queue.wait(this.lane) => continue,
             }
         }
+        if this.has_unsent()
+            && let Permit::Wait(wait) = this
+                .webhook
+                .health
+                .permit(this.webhook.spec.health_check_interval)
+        {
+            // The circuit is open and another lane probes: nothing goes out until it closes.
+            this.go_back();
+            if stop.finish.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                biased;
+                () = stop.now.cancelled() => return,
+                () = stop.finish.cancelled() => {}
+                () = this.webhook.health.wait_closed(wait) => {}
+            }
+            continue;
+        }
         let exchanged = tokio::select! {
             biased;
             () = stop.now.cancelled() => {
@@ -237,6 +257,14 @@ impl Lane {
                 pipe: Some(pipe), ..
             } if pipe.answered > 0 => self.webhook.spec.pipelining,
             _ => 1,
+        }
+    }
+
+    /// Whether the window holds a request not yet sent.
+    fn has_unsent(&self) -> bool {
+        match &self.transport {
+            Transport::Pipelined { out, .. } => !out.is_empty(),
+            Transport::Pooled(_) => self.window.front().is_some_and(|f| f.request.is_some()),
         }
     }
 
@@ -333,6 +361,17 @@ impl Lane {
         let webhook = Arc::clone(&self.webhook);
         if result.is_ok() {
             webhook.metrics.latency(sent.elapsed());
+        }
+        if retry::reached(&result) {
+            webhook.health.answered();
+        } else {
+            let error = match &result {
+                Ok(answer) => format!("HTTP {}", answer.status),
+                Err(error) => error.to_string(),
+            };
+            webhook
+                .health
+                .failed(&error, webhook.spec.health_check_interval);
         }
         item.attempts += 1;
         match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {

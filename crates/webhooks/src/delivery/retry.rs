@@ -116,6 +116,19 @@ pub fn backoff(initial: Duration, max: Duration, retry: u32, after: Option<Durat
     }
 }
 
+/// Whether an attempt reached the receiver: it answered with a status that is not worth
+/// retrying (2xx, or a refusal). Connection errors, timeouts, TLS refusals, 408, 429 and
+/// 5xx did not.
+pub(crate) fn reached(result: &Result<Answer, SendError>) -> bool {
+    match result {
+        Ok(answer) => {
+            matches!(classify(result), Outcome::Success | Outcome::Fail { .. })
+                && !answer.status.is_server_error()
+        }
+        Err(_) => false,
+    }
+}
+
 /// How an attempt ends for its event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{HttpClient, RESPONSE_KEPT},
+    health::HealthSnapshot,
     metrics::MetricsSnapshot,
     render::Renderer,
     samples,
@@ -64,6 +65,8 @@ pub struct WebhookStatus {
     pub spec: WebhookSpec,
     /// Its metrics now.
     pub metrics: MetricsSnapshot,
+    /// Its receiver's status (`connecting`, `connected`, `disconnected`) and last error.
+    pub status: HealthSnapshot,
 }
 
 /// What a test request found.
@@ -405,6 +408,7 @@ impl WebhookEngine {
         self.find(name).map(|w| WebhookStatus {
             spec: w.spec.clone(),
             metrics: w.metrics(),
+            status: w.health.snapshot(),
         })
     }
 
@@ -419,6 +423,7 @@ impl WebhookEngine {
             .map(|w| WebhookStatus {
                 spec: w.spec.clone(),
                 metrics: w.metrics(),
+                status: w.health.snapshot(),
             })
             .collect()
     }

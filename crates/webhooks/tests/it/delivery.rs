@@ -118,6 +118,8 @@ async fn retries_end_when_the_event_is_too_old() {
             s.retry_backoff = Duration::from_millis(50);
             s.retry_max_backoff = Duration::from_millis(200);
             s.retry_max_age = Duration::from_secs(1);
+            // The circuit opens after 5 failures; probes then come as often as retries did.
+            s.health_check_interval = Duration::from_millis(100);
         })
         .await;
     let mut client = Mqtt::connect(stack.mqtt, "c").await;
@@ -649,4 +651,63 @@ async fn unordered_webhooks_spread_one_clients_events_over_lanes() {
         "one client, one request at a time"
     );
     assert!(unordered.peak_concurrency() > 1, "spread over lanes");
+}
+
+/// A receiver that keeps failing opens the circuit: its status turns `disconnected` with the
+/// last error, and instead of every lane retrying on its own backoff one request probes it
+/// per `health_check_interval`; when it answers again the circuit closes and everything
+/// queued goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_opens_the_circuit_and_is_probed_until_it_answers() {
+    use hookmq_webhooks::health::State;
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    stack
+        .webhook("flaky", &receiver.url("/"), |s| {
+            publish_only(s);
+            s.retry_backoff = Duration::from_millis(10);
+            s.retry_max_backoff = Duration::from_millis(20);
+            s.health_check_interval = Duration::from_millis(500);
+        })
+        .await;
+    for n in 0..8 {
+        let mut client = Mqtt::connect(stack.mqtt, &format!("c{n}")).await;
+        client.publish("t", QoS::AtLeastOnce, format!("{n}")).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = stack.engine.get("flaky").expect("webhook").status;
+        if status.state == State::Disconnected {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("503")),
+        "{status:?}"
+    );
+    // Lanes already backing off finish their current wait; then only probes go out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = receiver.requests().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = receiver.requests().len() - before;
+    assert!(
+        during <= 6,
+        "about one probe per 500 ms while open, not 8 lanes every 10-20 ms: {during}"
+    );
+    receiver.always(Reply::status(200));
+    stack
+        .wait_metrics("flaky", "everything delivered once it answers", |m| {
+            m.success == 8
+        })
+        .await;
+    assert_eq!(
+        stack.engine.get("flaky").expect("webhook").status.state,
+        State::Connected
+    );
 }

@@ -155,7 +155,6 @@ export async function render(ctx) {
   });
   const histogram = new BarChart(latencyCard, { height: 150, label: 'Requests by latency', testid: 'latency-chart', format: num });
   let meter = new RateMeter();
-  let previous = null;
 
   function show(w) {
     const m = w.metrics ?? {};
@@ -183,11 +182,11 @@ export async function render(ctx) {
     while (used > 8 && !buckets[used - 1]) used -= 1;
     histogram.set(labels.slice(0, used), buckets.slice(0, used));
 
-    const s = statusOf(w, previous);
+    const s = statusOf(w);
     mount(status, badge(s.text, s.kind));
+    status.title = s.title ?? '';
     setToggle(sw, w.enable);
     setText(head.querySelector('[data-testid="webhook-note"]'), w.description || 'No note');
-    previous = m;
 
     const list = m.last_failures ?? [];
     failuresTable.classList.toggle('hidden', list.length === 0);

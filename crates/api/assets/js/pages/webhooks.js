@@ -31,21 +31,13 @@ export function triggerSummary(spec) {
  * Health from the metrics: disabled, failing (the last poll saw failures and no success,
  * or a failure in the last minute with none delivered), or running.
  */
-export function statusOf(webhook, previous) {
+export function statusOf(webhook) {
   if (!webhook.enable) return { text: 'Disabled', kind: null };
-  const m = webhook.metrics ?? {};
-  const lastFailure = m.last_failures?.[0]?.at ?? 0;
-  if (previous) {
-    const failedMore = (m.failed ?? 0) > (previous.failed ?? 0);
-    const succeededMore = (m.success ?? 0) > (previous.success ?? 0);
-    if (failedMore && !succeededMore) return { text: 'Failing', kind: 'bad' };
-    if (succeededMore) return { text: 'Running', kind: 'good' };
-  }
-  if (lastFailure > Date.now() - 60_000 && (m.success ?? 0) === 0) return { text: 'Failing', kind: 'bad' };
-  if ((m.retried ?? 0) > 0 && (m.queuing ?? 0) + (m.inflight ?? 0) > 0 && lastFailure > Date.now() - 60_000) {
-    return { text: 'Retrying', kind: 'warn' };
-  }
-  return { text: 'Running', kind: 'good' };
+  const status = webhook.status ?? {};
+  if (status.state === 'disconnected') return { text: 'Disconnected', kind: 'bad', title: status.last_error };
+  if (status.state === 'connecting') return { text: 'Connecting', kind: 'warn', title: status.last_error };
+  if ((status.failures_in_a_row ?? 0) > 0) return { text: 'Retrying', kind: 'warn', title: status.last_error };
+  return { text: 'Connected', kind: 'good' };
 }
 
 export async function setEnabled(name, enable) {
@@ -135,7 +127,7 @@ export function render(ctx) {
           type: 'button', class: 'btn link danger', 'data-testid': 'webhook-delete',
           onclick: async () => { if (await deleteWebhook(name)) refresh(); },
         }, 'Delete')));
-    return { tr, cells, status, sw, previous: null };
+    return { tr, cells, status, sw };
   }
 
   function update(row, w) {
@@ -147,10 +139,10 @@ export function render(ctx) {
     setText(row.cells.success, num(m.success));
     setText(row.cells.failed, num(m.failed));
     setText(row.cells.rate, rate(m.rate));
-    const s = statusOf(w, row.previous);
+    const s = statusOf(w);
     mount(row.status, badge(s.text, s.kind));
+    row.status.title = s.title ?? '';
     setToggle(row.sw, w.enable);
-    row.previous = m;
   }
 
   async function refresh() {
