@@ -264,7 +264,7 @@ impl SegmentLog {
         // records end.
         for (number, path) in &numbers {
             let data = SegmentData::read(path).map_err(JournalError::io(path))?;
-            let Some(segment_epoch) = data.epoch() else {
+            let Some((segment_epoch, first_seq)) = data.header() else {
                 if data.len() < segment::HEADER_LEN as u64 {
                     // Created but never written: a crash right after the file appeared.
                     remove_file(path)?;
@@ -273,6 +273,8 @@ impl SegmentLog {
                 return Err(JournalError::Foreign(path.clone()));
             };
             epoch.get_or_insert(segment_epoch);
+            // Its events start there, even if everything before is gone.
+            last_seq = last_seq.max(first_seq.saturating_sub(1));
             let mut segment = Segment::new(*number, path.clone(), last_seq + 1);
             let end = data.records(|record| match record {
                 Record::Event { seq, payload } => {
@@ -523,7 +525,7 @@ fn create_segment(
         .append(true)
         .open(&path)
         .map_err(JournalError::io(&path))?;
-    file.write_all(&segment::header(epoch))
+    file.write_all(&segment::header(epoch, first_seq))
         .and_then(|()| file.sync_data())
         .map_err(JournalError::io(&path))?;
     Ok((file, Segment::new(number, path, first_seq)))

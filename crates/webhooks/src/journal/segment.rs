@@ -1,7 +1,7 @@
 //! One segment file: a header, then checksummed records.
 //!
 //! ```text
-//! header  b"HMQJRNL1" (8 bytes), epoch (u64 LE)
+//! header  b"HMQJRNL1" (8 bytes), epoch (u64 LE), first sequence number (u64 LE)
 //! record  length (u32 LE), CRC-32 of the body (u32 LE), body (`length` bytes)
 //! body    1, seq (u64 LE), payload          an event
 //!         2, seq (u64 LE) × n               acknowledgements
@@ -18,8 +18,9 @@ use std::{
 
 /// What every segment starts with.
 pub(super) const MAGIC: &[u8; 8] = b"HMQJRNL1";
-/// Header bytes: magic and epoch.
-pub(super) const HEADER_LEN: usize = 16;
+/// Header bytes: magic, epoch and the sequence number the segment's events start at (so
+/// numbers keep growing across restarts even once every event is acknowledged and gone).
+pub(super) const HEADER_LEN: usize = 24;
 /// Record framing bytes: length and checksum.
 pub(super) const FRAME_LEN: usize = 8;
 /// The largest body read back: anything longer is taken for corruption.
@@ -76,10 +77,11 @@ pub(super) fn acked(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
 }
 
 /// A segment's header bytes.
-pub(super) fn header(epoch: u64) -> [u8; HEADER_LEN] {
+pub(super) fn header(epoch: u64, first_seq: u64) -> [u8; HEADER_LEN] {
     let mut header = [0; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
-    header[8..].copy_from_slice(&epoch.to_le_bytes());
+    header[8..16].copy_from_slice(&epoch.to_le_bytes());
+    header[16..].copy_from_slice(&first_seq.to_le_bytes());
     header
 }
 
@@ -122,13 +124,15 @@ impl SegmentData {
         Ok(Self { bytes })
     }
 
-    /// The epoch in the header, if the header is whole and ours.
-    pub(super) fn epoch(&self) -> Option<u64> {
+    /// The epoch and first sequence number in the header, if the header is whole and ours.
+    pub(super) fn header(&self) -> Option<(u64, u64)> {
         let header = self.bytes.get(..HEADER_LEN)?;
         if &header[..8] != MAGIC {
             return None;
         }
-        Some(u64::from_le_bytes(header[8..].try_into().ok()?))
+        let epoch = u64::from_le_bytes(header[8..16].try_into().ok()?);
+        let first_seq = u64::from_le_bytes(header[16..].try_into().ok()?);
+        Some((epoch, first_seq))
     }
 
     /// Bytes in the file.
@@ -239,14 +243,14 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_a_torn_tail_ends_the_readable_part() {
-        let mut bytes = header(7).to_vec();
+        let mut bytes = header(7, 1).to_vec();
         put_event(&mut bytes, 1, b"one");
         put_event(&mut bytes, 2, b"");
         put_acks(&mut bytes, &[1, 2]);
         let whole = bytes.len();
         put_event(&mut bytes, 3, b"three");
         let data = segment(bytes.clone());
-        assert_eq!(data.epoch(), Some(7));
+        assert_eq!(data.header(), Some((7, 1)));
         let (events, acks, end) = read_all(&data);
         assert_eq!(
             events,

@@ -372,3 +372,25 @@ fn relocated_events_are_acknowledged_before_and_after_a_restart_and_move_again()
     let (_, recovered) = open(dir.path(), SEGMENT);
     assert!(recovered.live.is_empty());
 }
+
+/// Ids are made of the epoch and the sequence number: numbers keep growing across restarts
+/// even when everything was acknowledged and every segment holding an event is gone.
+#[test]
+fn sequence_numbers_never_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut log, _) = open(dir.path(), 1 << 20);
+    let epoch = log.epoch();
+    append(&mut log, 1..=3, &[]);
+    append(&mut log, [], &[1, 2, 3]);
+    drop(log);
+    for _ in 0..3 {
+        let (log, recovered) = open(dir.path(), 1 << 20);
+        assert!(recovered.live.is_empty());
+        assert_eq!((log.epoch(), log.last_seq()), (epoch, 3));
+    }
+    let (mut log, _) = open(dir.path(), 1 << 20);
+    append(&mut log, [4], &[]);
+    drop(log);
+    let (_, recovered) = open(dir.path(), 1 << 20);
+    assert_eq!(live_seqs(&recovered), [4]);
+}
