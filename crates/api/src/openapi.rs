@@ -108,6 +108,17 @@ pub(crate) enum BufferDoc {
     Memory,
 }
 
+/// What a disk buffer does at `max_buffer_bytes`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum OverflowDoc {
+    /// Drop the new event (the default).
+    DropNew,
+    /// Drop the oldest queued event.
+    DropOldest,
+}
+
 /// TLS settings for `https` URLs.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TlsDoc {
@@ -178,6 +189,11 @@ pub(crate) struct WebhookSpecDoc {
     queue_capacity: Option<u64>,
     /// Where queued events wait (default disk).
     buffer: Option<BufferDoc>,
+    /// Bytes of journal a disk buffer takes at most (default 1 GiB); past it, `overflow`.
+    max_buffer_bytes: Option<u64>,
+    /// At `max_buffer_bytes`: drop the new event (`drop_new`, the default) or the oldest
+    /// queued one (`drop_oldest`), counted in `dropped.queue_full`.
+    overflow: Option<OverflowDoc>,
     /// Bytes of dead letters kept at most (default 64 MiB); past it the oldest are dropped.
     max_dead_letter_bytes: Option<u64>,
     /// TLS settings.
@@ -303,6 +319,8 @@ pub(crate) struct BufferStateDoc {
     disk_bytes: u64,
     /// Events queued or in flight that are not yet on disk (written within milliseconds).
     unwritten: u64,
+    /// Queued events kept on disk only (past `queue_capacity` in memory).
+    on_disk_only: u64,
     /// Groups of events that could not be written (a full disk): they stay in memory.
     write_errors: u64,
 }

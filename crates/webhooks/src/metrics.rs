@@ -115,6 +115,8 @@ pub struct BufferState {
     pub disk_bytes: u64,
     /// Events queued or in flight not yet on disk (written within milliseconds).
     pub unwritten: u64,
+    /// Queued events kept on disk only (past `queue_capacity` in memory).
+    pub on_disk_only: u64,
     /// Groups of events that could not be written (a full disk): they stay in memory only.
     pub write_errors: u64,
 }

@@ -66,6 +66,18 @@ pub enum Buffer {
     Memory,
 }
 
+/// What a disk buffer does when its journal reaches `max_buffer_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// New events are dropped (the default: what was accepted stays, in order).
+    #[default]
+    DropNew,
+    /// The oldest queued event is dropped for each new one (the journal shrinks as whole
+    /// segments empty), as EMQX does.
+    DropOldest,
+}
+
 /// TLS settings for `https` URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -138,6 +150,9 @@ const fn queue_capacity() -> usize {
 }
 const fn max_dead_letter_bytes() -> u64 {
     64 << 20
+}
+const fn max_buffer_bytes() -> u64 {
+    1 << 30
 }
 
 /// Longest connect or request timeout accepted.
@@ -226,14 +241,22 @@ pub struct WebhookSpec {
     /// Longest retry delay (a `Retry-After` may ask for more, up to one hour).
     #[serde(default = "retry_max_backoff", with = "duration")]
     pub retry_max_backoff: Duration,
-    /// Events waiting at most; when full, new events are dropped and counted
-    /// (`dropped.queue_full`).
+    /// Events kept in memory at most. A memory buffer drops new events past it (counted in
+    /// `dropped.queue_full`); a disk buffer keeps further ones on disk only, up to
+    /// `max_buffer_bytes`.
     #[serde(default = "queue_capacity")]
     pub queue_capacity: usize,
     /// Where queued events wait: `disk` (also journaled under the data directory, so they
     /// survive a crash or a restart) or `memory`.
     #[serde(default)]
     pub buffer: Buffer,
+    /// Bytes of journal a disk buffer takes at most; past it, `overflow` decides.
+    #[serde(default = "max_buffer_bytes")]
+    pub max_buffer_bytes: u64,
+    /// At `max_buffer_bytes`: `drop_new` (the default) or `drop_oldest`, each dropped event
+    /// counted in `dropped.queue_full`.
+    #[serde(default)]
+    pub overflow: Overflow,
     /// Bytes of dead letters (events given up, with their last attempt) kept at most, under
     /// the data directory; past it the oldest are dropped and counted. 0 keeps none.
     #[serde(default = "max_dead_letter_bytes")]
@@ -301,6 +324,8 @@ impl WebhookSpec {
             retry_max_backoff: retry_max_backoff(),
             queue_capacity: queue_capacity(),
             buffer: Buffer::default(),
+            max_buffer_bytes: max_buffer_bytes(),
+            overflow: Overflow::default(),
             max_dead_letter_bytes: max_dead_letter_bytes(),
             tls: TlsSpec::default(),
         }

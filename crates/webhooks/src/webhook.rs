@@ -20,7 +20,7 @@ use crate::{
     delivery::{Stop, run_lane},
     engine::EngineError,
     health::Health,
-    journal::JournalError,
+    journal::{JournalError, Location},
     metrics::{BufferState, Metrics, failure},
     queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
     render::Renderer,
@@ -132,11 +132,21 @@ impl<'a> LaneChooser<'a> {
     }
 }
 
-/// A new version's queue, its journal (disk buffer) and the events recovered from it.
-type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Vec<Queued>);
+/// What a new version found to put in its queue first.
+enum Recovered {
+    /// Nothing (or the previous version's queue, which it keeps).
+    Nothing,
+    /// Events read back, to place in memory (a memory buffer taking over a journal).
+    Events(Vec<Queued>),
+    /// A journal's events, read back as they are placed (a disk buffer opening its journal).
+    Journal(Arc<DiskQueue>, Vec<(u64, Location)>),
+}
+
+/// A new version's queue, its journal (disk buffer) and what it recovered.
+type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Recovered);
 
 /// Where a new version of a webhook keeps its events: the previous version's queue when its
-/// shape (lanes, bound, buffer) is unchanged; else a new queue, on the previous version's
+/// shape (lanes, bounds, buffer) is unchanged; else a new queue, on the previous version's
 /// journal or one opened now (with the events it held). A memory-buffered webhook that
 /// finds a journal of an earlier disk-buffered life takes its events and deletes it.
 fn plan_queue(
@@ -148,36 +158,63 @@ fn plan_queue(
         && old.queue.lanes() == spec.max_inflight
         && old.spec.queue_capacity == spec.queue_capacity
         && old.spec.buffer == spec.buffer
+        && old.spec.max_buffer_bytes == spec.max_buffer_bytes
+        && old.spec.overflow == spec.overflow
     {
-        return Ok((Arc::clone(&old.queue), old.journal.clone(), Vec::new()));
+        return Ok((
+            Arc::clone(&old.queue),
+            old.journal.clone(),
+            Recovered::Nothing,
+        ));
     }
     let dir = files.journal_dir(&spec.name);
     let storage = |e: JournalError| EngineError::Storage(e.to_string());
-    let (journal, recovered) = match (spec.buffer, previous) {
+    let (lanes, capacity) = (spec.max_inflight, spec.queue_capacity);
+    let disk = |journal: &Arc<Journal>| {
+        Arc::new(DiskQueue::new(
+            lanes,
+            capacity,
+            spec.max_buffer_bytes,
+            spec.overflow,
+            Arc::clone(journal),
+        ))
+    };
+    Ok(match (spec.buffer, previous) {
         (
             Buffer::Disk,
             Some(Webhook {
                 journal: Some(journal),
                 ..
             }),
-        ) => (Some(Arc::clone(journal)), Vec::new()),
+        ) => (disk(journal), Some(Arc::clone(journal)), Recovered::Nothing),
         (Buffer::Disk, _) => {
-            let (journal, recovered) = Journal::open(&spec.name, &dir).map_err(storage)?;
-            (Some(journal), recovered)
+            let (journal, live) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            let queue = disk(&journal);
+            let recovered = Recovered::Journal(Arc::clone(&queue), live);
+            (queue, Some(journal), recovered)
         }
         (Buffer::Memory, None) if dir.exists() => {
-            let (journal, recovered) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            let (journal, live) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            let events = live
+                .into_iter()
+                .filter_map(|(seq, location)| match journal.load(seq, location) {
+                    Ok(item) => Some(item),
+                    Err(error) => {
+                        tracing::error!(webhook = %spec.name, seq, %error, "journal: an event could not be read back; it is dropped");
+                        None
+                    }
+                })
+                .collect();
             journal.destroy();
-            (None, recovered)
+            let queue = Arc::new(MemoryQueue::new(lanes, capacity));
+            (queue, None, Recovered::Events(events))
         }
-        (Buffer::Memory, _) => (None, Vec::new()),
-    };
-    let (lanes, capacity) = (spec.max_inflight, spec.queue_capacity);
-    let queue: Arc<dyn Queue> = match &journal {
-        Some(journal) => Arc::new(DiskQueue::new(lanes, capacity, Arc::clone(journal))),
-        None => Arc::new(MemoryQueue::new(lanes, capacity)),
-    };
-    Ok((queue, journal, recovered))
+        (Buffer::Memory, _) => (
+            Arc::new(MemoryQueue::new(lanes, capacity)),
+            None,
+            Recovered::Nothing,
+        ),
+    })
 }
 
 /// A webhook, compiled and delivering.
@@ -273,15 +310,23 @@ impl Webhook {
             },
             workers: TaskTracker::new(),
         };
-        if !recovered.is_empty() {
-            // Matched before the restart; counted again so the books balance.
-            webhook.metrics.matched(recovered.len() as u64);
-            let mut lanes = LaneChooser::new(&webhook);
-            let placed = recovered
-                .into_iter()
-                .map(|item| (lanes.lane(&item), item))
-                .collect();
-            webhook.queue.restore(placed);
+        // Matched before the restart: counted again so the books balance.
+        let mut lanes = LaneChooser::new(&webhook);
+        match recovered {
+            Recovered::Nothing => {}
+            Recovered::Events(events) => {
+                webhook.metrics.matched(events.len() as u64);
+                let placed = events
+                    .into_iter()
+                    .map(|item| (lanes.lane(&item), item))
+                    .collect();
+                webhook.queue.restore(placed);
+            }
+            Recovered::Journal(queue, live) => {
+                let count = live.len();
+                let unreadable = queue.restore_journal(live, |item| lanes.lane(item));
+                webhook.metrics.matched((count - unreadable) as u64);
+            }
         }
         Ok(webhook)
     }
@@ -348,6 +393,7 @@ impl Webhook {
         snapshot.buffer = self.journal.as_ref().map(|journal| BufferState {
             disk_bytes: journal.disk_bytes(),
             unwritten: journal.unwritten(),
+            on_disk_only: self.queue.on_disk_only() as u64,
             write_errors: journal.write_errors(),
         });
         snapshot.dead_letters = self.dead_letters.count();

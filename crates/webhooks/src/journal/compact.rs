@@ -46,7 +46,7 @@ use std::{
     io::{self, BufReader, Read as _, Seek as _, SeekFrom, Write as _},
 };
 
-use super::{JournalError, Record, Segment, SegmentLog, segment};
+use super::{JournalError, Location, Record, Segment, SegmentLog, segment};
 
 /// Read buffer of a compaction step.
 const READ_BUFFER: usize = 64 << 10;
@@ -98,6 +98,7 @@ impl SegmentLog {
             }
         };
         let front_number = front.number;
+        let copies_at = self.current.bytes;
         if !self.out.is_empty() {
             if let Err(error) = self.file.write_all(&self.out) {
                 // As in `append`: take back what part was written.
@@ -118,7 +119,14 @@ impl SegmentLog {
         let Some(front) = older.first_mut() else {
             return Ok(());
         };
-        for (seq, payload_len) in moved {
+        for (seq, payload_len, at) in moved {
+            self.written.push((
+                seq,
+                Location {
+                    segment: current.number,
+                    offset: copies_at + at as u64,
+                },
+            ));
             match self.relocated.insert(seq, current.number) {
                 Some(previous) => {
                     debug_assert_eq!(previous, front.number, "only the front's events move");
@@ -174,7 +182,7 @@ fn read_live(
     start: u64,
     budget: u64,
     out: &mut Vec<u8>,
-    moved: &mut Vec<(u64, usize)>,
+    moved: &mut Vec<(u64, usize, usize)>,
 ) -> io::Result<u64> {
     let mut file = File::open(&front.path)?;
     file.seek(SeekFrom::Start(start))?;
@@ -187,8 +195,8 @@ fn read_live(
         if let Record::Event { seq, payload } = record
             && (front.live.contains(seq) || relocated.get(&seq) == Some(&front.number))
         {
+            moved.push((seq, payload.len(), out.len()));
             segment::put_event(out, seq, payload);
-            moved.push((seq, payload.len()));
         }
     }
     Ok(offset)

@@ -55,6 +55,15 @@ impl Default for LogOptions {
     }
 }
 
+/// Where an event record is: its segment's number and its offset in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The segment's number.
+    pub segment: u64,
+    /// The record's offset in it.
+    pub offset: u64,
+}
+
 /// Why the journal failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -97,8 +106,9 @@ pub struct Cut {
 /// What a journal held when it was opened.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Events not acknowledged, by sequence number.
-    pub live: Vec<(u64, Vec<u8>)>,
+    /// Events not acknowledged, by sequence number, and where each is (read them with a
+    /// [`Reader`]).
+    pub live: Vec<(u64, Location)>,
     /// Torn or corrupt tails cut off (each also logged).
     pub cuts: Vec<Cut>,
 }
@@ -225,6 +235,9 @@ pub struct SegmentLog {
     relocated: HashMap<u64, u64>,
     /// Bytes appended since the last sync (compaction may copy about twice as much).
     unsynced: u64,
+    /// Where the event records written since [`SegmentLog::take_written`] went (appended or
+    /// copied forward by compaction), for readers that fetch events by location.
+    written: Vec<(u64, Location)>,
     /// How far compaction has read the oldest segment: its number and the offset of the
     /// next record to look at.
     cursor: Option<(u64, u64)>,
@@ -311,17 +324,21 @@ impl SegmentLog {
             }
             older.push(segment);
         }
-        // Second pass: the payloads of the live events.
+        // Second pass: where the live events are.
         for segment in &older {
             if segment.finished() {
                 continue;
             }
             let data = SegmentData::read(&segment.path).map_err(JournalError::io(&segment.path))?;
-            data.records(|record| {
-                if let Record::Event { seq, payload } = record
+            data.records_at(|offset, record| {
+                if let Record::Event { seq, .. } = record
                     && (segment.live.contains(seq) || relocated.get(&seq) == Some(&segment.number))
                 {
-                    recovered.live.push((seq, payload.to_vec()));
+                    let location = Location {
+                        segment: segment.number,
+                        offset,
+                    };
+                    recovered.live.push((seq, location));
                 }
             });
         }
@@ -343,6 +360,7 @@ impl SegmentLog {
             last_seq,
             relocated,
             unsynced: 0,
+            written: Vec::new(),
             cursor: None,
             compaction_failures: 0,
             dir_dirty: true,
@@ -386,14 +404,23 @@ impl SegmentLog {
             self.roll()?;
         }
         self.out.clear();
+        let written = self.written.len();
         for (seq, payload) in events {
             debug_assert!(*seq > self.last_seq, "sequence numbers only grow");
+            self.written.push((
+                *seq,
+                Location {
+                    segment: self.current.number,
+                    offset: self.current.bytes + self.out.len() as u64,
+                },
+            ));
             segment::put_event(&mut self.out, *seq, payload);
         }
         segment::put_acks(&mut self.out, acks);
         if let Err(error) = self.file.write_all(&self.out) {
             // Take back whatever part was written, so later appends follow whole records.
             self.broken = self.file.set_len(self.current.bytes).is_err();
+            self.written.truncate(written);
             return Err(JournalError::io(&self.current.path)(error));
         }
         self.current.bytes += self.out.len() as u64;
@@ -444,6 +471,13 @@ impl SegmentLog {
             self.dir_dirty = false;
         }
         Ok(())
+    }
+
+    /// Where the event records written since the last call went, in the order written (a
+    /// record copied forward by compaction comes again with its new place). A record is
+    /// durable once a later [`SegmentLog::sync`] returned.
+    pub fn take_written(&mut self) -> Vec<(u64, Location)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Deletes the oldest segments while they have nothing live.
@@ -509,6 +543,77 @@ fn forget(
     let holder = older.partition_point(|s| s.live.base <= seq);
     if let Some(segment) = holder.checked_sub(1).and_then(|i| older.get_mut(i)) {
         segment.live.remove(seq);
+    }
+}
+
+/// Reads event records by location, beside the writer: a segment is only deleted once
+/// nothing in it is live, so a live event's record stays where its location says until it
+/// is copied forward (and the writer then reports its new place). An open file of a segment
+/// deleted since still reads: the copy there is the same event.
+#[derive(Debug)]
+pub struct Reader {
+    dir: PathBuf,
+    /// Open segments, by number. parking_lot mutex: a map lookup per read; reads themselves
+    /// are positioned (`pread`) on a shared file, outside the lock.
+    files: parking_lot::Mutex<HashMap<u64, std::sync::Arc<File>>>,
+}
+
+/// Segments a [`Reader`] keeps open at most.
+const READER_FILES: usize = 16;
+
+impl Reader {
+    /// A reader of the journal in `dir`.
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            files: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The event record at `location`: its sequence number and payload.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] if the file cannot be read there or the record is not a whole,
+    /// checksummed event (`InvalidData`).
+    pub fn read(&self, location: Location) -> Result<(u64, Vec<u8>), JournalError> {
+        use std::os::unix::fs::FileExt as _;
+        let path = self.dir.join(segment::file_name(location.segment));
+        let read = || -> io::Result<(u64, Vec<u8>)> {
+            let file = self.file(location.segment, &path)?;
+            let mut frame = [0; segment::FRAME_LEN];
+            file.read_exact_at(&mut frame, location.offset)?;
+            let mut record = frame.to_vec();
+            let (len, _) = segment::frame_fields(&frame)
+                .map_err(|reason| io::Error::new(io::ErrorKind::InvalidData, reason))?;
+            record.resize(segment::FRAME_LEN + len, 0);
+            file.read_exact_at(
+                &mut record[segment::FRAME_LEN..],
+                location.offset + segment::FRAME_LEN as u64,
+            )?;
+            let mut body = Vec::new();
+            match segment::read_record(&mut record.as_slice(), &mut body)?.1 {
+                Record::Event { seq, payload } => Ok((seq, payload.to_vec())),
+                Record::Acks(_) => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "acknowledgements where an event was expected",
+                )),
+            }
+        };
+        read().map_err(JournalError::io(&path))
+    }
+
+    fn file(&self, number: u64, path: &Path) -> io::Result<std::sync::Arc<File>> {
+        let mut files = self.files.lock();
+        if let Some(file) = files.get(&number) {
+            return Ok(std::sync::Arc::clone(file));
+        }
+        if files.len() >= READER_FILES {
+            files.clear();
+        }
+        let file = std::sync::Arc::new(File::open(path)?);
+        files.insert(number, std::sync::Arc::clone(&file));
+        Ok(file)
     }
 }
 

@@ -142,6 +142,12 @@ impl SegmentData {
 
     /// Calls `each` with every valid record, in order; says where reading stopped.
     pub(super) fn records(&self, mut each: impl FnMut(Record<'_>)) -> End {
+        self.records_at(|_, record| each(record))
+    }
+
+    /// Calls `each` with every valid record and its offset, in order; says where reading
+    /// stopped.
+    pub(super) fn records_at(&self, mut each: impl FnMut(u64, Record<'_>)) -> End {
         let bytes = &self.bytes;
         let mut at = HEADER_LEN;
         while at < bytes.len() {
@@ -160,7 +166,7 @@ impl SegmentData {
                 return invalid("a record cut short");
             };
             match parse(body, crc) {
-                Ok(record) => each(record),
+                Ok(record) => each(at as u64, record),
                 Err(reason) => return invalid(reason),
             }
             at += FRAME_LEN + len;
@@ -170,7 +176,7 @@ impl SegmentData {
 }
 
 /// The body length and checksum in a record's frame, if the length is possible.
-fn frame_fields(frame: &[u8]) -> Result<(usize, u32), &'static str> {
+pub(super) fn frame_fields(frame: &[u8]) -> Result<(usize, u32), &'static str> {
     let field = |at: usize| {
         frame
             .get(at..at + 4)

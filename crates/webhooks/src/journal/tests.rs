@@ -30,12 +30,15 @@ fn append(log: &mut SegmentLog, seqs: impl IntoIterator<Item = u64>, acks: &[u64
     log.sync().expect("sync");
 }
 
-fn live_seqs(recovered: &Recovered) -> Vec<u64> {
+/// The live events' sequence numbers, each read back where the recovery says it is.
+fn live_seqs(recovered: &Recovered, dir: &Path) -> Vec<u64> {
+    let reader = Reader::new(dir);
     recovered
         .live
         .iter()
-        .map(|(seq, bytes)| {
-            assert_eq!(bytes, &payload(*seq), "payload of {seq}");
+        .map(|(seq, location)| {
+            let (read, bytes) = reader.read(*location).expect("readable");
+            assert_eq!((read, bytes), (*seq, payload(*seq)), "event {seq}");
             *seq
         })
         .collect()
@@ -62,14 +65,14 @@ fn what_is_not_acknowledged_comes_back_in_order_with_the_same_epoch() {
     append(&mut log, [], &[1, 7]);
     drop(log);
     let (mut log, recovered) = open(dir.path(), 1 << 20);
-    assert_eq!(live_seqs(&recovered), [3, 5, 6, 8]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [3, 5, 6, 8]);
     assert!(recovered.cuts.is_empty());
     assert_eq!((log.epoch(), log.last_seq()), (epoch, 8));
     // Acknowledging recovered events works across the restart.
     append(&mut log, [9], &[3, 5]);
     drop(log);
     let (_, recovered) = open(dir.path(), 1 << 20);
-    assert_eq!(live_seqs(&recovered), [6, 8, 9]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [6, 8, 9]);
 }
 
 #[test]
@@ -109,7 +112,7 @@ fn acknowledgements_in_later_segments_count_after_a_restart() {
     append(&mut log, [], &[2, 6, 7]);
     drop(log);
     let (_, recovered) = open(dir.path(), 64);
-    assert_eq!(live_seqs(&recovered), [3, 4]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [3, 4]);
 }
 
 #[test]
@@ -131,7 +134,7 @@ fn a_torn_tail_is_cut_at_the_last_good_record_and_appends_go_on() {
     drop(file);
 
     let (mut log, recovered) = open(dir.path(), 1 << 20);
-    assert_eq!(live_seqs(&recovered), [1, 2, 3]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [1, 2, 3]);
     assert_eq!(
         recovered.cuts,
         [Cut {
@@ -145,7 +148,7 @@ fn a_torn_tail_is_cut_at_the_last_good_record_and_appends_go_on() {
     append(&mut log, [4], &[1]);
     drop(log);
     let (_, recovered) = open(dir.path(), 1 << 20);
-    assert_eq!(live_seqs(&recovered), [2, 3, 4]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [2, 3, 4]);
     assert!(recovered.cuts.is_empty(), "cut once");
 }
 
@@ -164,7 +167,7 @@ fn a_corrupt_record_ends_its_segment_and_later_segments_still_count() {
     fs::write(&first, &bytes).expect("corrupt");
     let (_, recovered) = open(dir.path(), 64);
     assert_eq!(
-        live_seqs(&recovered),
+        live_seqs(&recovered, dir.path()),
         [1, 3, 4],
         "event 2 was in the corrupt record"
     );
@@ -261,7 +264,7 @@ fn a_stuck_lane_keeps_the_disk_within_a_bound_of_its_live_events() {
     drop(log);
     let (_, recovered) = open(dir.path(), SEGMENT);
     let expected: Vec<u64> = (1..=1500 * 16).filter(|&s| stuck(s)).collect();
-    assert_eq!(live_seqs(&recovered), expected);
+    assert_eq!(live_seqs(&recovered, dir.path()), expected);
 }
 
 #[test]
@@ -306,7 +309,11 @@ fn a_crash_between_copy_and_delete_keeps_one_copy_and_no_acknowledged_event() {
     let expected: Vec<u64> = (1..=last)
         .filter(|s| (stuck(*s) && !ended.contains(s)) || previous.contains(s))
         .collect();
-    assert_eq!(live_seqs(&recovered), expected, "each live event once");
+    assert_eq!(
+        live_seqs(&recovered, dir.path()),
+        expected,
+        "each live event once"
+    );
     assert!(
         !restored.exists(),
         "its events live in their copies, so it is deleted again"
@@ -352,7 +359,7 @@ fn relocated_events_are_acknowledged_before_and_after_a_restart_and_move_again()
     drop(log);
 
     let (mut log, recovered) = open(dir.path(), SEGMENT);
-    assert_eq!(live_seqs(&recovered), [2, 3]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [2, 3]);
     append(&mut log, [], &[2]);
     // Event 3 moves on again once the segment holding its copy is the oldest.
     let first_home = log.relocated.get(&3).copied().expect("3 is relocated");
@@ -365,7 +372,7 @@ fn relocated_events_are_acknowledged_before_and_after_a_restart_and_move_again()
     drop(log);
 
     let (mut log, recovered) = open(dir.path(), SEGMENT);
-    assert_eq!(live_seqs(&recovered), [3]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [3]);
     append(&mut log, [], &[3]);
     assert!(log.relocated.is_empty());
     drop(log);
@@ -392,5 +399,40 @@ fn sequence_numbers_never_restart() {
     append(&mut log, [4], &[]);
     drop(log);
     let (_, recovered) = open(dir.path(), 1 << 20);
-    assert_eq!(live_seqs(&recovered), [4]);
+    assert_eq!(live_seqs(&recovered, dir.path()), [4]);
+}
+
+/// Every event record written, appended or copied forward, is where `take_written` says,
+/// and the newest place of each stuck event reads back as that event.
+#[test]
+fn written_locations_read_back_through_compaction() {
+    const SEGMENT: u64 = 4 << 10;
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut log, _) = open(dir.path(), SEGMENT);
+    let mut newest: HashMap<u64, Location> = HashMap::new();
+    let mut previous: Vec<u64> = Vec::new();
+    let mut copies = 0;
+    for group in 0..300u64 {
+        let seqs: Vec<u64> = (group * 16 + 1..=group * 16 + 16).collect();
+        let acks: Vec<u64> = previous.iter().copied().filter(|&s| !stuck(s)).collect();
+        append(&mut log, seqs.iter().copied(), &acks);
+        for seq in &acks {
+            newest.remove(seq);
+        }
+        for (seq, location) in log.take_written() {
+            copies += usize::from(newest.contains_key(&seq));
+            newest.insert(seq, location);
+        }
+        previous = seqs;
+    }
+    assert!(copies > 0, "compaction copied stuck events forward");
+    for (seq, location) in &newest {
+        let (read, bytes) = Reader::new(dir.path()).read(*location).expect("readable");
+        assert_eq!((read, bytes), (*seq, payload(*seq)));
+    }
+    let bogus = Location {
+        segment: 1,
+        offset: 3,
+    };
+    assert!(Reader::new(dir.path()).read(bogus).is_err());
 }

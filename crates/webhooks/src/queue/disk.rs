@@ -1,311 +1,249 @@
-//! The disk-buffered queue: the lanes of a [`MemoryQueue`], with every event also written
-//! to the webhook's [`Journal`] and forgotten there once settled, so what is queued or in
-//! flight survives a crash or a restart.
+//! The disk-buffered queue: every event is written to the webhook's [`Journal`] and
+//! forgotten there once settled, so what is queued or in flight survives a crash or a
+//! restart; and the queue can hold far more than memory would, as only `queue_capacity`
+//! events wait in memory.
 //!
-//! The publish path only appends the event (an `Arc`, nothing encoded) to the journal's
-//! pending list under a short lock, beside placing it in its lane. The journal's writer
-//! thread takes the pending events and the settled sequence numbers, encodes them and writes
-//! them with one write and one `fdatasync` per group (a group commit): while one sync is
-//! under way the next group gathers, so the window an event spends between its cause and the
-//! disk is about one sync and one encoding of a group, and nobody on the publish path waits
-//! for the disk.
+//! Each lane keeps its next events in memory (the lanes of a [`MemoryQueue`], bounded by
+//! `queue_capacity` across lanes). When memory is full, further events of a lane are kept
+//! **on disk only**: the lane remembers their sequence numbers, in order, and until it has
+//! taken them all back, its new events join them there, so a client's order holds. A lane
+//! whose memory runs empty reads the next few back from the journal (or from the journal's
+//! pending list, if not written yet). On disk the bound is `max_buffer_bytes` of journal;
+//! past it `overflow` decides: drop the new event, or drop the oldest queued one.
 
 use std::{
-    path::{Path, PathBuf},
+    collections::VecDeque,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    thread::{JoinHandle, Thread},
     time::Duration,
 };
 
-use hookmq_broker::{hooks::Event, message::MessageId};
 use parking_lot::Mutex;
 
-use super::{MemoryQueue, Queue, Queued, Wait, record};
-use crate::journal::{JournalError, LogOptions, SegmentLog};
+use super::{
+    MemoryQueue, Queue, Queued, Wait,
+    writer::{Fetched, Journal},
+};
+use crate::{journal::Location, spec::Overflow};
 
-/// How long the writer sleeps when it has nothing to write (a push wakes it earlier).
-const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// Events a lane reads back from disk at a time.
+const LOAD_BATCH: usize = 64;
+/// How long a lane whose next event is being written waits before asking again.
+const NOT_WRITTEN_YET: Duration = Duration::from_millis(1);
 
-/// Events waiting to be written, and the sequence numbers they were given.
+/// A lane's events kept on disk only.
 #[derive(Debug, Default)]
-struct Pending {
-    /// Each with its sequence number and its own delivery id, if it came with one.
-    events: Vec<(u64, Option<MessageId>, Arc<Event>)>,
-    /// The sequence number the next event gets.
-    next_seq: u64,
+struct Spill {
+    /// Their sequence numbers, oldest first. parking_lot mutex: a push appends one, a load
+    /// reads a few and later removes them; never held across I/O.
+    seqs: Mutex<VecDeque<u64>>,
+    /// How many: read by pushes without the lock (not zero: the lane's new events join them).
+    count: AtomicUsize,
 }
 
-/// What the writer thread and the queues share.
-#[derive(Debug)]
-struct Shared {
-    /// parking_lot mutex: a push appends a few `Arc`s; the writer swaps the vector out.
-    pending: Mutex<Pending>,
-    /// Settled sequence numbers to record; taken by the writer *before* the pending events,
-    /// so an acknowledgement is never written ahead of its event.
-    acks: Mutex<Vec<u64>>,
-    /// The highest sequence number on disk.
-    durable: AtomicU64,
-    /// Bytes the journal takes on disk, after the last write.
-    disk_bytes: AtomicU64,
-    /// Groups that could not be written (a full disk, an I/O error).
-    write_errors: AtomicU64,
-    stop: AtomicBool,
+/// Where a pushed event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Memory,
+    DiskOnly,
 }
 
-/// A webhook's journal: the segment log under its directory and the thread that writes it.
-/// Shared by the webhook's versions (an update keeps it); dropping the last handle writes
-/// what is pending and stops the thread.
-#[derive(Debug)]
-pub struct Journal {
-    shared: Arc<Shared>,
-    dir: PathBuf,
-    epoch: u64,
-    /// The writer thread, to wake it without a lock.
-    waker: Thread,
-    writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Journal {
-    /// Opens the journal in `dir` and starts its writer; returns it with the events it still
-    /// held (oldest first, each with its sequence number and id), and logs what could not be
-    /// read back.
-    ///
-    /// # Errors
-    /// [`JournalError`] if the directory cannot be used.
-    pub fn open(name: &str, dir: &Path) -> Result<(Arc<Self>, Vec<Queued>), JournalError> {
-        let (log, recovered) = SegmentLog::open(dir, LogOptions::default())?;
-        let epoch = log.epoch();
-        let mut events = Vec::with_capacity(recovered.live.len());
-        let mut unreadable = Vec::new();
-        for (seq, bytes) in recovered.live {
-            match record::decode(&bytes) {
-                Ok((own_id, event)) => events.push(Queued {
-                    event: Arc::new(event),
-                    id: Some(own_id.unwrap_or_else(|| id(epoch, seq))),
-                    seq,
-                    attempts: 0,
-                }),
-                Err(error) => {
-                    tracing::error!(webhook = name, seq, %error, "journal: an event could not be read back; it is dropped");
-                    unreadable.push(seq);
-                }
-            }
-        }
-        if !events.is_empty() {
-            tracing::info!(
-                webhook = name,
-                events = events.len(),
-                "journal: queued events recovered"
-            );
-        }
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending {
-                events: Vec::new(),
-                next_seq: log.last_seq() + 1,
-            }),
-            acks: Mutex::new(unreadable),
-            durable: AtomicU64::new(log.last_seq()),
-            disk_bytes: AtomicU64::new(log.disk_bytes()),
-            write_errors: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        });
-        let writer = {
-            let (shared, name) = (Arc::clone(&shared), name.to_owned());
-            std::thread::Builder::new()
-                .name(format!("hookmq-journal-{name}"))
-                .spawn(move || write_loop(&shared, log, &name))
-                .map_err(|source| JournalError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?
-        };
-        let journal = Self {
-            shared,
-            dir: dir.to_owned(),
-            epoch,
-            waker: writer.thread().clone(),
-            writer: Mutex::new(Some(writer)),
-        };
-        Ok((Arc::new(journal), events))
-    }
-
-    /// Writes what is pending and stops the writer (later appends are not written).
-    pub fn close(&self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.waker.unpark();
-        if let Some(writer) = self.writer.lock().take()
-            && writer.join().is_err()
-        {
-            tracing::error!(dir = %self.dir.display(), "journal writer panicked");
-        }
-    }
-
-    /// Stops the writer and deletes the journal's directory (the webhook is gone).
-    pub fn destroy(&self) {
-        self.close();
-        if let Err(error) = std::fs::remove_dir_all(&self.dir)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.dir.display(), %error, "journal: could not delete");
-        }
-    }
-
-    /// Bytes the journal takes on disk.
-    #[must_use]
-    pub fn disk_bytes(&self) -> u64 {
-        self.shared.disk_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Groups of events that could not be written (the events stay queued in memory).
-    #[must_use]
-    pub fn write_errors(&self) -> u64 {
-        self.shared.write_errors.load(Ordering::Relaxed)
-    }
-
-    /// Events given a sequence number and not yet on disk.
-    #[must_use]
-    pub fn unwritten(&self) -> u64 {
-        let next = self.shared.pending.lock().next_seq;
-        next.saturating_sub(self.shared.durable.load(Ordering::Acquire) + 1)
-    }
-
-    /// Gives each event a sequence number and an id and adds it to the pending list.
-    fn append(&self, items: &mut [(usize, Queued)]) {
-        if items.is_empty() {
-            return;
-        }
-        let mut pending = self.shared.pending.lock();
-        let was_empty = pending.events.is_empty();
-        for (_, item) in items.iter_mut() {
-            let seq = pending.next_seq;
-            pending.next_seq += 1;
-            item.seq = seq;
-            // An event that comes with an id keeps it (and the journal records it).
-            let own = item.id;
-            item.id = Some(own.unwrap_or_else(|| id(self.epoch, seq)));
-            pending.events.push((seq, own, Arc::clone(&item.event)));
-        }
-        drop(pending);
-        if was_empty {
-            self.wake();
-        }
-    }
-
-    /// Records that the events `seqs` reached their end.
-    fn acknowledge(&self, seqs: impl IntoIterator<Item = u64>) {
-        let mut acks = self.shared.acks.lock();
-        let was_empty = acks.is_empty();
-        acks.extend(seqs.into_iter().filter(|&seq| seq != 0));
-        let wake = was_empty && !acks.is_empty();
-        drop(acks);
-        if wake {
-            self.wake();
-        }
-    }
-
-    fn wake(&self) {
-        self.waker.unpark();
-    }
-}
-
-impl Drop for Journal {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// A journaled event's delivery id: the journal's epoch and the sequence number, so a
-/// redelivery after a restart carries the same one and no other journal makes it.
-fn id(epoch: u64, seq: u64) -> MessageId {
-    MessageId((u128::from(epoch) << 64) | u128::from(seq))
-}
-
-/// The writer thread: group commits until stopped, then one last one.
-fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
-    let mut encoded: Vec<u8> = Vec::new();
-    let mut bounds: Vec<(u64, usize, usize)> = Vec::new();
-    loop {
-        let stopping = shared.stop.load(Ordering::Acquire);
-        // Acknowledgements first: any taken here belongs to an event pushed before, so
-        // already written or among the events taken next.
-        let acks = std::mem::take(&mut *shared.acks.lock());
-        let events = std::mem::take(&mut shared.pending.lock().events);
-        if events.is_empty() && acks.is_empty() {
-            if stopping {
-                return;
-            }
-            std::thread::park_timeout(IDLE_WAKE);
-            continue;
-        }
-        encoded.clear();
-        bounds.clear();
-        for (seq, own_id, event) in &events {
-            let start = encoded.len();
-            if let Err(error) = record::encode(*own_id, event, &mut encoded) {
-                encoded.truncate(start);
-                tracing::error!(webhook = name, seq, %error, "journal: an event could not be encoded");
-                continue;
-            }
-            bounds.push((*seq, start, encoded.len()));
-        }
-        let records: Vec<(u64, &[u8])> = bounds
-            .iter()
-            .map(|&(seq, start, end)| (seq, &encoded[start..end]))
-            .collect();
-        let written = log.append(&records, &acks).and_then(|()| log.sync());
-        match written {
-            Ok(()) => {
-                if let Some((seq, ..)) = events.last() {
-                    shared.durable.store(*seq, Ordering::Release);
-                }
-            }
-            Err(error) => {
-                let errors = shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                // Once, then every thousandth: a full disk fails every group.
-                if errors.is_multiple_of(1000) {
-                    tracing::error!(webhook = name, %error, events = events.len(), failures = errors + 1,
-                        "journal: could not write; these events are queued in memory only");
-                }
-            }
-        }
-        shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
-    }
-}
-
-/// A webhook's queue on disk: lanes in memory, every event in the journal until settled.
+/// A webhook's queue on disk.
 #[derive(Debug)]
 pub struct DiskQueue {
     memory: MemoryQueue,
     journal: Arc<Journal>,
+    spills: Vec<Spill>,
+    /// Events kept on disk only, in all lanes.
+    spilled: AtomicUsize,
+    max_bytes: u64,
+    overflow: Overflow,
+    /// Events kept on disk only that could not be read back (a damaged record).
+    lost: AtomicU64,
 }
 
 impl DiskQueue {
-    /// A queue of `lanes` lanes holding at most `capacity` events, journaled in `journal`.
+    /// A queue of `lanes` lanes keeping at most `capacity` events in memory and up to
+    /// `max_bytes` of journal, journaled in `journal`.
     #[must_use]
-    pub fn new(lanes: usize, capacity: usize, journal: Arc<Journal>) -> Self {
+    pub fn new(
+        lanes: usize,
+        capacity: usize,
+        max_bytes: u64,
+        overflow: Overflow,
+        journal: Arc<Journal>,
+    ) -> Self {
+        let memory = MemoryQueue::new(lanes, capacity);
+        let spills = (0..memory.lanes()).map(|_| Spill::default()).collect();
         Self {
-            memory: MemoryQueue::new(lanes, capacity),
+            memory,
             journal,
+            spills,
+            spilled: AtomicUsize::new(0),
+            max_bytes,
+            overflow,
+            lost: AtomicU64::new(0),
         }
     }
 
-    /// The journal.
+    /// Events kept on disk only that could not be read back.
     #[must_use]
-    pub const fn journal(&self) -> &Arc<Journal> {
-        &self.journal
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn spill(&self, lane: usize) -> &Spill {
+        &self.spills[lane % self.spills.len()]
+    }
+
+    fn disk_has_room(&self) -> bool {
+        self.journal.disk_bytes() < self.max_bytes
+    }
+
+    /// Places the events a journal held when it was opened (`live`, oldest first): read back
+    /// and put in their lane (`lane_of`) while memory has room, else kept on disk only.
+    /// Returns how many could not be read back (they are lost, and logged).
+    pub fn restore_journal(
+        &self,
+        live: Vec<(u64, Location)>,
+        mut lane_of: impl FnMut(&Queued) -> usize,
+    ) -> usize {
+        let mut unreadable = 0;
+        for (seq, location) in live {
+            let item = match self.journal.load(seq, location) {
+                Ok(item) => item,
+                Err(error) => {
+                    tracing::error!(seq, %error, "journal: an event could not be read back; it is dropped");
+                    self.journal.acknowledge([seq]);
+                    unreadable += 1;
+                    continue;
+                }
+            };
+            let lane = lane_of(&item) % self.spills.len();
+            let spill = self.spill(lane);
+            if spill.count.load(Ordering::Relaxed) == 0 && self.memory.reserve_up_to(1) == 1 {
+                self.memory.push_reserved([(lane, item)]);
+            } else {
+                // Read again when the lane gets to it.
+                self.journal.remember(seq, location);
+                self.keep_on_disk(lane, seq);
+            }
+        }
+        unreadable
+    }
+
+    /// Notes that `lane`'s next event (after those there already) is on disk only.
+    fn keep_on_disk(&self, lane: usize, seq: u64) {
+        let spill = self.spill(lane);
+        spill.seqs.lock().push_back(seq);
+        spill.count.fetch_add(1, Ordering::AcqRel);
+        self.spilled.fetch_add(1, Ordering::AcqRel);
+        self.memory.notify(lane);
+    }
+
+    /// Reads `lane`'s next events kept on disk back into its memory (called by its worker
+    /// when the lane's memory is empty, so they go in first).
+    fn load(&self, lane: usize) {
+        let spill = self.spill(lane);
+        let seqs: Vec<u64> = spill.seqs.lock().iter().take(LOAD_BATCH).copied().collect();
+        let mut loaded = Vec::with_capacity(seqs.len());
+        let mut done = 0;
+        for seq in seqs {
+            match self.journal.fetch(seq) {
+                Fetched::Event(item) => loaded.push((lane, item)),
+                Fetched::NotYet => break,
+                Fetched::Lost(error) => {
+                    tracing::error!(seq, %error, "journal: an event kept on disk could not be read back; it is dropped");
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                    self.journal.acknowledge([seq]);
+                }
+            }
+            done += 1;
+        }
+        if done == 0 {
+            return;
+        }
+        // Into memory first, then off the list: until then the lane's new events keep
+        // joining the list, so none can overtake these.
+        self.memory.force_reserve(loaded.len());
+        let refused = self.memory.push_reserved(loaded);
+        self.journal
+            .acknowledge(refused.iter().map(|item| item.seq));
+        spill.seqs.lock().drain(..done);
+        spill.count.fetch_sub(done, Ordering::AcqRel);
+        self.spilled.fetch_sub(done, Ordering::AcqRel);
+    }
+
+    /// Drops the oldest queued event to make room (`overflow = "drop_oldest"`); false if
+    /// there is none to drop.
+    fn drop_oldest(&self) -> bool {
+        let on_disk = self
+            .spills
+            .iter()
+            .filter_map(|spill| spill.seqs.lock().front().copied())
+            .min();
+        if let Some(item) = self.memory.take_oldest_before(on_disk) {
+            self.journal.acknowledge([item.seq]);
+            return true;
+        }
+        on_disk.is_some_and(|seq| self.drop_kept_on_disk(seq))
+    }
+
+    /// Drops the event `seq` kept on disk, if it is still at the head of its lane's list.
+    fn drop_kept_on_disk(&self, seq: u64) -> bool {
+        for spill in &self.spills {
+            let mut seqs = spill.seqs.lock();
+            if seqs.front() == Some(&seq) {
+                seqs.pop_front();
+                spill.count.fetch_sub(1, Ordering::AcqRel);
+                self.spilled.fetch_sub(1, Ordering::AcqRel);
+                drop(seqs);
+                self.journal.acknowledge([seq]);
+                return true;
+            }
+        }
+        false
     }
 }
 
 impl Queue for DiskQueue {
-    fn push_many(&self, mut items: Vec<(usize, Queued)>) -> usize {
-        let kept = self.memory.reserve_up_to(items.len());
-        let dropped = items.len() - kept;
-        items.truncate(kept);
-        self.journal.append(&mut items);
-        let refused = self.memory.push_reserved(items);
+    fn push_many(&self, items: Vec<(usize, Queued)>) -> usize {
+        let lanes = self.spills.len();
+        let disk_room = self.disk_has_room();
+        let mut placed: Vec<(usize, Queued, Place)> = Vec::with_capacity(items.len());
+        // Lanes that sent an event of this run to disk: their next ones follow it there.
+        let mut to_disk: Vec<usize> = Vec::new();
+        let mut dropped = 0;
+        for (lane, item) in items {
+            let lane = lane % lanes;
+            let behind_disk =
+                self.spill(lane).count.load(Ordering::Acquire) > 0 || to_disk.contains(&lane);
+            if !behind_disk && self.memory.reserve_up_to(1) == 1 {
+                placed.push((lane, item, Place::Memory));
+            } else if disk_room || (self.overflow == Overflow::DropOldest && self.drop_oldest()) {
+                // With drop_oldest the journal shrinks as whole segments empty.
+                dropped += usize::from(!disk_room);
+                to_disk.push(lane);
+                placed.push((lane, item, Place::DiskOnly));
+            } else {
+                dropped += 1;
+            }
+        }
+        self.journal.append(
+            placed
+                .iter_mut()
+                .map(|(_, item, place)| (item, *place == Place::DiskOnly)),
+        );
+        let mut in_memory = Vec::with_capacity(placed.len());
+        for (lane, item, place) in placed {
+            match place {
+                Place::Memory => in_memory.push((lane, item)),
+                Place::DiskOnly => self.keep_on_disk(lane, item.seq),
+            }
+        }
+        let refused = self.memory.push_reserved(in_memory);
         // Journaled but closed out: forgotten again, and counted as dropped.
         self.journal
             .acknowledge(refused.iter().map(|item| item.seq));
@@ -314,31 +252,34 @@ impl Queue for DiskQueue {
 
     fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {
         // Events from a version without this journal (its buffer was in memory) are
-        // journaled now; the others are on disk already.
-        let mut fresh: Vec<(usize, Queued)> = Vec::new();
-        let mut placed: Vec<(usize, Queued)> = Vec::with_capacity(items.len());
-        for (lane, item) in items.drain(..) {
-            if item.seq == 0 {
-                fresh.push((lane, item));
-            } else {
-                placed.push((lane, item));
-            }
-        }
-        self.journal.append(&mut fresh);
-        placed.extend(fresh);
-        let refused = self.memory.push_front_returning(placed);
+        // journaled now; the others are on disk already. Adopted events all go to memory.
+        self.journal.append(
+            items
+                .iter_mut()
+                .filter(|(_, item)| item.seq == 0)
+                .map(|(_, item)| (item, false)),
+        );
+        let refused = self.memory.push_front_returning(items);
         // Those that did not fit are forgotten.
         self.journal
             .acknowledge(refused.iter().map(|item| item.seq));
         refused.len()
     }
 
-    /// The events are on disk already (they come from this journal).
+    /// The events come from this journal: they are on disk already. Unused: see
+    /// [`DiskQueue::restore_journal`].
     fn restore(&self, items: Vec<(usize, Queued)>) {
         self.memory.restore(items);
     }
 
     fn take(&self, lane: usize) -> Option<Queued> {
+        if let Some(item) = self.memory.take(lane) {
+            return Some(item);
+        }
+        if self.spill(lane).count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.load(lane);
         self.memory.take(lane)
     }
 
@@ -351,15 +292,31 @@ impl Queue for DiskQueue {
     }
 
     fn wait(&self, lane: usize) -> Wait<'_> {
+        if self.spill(lane).count.load(Ordering::Acquire) > 0 {
+            // Its next event is being written: a moment.
+            return Box::pin(tokio::time::sleep(NOT_WRITTEN_YET));
+        }
         self.memory.wait(lane)
     }
 
     fn len(&self) -> usize {
-        self.memory.len()
+        self.memory.len() + self.spilled.load(Ordering::Relaxed)
+    }
+
+    fn on_disk_only(&self) -> usize {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     fn room(&self) -> usize {
-        self.memory.room()
+        let memory = self.memory.room();
+        if memory > 0 || self.memory.is_closed() {
+            return memory;
+        }
+        if self.disk_has_room() || self.overflow == Overflow::DropOldest {
+            usize::MAX
+        } else {
+            0
+        }
     }
 
     fn lanes(&self) -> usize {
@@ -374,7 +331,148 @@ impl Queue for DiskQueue {
         self.memory.is_closed()
     }
 
+    /// Lane by lane: what waits in memory, then what is kept on disk (read back).
     fn drain(&self) -> Vec<Queued> {
-        self.memory.drain()
+        let mut all = Vec::new();
+        for lane in 0..self.spills.len() {
+            all.extend(self.memory.drain_lane(lane));
+            let spill = self.spill(lane);
+            let seqs: Vec<u64> = spill.seqs.lock().drain(..).collect();
+            spill.count.fetch_sub(seqs.len(), Ordering::AcqRel);
+            self.spilled.fetch_sub(seqs.len(), Ordering::AcqRel);
+            for seq in seqs {
+                // Being written, it comes from the pending list; written, from disk.
+                loop {
+                    match self.journal.fetch(seq) {
+                        Fetched::Event(item) => all.push(item),
+                        Fetched::NotYet => {
+                            std::thread::sleep(NOT_WRITTEN_YET);
+                            continue;
+                        }
+                        Fetched::Lost(error) => {
+                            tracing::error!(seq, %error, "journal: an event kept on disk could not be read back; it is dropped");
+                            self.lost.fetch_add(1, Ordering::Relaxed);
+                            self.journal.acknowledge([seq]);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hookmq_broker::hooks::EventKind;
+
+    use super::*;
+    use crate::samples::sample;
+
+    fn event(n: u64) -> Queued {
+        let mut event = sample(EventKind::MessagePublish, "n");
+        event.timestamp = n;
+        Queued::new(Arc::new(event))
+    }
+
+    fn open(dir: &std::path::Path) -> (Arc<Journal>, Vec<(u64, Location)>) {
+        Journal::open("t", dir).expect("journal")
+    }
+
+    /// Takes everything `lane` has, as timestamps, settling each.
+    fn take_all(queue: &DiskQueue, lane: usize) -> Vec<u64> {
+        let mut taken = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while queue.len() > 0 || taken.is_empty() {
+            match queue.take(lane) {
+                Some(item) => {
+                    queue.settle(&item);
+                    taken.push(item.event.timestamp);
+                }
+                None if queue.spill(lane).count.load(Ordering::Acquire) > 0 => {
+                    assert!(std::time::Instant::now() < deadline, "stuck");
+                    std::thread::sleep(NOT_WRITTEN_YET);
+                }
+                None => break,
+            }
+        }
+        taken
+    }
+
+    #[test]
+    fn past_memory_a_lane_keeps_events_on_disk_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = open(dir.path());
+        let queue = DiskQueue::new(2, 4, 1 << 30, Overflow::DropNew, journal);
+        // Lane 0 fills memory; then both lanes spill, and lane 0 stays behind its disk list
+        // even when memory frees up.
+        let run = |range: std::ops::Range<u64>, lane| range.map(|n| (lane, event(n))).collect();
+        assert_eq!(queue.push_many(run(0..10, 0)), 0);
+        assert_eq!(queue.push_many(run(100..103, 1)), 0);
+        assert_eq!((queue.len(), queue.on_disk_only()), (13, 9));
+        assert_eq!(take_all(&queue, 1), [100, 101, 102], "lane 1, from disk");
+        assert_eq!(queue.push_many(run(10..12, 0)), 0);
+        assert_eq!(
+            take_all(&queue, 0),
+            (0..12).collect::<Vec<_>>(),
+            "lane 0 in order"
+        );
+        assert_eq!((queue.len(), queue.on_disk_only()), (0, 0));
+    }
+
+    #[test]
+    fn a_reopened_journal_fills_memory_then_keeps_the_rest_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let (journal, _) = open(dir.path());
+            let queue = DiskQueue::new(2, 1_000, 1 << 30, Overflow::DropNew, Arc::clone(&journal));
+            let events: Vec<(usize, Queued)> =
+                (0..50).map(|n| ((n % 2) as usize, event(n))).collect();
+            assert_eq!(queue.push_many(events), 0);
+            journal.close();
+        }
+        let (journal, live) = open(dir.path());
+        assert_eq!(live.len(), 50);
+        let queue = DiskQueue::new(2, 8, 1 << 30, Overflow::DropNew, journal);
+        let unreadable = queue.restore_journal(live, |item| (item.event.timestamp % 2) as usize);
+        assert_eq!(unreadable, 0);
+        assert_eq!((queue.len(), queue.on_disk_only()), (50, 42));
+        let even: Vec<u64> = (0..50).filter(|n| n % 2 == 0).collect();
+        let odd: Vec<u64> = (0..50).filter(|n| n % 2 == 1).collect();
+        assert_eq!(take_all(&queue, 0), even);
+        assert_eq!(take_all(&queue, 1), odd);
+    }
+
+    #[test]
+    fn at_the_byte_bound_new_or_oldest_events_are_dropped() {
+        for (overflow, kept) in [
+            (Overflow::DropNew, vec![0, 1, 2]),
+            (Overflow::DropOldest, vec![3, 4, 5]),
+        ] {
+            let dir = tempfile::tempdir().expect("dir");
+            let (journal, _) = open(dir.path());
+            // A bound the journal's first segment header already reaches: the disk is
+            // "full", so only memory (3 events) takes them.
+            let queue = DiskQueue::new(1, 3, 1, overflow, journal);
+            assert_eq!(queue.push_many((0..3).map(|n| (0, event(n))).collect()), 0);
+            let dropped = queue.push_many((3..6).map(|n| (0, event(n))).collect());
+            assert_eq!(dropped, 3, "{overflow:?}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut taken = Vec::new();
+            while taken.len() < kept.len() {
+                match queue.take(0) {
+                    Some(item) => taken.push(item.event.timestamp),
+                    None => {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "{overflow:?}: {taken:?}"
+                        );
+                        std::thread::sleep(NOT_WRITTEN_YET);
+                    }
+                }
+            }
+            assert_eq!(taken, kept, "{overflow:?}");
+        }
     }
 }

@@ -123,6 +123,40 @@ impl MemoryQueue {
         refused
     }
 
+    /// Wakes `lane`'s worker (an event for it waits elsewhere, on disk).
+    pub(crate) fn notify(&self, lane: usize) {
+        self.lane(lane).notify.notify_one();
+    }
+
+    /// Removes the events waiting in `lane`, in order.
+    pub(crate) fn drain_lane(&self, lane: usize) -> Vec<Queued> {
+        let mut items = self.lane(lane).items.lock();
+        self.len.fetch_sub(items.len(), Ordering::AcqRel);
+        items.drain(..).collect()
+    }
+
+    /// Removes the oldest waiting event (the lowest sequence number at a lane's head) if it
+    /// is older than `limit`. Each lane is looked at under its own lock, so under concurrent
+    /// takes it is the oldest give or take an event.
+    pub(crate) fn take_oldest_before(&self, limit: Option<u64>) -> Option<Queued> {
+        let (seq, lane) = self
+            .lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, lane)| lane.items.lock().front().map(|item| (item.seq, i)))
+            .min()?;
+        if limit.is_some_and(|limit| seq >= limit) {
+            return None;
+        }
+        let mut items = self.lanes[lane].items.lock();
+        if items.front().map(|item| item.seq) != Some(seq) {
+            return None;
+        }
+        let item = items.pop_front()?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(item)
+    }
+
     /// Takes `count` slots whatever the bound (events that must not be lost); they are given
     /// back as usual when the events are taken or found the queue closed.
     pub(crate) fn force_reserve(&self, count: usize) {

@@ -9,13 +9,15 @@
 mod disk;
 mod memory;
 pub mod record;
+mod writer;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use hookmq_broker::{hooks::Event, message::MessageId};
 
-pub use disk::{DiskQueue, Journal};
+pub use disk::DiskQueue;
 pub use memory::MemoryQueue;
+pub use writer::{Journal, Live};
 
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]
@@ -78,6 +80,10 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     fn wait(&self, lane: usize) -> Wait<'_>;
     /// Events waiting in all lanes.
     fn len(&self) -> usize;
+    /// Of those, events kept on disk only (a disk buffer past its memory bound).
+    fn on_disk_only(&self) -> usize {
+        0
+    }
     /// How many more events fit now (0 when closed); a hint, as others push concurrently.
     fn room(&self) -> usize;
     /// Whether no event waits.

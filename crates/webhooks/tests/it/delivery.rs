@@ -279,6 +279,8 @@ async fn queue_overflow_is_counted_and_the_books_balance() {
             publish_only(s);
             s.max_inflight = 1;
             s.queue_capacity = 5;
+            // Memory's bound: a disk buffer would keep the rest on disk.
+            s.buffer = hookmq_webhooks::spec::Buffer::Memory;
             s.request_timeout = Duration::from_secs(60);
         })
         .await;
@@ -331,6 +333,7 @@ async fn a_stalled_receiver_does_not_slow_publishers() {
             publish_only(s);
             s.topics = vec!["hooked/#".into()];
             s.queue_capacity = 100;
+            s.buffer = hookmq_webhooks::spec::Buffer::Memory;
             s.request_timeout = Duration::from_secs(3600);
         })
         .await;

@@ -159,3 +159,82 @@ async fn a_memory_buffer_forgets_and_switching_to_it_deletes_the_journal() {
         .wait_metrics("durable", "delivered from memory", |m| m.success == 5)
         .await;
 }
+
+/// Past `queue_capacity` in memory a disk buffer keeps events on disk only, and delivers
+/// them all, in order per client, once the receiver is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_memory_events_wait_on_disk_and_all_arrive_in_order() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    let mut spec = spec(&receiver.url("/"));
+    spec.queue_capacity = 20;
+    spec.health_check_interval = Duration::from_millis(200);
+    stack.engine.create(spec).await.expect("created");
+    let clients = ["a", "b", "c", "d"];
+    for id in clients {
+        let mut client = Mqtt::connect(stack.mqtt, id).await;
+        for n in 0..100 {
+            client
+                .publish("t", QoS::AtLeastOnce, format!("{id}-{n}"))
+                .await;
+        }
+        client.disconnect().await;
+    }
+    stack
+        .wait_metrics("durable", "every event queued", |m| m.matched == 400)
+        .await;
+    let metrics = stack.engine.get("durable").expect("webhook").metrics;
+    let buffer = metrics.buffer.clone().expect("disk buffer");
+    assert!(buffer.on_disk_only >= 300, "{metrics:#?}");
+    assert_eq!(metrics.dropped, 0);
+    receiver.always(Reply::status(200));
+    stack
+        .wait_metrics("durable", "all delivered", |m| m.success == 400)
+        .await;
+    let delivered: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json()["payload"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for id in clients {
+        let order: Vec<&str> = delivered
+            .iter()
+            .map(String::as_str)
+            .filter(|p| p.starts_with(&format!("{id}-")))
+            .collect();
+        let expected: Vec<String> = (0..100).map(|n| format!("{id}-{n}")).collect();
+        assert_eq!(order, expected, "client {id}");
+    }
+    assert_balanced(&stack.engine.get("durable").expect("webhook").metrics);
+}
+
+/// At `max_buffer_bytes` the overflow policy drops and counts; publishers are not slowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_byte_bound_overflow_is_counted_and_mqtt_keeps_serving() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    let mut spec = spec(&receiver.url("/"));
+    spec.queue_capacity = 10;
+    spec.max_buffer_bytes = 32 << 10;
+    stack.engine.create(spec).await.expect("created");
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    let payload = "x".repeat(500);
+    let started = tokio::time::Instant::now();
+    for _ in 0..500 {
+        client.publish("t", QoS::AtLeastOnce, payload.as_str()).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    stack
+        .wait_metrics("durable", "every event matched", |m| m.matched == 500)
+        .await;
+    let metrics = stack.engine.get("durable").expect("webhook").metrics;
+    assert!(metrics.dropped_queue_full > 100, "{metrics:#?}");
+    assert!(
+        metrics.buffer.as_ref().is_some_and(|b| b.disk_bytes < 128 << 10),
+        "{metrics:#?}"
+    );
+    assert_balanced(&metrics);
+}

@@ -1,0 +1,388 @@
+//! A disk-buffered webhook's [`Journal`]: the segment log under its directory and the thread
+//! that writes it.
+//!
+//! The publish path only appends the event (an `Arc`, nothing encoded) to the pending list
+//! under a short lock. The writer thread takes the settled sequence numbers, then a copy of
+//! the pending list, encodes the events and writes both with one write and one `fdatasync`
+//! per group (a group commit: while one sync is under way the next group gathers), so the
+//! window an event spends between its cause and the disk is about one sync and one encoding
+//! of a group, and nobody on the publish path waits for the disk. Only once a group is
+//! written does it leave the pending list, so an event kept on disk only (see `disk`) can
+//! always be found: in the pending list until written, then where the writer says it is.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::{JoinHandle, Thread},
+    time::Duration,
+};
+
+use hookmq_broker::{hooks::Event, message::MessageId};
+use parking_lot::Mutex;
+
+use super::{Queued, record};
+use crate::journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
+
+/// How long the writer sleeps when it has nothing to write (a push wakes it earlier).
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// An event waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEvent {
+    pub(crate) seq: u64,
+    /// Its own delivery id, if it came with one (a replayed dead letter).
+    pub(crate) own_id: Option<MessageId>,
+    pub(crate) event: Arc<Event>,
+    /// Kept on disk only (not in a lane in memory): its location is remembered once written.
+    pub(crate) on_disk_only: bool,
+}
+
+/// Events waiting to be written, and the sequence number the next one gets.
+#[derive(Debug, Default)]
+struct Pending {
+    /// By sequence number.
+    events: Vec<PendingEvent>,
+    next_seq: u64,
+}
+
+/// What an event kept on disk only reads back as.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// The event.
+    Event(Queued),
+    /// Being written right now: ask again in a moment.
+    NotYet,
+    /// It cannot be read back (a damaged record): it is lost.
+    Lost(String),
+}
+
+/// What the writer thread and the queues share.
+#[derive(Debug)]
+struct Shared {
+    /// parking_lot mutex: a push appends a few `Arc`s; the writer copies the list and later
+    /// removes what it wrote.
+    pending: Mutex<Pending>,
+    /// Settled sequence numbers to record; taken by the writer *before* it copies the
+    /// pending events, so an acknowledgement is never written ahead of its event.
+    acks: Mutex<Vec<u64>>,
+    /// Where the events kept on disk only are (written, not yet taken back into memory).
+    locations: Mutex<HashMap<u64, Location>>,
+    /// The highest sequence number on disk.
+    durable: AtomicU64,
+    /// Bytes the journal takes on disk, after the last write.
+    disk_bytes: AtomicU64,
+    /// Groups that could not be written (a full disk, an I/O error).
+    write_errors: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// The events a journal held when it was opened: sequence numbers and where they are.
+pub type Live = Vec<(u64, Location)>;
+
+/// A webhook's journal. Shared by the webhook's versions (an update keeps it); dropping the
+/// last handle writes what is pending and stops the writer.
+#[derive(Debug)]
+pub struct Journal {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    epoch: u64,
+    reader: Reader,
+    /// The writer thread, to wake it without a lock.
+    waker: Thread,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// Opens the journal in `dir` and starts its writer; returns it with where the events it
+    /// still holds are (oldest first).
+    ///
+    /// # Errors
+    /// [`JournalError`] if the directory cannot be used.
+    pub fn open(name: &str, dir: &Path) -> Result<(Arc<Self>, Live), JournalError> {
+        let (log, recovered) = SegmentLog::open(dir, LogOptions::default())?;
+        let epoch = log.epoch();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                events: Vec::new(),
+                next_seq: log.last_seq() + 1,
+            }),
+            acks: Mutex::new(Vec::new()),
+            locations: Mutex::new(HashMap::new()),
+            durable: AtomicU64::new(log.last_seq()),
+            disk_bytes: AtomicU64::new(log.disk_bytes()),
+            write_errors: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        if !recovered.live.is_empty() {
+            tracing::info!(
+                webhook = name,
+                events = recovered.live.len(),
+                "journal: queued events recovered"
+            );
+        }
+        let writer = {
+            let (shared, name) = (Arc::clone(&shared), name.to_owned());
+            std::thread::Builder::new()
+                .name(format!("hookmq-journal-{name}"))
+                .spawn(move || write_loop(&shared, log, &name))
+                .map_err(|source| JournalError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?
+        };
+        let journal = Self {
+            shared,
+            dir: dir.to_owned(),
+            epoch,
+            reader: Reader::new(dir),
+            waker: writer.thread().clone(),
+            writer: Mutex::new(Some(writer)),
+        };
+        Ok((Arc::new(journal), recovered.live))
+    }
+
+    /// Writes what is pending and stops the writer (later appends are not written).
+    pub fn close(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.waker.unpark();
+        if let Some(writer) = self.writer.lock().take()
+            && writer.join().is_err()
+        {
+            tracing::error!(dir = %self.dir.display(), "journal writer panicked");
+        }
+    }
+
+    /// Stops the writer and deletes the journal's directory.
+    pub fn destroy(&self) {
+        self.close();
+        if let Err(error) = std::fs::remove_dir_all(&self.dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.display(), %error, "journal: could not delete");
+        }
+    }
+
+    /// Bytes the journal takes on disk.
+    #[must_use]
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.disk_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Groups of events that could not be written.
+    #[must_use]
+    pub fn write_errors(&self) -> u64 {
+        self.shared.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Events given a sequence number and not yet on disk.
+    #[must_use]
+    pub fn unwritten(&self) -> u64 {
+        let next = self.shared.pending.lock().next_seq;
+        next.saturating_sub(self.shared.durable.load(Ordering::Acquire) + 1)
+    }
+
+    /// The event recovered at `location` (sequence number `seq`), read and decoded.
+    ///
+    /// # Errors
+    /// Why it cannot be read back.
+    pub(crate) fn load(&self, seq: u64, location: Location) -> Result<Queued, String> {
+        let (read, bytes) = self.reader.read(location).map_err(|e| e.to_string())?;
+        if read != seq {
+            return Err(format!("event {seq} expected, {read} found"));
+        }
+        let (own_id, event) = record::decode(&bytes).map_err(|e| e.to_string())?;
+        Ok(Queued {
+            event: Arc::new(event),
+            id: Some(own_id.unwrap_or_else(|| id(self.epoch, seq))),
+            seq,
+            attempts: 0,
+        })
+    }
+
+    /// An event kept on disk only: from the pending list while it is not written yet, else
+    /// from where the writer put it.
+    pub(crate) fn fetch(&self, seq: u64) -> Fetched {
+        // Pending first: the writer records a location before it removes the event from the
+        // pending list, so an event missing from both is not there yet.
+        {
+            let pending = self.shared.pending.lock();
+            if let Ok(i) = pending.events.binary_search_by_key(&seq, |e| e.seq) {
+                let event = &pending.events[i];
+                return Fetched::Event(Queued {
+                    event: Arc::clone(&event.event),
+                    id: Some(event.own_id.unwrap_or_else(|| id(self.epoch, seq))),
+                    seq,
+                    attempts: 0,
+                });
+            }
+        }
+        let Some(location) = self.shared.locations.lock().get(&seq).copied() else {
+            return Fetched::NotYet;
+        };
+        match self.load(seq, location) {
+            Ok(item) => {
+                self.shared.locations.lock().remove(&seq);
+                Fetched::Event(item)
+            }
+            Err(error) => {
+                // Copied forward and deleted meanwhile: the writer has the new place now.
+                let moved = self.shared.locations.lock().get(&seq).copied();
+                match moved.filter(|m| *m != location).map(|m| self.load(seq, m)) {
+                    Some(Ok(item)) => {
+                        self.shared.locations.lock().remove(&seq);
+                        Fetched::Event(item)
+                    }
+                    _ => Fetched::Lost(error),
+                }
+            }
+        }
+    }
+
+    /// Remembers where a recovered event kept on disk only is.
+    pub(crate) fn remember(&self, seq: u64, location: Location) {
+        self.shared.locations.lock().insert(seq, location);
+    }
+
+    /// Gives each event a sequence number and an id (its own, if it has one) and adds it to
+    /// the pending list; `on_disk_only` says which are not kept in memory.
+    pub(crate) fn append<'a>(&self, items: impl Iterator<Item = (&'a mut Queued, bool)>) {
+        let mut pending = self.shared.pending.lock();
+        let was_empty = pending.events.is_empty();
+        for (item, on_disk_only) in items {
+            let seq = pending.next_seq;
+            pending.next_seq += 1;
+            item.seq = seq;
+            let own_id = item.id;
+            item.id = Some(own_id.unwrap_or_else(|| id(self.epoch, seq)));
+            pending.events.push(PendingEvent {
+                seq,
+                own_id,
+                event: Arc::clone(&item.event),
+                on_disk_only,
+            });
+        }
+        let wake = was_empty && !pending.events.is_empty();
+        drop(pending);
+        if wake {
+            self.waker.unpark();
+        }
+    }
+
+    /// Records that the events `seqs` reached their end.
+    pub(crate) fn acknowledge(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut acks = self.shared.acks.lock();
+        let was_empty = acks.is_empty();
+        acks.extend(seqs.into_iter().filter(|&seq| seq != 0));
+        let wake = was_empty && !acks.is_empty();
+        drop(acks);
+        if wake {
+            self.waker.unpark();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A journaled event's delivery id: the journal's epoch and the sequence number, so a
+/// redelivery after a restart carries the same one and no other journal makes it.
+fn id(epoch: u64, seq: u64) -> MessageId {
+    MessageId((u128::from(epoch) << 64) | u128::from(seq))
+}
+
+/// The writer thread: group commits until stopped, then one last one.
+fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
+    let mut encoded: Vec<u8> = Vec::new();
+    let mut bounds: Vec<(u64, usize, usize)> = Vec::new();
+    loop {
+        let stopping = shared.stop.load(Ordering::Acquire);
+        // Acknowledgements first: any taken here belongs to an event pushed before, so
+        // already written or among the events copied next.
+        let acks = std::mem::take(&mut *shared.acks.lock());
+        let batch: Vec<PendingEvent> = shared.pending.lock().events.clone();
+        if batch.is_empty() && acks.is_empty() {
+            if stopping {
+                return;
+            }
+            std::thread::park_timeout(IDLE_WAKE);
+            continue;
+        }
+        encoded.clear();
+        bounds.clear();
+        for event in &batch {
+            let start = encoded.len();
+            if let Err(error) = record::encode(event.own_id, &event.event, &mut encoded) {
+                encoded.truncate(start);
+                tracing::error!(webhook = name, seq = event.seq, %error, "journal: an event could not be encoded");
+                continue;
+            }
+            bounds.push((event.seq, start, encoded.len()));
+        }
+        let records: Vec<(u64, &[u8])> = bounds
+            .iter()
+            .map(|&(seq, start, end)| (seq, &encoded[start..end]))
+            .collect();
+        if let Err(error) = log.append(&records, &acks) {
+            failed(shared, name, &error, batch.len());
+            // Nothing of it was written: what is kept on disk only stays pending, to try
+            // again; what is in memory too goes on from there (not on disk). The
+            // acknowledgements wait for the next group.
+            let mut pending = shared.pending.lock();
+            let at = batch.len().min(pending.events.len());
+            let newer = pending.events.split_off(at);
+            pending.events.retain(|e| e.on_disk_only);
+            pending.events.extend(newer);
+            drop(pending);
+            shared.acks.lock().extend(acks);
+            continue;
+        }
+        let synced = log.sync();
+        publish_locations(shared, &batch, log.take_written(), &acks);
+        shared.pending.lock().events.drain(..batch.len());
+        match synced {
+            Ok(()) => shared.durable.store(log.last_seq(), Ordering::Release),
+            Err(error) => failed(shared, name, &error, batch.len()),
+        }
+        shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
+    }
+}
+
+/// Records where the written events kept on disk only are (and where compaction moved
+/// those already known), and forgets the acknowledged ones.
+fn publish_locations(
+    shared: &Shared,
+    batch: &[PendingEvent],
+    written: Vec<(u64, Location)>,
+    acks: &[u64],
+) {
+    let mut locations = shared.locations.lock();
+    for (seq, location) in written {
+        let disk_only = || {
+            batch
+                .binary_search_by_key(&seq, |e| e.seq)
+                .is_ok_and(|i| batch[i].on_disk_only)
+        };
+        if locations.contains_key(&seq) || disk_only() {
+            locations.insert(seq, location);
+        }
+    }
+    for seq in acks {
+        locations.remove(seq);
+    }
+}
+
+fn failed(shared: &Shared, name: &str, error: &JournalError, events: usize) {
+    let errors = shared.write_errors.fetch_add(1, Ordering::Relaxed);
+    // Once, then every thousandth: a full disk fails every group.
+    if errors.is_multiple_of(1000) {
+        tracing::error!(webhook = name, %error, events, failures = errors + 1,
+            "journal: could not write; events in memory are kept there only");
+    }
+}
