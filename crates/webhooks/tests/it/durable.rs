@@ -224,7 +224,9 @@ async fn at_the_byte_bound_overflow_is_counted_and_mqtt_keeps_serving() {
     let payload = "x".repeat(500);
     let started = tokio::time::Instant::now();
     for _ in 0..500 {
-        client.publish("t", QoS::AtLeastOnce, payload.as_str()).await;
+        client
+            .publish("t", QoS::AtLeastOnce, payload.as_str())
+            .await;
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     stack
@@ -233,7 +235,10 @@ async fn at_the_byte_bound_overflow_is_counted_and_mqtt_keeps_serving() {
     let metrics = stack.engine.get("durable").expect("webhook").metrics;
     assert!(metrics.dropped_queue_full > 100, "{metrics:#?}");
     assert!(
-        metrics.buffer.as_ref().is_some_and(|b| b.disk_bytes < 128 << 10),
+        metrics
+            .buffer
+            .as_ref()
+            .is_some_and(|b| b.disk_bytes < 128 << 10),
         "{metrics:#?}"
     );
     assert_balanced(&metrics);
