@@ -257,6 +257,12 @@ pub struct WebhookSpec {
     /// counted in `dropped.queue_full`.
     #[serde(default)]
     pub overflow: Overflow,
+    /// A disk buffer's QoS 1/2 PUBLISHes are acknowledged (PUBACK, PUBREC) only once the
+    /// events they caused are on disk: the publisher waits for the local disk (about one
+    /// group commit), never for a receiver. Off: events reach the disk within about one
+    /// group commit after the acknowledgement.
+    #[serde(default)]
+    pub sync_before_ack: bool,
     /// Bytes of dead letters (events given up, with their last attempt) kept at most, under
     /// the data directory; past it the oldest are dropped and counted. 0 keeps none.
     #[serde(default = "max_dead_letter_bytes")]
@@ -326,6 +332,7 @@ impl WebhookSpec {
             buffer: Buffer::default(),
             max_buffer_bytes: max_buffer_bytes(),
             overflow: Overflow::default(),
+            sync_before_ack: false,
             max_dead_letter_bytes: max_dead_letter_bytes(),
             tls: TlsSpec::default(),
         }
@@ -457,6 +464,12 @@ impl WebhookSpec {
             return Err(SpecError::new(
                 "tls.keyfile",
                 "certfile and keyfile go together",
+            ));
+        }
+        if self.sync_before_ack && self.buffer != Buffer::Disk {
+            return Err(SpecError::new(
+                "sync_before_ack",
+                "needs buffer = \"disk\" (a memory buffer has no disk to wait for)",
             ));
         }
         crate::render::UrlTemplate::parse(&self.url)?;

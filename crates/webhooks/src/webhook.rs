@@ -6,7 +6,7 @@ use std::{
 };
 
 use hookmq_broker::{
-    hooks::{Event, EventKind, EventMask, HookSink},
+    hooks::{Durable, Event, EventKind, EventMask, HookSink},
     message::MessageIdGenerator,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -74,6 +74,15 @@ impl HookSink for Webhook {
 
     fn has_room(&self) -> bool {
         self.queue.room() > 0
+    }
+
+    /// With `sync_before_ack`: the journal has written everything given to it so far.
+    fn durable(&self) -> Option<Durable> {
+        let journal = self
+            .journal
+            .as_ref()
+            .filter(|_| self.spec.sync_before_ack)?;
+        Some(Box::pin(journal.written()))
     }
 
     /// An event the broker did not build, as no listener had room: matched and dropped.

@@ -196,11 +196,15 @@ where
         };
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(response)),
+            QoS::AtLeastOnce => {
+                self.acks_owed = true;
+                self.send(&Packet::PubAck(response));
+            }
             QoS::ExactlyOnce => {
                 if !reason_code.is_error() {
                     self.state.awaiting_release.insert(packet_id);
                 }
+                self.acks_owed = true;
                 self.send(&Packet::PubRec(response));
             }
         }

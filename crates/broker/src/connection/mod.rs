@@ -160,6 +160,8 @@ pub(crate) struct Connection<S> {
     events: HookBatch,
     /// The mailbox holds deliveries that fit the window but not the last batch.
     more: bool,
+    /// A PUBACK or PUBREC waits in the write buffer (sinks may ask it to wait for the disk).
+    acks_owed: bool,
     /// Bytes to make room for before the next read.
     read_chunk: usize,
     last_read: Instant,
@@ -214,6 +216,7 @@ where
             batch: Vec::new(),
             events,
             more: false,
+            acks_owed: false,
             last_read: Instant::now(),
         }
     }
@@ -248,6 +251,14 @@ where
             self.drain_mailbox();
             // What the last read and this wake-up emitted goes to the hook before any wait.
             self.events.flush();
+            // A sink that keeps events on disk may ask the publisher to wait for them to be
+            // written before its QoS 1/2 PUBLISHes are acknowledged: the disk only, never a
+            // receiver.
+            if std::mem::take(&mut self.acks_owed)
+                && let Some(durable) = self.shared.hooks.durable()
+            {
+                durable.await;
+            }
             if !self.write_buf.is_empty() && self.flush().await.is_err() {
                 return Close::Transport;
             }

@@ -63,7 +63,18 @@ pub trait HookSink: Send + Sync + 'static {
     fn on_skipped(&self, kind: EventKind, topic: Option<&str>) {
         let _ = (kind, topic);
     }
+
+    /// For a sink that keeps what it takes on disk and asks publishers to wait for it: a
+    /// future that resolves once everything it took so far is written (or could not be, so
+    /// a failing disk never stops MQTT). A connection awaits it before it acknowledges the
+    /// QoS 1/2 PUBLISHes whose events the sink took. By default, none.
+    fn durable(&self) -> Option<Durable> {
+        None
+    }
 }
+
+/// What [`HookSink::durable`] returns.
+pub type Durable = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Where a listener's events go.
 #[derive(Clone)]
@@ -283,6 +294,29 @@ impl Hooks {
             .iter()
             .fold(0, |acc, l| acc | l.mask.0);
         self.interest.store(mask, Ordering::Relaxed);
+    }
+
+    /// A future that resolves once every sink that asks for it has written what it took so
+    /// far (see [`HookSink::durable`]); `None` when no sink asks.
+    pub fn durable(&self) -> Option<Durable> {
+        let mut waits: Vec<Durable> = self
+            .listeners
+            .load()
+            .iter()
+            .filter_map(|listener| match &listener.target {
+                Target::Sink(sink) => sink.durable(),
+                Target::Channel(_) => None,
+            })
+            .collect();
+        match waits.len() {
+            0 => None,
+            1 => waits.pop(),
+            _ => Some(Box::pin(async move {
+                for wait in waits {
+                    wait.await;
+                }
+            })),
+        }
     }
 
     /// Events no channel listener could take because its channel was full, since start.

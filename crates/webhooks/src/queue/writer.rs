@@ -73,6 +73,10 @@ struct Shared {
     locations: Mutex<HashMap<u64, Location>>,
     /// The highest sequence number on disk.
     durable: AtomicU64,
+    /// The highest sequence number the writer is done with: written, or failed to write.
+    attempted: AtomicU64,
+    /// Wakes those waiting for `attempted` to reach theirs.
+    progress: tokio::sync::Notify,
     /// Bytes the journal takes on disk, after the last write.
     disk_bytes: AtomicU64,
     /// Groups that could not be written (a full disk, an I/O error).
@@ -113,6 +117,8 @@ impl Journal {
             acks: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
             durable: AtomicU64::new(log.last_seq()),
+            attempted: AtomicU64::new(log.last_seq()),
+            progress: tokio::sync::Notify::new(),
             disk_bytes: AtomicU64::new(log.disk_bytes()),
             write_errors: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -148,6 +154,7 @@ impl Journal {
     /// Writes what is pending and stops the writer (later appends are not written).
     pub fn close(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.progress.notify_waiters();
         self.waker.unpark();
         if let Some(writer) = self.writer.lock().take()
             && writer.join().is_err()
@@ -183,6 +190,27 @@ impl Journal {
     pub fn unwritten(&self) -> u64 {
         let next = self.shared.pending.lock().next_seq;
         next.saturating_sub(self.shared.durable.load(Ordering::Acquire) + 1)
+    }
+
+    /// Resolves once the writer is done with every event given a sequence number so far:
+    /// written, or failed to write (a failing disk must not hold anyone for ever), or the
+    /// writer stopped.
+    pub fn written(&self) -> impl Future<Output = ()> + Send + 'static {
+        let target = self.shared.pending.lock().next_seq.saturating_sub(1);
+        let shared = Arc::clone(&self.shared);
+        async move {
+            loop {
+                let progress = shared.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if shared.attempted.load(Ordering::Acquire) >= target
+                    || shared.stop.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                progress.await;
+            }
+        }
     }
 
     /// The event recovered at `location` (sequence number `seq`), read and decoded.
@@ -341,6 +369,7 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
             pending.events.extend(newer);
             drop(pending);
             shared.acks.lock().extend(acks);
+            done_with(shared, &batch);
             continue;
         }
         let synced = log.sync();
@@ -351,6 +380,15 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
             Err(error) => failed(shared, name, &error, batch.len()),
         }
         shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
+        done_with(shared, &batch);
+    }
+}
+
+/// The writer is done with `batch`: wake who waits for it.
+fn done_with(shared: &Shared, batch: &[PendingEvent]) {
+    if let Some(last) = batch.last() {
+        shared.attempted.fetch_max(last.seq, Ordering::AcqRel);
+        shared.progress.notify_waiters();
     }
 }
 

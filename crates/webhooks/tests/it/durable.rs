@@ -243,3 +243,42 @@ async fn at_the_byte_bound_overflow_is_counted_and_mqtt_keeps_serving() {
     );
     assert_balanced(&metrics);
 }
+
+/// With `sync_before_ack` a QoS 1 PUBLISH is acknowledged only once its event is on disk:
+/// right after each PUBACK nothing the webhook took is left unwritten. (Without it the
+/// journal writes within about one group commit after the PUBACK.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_before_ack_acknowledges_only_what_is_on_disk() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    let mut synced = spec(&receiver.url("/"));
+    synced.sync_before_ack = true;
+    stack.engine.create(synced).await.expect("created");
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    for n in 0..200 {
+        client.publish("t", QoS::AtLeastOnce, format!("{n}")).await;
+        let metrics = stack.engine.get("durable").expect("webhook").metrics;
+        let buffer = metrics.buffer.expect("disk buffer");
+        assert_eq!(
+            buffer.unwritten, 0,
+            "publish {n} acknowledged before its event was written"
+        );
+    }
+    assert_eq!(
+        stack
+            .engine
+            .get("durable")
+            .expect("webhook")
+            .metrics
+            .matched,
+        200
+    );
+
+    let mut memory = spec(&receiver.url("/"));
+    memory.name = "memory".into();
+    memory.buffer = Buffer::Memory;
+    memory.sync_before_ack = true;
+    let refused = stack.engine.create(memory).await.expect_err("refused");
+    assert!(refused.to_string().contains("sync_before_ack"), "{refused}");
+}
