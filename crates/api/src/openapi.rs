@@ -194,6 +194,9 @@ pub(crate) struct WebhookSpecDoc {
     /// At `max_buffer_bytes`: drop the new event (`drop_new`, the default) or the oldest
     /// queued one (`drop_oldest`), counted in `dropped.queue_full`.
     overflow: Option<OverflowDoc>,
+    /// A disk buffer's QoS 1/2 PUBLISHes are acknowledged only once their events are on
+    /// disk (default false).
+    sync_before_ack: Option<bool>,
     /// Bytes of dead letters kept at most (default 64 MiB); past it the oldest are dropped.
     max_dead_letter_bytes: Option<u64>,
     /// TLS settings.
