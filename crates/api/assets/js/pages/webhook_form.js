@@ -18,7 +18,8 @@ function defaults() {
     headers: { 'content-type': 'application/json' }, body: null, payload_encoding: 'plain',
     signing_secret: null, connect_timeout: '15s', request_timeout: '15s', pool_size: 8,
     max_inflight: 16, pipelining: 16, ordered: true, retry_max_age: '24h', max_retries: null, retry_backoff: '1s', retry_max_backoff: '1m',
-    queue_capacity: 10000, buffer: 'disk', tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
+    queue_capacity: 10000, buffer: 'disk', max_buffer_bytes: 1073741824, overflow: 'drop_new', sync_before_ack: false,
+    health_check_interval: '15s', max_dead_letter_bytes: 67108864, tls: { verify: true, ca_file: null, certfile: null, keyfile: null },
   };
 }
 
@@ -325,6 +326,12 @@ export async function render(ctx) {
   const pipelining = number('pipelining', spec.pipelining);
   const ordered = checkbox('ordered', spec.ordered, 'Keep each client’s events in order');
   const retryMaxAge = text('retry_max_age', spec.retry_max_age, '24h');
+  const healthCheck = text('health_check_interval', spec.health_check_interval, '15s');
+  const maxBufferMiB = number('max_buffer_mib', Math.round((spec.max_buffer_bytes ?? 1073741824) / 1048576));
+  const overflow = h('select', { 'data-testid': 'adv-overflow' },
+    h('option', { value: 'drop_new', selected: spec.overflow !== 'drop_oldest' }, 'Drop new events'),
+    h('option', { value: 'drop_oldest', selected: spec.overflow === 'drop_oldest' }, 'Drop the oldest events'));
+  const syncBeforeAck = checkbox('sync_before_ack', spec.sync_before_ack, 'Acknowledge QoS 1/2 publishes only once their events are on disk');
   const maxRetries = number('max_retries', spec.max_retries, 0);
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
@@ -355,14 +362,18 @@ export async function render(ctx) {
         field({ name: 'pipelining', label: 'Pipelining', control: pipelining, help: 'Requests sent on a connection before the first answer (1: one at a time).' }),
         field({ name: 'queue_capacity', label: 'Queue capacity', control: queueCapacity, help: 'Events waiting at most; more are dropped and counted.' }),
         field({ name: 'buffer', label: 'Buffer', control: buffer, help: 'Disk: queued events are journaled under the data directory and delivered after a crash or restart.' }),
+        field({ name: 'max_buffer_bytes', label: 'Disk buffer, MiB', control: maxBufferMiB, help: 'The journal at most; past it, the overflow rule.' }),
+        field({ name: 'overflow', label: 'When the disk buffer is full', control: overflow, help: 'Either way the dropped events are counted.' }),
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
+      field({ name: 'sync_before_ack', control: syncBeforeAck, help: 'Disk buffer only: publishers wait for the local disk (a millisecond or so), never for your server.' }),
       h('h3', null, 'Retries'),
       h('div', { class: 'fields3' },
         field({ name: 'retry_max_age', label: 'Retry for', control: retryMaxAge, help: 'Connection errors, timeouts, 408, 429 and 5xx are retried until the event is this old.' }),
         field({ name: 'max_retries', label: 'Max retries', control: maxRetries, help: 'Optional: also stop after this many retries. Empty: by age only.' }),
         field({ name: 'retry_backoff', label: 'Retry backoff', control: retryBackoff, help: 'First delay, doubled each retry.' }),
-        field({ name: 'retry_max_backoff', label: 'Max retry backoff', control: retryMaxBackoff })),
+        field({ name: 'retry_max_backoff', label: 'Max retry backoff', control: retryMaxBackoff }),
+        field({ name: 'health_check_interval', label: 'Probe a failing server every', control: healthCheck, help: 'After 5 failures in a row, one request at a time.' })),
       h('h3', null, 'Security'),
       field({
         name: 'signing_secret', label: 'Signing secret',
@@ -393,7 +404,10 @@ export async function render(ctx) {
     else events = [...MESSAGE_EVENTS, ...CLIENT_EVENTS].map((e) => e.event).filter((e) => checked.has(e));
     const usesTopics = mode === 'messages' || mode === 'custom';
     const topics = usesTopics ? topicRows.map((r) => r.key.value.trim()) : (mode === 'all' ? ['#'] : (spec.topics?.length ? spec.topics : ['#']));
+    // Fields the form does not show keep their saved values (a PUT resets left-out fields).
+    const { metrics: _metrics, status: _status, ...kept } = spec;
     return {
+      ...kept,
       name: editing ? original : nameInput.value.trim(),
       description: noteInput.value,
       enable: spec.enable ?? true,
@@ -417,6 +431,10 @@ export async function render(ctx) {
       retry_max_backoff: retryMaxBackoff.value.trim(),
       queue_capacity: intOf(queueCapacity),
       buffer: buffer.value,
+      max_buffer_bytes: intOf(maxBufferMiB) * 1048576,
+      overflow: overflow.value,
+      sync_before_ack: syncBeforeAck.querySelector('input').checked,
+      health_check_interval: healthCheck.value.trim(),
       tls: {
         verify: tlsVerify.querySelector('input').checked,
         ca_file: orNull(caFile.value),
@@ -453,11 +471,12 @@ export async function render(ctx) {
       else if (key && keys.has(key)) problems.push([`headers.${key}`, 'This header is listed twice.']);
       keys.add(key);
     }
-    for (const [name, value] of [['pool_size', s.pool_size], ['max_inflight', s.max_inflight], ['pipelining', s.pipelining], ['queue_capacity', s.queue_capacity]]) {
+    for (const [name, value] of [['pool_size', s.pool_size], ['max_inflight', s.max_inflight], ['pipelining', s.pipelining], ['queue_capacity', s.queue_capacity], ['max_buffer_bytes', s.max_buffer_bytes / 1048576]]) {
       if (!Number.isInteger(value) || value < 1) problems.push([name, 'Enter a whole number, at least 1.']);
     }
     if (s.max_retries !== null && (!Number.isInteger(s.max_retries) || s.max_retries < 0)) problems.push(['max_retries', 'Enter a whole number (0: no retries), or leave it empty.']);
     if (!s.retry_max_age) problems.push(['retry_max_age', 'Enter how long to retry, e.g. 24h.']);
+    if (s.sync_before_ack && s.buffer !== 'disk') problems.push(['sync_before_ack', 'Needs the disk buffer.']);
     return problems;
   }
 
