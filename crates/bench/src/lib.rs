@@ -5,10 +5,14 @@
 //!   retained-heavy subscribe), on the project's own codec; prints JSON.
 //! - `hookmq-bench-receiver`: the minimal webhook receiver whose raw capacity (measured with
 //!   `wrk`) is the limit hookmq's delivery is compared against.
+//! - `hookmq-reliability`: the reliability harness (outage, crash, stop, bound, refusals),
+//!   printing a report.
 //!
 //! ## Layout
 //! - [`client`]: a lean MQTT client (batched writes, in-place decoding).
 //! - [`load`]: the scenarios.
+//! - [`reliability`]: the harness's receiver, node, publishers and checks.
 
 pub mod client;
 pub mod load;
+pub mod reliability;
