@@ -175,6 +175,8 @@ try {
     await rows.first().waitFor({ timeout: 15_000 });
     const first = await rows.first().textContent();
     expect(first.includes('400'), `the row shows the receiver's 400: ${first}`);
+    const attempt = await page.getByTestId('attempt-row').first().textContent();
+    expect(attempt.includes('400'), `the recent attempts show the 400: ${attempt}`);
     await card.scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(SHOTS, 'webhook-dead-letters.png'), fullPage: true });
     await refuse(false);

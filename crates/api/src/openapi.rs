@@ -328,6 +328,23 @@ pub(crate) struct BufferStateDoc {
     write_errors: u64,
 }
 
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AttemptDoc {
+    /// When its answer (or failure) came, ms since the epoch.
+    at: u64,
+    /// The event's `webhook-id`.
+    webhook_id: String,
+    /// The event's name.
+    event: String,
+    /// The answer's status, if there was one.
+    status: Option<u16>,
+    /// From sending to the answer (or the failure), ms.
+    latency_ms: u64,
+    /// What went wrong, for an attempt that did not succeed.
+    error: Option<String>,
+}
+
 /// What a test request found.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ProbeResultDoc {

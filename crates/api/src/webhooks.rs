@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use axum::{Json, extract::State, http::StatusCode};
 use hookmq_broker::store::Table;
-use hookmq_webhooks::{MetricsSnapshot, ProbeResult, WebhookSpec, WebhookStatus};
+use hookmq_webhooks::{
+    MetricsSnapshot, ProbeResult, WebhookSpec, WebhookStatus, attempts::Attempt,
+};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Authenticated,
     error::{ApiError, ErrorBody},
-    json::{JsonBody, PathParams, from_value},
-    openapi::{MetricsDoc, ProbeResultDoc, WebhookSpecDoc, WebhookStatusDoc},
+    json::{JsonBody, PathParams, QueryParams, from_value},
+    openapi::{AttemptDoc, MetricsDoc, ProbeResultDoc, WebhookSpecDoc, WebhookStatusDoc},
     state::AppState,
 };
 
@@ -29,6 +31,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, remove))
         .routes(routes!(enable))
         .routes(routes!(metrics))
+        .routes(routes!(attempts))
         .routes(routes!(reset))
         .routes(routes!(test))
         .routes(routes!(probe))
@@ -219,6 +222,40 @@ async fn metrics(
     PathParams(name): PathParams<String>,
 ) -> Result<Json<MetricsSnapshot>, ApiError> {
     Ok(Json(current(&state, &name)?.metrics))
+}
+
+/// How many attempts to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AttemptsQuery {
+    /// Attempts to list, 1 to 100 (default 50).
+    limit: Option<u64>,
+}
+
+/// A webhook's last attempts, newest first: when, which event, the answer or the error,
+/// how long.
+#[utoipa::path(get, path = "/webhooks/{name}/attempts", tag = "webhooks",
+    params(("name" = String, Path, description = "Webhook name"), AttemptsQuery),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The last attempts", body = Vec<AttemptDoc>),
+        (status = 400, description = "Bad query parameter, named in field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
+async fn attempts(
+    _: Authenticated,
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    QueryParams(query): QueryParams<AttemptsQuery>,
+) -> Result<Json<Vec<Attempt>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_field("limit", "use 1 to 100"));
+    }
+    let limit = usize::try_from(limit).unwrap_or(100);
+    Ok(Json(state.engine.attempts(&name, limit)?))
 }
 
 /// Sets a webhook's counters back to zero.

@@ -19,6 +19,7 @@
 //!   inspection and replay.
 //! - [`sign`]: Standard Webhooks signatures.
 //! - [`metrics`]: counters, rates and latency per webhook.
+//! - [`attempts`]: the last attempts per webhook (answer or error, latency).
 //! - [`health`]: the receiver's status from the webhook's own attempts, and the circuit
 //!   that stops lanes hammering a receiver that keeps failing.
 //! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
@@ -33,6 +34,7 @@
 //! queue drops (and counts, `dropped.queue_full`) what it cannot hold, and delivery runs on
 //! its own threads at the lowest priority (nice 19).
 
+pub mod attempts;
 pub mod client;
 pub mod deadletter;
 pub mod delivery;

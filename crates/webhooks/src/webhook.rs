@@ -15,6 +15,7 @@ use hookmq_broker::message::now_ms;
 use tokio::sync::Notify;
 
 use crate::{
+    attempts::AttemptLog,
     client::{HttpClient, RESPONSE_KEPT},
     deadletter::{self, DeadLetter, DeadLetterStore, LastAttempt},
     delivery::{Stop, run_lane},
@@ -248,6 +249,8 @@ pub(crate) struct Webhook {
     pub(crate) metrics: Arc<Metrics>,
     /// The receiver's status and circuit (shared with earlier versions too).
     pub(crate) health: Arc<Health>,
+    /// The last attempts (shared with earlier versions too).
+    pub(crate) attempts: Arc<AttemptLog>,
     /// Round-robin cursor for unordered webhooks.
     next_lane: std::sync::atomic::AtomicUsize,
     stop: Stop,
@@ -287,6 +290,7 @@ impl Webhook {
             ),
         };
         let (queue, journal, recovered) = plan_queue(&spec, previous, files)?;
+        let attempts = previous.map_or_else(Arc::default, |old| Arc::clone(&old.attempts));
         let health = previous.map_or_else(
             || Arc::new(Health::new(&spec.name)),
             |old| Arc::clone(&old.health),
@@ -312,6 +316,7 @@ impl Webhook {
             dead_letter_writer: Arc::clone(dead_letter_writer),
             metrics,
             health,
+            attempts,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: Stop {
                 now: CancellationToken::new(),

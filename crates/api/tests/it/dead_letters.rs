@@ -66,6 +66,22 @@ async fn dead_letters_are_listed_replayed_and_purged() {
         m["dead_letters"] == 3
     })
     .await;
+    let (listed, attempts) = node
+        .call(&token, Method::GET, "/webhooks/dl/attempts?limit=2", None)
+        .await;
+    assert_eq!(listed, StatusCode::OK);
+    let attempts = attempts.as_array().expect("a list");
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["status"], 400);
+    assert_eq!(attempts[0]["error"], "HTTP 400 Bad Request");
+    assert!(
+        attempts[0]["at"].as_u64() >= attempts[1]["at"].as_u64(),
+        "newest first"
+    );
+    let (bad, _) = node
+        .call(&token, Method::GET, "/webhooks/dl/attempts?limit=101", None)
+        .await;
+    assert_eq!(bad, StatusCode::BAD_REQUEST);
     let (listed, page) = node
         .call(
             &token,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 30] = [
+const ENDPOINTS: [&str; 31] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -25,6 +25,7 @@ const ENDPOINTS: [&str; 30] = [
     "DELETE /webhooks/{name}",
     "PUT /webhooks/{name}/enable/{enable}",
     "GET /webhooks/{name}/metrics",
+    "GET /webhooks/{name}/attempts",
     "PUT /webhooks/{name}/metrics/reset",
     "POST /webhooks/{name}/test",
     "GET /webhooks/{name}/dead_letters",

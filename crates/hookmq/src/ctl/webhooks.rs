@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{
     dead_letters::{self, DeadLetterAction},
     http::{ApiClient, segment},
-    output::{cell, pairs, print_json, table},
+    output::{cell, pairs, print_json, table, time},
 };
 
 /// What to do with webhooks.
@@ -48,6 +48,14 @@ pub(crate) enum WebhookAction {
     /// Events the webhook gave up: list, replay, purge.
     #[command(subcommand)]
     DeadLetters(DeadLetterAction),
+    /// The last delivery attempts, newest first: the answer or the error, and how long.
+    Attempts {
+        /// The webhook's name.
+        name: String,
+        /// Attempts to show (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
 }
 
 /// `webhooks create`: `--file` or flags.
@@ -186,6 +194,16 @@ pub(crate) async fn run(api: &ApiClient, action: WebhookAction, json: bool) -> a
             }
         }
         WebhookAction::DeadLetters(action) => dead_letters::run(api, action, json).await?,
+        WebhookAction::Attempts { name, limit } => {
+            let attempts = api
+                .get(&format!("{}/attempts?limit={limit}", path(&name)))
+                .await?;
+            if json {
+                print_json(&attempts);
+            } else {
+                print!("{}", attempts_table(&attempts));
+            }
+        }
         WebhookAction::Enable { name } => set_enabled(api, &name, true, json).await?,
         WebhookAction::Disable { name } => set_enabled(api, &name, false, json).await?,
         WebhookAction::Test { name } => {
@@ -267,6 +285,33 @@ fn list_table(list: &Value) -> String {
         &[
             "NAME", "ENABLED", "STATUS", "METHOD", "URL", "EVENTS", "SUCCESS", "FAILED", "QUEUING",
         ],
+        &rows,
+    )
+}
+
+/// Attempts as a table.
+fn attempts_table(attempts: &Value) -> String {
+    let rows: Vec<Vec<String>> = attempts
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            vec![
+                time(a["at"].as_u64().unwrap_or_default()),
+                cell(&a["event"]),
+                cell(&a["status"]),
+                format!("{} ms", cell(&a["latency_ms"])),
+                cell(&a["error"]),
+                cell(&a["webhook_id"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no attempts yet\n".to_owned();
+    }
+    table(
+        &["AT", "EVENT", "STATUS", "LATENCY", "ERROR", "WEBHOOK-ID"],
         &rows,
     )
 }

@@ -432,6 +432,11 @@ async fn ctl_lists_replays_and_purges_dead_letters() {
     .expect("json");
     let newest = json["data"][0]["id"].as_u64().expect("id").to_string();
 
+    let attempts = ok(&ctl(&["webhooks", "attempts", "dl", "--limit", "1"], &env));
+    assert!(
+        attempts.lines().count() == 2 && attempts.contains("404"),
+        "a header and the last attempt: {attempts}"
+    );
     status.store(200, Ordering::Relaxed);
     let replayed = ok(&ctl(
         &["webhooks", "dead-letters", "replay", "dl", "--id", &newest],

@@ -28,6 +28,7 @@ use std::{
 };
 
 use bytes::BytesMut;
+use hookmq_broker::message::now_ms;
 use http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 
@@ -362,17 +363,31 @@ impl Lane {
         if result.is_ok() {
             webhook.metrics.latency(sent.elapsed());
         }
+        let (status, error) = match &result {
+            Ok(answer) if answer.status.is_success() => (Some(answer.status.as_u16()), None),
+            Ok(answer) => (
+                Some(answer.status.as_u16()),
+                Some(format!("HTTP {}", answer.status)),
+            ),
+            Err(error) => (None, Some(error.to_string())),
+        };
         if retry::reached(&result) {
             webhook.health.answered();
-        } else {
-            let error = match &result {
-                Ok(answer) => format!("HTTP {}", answer.status),
-                Err(error) => error.to_string(),
-            };
+        } else if let Some(error) = &error {
             webhook
                 .health
-                .failed(&error, webhook.spec.health_check_interval);
+                .failed(error, webhook.spec.health_check_interval);
         }
+        let latency_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+        webhook.attempts.record(
+            self.lane,
+            now_ms(),
+            item.id,
+            item.event.kind(),
+            status,
+            latency_ms,
+            error,
+        );
         item.attempts += 1;
         match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
             Verdict::Delivered => {

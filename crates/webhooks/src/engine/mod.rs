@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    attempts::Attempt,
     client::{HttpClient, RESPONSE_KEPT},
     health::HealthSnapshot,
     metrics::MetricsSnapshot,
@@ -410,6 +411,18 @@ impl WebhookEngine {
             metrics: w.metrics(),
             status: w.health.snapshot(),
         })
+    }
+
+    /// Webhook `name`'s last `limit` attempts (at most [`crate::attempts::KEPT`]), newest
+    /// first.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`].
+    pub fn attempts(&self, name: &str, limit: usize) -> Result<Vec<Attempt>, EngineError> {
+        let webhook = self
+            .find(name)
+            .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
+        Ok(webhook.attempts.recent(limit))
     }
 
     /// Every webhook, by name.

@@ -137,6 +137,23 @@ export async function render(ctx) {
     failures);
   const problem = h('div', { class: 'notice error hidden', role: 'alert' });
   const deadLetters = deadLettersCard(name, () => refresh());
+  const attemptRows = h('tbody');
+  const attemptsEmpty = h('div', { class: 'empty', 'data-testid': 'attempts-empty' }, 'No attempts yet.');
+  const attemptsTable = h('table', { class: 'data hidden', 'data-testid': 'attempts-table' },
+    h('thead', null, h('tr', null, h('th', null, 'Time'), h('th', null, 'Event'), h('th', null, 'Status'),
+      h('th', { class: 'num' }, 'Latency'), h('th', null, 'Error'))),
+    attemptRows);
+  async function showAttempts() {
+    const list = await api.get(`/webhooks/${enc(name)}/attempts?limit=20`);
+    attemptsTable.classList.toggle('hidden', list.length === 0);
+    attemptsEmpty.classList.toggle('hidden', list.length > 0);
+    mount(attemptRows, list.map((a) => h('tr', { 'data-testid': 'attempt-row', title: a.webhook_id },
+      h('td', { class: 'nowrap' }, time(a.at)),
+      h('td', { title: a.event }, titleOf(a.event)),
+      h('td', null, a.status ?? '—'),
+      h('td', { class: 'num' }, ms(a.latency_ms)),
+      h('td', null, a.error ?? ''))));
+  }
 
   mount(ctx.el, head, probe, problem,
     h('div', { class: 'cards tight' }, Object.values(cards).map((c) => c.el)),
@@ -146,6 +163,7 @@ export async function render(ctx) {
       latencyCard,
       h('div', { class: 'card' }, h('h2', null, 'Settings'), props)),
     h('div', { class: 'card' }, h('h2', null, 'Last failures'), h('div', { class: 'table-wrap' }, failuresTable), failuresEmpty),
+    h('div', { class: 'card' }, h('h2', null, 'Recent attempts'), h('div', { class: 'table-wrap' }, attemptsTable), attemptsEmpty),
     deadLetters.el);
 
   const chart = new LineChart(chartCard, {
@@ -199,6 +217,9 @@ export async function render(ctx) {
       h('td', { class: 'num' }, num(f.attempts)))));
 
     deadLetters.refresh(m.dead_letters ?? 0).catch((error) => {
+      if (error.status === 401) throw error;
+    });
+    showAttempts().catch((error) => {
       if (error.status === 401) throw error;
     });
 
