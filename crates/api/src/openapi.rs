@@ -326,6 +326,22 @@ pub(crate) struct BufferStateDoc {
     on_disk_only: u64,
     /// Groups of events that could not be written (a full disk): they stay in memory.
     write_errors: u64,
+    /// How long events waited between happening and reaching the disk, over the groups
+    /// written (histogram bucket bounds, ms; null past 1 s); null before any group.
+    write_window: Option<WriteWindowDoc>,
+}
+
+/// The wait of each written group's oldest event, from happening to on disk.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WriteWindowDoc {
+    /// Groups written.
+    groups: u64,
+    /// Median, ms (a bucket's upper bound).
+    p50_ms: Option<u64>,
+    /// 99th percentile, ms.
+    p99_ms: Option<u64>,
+    /// The slowest, ms.
+    max_ms: Option<u64>,
 }
 
 /// One delivery attempt.

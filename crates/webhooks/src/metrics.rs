@@ -119,6 +119,8 @@ pub struct BufferState {
     pub on_disk_only: u64,
     /// Groups of events that could not be written (a full disk): they stay in memory only.
     pub write_errors: u64,
+    /// How long events waited between happening and reaching the disk (per group written).
+    pub write_window: Option<crate::queue::WriteWindow>,
 }
 
 /// Latency figures in milliseconds (estimated from the histogram's bucket bounds).

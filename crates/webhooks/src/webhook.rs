@@ -409,6 +409,7 @@ impl Webhook {
             unwritten: journal.unwritten(),
             on_disk_only: self.queue.on_disk_only() as u64,
             write_errors: journal.write_errors(),
+            write_window: journal.write_window(),
         });
         snapshot.dead_letters = self.dead_letters.count();
         snapshot.dead_letters_dropped = self.dead_letters.dropped();

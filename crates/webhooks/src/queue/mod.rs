@@ -17,7 +17,7 @@ use hookmq_broker::{hooks::Event, message::MessageId};
 
 pub use disk::DiskQueue;
 pub use memory::MemoryQueue;
-pub use writer::{Journal, Live};
+pub use writer::{Journal, Live, WriteWindow};
 
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]

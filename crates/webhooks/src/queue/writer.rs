@@ -21,11 +21,18 @@ use std::{
     time::Duration,
 };
 
-use hookmq_broker::{hooks::Event, message::MessageId};
+use hookmq_broker::{
+    hooks::Event,
+    message::{MessageId, now_ms},
+};
 use parking_lot::Mutex;
+use serde::Serialize;
 
 use super::{Queued, record};
 use crate::journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
+
+/// Bounds of the write window histogram, ms (see [`Journal::write_window`]).
+pub(crate) const WINDOW_BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 20, 50, 100, 500, 1000];
 
 /// How long the writer sleeps when it has nothing to write (a push wakes it earlier).
 const IDLE_WAKE: Duration = Duration::from_millis(100);
@@ -47,6 +54,20 @@ struct Pending {
     /// By sequence number.
     events: Vec<PendingEvent>,
     next_seq: u64,
+}
+
+/// How long events waited between happening and reaching the disk, over the groups written
+/// (upper bounds of histogram buckets, ms; `None`: slower than the last bound, 1 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WriteWindow {
+    /// Groups written.
+    pub groups: u64,
+    /// Median of the groups' oldest event's wait.
+    pub p50_ms: Option<u64>,
+    /// 99th percentile.
+    pub p99_ms: Option<u64>,
+    /// The slowest.
+    pub max_ms: Option<u64>,
 }
 
 /// What an event kept on disk only reads back as.
@@ -81,6 +102,9 @@ struct Shared {
     disk_bytes: AtomicU64,
     /// Groups that could not be written (a full disk, an I/O error).
     write_errors: AtomicU64,
+    /// Groups written, by how long their oldest event waited from when it happened until
+    /// it was on disk: bounds in [`WINDOW_BOUNDS_MS`], the last counting the slower.
+    windows: [AtomicU64; WINDOW_BOUNDS_MS.len() + 1],
     stop: AtomicBool,
 }
 
@@ -121,6 +145,7 @@ impl Journal {
             progress: tokio::sync::Notify::new(),
             disk_bytes: AtomicU64::new(log.disk_bytes()),
             write_errors: AtomicU64::new(0),
+            windows: Default::default(),
             stop: AtomicBool::new(false),
         });
         if !recovered.live.is_empty() {
@@ -183,6 +208,43 @@ impl Journal {
     #[must_use]
     pub fn write_errors(&self) -> u64 {
         self.shared.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// How long events wait between happening and being on disk: of the groups written, the
+    /// `(p50, p99, max)` of their oldest event's wait, in ms, as bucket bounds (`None` past
+    /// the last bound); `None` before any group.
+    #[must_use]
+    pub fn write_window(&self) -> Option<WriteWindow> {
+        let counts: Vec<u64> = self
+            .shared
+            .windows
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let at = |rank: u64| {
+            let mut seen = 0;
+            for (i, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return WINDOW_BOUNDS_MS.get(i).copied();
+                }
+            }
+            None
+        };
+        let max = counts
+            .iter()
+            .rposition(|&n| n > 0)
+            .and_then(|i| WINDOW_BOUNDS_MS.get(i).copied());
+        Some(WriteWindow {
+            groups: total,
+            p50_ms: at(total.div_ceil(2)),
+            p99_ms: at((total * 99).div_ceil(100)),
+            max_ms: max,
+        })
     }
 
     /// Events given a sequence number and not yet on disk.
@@ -376,7 +438,17 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
         publish_locations(shared, &batch, log.take_written(), &acks);
         shared.pending.lock().events.drain(..batch.len());
         match synced {
-            Ok(()) => shared.durable.store(log.last_seq(), Ordering::Release),
+            Ok(()) => {
+                shared.durable.store(log.last_seq(), Ordering::Release);
+                if let Some(oldest) = batch.first() {
+                    let waited = now_ms().saturating_sub(oldest.event.timestamp);
+                    let bucket = WINDOW_BOUNDS_MS
+                        .iter()
+                        .position(|&bound| waited <= bound)
+                        .unwrap_or(WINDOW_BOUNDS_MS.len());
+                    shared.windows[bucket].fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Err(error) => failed(shared, name, &error, batch.len()),
         }
         shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);

@@ -265,15 +265,13 @@ async fn sync_before_ack_acknowledges_only_what_is_on_disk() {
             "publish {n} acknowledged before its event was written"
         );
     }
-    assert_eq!(
-        stack
-            .engine
-            .get("durable")
-            .expect("webhook")
-            .metrics
-            .matched,
-        200
-    );
+    let metrics = stack.engine.get("durable").expect("webhook").metrics;
+    assert_eq!(metrics.matched, 200);
+    let window = metrics
+        .buffer
+        .and_then(|b| b.write_window)
+        .expect("groups written");
+    assert!(window.groups > 0 && window.p50_ms.is_some(), "{window:?}");
 
     let mut memory = spec(&receiver.url("/"));
     memory.name = "memory".into();
