@@ -2,10 +2,16 @@
 # Webhook speed, side by side in one run (bench/run calls this; it also runs on its own):
 #  1. the minimal receiver's own capacity, measured with wrk (Debian) — the physical limit —
 #     one request at a time per connection, and 16 pipelined per connection (as hookmq sends);
-#  2. events/s hookmq delivers to that same receiver (a message.publish webhook);
+#  2. events/s hookmq delivers to that same receiver (a message.publish webhook), with a disk
+#     buffer (the default) and a memory buffer;
 #  3. publish → receiver latency at a steady 10,000 events/s;
-#  4. hookmq's publish rate (1 publisher → 1 subscriber) with an all-events webhook off, on,
-#     and on with a stalled receiver.
+#  4. the highest 1 → 1 QoS 1 publish rate an all-events webhook keeps up with: nothing
+#     dropped, its queue empty within a second of the last publish;
+#  5. at a rate it keeps up with, CPU time per message of the connection threads (the publish
+#     path) with the webhook off and on, and of the delivery and journal threads per event;
+#  6. the QoS 1 publish rate with a disk-buffered webhook and with sync_before_ack, against
+#     none, in turns.
+# Every figure counts only work done: deliveries the receiver got, messages subscribers got.
 # hookmq and the load run on core 0, the receiver on core 1 (the machine has two); wrk, like
 # hookmq, on core 0. The load is hookmq's own generator (crates/bench).
 # Needs: wrk (apt; bench/run installs it).
@@ -46,12 +52,12 @@ bind = "127.0.0.1:1900"
 [listeners.ws]
 enable = false
 [dashboard]
-enable = false
+bind = "127.0.0.1:18090"
 [mqtt]
 max_queue_len = 1000000
 TOML
 }
-webhook_config() { # events ordered queue_capacity
+webhook_config() { # events ordered queue_capacity [buffer] [sync_before_ack]
   base_config; cat <<TOML
 [[webhooks]]
 name = "bench"
@@ -61,7 +67,35 @@ max_inflight = 64
 pool_size = 64
 queue_capacity = $3
 ordered = $2
+buffer = "${4:-disk}"
+sync_before_ack = ${5:-false}
 TOML
+}
+# The webhook's metrics, from the API (the default admin; the dashboard listens on 18090).
+metrics() {
+  local token
+  token=$(curl -s http://127.0.0.1:18090/api/v5/login -H 'content-type: application/json' \
+    -d '{"username":"admin","password":"public"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -s http://127.0.0.1:18090/api/v5/webhooks/bench/metrics -H "authorization: Bearer $token"
+}
+metric() { metrics | python3 -c "import json,sys; m=json.load(sys.stdin); print(eval('m$1'))"; }
+# CPU seconds (user + system) of hookmq's threads whose name matches a pattern, from /proc.
+cpu() { # pattern
+  python3 - "$hookmq" "$1" <<'PY'
+import os, re, sys
+pid, pattern = sys.argv[1], re.compile(sys.argv[2])
+ticks = os.sysconf('SC_CLK_TCK'); total = 0
+for tid in os.listdir(f'/proc/{pid}/task'):
+    try:
+        stat = open(f'/proc/{pid}/task/{tid}/stat').read()
+    except OSError:
+        continue
+    name = stat[stat.index('(') + 1:stat.rindex(')')]
+    fields = stat[stat.rindex(')') + 2:].split()
+    if pattern.fullmatch(name):
+        total += int(fields[11]) + int(fields[12])
+print(total / ticks)
+PY
 }
 
 # A body like a message.publish event.
@@ -92,8 +126,8 @@ echo "receiver: $capacity req/s (median of $RUNS)"
 pipelined=$(wrk_capacity "$tmp/pipelined.lua")
 echo "receiver, pipelined 16 deep: $pipelined req/s (median of $RUNS)"
 
-delivery() { # label publishers ordered
-  webhook_config '["message.publish"]' "$3" 2000000 > "$tmp/delivery.toml"
+delivery() { # label publishers ordered buffer
+  webhook_config '["message.publish"]' "$3" 2000000 "$4" > "$tmp/delivery.toml"
   local per=$((N / $2))
   local total=$((per * $2))
   local rate
@@ -108,10 +142,15 @@ delivery() { # label publishers ordered
     stop_hookmq; stop_receiver
   done | median)
   echo "$1: $rate events/s (median of $RUNS), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
+  last_rate=$rate
 }
-echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes"
-delivery "64 publishers, ordered per client" 64 true
-delivery "1 publisher, ordered = false    " 1 false
+echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes, disk and memory buffers"
+delivery "64 publishers, ordered, disk  " 64 true disk; disk=$last_rate
+delivery "64 publishers, ordered, memory" 64 true memory; memory=$last_rate
+echo "disk / memory, ordered: $(awk -v a="$disk" -v b="$memory" 'BEGIN {printf "%.2f", a / b}')"
+delivery "1 publisher, unordered, disk  " 1 false disk; disk=$last_rate
+delivery "1 publisher, unordered, memory" 1 false memory; memory=$last_rate
+echo "disk / memory, unordered: $(awk -v a="$disk" -v b="$memory" 'BEGIN {printf "%.2f", a / b}')"
 
 echo "== 3. latency, broker's receipt of the PUBLISH → receiver, 10 publishers × 1,000 msg/s for 10 s"
 webhook_config '["message.publish"]' true 100000 > "$tmp/latency.toml"
@@ -122,36 +161,69 @@ read -r p50 p99 samples < <(curl -s http://127.0.0.1:8090/latency)
 echo "latency: p50 ${p50} ms, p99 ${p99} ms ($samples events; ms resolution)"
 stop_hookmq; stop_receiver
 
-echo "== 4. publish rate, 1 → 1, 64-byte payloads: no webhook / all-events webhook / its receiver stalled"
-# Rates on this machine drift by ±20% over minutes, so the three modes take turns: ROUNDS
-# rounds, each starting a fresh broker per mode, one warm-up run, then the median of RUNS
-# runs. Each round gives a ratio to its own "off"; the medians of those ratios are the result.
-ROUNDS=${ROUNDS:-5}
-base_config > "$tmp/off.toml"
+echo "== 4. the highest 1 → 1 QoS 1 rate an all-events webhook keeps up with (10 s at each rate)"
+# Kept up: every message reached the subscriber, nothing dropped, the queue empty within
+# 1 s of the last publish. Each rate on a fresh broker; the ladder stops at the first miss.
 webhook_config '["*"]' true 10000 > "$tmp/all.toml"
-for qos in 0 1; do
-  n=$([ "$qos" = 0 ] && echo 500000 || echo 300000)
-  rows=""
-  for round in $(seq "$ROUNDS"); do
-    row=""
-    for mode in off all stalled; do
-      delay=$([ "$mode" = stalled ] && echo 3600000 || echo 0)
-      config=$([ "$mode" = off ] && echo off || echo all)
-      start_receiver "$delay"; start_hookmq "$tmp/$config.toml"
-      load -p 1 -s 1 -n "$n" -q "$qos" -m 64 >/dev/null
-      r=$(for _ in $(seq "$RUNS"); do load -p 1 -s 1 -n "$n" -q "$qos" -m 64 | field delivery_rate; done | median)
-      stop_hookmq; stop_receiver
-      row="$row $r"
-    done
-    echo "QoS $qos, round $round: off / all / stalled msg/s:$row"
-    rows="$rows$row
-"
+base_config > "$tmp/off.toml"
+kept_up=0
+for rate in ${LADDER:-5000 10000 20000 30000 40000 50000 60000 80000 100000}; do
+  start_receiver; start_hookmq "$tmp/all.toml"
+  got=$(load -p 1 -s 1 -n $((rate * 10)) --rate "$rate" -q 1 -m 64 | field received)
+  drained=no
+  for _ in $(seq 10); do
+    left=$(metric '["queuing"] + m["inflight"]'); dropped=$(metric '["dropped"]')
+    [ "$left" = 0 ] && drained=yes && break; sleep 0.1
   done
-  printf '%s' "$rows" | python3 -c "
+  matched=$(metric '["matched"]')
+  stop_hookmq; stop_receiver
+  echo "$rate msg/s: $got of $((rate * 10)) received, webhook matched $matched events, dropped $dropped, queue empty within 1 s: $drained"
+  if [ "$got" -ge $((rate * 10)) ] && [ "$dropped" = 0 ] && [ "$drained" = yes ]; then kept_up=$rate; else break; fi
+done
+echo "highest rate kept up with: $kept_up msg/s"
+
+echo "== 5. CPU per message at ${CPU_RATE:=20000} msg/s, 1 → 1 QoS 1, 10 s (webhook off / on)"
+for mode in off all; do
+  start_receiver; start_hookmq "$tmp/$mode.toml"
+  conn0=$(cpu 'hookmq'); deliv0=$(cpu 'hookmq-webhooks'); jour0=$(cpu 'hookmq-journal.*')
+  got=$(load -p 1 -s 1 -n $((CPU_RATE * 10)) --rate "$CPU_RATE" -q 1 -m 64 | field received)
+  for _ in $(seq 50); do
+    [ "$mode" = off ] && break
+    [ "$(metric '["queuing"] + m["inflight"]')" = 0 ] && break; sleep 0.1
+  done
+  conn=$(cpu 'hookmq'); deliv=$(cpu 'hookmq-webhooks'); jour=$(cpu 'hookmq-journal.*')
+  delivered=$([ "$mode" = off ] && echo 0 || metric '["success"]')
+  stop_hookmq; stop_receiver
+  python3 -c "
+c = ($conn - $conn0) / $got * 1e6; d = ($deliv - $deliv0); j = ($jour - $jour0); n = $delivered
+print(f'$mode: {c:.1f} µs of connection threads per message ({$got} received)' + (f'; delivery threads {d / n * 1e6:.1f} µs and journal {j / n * 1e6:.1f} µs per delivered event ({n} events)' if n else ''))
+" | tee -a "$tmp/cpu.txt"
+done
+
+echo "== 6. QoS 1 publish rate, 1 → 1: no webhook / disk-buffered all-events webhook / with sync_before_ack"
+# Rates drift by ±20% over minutes here, so the modes take turns: ROUNDS rounds, a fresh
+# broker per mode, one warm-up run, then the median of RUNS runs; the results are the
+# medians of each round's ratios to its own "off".
+ROUNDS=${ROUNDS:-5}
+webhook_config '["*"]' true 10000 disk true > "$tmp/sync.toml"
+rows=""
+for round in $(seq "$ROUNDS"); do
+  row=""
+  for mode in off all sync; do
+    start_receiver; start_hookmq "$tmp/$mode.toml"
+    load -p 1 -s 1 -n 100000 -q 1 -m 64 >/dev/null
+    r=$(for _ in $(seq "$RUNS"); do load -p 1 -s 1 -n 300000 -q 1 -m 64 | field delivery_rate; done | median)
+    stop_hookmq; stop_receiver
+    row="$row $r"
+  done
+  echo "round $round: off / disk webhook / sync_before_ack msg/s:$row"
+  rows="$rows$row
+"
+done
+printf '%s' "$rows" | python3 -c "
 import statistics as st, sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
 off = st.median(r[0] for r in rows)
 on = st.median(r[1] / r[0] for r in rows)
-stalled = st.median(r[2] / r[0] for r in rows)
-print(f'QoS $qos: off {off:,.0f} msg/s (median); webhook on {on:.2f} of off ({(on - 1) * 100:+.0f}%), stalled {stalled:.2f} ({(stalled - 1) * 100:+.0f}%) (medians of per-round ratios)')"
-done
+sync = st.median(r[2] / r[0] for r in rows)
+print(f'QoS 1: off {off:,.0f} msg/s (median); disk webhook {on:.2f} of off ({(on - 1) * 100:+.0f}%), sync_before_ack {sync:.2f} ({(sync - 1) * 100:+.0f}%) (medians of per-round ratios)')"
