@@ -180,6 +180,8 @@ fn plan_queue(
     let dir = files.journal_dir(&spec.name);
     let storage = |e: JournalError| EngineError::Storage(e.to_string());
     let (lanes, capacity) = (spec.max_inflight, spec.queue_capacity);
+    // With a previous version, the new queue takes its events over (`Webhook::adopt`).
+    let adopting = previous.is_some();
     let disk = |journal: &Arc<Journal>| {
         Arc::new(DiskQueue::new(
             lanes,
@@ -187,6 +189,7 @@ fn plan_queue(
             spec.max_buffer_bytes,
             spec.overflow,
             Arc::clone(journal),
+            adopting,
         ))
     };
     Ok(match (spec.buffer, previous) {
@@ -388,15 +391,10 @@ impl Webhook {
         // (a client whose older events do not fit may then see a gap before the events the
         // new version took). Closed first: a run still admitted against the older version's
         // listener entry is then counted as dropped, not left in a queue nobody delivers.
-        older.queue.close();
         let mut lanes = LaneChooser::new(self);
-        let placed: Vec<(usize, Queued)> = older
+        let dropped = self
             .queue
-            .drain()
-            .into_iter()
-            .map(|item| (lanes.lane(&item), item))
-            .collect();
-        let dropped = self.queue.push_front_run(placed);
+            .adopt(older.queue.as_ref(), &mut |item| lanes.lane(item));
         self.metrics.dropped_queue_full(dropped as u64);
     }
 

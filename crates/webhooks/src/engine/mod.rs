@@ -327,7 +327,7 @@ impl WebhookEngine {
             let _change = change;
             removed.stop().await;
             removed.queue.close();
-            let held = removed.queue.drain().len();
+            let held = removed.queue.len();
             if held > 0 {
                 tracing::warn!(webhook = %removed.spec.name, events = held, "webhook deleted with events still queued: they are dropped");
             }

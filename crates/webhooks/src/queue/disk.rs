@@ -15,7 +15,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -23,7 +23,7 @@ use std::{
 use parking_lot::Mutex;
 
 use super::{
-    MemoryQueue, Queue, Queued, Wait,
+    MemoryQueue, Queue, Queued, Wait, client_key, lane_of_key,
     writer::{Fetched, Journal},
 };
 use crate::{journal::Location, spec::Overflow};
@@ -33,12 +33,16 @@ const LOAD_BATCH: usize = 64;
 /// How long a lane whose next event is being written waits before asking again.
 const NOT_WRITTEN_YET: Duration = Duration::from_millis(1);
 
+/// An event kept on disk only: its sequence number, and its client's key (see
+/// [`client_key`]), so it can move to another lane without being read back.
+type OnDisk = (u64, u64);
+
 /// A lane's events kept on disk only.
 #[derive(Debug, Default)]
 struct Spill {
-    /// Their sequence numbers, oldest first. parking_lot mutex: a push appends one, a load
-    /// reads a few and later removes them; never held across I/O.
-    seqs: Mutex<VecDeque<u64>>,
+    /// Oldest first. parking_lot mutex: a push appends one, a load reads a few and later
+    /// removes them; never held across I/O.
+    seqs: Mutex<VecDeque<OnDisk>>,
     /// How many: read by pushes without the lock (not zero: the lane's new events join them).
     count: AtomicUsize,
 }
@@ -62,11 +66,15 @@ pub struct DiskQueue {
     overflow: Overflow,
     /// Events kept on disk only that could not be read back (a damaged record).
     lost: AtomicU64,
+    /// Set until [`Queue::adopt`] has placed the previous version's events: every push
+    /// goes to disk only meanwhile, so none can overtake them.
+    adopting: AtomicBool,
 }
 
 impl DiskQueue {
     /// A queue of `lanes` lanes keeping at most `capacity` events in memory and up to
-    /// `max_bytes` of journal, journaled in `journal`.
+    /// `max_bytes` of journal, journaled in `journal`; `adopting` when it will take over a
+    /// previous version's queue ([`Queue::adopt`]).
     #[must_use]
     pub fn new(
         lanes: usize,
@@ -74,6 +82,7 @@ impl DiskQueue {
         max_bytes: u64,
         overflow: Overflow,
         journal: Arc<Journal>,
+        adopting: bool,
     ) -> Self {
         let memory = MemoryQueue::new(lanes, capacity);
         let spills = (0..memory.lanes()).map(|_| Spill::default()).collect();
@@ -85,6 +94,7 @@ impl DiskQueue {
             max_bytes,
             overflow,
             lost: AtomicU64::new(0),
+            adopting: AtomicBool::new(adopting),
         }
     }
 
@@ -128,16 +138,16 @@ impl DiskQueue {
             } else {
                 // Read again when the lane gets to it.
                 self.journal.remember(seq, location);
-                self.keep_on_disk(lane, seq);
+                self.keep_on_disk(lane, (seq, client_key(item.event.client_id())));
             }
         }
         unreadable
     }
 
     /// Notes that `lane`'s next event (after those there already) is on disk only.
-    fn keep_on_disk(&self, lane: usize, seq: u64) {
+    fn keep_on_disk(&self, lane: usize, entry: OnDisk) {
         let spill = self.spill(lane);
-        spill.seqs.lock().push_back(seq);
+        spill.seqs.lock().push_back(entry);
         spill.count.fetch_add(1, Ordering::AcqRel);
         self.spilled.fetch_add(1, Ordering::AcqRel);
         self.memory.notify(lane);
@@ -147,7 +157,13 @@ impl DiskQueue {
     /// when the lane's memory is empty, so they go in first).
     fn load(&self, lane: usize) {
         let spill = self.spill(lane);
-        let seqs: Vec<u64> = spill.seqs.lock().iter().take(LOAD_BATCH).copied().collect();
+        let seqs: Vec<u64> = spill
+            .seqs
+            .lock()
+            .iter()
+            .take(LOAD_BATCH)
+            .map(|&(seq, _)| seq)
+            .collect();
         let mut loaded = Vec::with_capacity(seqs.len());
         let mut done = 0;
         for seq in seqs {
@@ -176,13 +192,52 @@ impl DiskQueue {
         self.spilled.fetch_sub(done, Ordering::AcqRel);
     }
 
+    /// [`Queue::adopt`] of a disk buffer on the same journal; returns how many found this
+    /// queue closed.
+    fn take_over(&self, old: &Self, lane_for: &mut dyn FnMut(&Queued) -> usize) -> usize {
+        let lanes = self.spills.len();
+        let mut in_memory: Vec<(usize, Queued)> = Vec::new();
+        let mut on_disk: Vec<Vec<OnDisk>> = vec![Vec::new(); lanes];
+        for lane in 0..old.spills.len() {
+            for item in old.memory.drain_lane(lane) {
+                in_memory.push((lane_for(&item), item));
+            }
+            let spill = &old.spills[lane];
+            let entries: Vec<OnDisk> = spill.seqs.lock().drain(..).collect();
+            spill.count.fetch_sub(entries.len(), Ordering::AcqRel);
+            old.spilled.fetch_sub(entries.len(), Ordering::AcqRel);
+            for entry in entries {
+                on_disk[lane_of_key(entry.1, lanes)].push(entry);
+            }
+        }
+        for (lane, entries) in on_disk.into_iter().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let spill = &self.spills[lane];
+            let mut seqs = spill.seqs.lock();
+            for entry in entries.iter().rev() {
+                seqs.push_front(*entry);
+            }
+            drop(seqs);
+            spill.count.fetch_add(entries.len(), Ordering::AcqRel);
+            self.spilled.fetch_add(entries.len(), Ordering::AcqRel);
+            self.memory.notify(lane);
+        }
+        self.memory.force_reserve(in_memory.len());
+        let refused = self.memory.push_front_reserved(in_memory);
+        self.journal
+            .acknowledge(refused.iter().map(|item| item.seq));
+        refused.len()
+    }
+
     /// Drops the oldest queued event to make room (`overflow = "drop_oldest"`); false if
     /// there is none to drop.
     fn drop_oldest(&self) -> bool {
         let on_disk = self
             .spills
             .iter()
-            .filter_map(|spill| spill.seqs.lock().front().copied())
+            .filter_map(|spill| spill.seqs.lock().front().map(|&(seq, _)| seq))
             .min();
         if let Some(item) = self.memory.take_oldest_before(on_disk) {
             self.journal.acknowledge([item.seq]);
@@ -195,7 +250,7 @@ impl DiskQueue {
     fn drop_kept_on_disk(&self, seq: u64) -> bool {
         for spill in &self.spills {
             let mut seqs = spill.seqs.lock();
-            if seqs.front() == Some(&seq) {
+            if seqs.front().is_some_and(|&(front, _)| front == seq) {
                 seqs.pop_front();
                 spill.count.fetch_sub(1, Ordering::AcqRel);
                 self.spilled.fetch_sub(1, Ordering::AcqRel);
@@ -218,8 +273,9 @@ impl Queue for DiskQueue {
         let mut dropped = 0;
         for (lane, item) in items {
             let lane = lane % lanes;
-            let behind_disk =
-                self.spill(lane).count.load(Ordering::Acquire) > 0 || to_disk.contains(&lane);
+            let behind_disk = self.spill(lane).count.load(Ordering::Acquire) > 0
+                || to_disk.contains(&lane)
+                || self.adopting.load(Ordering::Acquire);
             if !behind_disk && self.memory.reserve_up_to(1) == 1 {
                 placed.push((lane, item, Place::Memory));
             } else if disk_room || (self.overflow == Overflow::DropOldest && self.drop_oldest()) {
@@ -240,7 +296,9 @@ impl Queue for DiskQueue {
         for (lane, item, place) in placed {
             match place {
                 Place::Memory => in_memory.push((lane, item)),
-                Place::DiskOnly => self.keep_on_disk(lane, item.seq),
+                Place::DiskOnly => {
+                    self.keep_on_disk(lane, (item.seq, client_key(item.event.client_id())));
+                }
             }
         }
         let refused = self.memory.push_reserved(in_memory);
@@ -323,6 +381,34 @@ impl Queue for DiskQueue {
         self.memory.lanes()
     }
 
+    fn as_disk(&self) -> Option<&DiskQueue> {
+        Some(self)
+    }
+
+    /// From a disk buffer on the same journal, nothing is read back: what it kept in memory
+    /// goes to the heads of this queue's lanes (even past the memory bound: it fitted the
+    /// older one's), and what it kept on disk joins the heads of their new lanes' lists by
+    /// the client key. Meanwhile every new event went to disk only, behind them.
+    fn adopt(&self, older: &dyn Queue, lane_for: &mut dyn FnMut(&Queued) -> usize) -> usize {
+        older.close();
+        let same_journal = older
+            .as_disk()
+            .filter(|old| Arc::ptr_eq(&old.journal, &self.journal));
+        let dropped = match same_journal {
+            Some(old) => self.take_over(old, lane_for),
+            None => {
+                let placed: Vec<(usize, Queued)> = older
+                    .drain()
+                    .into_iter()
+                    .map(|item| (lane_for(&item), item))
+                    .collect();
+                self.push_front_run(placed)
+            }
+        };
+        self.adopting.store(false, Ordering::Release);
+        dropped
+    }
+
     fn close(&self) {
         self.memory.close();
     }
@@ -337,10 +423,10 @@ impl Queue for DiskQueue {
         for lane in 0..self.spills.len() {
             all.extend(self.memory.drain_lane(lane));
             let spill = self.spill(lane);
-            let seqs: Vec<u64> = spill.seqs.lock().drain(..).collect();
+            let seqs: Vec<OnDisk> = spill.seqs.lock().drain(..).collect();
             spill.count.fetch_sub(seqs.len(), Ordering::AcqRel);
             self.spilled.fetch_sub(seqs.len(), Ordering::AcqRel);
-            for seq in seqs {
+            for (seq, _) in seqs {
                 // Being written, it comes from the pending list; written, from disk.
                 loop {
                     match self.journal.fetch(seq) {
@@ -404,7 +490,7 @@ mod tests {
     fn past_memory_a_lane_keeps_events_on_disk_in_order() {
         let dir = tempfile::tempdir().expect("dir");
         let (journal, _) = open(dir.path());
-        let queue = DiskQueue::new(2, 4, 1 << 30, Overflow::DropNew, journal);
+        let queue = DiskQueue::new(2, 4, 1 << 30, Overflow::DropNew, journal, false);
         // Lane 0 fills memory; then both lanes spill, and lane 0 stays behind its disk list
         // even when memory frees up.
         let run = |range: std::ops::Range<u64>, lane| range.map(|n| (lane, event(n))).collect();
@@ -426,7 +512,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         {
             let (journal, _) = open(dir.path());
-            let queue = DiskQueue::new(2, 1_000, 1 << 30, Overflow::DropNew, Arc::clone(&journal));
+            let queue = DiskQueue::new(
+                2,
+                1_000,
+                1 << 30,
+                Overflow::DropNew,
+                Arc::clone(&journal),
+                false,
+            );
             let events: Vec<(usize, Queued)> =
                 (0..50).map(|n| ((n % 2) as usize, event(n))).collect();
             assert_eq!(queue.push_many(events), 0);
@@ -434,7 +527,7 @@ mod tests {
         }
         let (journal, live) = open(dir.path());
         assert_eq!(live.len(), 50);
-        let queue = DiskQueue::new(2, 8, 1 << 30, Overflow::DropNew, journal);
+        let queue = DiskQueue::new(2, 8, 1 << 30, Overflow::DropNew, journal, false);
         let unreadable = queue.restore_journal(live, |item| (item.event.timestamp % 2) as usize);
         assert_eq!(unreadable, 0);
         assert_eq!((queue.len(), queue.on_disk_only()), (50, 42));
@@ -454,7 +547,7 @@ mod tests {
             let (journal, _) = open(dir.path());
             // A bound the journal's first segment header already reaches: the disk is
             // "full", so only memory (3 events) takes them.
-            let queue = DiskQueue::new(1, 3, 1, overflow, journal);
+            let queue = DiskQueue::new(1, 3, 1, overflow, journal, false);
             assert_eq!(queue.push_many((0..3).map(|n| (0, event(n))).collect()), 0);
             let dropped = queue.push_many((3..6).map(|n| (0, event(n))).collect());
             assert_eq!(dropped, 3, "{overflow:?}");
@@ -474,5 +567,32 @@ mod tests {
             }
             assert_eq!(taken, kept, "{overflow:?}");
         }
+    }
+
+    /// A new version with another lane count takes over a backlog far past its memory bound
+    /// without reading it back or dropping any, ahead of what arrived meanwhile.
+    #[test]
+    fn a_new_version_takes_over_a_backlog_kept_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = open(dir.path());
+        let old = DiskQueue::new(
+            2,
+            4,
+            1 << 30,
+            Overflow::DropNew,
+            Arc::clone(&journal),
+            false,
+        );
+        let key = |item: &Queued| crate::queue::lane_of(item.event.client_id(), 3);
+        assert_eq!(old.push_many((0..40).map(|n| (0, event(n))).collect()), 0);
+        assert_eq!(old.on_disk_only(), 36);
+        let new = DiskQueue::new(3, 4, 1 << 30, Overflow::DropNew, journal, true);
+        // Arrives while the old version stops: it must come after the 40.
+        let lane = key(&event(0));
+        assert_eq!(new.push_many(vec![(lane, event(40))]), 0);
+        assert_eq!(new.adopt(&old, &mut |item| key(item)), 0);
+        assert_eq!(old.len(), 0);
+        assert_eq!(new.len(), 41);
+        assert_eq!(take_all(&new, lane), (0..41).collect::<Vec<_>>());
     }
 }

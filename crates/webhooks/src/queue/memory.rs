@@ -168,6 +168,14 @@ impl MemoryQueue {
     pub(crate) fn push_front_returning(&self, mut items: Vec<(usize, Queued)>) -> Vec<Queued> {
         let kept = self.reserve_up_to(items.len());
         let mut refused: Vec<Queued> = items.drain(kept..).map(|(_, item)| item).collect();
+        refused.extend(self.push_front_reserved(items));
+        refused
+    }
+
+    /// Puts a run of events whose slots are taken at the heads of their lanes, oldest
+    /// first; gives back those that found the queue closed (their slots are given back).
+    pub(crate) fn push_front_reserved(&self, items: Vec<(usize, Queued)>) -> Vec<Queued> {
+        let mut refused = Vec::new();
         // Newest first, each at its lane's head: every lane ends up oldest first.
         let mut newest_first = items.into_iter().rev();
         while let Some((lane, item)) = newest_first.next() {

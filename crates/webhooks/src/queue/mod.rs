@@ -99,18 +99,47 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Removes every waiting event, lane by lane in order (for a new version to adopt, or to
     /// count as dropped); they are not settled.
     fn drain(&self) -> Vec<Queued>;
+    /// Takes over what `older` (the previous version's queue, stopped) still holds, ahead of
+    /// what this one took since: `lane_for` places each event. Returns how many were
+    /// dropped because they did not fit. By default: `older` closes and drains, and what it
+    /// had goes to the heads of this queue's lanes.
+    fn adopt(&self, older: &dyn Queue, lane_for: &mut dyn FnMut(&Queued) -> usize) -> usize {
+        older.close();
+        let placed: Vec<(usize, Queued)> = older
+            .drain()
+            .into_iter()
+            .map(|item| (lane_for(&item), item))
+            .collect();
+        self.push_front_run(placed)
+    }
+    /// This queue as a disk buffer, if it is one.
+    fn as_disk(&self) -> Option<&DiskQueue> {
+        None
+    }
 }
 
 /// The lane of a client: FNV-1a of its id (a few nanoseconds for a short id, on the
 /// publish path; lanes only spread load, so no keyed hash is needed).
 #[must_use]
 pub fn lane_of(client_id: &str, lanes: usize) -> usize {
+    lane_of_key(client_key(client_id), lanes)
+}
+
+/// The hash [`lane_of`] takes a client's lane from, whatever the number of lanes.
+#[must_use]
+pub fn client_key(client_id: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in client_id.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    usize::try_from(hash % lanes.max(1) as u64).unwrap_or(0)
+    hash
+}
+
+/// The lane of a client key among `lanes`.
+#[must_use]
+pub fn lane_of_key(key: u64, lanes: usize) -> usize {
+    usize::try_from(key % lanes.max(1) as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
