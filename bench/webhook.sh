@@ -193,6 +193,7 @@ for mode in off all; do
   done
   conn=$(cpu 'hookmq'); deliv=$(cpu 'hookmq-webhooks'); jour=$(cpu 'hookmq-journal.*')
   delivered=$([ "$mode" = off ] && echo 0 || metric '["success"]')
+  [ "$mode" = off ] || echo "write window (happened → on disk, per group): $(metric '["buffer"]["write_window"]')"
   stop_hookmq; stop_receiver
   python3 -c "
 c = ($conn - $conn0) / $got * 1e6; d = ($deliv - $deliv0); j = ($jour - $jour0); n = $delivered
