@@ -402,6 +402,8 @@ impl Webhook {
     #[must_use]
     pub(crate) fn metrics(&self) -> crate::metrics::MetricsSnapshot {
         let mut snapshot = self.metrics.snapshot(self.queue.len());
+        // Events a disk buffer could not read back left the queue: counted as dropped.
+        snapshot.dropped += self.queue.lost();
         snapshot.buffer = self.journal.as_ref().map(|journal| BufferState {
             disk_bytes: journal.disk_bytes(),
             unwritten: journal.unwritten(),
@@ -530,5 +532,25 @@ mod tests {
         new.adopt(&old);
         assert_eq!(timestamps(&new), [1, 4]);
         assert_eq!(new.metrics().dropped_queue_full, 2);
+    }
+
+    /// A run larger than memory's room goes to a disk buffer whole: nothing is cut at
+    /// memory's bound while the disk has room.
+    #[tokio::test]
+    async fn a_disk_buffer_takes_a_run_past_its_memory_bound() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spec = WebhookSpec::new("w", "http://127.0.0.1:9/");
+        spec.queue_capacity = 2;
+        let ids = Arc::new(MessageIdGenerator::new("n"));
+        let files = WebhookFiles::new(dir.path());
+        let writer = Arc::new(Notify::new());
+        let webhook = Webhook::build(spec, "n", ids, None, &files, &writer).expect("builds");
+        let run: Vec<Arc<Event>> = (0..10).map(event).collect();
+        webhook.on_events(webhook.trigger.mask, &run);
+        let metrics = webhook.metrics();
+        assert_eq!(
+            (metrics.matched, metrics.dropped, metrics.queuing),
+            (10, 0, 10)
+        );
     }
 }

@@ -366,7 +366,14 @@ impl SegmentLog {
             dir_dirty: true,
             broken: false,
         };
-        log.sync()?;
+        // No compaction here: the locations just recovered must stay valid until their
+        // reader has them (a copy moves an event; the writer then reports the new place).
+        log.file
+            .sync_data()
+            .map_err(JournalError::io(&log.current.path))?;
+        log.delete_finished()?;
+        sync_dir(&log.dir)?;
+        log.dir_dirty = false;
         Ok((log, recovered))
     }
 
@@ -438,7 +445,8 @@ impl SegmentLog {
     }
 
     /// Makes every append so far durable, then deletes the oldest segments while they have
-    /// nothing live, and compacts the oldest one left if it is worth it (see the `compact`
+    /// nothing live (one that the previous sync's compaction emptied among them), and
+    /// compacts the oldest one left if it is worth it (see the `compact`
     /// module: one step reads at most `max(segment_bytes / 8, 2 × the bytes appended since
     /// the last sync)` of it, copies its live events among them with one write and one more
     /// `fdatasync`, and deletes it once none is left).
@@ -465,7 +473,8 @@ impl SegmentLog {
             }
             self.compaction_failures += 1;
         }
-        self.delete_finished()?;
+        // A segment compaction emptied is deleted at the next sync, not now: readers learn
+        // where its events went (`take_written`) before its file goes.
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
@@ -485,7 +494,10 @@ impl SegmentLog {
         while self.older.front().is_some_and(Segment::finished) {
             if let Some(done) = self.older.pop_front() {
                 remove_file(&done.path)?;
-                self.dir_dirty = true;
+                // Each deletion durable before the next: a crash leaves the oldest ones
+                // deleted, never a newer one (holding acknowledgements of an older one's
+                // events) without the older. Rare: once per segment.
+                sync_dir(&self.dir)?;
             }
         }
         Ok(())

@@ -45,6 +45,8 @@ struct Spill {
     seqs: Mutex<VecDeque<OnDisk>>,
     /// How many: read by pushes without the lock (not zero: the lane's new events join them).
     count: AtomicUsize,
+    /// The lane's worker is reading some back (set and read under the list's lock).
+    loading: AtomicBool,
 }
 
 /// Where a pushed event goes.
@@ -98,18 +100,13 @@ impl DiskQueue {
         }
     }
 
-    /// Events kept on disk only that could not be read back.
-    #[must_use]
-    pub fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
-    }
-
     fn spill(&self, lane: usize) -> &Spill {
         &self.spills[lane % self.spills.len()]
     }
 
+    /// Whether more may go to disk only: under the bound, and the last write succeeded.
     fn disk_has_room(&self) -> bool {
-        self.journal.disk_bytes() < self.max_bytes
+        self.journal.disk_bytes() < self.max_bytes && !self.journal.failing()
     }
 
     /// Places the events a journal held when it was opened (`live`, oldest first): read back
@@ -121,11 +118,16 @@ impl DiskQueue {
         mut lane_of: impl FnMut(&Queued) -> usize,
     ) -> usize {
         let mut unreadable = 0;
-        for (seq, location) in live {
-            let item = match self.journal.load(seq, location) {
-                Ok(item) => item,
-                Err(error) => {
-                    tracing::error!(seq, %error, "journal: an event could not be read back; it is dropped");
+        for (seq, _) in live {
+            // Through the journal's map of places: its writer may have moved an event since.
+            let item = match self.journal.peek(seq) {
+                Fetched::Event(item) => item,
+                Fetched::NotYet | Fetched::Lost(_) => {
+                    tracing::error!(
+                        seq,
+                        "journal: an event could not be read back; it is dropped"
+                    );
+                    self.journal.forget(seq);
                     self.journal.acknowledge([seq]);
                     unreadable += 1;
                     continue;
@@ -134,39 +136,46 @@ impl DiskQueue {
             let lane = lane_of(&item) % self.spills.len();
             let spill = self.spill(lane);
             if spill.count.load(Ordering::Relaxed) == 0 && self.memory.reserve_up_to(1) == 1 {
+                self.journal.forget(seq);
                 self.memory.push_reserved([(lane, item)]);
             } else {
-                // Read again when the lane gets to it.
-                self.journal.remember(seq, location);
+                // Read again when the lane gets to it (its place stays known).
                 self.keep_on_disk(lane, (seq, client_key(item.event.client_id())));
             }
         }
         unreadable
     }
 
-    /// Notes that `lane`'s next event (after those there already) is on disk only.
-    fn keep_on_disk(&self, lane: usize, entry: OnDisk) {
+    /// Notes that `lane`'s next event (after those there already) is on disk only; false if
+    /// the queue closed (a new version took the lists over): the caller drops it.
+    fn keep_on_disk(&self, lane: usize, entry: OnDisk) -> bool {
         let spill = self.spill(lane);
-        spill.seqs.lock().push_back(entry);
+        let mut seqs = spill.seqs.lock();
+        // Under the list's lock: a take-over drains the lists under it after closing.
+        if self.memory.is_closed() {
+            return false;
+        }
+        seqs.push_back(entry);
+        drop(seqs);
         spill.count.fetch_add(1, Ordering::AcqRel);
         self.spilled.fetch_add(1, Ordering::AcqRel);
         self.memory.notify(lane);
+        true
     }
 
     /// Reads `lane`'s next events kept on disk back into its memory (called by its worker
     /// when the lane's memory is empty, so they go in first).
     fn load(&self, lane: usize) {
         let spill = self.spill(lane);
-        let seqs: Vec<u64> = spill
-            .seqs
-            .lock()
-            .iter()
-            .take(LOAD_BATCH)
-            .map(|&(seq, _)| seq)
-            .collect();
+        let seqs: Vec<u64> = {
+            let seqs = spill.seqs.lock();
+            // Set under the lock: `drop_oldest` leaves a list being read back alone.
+            spill.loading.store(true, Ordering::Release);
+            seqs.iter().take(LOAD_BATCH).map(|&(seq, _)| seq).collect()
+        };
         let mut loaded = Vec::with_capacity(seqs.len());
         let mut done = 0;
-        for seq in seqs {
+        for &seq in &seqs {
             match self.journal.fetch(seq) {
                 Fetched::Event(item) => loaded.push((lane, item)),
                 Fetched::NotYet => break,
@@ -178,18 +187,22 @@ impl DiskQueue {
             }
             done += 1;
         }
-        if done == 0 {
-            return;
+        if done > 0 {
+            // Into memory first, then off the list: until then the lane's new events keep
+            // joining the list, so none can overtake these.
+            self.memory.force_reserve(loaded.len());
+            let refused = self.memory.push_reserved(loaded);
+            self.journal
+                .acknowledge(refused.iter().map(|item| item.seq));
+            let mut list = spill.seqs.lock();
+            for _ in 0..done {
+                list.pop_front();
+            }
+            drop(list);
+            spill.count.fetch_sub(done, Ordering::AcqRel);
+            self.spilled.fetch_sub(done, Ordering::AcqRel);
         }
-        // Into memory first, then off the list: until then the lane's new events keep
-        // joining the list, so none can overtake these.
-        self.memory.force_reserve(loaded.len());
-        let refused = self.memory.push_reserved(loaded);
-        self.journal
-            .acknowledge(refused.iter().map(|item| item.seq));
-        spill.seqs.lock().drain(..done);
-        spill.count.fetch_sub(done, Ordering::AcqRel);
-        self.spilled.fetch_sub(done, Ordering::AcqRel);
+        spill.loading.store(false, Ordering::Release);
     }
 
     /// [`Queue::adopt`] of a disk buffer on the same journal; returns how many found this
@@ -237,6 +250,7 @@ impl DiskQueue {
         let on_disk = self
             .spills
             .iter()
+            .filter(|spill| !spill.loading.load(Ordering::Acquire))
             .filter_map(|spill| spill.seqs.lock().front().map(|&(seq, _)| seq))
             .min();
         if let Some(item) = self.memory.take_oldest_before(on_disk) {
@@ -250,7 +264,9 @@ impl DiskQueue {
     fn drop_kept_on_disk(&self, seq: u64) -> bool {
         for spill in &self.spills {
             let mut seqs = spill.seqs.lock();
-            if seqs.front().is_some_and(|&(front, _)| front == seq) {
+            if !spill.loading.load(Ordering::Acquire)
+                && seqs.front().is_some_and(|&(front, _)| front == seq)
+            {
                 seqs.pop_front();
                 spill.count.fetch_sub(1, Ordering::AcqRel);
                 self.spilled.fetch_sub(1, Ordering::AcqRel);
@@ -265,6 +281,9 @@ impl DiskQueue {
 
 impl Queue for DiskQueue {
     fn push_many(&self, items: Vec<(usize, Queued)>) -> usize {
+        if self.memory.is_closed() {
+            return items.len();
+        }
         let lanes = self.spills.len();
         let disk_room = self.disk_has_room();
         let mut placed: Vec<(usize, Queued, Place)> = Vec::with_capacity(items.len());
@@ -293,19 +312,23 @@ impl Queue for DiskQueue {
                 .map(|(_, item, place)| (item, *place == Place::DiskOnly)),
         );
         let mut in_memory = Vec::with_capacity(placed.len());
+        let mut closed_out = Vec::new();
         for (lane, item, place) in placed {
             match place {
                 Place::Memory => in_memory.push((lane, item)),
                 Place::DiskOnly => {
-                    self.keep_on_disk(lane, (item.seq, client_key(item.event.client_id())));
+                    let entry = (item.seq, client_key(item.event.client_id()));
+                    if !self.keep_on_disk(lane, entry) {
+                        closed_out.push(item.seq);
+                    }
                 }
             }
         }
         let refused = self.memory.push_reserved(in_memory);
         // Journaled but closed out: forgotten again, and counted as dropped.
-        self.journal
-            .acknowledge(refused.iter().map(|item| item.seq));
-        dropped + refused.len()
+        closed_out.extend(refused.iter().map(|item| item.seq));
+        self.journal.acknowledge(closed_out.iter().copied());
+        dropped + closed_out.len()
     }
 
     fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {
@@ -365,15 +388,15 @@ impl Queue for DiskQueue {
         self.spilled.load(Ordering::Relaxed)
     }
 
+    /// Memory's room, or without a bound while the disk has room (or the oldest make room):
+    /// a caller that copies only `room()` events of a run must not cut it at memory's.
     fn room(&self) -> usize {
-        let memory = self.memory.room();
-        if memory > 0 || self.memory.is_closed() {
-            return memory;
-        }
-        if self.disk_has_room() || self.overflow == Overflow::DropOldest {
+        if self.memory.is_closed() {
+            0
+        } else if self.disk_has_room() || self.overflow == Overflow::DropOldest {
             usize::MAX
         } else {
-            0
+            self.memory.room()
         }
     }
 
@@ -383,6 +406,10 @@ impl Queue for DiskQueue {
 
     fn as_disk(&self) -> Option<&DiskQueue> {
         Some(self)
+    }
+
+    fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// From a disk buffer on the same journal, nothing is read back: what it kept in memory
@@ -428,12 +455,22 @@ impl Queue for DiskQueue {
             self.spilled.fetch_sub(seqs.len(), Ordering::AcqRel);
             for (seq, _) in seqs {
                 // Being written, it comes from the pending list; written, from disk.
+                let mut tries = 0;
                 loop {
                     match self.journal.fetch(seq) {
                         Fetched::Event(item) => all.push(item),
-                        Fetched::NotYet => {
+                        Fetched::NotYet if tries < 1000 => {
+                            tries += 1;
                             std::thread::sleep(NOT_WRITTEN_YET);
                             continue;
+                        }
+                        Fetched::NotYet => {
+                            tracing::error!(
+                                seq,
+                                "journal: an event kept on disk was not written in time; it is dropped"
+                            );
+                            self.lost.fetch_add(1, Ordering::Relaxed);
+                            self.journal.acknowledge([seq]);
                         }
                         Fetched::Lost(error) => {
                             tracing::error!(seq, %error, "journal: an event kept on disk could not be read back; it is dropped");
@@ -594,5 +631,98 @@ mod tests {
         assert_eq!(old.len(), 0);
         assert_eq!(new.len(), 41);
         assert_eq!(take_all(&new, lane), (0..41).collect::<Vec<_>>());
+    }
+
+    /// A small backlog left in a mostly settled journal comes back whole: opening the journal
+    /// does not move events before their places are known.
+    #[test]
+    fn a_mostly_settled_journal_gives_back_its_last_events() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let (journal, _) = open(dir.path());
+            let queue = DiskQueue::new(
+                1,
+                2_000,
+                1 << 30,
+                Overflow::DropNew,
+                Arc::clone(&journal),
+                false,
+            );
+            assert_eq!(
+                queue.push_many((0..1000).map(|n| (0, event(n))).collect()),
+                0
+            );
+            for _ in 0..990 {
+                let item = queue.take(0).expect("queued");
+                queue.settle(&item);
+            }
+            journal.close();
+        }
+        let (journal, live) = open(dir.path());
+        let queue = DiskQueue::new(1, 4, 1 << 30, Overflow::DropNew, journal, false);
+        assert_eq!(
+            queue.restore_journal(live, |_| 0),
+            0,
+            "every event read back"
+        );
+        assert_eq!(take_all(&queue, 0), (990..1000).collect::<Vec<_>>());
+    }
+
+    /// A push that finds the queue closed (a new version took it over) is dropped, not left
+    /// on disk where nothing reads it.
+    #[test]
+    fn a_closed_queue_takes_nothing_to_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = open(dir.path());
+        let queue = DiskQueue::new(1, 1, 1 << 30, Overflow::DropNew, journal, false);
+        queue.close();
+        assert_eq!(queue.push_many(vec![(0, event(1)), (0, event(2))]), 2);
+        assert_eq!((queue.len(), queue.on_disk_only()), (0, 0));
+    }
+
+    /// Dropping the oldest events while the lane reads some back never loses one twice,
+    /// strands one, or breaks the lane.
+    #[test]
+    fn dropping_the_oldest_beside_a_lane_reading_back_keeps_the_books() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = open(dir.path());
+        // Memory of 1 and a disk "full" from the start: every push drops the oldest.
+        let queue = Arc::new(DiskQueue::new(
+            1,
+            1,
+            1,
+            Overflow::DropOldest,
+            journal,
+            false,
+        ));
+        let taker = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || {
+                let mut taken = 0;
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < deadline {
+                    match queue.take(0) {
+                        Some(item) => {
+                            queue.settle(&item);
+                            taken += 1;
+                        }
+                        None => std::thread::yield_now(),
+                    }
+                }
+                taken
+            })
+        };
+        let mut dropped = 0;
+        for n in 0..20_000 {
+            dropped += queue.push_many(vec![(0, event(n))]);
+        }
+        let taken = taker.join().expect("the lane did not panic");
+        let left = take_all(&queue, 0).len();
+        assert_eq!(
+            taken + left + dropped,
+            20_000,
+            "taken {taken}, left {left}, dropped {dropped}"
+        );
+        assert_eq!(queue.len(), 0);
     }
 }

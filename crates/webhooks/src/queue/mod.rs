@@ -112,6 +112,10 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
             .collect();
         self.push_front_run(placed)
     }
+    /// Events it could not read back (a damaged record), dropped.
+    fn lost(&self) -> u64 {
+        0
+    }
     /// This queue as a disk buffer, if it is one.
     fn as_disk(&self) -> Option<&DiskQueue> {
         None

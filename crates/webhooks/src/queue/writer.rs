@@ -34,6 +34,13 @@ use crate::journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
 /// Bounds of the write window histogram, ms (see [`Journal::write_window`]).
 pub(crate) const WINDOW_BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 20, 50, 100, 500, 1000];
 
+/// The first wait before the writer tries again after a failed write; it doubles.
+const RETRY_WRITE: Duration = Duration::from_millis(10);
+/// The longest wait between tries.
+const MAX_RETRY_WRITE: Duration = Duration::from_secs(1);
+/// Failed writes in a row after which a stopping writer gives up.
+const GIVE_UP_AFTER: u32 = 3;
+
 /// How long the writer sleeps when it has nothing to write (a push wakes it earlier).
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
@@ -102,6 +109,8 @@ struct Shared {
     disk_bytes: AtomicU64,
     /// Groups that could not be written (a full disk, an I/O error).
     write_errors: AtomicU64,
+    /// The last group could not be written: nothing more should go to disk only.
+    failing: AtomicBool,
     /// Groups written, by how long their oldest event waited from when it happened until
     /// it was on disk: bounds in [`WINDOW_BOUNDS_MS`], the last counting the slower.
     windows: [AtomicU64; WINDOW_BOUNDS_MS.len() + 1],
@@ -139,12 +148,15 @@ impl Journal {
                 next_seq: log.last_seq() + 1,
             }),
             acks: Mutex::new(Vec::new()),
-            locations: Mutex::new(HashMap::new()),
+            // Every recovered event's place, before the writer can move one (compaction
+            // then reports the new place here); forgotten as events are read back.
+            locations: Mutex::new(recovered.live.iter().copied().collect()),
             durable: AtomicU64::new(log.last_seq()),
             attempted: AtomicU64::new(log.last_seq()),
             progress: tokio::sync::Notify::new(),
             disk_bytes: AtomicU64::new(log.disk_bytes()),
             write_errors: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
             windows: Default::default(),
             stop: AtomicBool::new(false),
         });
@@ -296,8 +308,20 @@ impl Journal {
     /// An event kept on disk only: from the pending list while it is not written yet, else
     /// from where the writer put it.
     pub(crate) fn fetch(&self, seq: u64) -> Fetched {
+        match self.peek(seq) {
+            Fetched::Event(item) => {
+                self.forget(seq);
+                Fetched::Event(item)
+            }
+            other => other,
+        }
+    }
+
+    /// What [`Journal::fetch`] reads, without forgetting the event's place.
+    pub(crate) fn peek(&self, seq: u64) -> Fetched {
         // Pending first: the writer records a location before it removes the event from the
         // pending list, so an event missing from both is not there yet.
+        let attempted = self.shared.attempted.load(Ordering::Acquire);
         {
             let pending = self.shared.pending.lock();
             if let Ok(i) = pending.events.binary_search_by_key(&seq, |e| e.seq) {
@@ -311,30 +335,36 @@ impl Journal {
             }
         }
         let Some(location) = self.shared.locations.lock().get(&seq).copied() else {
-            return Fetched::NotYet;
+            return if seq > attempted {
+                Fetched::NotYet
+            } else {
+                // The writer is done with it and has no place for it: it was never written
+                // (it could not be encoded).
+                Fetched::Lost("never written".to_owned())
+            };
         };
         match self.load(seq, location) {
-            Ok(item) => {
-                self.shared.locations.lock().remove(&seq);
-                Fetched::Event(item)
-            }
+            Ok(item) => Fetched::Event(item),
             Err(error) => {
-                // Copied forward and deleted meanwhile: the writer has the new place now.
+                // Moved meanwhile (compaction): the writer has the new place now.
                 let moved = self.shared.locations.lock().get(&seq).copied();
                 match moved.filter(|m| *m != location).map(|m| self.load(seq, m)) {
-                    Some(Ok(item)) => {
-                        self.shared.locations.lock().remove(&seq);
-                        Fetched::Event(item)
-                    }
+                    Some(Ok(item)) => Fetched::Event(item),
                     _ => Fetched::Lost(error),
                 }
             }
         }
     }
 
-    /// Remembers where a recovered event kept on disk only is.
-    pub(crate) fn remember(&self, seq: u64, location: Location) {
-        self.shared.locations.lock().insert(seq, location);
+    /// Forgets where event `seq` is (it is read back, or dropped).
+    pub(crate) fn forget(&self, seq: u64) {
+        self.shared.locations.lock().remove(&seq);
+    }
+
+    /// Whether the last group of events could not be written (a full or failing disk).
+    #[must_use]
+    pub fn failing(&self) -> bool {
+        self.shared.failing.load(Ordering::Relaxed)
     }
 
     /// Gives each event a sequence number and an id (its own, if it has one) and adds it to
@@ -391,8 +421,27 @@ fn id(epoch: u64, seq: u64) -> MessageId {
 fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
     let mut encoded: Vec<u8> = Vec::new();
     let mut bounds: Vec<(u64, usize, usize)> = Vec::new();
+    // Groups in a row that could not be written.
+    let mut failures: u32 = 0;
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
+        if failures > 0 {
+            if stopping && failures >= GIVE_UP_AFTER {
+                let left = shared.pending.lock().events.len();
+                tracing::error!(
+                    webhook = name,
+                    events = left,
+                    "journal: stopping with events that could not be written"
+                );
+                return;
+            }
+            // A full or failing disk: try again later, not in a loop.
+            std::thread::park_timeout(
+                RETRY_WRITE
+                    .saturating_mul(1 << failures.min(7))
+                    .min(MAX_RETRY_WRITE),
+            );
+        }
         // Acknowledgements first: any taken here belongs to an event pushed before, so
         // already written or among the events copied next.
         let acks = std::mem::take(&mut *shared.acks.lock());
@@ -420,6 +469,7 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
             .map(|&(seq, start, end)| (seq, &encoded[start..end]))
             .collect();
         if let Err(error) = log.append(&records, &acks) {
+            failures += 1;
             failed(shared, name, &error, batch.len());
             // Nothing of it was written: what is kept on disk only stays pending, to try
             // again; what is in memory too goes on from there (not on disk). The
@@ -439,6 +489,8 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
         shared.pending.lock().events.drain(..batch.len());
         match synced {
             Ok(()) => {
+                failures = 0;
+                shared.failing.store(false, Ordering::Relaxed);
                 shared.durable.store(log.last_seq(), Ordering::Release);
                 if let Some(oldest) = batch.first() {
                     let waited = now_ms().saturating_sub(oldest.event.timestamp);
@@ -449,7 +501,10 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
                     shared.windows[bucket].fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(error) => failed(shared, name, &error, batch.len()),
+            Err(error) => {
+                failures += 1;
+                failed(shared, name, &error, batch.len());
+            }
         }
         shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
         done_with(shared, &batch);
@@ -473,6 +528,10 @@ fn publish_locations(
     acks: &[u64],
 ) {
     let mut locations = shared.locations.lock();
+    // The usual case, nothing kept on disk only: no lookup per event.
+    if locations.is_empty() && !batch.iter().any(|e| e.on_disk_only) {
+        return;
+    }
     for (seq, location) in written {
         let disk_only = || {
             batch
@@ -489,6 +548,7 @@ fn publish_locations(
 }
 
 fn failed(shared: &Shared, name: &str, error: &JournalError, events: usize) {
+    shared.failing.store(true, Ordering::Relaxed);
     let errors = shared.write_errors.fetch_add(1, Ordering::Relaxed);
     // Once, then every thousandth: a full disk fails every group.
     if errors.is_multiple_of(1000) {
