@@ -7,7 +7,10 @@
 //! on its own backoff. The first answer that is not a retryable failure closes it. Changes
 //! are logged; the status, with the last error, is shown by the API, CLI and dashboard.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use hookmq_broker::message::now_ms;
 use parking_lot::Mutex;
@@ -56,8 +59,11 @@ struct Inner {
 #[derive(Debug)]
 pub struct Health {
     name: String,
-    /// parking_lot mutex: a few fields, updated once per settled attempt.
+    /// parking_lot mutex: a few fields, taken when an attempt fails or the state changes.
     inner: Mutex<Inner>,
+    /// Connected with no failure since: an answered attempt changes nothing, so it does not
+    /// take the lock (the usual case, once per delivered event across all lanes).
+    steady: AtomicBool,
     /// Wakes lanes waiting for the circuit to close.
     closed: Notify,
 }
@@ -87,6 +93,7 @@ impl Health {
                 next_probe: None,
             }),
             closed: Notify::new(),
+            steady: AtomicBool::new(false),
         }
     }
 
@@ -129,8 +136,12 @@ impl Health {
 
     /// An attempt got an answer that is not a retryable failure: the receiver is there.
     pub(crate) fn answered(&self) {
+        if self.steady.load(Ordering::Acquire) {
+            return;
+        }
         let mut inner = self.inner.lock();
         inner.in_a_row = 0;
+        self.steady.store(true, Ordering::Release);
         if inner.state == State::Connected {
             return;
         }
@@ -148,6 +159,7 @@ impl Health {
     /// circuit opens, probing every `interval`.
     pub(crate) fn failed(&self, error: &str, interval: Duration) {
         let mut inner = self.inner.lock();
+        self.steady.store(false, Ordering::Release);
         inner.in_a_row = inner.in_a_row.saturating_add(1);
         error.clone_into(inner.last_error.get_or_insert_with(String::new));
         if inner.state != State::Disconnected && inner.in_a_row >= OPEN_AFTER {

@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     thread::{JoinHandle, Thread},
     time::Duration,
@@ -43,6 +43,12 @@ const GIVE_UP_AFTER: u32 = 3;
 
 /// How long the writer sleeps when it has nothing to write (a push wakes it earlier).
 const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// The shortest time between two group commits while nobody waits for one: each
+/// `fdatasync` costs the disk (and, in a VM, an exit to the host) whatever it carries, so a
+/// busy journal gathers this long per group. An event then reaches the disk within about
+/// this plus one sync of happening. Someone waiting (`sync_before_ack`) starts a group at
+/// once.
+pub(crate) const COMMIT_INTERVAL: Duration = Duration::from_millis(4);
 
 /// An event waiting to be written.
 #[derive(Debug, Clone)]
@@ -111,6 +117,11 @@ struct Shared {
     write_errors: AtomicU64,
     /// The last group could not be written: nothing more should go to disk only.
     failing: AtomicBool,
+    /// The writer sleeps with nothing to write: a push or an acknowledgement wakes it (only
+    /// then, so the publish path does not wake it while it gathers a group).
+    idle: AtomicBool,
+    /// Callers waiting for the writer ([`Journal::written`]): it then commits at once.
+    waiters: AtomicUsize,
     /// Groups written, by how long their oldest event waited from when it happened until
     /// it was on disk: bounds in [`WINDOW_BOUNDS_MS`], the last counting the slower.
     windows: [AtomicU64; WINDOW_BOUNDS_MS.len() + 1],
@@ -157,6 +168,8 @@ impl Journal {
             disk_bytes: AtomicU64::new(log.disk_bytes()),
             write_errors: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
             windows: Default::default(),
             stop: AtomicBool::new(false),
         });
@@ -272,7 +285,12 @@ impl Journal {
     pub fn written(&self) -> impl Future<Output = ()> + Send + 'static {
         let target = self.shared.pending.lock().next_seq.saturating_sub(1);
         let shared = Arc::clone(&self.shared);
+        let waker = self.waker.clone();
         async move {
+            // Counted while waiting, so the writer does not gather for the interval.
+            shared.waiters.fetch_add(1, Ordering::AcqRel);
+            let _waiting = Waiting(&shared.waiters);
+            waker.unpark();
             loop {
                 let progress = shared.progress.notified();
                 tokio::pin!(progress);
@@ -388,6 +406,13 @@ impl Journal {
         let wake = was_empty && !pending.events.is_empty();
         drop(pending);
         if wake {
+            self.wake_if_idle();
+        }
+    }
+
+    /// Wakes the writer if it sleeps with nothing to write (one atomic swap otherwise).
+    fn wake_if_idle(&self) {
+        if self.shared.idle.swap(false, Ordering::AcqRel) {
             self.waker.unpark();
         }
     }
@@ -400,8 +425,17 @@ impl Journal {
         let wake = was_empty && !acks.is_empty();
         drop(acks);
         if wake {
-            self.waker.unpark();
+            self.wake_if_idle();
         }
+    }
+}
+
+/// Counts a caller of [`Journal::written`] while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -450,9 +484,16 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
             if stopping {
                 return;
             }
-            std::thread::park_timeout(IDLE_WAKE);
+            shared.idle.store(true, Ordering::Release);
+            // Anything pushed after the lists were read but before `idle` was set: go on.
+            let work = !shared.pending.lock().events.is_empty() || !shared.acks.lock().is_empty();
+            if !work {
+                std::thread::park_timeout(IDLE_WAKE);
+            }
+            shared.idle.store(false, Ordering::Release);
             continue;
         }
+        let started = std::time::Instant::now();
         encoded.clear();
         bounds.clear();
         for event in &batch {
@@ -508,6 +549,15 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
         }
         shared.disk_bytes.store(log.disk_bytes(), Ordering::Relaxed);
         done_with(shared, &batch);
+        // Gather the next group for the rest of the interval, unless someone waits for it.
+        let next = started + COMMIT_INTERVAL;
+        while shared.waiters.load(Ordering::Acquire) == 0 && !shared.stop.load(Ordering::Acquire) {
+            let now = std::time::Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::park_timeout(next - now);
+        }
     }
 }
 
