@@ -279,11 +279,10 @@ impl DiskQueue {
     }
 }
 
-impl Queue for DiskQueue {
-    fn push_many(&self, items: Vec<(usize, Queued)>) -> usize {
-        if self.memory.is_closed() {
-            return items.len();
-        }
+impl DiskQueue {
+    /// [`Queue::push_many`] event by event: to memory while the lane has nothing on disk
+    /// and memory has room, else to disk only (within the bound), else overflow.
+    fn place_each(&self, items: Vec<(usize, Queued)>) -> usize {
         let lanes = self.spills.len();
         let disk_room = self.disk_has_room();
         let mut placed: Vec<(usize, Queued, Place)> = Vec::with_capacity(items.len());
@@ -329,6 +328,28 @@ impl Queue for DiskQueue {
         closed_out.extend(refused.iter().map(|item| item.seq));
         self.journal.acknowledge(closed_out.iter().copied());
         dropped + closed_out.len()
+    }
+}
+
+impl Queue for DiskQueue {
+    fn push_many(&self, mut items: Vec<(usize, Queued)>) -> usize {
+        if self.memory.is_closed() {
+            return items.len();
+        }
+        // The usual case: nothing waits on disk and memory takes the whole run.
+        if self.spilled.load(Ordering::Acquire) == 0 && !self.adopting.load(Ordering::Acquire) {
+            let taken = self.memory.reserve_up_to(items.len());
+            if taken == items.len() {
+                self.journal
+                    .append(items.iter_mut().map(|(_, item)| (item, false)));
+                let refused = self.memory.push_reserved(items);
+                self.journal
+                    .acknowledge(refused.iter().map(|item| item.seq));
+                return refused.len();
+            }
+            self.memory.release(taken);
+        }
+        self.place_each(items)
     }
 
     fn push_front_run(&self, mut items: Vec<(usize, Queued)>) -> usize {

@@ -157,6 +157,13 @@ impl MemoryQueue {
         Some(item)
     }
 
+    /// Gives back `count` slots taken and not used.
+    pub(crate) fn release(&self, count: usize) {
+        if count > 0 {
+            self.len.fetch_sub(count, Ordering::AcqRel);
+        }
+    }
+
     /// Takes `count` slots whatever the bound (events that must not be lost); they are given
     /// back as usual when the events are taken or found the queue closed.
     pub(crate) fn force_reserve(&self, count: usize) {
