@@ -23,6 +23,7 @@ for port in 1900 8090; do
 done
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 RUNS=${RUNS:-3}
+ROUNDS=${ROUNDS:-5}
 N=${N:-200000}
 cargo build --release -q -p hookmq -p hookmq-bench
 tmp=$(mktemp -d)
@@ -182,30 +183,58 @@ for rate in ${LADDER:-5000 10000 20000 30000 40000 50000 60000 80000 100000}; do
 done
 echo "highest rate kept up with: $kept_up msg/s"
 
-echo "== 5. CPU per message at ${CPU_RATE:=20000} msg/s, 1 → 1 QoS 1, 10 s (webhook off / on)"
-for mode in off all; do
-  start_receiver; start_hookmq "$tmp/$mode.toml"
+echo "== 5. CPU per message at ${CPU_RATE:=20000} msg/s, 1 → 1 QoS 1, 10 s, in $ROUNDS rounds (webhook off / on)"
+# The connection threads' CPU time (the publish path) per message, with an all-events
+# webhook off and on. "on" runs three ways: disk buffer with the delivery and journal threads
+# on core 0 beside the broker (how this 2-core machine is set up), the same with those
+# threads moved to core 1 beside the receiver (the publish path's own cost, without sharing
+# its core with the webhook's delivery), and memory buffer on core 0. The modes take turns
+# and each round's "on" is divided by its own "off" (rates and CPU drift here).
+webhook_config '["*"]' true 10000 memory > "$tmp/all-memory.toml"
+cpu_run() { # config [split]
+  start_receiver; start_hookmq "$1"
+  if [ -n "${2:-}" ]; then
+    for task in /proc/"$hookmq"/task/*; do
+      case "$(cat "$task/comm")" in hookmq-webhooks|hookmq-journal*) taskset -p -c 1 "${task##*/}" >/dev/null;; esac
+    done
+  fi
   conn0=$(cpu 'hookmq'); deliv0=$(cpu 'hookmq-webhooks'); jour0=$(cpu 'hookmq-journal.*')
   got=$(load -p 1 -s 1 -n $((CPU_RATE * 10)) --rate "$CPU_RATE" -q 1 -m 64 | field received)
   for _ in $(seq 50); do
-    [ "$mode" = off ] && break
+    [ "$1" = "$tmp/off.toml" ] && break
     [ "$(metric '["queuing"] + m["inflight"]')" = 0 ] && break; sleep 0.1
   done
   conn=$(cpu 'hookmq'); deliv=$(cpu 'hookmq-webhooks'); jour=$(cpu 'hookmq-journal.*')
-  delivered=$([ "$mode" = off ] && echo 0 || metric '["success"]')
-  [ "$mode" = off ] || echo "write window (happened → on disk, per group): $(metric '["buffer"]["write_window"]')"
+  delivered=$([ "$1" = "$tmp/off.toml" ] && echo 0 || metric '["success"]')
+  [ "$1" = "$tmp/all.toml" ] && metric '["buffer"]["write_window"]' > "$tmp/window"
   stop_hookmq; stop_receiver
-  python3 -c "
-c = ($conn - $conn0) / $got * 1e6; d = ($deliv - $deliv0); j = ($jour - $jour0); n = $delivered
-print(f'$mode: {c:.1f} µs of connection threads per message ({$got} received)' + (f'; delivery threads {d / n * 1e6:.1f} µs and journal {j / n * 1e6:.1f} µs per delivered event ({n} events)' if n else ''))
-" | tee -a "$tmp/cpu.txt"
+  [ "$got" -ge $((CPU_RATE * 10)) ] || echo "only $got of $((CPU_RATE * 10)) messages received" >&2
+  python3 -c "print(($conn - $conn0) / $got * 1e6, ($deliv - $deliv0) / max($delivered, 1) * 1e6, ($jour - $jour0) / max($delivered, 1) * 1e6)"
+}
+cpu_rows=""
+for round in $(seq "$ROUNDS"); do
+  read -r off _ < <(cpu_run "$tmp/off.toml")
+  read -r disk deliv jour < <(cpu_run "$tmp/all.toml")
+  read -r split _ < <(cpu_run "$tmp/all.toml" split)
+  read -r mem _ < <(cpu_run "$tmp/all-memory.toml")
+  printf 'round %s: µs per message off %.2f, disk %.2f, disk with delivery on core 1 %.2f, memory %.2f; delivery %.2f and journal %.2f µs per event\n' \
+    "$round" "$off" "$disk" "$split" "$mem" "$deliv" "$jour"
+  cpu_rows="$cpu_rows$off $disk $split $mem $deliv $jour
+"
 done
+echo "write window of the last disk run (happened → on disk, per group): $(cat "$tmp/window")"
+printf '%s' "$cpu_rows" | python3 -c "
+import statistics as st, sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+m = lambda i: st.median(r[i] for r in rows)
+ratio = lambda i: st.median(r[i] / r[0] for r in rows)
+print(f'connection threads per message: off {m(0):.2f} µs; on, disk {ratio(1):.2f}× off, disk with delivery on core 1 {ratio(2):.2f}×, memory {ratio(3):.2f}× (medians of per-round ratios)')
+print(f'per delivered event: delivery threads {m(4):.2f} µs, journal {m(5):.2f} µs (medians)')"
 
 echo "== 6. QoS 1 publish rate, 1 → 1: no webhook / disk-buffered all-events webhook / with sync_before_ack"
 # Rates drift by ±20% over minutes here, so the modes take turns: ROUNDS rounds, a fresh
 # broker per mode, one warm-up run, then the median of RUNS runs; the results are the
 # medians of each round's ratios to its own "off".
-ROUNDS=${ROUNDS:-5}
 webhook_config '["*"]' true 10000 disk true > "$tmp/sync.toml"
 rows=""
 for round in $(seq "$ROUNDS"); do
