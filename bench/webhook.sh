@@ -256,4 +256,5 @@ rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
 off = st.median(r[0] for r in rows)
 on = st.median(r[1] / r[0] for r in rows)
 sync = st.median(r[2] / r[0] for r in rows)
-print(f'QoS 1: off {off:,.0f} msg/s (median); disk webhook {on:.2f} of off ({(on - 1) * 100:+.0f}%), sync_before_ack {sync:.2f} ({(sync - 1) * 100:+.0f}%) (medians of per-round ratios)')"
+cost = st.median(r[2] / r[1] for r in rows)
+print(f'QoS 1: off {off:,.0f} msg/s (median); disk webhook {on:.2f} of off ({(on - 1) * 100:+.0f}%), sync_before_ack {sync:.2f} ({(sync - 1) * 100:+.0f}%); sync_before_ack / disk webhook {cost:.2f} (medians of per-round ratios)')"

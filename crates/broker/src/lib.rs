@@ -73,6 +73,9 @@ pub struct ListenerAddresses {
 pub struct Broker {
     shared: Arc<Shared>,
     addresses: ListenerAddresses,
+    /// Listeners bound and not yet accepting (until [`Broker::accept`]).
+    bound: Vec<server::Bound>,
+    limit: Arc<Semaphore>,
     accept_loops: Vec<JoinHandle<()>>,
 }
 
@@ -83,6 +86,18 @@ impl Broker {
     /// # Errors
     /// The first thing that prevents starting, naming the config key or file.
     pub async fn start(config: Config) -> Result<Self, BrokerError> {
+        let mut broker = Self::bind(config).await?;
+        broker.accept();
+        Ok(broker)
+    }
+
+    /// Like [`Broker::start`], but the listeners do not accept until [`Broker::accept`]:
+    /// hooks attached in between see every event from the first client on (connections
+    /// made meanwhile wait in the listeners' backlogs).
+    ///
+    /// # Errors
+    /// The first thing that prevents starting, naming the config key or file.
+    pub async fn bind(config: Config) -> Result<Self, BrokerError> {
         config.validate()?;
         let access = Access {
             passwords: match &config.auth.password_file {
@@ -113,8 +128,7 @@ impl Broker {
         ));
         let shared = Arc::new(Shared::new(config, access));
         let mut addresses = ListenerAddresses::default();
-        let mut accept_loops = Vec::new();
-        for listener in bound {
+        for listener in &bound {
             let slot = match listener.transport {
                 Transport::Tcp => &mut addresses.tcp,
                 Transport::Ws => &mut addresses.ws,
@@ -122,11 +136,6 @@ impl Broker {
                 Transport::Wss => &mut addresses.wss,
             };
             *slot = Some(listener.address);
-            accept_loops.push(tokio::spawn(server::accept_loop(
-                listener,
-                Arc::clone(&shared),
-                Arc::clone(&limit),
-            )));
         }
         let purge = Arc::clone(&shared);
         shared.tasks.spawn(async move {
@@ -141,8 +150,21 @@ impl Broker {
         Ok(Self {
             shared,
             addresses,
-            accept_loops,
+            bound,
+            limit,
+            accept_loops: Vec::new(),
         })
+    }
+
+    /// Starts accepting on the bound listeners (once; later calls do nothing).
+    pub fn accept(&mut self) {
+        for listener in self.bound.drain(..) {
+            self.accept_loops.push(tokio::spawn(server::accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                Arc::clone(&self.limit),
+            )));
+        }
     }
 
     /// Where the listeners listen.

@@ -31,6 +31,15 @@ pub(crate) struct Bound {
     path: String,
 }
 
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("transport", &self.transport)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Binds `config` as a `transport` listener called `name`.
 pub(crate) async fn bind(
     name: &str,

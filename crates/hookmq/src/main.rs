@@ -151,7 +151,9 @@ fn init_logging(level: &str) {
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let signals = shutdown_signal()?;
     let store = Arc::new(Store::open(&config.node.data_dir)?);
-    let broker = Broker::start(config.broker()).await?;
+    // Listening, not accepting, until the webhooks are attached: a client that connects
+    // as soon as the port opens (one reconnecting after a restart) is seen by them.
+    let mut broker = Broker::bind(config.broker()).await?;
     let engine = WebhookEngine::start(broker.handle(), &config.node.data_dir);
     engine.restore().await;
     hookmq_api::migrate_saved_webhooks(&engine, &store).await?;
@@ -162,6 +164,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
             .with_context(|| format!("webhooks: {}", spec.name))?;
     }
     engine.warn_orphans();
+    broker.accept();
     let api = if config.dashboard.enable {
         Some(Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?)
     } else {

@@ -26,7 +26,7 @@ use crate::{
     queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
     render::Renderer,
     sign::Signer,
-    spec::{Buffer, WebhookSpec},
+    spec::{Buffer, SpecError, WebhookSpec},
     store::WebhookFiles,
     trigger::Trigger,
 };
@@ -158,7 +158,8 @@ type PlannedQueue = (Arc<dyn Queue>, Option<Arc<Journal>>, Recovered);
 /// Where a new version of a webhook keeps its events: the previous version's queue when its
 /// shape (lanes, bounds, buffer) is unchanged; else a new queue, on the previous version's
 /// journal or one opened now (with the events it held). A memory-buffered webhook that
-/// finds a journal of an earlier disk-buffered life takes its events and deletes it.
+/// finds a journal of an earlier disk-buffered life takes its events and deletes it, if
+/// they fit in memory (else it is refused).
 fn plan_queue(
     spec: &WebhookSpec,
     previous: Option<&Webhook>,
@@ -208,6 +209,19 @@ fn plan_queue(
         }
         (Buffer::Memory, None) if dir.exists() => {
             let (journal, live) = Journal::open(&spec.name, &dir).map_err(storage)?;
+            if live.len() > capacity {
+                // Read into memory they would mostly be dropped: the journal stays as it is.
+                return Err(SpecError::new(
+                    "buffer",
+                    format!(
+                        "{} events wait in the disk buffer's journal, more than queue_capacity \
+                         ({capacity}) holds in memory: keep buffer = \"disk\" until they are \
+                         delivered, or raise queue_capacity",
+                        live.len()
+                    ),
+                )
+                .into());
+            }
             let events = live
                 .into_iter()
                 .filter_map(|(seq, location)| match journal.load(seq, location) {

@@ -1,9 +1,10 @@
 //! The events typical sessions produce, in order.
 
-use hookmq_codec::{ProtocolVersion, QoS, ReasonCode};
+use hookmq_broker::{Broker, hooks::EventMask};
+use hookmq_codec::{Packet, ProtocolVersion, QoS, ReasonCode};
 use test_case::test_case;
 
-use crate::support::{RawClient, TestBroker};
+use crate::support::{EventLog, RawClient, TestBroker, test_config};
 
 #[test_case(ProtocolVersion::V3_1_1; "v311")]
 #[test_case(ProtocolVersion::V5; "v5")]
@@ -134,5 +135,41 @@ async fn message_ids_are_emqx_style_and_shared_by_the_events_of_one_message() {
         ids[0]
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+    );
+}
+
+/// A broker bound but not yet accepting holds a client that connects (a reconnect racing a
+/// restart) until it accepts: a listener attached in between sees the client's whole
+/// session, from its authentication on.
+#[tokio::test]
+async fn a_broker_bound_but_not_accepting_holds_clients_for_its_listeners() {
+    let mut broker = Broker::bind(test_config()).await.expect("binds");
+    let address = broker.addresses().tcp.expect("tcp listener");
+    // The kernel completes the TCP handshake and takes the CONNECT before anyone accepts.
+    let mut client = RawClient::open(address, ProtocolVersion::V5).await;
+    client
+        .send(Packet::Connect(Box::new(RawClient::connect_packet(
+            ProtocolVersion::V5,
+            "early",
+        ))))
+        .await;
+    let events = EventLog::new(broker.handle().subscribe_events(EventMask::ALL, 100));
+    // Turns of the runtime in which an accepting broker would take the client in.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(events.all().is_empty(), "served before accepting");
+    broker.accept();
+    match client.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::SUCCESS),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    client.disconnect().await;
+    events
+        .wait_for("early", "client.disconnected(normal)")
+        .await;
+    assert_eq!(
+        events.names("early")[..2],
+        ["client.check_authn_complete(success)", "client.connected"]
     );
 }

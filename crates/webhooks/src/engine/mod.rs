@@ -26,7 +26,7 @@ use crate::{
     render::Renderer,
     samples,
     sign::{Signer, delivery_headers},
-    spec::{SpecError, WebhookSpec},
+    spec::{Buffer, SpecError, WebhookSpec},
     store::WebhookFiles,
     webhook::Webhook,
 };
@@ -56,6 +56,27 @@ pub enum EngineError {
     /// The webhook's journal could not be opened (its directory cannot be used).
     #[error("{0}")]
     Storage(String),
+}
+
+/// A disk-buffered webhook switches to a memory buffer only while what it holds fits there:
+/// a larger backlog would be read into memory and then mostly dropped.
+fn fits_in_memory(previous: &Webhook, next: &WebhookSpec) -> Result<(), SpecError> {
+    if previous.journal.is_none() || next.buffer != Buffer::Memory {
+        return Ok(());
+    }
+    let metrics = previous.metrics();
+    let held = metrics.queuing + metrics.inflight;
+    if held > next.queue_capacity as u64 {
+        return Err(SpecError::new(
+            "buffer",
+            format!(
+                "{held} events wait in the disk buffer, more than queue_capacity ({}) holds in \
+                 memory: switch once they are delivered, or raise queue_capacity",
+                next.queue_capacity
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A webhook as listings show it.
@@ -270,6 +291,9 @@ impl WebhookEngine {
         // that disconnects) cancels either before the change or not at all.
         let previous = self.find(name);
         let spec = next(previous.as_ref().map(|webhook| &webhook.spec))?;
+        if let Some(previous) = &previous {
+            fits_in_memory(previous, &spec)?;
+        }
         let webhook = Arc::new(Webhook::build(
             spec,
             &self.inner.node,

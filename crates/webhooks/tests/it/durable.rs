@@ -70,6 +70,18 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
     // The next engine, on the same data directory: the webhook comes back with its events.
     receiver.always(Reply::status(200));
     let engine = WebhookEngine::start(stack.handle.clone(), stack.data.path());
+    // Not as a memory buffer too small for what the journal holds: the journal stays.
+    let mut memory = spec(&receiver.url("/"));
+    memory.buffer = Buffer::Memory;
+    memory.queue_capacity = 59;
+    let refused = engine
+        .create(memory)
+        .await
+        .expect_err("60 events do not fit in 59");
+    assert!(
+        refused.to_string().starts_with("buffer: 60 events wait"),
+        "{refused}"
+    );
     engine
         .create(spec(&receiver.url("/")))
         .await
@@ -127,7 +139,7 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
 }
 
 /// A memory-buffered webhook keeps nothing, and one switched from disk to memory takes the
-/// journal's events into memory and deletes the journal.
+/// journal's events into memory (only if they fit there) and deletes the journal.
 #[tokio::test]
 async fn a_memory_buffer_forgets_and_switching_to_it_deletes_the_journal() {
     let stack = Stack::start().await;
@@ -149,6 +161,18 @@ async fn a_memory_buffer_forgets_and_switching_to_it_deletes_the_journal() {
     assert!(journal.is_dir());
     let mut memory = spec(&receiver.url("/"));
     memory.buffer = Buffer::Memory;
+    memory.queue_capacity = 4;
+    let refused = stack
+        .engine
+        .update(memory.clone())
+        .await
+        .expect_err("5 events do not fit in 4");
+    assert!(
+        refused.to_string().starts_with("buffer: 5 events wait"),
+        "{refused}"
+    );
+    assert!(journal.is_dir(), "still disk-buffered");
+    memory.queue_capacity = 5;
     stack.engine.update(memory).await.expect("updated");
     assert!(!journal.exists(), "the journal is deleted");
     let metrics = stack.engine.get("durable").expect("webhook").metrics;
