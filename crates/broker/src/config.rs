@@ -110,6 +110,10 @@ impl Default for ListenerConfig {
     }
 }
 
+/// What a queued message counts towards `max_queue_bytes` besides its topic and payload:
+/// roughly the memory of the structures that hold it.
+pub const QUEUED_MESSAGE_OVERHEAD: usize = 256;
+
 /// MQTT limits and session behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -130,10 +134,17 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// Highest topic alias a client may use towards the broker (0 disables aliases).
     pub max_topic_alias: u16,
-    /// Most messages waiting in a session's queue (online behind the in-flight window, or
-    /// offline). When full, the oldest is dropped and reported as `delivery.dropped`
-    /// with reason `queue_full`.
+    /// Most messages waiting in the queue of a session without a connection. At the bound
+    /// (and when a session loses its connection with more queued) the oldest QoS 0 message
+    /// is dropped first, else the oldest, and reported as `delivery.dropped` with reason
+    /// `queue_full`. A connected session's queue is bounded by `max_queue_bytes` only, so a
+    /// live subscriber a little slower than its publisher gets a burst whole.
     pub max_queue_len: usize,
+    /// Most bytes a session's queue holds, connected or not: each message counts its topic
+    /// and payload plus [`QUEUED_MESSAGE_OVERHEAD`] (a burst of 20,000 small messages takes
+    /// about 5 MiB). At the bound: as `max_queue_len`. A message alone in the queue is kept
+    /// whatever its size.
+    pub max_queue_bytes: usize,
     /// Whether QoS 0 messages are queued for offline sessions (if not: `delivery.dropped`,
     /// reason `qos0_msg`).
     pub queue_qos0: bool,
@@ -172,6 +183,7 @@ impl Default for MqttConfig {
             max_inflight: 32,
             max_topic_alias: 65_535,
             max_queue_len: 1000,
+            max_queue_bytes: 64 << 20,
             queue_qos0: true,
             session_expiry_interval: Duration::from_secs(2 * 3600),
             max_session_expiry_interval: Duration::from_secs(u32::MAX.into()),
@@ -279,6 +291,9 @@ impl Config {
         }
         if m.max_connections == 0 {
             return bad("mqtt.max_connections", "must be at least 1");
+        }
+        if m.max_queue_bytes == 0 {
+            return bad("mqtt.max_queue_bytes", "must be at least 1");
         }
         if m.max_queue_len == 0 {
             return bad("mqtt.max_queue_len", "must be at least 1");

@@ -169,20 +169,33 @@ impl Shared {
         events: &mut HookBatch,
     ) {
         if let Pushed::Dropped {
-            victim,
+            victims,
             reason,
             subscriber,
         } = mailbox.push(delivery)
         {
-            self.stats
-                .deliveries_dropped
-                .fetch_add(1, Ordering::Relaxed);
+            self.report_dropped(victims, reason, &subscriber, events);
+        }
+    }
+
+    /// Counts deliveries a session's queue dropped and reports each as `delivery.dropped`.
+    pub(crate) fn report_dropped(
+        &self,
+        victims: Vec<Delivery>,
+        reason: &'static str,
+        subscriber: &Arc<ClientInfo>,
+        events: &mut HookBatch,
+    ) {
+        self.stats
+            .deliveries_dropped
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        for victim in victims {
             events.emit_message(
                 EventKind::DeliveryDropped,
                 None,
                 victim.message,
                 |message| EventData::DeliveryDropped {
-                    client: subscriber,
+                    client: Arc::clone(subscriber),
                     message,
                     reason,
                 },

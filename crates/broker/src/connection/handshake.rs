@@ -19,7 +19,7 @@ use crate::{
     message::now_ms,
     session::{
         SessionState,
-        mailbox::Mailbox,
+        mailbox::{Mailbox, QueueLimits},
         registry::{Claimed, Control},
     },
     shared::Shared,
@@ -340,7 +340,10 @@ async fn accept<S: AsyncWrite + Unpin>(
                 shared.end_session(&old);
             }
             let mailbox = Arc::new(Mailbox::new(
-                config.max_queue_len,
+                QueueLimits {
+                    offline_len: config.max_queue_len,
+                    bytes: config.max_queue_bytes,
+                },
                 config.queue_qos0,
                 Arc::clone(&client),
             ));
@@ -361,7 +364,7 @@ async fn accept<S: AsyncWrite + Unpin>(
             ..(*client).clone()
         })
     };
-    state.mailbox.set_online(true, Some(Arc::clone(&client)));
+    state.mailbox.set_online(Arc::clone(&client));
     shared.registry.update_client(&client, connection_id);
 
     if version.is_v5() {

@@ -360,7 +360,11 @@ where
                 disconnected_at: now_ms(),
             }
         });
-        self.state.mailbox.set_online(false, None);
+        let (dropped, subscriber) = self.state.mailbox.set_offline();
+        if !dropped.is_empty() {
+            self.shared
+                .report_dropped(dropped, "queue_full", &subscriber, &mut self.events);
+        }
         let will = if publish_will { self.will.take() } else { None };
         let expiry = self.state.expiry_interval;
         if let Some(will) = will {

@@ -168,7 +168,7 @@ mod tests {
     use hookmq_codec::{Properties, ProtocolVersion};
 
     use super::*;
-    use crate::hooks::ClientInfo;
+    use crate::{hooks::ClientInfo, session::mailbox::QueueLimits};
 
     fn sub(session_id: u64) -> Subscriber {
         let client = Arc::new(ClientInfo {
@@ -187,7 +187,14 @@ mod tests {
         });
         Subscriber {
             session_id,
-            mailbox: Arc::new(Mailbox::new(10, true, client)),
+            mailbox: Arc::new(Mailbox::new(
+                QueueLimits {
+                    offline_len: 10,
+                    bytes: 1 << 20,
+                },
+                true,
+                client,
+            )),
             options: SubscriptionOptions::default(),
             subscription_id: None,
         }

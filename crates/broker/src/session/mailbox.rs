@@ -13,7 +13,7 @@ use hookmq_codec::QoS;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::{hooks::ClientInfo, message::Message};
+use crate::{config::QUEUED_MESSAGE_OVERHEAD, hooks::ClientInfo, message::Message};
 
 /// One message on its way to one subscription.
 #[derive(Debug, Clone)]
@@ -33,10 +33,11 @@ pub(crate) struct Delivery {
 pub(crate) enum Pushed {
     /// Queued for sending.
     Queued,
-    /// Queued, but the oldest waiting delivery was dropped to make room (`queue_full`), or
-    /// the delivery itself was refused (`qos0_msg`). The subscriber is named for the event.
+    /// Deliveries were dropped to keep the queue's bounds (`queue_full`: queued ones, or the
+    /// new one), or the new one was refused (`qos0_msg`). The subscriber is named for the
+    /// events.
     Dropped {
-        victim: Delivery,
+        victims: Vec<Delivery>,
         reason: &'static str,
         subscriber: Arc<ClientInfo>,
     },
@@ -47,9 +48,71 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 struct State {
     queue: VecDeque<Delivery>,
+    /// What the queued deliveries cost, by [`Delivery::cost`].
+    bytes: usize,
+    /// Queued QoS 0 deliveries (the first to go at a bound).
+    qos0: usize,
     closed: bool,
     /// The subscriber as of its last connection, for `delivery.dropped` events.
     client: Arc<ClientInfo>,
+}
+
+impl State {
+    fn push_back(&mut self, delivery: Delivery) {
+        self.bytes += delivery.cost();
+        self.qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
+        self.queue.push_back(delivery);
+    }
+
+    fn pop_front(&mut self) -> Option<Delivery> {
+        let delivery = self.queue.pop_front()?;
+        self.forget(&delivery);
+        Some(delivery)
+    }
+
+    fn forget(&mut self, delivery: &Delivery) {
+        self.bytes -= delivery.cost();
+        self.qos0 -= usize::from(delivery.qos == QoS::AtMostOnce);
+    }
+
+    /// Drops a delivery to make room: the oldest QoS 0 one if any (its sender accepted that
+    /// it may be lost), else the oldest.
+    fn evict(&mut self) -> Option<Delivery> {
+        if self.qos0 > 0
+            && let Some(at) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
+            && let Some(victim) = self.queue.remove(at)
+        {
+            self.forget(&victim);
+            return Some(victim);
+        }
+        self.pop_front()
+    }
+}
+
+fn dropped(state: &State, victims: Vec<Delivery>, reason: &'static str) -> Pushed {
+    Pushed::Dropped {
+        victims,
+        reason,
+        subscriber: Arc::clone(&state.client),
+    }
+}
+
+/// The bounds of a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueLimits {
+    /// Most deliveries while the session has no connection.
+    pub(crate) offline_len: usize,
+    /// Most bytes ([`Delivery::cost`]) at any time.
+    pub(crate) bytes: usize,
+}
+
+impl Delivery {
+    /// What a queued delivery counts towards its queue's byte bound: its topic and payload
+    /// (shared with other subscribers, counted by each queue that holds them) and
+    /// [`QUEUED_MESSAGE_OVERHEAD`] for the structures around them.
+    pub(crate) fn cost(&self) -> usize {
+        self.message.topic.len() + self.message.payload.len() + QUEUED_MESSAGE_OVERHEAD
+    }
 }
 
 /// Why [`Mailbox::take`] stopped.
@@ -63,11 +126,13 @@ pub(crate) enum Taken {
     WindowFull,
 }
 
-/// The queue of one session. Bounded by `capacity`: when full, the oldest delivery is
-/// dropped (as EMQX does) and reported.
+/// The queue of one session, bounded by bytes always and by count while the session has no
+/// connection ([`QueueLimits`]): a connected subscriber a little slower than its publisher
+/// gets a burst whole. At a bound the oldest QoS 0 delivery is dropped, else the oldest
+/// (EMQX drops the oldest), and reported.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    capacity: usize,
+    limits: QueueLimits,
     queue_qos0_offline: bool,
     /// Read without the lock by shared-subscription member selection.
     online: AtomicBool,
@@ -78,13 +143,19 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(capacity: usize, queue_qos0_offline: bool, client: Arc<ClientInfo>) -> Self {
+    pub(crate) fn new(
+        limits: QueueLimits,
+        queue_qos0_offline: bool,
+        client: Arc<ClientInfo>,
+    ) -> Self {
         Self {
-            capacity,
+            limits,
             queue_qos0_offline,
             online: AtomicBool::new(true),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                bytes: 0,
+                qos0: 0,
                 closed: false,
                 client,
             }),
@@ -92,40 +163,44 @@ impl Mailbox {
         }
     }
 
-    /// Appends a delivery.
+    /// Appends a delivery, dropping what the bounds require (see [`Mailbox`]): the oldest
+    /// QoS 0 delivery first (the new one itself if it is the only QoS 0), else the oldest. A
+    /// delivery alone in the queue is kept whatever its size.
     pub(crate) fn push(&self, delivery: Delivery) -> Pushed {
         let mut state = self.state.lock();
         if state.closed {
             return Pushed::Closed;
         }
-        if delivery.qos == QoS::AtMostOnce && !self.queue_qos0_offline && !self.is_online() {
-            let subscriber = Arc::clone(&state.client);
-            return Pushed::Dropped {
-                victim: delivery,
-                reason: "qos0_msg",
-                subscriber,
-            };
+        let online = self.is_online();
+        let qos0 = delivery.qos == QoS::AtMostOnce;
+        if qos0 && !self.queue_qos0_offline && !online {
+            return dropped(&state, vec![delivery], "qos0_msg");
+        }
+        let cost = delivery.cost();
+        let over = |state: &State| {
+            (!online && state.queue.len() >= self.limits.offline_len)
+                || (!state.queue.is_empty() && state.bytes + cost > self.limits.bytes)
+        };
+        let mut victims = Vec::new();
+        while over(&state) {
+            if qos0 && state.qos0 == 0 {
+                victims.push(delivery);
+                return dropped(&state, victims, "queue_full");
+            }
+            victims.extend(state.evict());
         }
         let was_empty = state.queue.is_empty();
-        let dropped = if state.queue.len() >= self.capacity {
-            state.queue.pop_front()
+        state.push_back(delivery);
+        let pushed = if victims.is_empty() {
+            Pushed::Queued
         } else {
-            None
+            dropped(&state, victims, "queue_full")
         };
-        state.queue.push_back(delivery);
-        let subscriber = dropped.as_ref().map(|_| Arc::clone(&state.client));
         drop(state);
         if was_empty {
             self.notify.notify_one();
         }
-        match (dropped, subscriber) {
-            (Some(victim), Some(subscriber)) => Pushed::Dropped {
-                victim,
-                reason: "queue_full",
-                subscriber,
-            },
-            _ => Pushed::Queued,
-        }
+        pushed
     }
 
     /// Moves deliveries to `out`, oldest first, at most `max` of them, taking a QoS 1/2
@@ -145,7 +220,7 @@ impl Mailbox {
                 }
                 Some(_) => {}
             }
-            if let Some(delivery) = state.queue.pop_front() {
+            if let Some(delivery) = state.pop_front() {
                 out.push(delivery);
             }
         }
@@ -156,12 +231,22 @@ impl Mailbox {
         self.notify.notified().await;
     }
 
-    /// Marks the session connected (as `client`) or not.
-    pub(crate) fn set_online(&self, online: bool, client: Option<Arc<ClientInfo>>) {
-        self.online.store(online, Ordering::Relaxed);
-        if let Some(client) = client {
-            self.state.lock().client = client;
+    /// Marks the session connected (as `client`).
+    pub(crate) fn set_online(&self, client: Arc<ClientInfo>) {
+        self.online.store(true, Ordering::Relaxed);
+        self.state.lock().client = client;
+    }
+
+    /// Marks the session without a connection. What its queue holds past the offline bound
+    /// is dropped now, oldest QoS 0 first, and returned with the subscriber to report.
+    pub(crate) fn set_offline(&self) -> (Vec<Delivery>, Arc<ClientInfo>) {
+        let mut state = self.state.lock();
+        self.online.store(false, Ordering::Relaxed);
+        let mut dropped = Vec::new();
+        while state.queue.len() > self.limits.offline_len {
+            dropped.extend(state.evict());
         }
+        (dropped, Arc::clone(&state.client))
     }
 
     /// Whether the session has a connection.
@@ -174,11 +259,178 @@ impl Mailbox {
     pub(crate) fn close(&self) -> Vec<Delivery> {
         let mut state = self.state.lock();
         state.closed = true;
+        state.bytes = 0;
+        state.qos0 = 0;
         state.queue.drain(..).collect()
     }
 
     /// The subscriber as of its last connection.
     pub(crate) fn client(&self) -> Arc<ClientInfo> {
         Arc::clone(&self.state.lock().client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use hookmq_codec::{Properties, ProtocolVersion};
+
+    use super::*;
+    use crate::message::{MessageId, MessageParts, Publisher};
+
+    fn client() -> Arc<ClientInfo> {
+        Arc::new(ClientInfo {
+            client_id: "sub".into(),
+            username: None,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            protocol: ProtocolVersion::V5,
+            keep_alive: 0,
+            clean_start: true,
+            expiry_interval: 0,
+            receive_maximum: 32,
+            connect_properties: Properties::default(),
+            connected_at: 0,
+            session_id: 1,
+        })
+    }
+
+    /// A delivery of `payload_len` bytes, told apart by its id.
+    fn delivery(id: u128, qos: QoS, payload_len: usize) -> Delivery {
+        let message = Message::received(
+            MessageId(id),
+            MessageParts {
+                topic: "t".into(),
+                payload: Bytes::from(vec![0; payload_len]),
+                qos,
+                retain: false,
+                dup: false,
+                properties: Properties::default(),
+            },
+            Arc::new(Publisher {
+                client_id: "pub".into(),
+                username: None,
+                peer: None,
+                session_id: 2,
+                protocol: None,
+            }),
+        );
+        Delivery {
+            message: Arc::new(message),
+            qos,
+            retain: false,
+            subscription_id: None,
+        }
+    }
+
+    fn mailbox(offline_len: usize, bytes: usize) -> Mailbox {
+        Mailbox::new(QueueLimits { offline_len, bytes }, true, client())
+    }
+
+    fn ids(mailbox: &Mailbox) -> Vec<u128> {
+        let mut out = Vec::new();
+        mailbox.take(&mut out, usize::MAX, usize::MAX);
+        out.iter().map(|d| d.message.id.0).collect()
+    }
+
+    fn dropped_ids(pushed: Pushed) -> Vec<u128> {
+        match pushed {
+            Pushed::Dropped { victims, .. } => victims.iter().map(|d| d.message.id.0).collect(),
+            Pushed::Queued => Vec::new(),
+            Pushed::Closed => panic!("closed"),
+        }
+    }
+
+    #[test]
+    fn a_connected_session_takes_a_burst_past_the_offline_count() {
+        let mailbox = mailbox(10, 64 << 20);
+        for id in 0..20_000 {
+            assert!(matches!(
+                mailbox.push(delivery(id, QoS::AtMostOnce, 10)),
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(ids(&mailbox), (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn at_the_byte_bound_the_oldest_qos0_goes_first() {
+        let cost = delivery(0, QoS::AtMostOnce, 100).cost();
+        let mailbox = mailbox(100, 4 * cost);
+        for (id, qos) in [
+            (1, QoS::AtLeastOnce),
+            (2, QoS::AtMostOnce),
+            (3, QoS::AtLeastOnce),
+            (4, QoS::AtMostOnce),
+        ] {
+            assert!(matches!(
+                mailbox.push(delivery(id, qos, 100)),
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(5, QoS::AtLeastOnce, 100))),
+            [2]
+        );
+        // Twice the size: two go, the remaining QoS 0 one, then the oldest.
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(6, QoS::ExactlyOnce, 100 + cost))),
+            [4, 1]
+        );
+        assert_eq!(ids(&mailbox), [3, 5, 6]);
+    }
+
+    #[test]
+    fn a_qos0_delivery_gives_way_to_queued_qos1_ones() {
+        let cost = delivery(0, QoS::AtLeastOnce, 10).cost();
+        let mailbox = mailbox(100, 2 * cost);
+        mailbox.push(delivery(1, QoS::AtLeastOnce, 10));
+        mailbox.push(delivery(2, QoS::AtLeastOnce, 10));
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(3, QoS::AtMostOnce, 10))),
+            [3]
+        );
+        assert_eq!(ids(&mailbox), [1, 2]);
+    }
+
+    #[test]
+    fn a_delivery_alone_is_kept_whatever_its_size() {
+        let mailbox = mailbox(10, 100);
+        assert!(matches!(
+            mailbox.push(delivery(1, QoS::AtLeastOnce, 1000)),
+            Pushed::Queued
+        ));
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(2, QoS::AtLeastOnce, 1000))),
+            [1]
+        );
+        assert_eq!(ids(&mailbox), [2]);
+    }
+
+    #[test]
+    fn going_offline_trims_to_the_offline_count_qos0_first() {
+        let mailbox = mailbox(3, 64 << 20);
+        for id in 0..6 {
+            let qos = if id % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            };
+            mailbox.push(delivery(id, qos, 10));
+        }
+        let (dropped, subscriber) = mailbox.set_offline();
+        assert_eq!(subscriber.client_id.as_ref(), "sub");
+        assert_eq!(
+            dropped.iter().map(|d| d.message.id.0).collect::<Vec<_>>(),
+            [1, 3, 5]
+        );
+        // Offline, the count bounds the queue: the oldest goes.
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(6, QoS::AtLeastOnce, 10))),
+            [0]
+        );
+        assert_eq!(ids(&mailbox), [2, 4, 6]);
     }
 }
