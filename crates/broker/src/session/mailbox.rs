@@ -75,11 +75,15 @@ impl State {
         self.qos0 -= usize::from(delivery.qos == QoS::AtMostOnce);
     }
 
-    /// Drops a delivery to make room: the oldest QoS 0 one if any (its sender accepted that
-    /// it may be lost), else the oldest.
+    /// Drops a delivery to make room: the oldest QoS 0 one among the [`EVICTION_SCAN`]
+    /// oldest (its sender accepted that it may be lost), else the oldest.
     fn evict(&mut self) -> Option<Delivery> {
         if self.qos0 > 0
-            && let Some(at) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
+            && let Some(at) = self
+                .queue
+                .iter()
+                .take(EVICTION_SCAN)
+                .position(|d| d.qos == QoS::AtMostOnce)
             && let Some(victim) = self.queue.remove(at)
         {
             self.forget(&victim);
@@ -96,6 +100,11 @@ fn dropped(state: &State, victims: Vec<Delivery>, reason: &'static str) -> Pushe
         subscriber: Arc::clone(&state.client),
     }
 }
+
+/// How far from the head a full queue looks for a QoS 0 delivery to drop: the publisher's
+/// task pays for the search under the queue's lock, so it stays short whatever the queue
+/// holds (hundreds of thousands of deliveries fit in `max_queue_bytes`).
+const EVICTION_SCAN: usize = 256;
 
 /// The bounds of a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +137,8 @@ pub(crate) enum Taken {
 
 /// The queue of one session, bounded by bytes always and by count while the session has no
 /// connection ([`QueueLimits`]): a connected subscriber a little slower than its publisher
-/// gets a burst whole. At a bound the oldest QoS 0 delivery is dropped, else the oldest
-/// (EMQX drops the oldest), and reported.
+/// gets a burst whole. At a bound the oldest QoS 0 delivery (among the oldest few hundred)
+/// is dropped, else the oldest (EMQX drops the oldest), and reported.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     limits: QueueLimits,
@@ -164,8 +173,8 @@ impl Mailbox {
     }
 
     /// Appends a delivery, dropping what the bounds require (see [`Mailbox`]): the oldest
-    /// QoS 0 delivery first (the new one itself if it is the only QoS 0), else the oldest. A
-    /// delivery alone in the queue is kept whatever its size.
+    /// QoS 0 delivery near the head first (the new one itself if no queued one is QoS 0),
+    /// else the oldest. A delivery alone in the queue is kept whatever its size.
     pub(crate) fn push(&self, delivery: Delivery) -> Pushed {
         let mut state = self.state.lock();
         if state.closed {
@@ -380,6 +389,20 @@ mod tests {
             [4, 1]
         );
         assert_eq!(ids(&mailbox), [3, 5, 6]);
+    }
+
+    #[test]
+    fn a_qos0_delivery_far_from_the_head_is_not_searched_for() {
+        let cost = delivery(0, QoS::AtLeastOnce, 10).cost();
+        let mailbox = mailbox(usize::MAX, (EVICTION_SCAN + 1) * cost);
+        for id in 0..EVICTION_SCAN as u128 {
+            mailbox.push(delivery(id, QoS::AtLeastOnce, 10));
+        }
+        mailbox.push(delivery(1000, QoS::AtMostOnce, 10));
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(1001, QoS::AtLeastOnce, 10))),
+            [0]
+        );
     }
 
     #[test]
