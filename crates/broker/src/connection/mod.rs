@@ -360,7 +360,9 @@ where
                 disconnected_at: now_ms(),
             }
         });
-        let (dropped, subscriber) = self.state.mailbox.set_offline();
+        // A session taken over goes on at once: its queue is not cut to the offline bound.
+        let taken_over = matches!(close, Close::Takeover { .. });
+        let (dropped, subscriber) = self.state.mailbox.set_offline(!taken_over);
         if !dropped.is_empty() {
             self.shared
                 .report_dropped(dropped, "queue_full", &subscriber, &mut self.events);

@@ -246,13 +246,14 @@ impl Mailbox {
         self.state.lock().client = client;
     }
 
-    /// Marks the session without a connection. What its queue holds past the offline bound
-    /// is dropped now, oldest QoS 0 first, and returned with the subscriber to report.
-    pub(crate) fn set_offline(&self) -> (Vec<Delivery>, Arc<ClientInfo>) {
+    /// Marks the session without a connection. With `trim`, what its queue holds past the
+    /// offline bound is dropped now, oldest QoS 0 first, and returned with the subscriber to
+    /// report.
+    pub(crate) fn set_offline(&self, trim: bool) -> (Vec<Delivery>, Arc<ClientInfo>) {
         let mut state = self.state.lock();
         self.online.store(false, Ordering::Relaxed);
         let mut dropped = Vec::new();
-        while state.queue.len() > self.limits.offline_len {
+        while trim && state.queue.len() > self.limits.offline_len {
             dropped.extend(state.evict());
         }
         (dropped, Arc::clone(&state.client))
@@ -443,7 +444,7 @@ mod tests {
             };
             mailbox.push(delivery(id, qos, 10));
         }
-        let (dropped, subscriber) = mailbox.set_offline();
+        let (dropped, subscriber) = mailbox.set_offline(true);
         assert_eq!(subscriber.client_id.as_ref(), "sub");
         assert_eq!(
             dropped.iter().map(|d| d.message.id.0).collect::<Vec<_>>(),

@@ -256,6 +256,66 @@ async fn offline_queue_keeps_the_newest_and_reports_overflow(version: ProtocolVe
     subscriber.expect_silence(Duration::from_millis(200)).await;
 }
 
+/// A connected session's queue is not cut to `max_queue_len`, nor when another connection
+/// takes the session over; it is when the session is left without a connection.
+#[tokio::test]
+async fn the_offline_bound_applies_once_a_session_has_no_connection() {
+    let version = ProtocolVersion::V5;
+    let broker = TestBroker::start_with(|c| {
+        c.mqtt.max_queue_len = 3;
+        c.mqtt.max_inflight = 1;
+    })
+    .await;
+    let mut first = RawClient::open(broker.tcp, version).await;
+    first.handshake(persistent(version, "held", 300)).await;
+    first.subscribe(1, "q", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
+    let publish_all = async |publisher: &mut RawClient, from: u16| {
+        for i in from..from + 8 {
+            publisher
+                .publish("q", i.to_string().as_bytes(), QoS::AtLeastOnce, i)
+                .await;
+        }
+    };
+    publish_all(&mut publisher, 1).await;
+    // One in flight, never acknowledged; seven wait in the queue.
+    assert!(matches!(first.recv().await, Some(Packet::Publish(p)) if &p.payload[..] == b"1"));
+
+    let mut second = RawClient::open(broker.tcp, version).await;
+    assert!(
+        second
+            .handshake(persistent(version, "held", 300))
+            .await
+            .session_present
+    );
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        let publish = second.receive_publish().await;
+        got.push(String::from_utf8(publish.payload.to_vec()).expect("utf8"));
+    }
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    assert_eq!(broker.handle.stats().deliveries_dropped, 0);
+
+    // Again eight, then the session is left alone: three are kept (the in-flight one
+    // apart), four dropped and reported.
+    publish_all(&mut publisher, 9).await;
+    assert!(matches!(second.recv().await, Some(Packet::Publish(p)) if &p.payload[..] == b"9"));
+    second.disconnect().await;
+    broker
+        .events
+        .wait_for("held", "client.disconnected(normal)")
+        .await;
+    assert_eq!(broker.handle.stats().deliveries_dropped, 4);
+    let mut third = RawClient::open(broker.tcp, version).await;
+    third.handshake(persistent(version, "held", 300)).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let publish = third.receive_publish().await;
+        got.push(String::from_utf8(publish.payload.to_vec()).expect("utf8"));
+    }
+    assert_eq!(got, ["9", "14", "15", "16"]);
+}
+
 #[tokio::test]
 async fn qos0_is_not_queued_offline_when_configured_so() {
     let broker = TestBroker::start_with(|c| c.mqtt.queue_qos0 = false).await;
