@@ -254,6 +254,32 @@ impl Message {
 }
 
 #[cfg(test)]
+impl Message {
+    /// A message with id `id` on `topic` with `payload_len` zero bytes, from client `pub`,
+    /// for unit tests.
+    pub(crate) fn for_test(id: u128, topic: &str, payload_len: usize, qos: QoS) -> Self {
+        Self::received(
+            MessageId(id),
+            MessageParts {
+                topic: topic.into(),
+                payload: Bytes::from(vec![0; payload_len]),
+                qos,
+                retain: false,
+                dup: false,
+                properties: Properties::default(),
+            },
+            Arc::new(Publisher {
+                client_id: "pub".into(),
+                username: None,
+                peer: None,
+                session_id: 2,
+                protocol: None,
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

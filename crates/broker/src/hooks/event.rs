@@ -37,6 +37,27 @@ pub struct ClientInfo {
     pub session_id: u64,
 }
 
+#[cfg(test)]
+impl ClientInfo {
+    /// A v5 client on loopback, for unit tests.
+    pub(crate) fn for_test(client_id: &str, session_id: u64) -> Arc<Self> {
+        Arc::new(Self {
+            client_id: client_id.into(),
+            username: None,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            protocol: ProtocolVersion::V5,
+            keep_alive: 60,
+            clean_start: true,
+            expiry_interval: 0,
+            receive_maximum: 32,
+            connect_properties: Properties::default(),
+            connected_at: 0,
+            session_id,
+        })
+    }
+}
+
 /// The decision of an authorization check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthzResult {

@@ -421,27 +421,12 @@ impl HookControl {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
-    use hookmq_codec::{ProtocolVersion, ReasonCode};
+    use hookmq_codec::ReasonCode;
 
     use super::*;
 
     fn client() -> Arc<ClientInfo> {
-        Arc::new(ClientInfo {
-            client_id: "c".into(),
-            username: None,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            protocol: ProtocolVersion::V5,
-            keep_alive: 60,
-            clean_start: true,
-            expiry_interval: 0,
-            receive_maximum: 32,
-            connect_properties: hookmq_codec::Properties::default(),
-            connected_at: 0,
-            session_id: 1,
-        })
+        ClientInfo::for_test("c", 1)
     }
 
     #[tokio::test]
@@ -631,23 +616,11 @@ mod tests {
         batch.emit_with(EventKind::ClientConnected, || {
             unreachable!("no listener has room: not built")
         });
-        let message = Arc::new(crate::message::Message::received(
-            crate::message::MessageId(1),
-            crate::message::MessageParts {
-                topic: "a/b".into(),
-                payload: bytes::Bytes::new(),
-                qos: hookmq_codec::QoS::AtMostOnce,
-                retain: false,
-                dup: false,
-                properties: hookmq_codec::Properties::default(),
-            },
-            Arc::new(crate::message::Publisher {
-                client_id: "c".into(),
-                username: None,
-                peer: None,
-                session_id: 1,
-                protocol: None,
-            }),
+        let message = Arc::new(crate::message::Message::for_test(
+            1,
+            "a/b",
+            0,
+            hookmq_codec::QoS::AtMostOnce,
         ));
         batch.emit_message(EventKind::MessagePublish, None, &message, |_| {
             unreachable!("not built")

@@ -163,28 +163,11 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
-    use hookmq_codec::{Properties, ProtocolVersion};
-
     use super::*;
     use crate::{hooks::ClientInfo, session::mailbox::QueueLimits};
 
     fn sub(session_id: u64) -> Subscriber {
-        let client = Arc::new(ClientInfo {
-            client_id: format!("c{session_id}").into(),
-            username: None,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            protocol: ProtocolVersion::V5,
-            keep_alive: 0,
-            clean_start: true,
-            expiry_interval: 0,
-            receive_maximum: 32,
-            connect_properties: Properties::default(),
-            connected_at: 0,
-            session_id,
-        });
+        let client = ClientInfo::for_test(&format!("c{session_id}"), session_id);
         Subscriber {
             session_id,
             mailbox: Arc::new(Mailbox::new(

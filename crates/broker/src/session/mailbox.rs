@@ -282,53 +282,16 @@ impl Mailbox {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
-    use bytes::Bytes;
-    use hookmq_codec::{Properties, ProtocolVersion};
-
     use super::*;
-    use crate::message::{MessageId, MessageParts, Publisher};
 
     fn client() -> Arc<ClientInfo> {
-        Arc::new(ClientInfo {
-            client_id: "sub".into(),
-            username: None,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            protocol: ProtocolVersion::V5,
-            keep_alive: 0,
-            clean_start: true,
-            expiry_interval: 0,
-            receive_maximum: 32,
-            connect_properties: Properties::default(),
-            connected_at: 0,
-            session_id: 1,
-        })
+        ClientInfo::for_test("sub", 1)
     }
 
     /// A delivery of `payload_len` bytes, told apart by its id.
     fn delivery(id: u128, qos: QoS, payload_len: usize) -> Delivery {
-        let message = Message::received(
-            MessageId(id),
-            MessageParts {
-                topic: "t".into(),
-                payload: Bytes::from(vec![0; payload_len]),
-                qos,
-                retain: false,
-                dup: false,
-                properties: Properties::default(),
-            },
-            Arc::new(Publisher {
-                client_id: "pub".into(),
-                username: None,
-                peer: None,
-                session_id: 2,
-                protocol: None,
-            }),
-        );
         Delivery {
-            message: Arc::new(message),
+            message: Arc::new(Message::for_test(id, "t", payload_len, qos)),
             qos,
             retain: false,
             subscription_id: None,

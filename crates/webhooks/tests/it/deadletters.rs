@@ -7,19 +7,7 @@ use std::time::Duration;
 use hookmq_webhooks::WebhookEngine;
 use rumqttc::v5::mqttbytes::QoS;
 
-use crate::support::{Mqtt, PATIENCE, Receiver, Reply, Stack, assert_balanced};
-
-async fn wait_dead_letters(engine: &WebhookEngine, name: &str, count: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics = engine.get(name).expect("webhook").metrics;
-        if metrics.dead_letters == count {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{metrics:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use crate::support::{Mqtt, Receiver, Reply, Stack, assert_balanced, wait_for_metrics};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_events_become_dead_letters_and_replay_with_their_ids() {
@@ -40,7 +28,9 @@ async fn refused_events_become_dead_letters_and_replay_with_their_ids() {
             .publish("t/dl", QoS::AtLeastOnce, format!("{n}"))
             .await;
     }
-    wait_dead_letters(&stack.engine, "dl", 5).await;
+    stack
+        .wait_metrics("dl", "five dead letters", |m| m.dead_letters == 5)
+        .await;
     let metrics = stack.engine.get("dl").expect("webhook").metrics;
     assert_eq!(
         (metrics.failed, metrics.retried),
@@ -146,15 +136,13 @@ async fn dead_letters_are_bounded_purged_and_kept_across_a_restart() {
     stack
         .wait_metrics("bounded", "every event given up", |m| m.failed == 30)
         .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let metrics = loop {
-        let m = stack.engine.get("bounded").expect("webhook").metrics;
-        if m.dead_letters + m.dead_letters_dropped == 30 {
-            break m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{m:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let metrics = wait_for_metrics(
+        &stack.engine,
+        "bounded",
+        "every one stored or dropped",
+        |m| m.dead_letters + m.dead_letters_dropped == 30,
+    )
+    .await;
     assert!(
         metrics.dead_letters_dropped > 0 && metrics.dead_letters > 0,
         "the bound dropped the oldest: {metrics:#?}"

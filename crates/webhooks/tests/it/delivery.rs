@@ -694,9 +694,12 @@ async fn a_failing_receiver_opens_the_circuit_and_is_probed_until_it_answers() {
             .is_some_and(|e| e.contains("503")),
         "{status:?}"
     );
-    // Lanes already backing off finish their current wait; then only probes go out.
+    // Lanes already backing off finish their current wait (at most `retry_max_backoff`,
+    // 20 ms: 300 ms is fifteen of them); then only probes go out.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = receiver.requests().len();
+    // A window of four probe intervals: open, at most five requests reach the receiver;
+    // closed, eight lanes retrying every 10-20 ms would send hundreds.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = receiver.requests().len() - before;
     assert!(

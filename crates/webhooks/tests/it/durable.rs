@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use hookmq_webhooks::{WebhookEngine, WebhookSpec, spec::Buffer};
 use rumqttc::v5::mqttbytes::QoS;
 
-use crate::support::{Mqtt, PATIENCE, Receiver, Reply, Stack, assert_balanced};
+use crate::support::{Mqtt, Receiver, Reply, Stack, assert_balanced, wait_for_metrics};
 
 fn spec(url: &str) -> WebhookSpec {
     let mut spec = WebhookSpec::new("durable", url);
@@ -17,17 +17,29 @@ fn spec(url: &str) -> WebhookSpec {
     spec
 }
 
-/// Waits until `name`'s journal has written everything queued.
-async fn wait_written(engine: &WebhookEngine, name: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics = engine.get(name).expect("webhook").metrics;
-        let buffer = metrics.buffer.clone().expect("a disk buffer");
-        if buffer.unwritten == 0 {
-            return;
+/// Each of `clients` publishes `count` QoS 1 messages `<client>-<n>` to `t`, in turn.
+async fn publish_per_client(stack: &Stack, clients: &[&str], count: usize) {
+    for id in clients {
+        let mut client = Mqtt::connect(stack.mqtt, id).await;
+        for n in 0..count {
+            client
+                .publish("t", QoS::AtLeastOnce, format!("{id}-{n}"))
+                .await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{metrics:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        client.disconnect().await;
+    }
+}
+
+/// Each client's `count` payloads are all in `payloads`, in the order it published them.
+fn assert_each_in_order(payloads: &[&str], clients: &[&str], count: usize) {
+    for id in clients {
+        let order: Vec<&str> = payloads
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with(&format!("{id}-")))
+            .collect();
+        let expected: Vec<String> = (0..count).map(|n| format!("{id}-{n}")).collect();
+        assert_eq!(order, expected, "client {id} in order");
     }
 }
 
@@ -42,21 +54,17 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         .await
         .expect("created");
     let clients = ["a", "b", "c"];
-    for id in clients {
-        let mut client = Mqtt::connect(stack.mqtt, id).await;
-        for n in 0..20 {
-            client
-                .publish("t", QoS::AtLeastOnce, format!("{id}-{n}"))
-                .await;
-        }
-        client.disconnect().await;
-    }
+    publish_per_client(&stack, &clients, 20).await;
     stack
         .wait_metrics("durable", "every event queued, first ones tried", |m| {
             m.matched == 60 && m.retried >= 3
         })
         .await;
-    wait_written(&stack.engine, "durable").await;
+    stack
+        .wait_metrics("durable", "everything queued written", |m| {
+            m.buffer.as_ref().is_some_and(|b| b.unwritten == 0)
+        })
+        .await;
     let retried = stack
         .engine
         .get("durable")
@@ -86,15 +94,10 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         .create(spec(&receiver.url("/")))
         .await
         .expect("created again");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while engine.get("durable").expect("webhook").metrics.success < 60 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:#?}",
-            engine.get("durable").expect("webhook").metrics
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_metrics(&engine, "durable", "all delivered after the restart", |m| {
+        m.success == 60
+    })
+    .await;
     let requests = receiver.requests();
     let delivered: Vec<(String, String)> = requests[before..]
         .iter()
@@ -105,15 +108,8 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         })
         .collect();
     assert_eq!(delivered.len(), 60, "each event once after the restart");
-    for id in clients {
-        let order: Vec<&str> = delivered
-            .iter()
-            .map(|(payload, _)| payload.as_str())
-            .filter(|p| p.starts_with(&format!("{id}-")))
-            .collect();
-        let expected: Vec<String> = (0..20).map(|n| format!("{id}-{n}")).collect();
-        assert_eq!(order, expected, "client {id} in order");
-    }
+    let payloads: Vec<&str> = delivered.iter().map(|(p, _)| p.as_str()).collect();
+    assert_each_in_order(&payloads, &clients, 20);
     // An event tried before the stop carries the same id after it.
     let first_ids: HashMap<String, String> = requests[..before]
         .iter()
@@ -196,15 +192,7 @@ async fn past_memory_events_wait_on_disk_and_all_arrive_in_order() {
     spec.health_check_interval = Duration::from_millis(200);
     stack.engine.create(spec).await.expect("created");
     let clients = ["a", "b", "c", "d"];
-    for id in clients {
-        let mut client = Mqtt::connect(stack.mqtt, id).await;
-        for n in 0..100 {
-            client
-                .publish("t", QoS::AtLeastOnce, format!("{id}-{n}"))
-                .await;
-        }
-        client.disconnect().await;
-    }
+    publish_per_client(&stack, &clients, 100).await;
     stack
         .wait_metrics("durable", "every event queued", |m| m.matched == 400)
         .await;
@@ -222,15 +210,8 @@ async fn past_memory_events_wait_on_disk_and_all_arrive_in_order() {
         .filter(|r| r.status == 200)
         .map(|r| r.json()["payload"].as_str().unwrap_or_default().to_owned())
         .collect();
-    for id in clients {
-        let order: Vec<&str> = delivered
-            .iter()
-            .map(String::as_str)
-            .filter(|p| p.starts_with(&format!("{id}-")))
-            .collect();
-        let expected: Vec<String> = (0..100).map(|n| format!("{id}-{n}")).collect();
-        assert_eq!(order, expected, "client {id}");
-    }
+    let payloads: Vec<&str> = delivered.iter().map(String::as_str).collect();
+    assert_each_in_order(&payloads, &clients, 100);
     assert_balanced(&stack.engine.get("durable").expect("webhook").metrics);
 }
 

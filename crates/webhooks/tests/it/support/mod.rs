@@ -80,18 +80,29 @@ impl Stack {
         what: &str,
         check: impl Fn(&hookmq_webhooks::MetricsSnapshot) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let metrics = self.engine.get(name).expect("webhook exists").metrics;
-            if check(&metrics) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}: {metrics:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        wait_for_metrics(&self.engine, name, what, check).await;
+    }
+}
+
+/// Waits until `check` holds for the metrics of `engine`'s webhook `name` (polled: the
+/// engine has no change feed), and returns them.
+pub async fn wait_for_metrics(
+    engine: &WebhookEngine,
+    name: &str,
+    what: &str,
+    check: impl Fn(&hookmq_webhooks::MetricsSnapshot) -> bool,
+) -> hookmq_webhooks::MetricsSnapshot {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let metrics = engine.get(name).expect("webhook exists").metrics;
+        if check(&metrics) {
+            return metrics;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {metrics:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
