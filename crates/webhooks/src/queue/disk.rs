@@ -444,14 +444,7 @@ impl Queue for DiskQueue {
             .filter(|old| Arc::ptr_eq(&old.journal, &self.journal));
         let dropped = match same_journal {
             Some(old) => self.take_over(old, lane_for),
-            None => {
-                let placed: Vec<(usize, Queued)> = older
-                    .drain()
-                    .into_iter()
-                    .map(|item| (lane_for(&item), item))
-                    .collect();
-                self.push_front_run(placed)
-            }
+            None => super::push_drained(self, older, lane_for),
         };
         self.adopting.store(false, Ordering::Release);
         dropped
@@ -525,6 +518,11 @@ mod tests {
     }
 
     /// Takes everything `lane` has, as timestamps, settling each.
+    /// A queue of `lanes` lanes holding `capacity` in memory, on a journal without a bound.
+    fn unbounded(lanes: usize, capacity: usize, journal: Arc<Journal>) -> DiskQueue {
+        DiskQueue::new(lanes, capacity, 1 << 30, Overflow::DropNew, journal, false)
+    }
+
     fn take_all(queue: &DiskQueue, lane: usize) -> Vec<u64> {
         let mut taken = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -548,7 +546,7 @@ mod tests {
     fn past_memory_a_lane_keeps_events_on_disk_in_order() {
         let dir = tempfile::tempdir().expect("dir");
         let (journal, _) = open(dir.path());
-        let queue = DiskQueue::new(2, 4, 1 << 30, Overflow::DropNew, journal, false);
+        let queue = unbounded(2, 4, journal);
         // Lane 0 fills memory; then both lanes spill, and lane 0 stays behind its disk list
         // even when memory frees up.
         let run = |range: std::ops::Range<u64>, lane| range.map(|n| (lane, event(n))).collect();
@@ -570,14 +568,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         {
             let (journal, _) = open(dir.path());
-            let queue = DiskQueue::new(
-                2,
-                1_000,
-                1 << 30,
-                Overflow::DropNew,
-                Arc::clone(&journal),
-                false,
-            );
+            let queue = unbounded(2, 1_000, Arc::clone(&journal));
             let events: Vec<(usize, Queued)> =
                 (0..50).map(|n| ((n % 2) as usize, event(n))).collect();
             assert_eq!(queue.push_many(events), 0);
@@ -585,7 +576,7 @@ mod tests {
         }
         let (journal, live) = open(dir.path());
         assert_eq!(live.len(), 50);
-        let queue = DiskQueue::new(2, 8, 1 << 30, Overflow::DropNew, journal, false);
+        let queue = unbounded(2, 8, journal);
         let unreadable = queue.restore_journal(live, |item| (item.event.timestamp % 2) as usize);
         assert_eq!(unreadable, 0);
         assert_eq!((queue.len(), queue.on_disk_only()), (50, 42));
@@ -633,14 +624,7 @@ mod tests {
     fn a_new_version_takes_over_a_backlog_kept_on_disk() {
         let dir = tempfile::tempdir().expect("dir");
         let (journal, _) = open(dir.path());
-        let old = DiskQueue::new(
-            2,
-            4,
-            1 << 30,
-            Overflow::DropNew,
-            Arc::clone(&journal),
-            false,
-        );
+        let old = unbounded(2, 4, Arc::clone(&journal));
         let key = |item: &Queued| crate::queue::lane_of(item.event.client_id(), 3);
         assert_eq!(old.push_many((0..40).map(|n| (0, event(n))).collect()), 0);
         assert_eq!(old.on_disk_only(), 36);
@@ -661,14 +645,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         {
             let (journal, _) = open(dir.path());
-            let queue = DiskQueue::new(
-                1,
-                2_000,
-                1 << 30,
-                Overflow::DropNew,
-                Arc::clone(&journal),
-                false,
-            );
+            let queue = unbounded(1, 2_000, Arc::clone(&journal));
             assert_eq!(
                 queue.push_many((0..1000).map(|n| (0, event(n))).collect()),
                 0
@@ -680,7 +657,7 @@ mod tests {
             journal.close();
         }
         let (journal, live) = open(dir.path());
-        let queue = DiskQueue::new(1, 4, 1 << 30, Overflow::DropNew, journal, false);
+        let queue = unbounded(1, 4, journal);
         assert_eq!(
             queue.restore_journal(live, |_| 0),
             0,
@@ -695,7 +672,7 @@ mod tests {
     fn a_closed_queue_takes_nothing_to_disk() {
         let dir = tempfile::tempdir().expect("dir");
         let (journal, _) = open(dir.path());
-        let queue = DiskQueue::new(1, 1, 1 << 30, Overflow::DropNew, journal, false);
+        let queue = unbounded(1, 1, journal);
         queue.close();
         assert_eq!(queue.push_many(vec![(0, event(1)), (0, event(2))]), 2);
         assert_eq!((queue.len(), queue.on_disk_only()), (0, 0));

@@ -105,12 +105,7 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// had goes to the heads of this queue's lanes.
     fn adopt(&self, older: &dyn Queue, lane_for: &mut dyn FnMut(&Queued) -> usize) -> usize {
         older.close();
-        let placed: Vec<(usize, Queued)> = older
-            .drain()
-            .into_iter()
-            .map(|item| (lane_for(&item), item))
-            .collect();
-        self.push_front_run(placed)
+        push_drained(self, older, lane_for)
     }
     /// Events it could not read back (a damaged record), dropped.
     fn lost(&self) -> u64 {
@@ -120,6 +115,21 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     fn as_disk(&self) -> Option<&DiskQueue> {
         None
     }
+}
+
+/// Drains `older` (closed) into the heads of `queue`'s lanes, each event where `lane_for`
+/// puts it; returns how many did not fit.
+fn push_drained<Q: Queue + ?Sized>(
+    queue: &Q,
+    older: &dyn Queue,
+    lane_for: &mut dyn FnMut(&Queued) -> usize,
+) -> usize {
+    let placed: Vec<(usize, Queued)> = older
+        .drain()
+        .into_iter()
+        .map(|item| (lane_for(&item), item))
+        .collect();
+    queue.push_front_run(placed)
 }
 
 /// The lane of a client: FNV-1a of its id (a few nanoseconds for a short id, on the
