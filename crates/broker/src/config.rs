@@ -137,13 +137,13 @@ pub struct MqttConfig {
     /// Most messages waiting in the queue of a session without a connection. At the bound
     /// (and when a session loses its connection with more queued) the oldest QoS 0 message
     /// is dropped first, else the oldest, and reported as `delivery.dropped` with reason
-    /// `queue_full`. A connected session's queue is bounded by `max_queue_bytes` only, so a
-    /// live subscriber a little slower than its publisher gets a burst whole.
+    /// `queue_full`. A connected session's queue drops only past both this and
+    /// `max_queue_bytes`, so a live subscriber a little slower than its publisher gets a
+    /// burst of small messages whole.
     pub max_queue_len: usize,
-    /// Most bytes a session's queue holds, connected or not: each message counts its topic
-    /// and payload plus [`QUEUED_MESSAGE_OVERHEAD`] (a burst of 20,000 small messages takes
-    /// about 5 MiB). At the bound: as `max_queue_len`. A message alone in the queue is kept
-    /// whatever its size.
+    /// How many bytes a connected session's queue may hold past `max_queue_len` messages:
+    /// each message counts its topic and payload plus [`QUEUED_MESSAGE_OVERHEAD`] (a burst
+    /// of 20,000 small messages takes about 5 MiB). At the bound: as `max_queue_len`.
     pub max_queue_bytes: usize,
     /// Whether QoS 0 messages are queued for offline sessions (if not: `delivery.dropped`,
     /// reason `qos0_msg`).

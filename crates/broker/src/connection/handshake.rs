@@ -341,7 +341,7 @@ async fn accept<S: AsyncWrite + Unpin>(
             }
             let mailbox = Arc::new(Mailbox::new(
                 QueueLimits {
-                    offline_len: config.max_queue_len,
+                    len: config.max_queue_len,
                     bytes: config.max_queue_bytes,
                 },
                 config.queue_qos0,

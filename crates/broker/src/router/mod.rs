@@ -172,7 +172,7 @@ mod tests {
             session_id,
             mailbox: Arc::new(Mailbox::new(
                 QueueLimits {
-                    offline_len: 10,
+                    len: 10,
                     bytes: 1 << 20,
                 },
                 true,

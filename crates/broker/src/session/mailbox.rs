@@ -109,9 +109,10 @@ const EVICTION_SCAN: usize = 256;
 /// The bounds of a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QueueLimits {
-    /// Most deliveries while the session has no connection.
-    pub(crate) offline_len: usize,
-    /// Most bytes ([`Delivery::cost`]) at any time.
+    /// Most deliveries while the session has no connection; while it has one, the queue
+    /// also holds this many whatever their size.
+    pub(crate) len: usize,
+    /// Most bytes ([`Delivery::cost`]) of a connected session's queue past `len` deliveries.
     pub(crate) bytes: usize,
 }
 
@@ -135,10 +136,11 @@ pub(crate) enum Taken {
     WindowFull,
 }
 
-/// The queue of one session, bounded by bytes always and by count while the session has no
-/// connection ([`QueueLimits`]): a connected subscriber a little slower than its publisher
-/// gets a burst whole. At a bound the oldest QoS 0 delivery (among the oldest few hundred)
-/// is dropped, else the oldest (EMQX drops the oldest), and reported.
+/// The queue of one session ([`QueueLimits`]): without a connection bounded by count; with
+/// one, it drops only past both the count and the byte bound, so a connected subscriber a
+/// little slower than its publisher gets a burst of small messages whole. At a bound the
+/// oldest QoS 0 delivery (among the oldest few hundred) is dropped, else the oldest (EMQX
+/// drops the oldest), and reported.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     limits: QueueLimits,
@@ -174,7 +176,7 @@ impl Mailbox {
 
     /// Appends a delivery, dropping what the bounds require (see [`Mailbox`]): the oldest
     /// QoS 0 delivery near the head first (the new one itself if no queued one is QoS 0),
-    /// else the oldest. A delivery alone in the queue is kept whatever its size.
+    /// else the oldest.
     pub(crate) fn push(&self, delivery: Delivery) -> Pushed {
         let mut state = self.state.lock();
         if state.closed {
@@ -186,9 +188,11 @@ impl Mailbox {
             return dropped(&state, vec![delivery], "qos0_msg");
         }
         let cost = delivery.cost();
+        // Connected, past both bounds (the count alone was the bound before bytes were
+        // counted, so no queue keeps less than it did); without a connection, past the count.
         let over = |state: &State| {
-            (!online && state.queue.len() >= self.limits.offline_len)
-                || (!state.queue.is_empty() && state.bytes + cost > self.limits.bytes)
+            state.queue.len() >= self.limits.len
+                && (!online || state.bytes + cost > self.limits.bytes)
         };
         let mut victims = Vec::new();
         while over(&state) {
@@ -253,7 +257,7 @@ impl Mailbox {
         let mut state = self.state.lock();
         self.online.store(false, Ordering::Relaxed);
         let mut dropped = Vec::new();
-        while trim && state.queue.len() > self.limits.offline_len {
+        while trim && state.queue.len() > self.limits.len {
             dropped.extend(state.evict());
         }
         (dropped, Arc::clone(&state.client))
@@ -298,8 +302,8 @@ mod tests {
         }
     }
 
-    fn mailbox(offline_len: usize, bytes: usize) -> Mailbox {
-        Mailbox::new(QueueLimits { offline_len, bytes }, true, client())
+    fn mailbox(len: usize, bytes: usize) -> Mailbox {
+        Mailbox::new(QueueLimits { len, bytes }, true, client())
     }
 
     fn ids(mailbox: &Mailbox) -> Vec<u128> {
@@ -331,7 +335,7 @@ mod tests {
     #[test]
     fn at_the_byte_bound_the_oldest_qos0_goes_first() {
         let cost = delivery(0, QoS::AtMostOnce, 100).cost();
-        let mailbox = mailbox(100, 4 * cost);
+        let mailbox = mailbox(1, 4 * cost);
         for (id, qos) in [
             (1, QoS::AtLeastOnce),
             (2, QoS::AtMostOnce),
@@ -358,7 +362,7 @@ mod tests {
     #[test]
     fn a_qos0_delivery_far_from_the_head_is_not_searched_for() {
         let cost = delivery(0, QoS::AtLeastOnce, 10).cost();
-        let mailbox = mailbox(usize::MAX, (EVICTION_SCAN + 1) * cost);
+        let mailbox = mailbox(1, (EVICTION_SCAN + 1) * cost);
         for id in 0..EVICTION_SCAN as u128 {
             mailbox.push(delivery(id, QoS::AtLeastOnce, 10));
         }
@@ -372,7 +376,7 @@ mod tests {
     #[test]
     fn a_qos0_delivery_gives_way_to_queued_qos1_ones() {
         let cost = delivery(0, QoS::AtLeastOnce, 10).cost();
-        let mailbox = mailbox(100, 2 * cost);
+        let mailbox = mailbox(1, 2 * cost);
         mailbox.push(delivery(1, QoS::AtLeastOnce, 10));
         mailbox.push(delivery(2, QoS::AtLeastOnce, 10));
         assert_eq!(
@@ -383,8 +387,24 @@ mod tests {
     }
 
     #[test]
+    fn the_count_bound_holds_whatever_the_sizes() {
+        let mailbox = mailbox(2, 100);
+        for id in 1..=2 {
+            assert!(matches!(
+                mailbox.push(delivery(id, QoS::AtLeastOnce, 1000)),
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(
+            dropped_ids(mailbox.push(delivery(3, QoS::AtLeastOnce, 1000))),
+            [1]
+        );
+        assert_eq!(ids(&mailbox), [2, 3]);
+    }
+
+    #[test]
     fn a_delivery_alone_is_kept_whatever_its_size() {
-        let mailbox = mailbox(10, 100);
+        let mailbox = mailbox(1, 100);
         assert!(matches!(
             mailbox.push(delivery(1, QoS::AtLeastOnce, 1000)),
             Pushed::Queued

@@ -270,8 +270,9 @@ async fn invalid_filters_get_failure_codes() {
 
 #[tokio::test]
 async fn slow_subscriber_overflow_is_counted_and_fast_ones_unaffected() {
-    // Room for ten of these messages (topic "f", two bytes of payload).
+    // Room for ten of these messages (topic "f", two bytes of payload) by either bound.
     let broker = TestBroker::start_with(|c| {
+        c.mqtt.max_queue_len = 10;
         c.mqtt.max_queue_bytes = 10 * (3 + QUEUED_MESSAGE_OVERHEAD);
         c.mqtt.max_inflight = 1;
     })
