@@ -208,6 +208,8 @@ cpu_run() { # config [split]
   done
   conn=$(cpu 'hookmq'); deliv=$(cpu 'hookmq-webhooks'); jour=$(cpu 'hookmq-journal.*')
   delivered=$([ "$1" = "$tmp/off.toml" ] && echo 0 || metric '["success"]')
+  dropped=$([ "$1" = "$tmp/off.toml" ] && echo 0 || metric '["dropped"]')
+  [ "$dropped" = 0 ] || echo "the webhook dropped $dropped events: not a rate it keeps up with" >&2
   [ "$1" = "$tmp/all.toml" ] && metric '["buffer"]["write_window"]' > "$tmp/window"
   stop_hookmq; stop_receiver
   [ "$got" -ge $((CPU_RATE * 10)) ] || echo "only $got of $((CPU_RATE * 10)) messages received" >&2
