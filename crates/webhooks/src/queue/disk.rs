@@ -104,9 +104,12 @@ impl DiskQueue {
         &self.spills[lane % self.spills.len()]
     }
 
-    /// Whether more may go to disk only: under the bound, and the last write succeeded.
+    /// Whether more may go to disk only: under the bound, the last write succeeded, and the
+    /// writer keeps up (what waits for it is held in memory).
     fn disk_has_room(&self) -> bool {
-        self.journal.disk_bytes() < self.max_bytes && !self.journal.failing()
+        self.journal.disk_bytes() < self.max_bytes
+            && !self.journal.failing()
+            && !self.journal.backlog_full()
     }
 
     /// Places the events a journal held when it was opened (`live`, oldest first): read back
@@ -668,6 +671,31 @@ mod tests {
 
     /// A push that finds the queue closed (a new version took it over) is dropped, not left
     /// on disk where nothing reads it.
+    /// A disk that stalls without failing: the events waiting for the writer are held in
+    /// memory, so past `MAX_UNWRITTEN` new ones meet the overflow policy; once the writer
+    /// catches up the queue takes events again.
+    #[test]
+    fn a_stalled_writer_holds_a_bounded_backlog() {
+        use crate::queue::writer::MAX_UNWRITTEN;
+        let dir = tempfile::tempdir().expect("dir");
+        let (journal, _) = open(dir.path());
+        let queue = unbounded(1, 1, Arc::clone(&journal));
+        journal.pause_writer(true);
+        let total = MAX_UNWRITTEN + 100;
+        let dropped: usize = (0..total)
+            .map(|n| queue.push_many(vec![(0, event(n))]))
+            .sum();
+        assert_eq!(dropped, 100);
+        assert_eq!(queue.len() as u64, MAX_UNWRITTEN);
+        journal.pause_writer(false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while journal.backlog_full() {
+            assert!(std::time::Instant::now() < deadline, "the writer caught up");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(queue.push_many(vec![(0, event(total))]), 0);
+    }
+
     #[test]
     fn a_closed_queue_takes_nothing_to_disk() {
         let dir = tempfile::tempdir().expect("dir");

@@ -34,6 +34,12 @@ use crate::journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
 /// Bounds of the write window histogram, ms (see [`Journal::write_window`]).
 pub(crate) const WINDOW_BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 20, 50, 100, 500, 1000];
 
+/// Most events a journal holds in memory waiting for its writer (given a sequence number,
+/// not yet written or failed). Past it (a disk that stalls without failing) new events no
+/// longer go to disk only and meet the webhook's overflow policy, as at `max_buffer_bytes`.
+/// The writer clears this many in about 0.15 s at the 2M records/s measured.
+pub(crate) const MAX_UNWRITTEN: u64 = 1 << 18;
+
 /// The first wait before the writer tries again after a failed write; it doubles.
 const RETRY_WRITE: Duration = Duration::from_millis(10);
 /// The longest wait between tries.
@@ -105,6 +111,8 @@ struct Shared {
     acks: Mutex<Vec<u64>>,
     /// Where the events kept on disk only are (written, not yet taken back into memory).
     locations: Mutex<HashMap<u64, Location>>,
+    /// The highest sequence number given (read without the pending list's lock).
+    appended: AtomicU64,
     /// The highest sequence number on disk.
     durable: AtomicU64,
     /// The highest sequence number the writer is done with: written, or failed to write.
@@ -126,6 +134,9 @@ struct Shared {
     /// it was on disk: bounds in [`WINDOW_BOUNDS_MS`], the last counting the slower.
     windows: [AtomicU64; WINDOW_BOUNDS_MS.len() + 1],
     stop: AtomicBool,
+    /// Holds the writer before its next group (tests of a stalled disk).
+    #[cfg(test)]
+    paused: AtomicBool,
 }
 
 /// The events a journal held when it was opened: sequence numbers and where they are.
@@ -162,6 +173,7 @@ impl Journal {
             // Every recovered event's place, before the writer can move one (compaction
             // then reports the new place here); forgotten as events are read back.
             locations: Mutex::new(recovered.live.iter().copied().collect()),
+            appended: AtomicU64::new(log.last_seq()),
             durable: AtomicU64::new(log.last_seq()),
             attempted: AtomicU64::new(log.last_seq()),
             progress: tokio::sync::Notify::new(),
@@ -172,6 +184,8 @@ impl Journal {
             waiters: AtomicUsize::new(0),
             windows: Default::default(),
             stop: AtomicBool::new(false),
+            #[cfg(test)]
+            paused: AtomicBool::new(false),
         });
         if !recovered.live.is_empty() {
             tracing::info!(
@@ -275,15 +289,28 @@ impl Journal {
     /// Events given a sequence number and not yet on disk.
     #[must_use]
     pub fn unwritten(&self) -> u64 {
-        let next = self.shared.pending.lock().next_seq;
-        next.saturating_sub(self.shared.durable.load(Ordering::Acquire) + 1)
+        let appended = self.shared.appended.load(Ordering::Acquire);
+        appended.saturating_sub(self.shared.durable.load(Ordering::Acquire))
+    }
+
+    /// Whether [`MAX_UNWRITTEN`] events wait for the writer.
+    pub(crate) fn backlog_full(&self) -> bool {
+        let appended = self.shared.appended.load(Ordering::Acquire);
+        appended.saturating_sub(self.shared.attempted.load(Ordering::Acquire)) >= MAX_UNWRITTEN
+    }
+
+    /// Holds (or lets go) the writer before its next group.
+    #[cfg(test)]
+    pub(crate) fn pause_writer(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::Release);
+        self.waker.unpark();
     }
 
     /// Resolves once the writer is done with every event given a sequence number so far:
     /// written, or failed to write (a failing disk must not hold anyone for ever), or the
     /// writer stopped.
     pub fn written(&self) -> impl Future<Output = ()> + Send + 'static {
-        let target = self.shared.pending.lock().next_seq.saturating_sub(1);
+        let target = self.shared.appended.load(Ordering::Acquire);
         let shared = Arc::clone(&self.shared);
         let waker = self.waker.clone();
         async move {
@@ -403,6 +430,9 @@ impl Journal {
                 on_disk_only,
             });
         }
+        self.shared
+            .appended
+            .store(pending.next_seq - 1, Ordering::Release);
         let wake = was_empty && !pending.events.is_empty();
         drop(pending);
         if wake {
@@ -458,6 +488,10 @@ fn write_loop(shared: &Shared, mut log: SegmentLog, name: &str) {
     // Groups in a row that could not be written.
     let mut failures: u32 = 0;
     loop {
+        #[cfg(test)]
+        while shared.paused.load(Ordering::Acquire) && !shared.stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
         let stopping = shared.stop.load(Ordering::Acquire);
         if failures > 0 {
             if stopping && failures >= GIVE_UP_AFTER {
