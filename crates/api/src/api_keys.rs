@@ -10,10 +10,7 @@
 use std::{collections::HashMap, fmt::Write as _, sync::Arc};
 
 use axum::{Json, extract::State, http::StatusCode};
-use hookmq_broker::{
-    message::now_ms,
-    store::{Store, StoreError, Table},
-};
+use hookmq_broker::message::now_ms;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +23,7 @@ use crate::{
     error::{ApiError, ErrorBody},
     json::{JsonBody, PathParams},
     state::AppState,
+    store::{Store, StoreError, Table},
 };
 
 /// `/api_key` and `/api_key/{name}`.

@@ -14,7 +14,9 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use base64::Engine as _;
-use hookmq_broker::{auth::verify_hash, store::Table};
+use hookmq_broker::auth::verify_hash;
+
+use crate::store::Table;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -31,6 +31,7 @@ mod paging;
 mod prometheus;
 mod state;
 mod stats;
+pub mod store;
 mod subscriptions;
 mod users;
 mod webhooks;
@@ -43,7 +44,6 @@ use std::{
 };
 
 use axum::Router;
-use hookmq_broker::store::Store;
 use hookmq_webhooks::WebhookEngine;
 use tokio::net::TcpListener;
 use utoipa::OpenApi as _;
@@ -52,6 +52,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use config::DashboardConfig;
 pub use error::{ApiError, NO_SUCH_ENDPOINT};
 pub use state::AppState;
+pub use store::Store;
 pub use webhooks::{REDACTED, migrate_saved_webhooks, redact};
 
 /// Where the API is mounted.

@@ -5,7 +5,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hookmq_broker::{BrokerHandle, store::Store};
+use hookmq_broker::BrokerHandle;
+
+use crate::store::Store;
 use hookmq_webhooks::WebhookEngine;
 
 use crate::{api_keys::ApiKeys, auth::Tokens};

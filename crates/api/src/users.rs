@@ -4,10 +4,7 @@
 use std::sync::Arc;
 
 use axum::{extract::State, http::StatusCode};
-use hookmq_broker::{
-    auth::{hash_password, verify_hash},
-    store::{Store, Table},
-};
+use hookmq_broker::auth::{hash_password, verify_hash};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,6 +14,7 @@ use crate::{
     error::{ApiError, ErrorBody},
     json::{JsonBody, PathParams},
     state::AppState,
+    store::{Store, Table},
 };
 
 /// Shortest new password accepted.

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::store::Table;
 use axum::{Json, extract::State, http::StatusCode};
-use hookmq_broker::store::Table;
 use hookmq_webhooks::{
     MetricsSnapshot, ProbeResult, WebhookSpec, WebhookStatus, attempts::Attempt,
 };
@@ -330,9 +330,9 @@ async fn probe(
 /// [`WebhookEngine::restore`]: hookmq_webhooks::WebhookEngine::restore
 pub async fn migrate_saved_webhooks(
     engine: &hookmq_webhooks::WebhookEngine,
-    store: &Arc<hookmq_broker::store::Store>,
-) -> Result<usize, hookmq_broker::store::StoreError> {
-    let join = |e: tokio::task::JoinError| hookmq_broker::store::StoreError::Database {
+    store: &Arc<crate::store::Store>,
+) -> Result<usize, crate::store::StoreError> {
+    let join = |e: tokio::task::JoinError| crate::store::StoreError::Database {
         path: "hookmq.redb".into(),
         reason: e.to_string(),
     };

@@ -32,7 +32,6 @@ mod router;
 mod server;
 mod session;
 mod shared;
-pub mod store;
 pub mod transport;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

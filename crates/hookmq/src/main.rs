@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
 use hookmq_api::Api;
-use hookmq_broker::{Broker, auth, store::Store};
+use hookmq_api::Store;
+use hookmq_broker::{Broker, auth};
 use hookmq_webhooks::WebhookEngine;
 
 /// hookmq: an MQTT broker whose webhooks turn every event into an HTTP request.

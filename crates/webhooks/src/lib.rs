@@ -7,7 +7,8 @@
 //! - [`trigger`]: which events a webhook takes (kinds, then topic filters).
 //! - [`render`]: EMQX's JSON body ([`render::emqx`]) and `${field}` templates.
 //! - [`queue`]: the bounded per-webhook queue, in lanes by client (per-client order).
-//! - [`journal`]: the append-only segment log under a disk-buffered webhook's queue.
+//! - The append-only segment log under a disk-buffered webhook's queue is `hookmq_journal`
+//!   (shared with the broker's persistent sessions).
 //! - [`delivery`]: the lane worker, one path for both transports: prepare (render, id,
 //!   signature), send (pipelined on an `http` lane's connection, pooled for `https`), settle
 //!   in order (go-back on a retry); [`delivery::retry`] classifies answers and decides
@@ -40,7 +41,6 @@ pub mod deadletter;
 pub mod delivery;
 pub mod engine;
 pub mod health;
-pub mod journal;
 pub mod metrics;
 pub mod queue;
 pub mod render;

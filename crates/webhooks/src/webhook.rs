@@ -14,6 +14,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use hookmq_broker::message::now_ms;
 use tokio::sync::Notify;
 
+use hookmq_journal::{JournalError, Location};
+
 use crate::{
     attempts::AttemptLog,
     client::{HttpClient, RESPONSE_KEPT},
@@ -21,7 +23,6 @@ use crate::{
     delivery::{Stop, run_lane},
     engine::EngineError,
     health::Health,
-    journal::{JournalError, Location},
     metrics::{BufferState, Metrics, failure},
     queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
     render::Renderer,

@@ -18,8 +18,9 @@ use std::{
     time::Duration,
 };
 
+use hookmq_api::Store;
 use hookmq_api::{Api, DashboardConfig};
-use hookmq_broker::{Broker, Config, config::ListenerConfig, store::Store};
+use hookmq_broker::{Broker, Config, config::ListenerConfig};
 use hookmq_webhooks::WebhookEngine;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -238,7 +238,7 @@ async fn webhooks_survive_a_restart() {
 /// directory at the next start, and leave the store.
 #[tokio::test]
 async fn webhooks_saved_in_the_old_store_move_to_their_own_directory() {
-    use hookmq_broker::store::{Store, Table};
+    use hookmq_api::store::{Store, Table};
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let store = Store::open(dir.path()).expect("store");

@@ -26,7 +26,9 @@ use super::{
     MemoryQueue, Queue, Queued, Wait, client_key, lane_of_key,
     writer::{Fetched, Journal},
 };
-use crate::{journal::Location, spec::Overflow};
+use hookmq_journal::Location;
+
+use crate::spec::Overflow;
 
 /// Events a lane reads back from disk at a time.
 const LOAD_BATCH: usize = 64;

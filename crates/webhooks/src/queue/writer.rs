@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::{Queued, record};
-use crate::journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
+use hookmq_journal::{JournalError, Location, LogOptions, Reader, SegmentLog};
 
 /// Bounds of the write window histogram, ms (see [`Journal::write_window`]).
 pub(crate) const WINDOW_BOUNDS_MS: [u64; 9] = [1, 2, 5, 10, 20, 50, 100, 500, 1000];

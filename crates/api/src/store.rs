@@ -1,5 +1,7 @@
-//! State that survives a restart: one redb file under the data directory, with a few
-//! tables of JSON documents (webhooks, dashboard users, API keys).
+//! The API's state that survives a restart: one redb file under the data directory, with a
+//! few tables of JSON documents (dashboard users, API keys, and webhooks an earlier version
+//! kept here, until they move to the webhooks' own directories). The broker and the
+//! webhooks keep their state in their own directories.
 //!
 //! Every call is a short blocking transaction (a commit syncs to disk): call it from
 //! `spawn_blocking` on hot async paths. Documents are JSON so the file stays readable
@@ -13,7 +15,7 @@ use serde::{Serialize, de::DeserializeOwned};
 /// The store's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
-    /// Webhooks created through the API, by name.
+    /// Webhooks an earlier version saved here, by name (moved out at start).
     Webhooks,
     /// Dashboard users, by user name.
     Users,

@@ -1,5 +1,14 @@
-//! The journal: what a disk-buffered webhook has queued, in an append-only log of segment
-//! files under its directory, so that nothing queued is lost to a crash or a restart.
+//! # hookmq-journal
+//!
+//! An append-only log of segment files in one directory, so that what was queued is not lost
+//! to a crash or a restart: a disk-buffered webhook's queue keeps its events here, the broker
+//! its persistent sessions and retained messages. The records are opaque bytes to the log.
+//!
+//! ## Layout
+//! - this file: [`SegmentLog`] (open and recover, append, sync, the live set per segment)
+//!   and [`Reader`] (events read back by location).
+//! - `segment`: the file format (header, checksummed event and acknowledgement records).
+//! - `compact`: copying the live events of the oldest segment forward.
 //!
 //! The log holds two kinds of records (see `segment`): an **event** (its sequence number
 //! and its encoded bytes) and **acknowledgements** (sequence numbers whose events reached
@@ -213,7 +222,7 @@ impl Segment {
     }
 }
 
-/// The log of one webhook's queue. Appends are written by [`SegmentLog::append`] and made
+/// The log of one queue. Appends are written by [`SegmentLog::append`] and made
 /// durable by [`SegmentLog::sync`], so one sync covers a whole group of appends.
 #[derive(Debug)]
 pub struct SegmentLog {
