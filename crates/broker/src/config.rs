@@ -23,6 +23,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// What connected clients may publish and subscribe to.
     pub authz: AuthzConfig,
+    /// What survives a stop or a crash: retained messages and persistent sessions.
+    pub persistence: PersistenceConfig,
 }
 
 /// The node's identity.
@@ -252,6 +254,45 @@ impl Default for AuthzConfig {
 }
 
 /// A configuration value that is well-typed but unusable.
+/// `[persistence]`: retained messages and sessions that outlive their connection (session
+/// expiry > 0, or clean session = false) kept in `<data_dir>/broker/`, recovered at start.
+/// Clean sessions and QoS 0 messages never touch the disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceConfig {
+    /// Whether anything is kept (off: every restart starts empty, as without a data dir).
+    pub enable: bool,
+    /// When what an acknowledgement promises is on disk.
+    pub sync: SyncPolicy,
+    /// With `sync = "interval"`, the longest time between two syncs (what a crash may lose).
+    #[serde(with = "duration")]
+    pub sync_interval: Duration,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            sync: SyncPolicy::BeforeAck,
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// When persisted state reaches the disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPolicy {
+    /// A PUBACK, PUBREC or SUBACK that promises something kept (a retained message, a QoS 1/2
+    /// message queued for a persistent session, a subscription of one) is written only once
+    /// it is on disk; thousands of publishes share one `fdatasync` (group commit). A crash
+    /// loses nothing acknowledged.
+    BeforeAck,
+    /// Written as it comes, synced every `sync_interval`; acknowledgements do not wait. A
+    /// crash may lose the last interval; a stop loses nothing.
+    Interval,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {key}: {reason}")]
 pub struct ConfigError {
@@ -297,6 +338,9 @@ impl Config {
         }
         if m.max_queue_len == 0 {
             return bad("mqtt.max_queue_len", "must be at least 1");
+        }
+        if self.persistence.sync_interval.is_zero() {
+            return bad("persistence.sync_interval", "must be more than 0");
         }
         if self.node.name.is_empty() {
             return bad("node.name", "must not be empty");

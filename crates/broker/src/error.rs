@@ -31,4 +31,7 @@ pub enum BrokerError {
     /// The password or ACL file is unusable.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The journal of retained messages and sessions cannot be opened (`node.data_dir`).
+    #[error("persistence (node.data_dir): {0}")]
+    Persistence(#[from] hookmq_journal::JournalError),
 }

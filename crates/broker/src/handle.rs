@@ -45,6 +45,11 @@ pub struct StatsSnapshot {
     pub bytes_sent: u64,
     /// Events no hook listener could take.
     pub hook_events_dropped: u64,
+    /// Records the persistence journal wrote (retained messages, session records, queued
+    /// QoS 1/2 messages; not those acknowledged before their group was written).
+    pub persistence_records_written: u64,
+    /// Groups of records the persistence journal could not write (a full or failing disk).
+    pub persistence_write_errors: u64,
 }
 
 impl BrokerHandle {
@@ -118,6 +123,16 @@ impl BrokerHandle {
             bytes_received: load(&s.bytes_received),
             bytes_sent: load(&s.bytes_sent),
             hook_events_dropped: self.shared.hooks.dropped(),
+            persistence_records_written: self
+                .shared
+                .persist
+                .as_ref()
+                .map_or(0, |log| log.records_written()),
+            persistence_write_errors: self
+                .shared
+                .persist
+                .as_ref()
+                .map_or(0, |log| log.write_errors()),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - `session`: session state, the mailbox the router fills, in-flight tracking and the
 //!   registry that hands sessions over between connections.
 //! - `router`: the subscription trie (with shared subscriptions) and the retained store.
+//! - `persist`: the journal of retained messages and persistent sessions (`[persistence]`),
+//!   its writer thread and the recovery at start.
 //! - [`auth`]: password file and ACL file.
 //! - [`hooks`]: the typed events and the non-blocking bus that carries them.
 //! - [`message`]: the routed message and its id.
@@ -28,6 +30,7 @@ mod error;
 mod handle;
 pub mod hooks;
 pub mod message;
+mod persist;
 mod router;
 mod server;
 mod session;
@@ -125,7 +128,27 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(
             config.mqtt.max_connections.min(Semaphore::MAX_PERMITS),
         ));
-        let shared = Arc::new(Shared::new(config, access));
+        let persistence = if config.persistence.enable {
+            let (log, records) =
+                persist::StateLog::open(&config.node.data_dir, &config.persistence)?;
+            Some((Arc::new(log), records))
+        } else {
+            None
+        };
+        let log = persistence.as_ref().map(|(log, _)| Arc::clone(log));
+        let shared = Arc::new(Shared::new(config, access, log));
+        if let Some((log, records)) = persistence {
+            let recovered = persist::recover::restore(&shared, &log, records);
+            if recovered != persist::recover::Recovered::default() {
+                tracing::info!(
+                    sessions = recovered.sessions,
+                    messages = recovered.messages,
+                    retained = recovered.retained,
+                    expired_while_down = recovered.expired,
+                    "persistence: state recovered"
+                );
+            }
+        }
         let mut addresses = ListenerAddresses::default();
         for listener in &bound {
             let slot = match listener.transport {
@@ -157,6 +180,7 @@ impl Broker {
 
     /// Starts accepting on the bound listeners (once; later calls do nothing).
     pub fn accept(&mut self) {
+        self.shared.accepting.cancel();
         for listener in self.bound.drain(..) {
             self.accept_loops.push(tokio::spawn(server::accept_loop(
                 listener,
@@ -196,6 +220,10 @@ impl Broker {
             .is_err()
         {
             tracing::warn!("some connections did not close within {grace:?}");
+        }
+        // What the closed sessions wrote last goes to disk before the process ends.
+        if let Some(log) = self.shared.persist.clone() {
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
         }
     }
 }

@@ -22,6 +22,14 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Microseconds since the Unix epoch.
+#[must_use]
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A name the broker keeps as a `&'static str` (a reason, a source). A type of its own so
 /// that serde's derive does not take it for a string borrowed from the input: it is read
 /// back with [`static_name`].
@@ -98,9 +106,7 @@ impl MessageIdGenerator {
 
     /// The next id.
     pub fn next_id(&self) -> MessageId {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let micros = now_micros();
         // Relaxed: the counter only needs to differ between ids made in the same microsecond.
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         MessageId(
@@ -234,6 +240,16 @@ impl Message {
             publisher,
             received_at: now_ms(),
         }
+    }
+
+    /// Sets the expiry of a message read back from disk (where only its receive time and
+    /// Message Expiry Interval are kept) on this process's clock.
+    pub(crate) fn restore_expiry(&mut self) {
+        self.expires_at = self.properties.message_expiry_interval.map(|secs| {
+            let at_ms = self.received_at.saturating_add(u64::from(secs) * 1000);
+            let left = at_ms.saturating_sub(now_ms());
+            Instant::now() + std::time::Duration::from_millis(left)
+        });
     }
 
     /// Whether the message has expired at `now`.

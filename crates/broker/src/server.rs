@@ -247,7 +247,7 @@ mod tests {
             passwords: None,
             acl: None,
         };
-        let shared = Arc::new(Shared::new(Config::default(), access));
+        let shared = Arc::new(Shared::new(Config::default(), access, None));
         let tcp = serve(socket, peer, address, Transport::Tcp, Arc::clone(&shared));
         let tcp_size = size_of_val(&tcp);
         drop(tcp);

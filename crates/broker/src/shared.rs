@@ -18,6 +18,7 @@ use crate::{
     config::{Config, NoMatch},
     hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, HookBatch, Hooks},
     message::{Message, MessageIdGenerator},
+    persist::StateLog,
     router::{Retained, Router},
     session::{
         SessionState,
@@ -49,6 +50,16 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
 }
 
+/// What routing a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// Subscriptions it matched.
+    pub(crate) matched: usize,
+    /// Whether it went to the broker's journal (retained, or queued for a persistent
+    /// session): an acknowledgement promising it is kept should wait for the disk.
+    pub(crate) stored: bool,
+}
+
 /// Loaded authentication and authorization sources.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
@@ -65,6 +76,11 @@ pub(crate) struct Shared {
     pub(crate) retained: Retained,
     pub(crate) registry: Registry,
     pub(crate) access: Access,
+    /// The broker's journal (`[persistence]`), if on.
+    pub(crate) persist: Option<Arc<StateLog>>,
+    /// Cancelled once the listeners accept: recovered wills wait for it, so hooks attached
+    /// in between see them.
+    pub(crate) accepting: CancellationToken,
     /// Password checks running at once: each takes tens of ms and ~19 MiB, so a flood of
     /// CONNECTs queues here instead of exhausting memory and the blocking pool.
     pub(crate) password_checks: tokio::sync::Semaphore,
@@ -79,15 +95,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, access: Access) -> Self {
+    pub(crate) fn new(config: Config, access: Access, persist: Option<Arc<StateLog>>) -> Self {
         let ids = MessageIdGenerator::new(&config.node.name);
         Self {
             config,
             hooks: Arc::new(Hooks::default()),
             router: Router::default(),
-            retained: Retained::default(),
+            retained: Retained::new(persist.clone()),
             registry: Registry::default(),
             access,
+            persist,
+            accepting: CancellationToken::new(),
             password_checks: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
@@ -95,7 +113,10 @@ impl Shared {
             stats: Stats::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            session_ids: AtomicU64::new(1),
+            // From the clock, so a session's number is unique across restarts too (the
+            // journal names sessions by it): a restart comes later than the last number
+            // unless a process made more than one session per microsecond all its life.
+            session_ids: AtomicU64::new(crate::message::now_micros().max(1)),
             connection_ids: AtomicU64::new(1),
         }
     }
@@ -104,15 +125,21 @@ impl Shared {
         self.session_ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Makes later session numbers higher than `session_id` (a recovered session's).
+    pub(crate) fn session_id_in_use(&self, session_id: u64) {
+        self.session_ids
+            .fetch_max(session_id.saturating_add(1), Ordering::Relaxed);
+    }
+
     pub(crate) fn next_connection_id(&self) -> u64 {
         self.connection_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Routes a message to every matching subscription, storing it first if retained. Emits
     /// `message.publish`, then `delivery.dropped` per refused delivery and
-    /// `message.dropped` (`no_subscribers`) if nothing matched. Returns the match count.
-    /// Events go into `events`, the publishing task's batch.
-    pub(crate) fn publish(&self, message: Arc<Message>, events: &mut HookBatch) -> usize {
+    /// `message.dropped` (`no_subscribers`) if nothing matched. Events go into `events`, the
+    /// publishing task's batch.
+    pub(crate) fn publish(&self, message: Arc<Message>, events: &mut HookBatch) -> Routed {
         // EMQX stamps message.publish with the message's own time.
         events.emit_message(
             EventKind::MessagePublish,
@@ -122,9 +149,8 @@ impl Shared {
                 message: Arc::clone(message),
             },
         );
-        if message.retain && self.config.mqtt.retain_available {
-            self.retained.store(&message);
-        }
+        let mut stored =
+            message.retain && self.config.mqtt.retain_available && self.retained.store(&message);
         let matched = self.router.route(&message.topic, |sub| {
             if sub.options.no_local && sub.session_id == message.publisher.session_id {
                 self.stats
@@ -144,8 +170,9 @@ impl Shared {
                 qos: message.qos.min(sub.options.qos),
                 retain: message.retain && sub.options.retain_as_published,
                 subscription_id: sub.subscription_id,
+                stored: 0,
             };
-            self.deliver(&sub.mailbox, delivery, events);
+            stored |= self.deliver(&sub.mailbox, delivery, events);
         });
         if matched == 0 {
             self.stats
@@ -158,16 +185,18 @@ impl Shared {
                 }
             });
         }
-        matched
+        Routed { matched, stored }
     }
 
-    /// Pushes one delivery into a mailbox, reporting what it displaced.
+    /// Pushes one delivery into a mailbox, reporting what it displaced. Returns whether it
+    /// went to the broker's journal too (QoS 1/2 to a persistent session).
     pub(crate) fn deliver(
         &self,
         mailbox: &crate::session::mailbox::Mailbox,
         delivery: Delivery,
         events: &mut HookBatch,
-    ) {
+    ) -> bool {
+        let stored = delivery.qos != QoS::AtMostOnce && mailbox.is_durable();
         if let Pushed::Dropped {
             victims,
             reason,
@@ -176,6 +205,7 @@ impl Shared {
         {
             self.report_dropped(victims, reason, &subscriber, events);
         }
+        stored
     }
 
     /// Counts deliveries a session's queue dropped and reports each as `delivery.dropped`.
@@ -203,7 +233,8 @@ impl Shared {
         }
     }
 
-    /// Ends a session: its subscriptions leave the router and its queue is discarded.
+    /// Ends a session: its subscriptions leave the router, its queue is discarded and the
+    /// journal forgets it.
     pub(crate) fn end_session(&self, state: &SessionState) {
         for filter in state.subscriptions.keys() {
             if let Ok(parsed) = topic::parse_subscription(filter) {
@@ -212,6 +243,14 @@ impl Shared {
             }
         }
         state.mailbox.close();
+        if let Some(log) = &self.persist {
+            log.end_session(state);
+        }
+    }
+
+    /// The journal, if `state` is a persistent session kept in it.
+    pub(crate) fn journal_of(&self, state: &SessionState) -> Option<&StateLog> {
+        self.persist.as_deref().filter(|_| state.stored.record != 0)
     }
 
     /// Decides whether `client` may `action` on `topic` (a name or filter; shared filters

@@ -157,6 +157,7 @@ pub struct Connect {
 }
 
 /// The will message carried in CONNECT.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Will {
     /// Will topic (a topic name, no wildcards).

@@ -8,7 +8,9 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use hookmq_api::DashboardConfig;
-use hookmq_broker::config::{AuthConfig, AuthzConfig, ListenersConfig, MqttConfig, NodeConfig};
+use hookmq_broker::config::{
+    AuthConfig, AuthzConfig, ListenersConfig, MqttConfig, NodeConfig, PersistenceConfig,
+};
 use hookmq_webhooks::WebhookSpec;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,8 @@ pub(crate) struct AppConfig {
     pub auth: AuthConfig,
     /// `[authz]`: the ACL file and the default decision.
     pub authz: AuthzConfig,
+    /// `[persistence]`: retained messages and persistent sessions on disk, and when.
+    pub persistence: PersistenceConfig,
     /// `[dashboard]`: the API and dashboard listener.
     pub dashboard: DashboardConfig,
     /// `[[webhooks]]`: webhooks defined in the file (applied at every start, over the ones
@@ -61,6 +65,7 @@ impl AppConfig {
             mqtt: self.mqtt.clone(),
             auth: self.auth.clone(),
             authz: self.authz.clone(),
+            persistence: self.persistence.clone(),
         }
     }
 }

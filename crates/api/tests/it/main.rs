@@ -93,6 +93,7 @@ pub(crate) async fn start_node(data: &std::path::Path) -> Node {
     let _ = logs();
     let mut config = Config::default();
     config.node.name = "hookmq@127.0.0.1".into();
+    config.node.data_dir = data.to_path_buf();
     let local = ListenerConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         ..ListenerConfig::default()

@@ -346,6 +346,7 @@ async fn accept<S: AsyncWrite + Unpin>(
                 },
                 config.queue_qos0,
                 Arc::clone(&client),
+                shared.persist.clone(),
             ));
             let state = SessionState::new(client.session_id, mailbox);
             (Box::new(state), false)
@@ -411,6 +412,20 @@ async fn accept<S: AsyncWrite + Unpin>(
             will,
         })
     });
+    if let Some(log) = &shared.persist {
+        if expiry_interval > 0 {
+            // Kept from now on; CONNACK promises it only once it is on disk.
+            state.stored.offline_since = None;
+            state.stored.will = None;
+            state.mailbox.set_durable(true);
+            log.save_session(&mut state, &client, will.as_deref());
+            log.synced().await;
+        } else if state.stored.record != 0 {
+            // Resumed without expiry: the session now ends with this connection.
+            log.acknowledge([std::mem::take(&mut state.stored.record)]);
+            state.mailbox.set_durable(false);
+        }
+    }
     Some(Accepted {
         client,
         state,

@@ -13,6 +13,7 @@ use super::{Close, Connection};
 use crate::{
     hooks::{AuthzAction, AuthzResult, EventData, EventKind, PacketProperties},
     message::{Message, MessageParts},
+    persist::Record,
     router::Subscriber,
     session::{SubscriptionRecord, inflight::Stage, mailbox::Delivery},
 };
@@ -135,7 +136,7 @@ where
             Arc::clone(&self.publisher),
         );
         if qos == QoS::ExactlyOnce {
-            if self.state.awaiting_release.contains(&packet_id) {
+            if self.state.awaiting_release.contains_key(&packet_id) {
                 // [MQTT-4.3.3-10]: a resent QoS 2 PUBLISH is acknowledged, not routed again.
                 let reason_code = if dup {
                     ReasonCode::SUCCESS
@@ -175,8 +176,9 @@ where
         let reason_code = match refusal {
             Some(code) => code,
             None => {
-                let matched = self.shared.publish(Arc::new(message), &mut self.events);
-                if matched == 0 {
+                let routed = self.shared.publish(Arc::new(message), &mut self.events);
+                self.sync_owed |= routed.stored && qos != QoS::AtMostOnce;
+                if routed.matched == 0 {
                     ReasonCode::NO_MATCHING_SUBSCRIBERS
                 } else {
                     ReasonCode::SUCCESS
@@ -202,7 +204,14 @@ where
             }
             QoS::ExactlyOnce => {
                 if !reason_code.is_error() {
-                    self.state.awaiting_release.insert(packet_id);
+                    let seq = self.shared.journal_of(&self.state).map_or(0, |log| {
+                        log.append(Record::AwaitingRelease {
+                            session_id: self.state.id,
+                            packet_id,
+                        })
+                    });
+                    self.sync_owed |= seq != 0;
+                    self.state.awaiting_release.insert(packet_id, seq);
                 }
                 self.acks_owed = true;
                 self.send(&Packet::PubRec(response));
@@ -267,7 +276,10 @@ where
         match self.state.outbound.get_mut(ack.packet_id) {
             Some(entry) if entry.stage == Stage::AwaitingPubAck => {
                 if let Some(entry) = self.state.outbound.remove(ack.packet_id) {
-                    self.report_acked(entry.delivery, &ack.properties);
+                    self.forget_stored(entry.stored_seqs());
+                    if let Some(delivery) = entry.delivery {
+                        self.report_acked(delivery, &ack.properties);
+                    }
                 }
             }
             _ => {
@@ -282,13 +294,26 @@ where
         match stage {
             Some(Stage::AwaitingPubRec) if ack.reason_code.is_error() => {
                 // The client refused the message: it is finished.
-                self.state.outbound.remove(packet_id);
+                if let Some(entry) = self.state.outbound.remove(packet_id) {
+                    self.forget_stored(entry.stored_seqs());
+                }
             }
             Some(Stage::AwaitingPubRec) => {
+                let released = self.shared.journal_of(&self.state).map_or(0, |log| {
+                    log.append(Record::Released {
+                        session_id: self.state.id,
+                        packet_id,
+                    })
+                });
                 if let Some(entry) = self.state.outbound.get_mut(packet_id) {
                     entry.stage = Stage::AwaitingPubComp;
-                    let delivery = entry.delivery.clone();
-                    self.report_acked(delivery, &ack.properties);
+                    let done = entry.stored_seqs();
+                    entry.stored = released;
+                    let delivery = entry.delivery.take();
+                    self.forget_stored(done);
+                    if let Some(delivery) = delivery {
+                        self.report_acked(delivery, &ack.properties);
+                    }
                 }
                 self.send(&Packet::PubRel(PubResponse::new(packet_id)));
             }
@@ -302,7 +327,8 @@ where
     }
 
     fn on_pubrel(&mut self, ack: &PubResponse) {
-        let reason_code = if self.state.awaiting_release.remove(&ack.packet_id) {
+        let reason_code = if let Some(seq) = self.state.awaiting_release.remove(&ack.packet_id) {
+            self.forget_stored([seq]);
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
@@ -320,8 +346,25 @@ where
             .outbound
             .get_mut(ack.packet_id)
             .is_some_and(|e| e.stage == Stage::AwaitingPubComp)
+            && let Some(entry) = self.state.outbound.remove(ack.packet_id)
         {
-            self.state.outbound.remove(ack.packet_id);
+            self.forget_stored(entry.stored_seqs());
+        }
+    }
+
+    /// Tells the broker's journal that the records `seqs` (0: none) are done with.
+    pub(super) fn forget_stored(&self, seqs: impl IntoIterator<Item = u64>) {
+        if let Some(log) = &self.shared.persist {
+            log.acknowledge(seqs);
+        }
+    }
+
+    /// Writes the session's record again after its subscriptions changed, if it is kept;
+    /// the SUBACK or UNSUBACK then waits for the disk.
+    fn save_session(&mut self) {
+        if let Some(log) = self.shared.journal_of(&self.state) {
+            log.save_session(&mut self.state, &self.client, self.will.as_deref());
+            self.sync_owed = true;
         }
     }
 
@@ -418,11 +461,13 @@ where
                             retain: true,
                             subscription_id,
                             message,
+                            stored: 0,
                         }),
                 );
             }
             reason_codes.push(ReasonCode(options.qos.as_u8()));
         }
+        self.save_session();
         self.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             reason_codes,
@@ -461,6 +506,7 @@ where
                 ReasonCode::NO_SUBSCRIPTION_EXISTED
             });
         }
+        self.save_session();
         self.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             reason_codes,

@@ -21,8 +21,8 @@ use tokio::{
     time::{Instant, timeout},
 };
 
-pub(crate) use handshake::serve;
-use handshake::{Accepted, ClientLimits, PendingWill};
+use handshake::{Accepted, ClientLimits};
+pub(crate) use handshake::{PendingWill, serve};
 
 use crate::{
     hooks::{
@@ -162,6 +162,10 @@ pub(crate) struct Connection<S> {
     more: bool,
     /// A PUBACK or PUBREC waits in the write buffer (sinks may ask it to wait for the disk).
     acks_owed: bool,
+    /// What the write buffer holds promises records just given to the broker's journal (a
+    /// retained message, a QoS 1/2 message queued for a persistent session, a subscription
+    /// of one, a QoS 2 packet id): with `sync = "before_ack"` it waits for the disk.
+    sync_owed: bool,
     /// Bytes to make room for before the next read.
     read_chunk: usize,
     last_read: Instant,
@@ -217,6 +221,7 @@ where
             events,
             more: false,
             acks_owed: false,
+            sync_owed: false,
             last_read: Instant::now(),
         }
     }
@@ -251,6 +256,11 @@ where
             self.drain_mailbox();
             // What the last read and this wake-up emitted goes to the hook before any wait.
             self.events.flush();
+            if std::mem::take(&mut self.sync_owed)
+                && let Some(log) = &self.shared.persist
+            {
+                log.synced().await;
+            }
             // A sink that keeps events on disk may ask the publisher to wait for them to be
             // written before its QoS 1/2 PUBLISHes are acknowledged: the disk only, never a
             // receiver.
@@ -393,6 +403,11 @@ where
 
     /// Publishes the will now, or after its delay (cancelled if the session resumes first).
     fn publish_will(&mut self, pending: PendingWill, expiry: u32) {
+        let delay = pending.delay.min(expiry);
+        if delay > 0 && self.shared.journal_of(&self.state).is_some() {
+            // Written with the session's record when it goes offline.
+            self.state.stored.will = Some(Box::new(pending.clone()));
+        }
         let will = pending.will;
         let mut properties = will.properties;
         properties.will_delay_interval = None;
@@ -409,18 +424,46 @@ where
             parts,
             Arc::clone(&self.publisher),
         ));
-        let delay = pending.delay.min(expiry);
         if delay == 0 {
             self.shared.publish(message, &mut self.events);
             return;
         }
-        let shared = Arc::clone(&self.shared);
-        let handle = self.shared.tasks.spawn(async move {
-            tokio::time::sleep(Duration::from_secs(delay.into())).await;
-            shared.publish(message, &mut HookBatch::new(Arc::clone(&shared.hooks)));
-        });
+        let handle = self.shared.tasks.spawn(publish_will_after(
+            Arc::clone(&self.shared),
+            message,
+            Duration::from_secs(delay.into()),
+            Arc::clone(&self.client.client_id),
+            self.state.id,
+            self.state.stored.will.is_some(),
+        ));
         self.state.pending_will = Some(handle.abort_handle());
     }
+}
+
+/// Publishes a will once its delay has passed (unless the session resumed first: the task
+/// is aborted), then takes it out of the session's record. A will `kept` in the journal is
+/// left there when the broker stops first, for the next start.
+pub(crate) async fn publish_will_after(
+    shared: Arc<Shared>,
+    message: Arc<Message>,
+    delay: Duration,
+    client_id: Arc<str>,
+    session_id: u64,
+    kept: bool,
+) {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = shared.shutdown.cancelled(), if kept => return,
+    }
+    shared.publish(message, &mut HookBatch::new(Arc::clone(&shared.hooks)));
+    shared
+        .registry
+        .update_offline(&client_id, session_id, |state, client| {
+            state.stored.will = None;
+            if let Some(log) = shared.journal_of(state) {
+                log.save_session(state, client, None);
+            }
+        });
 }
 
 /// Parks the session offline or ends it.
@@ -428,9 +471,15 @@ fn release(
     shared: &Arc<Shared>,
     client: &Arc<ClientInfo>,
     connection_id: u64,
-    state: Box<SessionState>,
+    mut state: Box<SessionState>,
 ) {
     let expiry = state.expiry_interval;
+    if expiry > 0
+        && let Some(log) = shared.journal_of(&state)
+    {
+        state.stored.offline_since = Some(now_ms());
+        log.save_session(&mut state, client, None);
+    }
     let session_id = state.id;
     let keep = (expiry > 0).then(|| {
         (expiry != u32::MAX).then(|| std::time::Instant::now() + Duration::from_secs(expiry.into()))

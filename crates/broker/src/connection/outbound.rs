@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Connection, DELIVERY_BATCH};
 use crate::{
     hooks::{EventData, EventKind},
+    persist::Record,
     session::{
         inflight::Stage,
         mailbox::{Delivery, Taken},
@@ -99,7 +100,12 @@ where
                 Stage::AwaitingPubRec
             };
             match self.state.outbound.insert(delivery.clone(), stage) {
-                Some(id) => publish.packet_id = id,
+                Some(id) => {
+                    publish.packet_id = id;
+                    if delivery.stored != 0 {
+                        self.store_packet_id(delivery.stored, id, stage);
+                    }
+                }
                 None => return self.drop_delivery(delivery, "queue_full"),
             }
         }
@@ -133,7 +139,26 @@ where
         }
     }
 
+    /// Records the packet id a delivery of a persistent session goes out with: after a
+    /// restart it is sent again under the same id with DUP set [MQTT-4.4.0-1]. A QoS 2
+    /// PUBLISH waits for the disk, so the client never gets it under two ids (exactly once);
+    /// a QoS 1 one does not (a crash first only costs a duplicate under a new id).
+    fn store_packet_id(&mut self, delivery: u64, packet_id: u16, stage: Stage) {
+        let Some(log) = self.shared.journal_of(&self.state) else {
+            return;
+        };
+        let seq = log.append(Record::Sent {
+            delivery,
+            packet_id,
+        });
+        if let Some(entry) = self.state.outbound.get_mut(packet_id) {
+            entry.stored = seq;
+        }
+        self.sync_owed |= stage == Stage::AwaitingPubRec;
+    }
+
     fn drop_delivery(&mut self, delivery: Delivery, reason: &'static str) {
+        self.forget_stored([delivery.stored]);
         self.shared
             .stats
             .deliveries_dropped
@@ -155,9 +180,12 @@ where
     /// DUP set, and PUBRELs for messages past PUBREC.
     pub(super) fn resend_inflight(&mut self) {
         for (packet_id, entry) in self.state.outbound.in_order() {
-            let packet = match entry.stage {
-                Stage::AwaitingPubAck | Stage::AwaitingPubRec => {
-                    let message = &entry.delivery.message;
+            let packet = match (entry.stage, &entry.delivery) {
+                (Stage::AwaitingPubComp, _) | (_, None) => {
+                    Packet::PubRel(PubResponse::new(packet_id))
+                }
+                (Stage::AwaitingPubAck | Stage::AwaitingPubRec, Some(delivery)) => {
+                    let message = &delivery.message;
                     let mut properties = Properties::default();
                     if self.version.is_v5() {
                         properties = Properties::clone(&message.properties);
@@ -165,19 +193,18 @@ where
                             message.remaining_expiry(Instant::now());
                         properties
                             .subscription_identifiers
-                            .extend(entry.delivery.subscription_id);
+                            .extend(delivery.subscription_id);
                     }
                     Packet::Publish(Publish {
                         dup: true,
-                        qos: entry.delivery.qos,
-                        retain: entry.delivery.retain,
+                        qos: delivery.qos,
+                        retain: delivery.retain,
                         topic: message.topic.clone(),
                         packet_id,
                         properties,
                         payload: message.payload.clone(),
                     })
                 }
-                Stage::AwaitingPubComp => Packet::PubRel(PubResponse::new(packet_id)),
             };
             self.send(&packet);
         }

@@ -177,6 +177,7 @@ mod tests {
                 },
                 true,
                 client,
+                None,
             )),
             options: SubscriptionOptions::default(),
             subscription_id: None,

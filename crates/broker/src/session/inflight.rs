@@ -19,10 +19,22 @@ pub(crate) enum Stage {
 /// One message in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct InflightEntry {
-    pub(crate) delivery: Delivery,
+    /// The message, until the client has it (PUBACK, PUBREC): a PUBREL needs only the id.
+    pub(crate) delivery: Option<Delivery>,
     pub(crate) stage: Stage,
+    /// Records of a persistent session that keep this entry (see `persist`), 0 for none: the
+    /// QoS 2 PUBLISH's packet id (`Sent`) or, past PUBREC, the PUBREL owed (`Released`).
+    /// The delivery's own record is [`Delivery::stored`].
+    pub(crate) stored: u64,
     /// Order of first sending, to resend in order after a reconnect.
     sequence: u64,
+}
+
+impl InflightEntry {
+    /// Every record that keeps this entry.
+    pub(crate) fn stored_seqs(&self) -> [u64; 2] {
+        [self.stored, self.delivery.as_ref().map_or(0, |d| d.stored)]
+    }
 }
 
 /// The in-flight window of a session towards its client.
@@ -52,17 +64,29 @@ impl Inflight {
                 break;
             }
         }
-        self.last_packet_id = id;
+        self.restore(id, Some(delivery), stage, 0);
+        Some(id)
+    }
+
+    /// Records an entry under the packet id it had before a restart.
+    pub(crate) fn restore(
+        &mut self,
+        packet_id: u16,
+        delivery: Option<Delivery>,
+        stage: Stage,
+        stored: u64,
+    ) {
+        self.last_packet_id = packet_id;
         self.sequence += 1;
         self.entries.insert(
-            id,
+            packet_id,
             InflightEntry {
                 delivery,
                 stage,
+                stored,
                 sequence: self.sequence,
             },
         );
-        Some(id)
     }
 
     /// The entry of `packet_id`.
@@ -84,5 +108,10 @@ impl Inflight {
             .collect();
         all.sort_by_key(|(_, e)| e.sequence);
         all
+    }
+
+    /// The records that keep the entries of a persistent session.
+    pub(crate) fn stored_seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.values().flat_map(InflightEntry::stored_seqs)
     }
 }

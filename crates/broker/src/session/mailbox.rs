@@ -13,7 +13,12 @@ use hookmq_codec::QoS;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::{config::QUEUED_MESSAGE_OVERHEAD, hooks::ClientInfo, message::Message};
+use crate::{
+    config::QUEUED_MESSAGE_OVERHEAD,
+    hooks::ClientInfo,
+    message::Message,
+    persist::{Record, StateLog, record::DeliveryRecord},
+};
 
 /// One message on its way to one subscription.
 #[derive(Debug, Clone)]
@@ -26,6 +31,9 @@ pub(crate) struct Delivery {
     pub(crate) retain: bool,
     /// The subscription's identifier (v5), if it has one.
     pub(crate) subscription_id: Option<u32>,
+    /// Sequence number of the record that keeps it in the broker's journal (a QoS 1/2
+    /// delivery to a persistent session), 0 for none.
+    pub(crate) stored: u64,
 }
 
 /// What became of a pushed delivery.
@@ -145,6 +153,13 @@ pub(crate) enum Taken {
 pub(crate) struct Mailbox {
     limits: QueueLimits,
     queue_qos0_offline: bool,
+    /// The session's number, for the records of its deliveries.
+    session_id: u64,
+    /// The broker's journal, when persistence is on.
+    log: Option<Arc<StateLog>>,
+    /// The session outlives its connection: its QoS 1/2 deliveries are written to `log`.
+    /// Changed only by the session's owner, under the lock; read under it by pushes.
+    durable: AtomicBool,
     /// Read without the lock by shared-subscription member selection.
     online: AtomicBool,
     /// parking_lot mutex: critical sections are a few pointer moves, never across `.await`.
@@ -158,10 +173,14 @@ impl Mailbox {
         limits: QueueLimits,
         queue_qos0_offline: bool,
         client: Arc<ClientInfo>,
+        log: Option<Arc<StateLog>>,
     ) -> Self {
         Self {
             limits,
             queue_qos0_offline,
+            session_id: client.session_id,
+            log,
+            durable: AtomicBool::new(false),
             online: AtomicBool::new(true),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -197,11 +216,15 @@ impl Mailbox {
         let mut victims = Vec::new();
         while over(&state) {
             if qos0 && state.qos0 == 0 {
+                self.forget(&victims);
                 victims.push(delivery);
                 return dropped(&state, victims, "queue_full");
             }
             victims.extend(state.evict());
         }
+        self.forget(&victims);
+        let mut delivery = delivery;
+        self.store(&mut delivery);
         let was_empty = state.queue.is_empty();
         state.push_back(delivery);
         let pushed = if victims.is_empty() {
@@ -260,6 +283,7 @@ impl Mailbox {
         while trim && state.queue.len() > self.limits.len {
             dropped.extend(state.evict());
         }
+        self.forget(&dropped);
         (dropped, Arc::clone(&state.client))
     }
 
@@ -269,13 +293,67 @@ impl Mailbox {
         self.online.load(Ordering::Relaxed)
     }
 
-    /// Ends the session: later pushes are refused; what is queued is returned.
+    /// Ends the session: later pushes are refused; what is queued is returned (and no
+    /// longer kept on disk).
     pub(crate) fn close(&self) -> Vec<Delivery> {
         let mut state = self.state.lock();
         state.closed = true;
         state.bytes = 0;
         state.qos0 = 0;
-        state.queue.drain(..).collect()
+        let queued: Vec<Delivery> = state.queue.drain(..).collect();
+        self.forget(&queued);
+        queued
+    }
+
+    /// Writes a QoS 1/2 delivery of a durable session to the journal.
+    fn store(&self, delivery: &mut Delivery) {
+        if delivery.qos == QoS::AtMostOnce
+            || delivery.stored != 0
+            || !self.durable.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        if let Some(log) = &self.log {
+            delivery.stored = log.append(Record::Delivery(DeliveryRecord {
+                session_id: self.session_id,
+                message: Arc::clone(&delivery.message),
+                qos: delivery.qos,
+                retain: delivery.retain,
+                subscription_id: delivery.subscription_id,
+            }));
+        }
+    }
+
+    /// The journal no longer needs to keep `deliveries` (dropped, or the session ended).
+    fn forget(&self, deliveries: &[Delivery]) {
+        if let Some(log) = &self.log
+            && deliveries.iter().any(|d| d.stored != 0)
+        {
+            log.acknowledge(deliveries.iter().map(|d| d.stored));
+        }
+    }
+
+    /// Whether the session's QoS 1/2 deliveries are written to the journal.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.log.is_some() && self.durable.load(Ordering::Relaxed)
+    }
+
+    /// Makes the session durable (its queued QoS 1/2 deliveries are written now) or not.
+    pub(crate) fn set_durable(&self, durable: bool) {
+        let mut state = self.state.lock();
+        self.durable.store(durable, Ordering::Relaxed);
+        if durable {
+            let mut queue = std::mem::take(&mut state.queue);
+            for delivery in &mut queue {
+                self.store(delivery);
+            }
+            state.queue = queue;
+        }
+    }
+
+    /// Puts back a delivery recovered from the journal, behind those already restored.
+    pub(crate) fn restore(&self, delivery: Delivery) {
+        self.state.lock().push_back(delivery);
     }
 
     /// The subscriber as of its last connection.
@@ -299,11 +377,12 @@ mod tests {
             qos,
             retain: false,
             subscription_id: None,
+            stored: 0,
         }
     }
 
     fn mailbox(len: usize, bytes: usize) -> Mailbox {
-        Mailbox::new(QueueLimits { len, bytes }, true, client())
+        Mailbox::new(QueueLimits { len, bytes }, true, client(), None)
     }
 
     fn ids(mailbox: &Mailbox) -> Vec<u128> {

@@ -11,6 +11,8 @@ pub(crate) mod registry;
 
 use std::{collections::HashMap, sync::Arc};
 
+use crate::connection::PendingWill;
+
 use hookmq_codec::{ByteString, SubscriptionOptions};
 use tokio::task::AbortHandle;
 
@@ -34,12 +36,26 @@ pub(crate) struct SessionState {
     pub(crate) subscriptions: HashMap<ByteString, SubscriptionRecord>,
     /// QoS 1/2 messages sent to the client and not yet acknowledged.
     pub(crate) outbound: Inflight,
-    /// Packet ids of QoS 2 messages received and routed, waiting for PUBREL.
-    pub(crate) awaiting_release: std::collections::HashSet<u16>,
+    /// Packet ids of QoS 2 messages received and routed, waiting for PUBREL, with the
+    /// sequence number of the record that keeps each (0: none).
+    pub(crate) awaiting_release: HashMap<u16, u64>,
     /// Session expiry interval in seconds (0: ends with the connection).
     pub(crate) expiry_interval: u32,
     /// A will waiting for its delay; cancelled if the client comes back in time.
     pub(crate) pending_will: Option<AbortHandle>,
+    /// What the broker's journal keeps of a persistent session.
+    pub(crate) stored: Stored,
+}
+
+/// A persistent session's place in the broker's journal (see `persist`).
+#[derive(Debug, Default)]
+pub(crate) struct Stored {
+    /// Sequence number of the session's record; 0 while it has none (not persistent).
+    pub(crate) record: u64,
+    /// When it lost its connection (ms since the epoch); `None` while connected.
+    pub(crate) offline_since: Option<u64>,
+    /// The will waiting for its delay, kept to write it in the record again.
+    pub(crate) will: Option<Box<PendingWill>>,
 }
 
 impl SessionState {
@@ -49,9 +65,10 @@ impl SessionState {
             mailbox,
             subscriptions: HashMap::new(),
             outbound: Inflight::default(),
-            awaiting_release: std::collections::HashSet::new(),
+            awaiting_release: HashMap::new(),
             expiry_interval: 0,
             pending_will: None,
+            stored: Stored::default(),
         }
     }
 }

@@ -165,6 +165,37 @@ impl Registry {
         }
     }
 
+    /// Runs `change` on the offline session `session_id` of `client_id`, if it is there.
+    pub(crate) fn update_offline(
+        &self,
+        client_id: &str,
+        session_id: u64,
+        change: impl FnOnce(&mut SessionState, &Arc<ClientInfo>),
+    ) {
+        if let Some(Entry::Offline { state, client, .. }) = self.entries.lock().get_mut(client_id)
+            && state.id == session_id
+        {
+            change(state, client);
+        }
+    }
+
+    /// Parks a session recovered from the journal offline, until `expires_at`.
+    pub(crate) fn restore(
+        &self,
+        client: Arc<ClientInfo>,
+        state: Box<SessionState>,
+        expires_at: Option<Instant>,
+    ) {
+        self.entries.lock().insert(
+            Arc::clone(&client.client_id),
+            Entry::Offline {
+                state,
+                client,
+                expires_at,
+            },
+        );
+    }
+
     /// The control channel of a connected client.
     pub(crate) fn control(&self, client_id: &str) -> Option<mpsc::Sender<Control>> {
         match self.entries.lock().get(client_id) {

@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod ctl;
 mod durable;
+mod persistence;
 mod seed;

@@ -26,6 +26,9 @@ pub struct TestBroker {
     pub ws: SocketAddr,
     pub addresses: ListenerAddresses,
     pub events: EventLog,
+    /// The data directory (the broker's journal), removed with the test.
+    pub data: tempfile::TempDir,
+    config: Config,
 }
 
 fn local() -> ListenerConfig {
@@ -38,6 +41,8 @@ fn local() -> ListenerConfig {
 /// A configuration with TCP and WS on free loopback ports, TLS and WSS off.
 pub fn test_config() -> Config {
     let mut config = Config::default();
+    // Nothing on disk unless a test gives a data directory (TestBroker does).
+    config.persistence.enable = false;
     config.listeners.tcp = local();
     config.listeners.ws = ListenerConfig {
         path: "/mqtt".into(),
@@ -62,9 +67,16 @@ impl TestBroker {
 
     /// Starts after `adjust` changes the test defaults.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().expect("data directory");
         let mut config = test_config();
+        config.node.data_dir = data.path().to_path_buf();
+        config.persistence.enable = true;
         adjust(&mut config);
-        let broker = Broker::start(config).await.expect("broker starts");
+        Self::start_on(config, data).await
+    }
+
+    async fn start_on(config: Config, data: tempfile::TempDir) -> Self {
+        let broker = Broker::start(config.clone()).await.expect("broker starts");
         let handle = broker.handle();
         let events = EventLog::new(handle.subscribe_events(EventMask::ALL, 100_000));
         let addresses = broker.addresses();
@@ -75,7 +87,22 @@ impl TestBroker {
             handle,
             events,
             broker: Some(broker),
+            data,
+            config,
         }
+    }
+
+    /// Stops the broker as a stop signal would and starts a new one on the same data
+    /// directory (on new ports).
+    pub async fn restart(self) -> Self {
+        self.restart_after(Duration::ZERO).await
+    }
+
+    /// [`TestBroker::restart`], stopped for `down` in between.
+    pub async fn restart_after(mut self, down: Duration) -> Self {
+        self.take().shutdown(PATIENCE).await;
+        tokio::time::sleep(down).await;
+        Self::start_on(self.config, self.data).await
     }
 
     /// The underlying broker, for shutdown tests.

@@ -47,9 +47,10 @@ impl Stack {
             ..local
         };
         config.node.name = "emqx@127.0.0.1".into();
+        let data = tempfile::tempdir().expect("data directory");
+        config.node.data_dir = data.path().to_path_buf();
         let broker = Broker::start(config).await.expect("broker starts");
         let handle = broker.handle();
-        let data = tempfile::tempdir().expect("data directory");
         let engine = WebhookEngine::start(handle.clone(), data.path());
         let mqtt = broker.addresses().tcp.expect("tcp");
         Self {
