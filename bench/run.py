@@ -8,8 +8,12 @@ bench/results/latest.json (and a dated copy). Then runs the webhook scenarios
 (bench/webhook.sh: delivery beside the receiver's wrk capacity, latency, publish rate with a
 webhook off / on / stalled).
 
-Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...|webhooks] [--brokers hookmq,mosquitto,rumqttd]
-                 [--no-webhooks]
+With `--only persistence`: QoS 1 to persistent sessions with hookmq's persistence on
+(default, `sync = "before_ack"`), `sync = "interval"` and off, beside mosquitto with
+persistence on; in turns, every variant once per round.
+
+Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...|webhooks|persistence]
+                 [--brokers hookmq,mosquitto,rumqttd] [--no-webhooks]
 """
 
 import argparse
@@ -43,6 +47,20 @@ SCENARIOS = {
     "qos0_1to1_4k": (["load", "-p", "1", "-s", "1", "-n", "100000", "-q", "0", "-m", "4096"], "QoS 0, 1 → 1, 4 KiB"),
     "idle_10k": (["connections", "-n", "10000", "--hold", "3"], "10,000 idle connections: connect rate, memory per connection"),
     "retained_10k": (["retained", "-n", "10000"], "subscribe to 10,000 retained topics"),
+}
+# Persistence: (load generator arguments, what it shows); every variant below runs each.
+PERSISTENCE_SCENARIOS = {
+    "qos1_1to1_persistent": (["load", "-p", "1", "-s", "1", "-n", "200000", "-q", "1", "--persistent"],
+                             "QoS 1, 1 → 1, the subscriber's session persistent and connected"),
+    "qos1_offline_queue": (["load", "-p", "1", "-s", "1", "-n", "200000", "-q", "1", "--offline"],
+                           "QoS 1, 1 → 1, queued for an offline persistent session, then drained"),
+}
+# variant -> (broker, extra environment for hookmq / mosquitto.conf lines)
+PERSISTENCE_VARIANTS = {
+    "hookmq (before_ack)": ("hookmq", {}),
+    "hookmq (interval)": ("hookmq", {"HOOKMQ_PERSISTENCE__SYNC": "interval"}),
+    "hookmq (off)": ("hookmq", {"HOOKMQ_PERSISTENCE__ENABLE": "false"}),
+    "mosquitto (persistence true)": ("mosquitto", {"persistence": "true"}),
 }
 QUICK = {"qos0_1to1": "200000", "qos1_1to1": "50000", "qos0_fanout10": "20000", "qos0_fanin10": "20000",
          "qos0_5x5": "20000", "qos1_5x5": "5000", "qos0_1to1_4k": "50000"}
@@ -88,18 +106,28 @@ def ensure_tools(brokers):
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "hookmq", "-p", "hookmq-bench"], cwd=ROOT, check=True)
 
 
-def start_broker(name, port, work):
+def start_broker(name, port, work, extra=None):
+    """Starts `name` with a fresh data directory; `extra`: environment (hookmq) or settings
+    (mosquitto) over the defaults."""
     pin = ["taskset", "-c", BROKER_CORE]
+    extra = extra or {}
+    # A fresh directory per start: no state (retained, sessions) carried between runs.
+    data = tempfile.mkdtemp(dir=work)
     if name == "hookmq":
         env = dict(os.environ, HOOKMQ_LISTENERS__TCP__BIND=f"127.0.0.1:{port}", HOOKMQ_LISTENERS__WS__ENABLE="false",
-                   HOOKMQ_DASHBOARD__ENABLE="false", HOOKMQ_NODE__DATA_DIR=os.path.join(work, "hookmq-data"),
-                   HOOKMQ_MQTT__MAX_QUEUE_LEN="1000000", HOOKMQ_MQTT__MAX_INFLIGHT="100", HOOKMQ_LOG__LEVEL="warn")
+                   HOOKMQ_DASHBOARD__ENABLE="false", HOOKMQ_NODE__DATA_DIR=data,
+                   HOOKMQ_MQTT__MAX_QUEUE_LEN="1000000", HOOKMQ_MQTT__MAX_INFLIGHT="100", HOOKMQ_LOG__LEVEL="warn",
+                   **extra)
         return subprocess.Popen(pin + [os.path.join(BIN, "hookmq")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if name == "mosquitto":
         conf = os.path.join(work, "mosquitto.conf")
+        settings = {"persistence": "false", **extra}
         with open(conf, "w") as f:
-            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 1000000\nmax_inflight_messages 100\nmax_connections -1\n")
+            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                    "max_queued_messages 1000000\nmax_inflight_messages 100\nmax_connections -1\n"
+                    # Root runs it in CI: keep root, so it can write its data directory.
+                    f"user root\npersistence_location {data}/\n"
+                    + "".join(f"{k} {v}\n" for k, v in settings.items()))
         return subprocess.Popen(pin + ["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if name == "rumqttd":
         conf = os.path.join(work, "rumqttd.toml")
@@ -210,11 +238,61 @@ def main():
             with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
                 json.dump(report, f, indent=1)
         print_table(report, scenarios, brokers)
+    if "persistence" in opts.only.split(","):
+        run_persistence(opts, port)
     # Webhook scenarios (hookmq only: no peer has webhooks) with --only webhooks or no --only.
     if not opts.no_webhooks and "hookmq" in brokers and (not opts.only or "webhooks" in opts.only.split(",")):
         print("\n## Webhooks (bench/webhook.sh)\n", flush=True)
         env = dict(os.environ, RUNS=str(opts.runs), N="100000" if opts.quick else "200000")
         subprocess.run([os.path.join(ROOT, "bench", "webhook.sh")], env=env, check=True)
+
+
+def run_persistence(opts, port):
+    """QoS 1 to persistent sessions, each variant once per round, in turns."""
+    n = "50000" if opts.quick else None
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        for _ in range(opts.runs):
+            for name, (args, _) in PERSISTENCE_SCENARIOS.items():
+                args = list(args)
+                if n:
+                    args[args.index("-n") + 1] = n
+                for variant, (broker, extra) in PERSISTENCE_VARIANTS.items():
+                    proc = start_broker(broker, port, work, extra)
+                    try:
+                        wait_port(port)
+                        result = run_load(port, args)
+                    except (subprocess.TimeoutExpired, RuntimeError, json.JSONDecodeError) as error:
+                        result = {"error": str(error)}
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=30)
+                        while not port_free(port):
+                            time.sleep(0.05)
+                    results.setdefault(name, {}).setdefault(variant, []).append(result)
+                    print(f"{variant:30} {name:22} {json.dumps(result)}", file=sys.stderr)
+    print(f"\n## Persistence, median of {opts.runs} (spread)\n")
+    print("| scenario | " + " | ".join(PERSISTENCE_VARIANTS) + " |")
+    print("|" + "---|" * (1 + len(PERSISTENCE_VARIANTS)))
+    for name, (_, what) in PERSISTENCE_SCENARIOS.items():
+        for metric, label in (("publish_rate", "publish"), ("delivery_rate", "delivery")):
+            cells = []
+            for variant in PERSISTENCE_VARIANTS:
+                runs = results[name][variant]
+                ok = [r for r in runs if "error" not in r and r["received"] == r["expected"]]
+                lost = [r["expected"] - r["received"] for r in runs if "error" not in r and r["received"] != r["expected"]]
+                if not ok:
+                    cells.append(f"error or lost {lost}")
+                    continue
+                values = sorted(r[metric] for r in ok)
+                cell = f"{fmt(statistics.median(values))}/s ({fmt(values[0])}–{fmt(values[-1])})"
+                if lost:
+                    cell += f", {len(lost)} runs lost messages"
+                cells.append(cell)
+            print(f"| {what}: {label} | " + " | ".join(cells) + " |")
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "persistence.json"), "w") as f:
+        json.dump(results, f, indent=1)
 
 
 def cpu_model():

@@ -37,6 +37,21 @@ impl Client {
         version: ProtocolVersion,
         keep_alive: u16,
     ) -> io::Result<Self> {
+        Self::connect_with(address, client_id, version, keep_alive, false).await
+    }
+
+    /// [`Client::connect`], with a session kept for an hour if `persistent` (clean session
+    /// = false; v5: session expiry 3600 s).
+    ///
+    /// # Errors
+    /// I/O errors, or a refused CONNACK.
+    pub async fn connect_with(
+        address: SocketAddr,
+        client_id: &str,
+        version: ProtocolVersion,
+        keep_alive: u16,
+        persistent: bool,
+    ) -> io::Result<Self> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let mut client = Self {
@@ -45,13 +60,16 @@ impl Client {
             write_buf: BytesMut::with_capacity(64 * 1024),
             version,
         };
-        let connect = Connect {
+        let mut connect = Connect {
             protocol: version,
-            clean_start: true,
+            clean_start: !persistent,
             keep_alive,
             client_id: client_id.to_owned(),
             ..Connect::default()
         };
+        if persistent && version == ProtocolVersion::V5 {
+            connect.properties.session_expiry_interval = Some(3600);
+        }
         client.queue(&Packet::Connect(Box::new(connect)))?;
         client.flush().await?;
         match client.next().await? {

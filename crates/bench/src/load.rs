@@ -37,6 +37,8 @@ pub struct LoadSpec {
     pub rate: u64,
     /// QoS 1 messages in flight per publisher.
     pub inflight: usize,
+    /// Subscribers keep their sessions (clean session = false, v5 expiry 1 h).
+    pub persistent_subscribers: bool,
     /// Give up after this long (the rest counts as lost).
     pub timeout: Duration,
 }
@@ -84,8 +86,14 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let mut subscribers = JoinSet::new();
     let ready = Arc::new(Barrier::new(spec.subscribers + spec.publishers + 1));
     for i in 0..spec.subscribers {
-        let mut client =
-            Client::connect(spec.address, &format!("bench-sub-{i}"), spec.version, 60).await?;
+        let mut client = Client::connect_with(
+            spec.address,
+            &format!("bench-sub-{i}"),
+            spec.version,
+            60,
+            spec.persistent_subscribers,
+        )
+        .await?;
         client.subscribe("bench/#", spec.qos).await?;
         let ready = Arc::clone(&ready);
         let deadline = spec.timeout;
@@ -190,6 +198,57 @@ async fn publish_loop(mut client: Client, index: usize, spec: &LoadSpec) -> io::
     }
     client.disconnect().await;
     Ok(sent as u64)
+}
+
+/// Messages queued for offline sessions: each subscriber makes a persistent session and
+/// leaves, the publishers publish everything (`publish_rate`: what a broker that keeps the
+/// queue on disk costs the publisher), then the subscribers come back and drain their
+/// queues (`delivery_rate`, over the drain only; no latencies: they measure the wait).
+///
+/// # Errors
+/// A connection or protocol failure.
+pub async fn queue(spec: &LoadSpec) -> io::Result<LoadReport> {
+    let id = |i: usize| format!("bench-sub-{i}");
+    for i in 0..spec.subscribers {
+        let mut client = Client::connect_with(spec.address, &id(i), spec.version, 60, true).await?;
+        client.subscribe("bench/#", spec.qos).await?;
+        client.disconnect().await;
+    }
+    let publishing = Instant::now();
+    let mut publishers = JoinSet::new();
+    for i in 0..spec.publishers {
+        let client =
+            Client::connect(spec.address, &format!("bench-pub-{i}"), spec.version, 60).await?;
+        let spec = spec.clone();
+        publishers.spawn(async move { publish_loop(client, i, &spec).await });
+    }
+    let mut published = 0;
+    while let Some(result) = publishers.join_next().await {
+        published += result.map_err(io::Error::other)??;
+    }
+    let publish_seconds = publishing.elapsed().as_secs_f64();
+    let draining = Instant::now();
+    let mut subscribers = JoinSet::new();
+    for i in 0..spec.subscribers {
+        let client = Client::connect_with(spec.address, &id(i), spec.version, 60, true).await?;
+        subscribers.spawn(subscribe_loop(client, published, spec.timeout));
+    }
+    let mut received = 0;
+    while let Some(result) = subscribers.join_next().await {
+        received += result.map_err(io::Error::other)??.0;
+    }
+    let drain_seconds = draining.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    Ok(LoadReport {
+        published,
+        received,
+        expected: published * spec.subscribers as u64,
+        seconds: publish_seconds + drain_seconds,
+        publish_rate: published as f64 / publish_seconds.max(1e-9),
+        delivery_rate: received as f64 / drain_seconds.max(1e-9),
+        latency_p50_us: 0,
+        latency_p99_us: 0,
+    })
 }
 
 /// Reads what the broker sent and counts the PUBACKs in it.

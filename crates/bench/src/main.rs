@@ -46,6 +46,14 @@ enum Command {
         /// MQTT version: 4 (3.1.1) or 5.
         #[arg(long, default_value_t = 4)]
         version: u8,
+        /// Subscribers keep their sessions (clean session = false, v5 expiry 1 h): a broker
+        /// that persists sessions keeps their QoS 1/2 messages on disk.
+        #[arg(long)]
+        persistent: bool,
+        /// Subscribers make persistent sessions and leave; everything is published to their
+        /// queues, then they come back and drain them (see `load::queue`).
+        #[arg(long)]
+        offline: bool,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -86,6 +94,8 @@ async fn main() -> anyhow::Result<()> {
             rate,
             inflight,
             version,
+            persistent,
+            offline,
             timeout,
         } => {
             let spec = LoadSpec {
@@ -102,9 +112,15 @@ async fn main() -> anyhow::Result<()> {
                 payload_size: size,
                 rate,
                 inflight: inflight.max(1),
+                persistent_subscribers: persistent,
                 timeout: Duration::from_secs(timeout),
             };
-            serde_json::to_string(&load::run(&spec).await?)?
+            let report = if offline {
+                load::queue(&spec).await?
+            } else {
+                load::run(&spec).await?
+            };
+            serde_json::to_string(&report)?
         }
         Command::Connections {
             count,

@@ -26,7 +26,8 @@ pub(crate) use handshake::{PendingWill, serve};
 
 use crate::{
     hooks::{
-        AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, HookBatch, PacketProperties,
+        AuthzAction, AuthzResult, ClientInfo, Durable, EventData, EventKind, HookBatch,
+        PacketProperties,
     },
     message::{Message, MessageParts, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
@@ -166,6 +167,12 @@ pub(crate) struct Connection<S> {
     /// retained message, a QoS 1/2 message queued for a persistent session, a subscription
     /// of one, a QoS 2 packet id): with `sync = "before_ack"` it waits for the disk.
     sync_owed: bool,
+    /// Written packets waiting for the disk (acknowledgements that promise what the
+    /// journals are writing): the connection reads on meanwhile, so one sync covers what
+    /// arrived during the previous one.
+    held: Option<Held>,
+    /// What `write_buf` waits for before it may be written, when it holds such promises.
+    write_buf_waits: Option<Durable>,
     /// Bytes to make room for before the next read.
     read_chunk: usize,
     last_read: Instant,
@@ -222,6 +229,8 @@ where
             more: false,
             acks_owed: false,
             sync_owed: false,
+            held: None,
+            write_buf_waits: None,
             last_read: Instant::now(),
         }
     }
@@ -253,24 +262,24 @@ where
         let timer = tokio::time::sleep(allowance.unwrap_or(Duration::from_secs(3600)));
         tokio::pin!(timer);
         loop {
-            self.drain_mailbox();
+            // While packets wait for the disk, deliveries wait in the mailbox (bounded)
+            // rather than in the write buffer.
+            if self.held.is_none() {
+                self.drain_mailbox();
+            }
             // What the last read and this wake-up emitted goes to the hook before any wait.
             self.events.flush();
-            if std::mem::take(&mut self.sync_owed)
-                && let Some(log) = &self.shared.persist
-            {
-                log.synced().await;
+            if let Some(wait) = self.durability_wait() {
+                // A later target covers the earlier ones.
+                self.write_buf_waits = Some(wait);
             }
-            // A sink that keeps events on disk may ask the publisher to wait for them to be
-            // written before its QoS 1/2 PUBLISHes are acknowledged: the disk only, never a
-            // receiver.
-            if std::mem::take(&mut self.acks_owed)
-                && let Some(durable) = self.shared.hooks.durable()
-            {
-                durable.await;
-            }
-            if !self.write_buf.is_empty() && self.flush().await.is_err() {
-                return Close::Transport;
+            if self.held.is_none() && !self.write_buf.is_empty() {
+                if let Some(ready) = self.write_buf_waits.take() {
+                    let bytes = std::mem::take(&mut self.write_buf);
+                    self.held = Some(Held { bytes, ready });
+                } else if self.flush().await.is_err() {
+                    return Close::Transport;
+                }
             }
             let spare = self.read_buf.capacity() - self.read_buf.len();
             if spare < self.read_chunk / 2 {
@@ -302,7 +311,14 @@ where
                     }
                 },
                 () = mailbox.notified(), if !self.more => {}
-                () = std::future::ready(()), if self.more => {}
+                () = std::future::ready(()), if self.more && self.held.is_none() => {}
+                () = async { held_ready(&mut self.held).await }, if self.held.is_some() => {
+                    if let Some(held) = self.held.take()
+                        && self.write_held(held.bytes).await.is_err()
+                    {
+                        return Close::Transport;
+                    }
+                }
                 () = &mut timer, if allowance.is_some() => {
                     let deadline = self.last_read + allowance.unwrap_or_default();
                     if deadline <= Instant::now() {
@@ -312,6 +328,39 @@ where
                 }
             }
         }
+    }
+
+    /// What the write buffer's new acknowledgements must wait for: the broker's journal
+    /// (a retained message, a QoS 1/2 message for a persistent session, a subscription of
+    /// one), and sinks that keep events on disk (they may ask the publisher to wait for them
+    /// before its QoS 1/2 PUBLISHes are acknowledged: the disk only, never a receiver).
+    fn durability_wait(&mut self) -> Option<Durable> {
+        let journal = std::mem::take(&mut self.sync_owed)
+            .then(|| self.shared.persist.as_ref().map(|log| log.synced()))
+            .flatten();
+        let sinks = std::mem::take(&mut self.acks_owed)
+            .then(|| self.shared.hooks.durable())
+            .flatten();
+        match (journal, sinks) {
+            (None, None) => None,
+            (Some(journal), None) => Some(Box::pin(journal)),
+            (None, Some(sinks)) => Some(sinks),
+            (Some(journal), Some(sinks)) => Some(Box::pin(async move {
+                journal.await;
+                sinks.await;
+            })),
+        }
+    }
+
+    /// Writes packets that waited for the disk.
+    async fn write_held(&mut self, bytes: BytesMut) -> std::io::Result<()> {
+        self.stream.write_all(&bytes).await?;
+        self.stream.flush().await?;
+        self.shared
+            .stats
+            .bytes_sent
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes what is buffered.
@@ -464,6 +513,20 @@ pub(crate) async fn publish_will_after(
                 log.save_session(state, client, None);
             }
         });
+}
+
+/// Packets written once the disk has what they promise.
+struct Held {
+    bytes: BytesMut,
+    ready: Durable,
+}
+
+/// Resolves when the held packets may be written.
+async fn held_ready(held: &mut Option<Held>) {
+    match held {
+        Some(held) => held.ready.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Parks the session offline or ends it.
