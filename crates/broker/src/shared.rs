@@ -19,7 +19,7 @@ use crate::{
     hooks::{AuthzAction, AuthzResult, ClientInfo, EventData, EventKind, HookBatch, Hooks},
     message::{Message, MessageIdGenerator},
     persist::StateLog,
-    router::{Retained, Router},
+    router::{Retained, Route, Router},
     session::{
         SessionState,
         mailbox::{Delivery, Pushed},
@@ -151,29 +151,41 @@ impl Shared {
         );
         let mut stored =
             message.retain && self.config.mqtt.retain_available && self.retained.store(&message);
-        let matched = self.router.route(&message.topic, |sub| {
-            if sub.options.no_local && sub.session_id == message.publisher.session_id {
-                self.stats
-                    .deliveries_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                events.emit_message(EventKind::DeliveryDropped, None, &message, |message| {
-                    EventData::DeliveryDropped {
-                        client: sub.mailbox.client(),
-                        message: Arc::clone(message),
-                        reason: "no_local",
-                    }
-                });
-                return;
-            }
-            let delivery = Delivery {
-                message: Arc::clone(&message),
-                qos: message.qos.min(sub.options.qos),
-                retain: message.retain && sub.options.retain_as_published,
-                subscription_id: sub.subscription_id,
-                stored: 0,
-            };
-            stored |= self.deliver(&sub.mailbox, delivery, events);
-        });
+        let publisher = message.publisher.session_id;
+        let matched = self
+            .router
+            .route(&message.topic, publisher, |route| match route {
+                Route::NoLocal(sub) => {
+                    self.stats
+                        .deliveries_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    events.emit_message(EventKind::DeliveryDropped, None, &message, |message| {
+                        EventData::DeliveryDropped {
+                            client: sub.mailbox.client(),
+                            message: Arc::clone(message),
+                            reason: "no_local",
+                        }
+                    });
+                }
+                Route::To(sub, overlap) => {
+                    let (qos, retain_as_published, subscription_ids) = match overlap {
+                        None => (
+                            sub.options.qos,
+                            sub.options.retain_as_published,
+                            sub.subscription_id.into(),
+                        ),
+                        Some(o) => (o.qos, o.retain_as_published, o.subscription_ids),
+                    };
+                    let delivery = Delivery {
+                        message: Arc::clone(&message),
+                        qos: message.qos.min(qos),
+                        retain: message.retain && retain_as_published,
+                        subscription_ids,
+                        stored: 0,
+                    };
+                    stored |= self.deliver(&sub.mailbox, delivery, events);
+                }
+            });
         if matched == 0 {
             self.stats
                 .messages_dropped_no_subscribers

@@ -459,7 +459,7 @@ where
                         .map(|message| Delivery {
                             qos: message.qos.min(options.qos),
                             retain: true,
-                            subscription_id,
+                            subscription_ids: subscription_id.into(),
                             message,
                             stored: 0,
                         }),

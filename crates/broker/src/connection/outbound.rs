@@ -78,7 +78,7 @@ where
             publish
                 .properties
                 .subscription_identifiers
-                .extend(delivery.subscription_id);
+                .extend_from_slice(delivery.subscription_ids.as_slice());
         }
         let mut packet = Packet::Publish(publish);
         // [MQTT-3.1.2-24]: never send a packet larger than the client accepts.
@@ -193,7 +193,7 @@ where
                             message.remaining_expiry(Instant::now());
                         properties
                             .subscription_identifiers
-                            .extend(delivery.subscription_id);
+                            .extend_from_slice(delivery.subscription_ids.as_slice());
                     }
                     Packet::Publish(Publish {
                         dup: true,

@@ -89,8 +89,8 @@ pub(crate) struct DeliveryRecord {
     pub(crate) qos: QoS,
     /// Retain flag to send.
     pub(crate) retain: bool,
-    /// The subscription's identifier.
-    pub(crate) subscription_id: Option<u32>,
+    /// The identifiers of the subscriptions it matched.
+    pub(crate) subscription_ids: Vec<u32>,
 }
 
 /// Appends `record` to `out`.
@@ -129,7 +129,7 @@ mod tests {
             message: Arc::new(message),
             qos: QoS::AtLeastOnce,
             retain: true,
-            subscription_id: Some(9),
+            subscription_ids: vec![9, 4],
         });
         let mut out = vec![0xAA];
         encode(&record, &mut out).expect("encodes");
@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(read.message.topic, "a/b");
         assert_eq!(read.qos, QoS::AtLeastOnce);
         assert!(read.retain);
-        assert_eq!(read.subscription_id, Some(9));
+        assert_eq!(read.subscription_ids, [9, 4]);
         assert!(decode(&[9, 1, 2]).is_err(), "an unknown version is refused");
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     session::{
         SessionState, SubscriptionRecord,
         inflight::Stage,
-        mailbox::{Delivery, Mailbox, QueueLimits},
+        mailbox::{Delivery, Mailbox, QueueLimits, SubscriptionIds},
     },
     shared::Shared,
 };
@@ -221,7 +221,7 @@ fn restore_session(
             message,
             qos,
             retain,
-            subscription_id,
+            subscription_ids,
             ..
         } = delivery;
         let mut message = Arc::unwrap_or_clone(message);
@@ -230,7 +230,7 @@ fn restore_session(
             message: Arc::new(message),
             qos,
             retain,
-            subscription_id,
+            subscription_ids: SubscriptionIds::from_slice(&subscription_ids),
             stored: delivery_seq,
         };
         messages += 1;

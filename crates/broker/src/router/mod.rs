@@ -13,12 +13,12 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use hookmq_codec::SubscriptionOptions;
+use hookmq_codec::{QoS, SubscriptionOptions};
 use parking_lot::RwLock;
 
 pub(crate) use retained::Retained;
 
-use crate::session::mailbox::Mailbox;
+use crate::session::mailbox::{Mailbox, SubscriptionIds};
 
 /// One session's subscription to one filter, as the router keeps it.
 #[derive(Debug, Clone)]
@@ -27,6 +27,48 @@ pub(crate) struct Subscriber {
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) options: SubscriptionOptions,
     pub(crate) subscription_id: Option<u32>,
+}
+
+/// Where [`Router::route`] sends a message.
+#[derive(Debug)]
+pub(crate) enum Route<'a> {
+    /// To this subscription; with an [`Overlap`], it stands for every subscription of its
+    /// session the topic matched.
+    To(&'a Subscriber, Option<Overlap>),
+    /// Not to this subscription: its no-local option excludes the publisher's own session.
+    NoLocal(&'a Subscriber),
+}
+
+/// Several subscriptions of one session that a topic matched, delivered as one message at
+/// the highest QoS granted, carrying every subscription identifier [MQTT-3.3.4-2, 3].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Overlap {
+    /// The highest QoS granted by the matching subscriptions.
+    pub(crate) qos: QoS,
+    /// Whether any of them keeps the retain flag as published.
+    pub(crate) retain_as_published: bool,
+    /// Their identifiers.
+    pub(crate) subscription_ids: SubscriptionIds,
+}
+
+impl Overlap {
+    fn of(subs: &[&Subscriber]) -> Self {
+        let ids: Vec<u32> = subs.iter().filter_map(|s| s.subscription_id).collect();
+        Self {
+            qos: subs.iter().map(|s| s.options.qos).max().unwrap_or_default(),
+            retain_as_published: subs.iter().any(|s| s.options.retain_as_published),
+            subscription_ids: SubscriptionIds::from_slice(&ids),
+        }
+    }
+}
+
+/// One subscription's route for a message from session `publisher`.
+fn route_one(sub: &Subscriber, publisher: u64) -> Route<'_> {
+    if sub.options.no_local && sub.session_id == publisher {
+        Route::NoLocal(sub)
+    } else {
+        Route::To(sub, None)
+    }
 }
 
 /// The members of one `$share/{group}/{filter}`; each message goes to one of them.
@@ -108,23 +150,69 @@ impl Router {
         removed
     }
 
-    /// Calls `deliver` for every subscription matching `topic` (one member per shared group)
-    /// and returns how many there were.
-    pub(crate) fn route(&self, topic: &str, mut deliver: impl FnMut(&Subscriber)) -> usize {
+    /// Calls `deliver` with where a message on `topic` from session `publisher` goes: one
+    /// member per shared group, and one route per session among the other subscriptions
+    /// (several filters of one session that match are merged: [`Overlap`]). Returns how many
+    /// subscriptions matched.
+    pub(crate) fn route(
+        &self,
+        topic: &str,
+        publisher: u64,
+        mut deliver: impl FnMut(Route<'_>),
+    ) -> usize {
         let mut matched = 0;
         let trie = self.trie.read();
+        // Overlaps are only possible when more than one filter matched: the usual single
+        // filter goes straight through, without collecting anything.
+        let mut first: Option<&Subscribers> = None;
+        let mut more: Vec<&Subscribers> = Vec::new();
         trie.matches(topic, &mut |subs| {
-            for sub in &subs.direct {
-                matched += 1;
-                deliver(sub);
-            }
+            // A shared subscription's message is its own, whatever else the member has.
             for group in &subs.shared {
                 if let Some(sub) = group.pick() {
                     matched += 1;
-                    deliver(sub);
+                    deliver(route_one(sub, publisher));
                 }
             }
+            if subs.direct.is_empty() {
+            } else if first.is_none() {
+                first = Some(subs);
+            } else {
+                more.push(subs);
+            }
         });
+        let Some(first) = first else {
+            return matched;
+        };
+        if more.is_empty() {
+            for sub in &first.direct {
+                matched += 1;
+                deliver(route_one(sub, publisher));
+            }
+            return matched;
+        }
+        let mut all: Vec<&Subscriber> = std::iter::once(first)
+            .chain(more)
+            .flat_map(|subs| &subs.direct)
+            .collect();
+        matched += all.len();
+        // Stable: a session's subscriptions stay in the order they matched.
+        all.sort_by_key(|sub| sub.session_id);
+        let mut eligible = Vec::new();
+        for session in all.chunk_by(|a, b| a.session_id == b.session_id) {
+            eligible.clear();
+            for sub in session {
+                match route_one(sub, publisher) {
+                    Route::To(sub, _) => eligible.push(sub),
+                    excluded @ Route::NoLocal(_) => deliver(excluded),
+                }
+            }
+            match eligible.as_slice() {
+                [] => {}
+                [one] => deliver(Route::To(one, None)),
+                several => deliver(Route::To(several[0], Some(Overlap::of(several)))),
+            }
+        }
         matched
     }
 
@@ -184,11 +272,75 @@ mod tests {
         }
     }
 
+    /// The sessions a message from the broker (session 0) on `topic` goes to.
     fn matched(router: &Router, topic: &str) -> Vec<u64> {
         let mut ids = Vec::new();
-        router.route(topic, |s| ids.push(s.session_id));
+        router.route(topic, 0, |route| {
+            if let Route::To(s, _) = route {
+                ids.push(s.session_id);
+            }
+        });
         ids.sort_unstable();
         ids
+    }
+
+    fn sub_with(session_id: u64, qos: QoS, id: Option<u32>, no_local: bool) -> Subscriber {
+        let mut sub = sub(session_id);
+        sub.options.qos = qos;
+        sub.options.no_local = no_local;
+        sub.subscription_id = id;
+        sub
+    }
+
+    #[test]
+    fn overlapping_subscriptions_of_a_session_give_one_route() {
+        let router = Router::default();
+        router.subscribe("a/b", None, sub_with(1, QoS::AtMostOnce, Some(1), false));
+        router.subscribe("a/+", None, sub_with(1, QoS::ExactlyOnce, None, false));
+        router.subscribe("#", None, sub_with(1, QoS::AtLeastOnce, Some(3), false));
+        router.subscribe("a/#", None, sub_with(2, QoS::AtLeastOnce, Some(7), false));
+        router.subscribe(
+            "a/b",
+            Some("g"),
+            sub_with(1, QoS::AtMostOnce, Some(9), false),
+        );
+        let mut routes = Vec::new();
+        let matched = router.route("a/b", 0, |route| match route {
+            Route::To(s, overlap) => routes.push((s.session_id, s.subscription_id, overlap)),
+            Route::NoLocal(_) => panic!("no no-local subscription"),
+        });
+        assert_eq!(matched, 5, "every subscription counts as matched");
+        routes.sort_by_key(|(session, id, _)| (*session, *id));
+        assert_eq!(routes.len(), 3, "{routes:?}");
+        // The shared subscription is a copy of its own [MQTT-4.8.2].
+        assert_eq!(routes[1], (1, Some(9), None));
+        let (session, _, Some(overlap)) = &routes[0] else {
+            panic!("session 1's three filters merged: {routes:?}")
+        };
+        assert_eq!(*session, 1);
+        assert_eq!(
+            overlap.qos,
+            QoS::ExactlyOnce,
+            "the highest QoS [MQTT-3.3.4-2]"
+        );
+        let mut ids = overlap.subscription_ids.as_slice().to_vec();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 3], "every identifier [MQTT-3.3.4-3]");
+        assert_eq!(routes[2], (2, Some(7), None), "one filter: no overlap");
+    }
+
+    #[test]
+    fn no_local_excludes_only_its_own_subscription_of_an_overlap() {
+        let router = Router::default();
+        router.subscribe("a/b", None, sub_with(1, QoS::AtLeastOnce, Some(1), true));
+        router.subscribe("a/#", None, sub_with(1, QoS::AtMostOnce, Some(2), false));
+        let (mut to, mut excluded) = (Vec::new(), Vec::new());
+        router.route("a/b", 1, |route| match route {
+            Route::To(s, overlap) => to.push((s.subscription_id, overlap)),
+            Route::NoLocal(s) => excluded.push(s.subscription_id),
+        });
+        assert_eq!(excluded, [Some(1)]);
+        assert_eq!(to, [(Some(2), None)]);
     }
 
     #[test]
@@ -231,8 +383,10 @@ mod tests {
         router.subscribe("t/#", None, sub(3));
         let mut counts = [0; 4];
         for _ in 0..10 {
-            router.route("t/x", |s| {
-                counts[usize::try_from(s.session_id).unwrap_or(0)] += 1
+            router.route("t/x", 0, |route| {
+                if let Route::To(s, _) = route {
+                    counts[usize::try_from(s.session_id).unwrap_or(0)] += 1;
+                }
             });
         }
         assert_eq!(counts[1] + counts[2], 10);

@@ -29,11 +29,50 @@ pub(crate) struct Delivery {
     pub(crate) qos: QoS,
     /// Retain flag to send (retain-as-published, or set for retained messages).
     pub(crate) retain: bool,
-    /// The subscription's identifier (v5), if it has one.
-    pub(crate) subscription_id: Option<u32>,
+    /// The identifiers (v5) of the client's subscriptions it matched.
+    pub(crate) subscription_ids: SubscriptionIds,
     /// Sequence number of the record that keeps it in the broker's journal (a QoS 1/2
     /// delivery to a persistent session), 0 for none.
     pub(crate) stored: u64,
+}
+
+/// The subscription identifiers a delivery carries: none or one without an allocation, more
+/// when the message matched several subscriptions of the client [MQTT-3.3.4-3].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum SubscriptionIds {
+    /// No identifier.
+    #[default]
+    None,
+    /// One.
+    One(u32),
+    /// Several, in the order the subscriptions matched.
+    Many(Arc<[u32]>),
+}
+
+impl SubscriptionIds {
+    /// The identifiers in `ids`.
+    pub(crate) fn from_slice(ids: &[u32]) -> Self {
+        match ids {
+            [] => Self::None,
+            [one] => Self::One(*one),
+            more => Self::Many(more.into()),
+        }
+    }
+
+    /// Every identifier.
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            Self::None => &[],
+            Self::One(id) => std::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+}
+
+impl From<Option<u32>> for SubscriptionIds {
+    fn from(id: Option<u32>) -> Self {
+        id.map_or(Self::None, Self::One)
+    }
 }
 
 /// What became of a pushed delivery.
@@ -319,7 +358,7 @@ impl Mailbox {
                 message: Arc::clone(&delivery.message),
                 qos: delivery.qos,
                 retain: delivery.retain,
-                subscription_id: delivery.subscription_id,
+                subscription_ids: delivery.subscription_ids.as_slice().to_vec(),
             }));
         }
     }
@@ -376,7 +415,7 @@ mod tests {
             message: Arc::new(Message::for_test(id, "t", payload_len, qos)),
             qos,
             retain: false,
-            subscription_id: None,
+            subscription_ids: SubscriptionIds::None,
             stored: 0,
         }
     }

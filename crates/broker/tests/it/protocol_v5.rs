@@ -295,3 +295,43 @@ async fn packets_pipelined_behind_connect_are_served(version: ProtocolVersion) {
     assert!(matches!(client.recv().await, Some(Packet::SubAck(_))));
     assert_eq!(client.recv().await, Some(Packet::PingResp));
 }
+
+/// [MQTT-3.3.4-2, 3]: a message matching several subscriptions of one client goes out once,
+/// at the highest QoS granted, with every matching subscription's identifier.
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_one_copy_with_every_identifier() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(broker.tcp, V5, "overlap").await;
+    for (packet_id, filter, qos, id) in [
+        (1, "a/+", QoS::AtLeastOnce, Some(11)),
+        (2, "a/#", QoS::ExactlyOnce, Some(22)),
+        (3, "#", QoS::AtMostOnce, None),
+    ] {
+        let mut properties = Properties::default();
+        properties.subscription_identifiers = id.into_iter().collect();
+        let options = SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
+        };
+        client
+            .subscribe_with(packet_id, filter, options, properties)
+            .await;
+    }
+    let mut publisher = RawClient::connect(broker.tcp, V5, "source").await;
+    publisher.publish("a/b", b"once", QoS::ExactlyOnce, 1).await;
+    let got = client.receive_publish().await;
+    assert_eq!(&got.payload[..], b"once");
+    assert_eq!(got.qos, QoS::ExactlyOnce, "the highest QoS granted");
+    let mut ids = got.properties.subscription_identifiers.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, [11, 22]);
+    client.expect_silence(Duration::from_millis(200)).await;
+    // A topic only one of them matches: that one's identifier alone.
+    publisher
+        .publish("a/b/c", b"deep", QoS::AtLeastOnce, 2)
+        .await;
+    let got = client.receive_publish().await;
+    assert_eq!(got.properties.subscription_identifiers, [22]);
+    assert_eq!(got.qos, QoS::AtLeastOnce);
+    client.expect_silence(Duration::from_millis(200)).await;
+}
