@@ -44,6 +44,10 @@ const MAX_READ_CHUNK: usize = 64 * 1024;
 const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 /// How long closing waits to write a last DISCONNECT.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// After the server ends a connection (and sent its DISCONNECT), how long it reads and
+/// discards what the client still sends before closing: closing a socket with unread data
+/// resets it, and a reset can make the client lose the DISCONNECT it has not read yet.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The kind of socket a client came over; it names the reason of an unannounced close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,6 +400,7 @@ where
             let _ = timeout(CLOSE_WRITE_TIMEOUT, self.flush()).await;
         }
         let _ = timeout(CLOSE_WRITE_TIMEOUT, self.stream.shutdown()).await;
+        let linger = !matches!(close, Close::Client { .. } | Close::Transport);
 
         let (publish_will, disconnect_properties) = match &close {
             Close::Client {
@@ -435,19 +440,25 @@ where
         self.events.flush();
 
         let Self {
+            mut stream,
             shared,
             client,
             state,
             connection_id,
             ..
         } = self;
-        if let Close::Takeover { reply, .. } = close {
-            match reply.send(state) {
-                Ok(()) => return,
-                Err(state) => return release(&shared, &client, connection_id, state),
+        match close {
+            Close::Takeover { reply, .. } => {
+                if let Err(state) = reply.send(state) {
+                    release(&shared, &client, connection_id, state);
+                }
             }
+            _ => release(&shared, &client, connection_id, state),
         }
-        release(&shared, &client, connection_id, state);
+        if linger {
+            // The session is handed on already; only the socket waits.
+            let _ = timeout(CLOSE_LINGER, discard_until_closed(&mut stream)).await;
+        }
     }
 
     /// Publishes the will now, or after its delay (cancelled if the session resumes first).
@@ -513,6 +524,12 @@ pub(crate) async fn publish_will_after(
                 log.save_session(state, client, None);
             }
         });
+}
+
+/// Reads and drops what the client sends until it closes its side.
+async fn discard_until_closed<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut sink = [0u8; 4096];
+    while let Ok(1..) = stream.read(&mut sink).await {}
 }
 
 /// Packets written once the disk has what they promise.

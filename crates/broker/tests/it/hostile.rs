@@ -263,3 +263,61 @@ async fn subscription_identifier_from_a_client_is_a_protocol_error() {
         Some(ReasonCode::PROTOCOL_ERROR)
     );
 }
+
+/// A DISCONNECT the server sends reaches a client that is still sending: the server closes
+/// its side, reads and drops what comes after, and closes only once the client has closed
+/// its own. Closing at once would answer the client's next packets with a reset, and a
+/// client whose write fails with it (as paho and rumqttc do) gives up before reading the
+/// DISCONNECT (MQTT-4.13.1: the reason code is sent before the connection is closed).
+#[tokio::test]
+async fn a_server_disconnect_reaches_a_client_still_sending() {
+    let broker = TestBroker::start_with(|c| c.mqtt.receive_maximum = 2).await;
+    let mut stream = tokio::net::TcpStream::connect(broker.tcp)
+        .await
+        .expect("connects");
+    let mut out = bytes::BytesMut::new();
+    let packet = Packet::Connect(Box::new(RawClient::connect_packet(
+        ProtocolVersion::V5,
+        "greedy",
+    )));
+    hookmq_codec::encode(&packet, ProtocolVersion::V5, &mut out).expect("encodes");
+    // Three QoS 2 messages without PUBREL: one more than the Receive Maximum of 2.
+    for packet_id in 1..=3 {
+        let publish = Packet::Publish(Publish {
+            qos: QoS::ExactlyOnce,
+            topic: "t".into(),
+            packet_id,
+            payload: bytes::Bytes::from_static(b"x"),
+            ..Publish::default()
+        });
+        hookmq_codec::encode(&publish, ProtocolVersion::V5, &mut out).expect("encodes");
+    }
+    stream.write_all(&out).await.expect("writes");
+    // The client goes on sending (its PUBRELs) while the broker closes.
+    let mut release = bytes::BytesMut::new();
+    let pubrel = Packet::PubRel(hookmq_codec::PubResponse::new(1));
+    hookmq_codec::encode(&pubrel, ProtocolVersion::V5, &mut release).expect("encodes");
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if let Err(error) = stream.write_all(&release).await {
+            panic!("write {i} after the broker's DISCONNECT failed: {error}");
+        }
+    }
+    stream.shutdown().await.expect("closes its side");
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+        .await
+        .expect("the broker closes");
+    assert!(read.is_ok(), "a clean close, not a reset: {read:?}");
+    let mut buf = bytes::BytesMut::from(&received[..]);
+    let mut packets = Vec::new();
+    while let Ok(Some(packet)) = hookmq_codec::decode(&mut buf, Some(ProtocolVersion::V5), u32::MAX)
+    {
+        packets.push(packet);
+    }
+    assert!(
+        packets.iter().any(|p| matches!(p,
+            Packet::Disconnect(d) if d.reason_code == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)),
+        "DISCONNECT 0x93 read: {packets:?}"
+    );
+}
