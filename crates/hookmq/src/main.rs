@@ -101,16 +101,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The broker's runtime (`workers` threads, default one per core).
+///
+/// Without the LIFO slot: tasks woken together (by one batch of socket events) run in the
+/// order they were woken, so a SUBSCRIBE read before another client's PUBLISH usually takes
+/// effect first; with it the last one woken runs first. The rest of the reordering comes from
+/// two workers serving the two clients at once (BENCHMARKS.md, "Order across connections").
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    #[cfg(not(tokio_unstable))]
+    eprintln!("hookmq was built without --cfg tokio_unstable: the runtime keeps its LIFO slot");
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().thread_name("hookmq").build()
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let config = config::load(cli.config.as_deref())?;
             init_logging(&config.log.level);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("hookmq")
-                .build()
-                .context("starting the runtime")?;
+            let runtime = runtime(None).context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
         Command::User { action } => {
@@ -262,4 +276,34 @@ fn user(action: UserAction, config: &config::AppConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two tasks woken one after the other by a task on the same worker run in that order
+    /// (with the LIFO slot the second one would run first).
+    #[test]
+    fn tasks_woken_together_run_in_the_order_they_were_woken() {
+        let runtime = super::runtime(Some(1)).expect("runtime");
+        let order = runtime.block_on(async {
+            let (log, mut ran) = tokio::sync::mpsc::unbounded_channel();
+            let (wake_first, first) = tokio::sync::oneshot::channel::<()>();
+            let (wake_second, second) = tokio::sync::oneshot::channel::<()>();
+            for (name, woken) in [("first", first), ("second", second)] {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = woken.await;
+                    let _ = log.send(name);
+                });
+            }
+            // Both wait on their channels before the waker runs: it is spawned last, and
+            // the single worker runs spawned tasks in turn.
+            tokio::spawn(async move {
+                let _ = wake_first.send(());
+                let _ = wake_second.send(());
+            });
+            [ran.recv().await, ran.recv().await]
+        });
+        assert_eq!(order, [Some("first"), Some("second")]);
+    }
 }
