@@ -53,11 +53,45 @@ impl Client {
         persistent: bool,
     ) -> io::Result<Self> {
         let stream = TcpStream::connect(address).await?;
+        Self::handshake(stream, client_id, version, keep_alive, persistent).await
+    }
+
+    /// [`Client::connect`] from the local address `source` (loopback has a port range per
+    /// source address: several let one machine open more than about 28,000 connections).
+    ///
+    /// # Errors
+    /// I/O errors, or a refused CONNACK.
+    pub async fn connect_from(
+        address: SocketAddr,
+        source: std::net::IpAddr,
+        client_id: &str,
+        version: ProtocolVersion,
+        keep_alive: u16,
+    ) -> io::Result<Self> {
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = socket.connect(address).await?;
+        Self::handshake(stream, client_id, version, keep_alive, false).await
+    }
+
+    async fn handshake(
+        stream: TcpStream,
+        client_id: &str,
+        version: ProtocolVersion,
+        keep_alive: u16,
+        persistent: bool,
+    ) -> io::Result<Self> {
         stream.set_nodelay(true)?;
+        // Buffers grow when traffic comes: an idle connection keeps little (the idle
+        // scenario holds tens of thousands).
         let mut client = Self {
             stream,
-            read_buf: BytesMut::with_capacity(64 * 1024),
-            write_buf: BytesMut::with_capacity(64 * 1024),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
             version,
         };
         let mut connect = Connect {
@@ -202,7 +236,7 @@ impl Client {
             {
                 return Ok(packet);
             }
-            self.read_buf.reserve(16 * 1024);
+            self.read_buf.reserve(1024);
             if self.stream.read_buf(&mut self.read_buf).await? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

@@ -315,6 +315,7 @@ pub async fn connections(
     address: SocketAddr,
     count: usize,
     parallel: usize,
+    sources: usize,
     hold: Duration,
     connected: impl FnOnce(&ConnectReport),
 ) -> io::Result<ConnectReport> {
@@ -325,8 +326,17 @@ pub async fn connections(
     while open.len() < count {
         while pending.len() < parallel && next < count {
             let id = format!("idle-{next}");
+            // 127.0.0.1, 127.0.0.2, ... in turn.
+            let source = std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                u32::from(std::net::Ipv4Addr::LOCALHOST)
+                    + u32::try_from(next % sources.max(1)).unwrap_or(0),
+            ));
             pending.spawn(async move {
-                Client::connect(address, &id, ProtocolVersion::V3_1_1, 600).await
+                if sources > 1 {
+                    Client::connect_from(address, source, &id, ProtocolVersion::V3_1_1, 600).await
+                } else {
+                    Client::connect(address, &id, ProtocolVersion::V3_1_1, 600).await
+                }
             });
             next += 1;
         }

@@ -66,6 +66,10 @@ enum Command {
         /// Connection attempts at once.
         #[arg(long, default_value_t = 100)]
         parallel: usize,
+        /// Loopback source addresses to connect from (127.0.0.1 and up): each gives about
+        /// 28,000 ports.
+        #[arg(long, default_value_t = 1)]
+        sources: usize,
         /// Seconds to hold them open after printing.
         #[arg(long, default_value_t = 5)]
         hold: u64,
@@ -125,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Connections {
             count,
             parallel,
+            sources,
             hold,
         } => {
             // Printed as soon as every connection is open, while they are held.
@@ -132,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
                 cli.address,
                 count,
                 parallel.max(1),
+                sources,
                 Duration::from_secs(hold),
                 |report| {
                     if let Ok(json) = serde_json::to_string(report) {

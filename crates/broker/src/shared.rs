@@ -208,16 +208,19 @@ impl Shared {
         delivery: Delivery,
         events: &mut HookBatch,
     ) -> bool {
-        let stored = delivery.qos != QoS::AtMostOnce && mailbox.is_durable();
-        if let Pushed::Dropped {
-            victims,
-            reason,
-            subscriber,
-        } = mailbox.push(delivery)
-        {
-            self.report_dropped(victims, reason, &subscriber, events);
+        match mailbox.push(delivery) {
+            Pushed::Queued { stored } => stored,
+            Pushed::Dropped {
+                victims,
+                reason,
+                subscriber,
+                stored,
+            } => {
+                self.report_dropped(victims, reason, &subscriber, events);
+                stored
+            }
+            Pushed::Closed => false,
         }
-        stored
     }
 
     /// Counts deliveries a session's queue dropped and reports each as `delivery.dropped`.

@@ -417,8 +417,12 @@ async fn accept<S: AsyncWrite + Unpin>(
             // Kept from now on; CONNACK promises it only once it is on disk.
             state.stored.offline_since = None;
             state.stored.will = None;
+            let adopted = state.stored.record == 0;
             state.mailbox.set_durable(true);
             log.save_session(&mut state, &client, will.as_deref());
+            if adopted {
+                log.adopt_in_flight(&mut state);
+            }
             log.synced().await;
         } else if state.stored.record != 0 {
             // Resumed without expiry: the session now ends with this connection.

@@ -274,8 +274,14 @@ where
             // What the last read and this wake-up emitted goes to the hook before any wait.
             self.events.flush();
             if let Some(wait) = self.durability_wait() {
-                // A later target covers the earlier ones.
-                self.write_buf_waits = Some(wait);
+                // Both: the earlier wait may be of another kind (the journal, the sinks).
+                self.write_buf_waits = Some(match self.write_buf_waits.take() {
+                    None => wait,
+                    Some(earlier) => Box::pin(async move {
+                        earlier.await;
+                        wait.await;
+                    }),
+                });
             }
             if self.held.is_none() && !self.write_buf.is_empty() {
                 if let Some(ready) = self.write_buf_waits.take() {

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 pub(crate) use self::record::Record;
 use self::{
-    record::{SessionRecord, StoredWill, SubscriptionEntry},
+    record::{DeliveryRecord, SessionRecord, StoredWill, SubscriptionEntry},
     writer::Shared,
 };
 use crate::{
@@ -115,8 +115,8 @@ impl StateLog {
         pending.next_seq += 1;
         let was_empty = pending.records.is_empty();
         pending.records.push((seq, record));
-        self.shared.appended.store(seq, Ordering::Release);
         drop(pending);
+        self.shared.changes.fetch_add(1, Ordering::Release);
         if was_empty {
             self.wake_if_idle();
         }
@@ -133,9 +133,14 @@ impl StateLog {
     pub(crate) fn acknowledge(&self, seqs: impl IntoIterator<Item = u64>) {
         let mut acks = self.shared.acks.lock();
         let was_empty = acks.is_empty();
+        let before = acks.len();
         acks.extend(seqs.into_iter().filter(|&seq| seq != 0));
-        let wake = was_empty && !acks.is_empty();
+        let added = acks.len() > before;
+        let wake = was_empty && added;
         drop(acks);
+        if added {
+            self.shared.changes.fetch_add(1, Ordering::Release);
+        }
         if wake {
             self.wake_if_idle();
         }
@@ -147,10 +152,11 @@ impl StateLog {
         }
     }
 
-    /// Resolves once everything appended so far is on disk (or failed to be written, or the
-    /// writer stopped); at once when acknowledgements do not wait for the disk.
+    /// Resolves once every record and acknowledgement given so far is on disk (or failed to
+    /// be written, or the writer stopped); at once when acknowledgements do not wait for the
+    /// disk.
     pub(crate) fn synced(&self) -> impl Future<Output = ()> + Send + 'static {
-        let target = self.shared.appended.load(Ordering::Acquire);
+        let target = self.shared.changes.load(Ordering::Acquire);
         let shared = Arc::clone(&self.shared);
         let waker = self.waker.clone();
         let wait = self.wait_for_sync;
@@ -166,7 +172,7 @@ impl StateLog {
                 let progress = shared.progress.notified();
                 tokio::pin!(progress);
                 progress.as_mut().enable();
-                if shared.attempted.load(Ordering::Acquire) >= target
+                if shared.done.load(Ordering::Acquire) >= target
                     || shared.stop.load(Ordering::Acquire)
                 {
                     return;
@@ -236,6 +242,49 @@ impl StateLog {
         self.replace(&mut state.stored.record, Record::Session(Box::new(record)));
     }
 
+    /// Writes what a session that was not kept has in flight, as it becomes durable: its
+    /// messages sent and not acknowledged with their packet ids, the PUBRELs it owes and the
+    /// QoS 2 packet ids it awaits PUBREL for. (Its queue: `Mailbox::set_durable`.)
+    pub(crate) fn adopt_in_flight(&self, state: &mut SessionState) {
+        let session_id = state.id;
+        for (packet_id, entry) in state.outbound.entries_mut() {
+            match &mut entry.delivery {
+                Some(delivery) => {
+                    if delivery.stored == 0 {
+                        delivery.stored = self.append(Record::Delivery(DeliveryRecord {
+                            session_id,
+                            message: Arc::clone(&delivery.message),
+                            qos: delivery.qos,
+                            retain: delivery.retain,
+                            subscription_ids: delivery.subscription_ids.as_slice().to_vec(),
+                        }));
+                    }
+                    if entry.stored == 0 {
+                        entry.stored = self.append(Record::Sent {
+                            delivery: delivery.stored,
+                            packet_id,
+                        });
+                    }
+                }
+                None if entry.stored == 0 => {
+                    entry.stored = self.append(Record::Released {
+                        session_id,
+                        packet_id,
+                    });
+                }
+                None => {}
+            }
+        }
+        for (&packet_id, seq) in &mut state.awaiting_release {
+            if *seq == 0 {
+                *seq = self.append(Record::AwaitingRelease {
+                    session_id,
+                    packet_id,
+                });
+            }
+        }
+    }
+
     /// Forgets everything of an ended session: its record, queued and in-flight messages,
     /// QoS 2 state.
     pub(crate) fn end_session(&self, state: &SessionState) {
@@ -258,5 +307,40 @@ struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn synced_waits_for_acknowledgements_too() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (log, live) = StateLog::open(dir.path(), &PersistenceConfig::default()).expect("opens");
+        assert!(live.is_empty());
+        for _ in 0..50 {
+            let seq = log.append(Record::Clock(1));
+            log.synced().await;
+            assert!(
+                log.shared.pending.lock().records.is_empty(),
+                "the record is written"
+            );
+            // A retained message cleared writes only an acknowledgement: its PUBACK waits
+            // for it all the same.
+            log.acknowledge([seq]);
+            log.synced().await;
+            assert!(
+                log.shared.acks.lock().is_empty(),
+                "the acknowledgement is written"
+            );
+        }
+        log.close();
+        let (_, live) = StateLog::open(dir.path(), &PersistenceConfig::default()).expect("reopens");
+        assert!(
+            live.iter()
+                .all(|(_, r)| matches!(r, Record::Clock(at) if *at != 1)),
+            "every acknowledged record stays acknowledged"
+        );
     }
 }

@@ -48,12 +48,14 @@ pub(super) struct Shared {
     pub(super) pending: Mutex<Pending>,
     /// Sequence numbers whose records are done with (superseded, consumed, ended).
     pub(super) acks: Mutex<Vec<u64>>,
-    /// The highest sequence number given.
-    pub(super) appended: AtomicU64,
-    /// The highest sequence number the writer is done with: on disk, dropped unwritten as
-    /// acknowledged, or failed to write.
-    pub(super) attempted: AtomicU64,
-    /// Wakes those waiting for `attempted`.
+    /// Changes handed to the writer (records appended, acknowledgements given), counted
+    /// after each is in its list: a writer that reads this count before taking the lists
+    /// takes every change it counts.
+    pub(super) changes: AtomicU64,
+    /// Changes the writer is done with: on disk, dropped unwritten as acknowledged, or
+    /// failed to write.
+    pub(super) done: AtomicU64,
+    /// Wakes those waiting for `done`.
     pub(super) progress: tokio::sync::Notify,
     /// Callers waiting for a group: the writer then commits at once.
     pub(super) waiters: AtomicUsize,
@@ -75,8 +77,8 @@ impl Shared {
                 next_seq: last_seq + 1,
             }),
             acks: Mutex::new(Vec::new()),
-            appended: AtomicU64::new(last_seq),
-            attempted: AtomicU64::new(last_seq),
+            changes: AtomicU64::new(0),
+            done: AtomicU64::new(0),
             progress: tokio::sync::Notify::new(),
             waiters: AtomicUsize::new(0),
             idle: AtomicBool::new(false),
@@ -110,6 +112,8 @@ struct Writer<'a> {
 /// The writer thread: group commits until stopped, then one last one. `gather` is the
 /// shortest time between two groups while nobody waits.
 pub(super) fn write_loop(shared: &Shared, log: SegmentLog, gather: Duration) {
+    // However the thread ends (a panic included), nobody waits for it any more.
+    let _release = ReleaseWaiters(shared);
     let mut writer = Writer {
         shared,
         log,
@@ -131,6 +135,7 @@ pub(super) fn write_loop(shared: &Shared, log: SegmentLog, gather: Duration) {
                     .min(MAX_RETRY_WRITE),
             );
         }
+        let changes = shared.changes.load(Ordering::Acquire);
         let group = writer.take_group();
         if group.records.is_empty() && group.acks.is_empty() {
             if stopping {
@@ -140,12 +145,9 @@ pub(super) fn write_loop(shared: &Shared, log: SegmentLog, gather: Duration) {
             continue;
         }
         let started = Instant::now();
-        let last = group.records.iter().map(|(seq, _)| *seq).max();
         writer.write(group);
-        if let Some(last) = last {
-            shared.attempted.fetch_max(last, Ordering::AcqRel);
-            shared.progress.notify_waiters();
-        }
+        shared.done.fetch_max(changes, Ordering::AcqRel);
+        shared.progress.notify_waiters();
         // Gather the next group for the rest of the interval, unless someone waits for it.
         let next = started + gather;
         while shared.waiters.load(Ordering::Acquire) == 0 && !shared.stop.load(Ordering::Acquire) {
@@ -165,15 +167,14 @@ impl Writer<'_> {
     fn take_group(&mut self) -> Group {
         let mut group = self.retry.take().unwrap_or_default();
         group.acks.append(&mut self.shared.acks.lock());
-        group
-            .records
-            .append(&mut self.shared.pending.lock().records);
         let (clock_seq, written_at) = self.clock;
+        let mut pending = self.shared.pending.lock();
+        group.records.append(&mut pending.records);
+        // Numbered under the same lock as the records taken: nothing appended meanwhile
+        // gets a lower number and waits for a later group.
         if clock_seq == 0 || written_at.elapsed() >= CLOCK_EVERY {
-            let mut pending = self.shared.pending.lock();
             let seq = pending.next_seq;
             pending.next_seq += 1;
-            self.shared.appended.store(seq, Ordering::Release);
             drop(pending);
             group.records.push((seq, Record::Clock(now_ms())));
             if clock_seq != 0 {
@@ -216,7 +217,10 @@ impl Writer<'_> {
                     .written
                     .fetch_add(slices.len() as u64, Ordering::Relaxed);
             }
-            // Written, maybe not durable: the next sync covers it if the disk recovers.
+            // Written, maybe not durable, and not tried again: after a failed sync the kernel
+            // may have dropped the pages, and the journal goes on in a new segment. Counted
+            // and logged; the waiters were released all the same (a failing disk never
+            // holds MQTT).
             Err(error) => self.failed(&error, slices.len()),
         }
     }
@@ -229,6 +233,16 @@ impl Writer<'_> {
             tracing::error!(%error, records, failures = errors + 1,
                 "persistence: could not write; state is kept in memory meanwhile");
         }
+    }
+}
+
+/// Stops the writer's waiters waiting when the thread ends.
+struct ReleaseWaiters<'a>(&'a Shared);
+
+impl Drop for ReleaseWaiters<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Release);
+        self.0.progress.notify_waiters();
     }
 }
 

@@ -110,6 +110,11 @@ impl Inflight {
         all
     }
 
+    /// Every entry with its packet id, to change in place.
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = (u16, &mut InflightEntry)> {
+        self.entries.iter_mut().map(|(id, entry)| (*id, entry))
+    }
+
     /// The records that keep the entries of a persistent session.
     pub(crate) fn stored_seqs(&self) -> impl Iterator<Item = u64> + '_ {
         self.entries.values().flat_map(InflightEntry::stored_seqs)

@@ -78,8 +78,8 @@ impl From<Option<u32>> for SubscriptionIds {
 /// What became of a pushed delivery.
 #[derive(Debug)]
 pub(crate) enum Pushed {
-    /// Queued for sending.
-    Queued,
+    /// Queued for sending (`stored`: also written to the broker's journal).
+    Queued { stored: bool },
     /// Deliveries were dropped to keep the queue's bounds (`queue_full`: queued ones, or the
     /// new one), or the new one was refused (`qos0_msg`). The subscriber is named for the
     /// events.
@@ -87,6 +87,8 @@ pub(crate) enum Pushed {
         victims: Vec<Delivery>,
         reason: &'static str,
         subscriber: Arc<ClientInfo>,
+        /// The new delivery was queued and written to the broker's journal.
+        stored: bool,
     },
     /// The session has ended.
     Closed,
@@ -140,11 +142,12 @@ impl State {
     }
 }
 
-fn dropped(state: &State, victims: Vec<Delivery>, reason: &'static str) -> Pushed {
+fn dropped(state: &State, victims: Vec<Delivery>, reason: &'static str, stored: bool) -> Pushed {
     Pushed::Dropped {
         victims,
         reason,
         subscriber: Arc::clone(&state.client),
+        stored,
     }
 }
 
@@ -243,7 +246,7 @@ impl Mailbox {
         let online = self.is_online();
         let qos0 = delivery.qos == QoS::AtMostOnce;
         if qos0 && !self.queue_qos0_offline && !online {
-            return dropped(&state, vec![delivery], "qos0_msg");
+            return dropped(&state, vec![delivery], "qos0_msg", false);
         }
         let cost = delivery.cost();
         // Connected, past both bounds (the count alone was the bound before bytes were
@@ -257,19 +260,20 @@ impl Mailbox {
             if qos0 && state.qos0 == 0 {
                 self.forget(&victims);
                 victims.push(delivery);
-                return dropped(&state, victims, "queue_full");
+                return dropped(&state, victims, "queue_full", false);
             }
             victims.extend(state.evict());
         }
         self.forget(&victims);
         let mut delivery = delivery;
         self.store(&mut delivery);
+        let stored = delivery.stored != 0;
         let was_empty = state.queue.is_empty();
         state.push_back(delivery);
         let pushed = if victims.is_empty() {
-            Pushed::Queued
+            Pushed::Queued { stored }
         } else {
-            dropped(&state, victims, "queue_full")
+            dropped(&state, victims, "queue_full", stored)
         };
         drop(state);
         if was_empty {
@@ -372,11 +376,6 @@ impl Mailbox {
         }
     }
 
-    /// Whether the session's QoS 1/2 deliveries are written to the journal.
-    pub(crate) fn is_durable(&self) -> bool {
-        self.log.is_some() && self.durable.load(Ordering::Relaxed)
-    }
-
     /// Makes the session durable (its queued QoS 1/2 deliveries are written now) or not.
     pub(crate) fn set_durable(&self, durable: bool) {
         let mut state = self.state.lock();
@@ -433,7 +432,7 @@ mod tests {
     fn dropped_ids(pushed: Pushed) -> Vec<u128> {
         match pushed {
             Pushed::Dropped { victims, .. } => victims.iter().map(|d| d.message.id.0).collect(),
-            Pushed::Queued => Vec::new(),
+            Pushed::Queued { .. } => Vec::new(),
             Pushed::Closed => panic!("closed"),
         }
     }
@@ -444,7 +443,7 @@ mod tests {
         for id in 0..20_000 {
             assert!(matches!(
                 mailbox.push(delivery(id, QoS::AtMostOnce, 10)),
-                Pushed::Queued
+                Pushed::Queued { .. }
             ));
         }
         assert_eq!(ids(&mailbox), (0..20_000).collect::<Vec<_>>());
@@ -462,7 +461,7 @@ mod tests {
         ] {
             assert!(matches!(
                 mailbox.push(delivery(id, qos, 100)),
-                Pushed::Queued
+                Pushed::Queued { .. }
             ));
         }
         assert_eq!(
@@ -510,7 +509,7 @@ mod tests {
         for id in 1..=2 {
             assert!(matches!(
                 mailbox.push(delivery(id, QoS::AtLeastOnce, 1000)),
-                Pushed::Queued
+                Pushed::Queued { .. }
             ));
         }
         assert_eq!(
@@ -525,7 +524,7 @@ mod tests {
         let mailbox = mailbox(1, 100);
         assert!(matches!(
             mailbox.push(delivery(1, QoS::AtLeastOnce, 1000)),
-            Pushed::Queued
+            Pushed::Queued { .. }
         ));
         assert_eq!(
             dropped_ids(mailbox.push(delivery(2, QoS::AtLeastOnce, 1000))),

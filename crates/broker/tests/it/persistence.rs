@@ -300,3 +300,33 @@ async fn a_session_that_expired_while_stopped_is_gone_and_clean_ones_are_not_kep
     let ack = again.handshake(persistent(version, "brief")).await;
     assert!(!ack.session_present);
 }
+
+/// A session kept from a takeover on (expiry 0 before, an hour after) keeps what its
+/// first connection had in flight.
+#[tokio::test]
+async fn a_session_kept_from_a_takeover_on_keeps_what_was_in_flight() {
+    let version = ProtocolVersion::V5;
+    let broker = TestBroker::start().await;
+    let mut fleeting = RawClient::open(broker.tcp, version).await;
+    let mut connect = RawClient::connect_packet(version, "late");
+    connect.clean_start = false;
+    fleeting.handshake(connect).await;
+    fleeting.subscribe(1, "m", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::connect(broker.tcp, version, "pub").await;
+    publisher.publish("m", b"m1", QoS::AtLeastOnce, 1).await;
+    let Packet::Publish(first) = next(&mut fleeting).await else {
+        panic!("PUBLISH")
+    };
+    assert_eq!(&first.payload[..], b"m1");
+    // Not acknowledged; the same client id takes the session over, now kept for an hour.
+    let mut kept = resume(&broker, version, "late").await;
+    let _ = fleeting.expect_close().await;
+    publisher.publish("m", b"m2", QoS::AtLeastOnce, 2).await;
+    drop(kept.try_recv(Duration::from_millis(300)).await);
+    drop(kept);
+
+    let broker = broker.restart().await;
+    let mut kept = resume(&broker, version, "late").await;
+    let payloads = receive_pipelined(&mut kept, 2).await;
+    assert_eq!(payloads, ["m1", "m2"]);
+}
