@@ -151,6 +151,30 @@ impl PacketProperties {
     }
 }
 
+/// Serde for a [`PacketProperties`] field written as the [`Properties`] it reads as (the format
+/// of fields that used to be plain `Properties`, so records written before read back).
+pub mod properties_inline {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{PacketProperties, Properties};
+
+    /// Writes the properties (empty when absent).
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(value: &PacketProperties, s: S) -> Result<S::Ok, S::Error> {
+        Properties::serialize(value, s)
+    }
+
+    /// Reads properties.
+    ///
+    /// # Errors
+    /// The deserializer's.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PacketProperties, D::Error> {
+        Properties::deserialize(d).map(PacketProperties::from)
+    }
+}
+
 impl From<Properties> for PacketProperties {
     fn from(properties: Properties) -> Self {
         if properties.is_empty() {
@@ -298,6 +322,32 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boxed_connect_properties_read_what_plain_ones_wrote() {
+        #[derive(Serialize)]
+        struct Before {
+            properties: Properties,
+        }
+        #[derive(Deserialize, Serialize)]
+        struct Now {
+            #[serde(with = "properties_inline")]
+            properties: PacketProperties,
+        }
+        for expiry in [None, Some(7)] {
+            let properties = Properties {
+                session_expiry_interval: expiry,
+                ..Properties::default()
+            };
+            let before = postcard::to_allocvec(&Before {
+                properties: properties.clone(),
+            })
+            .expect("encodes");
+            let now: Now = postcard::from_bytes(&before).expect("reads the old format");
+            assert_eq!(*now.properties, properties);
+            assert_eq!(postcard::to_allocvec(&now).expect("encodes"), before);
+        }
+    }
 
     #[test]
     fn ids_are_32_hex_digits_and_unique() {

@@ -20,7 +20,7 @@ fn client(id: &str) -> Arc<ClientInfo> {
         clean_start: true,
         expiry_interval: 0,
         receive_maximum: 32,
-        connect_properties: Properties::default(),
+        connect_properties: hookmq_broker::message::PacketProperties::default(),
         connected_at: now_ms(),
         session_id: 0,
     })

@@ -16,7 +16,7 @@ use tokio::{
 use super::{Connection, Transport, write_packet};
 use crate::{
     hooks::{ClientInfo, EventData, EventKind},
-    message::now_ms,
+    message::{PacketProperties, now_ms},
     session::{
         SessionState,
         mailbox::{Mailbox, QueueLimits},
@@ -266,7 +266,7 @@ async fn accept<S: AsyncWrite + Unpin>(
         clean_start: connect.clean_start,
         expiry_interval,
         receive_maximum,
-        connect_properties: connect.properties.clone(),
+        connect_properties: PacketProperties::copy(&connect.properties),
         connected_at: now_ms(),
         session_id: shared.next_session_id(),
     });

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use hookmq_codec::{ByteString, Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use hookmq_codec::{ByteString, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::message::{Message, PacketProperties, StaticName};
@@ -29,8 +29,10 @@ pub struct ClientInfo {
     pub expiry_interval: u32,
     /// The client's Receive Maximum (v5; the broker's max in-flight for v3).
     pub receive_maximum: u16,
-    /// CONNECT properties as sent (v5).
-    pub connect_properties: Properties,
+    /// CONNECT properties as sent (v5); boxed, and only when there were any (most clients
+    /// send none), so an idle connection keeps a few words instead of the whole set.
+    #[serde(with = "crate::message::properties_inline")]
+    pub connect_properties: PacketProperties,
     /// When the connection was accepted, ms since the epoch.
     pub connected_at: u64,
     /// The session's unique number on this node.
@@ -51,7 +53,7 @@ impl ClientInfo {
             clean_start: true,
             expiry_interval: 0,
             receive_maximum: 32,
-            connect_properties: Properties::default(),
+            connect_properties: PacketProperties::default(),
             connected_at: 0,
             session_id,
         })

@@ -138,6 +138,10 @@ pub(super) fn write_loop(shared: &Shared, log: SegmentLog, gather: Duration) {
         let changes = shared.changes.load(Ordering::Acquire);
         let group = writer.take_group();
         if group.records.is_empty() && group.acks.is_empty() {
+            // Every change counted was taken by an earlier group (a change is counted after
+            // it is in its list, so one the previous group took may be counted only now).
+            shared.done.fetch_max(changes, Ordering::AcqRel);
+            shared.progress.notify_waiters();
             if stopping {
                 return;
             }

@@ -296,7 +296,7 @@ mod tests {
         hooks::{ClientInfo, Event, EventData},
         message::MessageId,
     };
-    use hookmq_codec::{Properties, ProtocolVersion};
+    use hookmq_codec::ProtocolVersion;
 
     use super::*;
 
@@ -311,7 +311,7 @@ mod tests {
             clean_start: true,
             expiry_interval: 0,
             receive_maximum: 1,
-            connect_properties: Properties::default(),
+            connect_properties: hookmq_broker::message::PacketProperties::default(),
             connected_at: n,
             session_id: n,
         });
