@@ -22,7 +22,7 @@ use crate::{
     router::{Retained, Route, Router},
     session::{
         SessionState,
-        mailbox::{Delivery, Pushed},
+        mailbox::{Delivery, Mailbox, Pushed, QueueLimits},
         registry::Registry,
     },
 };
@@ -246,6 +246,20 @@ impl Shared {
                 },
             );
         }
+    }
+
+    /// A new session's queue, bounded as configured, for `client`.
+    pub(crate) fn new_mailbox(&self, client: &Arc<ClientInfo>) -> Arc<Mailbox> {
+        let config = &self.config.mqtt;
+        Arc::new(Mailbox::new(
+            QueueLimits {
+                len: config.max_queue_len,
+                bytes: config.max_queue_bytes,
+            },
+            config.queue_qos0,
+            Arc::clone(client),
+            self.persist.clone(),
+        ))
     }
 
     /// Ends a session: its subscriptions leave the router, its queue is discarded and the

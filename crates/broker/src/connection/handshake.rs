@@ -16,10 +16,9 @@ use tokio::{
 use super::{Connection, Transport, write_packet};
 use crate::{
     hooks::{ClientInfo, EventData, EventKind},
-    message::{PacketProperties, now_ms},
+    message::{Message, MessageId, MessageParts, PacketProperties, Publisher, now_ms},
     session::{
         SessionState,
-        mailbox::{Mailbox, QueueLimits},
         registry::{Claimed, Control},
     },
     shared::Shared,
@@ -193,6 +192,24 @@ pub(crate) struct PendingWill {
     pub(crate) delay: u32,
 }
 
+impl PendingWill {
+    /// The will as the message it publishes (the delay is not forwarded).
+    pub(crate) fn into_message(self, id: MessageId, publisher: Arc<Publisher>) -> Message {
+        let will = self.will;
+        let mut properties = will.properties;
+        properties.will_delay_interval = None;
+        let parts = MessageParts {
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            dup: false,
+            properties,
+        };
+        Message::received(id, parts, publisher)
+    }
+}
+
 /// A connection that passed CONNECT, with its session.
 pub(super) struct Accepted {
     pub(super) client: Arc<ClientInfo>,
@@ -339,16 +356,7 @@ async fn accept<S: AsyncWrite + Unpin>(
             if let Some(old) = other {
                 shared.end_session(&old);
             }
-            let mailbox = Arc::new(Mailbox::new(
-                QueueLimits {
-                    len: config.max_queue_len,
-                    bytes: config.max_queue_bytes,
-                },
-                config.queue_qos0,
-                Arc::clone(&client),
-                shared.persist.clone(),
-            ));
-            let state = SessionState::new(client.session_id, mailbox);
+            let state = SessionState::new(client.session_id, shared.new_mailbox(&client));
             (Box::new(state), false)
         }
     };

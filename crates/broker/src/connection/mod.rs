@@ -29,7 +29,7 @@ use crate::{
         AuthzAction, AuthzResult, ClientInfo, Durable, EventData, EventKind, HookBatch,
         PacketProperties,
     },
-    message::{Message, MessageParts, Publisher, now_ms},
+    message::{Message, Publisher, now_ms},
     session::{SessionState, mailbox::Delivery, registry::Control},
     shared::Shared,
 };
@@ -474,22 +474,8 @@ where
             // Written with the session's record when it goes offline.
             self.state.stored.will = Some(Box::new(pending.clone()));
         }
-        let will = pending.will;
-        let mut properties = will.properties;
-        properties.will_delay_interval = None;
-        let parts = MessageParts {
-            topic: will.topic,
-            payload: will.payload,
-            qos: will.qos,
-            retain: will.retain,
-            dup: false,
-            properties,
-        };
-        let message = Arc::new(Message::received(
-            self.shared.ids.next_id(),
-            parts,
-            Arc::clone(&self.publisher),
-        ));
+        let message =
+            Arc::new(pending.into_message(self.shared.ids.next_id(), Arc::clone(&self.publisher)));
         if delay == 0 {
             self.shared.publish(message, &mut self.events);
             return;

@@ -17,12 +17,12 @@ use super::{
 };
 use crate::{
     connection::{PendingWill, publish_will_after},
-    message::{Message, MessageParts, Publisher, now_ms},
+    message::{Message, Publisher, now_ms},
     router::Subscriber,
     session::{
         SessionState, SubscriptionRecord,
         inflight::Stage,
-        mailbox::{Delivery, Mailbox, QueueLimits, SubscriptionIds},
+        mailbox::{Delivery, SubscriptionIds},
     },
     shared::Shared,
 };
@@ -199,16 +199,7 @@ fn restore_session(
             due,
         )
     });
-    let config = &shared.config.mqtt;
-    let mailbox = Arc::new(Mailbox::new(
-        QueueLimits {
-            len: config.max_queue_len,
-            bytes: config.max_queue_bytes,
-        },
-        config.queue_qos0,
-        Arc::clone(&client),
-        shared.persist.clone(),
-    ));
+    let mailbox = shared.new_mailbox(&client);
     mailbox.set_durable(true);
     let _ = mailbox.set_offline(false);
     let mut state = Box::new(SessionState::new(session_id, Arc::clone(&mailbox)));
@@ -337,21 +328,7 @@ fn schedule_will(
     client_id: &Arc<str>,
     session_id: u64,
 ) -> tokio::task::AbortHandle {
-    let will = pending.will;
-    let mut properties = will.properties;
-    properties.will_delay_interval = None;
-    let message = Arc::new(Message::received(
-        shared.ids.next_id(),
-        MessageParts {
-            topic: will.topic,
-            payload: will.payload,
-            qos: will.qos,
-            retain: will.retain,
-            dup: false,
-            properties,
-        },
-        Arc::clone(publisher),
-    ));
+    let message = Arc::new(pending.into_message(shared.ids.next_id(), Arc::clone(publisher)));
     let delay = Duration::from_millis(due.saturating_sub(now));
     let (shared, client_id) = (Arc::clone(shared), Arc::clone(client_id));
     let task = shared.tasks.spawn({
