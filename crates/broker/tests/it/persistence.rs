@@ -8,16 +8,11 @@ use std::time::Duration;
 use hookmq_codec::{Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, Will};
 use test_case::test_case;
 
-use crate::support::{PATIENCE, RawClient, TestBroker};
+use crate::support::{self, PATIENCE, RawClient, TestBroker};
 
 /// A CONNECT that keeps its session for an hour (v5), or clean session = false (3.1.1).
 fn persistent(version: ProtocolVersion, client_id: &str) -> Connect {
-    let mut connect = RawClient::connect_packet(version, client_id);
-    connect.clean_start = false;
-    if version.is_v5() {
-        connect.properties.session_expiry_interval = Some(3600);
-    }
-    connect
+    support::persistent(version, client_id, 3600)
 }
 
 /// Connects `client_id` resuming its session; checks the broker says it has one.

@@ -8,16 +8,7 @@ use hookmq_codec::{
 };
 use test_case::test_case;
 
-use crate::support::{RawClient, TestBroker};
-
-fn persistent(version: ProtocolVersion, client_id: &str, expiry: u32) -> Connect {
-    let mut connect = RawClient::connect_packet(version, client_id);
-    connect.clean_start = false;
-    if version.is_v5() {
-        connect.properties.session_expiry_interval = Some(expiry);
-    }
-    connect
-}
+use crate::support::{RawClient, TestBroker, persistent};
 
 #[test_case(ProtocolVersion::V3_1_1; "v311")]
 #[test_case(ProtocolVersion::V5; "v5")]

@@ -111,6 +111,21 @@ impl TestBroker {
     }
 }
 
+/// A CONNECT that keeps its session: clean start off, and (v5) a session expiry of `expiry`
+/// seconds (3.1.1 sessions get the broker's `session_expiry_interval`).
+pub fn persistent(
+    version: hookmq_codec::ProtocolVersion,
+    client_id: &str,
+    expiry: u32,
+) -> hookmq_codec::Connect {
+    let mut connect = RawClient::connect_packet(version, client_id);
+    connect.clean_start = false;
+    if version.is_v5() {
+        connect.properties.session_expiry_interval = Some(expiry);
+    }
+    connect
+}
+
 /// Runs a command-line MQTT client, failing the test with its output if it fails.
 pub async fn run_command(program: &str, args: &[&str]) -> String {
     let output = tokio::process::Command::new(program)
