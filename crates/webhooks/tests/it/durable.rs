@@ -198,7 +198,11 @@ async fn past_memory_events_wait_on_disk_and_all_arrive_in_order() {
         .await;
     let metrics = stack.engine.get("durable").expect("webhook").metrics;
     let buffer = metrics.buffer.clone().expect("disk buffer");
-    assert!(buffer.on_disk_only >= 300, "{metrics:#?}");
+    // In memory at most: the queue's capacity, plus what each of the 4 lanes read back from
+    // disk in its last batch (64) while it retried; the rest waits on disk only.
+    let in_memory = 400 - buffer.on_disk_only;
+    assert!(in_memory <= 20 + 4 * 64, "{metrics:#?}");
+    assert!(buffer.on_disk_only > 0, "{metrics:#?}");
     assert_eq!(metrics.dropped, 0);
     receiver.always(Reply::status(200));
     stack
