@@ -93,7 +93,11 @@ impl BrokerHandle {
     /// Disconnects a connected client (reason `kicked`). Returns whether it was connected.
     pub async fn kick(&self, client_id: &str) -> bool {
         match self.shared.registry.control(client_id) {
-            Some(control) => control.send(Control::Kick).await.is_ok(),
+            Some(control) => {
+                // A request already there ends the connection just as well.
+                let _ = control.try_send(Control::Kick);
+                true
+            }
             None => false,
         }
     }

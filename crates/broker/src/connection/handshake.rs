@@ -9,7 +9,7 @@ use hookmq_codec::{
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     time::timeout,
 };
 
@@ -19,17 +19,13 @@ use crate::{
     message::{Message, MessageId, MessageParts, PacketProperties, Publisher, now_ms},
     session::{
         SessionState,
-        registry::{Claimed, Control},
+        registry::{Claimed, Control, ControlReceiver, control_slot},
     },
     shared::Shared,
 };
 
 /// How long a new connection waits for the old one to hand its session over.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Capacity of a connection's control channel: takeover, kick and shutdown requests are rare
-/// and a sender that finds it full gives up (the connection is already closing).
-const CONTROL_CAPACITY: usize = 4;
 
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve<S>(
@@ -217,7 +213,7 @@ pub(super) struct Accepted {
     /// Boxed: most clients have no will, and the connection keeps this for its whole life.
     pub(super) will: Option<Box<PendingWill>>,
     pub(super) limits: ClientLimits,
-    pub(super) control: mpsc::Receiver<Control>,
+    pub(super) control: ControlReceiver,
     pub(super) connection_id: u64,
     pub(super) session_present: bool,
     pub(super) connack: Properties,
@@ -329,7 +325,7 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
-    let (control_tx, control) = mpsc::channel(CONTROL_CAPACITY);
+    let (control_tx, control) = control_slot();
     let connection_id = shared.next_connection_id();
     let previous = match shared.registry.claim(&client, connection_id, control_tx) {
         Claimed::Fresh => None,

@@ -17,7 +17,7 @@ use hookmq_codec::{
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     time::{Instant, timeout},
 };
 
@@ -30,7 +30,11 @@ use crate::{
         PacketProperties,
     },
     message::{Message, Publisher, now_ms},
-    session::{SessionState, mailbox::Delivery, registry::Control},
+    session::{
+        SessionState,
+        mailbox::Delivery,
+        registry::{Control, ControlReceiver},
+    },
     shared::Shared,
 };
 
@@ -149,7 +153,7 @@ pub(crate) struct Connection<S> {
     state: Box<SessionState>,
     will: Option<Box<PendingWill>>,
     limits: ClientLimits,
-    control: mpsc::Receiver<Control>,
+    control: ControlReceiver,
     /// The id this connection claimed the session with.
     connection_id: u64,
     /// This client as the sender of its messages (shared by all of them).

@@ -1,10 +1,14 @@
 //! The registry of sessions by client id: who owns each session right now, and the hand-over
 //! from one connection to the next (takeover).
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::SessionState;
 use crate::hooks::ClientInfo;
@@ -25,12 +29,91 @@ pub(crate) enum Control {
     Shutdown,
 }
 
+/// Where a connection gets its [`Control`] requests: one slot, since the first request ends
+/// the connection (a request that finds it taken fails, as the connection is closing
+/// anyway). A few words per connection where a channel kept a block of 32 slots.
+#[derive(Debug, Default)]
+struct ControlSlot {
+    /// parking_lot mutex: a request is put or taken, nothing else.
+    request: Mutex<Option<Control>>,
+    /// Senders alive: none left means nobody can reach the connection.
+    senders: std::sync::atomic::AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+/// Sends a connection requests (held by the registry, cloned by whoever asks).
+#[derive(Debug)]
+pub(crate) struct ControlSender(Arc<ControlSlot>);
+
+impl Clone for ControlSender {
+    fn clone(&self) -> Self {
+        self.0.senders.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(&self.0))
+    }
+}
+
+/// The connection's end.
+#[derive(Debug)]
+pub(crate) struct ControlReceiver(Arc<ControlSlot>);
+
+/// A connection's control slot: the registry's end and the connection's.
+pub(crate) fn control_slot() -> (ControlSender, ControlReceiver) {
+    let slot = Arc::new(ControlSlot::default());
+    slot.senders.store(1, Ordering::Release);
+    (ControlSender(Arc::clone(&slot)), ControlReceiver(slot))
+}
+
+impl ControlSender {
+    /// Puts `request` in the slot; gives it back if one is already there or the connection
+    /// is gone.
+    pub(crate) fn try_send(&self, request: Control) -> Result<(), Control> {
+        if Arc::strong_count(&self.0) == 1 {
+            // The connection is gone.
+            return Err(request);
+        }
+        let mut slot = self.0.request.lock();
+        if slot.is_some() {
+            return Err(request);
+        }
+        *slot = Some(request);
+        drop(slot);
+        self.0.notify.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for ControlSender {
+    fn drop(&mut self) {
+        // The last sender: the connection can no longer be reached and should end.
+        if self.0.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.notify.notify_one();
+        }
+    }
+}
+
+impl ControlReceiver {
+    /// The next request; `None` once nobody can send one (the registry forgot this
+    /// connection).
+    pub(crate) async fn recv(&mut self) -> Option<Control> {
+        loop {
+            let notified = self.0.notify.notified();
+            if let Some(request) = self.0.request.lock().take() {
+                return Some(request);
+            }
+            if self.0.senders.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            notified.await;
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Entry {
     /// A connection task owns the session.
     Online {
         connection_id: u64,
-        control: mpsc::Sender<Control>,
+        control: ControlSender,
         client: Arc<ClientInfo>,
     },
     /// The session waits for its client, until `expires_at` (never, if `None`).
@@ -49,7 +132,7 @@ pub(crate) enum Claimed {
     /// An offline session, now owned by the caller.
     Offline(Box<SessionState>),
     /// A connected session: ask its task for the state with [`Control::Takeover`].
-    Online(mpsc::Sender<Control>),
+    Online(ControlSender),
 }
 
 /// A client as listings show it.
@@ -74,7 +157,7 @@ impl Registry {
         &self,
         client: &Arc<ClientInfo>,
         connection_id: u64,
-        control: mpsc::Sender<Control>,
+        control: ControlSender,
     ) -> Claimed {
         let entry = Entry::Online {
             connection_id,
@@ -197,7 +280,7 @@ impl Registry {
     }
 
     /// The control channel of a connected client.
-    pub(crate) fn control(&self, client_id: &str) -> Option<mpsc::Sender<Control>> {
+    pub(crate) fn control(&self, client_id: &str) -> Option<ControlSender> {
         match self.entries.lock().get(client_id) {
             Some(Entry::Online { control, .. }) => Some(control.clone()),
             _ => None,
@@ -205,7 +288,7 @@ impl Registry {
     }
 
     /// Control channels of every connected client.
-    pub(crate) fn all_controls(&self) -> Vec<mpsc::Sender<Control>> {
+    pub(crate) fn all_controls(&self) -> Vec<ControlSender> {
         self.entries
             .lock()
             .values()
@@ -251,5 +334,29 @@ impl Registry {
     /// Number of sessions (connected or not).
     pub(crate) fn len(&self) -> usize {
         self.entries.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_control_slot_takes_one_request_and_ends_with_its_senders() {
+        let (sender, mut receiver) = control_slot();
+        let other = sender.clone();
+        assert!(sender.try_send(Control::Kick).is_ok());
+        assert!(
+            other.try_send(Control::Shutdown).is_err(),
+            "one request at a time"
+        );
+        assert!(matches!(receiver.recv().await, Some(Control::Kick)));
+        assert!(other.try_send(Control::Shutdown).is_ok());
+        assert!(matches!(receiver.recv().await, Some(Control::Shutdown)));
+        drop(sender);
+        let waiting = tokio::spawn(async move { receiver.recv().await.is_none() });
+        tokio::task::yield_now().await;
+        drop(other);
+        assert!(waiting.await.expect("joins"), "no sender left: None");
     }
 }
