@@ -297,6 +297,9 @@ async fn a_server_disconnect_reaches_a_client_still_sending() {
     let mut release = bytes::BytesMut::new();
     let pubrel = Packet::PubRel(hookmq_codec::PubResponse::new(1));
     hookmq_codec::encode(&pubrel, ProtocolVersion::V5, &mut release).expect("encodes");
+    // Spread over ~100 ms: the broker handles the violation within a loopback round trip
+    // (well under 5 ms), so most writes land after its DISCONNECT, and all of them within
+    // its 1 s linger.
     for i in 0..20 {
         tokio::time::sleep(Duration::from_millis(5)).await;
         if let Err(error) = stream.write_all(&release).await {

@@ -15,11 +15,11 @@ use std::{
 use bytes::BytesMut;
 use hookmq_codec::{
     Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode, Subscribe,
-    SubscriptionOptions, SubscriptionRequest, decode, encode,
+    SubscriptionOptions, SubscriptionRequest, Will, decode, encode,
 };
 use test_case::test_case;
 
-use crate::support::{Running, free_port, start_hookmq};
+use crate::support::{Running, free_port, login, start_hookmq};
 
 /// Queued messages per QoS.
 const QUEUED: usize = 10;
@@ -76,14 +76,11 @@ impl Raw {
     /// Connects `client_id` with a session kept for an hour; returns it with the session
     /// present flag.
     fn connect(port: u16, client_id: &str) -> (Self, bool) {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut raw = Self {
-            stream,
-            buf: BytesMut::new(),
-        };
+        Self::connect_with(port, Self::connect_packet(client_id))
+    }
+
+    /// A v5 CONNECT for `client_id`, its session kept for an hour.
+    fn connect_packet(client_id: &str) -> Connect {
         let mut connect = Connect {
             protocol: ProtocolVersion::V5,
             clean_start: false,
@@ -92,6 +89,19 @@ impl Raw {
             ..Connect::default()
         };
         connect.properties.session_expiry_interval = Some(3600);
+        connect
+    }
+
+    /// Sends `connect`; returns the client once CONNACK came, with its session present flag.
+    fn connect_with(port: u16, connect: Connect) -> (Self, bool) {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut raw = Self {
+            stream,
+            buf: BytesMut::new(),
+        };
         raw.send(&Packet::Connect(Box::new(connect)));
         match raw.recv() {
             Packet::ConnAck(ack) => {
@@ -207,16 +217,46 @@ fn finish_qos2_exchanges(port: u16, (first, second): (u16, u16)) {
     }
 }
 
-fn start(dir: &Path, mqtt: u16) -> Running {
-    start_hookmq(dir, mqtt, free_port(), &[])
+fn start(dir: &Path, mqtt: u16, dashboard: u16) -> Running {
+    start_hookmq(dir, mqtt, dashboard, &[])
+}
+
+/// Waits until the API lists `client_id` as not connected.
+fn wait_offline(dashboard: u16, client_id: &str) {
+    let base = format!("http://127.0.0.1:{dashboard}/api/v5");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = login(&base).await;
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let client: serde_json::Value = http
+                .get(format!("{base}/clients/{client_id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("clients answers")
+                .json()
+                .await
+                .expect("json");
+            if client["connected"] == false {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{client_id} still connected: {client}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
 
 #[test_case(Down::Killed; "kill -9")]
 #[test_case(Down::Stopped; "normal stop")]
 fn broker_state_survives(down: Down) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mqtt = free_port();
-    let mut hookmq = start(dir.path(), mqtt);
+    let (mqtt, dashboard) = (free_port(), free_port());
+    let mut hookmq = start(dir.path(), mqtt, dashboard);
 
     // Persistent sessions, subscribed, then offline.
     mosquitto(
@@ -244,44 +284,19 @@ fn broker_state_survives(down: Down) {
     publish_lines(mqtt, "mqttv311", "2", "q/2", &twos);
     let cut = cut_qos2_exchanges(mqtt);
     // A client with a will delayed 4 s (time for the restart) that vanishes without
-    // DISCONNECT.
-    let mut mortal = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &mqtt.to_string(),
-            "-V",
-            "mqttv5",
-            "-i",
-            "mortal",
-        ])
-        .args([
-            "-x",
-            "3600",
-            "-c",
-            "-t",
-            "nothing",
-            "--will-topic",
-            "wills/mortal",
-        ])
-        .args([
-            "--will-payload",
-            "gone",
-            "--will-qos",
-            "1",
-            "-D",
-            "will",
-            "will-delay-interval",
-            "4",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("mosquitto_sub runs");
-    std::thread::sleep(Duration::from_millis(300));
-    mortal.kill().expect("SIGKILL mosquitto_sub");
-    let _ = mortal.wait();
-    std::thread::sleep(Duration::from_millis(100));
+    // DISCONNECT, once the broker has seen it go (its will then waits with a due time).
+    let mut connect = Raw::connect_packet("mortal");
+    let mut will = Will {
+        topic: "wills/mortal".into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        ..Will::default()
+    };
+    will.properties.will_delay_interval = Some(4);
+    connect.will = Some(will);
+    let (mortal, _) = Raw::connect_with(mqtt, connect);
+    drop(mortal);
+    wait_offline(dashboard, "mortal");
 
     match down {
         Down::Killed => {
@@ -290,7 +305,7 @@ fn broker_state_survives(down: Down) {
         }
         Down::Stopped => drop(hookmq),
     }
-    let _hookmq = start(dir.path(), mqtt);
+    let _hookmq = start(dir.path(), mqtt, dashboard);
 
     let will = Command::new("mosquitto_sub")
         .args([

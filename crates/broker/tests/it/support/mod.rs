@@ -98,7 +98,8 @@ impl TestBroker {
         self.restart_after(Duration::ZERO).await
     }
 
-    /// [`TestBroker::restart`], stopped for `down` in between.
+    /// [`TestBroker::restart`], stopped for `down` in between (wall-clock time: what passes
+    /// while hookmq is down is read from the clock at the next start, so it cannot be paused).
     pub async fn restart_after(mut self, down: Duration) -> Self {
         self.take().shutdown(PATIENCE).await;
         tokio::time::sleep(down).await;
