@@ -288,7 +288,9 @@ pub enum SyncPolicy {
     /// it is on disk; thousands of publishes share one `fdatasync` (group commit). A crash
     /// loses nothing acknowledged.
     BeforeAck,
-    /// Written as it comes, synced every `sync_interval`; acknowledgements do not wait. A
+    /// Written as it comes, synced every `sync_interval`; acknowledgements do not wait
+    /// (unless the writer falls 262,144 records behind: then they wait as with
+    /// `before_ack`, so a slow disk holds publishers back instead of filling memory). A
     /// crash may lose the last interval; a stop loses nothing.
     Interval,
 }

@@ -38,6 +38,12 @@ use crate::{
     session::SessionState,
 };
 
+/// How far (records and acknowledgements) the writer may fall behind before every
+/// acknowledgement that promises a record waits for it, whatever the sync policy: with
+/// `sync = "interval"` a disk slower than the publishers would otherwise let the pending
+/// list grow without bound. About 0.15 s of writing at the journal's measured 2M records/s.
+const MAX_UNWRITTEN: u64 = 1 << 18;
+
 /// The broker's journal and its writer thread.
 #[derive(Debug)]
 pub(crate) struct StateLog {
@@ -154,12 +160,13 @@ impl StateLog {
 
     /// Resolves once every record and acknowledgement given so far is on disk (or failed to
     /// be written, or the writer stopped); at once when acknowledgements do not wait for the
-    /// disk.
+    /// disk, unless the writer is [`MAX_UNWRITTEN`] behind.
     pub(crate) fn synced(&self) -> impl Future<Output = ()> + Send + 'static {
         let target = self.shared.changes.load(Ordering::Acquire);
+        let behind = target.saturating_sub(self.shared.done.load(Ordering::Acquire));
         let shared = Arc::clone(&self.shared);
         let waker = self.waker.clone();
-        let wait = self.wait_for_sync;
+        let wait = self.wait_for_sync || behind >= MAX_UNWRITTEN;
         async move {
             if !wait {
                 return;
@@ -341,6 +348,29 @@ mod tests {
             live.iter()
                 .all(|(_, r)| matches!(r, Record::Clock(at) if *at != 1)),
             "every acknowledged record stays acknowledged"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_interval_syncs_a_writer_far_behind_holds_acknowledgements() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = PersistenceConfig {
+            sync: SyncPolicy::Interval,
+            sync_interval: std::time::Duration::from_secs(3600),
+            ..PersistenceConfig::default()
+        };
+        let (log, _) = StateLog::open(dir.path(), &config).expect("opens");
+        // The writer gathers for an hour after its first group (which may take some of
+        // these, starting as they come): only a waiter moves it. Twice the bound: at least
+        // the bound is left behind.
+        for _ in 0..2 * MAX_UNWRITTEN {
+            log.append(Record::Clock(1));
+        }
+        log.synced().await;
+        assert!(
+            log.shared.pending.lock().records.is_empty(),
+            "past the bound the acknowledgement waited for the writer: {} pending",
+            log.shared.pending.lock().records.len()
         );
     }
 }
