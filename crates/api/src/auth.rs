@@ -4,14 +4,15 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::{
     Json,
-    extract::{FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{Extensions, StatusCode, request::Parts},
 };
 use base64::Engine as _;
 use hookmq_broker::auth::verify_hash;
@@ -28,6 +29,7 @@ use crate::{
     error::{ApiError, ErrorBody},
     json::JsonBody,
     state::AppState,
+    throttle::Subject,
     users::UserRecord,
 };
 
@@ -124,11 +126,21 @@ fn unknown_user_hash() -> &'static str {
         (status = 200, description = "A bearer token", body = LoginAnswer),
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "Wrong user name or password (code BAD_USERNAME_OR_PWD)", body = ErrorBody),
+        (status = 429, description = "Too many failed log-ins for this user or from this address (code TOO_MANY_ATTEMPTS); `Retry-After` says when to try again", body = ErrorBody),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
+    let subjects = [
+        Subject::User(login.username.clone()),
+        Subject::address(peer.ip()),
+    ];
+    state
+        .throttle
+        .check(&subjects)
+        .map_err(ApiError::too_many_attempts)?;
     let store = Arc::clone(&state.store);
     let username = login.username.clone();
     let password = login.password;
@@ -148,6 +160,13 @@ pub(crate) async fn login(
     .await
     .map_err(ApiError::internal)?;
     if !verified {
+        let locked = state.throttle.failed(&subjects);
+        tracing::warn!(
+            source = %peer.ip(),
+            username = login.username,
+            locked_for_s = locked.map(|d| d.as_secs()),
+            "dashboard login failed"
+        );
         return Err(ApiError {
             code: "BAD_USERNAME_OR_PWD",
             ..ApiError::unauthorized("bad user name or password")
@@ -156,6 +175,7 @@ pub(crate) async fn login(
     // The stored hash just verified `password`, so it verifies the default password exactly
     // when `password` is the default: comparing digests answers without a second argon2 run.
     let must_change_password = bool::from(digest(&password).ct_eq(&state.default_password_digest));
+    state.throttle.succeeded(&subjects);
     let token = state.tokens.issue(&login.username, state.token_ttl);
     Ok(Json(LoginAnswer {
         token,
@@ -227,16 +247,39 @@ impl FromRequestParts<AppState> for Authenticated {
                 .map_err(|_| bad())?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (key, secret) = text.split_once(':').ok_or_else(bad)?;
+            let source = peer_ip(&parts.extensions);
+            let subjects = [Subject::ApiKey(key.to_owned()), Subject::address(source)];
             state
-                .api_keys
-                .verify(key, secret)
-                .map(|name| Self {
-                    principal: format!("api_key:{name}"),
-                    token: None,
-                })
-                .ok_or_else(bad)
+                .throttle
+                .check(&subjects)
+                .map_err(ApiError::too_many_attempts)?;
+            let Some(name) = state.api_keys.verify(key, secret) else {
+                let locked = state.throttle.failed(&subjects);
+                tracing::warn!(
+                    %source,
+                    api_key = key,
+                    locked_for_s = locked.map(|d| d.as_secs()),
+                    "API key refused"
+                );
+                return Err(bad());
+            };
+            state.throttle.succeeded(&subjects);
+            Ok(Self {
+                principal: format!("api_key:{name}"),
+                token: None,
+            })
         } else {
             Err(ApiError::unauthorized(HOW))
         }
     }
+}
+
+/// The address a request came from; unspecified when served without it (not through
+/// `Api::serve`), so every such request shares one throttling record.
+fn peer_ip(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        })
 }

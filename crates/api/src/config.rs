@@ -20,6 +20,17 @@ pub struct DashboardConfig {
     /// How long a login token stays valid.
     #[serde(with = "duration")]
     pub token_ttl: Duration,
+    /// Failed log-ins (dashboard password or API key secret) a user, key or source address
+    /// may have before it is locked out: its attempts get 429 with `Retry-After` until the
+    /// lock-out ends. 0 turns throttling off.
+    pub unsuccessful_login_max_attempts: u32,
+    /// The first lock-out; each further failure doubles it, up to 64 times this.
+    #[serde(with = "duration")]
+    pub unsuccessful_login_lock_duration: Duration,
+    /// Failures are forgotten this long after the last one, or after the end of its
+    /// lock-out.
+    #[serde(with = "duration")]
+    pub unsuccessful_login_interval: Duration,
 }
 
 impl Default for DashboardConfig {
@@ -30,6 +41,9 @@ impl Default for DashboardConfig {
             default_username: "admin".into(),
             default_password: "public".into(),
             token_ttl: Duration::from_secs(3600),
+            unsuccessful_login_max_attempts: 5,
+            unsuccessful_login_lock_duration: Duration::from_secs(10),
+            unsuccessful_login_interval: Duration::from_secs(300),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// The field at fault, for bad input.
     pub field: Option<String>,
+    /// Seconds to wait before trying again (429), sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// An error answer's body.
@@ -47,6 +49,7 @@ impl ApiError {
             code: "BAD_REQUEST",
             message: format!("{field}: {reason}"),
             field: Some(field),
+            retry_after: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl ApiError {
             code: "BAD_REQUEST",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -67,6 +71,7 @@ impl ApiError {
             code: "NOT_FOUND",
             message: format!("{what} not found"),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -77,6 +82,7 @@ impl ApiError {
             code: "UNAUTHORIZED",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -87,6 +93,30 @@ impl ApiError {
             code: "ALREADY_EXISTS",
             message: message.into(),
             field: Some(field.into()),
+            retry_after: None,
+        }
+    }
+
+    /// 429 after too many failed log-ins: try again in `wait` (rounded up to seconds).
+    pub fn too_many_attempts(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "TOO_MANY_ATTEMPTS",
+            message: format!("too many failed log-ins: try again in {seconds} s"),
+            field: None,
+            retry_after: Some(seconds),
+        }
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: message.into(),
+            field: None,
+            retry_after: None,
         }
     }
 
@@ -98,6 +128,7 @@ impl ApiError {
             code: "INTERNAL_ERROR",
             message: "internal error; see the server log".into(),
             field: None,
+            retry_after: None,
         }
     }
 }
@@ -109,7 +140,13 @@ impl IntoResponse for ApiError {
             message: self.message,
             field: self.field,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -129,6 +166,7 @@ impl From<EngineError> for ApiError {
                 code: "ALREADY_EXISTS",
                 message: format!("a webhook named {name} exists already"),
                 field: Some("name".into()),
+                retry_after: None,
             },
             EngineError::Storage(reason) => Self::internal(reason),
         }
@@ -142,6 +180,7 @@ pub(crate) async fn no_such_endpoint(uri: axum::http::Uri) -> ApiError {
         code: "NOT_FOUND",
         message: format!("no such endpoint: {}", uri.path()),
         field: None,
+        retry_after: None,
     }
 }
 
@@ -183,6 +222,7 @@ pub(crate) async fn json_errors(response: Response) -> Response {
         code,
         message,
         field: None,
+        retry_after: None,
     }
     .into_response();
     if let Some(allow) = parts.headers.get(header::ALLOW) {

@@ -6,7 +6,9 @@
 //! ## Layout
 //! - [`config`]: the `[dashboard]` section.
 //! - `auth`: login tokens and the guard (bearer token or API key); `users`: dashboard users
-//!   (stored hashed), change password; `api_keys`: keys for scripts.
+//!   (stored hashed), change password; `api_keys`: keys for scripts; `throttle`: lock-outs
+//!   after failed log-ins; `default_password`: loopback only while the well-known password
+//!   is in use.
 //! - one file per resource, each exposing `router()`: `webhooks`, `events`, `clients`,
 //!   `subscriptions`, `stats` (stats, metrics, nodes), `prometheus`, `openapi`.
 //! - `error` / `json` / `paging`: `{"code","message","field"}` errors, extractors that name
@@ -23,6 +25,7 @@ mod clients;
 pub mod config;
 mod dashboard;
 mod dead_letters;
+mod default_password;
 mod error;
 mod events;
 mod json;
@@ -33,6 +36,7 @@ mod state;
 mod stats;
 pub mod store;
 mod subscriptions;
+mod throttle;
 mod users;
 mod webhooks;
 
@@ -53,6 +57,7 @@ pub use config::DashboardConfig;
 pub use error::{ApiError, NO_SUCH_ENDPOINT};
 pub use state::AppState;
 pub use store::Store;
+pub use users::set_password;
 pub use webhooks::{REDACTED, migrate_saved_webhooks, redact};
 
 /// Where the API is mounted.
@@ -110,6 +115,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(BASE_PATH, api)
         .merge(dashboard::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            default_password::loopback_only,
+        ))
         .with_state(state)
 }
 
@@ -140,6 +149,12 @@ impl Api {
             .await
             .map_err(|e| ApiStartError::Users(e.to_string()))?
             .map_err(ApiStartError::Users)?;
+        let users = Arc::clone(&store);
+        let default_passwords =
+            tokio::task::spawn_blocking(move || default_password::DefaultPasswords::find(&users))
+                .await
+                .map_err(|e| ApiStartError::Users(e.to_string()))?
+                .map_err(ApiStartError::Users)?;
         let keys = Arc::clone(&store);
         let api_keys = tokio::task::spawn_blocking(move || api_keys::ApiKeys::load(&keys))
             .await
@@ -162,6 +177,12 @@ impl Api {
             token_ttl: config.token_ttl,
             api_keys: Arc::new(api_keys),
             default_password_digest: auth::digest(&config.default_password),
+            default_passwords: Arc::new(default_passwords),
+            throttle: Arc::new(throttle::LoginThrottle::new(throttle::Policy {
+                max_attempts: config.unsuccessful_login_max_attempts,
+                lock: config.unsuccessful_login_lock_duration,
+                forget_after: config.unsuccessful_login_interval,
+            })),
             started_at_ms,
             started: Instant::now(),
         };
@@ -184,7 +205,9 @@ impl Api {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, router(self.state))
+        // The peer address feeds login throttling and the default-password rule.
+        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }

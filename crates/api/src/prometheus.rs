@@ -4,7 +4,7 @@
 //! Written by hand: a few dozen series read from snapshots the API already has, so a metrics
 //! registry would only copy them.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::atomic::Ordering};
 
 use axum::{
     extract::State,
@@ -159,6 +159,27 @@ pub(crate) fn render(state: &AppState) -> String {
     ];
     for (name, help, value) in counters {
         out.single(name, "counter", help, value);
+    }
+    let throttle = &state.throttle;
+    let logins = [
+        (
+            "hookmq_login_failures_total",
+            "Failed log-ins: dashboard passwords and API key secrets.",
+            &throttle.failures,
+        ),
+        (
+            "hookmq_login_throttled_total",
+            "Log-in attempts answered 429 during a lock-out.",
+            &throttle.throttled,
+        ),
+        (
+            "hookmq_login_records_forgotten_total",
+            "Lock-out records dropped early because 10,000 subjects were followed.",
+            &throttle.forgotten,
+        ),
+    ];
+    for (name, help, value) in logins {
+        out.single(name, "counter", help, value.load(Ordering::Relaxed));
     }
     out.single(
         "hookmq_uptime_seconds",

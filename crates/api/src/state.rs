@@ -10,7 +10,9 @@ use hookmq_broker::BrokerHandle;
 use crate::store::Store;
 use hookmq_webhooks::WebhookEngine;
 
-use crate::{api_keys::ApiKeys, auth::Tokens};
+use crate::{
+    api_keys::ApiKeys, auth::Tokens, default_password::DefaultPasswords, throttle::LoginThrottle,
+};
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Debug, Clone)]
@@ -24,6 +26,10 @@ pub struct AppState {
     /// SHA-256 of `[dashboard] default_password`: login compares against it to say that the
     /// password still has to be changed (the password itself is not kept).
     pub(crate) default_password_digest: [u8; 32],
+    /// Users still on the well-known password: while there is one, only loopback gets in.
+    pub(crate) default_passwords: Arc<DefaultPasswords>,
+    /// Failed log-ins by user, API key and source address.
+    pub(crate) throttle: Arc<LoginThrottle>,
     /// When the API started (for `/nodes`): wall clock in ms, and a monotonic instant.
     pub(crate) started_at_ms: u64,
     pub(crate) started: Instant,

@@ -62,6 +62,39 @@ pub(crate) fn ensure_default_user(
     Ok(())
 }
 
+/// Whether `password` may be a dashboard password: 8 to 256 characters.
+fn check_new_password(password: &str) -> Result<(), String> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_LEN {
+        return Err(format!("use at least {MIN_PASSWORD_LEN} characters"));
+    }
+    if length > MAX_PASSWORD_LEN {
+        return Err(format!("use at most {MAX_PASSWORD_LEN} characters"));
+    }
+    Ok(())
+}
+
+/// Sets a dashboard user's password in `store`, creating the user if needed: for
+/// `hookmq user passwd` while hookmq is stopped (or before its first start, so the default
+/// user is never created).
+///
+/// # Errors
+/// An unusable password (8 to 256 characters) or a store failure, as text.
+pub fn set_password(store: &Store, username: &str, password: &str) -> Result<(), String> {
+    if username.is_empty() {
+        return Err("the user name must not be empty".into());
+    }
+    check_new_password(password).map_err(|reason| format!("password: {reason}"))?;
+    let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
+    let record = UserRecord {
+        username: username.to_owned(),
+        password_hash,
+    };
+    store
+        .put(Table::Users, username, &record)
+        .map_err(|e| e.to_string())
+}
+
 /// `POST /users/{username}/change_pwd` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,18 +131,9 @@ pub(crate) async fn change_password(
     PathParams(username): PathParams<String>,
     JsonBody(body): JsonBody<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    let length = body.new_pwd.chars().count();
-    if length < MIN_PASSWORD_LEN {
-        return Err(ApiError::bad_field(
-            "new_pwd",
-            format!("use at least {MIN_PASSWORD_LEN} characters"),
-        ));
-    }
-    if length > MAX_PASSWORD_LEN || body.old_pwd.len() > 4 * MAX_PASSWORD_LEN {
-        return Err(ApiError::bad_field(
-            "new_pwd",
-            format!("use at most {MAX_PASSWORD_LEN} characters"),
-        ));
+    check_new_password(&body.new_pwd).map_err(|reason| ApiError::bad_field("new_pwd", reason))?;
+    if body.old_pwd.len() > 4 * MAX_PASSWORD_LEN {
+        return Err(ApiError::bad_field("old_pwd", "wrong password"));
     }
     if body.new_pwd == body.old_pwd {
         return Err(ApiError::bad_field(
@@ -150,6 +174,7 @@ pub(crate) async fn change_password(
     match outcome {
         Outcome::Changed => {
             state.tokens.revoke_user(&username, auth.token.as_deref());
+            state.default_passwords.changed(&username);
             tracing::info!(username, by = auth.principal, "dashboard password changed");
             Ok(StatusCode::NO_CONTENT)
         }

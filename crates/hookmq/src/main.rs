@@ -44,7 +44,7 @@ struct Cli {
 enum Command {
     /// Start the broker (the default).
     Run,
-    /// Manage the password file.
+    /// Manage the password file (MQTT clients) and dashboard passwords.
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -79,6 +79,16 @@ enum UserAction {
         /// Password file; default: auth.password_file from the configuration.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Set a dashboard user's password in the data dir (creating the user), with hookmq
+    /// stopped: before the first start it replaces the default admin/public. The password is
+    /// read from --password or, if absent, from the first line of standard input.
+    Passwd {
+        /// Dashboard user name.
+        username: String,
+        /// Password, 8 to 256 characters (prefer standard input).
+        #[arg(long)]
+        password: Option<String>,
     },
 }
 
@@ -236,6 +246,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
+/// `password`, or the first line of standard input.
+fn password_or_stdin(password: Option<String>) -> anyhow::Result<String> {
+    if let Some(password) = password {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 fn user(action: UserAction, config: &config::AppConfig) -> anyhow::Result<()> {
     let default_file = config.auth.password_file.clone();
     let pick = |file: Option<PathBuf>| {
@@ -249,22 +272,26 @@ fn user(action: UserAction, config: &config::AppConfig) -> anyhow::Result<()> {
             file,
         } => {
             let file = pick(file)?;
-            let password = match password {
-                Some(password) => password,
-                None => {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_line(&mut line)
-                        .context("reading the password")?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
+            let password = password_or_stdin(password)?;
             if password.is_empty() {
                 bail!("the password must not be empty");
             }
             auth::add_user(&file, &username, password.as_bytes())?;
             println!("user {username} saved in {}", file.display());
+        }
+        UserAction::Passwd { username, password } => {
+            let password = password_or_stdin(password)?;
+            let data_dir = &config.node.data_dir;
+            let store = Store::open(data_dir).with_context(|| {
+                format!(
+                    "opening the store in {} (stop hookmq first: a running node holds it)",
+                    data_dir.display()
+                )
+            })?;
+            hookmq_api::set_password(&store, &username, &password)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("dashboard user {username}"))?;
+            println!("dashboard user {username}: password set");
         }
         UserAction::Remove { username, file } => {
             let file = pick(file)?;

@@ -8,6 +8,7 @@ mod events;
 mod openapi;
 mod robustness;
 mod stats;
+mod throttle;
 mod users;
 mod webhooks;
 
@@ -90,6 +91,14 @@ pub(crate) struct Node {
 }
 
 pub(crate) async fn start_node(data: &std::path::Path) -> Node {
+    let dashboard = DashboardConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        ..DashboardConfig::default()
+    };
+    start_node_with(data, dashboard).await
+}
+
+pub(crate) async fn start_node_with(data: &std::path::Path, dashboard: DashboardConfig) -> Node {
     let _ = logs();
     let mut config = Config::default();
     config.node.name = "hookmq@127.0.0.1".into();
@@ -114,10 +123,6 @@ pub(crate) async fn start_node(data: &std::path::Path) -> Node {
     hookmq_api::migrate_saved_webhooks(&engine, &store)
         .await
         .expect("migrate");
-    let dashboard = DashboardConfig {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        ..DashboardConfig::default()
-    };
     let api = Api::bind(&dashboard, engine.clone(), store)
         .await
         .expect("api");

@@ -9,13 +9,20 @@ use serde_json::{Value, json};
 use crate::{
     Auth, log_text,
     openapi::{concrete, document, operations},
-    receiver, start_node,
+    receiver, start_node, start_node_with,
 };
 
 #[tokio::test]
 async fn every_secured_endpoint_wants_credentials() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let node = start_node(dir.path()).await;
+    // Hundreds of wrong API keys in a row would be locked out (429, tested in `throttle`):
+    // this sweep is about the 401s, so throttling is off.
+    let dashboard = hookmq_api::DashboardConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        unsuccessful_login_max_attempts: 0,
+        ..hookmq_api::DashboardConfig::default()
+    };
+    let node = start_node_with(dir.path(), dashboard).await;
     let document = document(&node).await;
     let secured: Vec<_> = operations(&document)
         .into_iter()
