@@ -11,7 +11,7 @@ use hookmq_api::DashboardConfig;
 use hookmq_broker::config::{
     AuthConfig, AuthzConfig, ListenersConfig, MqttConfig, NodeConfig, PersistenceConfig,
 };
-use hookmq_webhooks::WebhookSpec;
+use hookmq_webhooks::{EgressConfig, WebhookSpec};
 use serde::{Deserialize, Serialize};
 
 /// Logging.
@@ -48,6 +48,8 @@ pub(crate) struct AppConfig {
     pub persistence: PersistenceConfig,
     /// `[dashboard]`: the API and dashboard listener.
     pub dashboard: DashboardConfig,
+    /// `[egress]`: the networks webhook requests may reach.
+    pub egress: EgressConfig,
     /// `[[webhooks]]`: webhooks defined in the file (applied at every start, over the ones
     /// saved through the API).
     pub webhooks: Vec<WebhookSpec>,

@@ -179,7 +179,11 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     // Listening, not accepting, until the webhooks are attached: a client that connects
     // as soon as the port opens (one reconnecting after a restart) is seen by them.
     let mut broker = Broker::bind(config.broker()).await?;
-    let engine = WebhookEngine::start(broker.handle(), &config.node.data_dir);
+    let engine = WebhookEngine::start(
+        broker.handle(),
+        &config.node.data_dir,
+        hookmq_webhooks::Egress::new(config.egress.clone()),
+    );
     engine.restore().await;
     hookmq_api::migrate_saved_webhooks(&engine, &store).await?;
     for spec in &config.webhooks {

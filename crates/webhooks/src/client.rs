@@ -38,6 +38,7 @@ use tokio::{
 };
 
 use crate::{
+    egress::{Egress, Resolver},
     render::RenderedRequest,
     spec::{SpecError, TlsSpec, WebhookSpec},
     wire::{self, Parsed},
@@ -76,13 +77,19 @@ pub enum SendError {
     /// the receiver or the webhook's `tls` settings change.
     #[error("TLS failed: {0}")]
     Tls(String),
+    /// The receiver's addresses are all in networks the egress policy denies: retrying
+    /// cannot help until the policy or the receiver's address changes.
+    #[error("refused: {0}")]
+    Denied(String),
 }
 
 /// The client of one webhook; lanes send through their own [`LaneSender`].
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    /// For `https`: pooled, HTTP/2 when offered.
-    pooled: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// For `https`: pooled, HTTP/2 when offered; names resolved through the egress guard.
+    pooled: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
+    /// The networks requests may reach.
+    egress: Egress,
     /// For `http`: connections no lane is using, newest last, with when they were parked.
     /// parking_lot mutex: touched only when a lane runs out of work or needs a connection,
     /// for a push or a pop; never held across `.await`.
@@ -95,12 +102,13 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// Builds the client from a webhook's delivery settings.
+    /// Builds the client from a webhook's delivery settings, reaching only what `egress`
+    /// permits.
     ///
     /// # Errors
     /// [`SpecError`] on a `tls.*` field whose file cannot be used.
-    pub fn new(spec: &WebhookSpec) -> Result<Self, SpecError> {
-        let mut http = HttpConnector::new();
+    pub fn new(spec: &WebhookSpec, egress: &Egress) -> Result<Self, SpecError> {
+        let mut http = HttpConnector::new_with_resolver(egress.resolver());
         http.set_nodelay(true);
         http.set_connect_timeout(Some(spec.connect_timeout));
         http.enforce_http(false);
@@ -116,6 +124,7 @@ impl HttpClient {
             .build(https);
         Ok(Self {
             pooled,
+            egress: egress.clone(),
             idle: Arc::default(),
             pool_size: spec.pool_size,
             connect_timeout: spec.connect_timeout,
@@ -168,10 +177,22 @@ impl HttpClient {
         request: &RenderedRequest,
         extra: HeaderMap,
     ) -> Result<Answer, SendError> {
+        // hyper-util connects to an IP literal without asking the resolver.
+        if let Some(host) = request.uri.host()
+            && host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        {
+            self.egress.resolve(host, 0).await?;
+        }
         let http_request = build(request, extra)?;
         let exchange = async {
             let response = self.pooled.request(http_request).await.map_err(|e| {
-                if is_tls(&e) {
+                if let Some(denied) = denial(&e) {
+                    denied
+                } else if is_tls(&e) {
                     SendError::Tls(describe(&e))
                 } else {
                     SendError::Connection(describe(&e))
@@ -184,20 +205,30 @@ impl HttpClient {
             .map_err(|_| SendError::Timeout(self.request_timeout))?
     }
 
-    /// Opens a connection for an `http` lane: TCP with TCP_NODELAY, within the connect
-    /// timeout.
+    /// Opens a connection for an `http` lane: TCP with TCP_NODELAY, to the first address of
+    /// the host the egress policy permits that answers, within the connect timeout.
     pub(crate) async fn connect(&self, uri: &Uri) -> Result<Pipe, SendError> {
         let host = uri
             .host()
             .ok_or_else(|| SendError::Connection("no host in the URL".into()))?;
-        // An IPv6 literal comes bracketed in the URL.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(80);
         let timeout = self.connect_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        let attempt = async {
+            let addresses = self.egress.resolve(host, port).await?;
+            let mut last = None;
+            for address in addresses {
+                match TcpStream::connect(address).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(error) => last = Some(format!("connect to {address}: {error}")),
+                }
+            }
+            Err(SendError::Connection(last.unwrap_or_else(|| {
+                format!("{host} resolves to no address")
+            })))
+        };
+        let stream = tokio::time::timeout(timeout, attempt)
             .await
-            .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))?
-            .map_err(|e| SendError::Connection(format!("connect to {host}:{port}: {e}")))?;
+            .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))??;
         stream
             .set_nodelay(true)
             .map_err(|e| SendError::Connection(e.to_string()))?;
@@ -405,6 +436,23 @@ fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The egress guard's refusal somewhere in a hyper error's causes.
+fn denial(error: &(dyn std::error::Error + 'static)) -> Option<SendError> {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(denied @ SendError::Denied(_)) = cause.downcast_ref::<SendError>() {
+            return Some(denied.clone());
+        }
+        source = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
+}
+
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -525,7 +573,8 @@ mod tests {
             .await
             .expect("listener");
         let url = format!("http://{}/", listener.local_addr().expect("address"));
-        let client = HttpClient::new(&WebhookSpec::new("w", &url)).expect("client");
+        let client =
+            HttpClient::new(&WebhookSpec::new("w", &url), &Egress::default()).expect("client");
         let pipe = client
             .connect(&url.parse().expect("uri"))
             .await

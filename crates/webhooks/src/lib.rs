@@ -14,7 +14,8 @@
 //!   in order (go-back on a retry); [`delivery::retry`] classifies answers and decides
 //!   retries by the event's age.
 //! - [`client`]: connections: a keep-alive one per busy `http` lane, hyper-util's pool for
-//!   `https` (HTTP/2 when offered), rustls, TCP_NODELAY.
+//!   `https` (HTTP/2 when offered), rustls, TCP_NODELAY; [`egress`]: the networks requests
+//!   may reach, checked on resolved addresses at connect time.
 //! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
 //! - [`deadletter`]: events given up, kept (bounded by bytes) with their last attempt, for
 //!   inspection and replay.
@@ -39,6 +40,7 @@ pub mod attempts;
 pub mod client;
 pub mod deadletter;
 pub mod delivery;
+pub mod egress;
 pub mod engine;
 pub mod health;
 pub mod metrics;
@@ -52,6 +54,7 @@ pub mod trigger;
 mod webhook;
 pub mod wire;
 
+pub use egress::{Egress, EgressConfig};
 pub use engine::{
     DeadLetterPage, DeadLetterView, EngineError, ProbeResult, ReplayReport, ShutdownReport,
     WebhookEngine, WebhookStatus,

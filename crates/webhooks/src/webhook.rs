@@ -21,6 +21,7 @@ use crate::{
     client::{HttpClient, RESPONSE_KEPT},
     deadletter::{self, DeadLetter, DeadLetterStore, LastAttempt},
     delivery::{Stop, run_lane},
+    egress::Egress,
     engine::EngineError,
     health::Health,
     metrics::{BufferState, Metrics, failure},
@@ -287,11 +288,12 @@ impl Webhook {
         previous: Option<&Self>,
         files: &WebhookFiles,
         dead_letter_writer: &Arc<Notify>,
+        egress: &Egress,
     ) -> Result<Self, EngineError> {
         spec.validate()?;
         let trigger = Trigger::new(&spec)?;
         let renderer = Renderer::new(&spec, node)?;
-        let client = HttpClient::new(&spec)?;
+        let client = HttpClient::new(&spec, egress)?;
         let signer = spec
             .signing_secret
             .as_deref()
@@ -506,7 +508,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let files = WebhookFiles::new(dir.path());
         let writer = Arc::new(Notify::new());
-        Webhook::build(spec, "n", ids, previous, &files, &writer).expect("valid spec")
+        Webhook::build(
+            spec,
+            "n",
+            ids,
+            previous,
+            &files,
+            &writer,
+            &Egress::default(),
+        )
+        .expect("valid spec")
     }
 
     fn timestamps(webhook: &Webhook) -> Vec<u64> {
@@ -559,7 +570,8 @@ mod tests {
         let ids = Arc::new(MessageIdGenerator::new("n"));
         let files = WebhookFiles::new(dir.path());
         let writer = Arc::new(Notify::new());
-        let webhook = Webhook::build(spec, "n", ids, None, &files, &writer).expect("builds");
+        let webhook = Webhook::build(spec, "n", ids, None, &files, &writer, &Egress::default())
+            .expect("builds");
         let run: Vec<Arc<Event>> = (0..10).map(event).collect();
         webhook.on_events(webhook.trigger.mask, &run);
         let metrics = webhook.metrics();

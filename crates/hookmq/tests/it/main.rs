@@ -7,5 +7,6 @@ mod access;
 mod cli;
 mod ctl;
 mod durable;
+mod egress;
 mod persistence;
 mod seed;

@@ -31,7 +31,8 @@ pub enum Outcome {
         /// The receiver's `Retry-After`.
         after: Option<Duration>,
     },
-    /// Not worth retrying (other statuses, including redirects; TLS refusals).
+    /// Not worth retrying (other statuses, including redirects; TLS refusals; addresses the
+    /// egress policy denies).
     Fail {
         /// Why.
         reason: String,
@@ -44,7 +45,7 @@ pub enum Outcome {
 #[must_use]
 pub fn classify(result: &Result<Answer, SendError>) -> Outcome {
     match result {
-        Err(error @ SendError::Tls(_)) => Outcome::Fail {
+        Err(error @ (SendError::Tls(_) | SendError::Denied(_))) => Outcome::Fail {
             reason: error.to_string(),
             status: None,
         },

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     attempts::Attempt,
     client::{HttpClient, RESPONSE_KEPT},
+    egress::Egress,
     health::HealthSnapshot,
     metrics::MetricsSnapshot,
     render::Renderer,
@@ -125,6 +126,8 @@ struct Inner {
     /// Wakes the dead-letter writer (a lane gave an event up).
     dead_letter_writer: Arc<tokio::sync::Notify>,
     delivery: DeliveryRuntime,
+    /// The networks webhook requests may reach.
+    egress: Egress,
     node: String,
     registry: Registry,
     stop: CancellationToken,
@@ -151,9 +154,9 @@ impl std::fmt::Debug for WebhookEngine {
 
 impl WebhookEngine {
     /// Starts listening to `broker` (with no webhook, nothing is listened to); webhooks are
-    /// saved under `data_dir` (see [`crate::store`]).
+    /// saved under `data_dir` (see [`crate::store`]) and reach only what `egress` permits.
     #[must_use]
-    pub fn start(broker: BrokerHandle, data_dir: &Path) -> Self {
+    pub fn start(broker: BrokerHandle, data_dir: &Path, egress: Egress) -> Self {
         let node = broker.node_name().to_owned();
         let registry = Registry {
             ids: Arc::new(MessageIdGenerator::new(&node)),
@@ -168,6 +171,7 @@ impl WebhookEngine {
             registry,
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
+            egress,
             changes: Arc::new(tokio::sync::Mutex::new(())),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
@@ -232,6 +236,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::AlreadyExists`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn create(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        self.check_egress(&spec).await?;
         self.change(&spec.name.clone(), Save::Yes, |current| match current {
             Some(_) => Err(EngineError::AlreadyExists(spec.name)),
             None => Ok(spec),
@@ -244,6 +249,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn update(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        self.check_egress(&spec).await?;
         self.change(&spec.name.clone(), Save::Yes, |current| match current {
             Some(_) => Ok(spec),
             None => Err(EngineError::NotFound(spec.name)),
@@ -257,6 +263,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
+        self.check_egress(&spec).await?;
         self.change(&spec.name.clone(), Save::Yes, |_| Ok(spec))
             .await
     }
@@ -274,6 +281,16 @@ impl WebhookEngine {
             Ok(spec)
         })
         .await
+    }
+
+    /// Refuses a URL whose host resolves only to networks the egress policy denies (a saved
+    /// or configured webhook is not checked at start: its deliveries are refused instead).
+    async fn check_egress(&self, spec: &WebhookSpec) -> Result<(), EngineError> {
+        let url = crate::render::UrlTemplate::parse(&spec.url)?;
+        if let Some((host, port)) = url.host_port() {
+            self.inner.egress.check(&host, port).await?;
+        }
+        Ok(())
     }
 
     /// Builds the next version of webhook `name` from `next` (given the current spec, if
@@ -301,6 +318,7 @@ impl WebhookEngine {
             previous.as_deref(),
             &self.inner.files,
             &self.inner.dead_letter_writer,
+            &self.inner.egress,
         )?);
         if save == Save::Yes {
             // A short synchronous write: a spec of a few hundred bytes, synced.
@@ -484,8 +502,9 @@ impl WebhookEngine {
     /// [`EngineError::Invalid`] when the spec cannot be built.
     pub async fn probe(&self, spec: &WebhookSpec) -> Result<ProbeResult, EngineError> {
         spec.validate()?;
+        self.check_egress(spec).await?;
         let renderer = Renderer::new(spec, &self.inner.node)?;
-        let client = HttpClient::new(spec)?;
+        let client = HttpClient::new(spec, &self.inner.egress)?;
         let event = samples::sample(EventKind::MessagePublish, &self.inner.node);
         let request = renderer
             .render(&event)

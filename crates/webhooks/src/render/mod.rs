@@ -69,6 +69,14 @@ impl UrlTemplate {
         Ok(url)
     }
 
+    /// The host (an IPv6 literal in brackets) and port every request goes to.
+    #[must_use]
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let uri = self.base.parse::<Uri>().ok()?;
+        let port = uri.port_u16().unwrap_or(if self.https { 443 } else { 80 });
+        Some((uri.host()?.to_owned(), port))
+    }
+
     /// The URI for one event.
     ///
     /// # Errors

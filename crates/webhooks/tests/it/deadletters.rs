@@ -150,7 +150,11 @@ async fn dead_letters_are_bounded_purged_and_kept_across_a_restart() {
     let kept = metrics.dead_letters;
 
     stack.engine.shutdown(Duration::from_secs(5)).await;
-    let engine = WebhookEngine::start(stack.handle.clone(), stack.data.path());
+    let engine = WebhookEngine::start(
+        stack.handle.clone(),
+        stack.data.path(),
+        hookmq_webhooks::Egress::default(),
+    );
     engine.restore().await;
     let page = engine
         .dead_letters("bounded", 0, 100)

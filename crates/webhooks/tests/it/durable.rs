@@ -77,7 +77,11 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
 
     // The next engine, on the same data directory: the webhook comes back with its events.
     receiver.always(Reply::status(200));
-    let engine = WebhookEngine::start(stack.handle.clone(), stack.data.path());
+    let engine = WebhookEngine::start(
+        stack.handle.clone(),
+        stack.data.path(),
+        hookmq_webhooks::Egress::default(),
+    );
     // Not as a memory buffer too small for what the journal holds: the journal stays.
     let mut memory = spec(&receiver.url("/"));
     memory.buffer = Buffer::Memory;

@@ -51,7 +51,11 @@ impl Stack {
         config.node.data_dir = data.path().to_path_buf();
         let broker = Broker::start(config).await.expect("broker starts");
         let handle = broker.handle();
-        let engine = WebhookEngine::start(handle.clone(), data.path());
+        let engine = WebhookEngine::start(
+            handle.clone(),
+            data.path(),
+            hookmq_webhooks::Egress::default(),
+        );
         let mqtt = broker.addresses().tcp.expect("tcp");
         Self {
             broker,
