@@ -19,10 +19,7 @@ use crate::{
     state::AppState,
 };
 
-/// What the API shows instead of a secret.
-pub const REDACTED: &str = "******";
-/// Headers whose values are secrets.
-const SECRET_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
+pub use hookmq_webhooks::spec::REDACTED;
 
 /// The routes under `/api/v5`.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -39,16 +36,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 
 /// A spec with its secrets replaced by [`REDACTED`].
 #[must_use]
-pub fn redact(mut spec: WebhookSpec) -> WebhookSpec {
-    if spec.signing_secret.is_some() {
-        spec.signing_secret = Some(REDACTED.into());
-    }
-    for (name, value) in &mut spec.headers {
-        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            REDACTED.clone_into(value);
-        }
-    }
-    spec
+pub fn redact(spec: WebhookSpec) -> WebhookSpec {
+    spec.redacted()
 }
 
 /// Puts back secrets that came in redacted (the form sends what it was shown).

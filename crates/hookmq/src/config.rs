@@ -58,6 +58,19 @@ pub(crate) struct AppConfig {
 }
 
 impl AppConfig {
+    /// This configuration with its secrets (the default dashboard password, webhooks'
+    /// signing secrets and secret header values) shown as `******`, for printing.
+    #[must_use]
+    pub(crate) fn redacted(mut self) -> Self {
+        hookmq_webhooks::spec::REDACTED.clone_into(&mut self.dashboard.default_password);
+        self.webhooks = self
+            .webhooks
+            .into_iter()
+            .map(WebhookSpec::redacted)
+            .collect();
+        self
+    }
+
     /// The broker's part.
     #[must_use]
     pub(crate) fn broker(&self) -> hookmq_broker::Config {
@@ -78,9 +91,11 @@ pub(crate) const ENV_PREFIX: &str = "HOOKMQ_";
 /// `HOOKMQ_*` variables that belong to the command line, not the configuration
 /// (`HOOKMQ_CONFIG`, and `hookmq ctl`'s `HOOKMQ_API`, `HOOKMQ_API_KEY`, ...), and the
 /// browser test's `HOOKMQ_BIN` and `HOOKMQ_URL` (tests/browser), which a developer may
-/// have exported while other tests start hookmq.
-const COMMAND_LINE_VARIABLES: [&str; 8] = [
+/// have exported while other tests start hookmq; `HOOKMQ_SECRET_KEY` is read on its own
+/// so that it is never part of a printed configuration.
+const COMMAND_LINE_VARIABLES: [&str; 9] = [
     "config",
+    "secret_key",
     "api",
     "api_key",
     "api_secret",

@@ -96,7 +96,7 @@ enum UserAction {
 enum ConfigAction {
     /// Print the embedded defaults as TOML.
     Defaults,
-    /// Load and validate the configuration, then print it.
+    /// Load and validate the configuration, then print it (secrets as ******).
     Check,
 }
 
@@ -151,7 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             action: ConfigAction::Check,
         } => {
-            let config = config::load(cli.config.as_deref())?;
+            let config = config::load(cli.config.as_deref())?.redacted();
             print!(
                 "{}",
                 toml::to_string_pretty(&config).context("printing the configuration")?
@@ -173,9 +173,63 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// Makes everything hookmq writes its owner's alone (files 0600, directories 0700), whatever
+/// the umask it was started with, and takes group and other access away from the data
+/// directory and what hookmq keeps in it (written by an earlier version). Other entries of
+/// the data directory are left as they are: it may be shared.
+fn keep_private(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("node.data_dir: cannot create {}", data_dir.display()))?;
+        let ours = [
+            "hookmq.redb",
+            hookmq_webhooks::seal::KEY_FILE,
+            "webhooks",
+            "broker",
+        ];
+        let tightened = make_private(data_dir, false).and_then(|()| {
+            ours.iter()
+                .map(|name| data_dir.join(name))
+                .filter(|path| path.exists())
+                .try_for_each(|path| make_private(&path, true))
+        });
+        tightened.with_context(|| {
+            format!("node.data_dir: cannot make {} private", data_dir.display())
+        })?;
+    }
+    Ok(())
+}
+
+/// Clears the group and other permission bits of `path` and, with `recurse`, of everything
+/// under it (symbolic links are left alone).
+#[cfg(unix)]
+fn make_private(path: &std::path::Path, recurse: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::symlink_metadata(path)?;
+    if metadata.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o077))?;
+    }
+    if recurse && metadata.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            make_private(&entry?.path(), true)?;
+        }
+    }
+    Ok(())
+}
+
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let signals = shutdown_signal()?;
-    let store = Arc::new(Store::open(&config.node.data_dir)?);
+    let data_dir = &config.node.data_dir;
+    keep_private(data_dir)?;
+    let store = Arc::new(Store::open(data_dir)?);
+    let secret_key = std::env::var("HOOKMQ_SECRET_KEY").ok();
+    let sealer = hookmq_webhooks::seal::Sealer::load(data_dir, secret_key.as_deref())?;
     // Listening, not accepting, until the webhooks are attached: a client that connects
     // as soon as the port opens (one reconnecting after a restart) is seen by them.
     let mut broker = Broker::bind(config.broker()).await?;
@@ -183,6 +237,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
         broker.handle(),
         &config.node.data_dir,
         hookmq_webhooks::Egress::new(config.egress.clone()),
+        sealer,
     );
     engine.restore().await;
     hookmq_api::migrate_saved_webhooks(&engine, &store).await?;

@@ -19,7 +19,7 @@
 //! - [`wire`]: HTTP/1.1 requests out and answers in, for the pipelined lanes (httparse).
 //! - [`deadletter`]: events given up, kept (bounded by bytes) with their last attempt, for
 //!   inspection and replay.
-//! - [`sign`]: Standard Webhooks signatures.
+//! - [`sign`]: Standard Webhooks signatures; [`seal`]: secrets sealed at rest.
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - [`attempts`]: the last attempts per webhook (answer or error, latency).
 //! - [`health`]: the receiver's status from the webhook's own attempts, and the circuit
@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod queue;
 pub mod render;
 pub mod samples;
+pub mod seal;
 pub mod sign;
 pub mod spec;
 pub mod store;

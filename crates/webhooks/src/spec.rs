@@ -301,7 +301,63 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
+/// What listings, the CLI and `config check` show instead of a secret.
+pub const REDACTED: &str = "******";
+
+/// Whether a header's value is a secret (sealed at rest, shown as [`REDACTED`]): any name
+/// that says it carries credentials: `authorization`, `proxy-authorization`, `cookie`, and
+/// names with `auth`, `token`, `secret`, `key`, `password` or `signature` in them.
+#[must_use]
+pub fn is_secret_header(name: &str) -> bool {
+    const MARKS: [&str; 7] = [
+        "auth",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "signature",
+    ];
+    let name = name.to_ascii_lowercase();
+    MARKS.iter().any(|mark| name.contains(mark))
+}
+
 impl WebhookSpec {
+    /// This spec with its secrets (signing secret, secret header values) replaced by
+    /// [`REDACTED`].
+    #[must_use]
+    pub fn redacted(mut self) -> Self {
+        if self.signing_secret.is_some() {
+            self.signing_secret = Some(REDACTED.into());
+        }
+        for (name, value) in &mut self.headers {
+            if is_secret_header(name) {
+                REDACTED.clone_into(value);
+            }
+        }
+        self
+    }
+
+    /// Applies `change` to each secret value (signing secret, secret header values) with
+    /// the field it is in (`signing_secret`, `headers.<name>`).
+    ///
+    /// # Errors
+    /// The first error of `change`.
+    pub fn map_secrets<E>(
+        &mut self,
+        mut change: impl FnMut(&str, &str) -> Result<String, E>,
+    ) -> Result<(), E> {
+        if let Some(secret) = &mut self.signing_secret {
+            *secret = change("signing_secret", secret)?;
+        }
+        for (name, value) in &mut self.headers {
+            if is_secret_header(name) {
+                *value = change(&format!("headers.{name}"), value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A spec with every default, for `name` and `url`.
     #[must_use]
     pub fn new(name: &str, url: &str) -> Self {

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Files are replaced whole (written to a temporary file, synced, renamed), so a crash
-//! leaves the old version or the new one. Webhook names are letters, digits, `-` and `_`,
+//! leaves the old version or the new one. A spec's secrets are sealed (see `seal`); one
+//! saved by an earlier version with them in clear is sealed when it is read. Webhook names are letters, digits, `-` and `_`,
 //! so a name is a safe directory name.
 
 use std::{
@@ -17,7 +18,7 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{metrics::SavedMetrics, spec::WebhookSpec};
+use crate::{metrics::SavedMetrics, seal::Sealer, spec::WebhookSpec};
 
 const SPEC: &str = "spec.json";
 const METRICS: &str = "metrics.json";
@@ -26,14 +27,16 @@ const METRICS: &str = "metrics.json";
 #[derive(Debug, Clone)]
 pub struct WebhookFiles {
     root: PathBuf,
+    sealer: Sealer,
 }
 
 impl WebhookFiles {
-    /// The webhooks' files under `data_dir`.
+    /// The webhooks' files under `data_dir`, their secrets sealed by `sealer`.
     #[must_use]
-    pub fn new(data_dir: &Path) -> Self {
+    pub fn new(data_dir: &Path, sealer: Sealer) -> Self {
         Self {
             root: data_dir.join("webhooks"),
+            sealer,
         }
     }
 
@@ -54,7 +57,34 @@ impl WebhookFiles {
     /// # Errors
     /// The file cannot be written.
     pub fn save_spec(&self, spec: &WebhookSpec) -> io::Result<()> {
-        write_json(&self.dir(&spec.name).join(SPEC), spec)
+        let mut sealed = spec.clone();
+        let name = &spec.name;
+        sealed.map_secrets(|field, value| self.sealer.seal(&format!("{name}/{field}"), value))?;
+        write_json(&self.dir(name).join(SPEC), &sealed)
+    }
+
+    /// A saved spec with its secrets opened; one that had a secret in clear is saved again,
+    /// sealed.
+    fn open_spec(&self, mut spec: WebhookSpec) -> Option<WebhookSpec> {
+        let name = spec.name.clone();
+        let mut in_clear = false;
+        let opened = spec.map_secrets(|field, value| {
+            in_clear |= !Sealer::is_sealed(value);
+            self.sealer.open(&format!("{name}/{field}"), value)
+        });
+        if let Err(error) = opened {
+            tracing::warn!(webhook = %name, %error, "saved webhook skipped: its secrets do not open");
+            return None;
+        }
+        if in_clear {
+            match self.save_spec(&spec) {
+                Ok(()) => tracing::info!(webhook = %name, "saved webhook's secrets sealed"),
+                Err(error) => {
+                    tracing::warn!(webhook = %name, %error, "saved webhook's secrets not sealed")
+                }
+            }
+        }
+        Some(spec)
     }
 
     /// Saves webhook `name`'s counters.
@@ -78,6 +108,7 @@ impl WebhookFiles {
             .names()
             .iter()
             .filter_map(|name| read_json(&self.dir(name).join(SPEC)))
+            .filter_map(|spec| self.open_spec(spec))
             .collect();
         specs.sort_by(|a, b| a.name.cmp(&b.name));
         specs
@@ -167,7 +198,7 @@ mod tests {
     #[test]
     fn specs_and_metrics_round_trip_and_go_with_their_webhook() {
         let dir = tempfile::tempdir().expect("dir");
-        let files = WebhookFiles::new(dir.path());
+        let files = WebhookFiles::new(dir.path(), Sealer::ephemeral());
         assert!(files.load_specs().is_empty());
         let mut spec = WebhookSpec::new("b", "http://127.0.0.1:9/");
         files.save_spec(&spec).expect("saved");

@@ -506,7 +506,7 @@ mod tests {
         spec.buffer = Buffer::Memory;
         let ids = Arc::new(MessageIdGenerator::new("n"));
         let dir = tempfile::tempdir().expect("dir");
-        let files = WebhookFiles::new(dir.path());
+        let files = WebhookFiles::new(dir.path(), crate::seal::Sealer::ephemeral());
         let writer = Arc::new(Notify::new());
         Webhook::build(
             spec,
@@ -568,7 +568,7 @@ mod tests {
         let mut spec = WebhookSpec::new("w", "http://127.0.0.1:9/");
         spec.queue_capacity = 2;
         let ids = Arc::new(MessageIdGenerator::new("n"));
-        let files = WebhookFiles::new(dir.path());
+        let files = WebhookFiles::new(dir.path(), crate::seal::Sealer::ephemeral());
         let writer = Arc::new(Notify::new());
         let webhook = Webhook::build(spec, "n", ids, None, &files, &writer, &Egress::default())
             .expect("builds");

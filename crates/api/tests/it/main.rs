@@ -117,7 +117,12 @@ pub(crate) async fn start_node_with(data: &std::path::Path, dashboard: Dashboard
     config.listeners.wss = off;
     let broker = Broker::start(config).await.expect("broker");
     let mqtt = broker.addresses().tcp.expect("tcp listener");
-    let engine = WebhookEngine::start(broker.handle(), data, hookmq_webhooks::Egress::default());
+    let engine = WebhookEngine::start(
+        broker.handle(),
+        data,
+        hookmq_webhooks::Egress::default(),
+        hookmq_webhooks::seal::Sealer::load(data, None).expect("key"),
+    );
     let store = Arc::new(Store::open(data).expect("store"));
     engine.restore().await;
     hookmq_api::migrate_saved_webhooks(&engine, &store)

@@ -199,7 +199,11 @@ async fn ctl_manages_webhooks_and_clients() {
         show.contains("description:") && show.contains("from the CLI"),
         "{show}"
     );
-    assert!(show.contains("x-token=abc"), "{show}");
+    // A header named as a credential is a secret: shown as stars.
+    assert!(
+        show.contains("x-token=******") && !show.contains("abc"),
+        "{show}"
+    );
     assert!(show.contains("metrics.success:"), "{show}");
     let shown: Value = serde_json::from_str(&ok(&ctl(&["--json", "webhooks", "show", "w1"], &env)))
         .expect("--json prints JSON");

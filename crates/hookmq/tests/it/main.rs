@@ -9,4 +9,5 @@ mod ctl;
 mod durable;
 mod egress;
 mod persistence;
+mod secrets;
 mod seed;

@@ -26,6 +26,7 @@ use crate::{
     metrics::MetricsSnapshot,
     render::Renderer,
     samples,
+    seal::Sealer,
     sign::{Signer, delivery_headers},
     spec::{Buffer, SpecError, WebhookSpec},
     store::WebhookFiles,
@@ -154,9 +155,10 @@ impl std::fmt::Debug for WebhookEngine {
 
 impl WebhookEngine {
     /// Starts listening to `broker` (with no webhook, nothing is listened to); webhooks are
-    /// saved under `data_dir` (see [`crate::store`]) and reach only what `egress` permits.
+    /// saved under `data_dir` (see [`crate::store`]) with their secrets sealed by `sealer`,
+    /// and reach only what `egress` permits.
     #[must_use]
-    pub fn start(broker: BrokerHandle, data_dir: &Path, egress: Egress) -> Self {
+    pub fn start(broker: BrokerHandle, data_dir: &Path, egress: Egress, sealer: Sealer) -> Self {
         let node = broker.node_name().to_owned();
         let registry = Registry {
             ids: Arc::new(MessageIdGenerator::new(&node)),
@@ -166,7 +168,7 @@ impl WebhookEngine {
         let inner = Arc::new(Inner {
             node,
             broker,
-            files: WebhookFiles::new(data_dir),
+            files: WebhookFiles::new(data_dir, sealer),
             dead_letter_writer: Arc::new(tokio::sync::Notify::new()),
             registry,
             stop: CancellationToken::new(),

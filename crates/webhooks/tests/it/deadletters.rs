@@ -154,6 +154,7 @@ async fn dead_letters_are_bounded_purged_and_kept_across_a_restart() {
         stack.handle.clone(),
         stack.data.path(),
         hookmq_webhooks::Egress::default(),
+        hookmq_webhooks::seal::Sealer::load(stack.data.path(), None).expect("key"),
     );
     engine.restore().await;
     let page = engine

@@ -81,6 +81,7 @@ async fn queued_events_survive_a_stop_and_keep_their_order_and_ids() {
         stack.handle.clone(),
         stack.data.path(),
         hookmq_webhooks::Egress::default(),
+        hookmq_webhooks::seal::Sealer::load(stack.data.path(), None).expect("key"),
     );
     // Not as a memory buffer too small for what the journal holds: the journal stays.
     let mut memory = spec(&receiver.url("/"));

@@ -55,6 +55,7 @@ impl Stack {
             handle.clone(),
             data.path(),
             hookmq_webhooks::Egress::default(),
+            hookmq_webhooks::seal::Sealer::load(data.path(), None).expect("key"),
         );
         let mqtt = broker.addresses().tcp.expect("tcp");
         Self {
