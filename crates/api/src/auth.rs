@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
+    audit::AuditSlot,
     error::{ApiError, ErrorBody},
     json::JsonBody,
     state::AppState,
@@ -176,6 +177,7 @@ pub(crate) async fn login(
     // when `password` is the default: comparing digests answers without a second argon2 run.
     let must_change_password = bool::from(digest(&password).ct_eq(&state.default_password_digest));
     state.throttle.succeeded(&subjects);
+    tracing::info!(target: "hookmq::audit", who = %login.username, from = %peer.ip(), "dashboard login");
     let token = state.tokens.issue(&login.username, state.token_ttl);
     Ok(Json(LoginAnswer {
         token,
@@ -219,6 +221,17 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let found = Self::check(parts, state);
+        if let (Ok(found), Some(slot)) = (&found, parts.extensions.get::<AuditSlot>()) {
+            slot.set(&found.principal);
+        }
+        found
+    }
+}
+
+impl Authenticated {
+    /// The credentials of a request, checked.
+    fn check(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

@@ -8,7 +8,7 @@
 //! - `auth`: login tokens and the guard (bearer token or API key); `users`: dashboard users
 //!   (stored hashed), change password; `api_keys`: keys for scripts; `throttle`: lock-outs
 //!   after failed log-ins; `default_password`: loopback only while the well-known password
-//!   is in use.
+//!   is in use; `audit`: a log line for every management change.
 //! - one file per resource, each exposing `router()`: `webhooks`, `events`, `clients`,
 //!   `subscriptions`, `stats` (stats, metrics, nodes), `prometheus`, `openapi`.
 //! - `error` / `json` / `paging`: `{"code","message","field"}` errors, extractors that name
@@ -20,6 +20,7 @@
 //! webhook engine and its `BrokerHandle`.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod clients;
 pub mod config;
@@ -111,7 +112,8 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = endpoints().split_for_parts();
     let api = api
         .fallback(error::no_such_endpoint)
-        .layer(axum::middleware::map_response(error::json_errors));
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(audit::audit));
     Router::new()
         .nest(BASE_PATH, api)
         .merge(dashboard::router())

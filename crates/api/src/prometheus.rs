@@ -114,7 +114,7 @@ pub(crate) fn render(state: &AppState) -> String {
     for (name, help, value) in gauges {
         out.single(name, "gauge", help, value);
     }
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "hookmq_connections_accepted_total",
             "Connections accepted.",
@@ -124,6 +124,16 @@ pub(crate) fn render(state: &AppState) -> String {
             "hookmq_connections_refused_total",
             "Connections refused at the limit.",
             s.connections_refused,
+        ),
+        (
+            "hookmq_connects_refused_total",
+            "CONNECTs answered with a failed CONNACK.",
+            s.connects_refused,
+        ),
+        (
+            "hookmq_protocol_errors_total",
+            "Connections closed for breaking the MQTT protocol.",
+            s.protocol_errors,
         ),
         (
             "hookmq_messages_received_total",

@@ -86,6 +86,10 @@ pub(crate) struct Metrics {
     connections_accepted: u64,
     /// Connections refused at `mqtt.max_connections`.
     connections_refused: u64,
+    /// CONNECTs answered with a failed CONNACK (bad credentials, not authorized, ...).
+    connects_refused: u64,
+    /// Connections closed for breaking the MQTT protocol.
+    protocol_errors: u64,
     /// Events the webhooks' hook could not take.
     hook_events_dropped: u64,
     /// Sums over all webhooks.
@@ -178,6 +182,8 @@ async fn metrics(_: Authenticated, State(state): State<AppState>) -> Json<Metric
         bytes_sent: s.bytes_sent,
         connections_accepted: s.connections_accepted,
         connections_refused: s.connections_refused,
+        connects_refused: s.connects_refused,
+        protocol_errors: s.protocol_errors,
         hook_events_dropped: s.hook_events_dropped,
         webhooks: totals,
         by_webhook,

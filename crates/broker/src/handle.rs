@@ -31,6 +31,10 @@ pub struct StatsSnapshot {
     pub connections_accepted: u64,
     /// Connections refused at the limit.
     pub connections_refused: u64,
+    /// CONNECTs answered with a failed CONNACK.
+    pub connects_refused: u64,
+    /// Connections closed for breaking the protocol.
+    pub protocol_errors: u64,
     /// PUBLISH packets received.
     pub messages_received: u64,
     /// PUBLISH packets sent.
@@ -120,6 +124,8 @@ impl BrokerHandle {
             retained: self.shared.retained.len(),
             connections_accepted: load(&s.connections_accepted),
             connections_refused: load(&s.connections_refused),
+            connects_refused: load(&s.connects_refused),
+            protocol_errors: load(&s.protocol_errors),
             messages_received: load(&s.messages_received),
             messages_sent: load(&s.messages_sent),
             messages_dropped_no_subscribers: load(&s.messages_dropped_no_subscribers),

@@ -17,6 +17,7 @@
 //! - [`hooks`]: the typed events and the non-blocking bus that carries them.
 //! - [`message`]: the routed message and its id.
 //! - [`BrokerHandle`]: how other crates reach a running broker.
+//! - `summary`: rate-limited log lines of refused connections, protocol errors and drops.
 //!
 //! A PUBLISH goes: socket → codec (zero-copy `Bytes`) → connection task (alias, authz,
 //! events) → router (trie match under a read lock) → each subscriber's mailbox → that
@@ -35,6 +36,7 @@ mod router;
 mod server;
 mod session;
 mod shared;
+mod summary;
 pub mod transport;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -181,6 +183,7 @@ impl Broker {
     /// Starts accepting on the bound listeners (once; later calls do nothing).
     pub fn accept(&mut self) {
         self.shared.accepting.cancel();
+        self.shared.tasks.spawn(summary::summarise(self.handle()));
         for listener in self.bound.drain(..) {
             self.accept_loops.push(tokio::spawn(server::accept_loop(
                 listener,

@@ -118,7 +118,8 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
                 .stats
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "connection limit reached, closing");
+            // One line per refusal would flood the log: `summarise` reports them.
+            tracing::debug!(%peer, "connection limit reached, closing");
             continue;
         };
         let _ = socket.set_nodelay(true);

@@ -36,6 +36,10 @@ pub struct Stats {
     pub connections_accepted: AtomicU64,
     /// Connections refused because `mqtt.max_connections` was reached.
     pub connections_refused: AtomicU64,
+    /// CONNECTs answered with a failed CONNACK (bad credentials, not authorized, ...).
+    pub connects_refused: AtomicU64,
+    /// Connections closed for breaking the protocol (a bad CONNECT included).
+    pub protocol_errors: AtomicU64,
     /// PUBLISH packets received from clients.
     pub messages_received: AtomicU64,
     /// PUBLISH packets sent to clients.

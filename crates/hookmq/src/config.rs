@@ -20,12 +20,27 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct LogConfig {
     /// A `tracing` filter such as `info` or `hookmq_broker=debug,info`; `RUST_LOG` wins.
     pub level: String,
+    /// `text` (colours only when standard output is a terminal) or `json` (one object per
+    /// line, for log collectors).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -133,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let config = config::load(cli.config.as_deref())?;
-            init_logging(&config.log.level);
+            init_logging(&config.log);
             let runtime = runtime(None).context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
@@ -161,16 +161,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(log: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a terminal: a log redirected to a file or a pipe stays plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log.format {
+        config::LogFormat::Text => builder.with_ansi(ansi).init(),
+        config::LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 /// Makes everything hookmq writes its owner's alone (files 0600, directories 0700), whatever

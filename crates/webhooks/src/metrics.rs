@@ -154,6 +154,15 @@ impl Metrics {
             self.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
         }
     }
+    /// Events dropped so far (queue full, or skipped while the buffer was full).
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped_queue_full.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    }
+    /// Events given up so far (failed for good), and the reason of the last failure.
+    pub(crate) fn given_up(&self) -> (u64, Option<String>) {
+        let last = self.failures.lock().front().map(|f| f.reason.clone());
+        (self.failed.load(Ordering::Relaxed), last)
+    }
     /// Events delivered so far.
     pub(crate) fn delivered(&self) -> u64 {
         self.success.load(Ordering::Relaxed)

@@ -1,7 +1,11 @@
 //! From accepted socket to connected session: read CONNECT (within the connect timeout),
 //! validate it, authenticate, take the session over, answer CONNACK.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use bytes::BytesMut;
 use hookmq_codec::{
@@ -70,6 +74,7 @@ where
         Ok(Ok(Some(connect))) => connect,
         Ok(Ok(None)) => return None,
         Ok(Err((error, level))) => {
+            shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, %error, "bad CONNECT");
             refuse_undecodable(&mut stream, level, error).await;
             return None;
@@ -491,6 +496,11 @@ async fn refuse<S: AsyncWrite + Unpin>(
     client: &Arc<ClientInfo>,
     reason_code: ReasonCode,
 ) {
+    shared
+        .stats
+        .connects_refused
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(client = %client.client_id, peer = %client.peer, reason = reason_code.name(), "CONNECT refused");
     let mut out = BytesMut::new();
     let packet = Packet::ConnAck(ConnAck {
         reason_code,

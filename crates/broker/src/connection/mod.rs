@@ -403,6 +403,12 @@ where
     /// Ends the connection: last DISCONNECT, the will, the event, the session's next owner.
     async fn finish(mut self, close: Close) {
         let reason = close.reason(self.transport);
+        if matches!(close, Close::Violation(_)) {
+            self.shared
+                .stats
+                .protocol_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::debug!(client = %self.client.client_id, reason, "connection closed");
         if let (true, Some(code)) = (self.version.is_v5(), close.server_disconnect()) {
             self.write_buf.clear();

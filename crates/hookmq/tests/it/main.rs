@@ -8,6 +8,7 @@ mod cli;
 mod ctl;
 mod durable;
 mod egress;
+mod logs;
 mod persistence;
 mod secrets;
 mod seed;
