@@ -96,17 +96,24 @@ pub(crate) struct CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApiKey {
     /// Unique name: letters, digits, `-` and `_`, starting with a letter or digit.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")]
     name: String,
-    /// A note for people (at most 4096 bytes).
+    /// A note for people (at most 4096 characters).
     #[serde(default)]
+    #[schema(max_length = 4096)]
     description: String,
     /// Whether it is accepted (default true).
     #[serde(default = "yes")]
     enable: bool,
-    /// When it stops being accepted, ms since the epoch (in the future); none: never.
+    /// When it stops being accepted, ms since the epoch (in the future, at most the end of
+    /// year 9999); none: never.
     #[serde(default)]
+    #[schema(maximum = 253_402_300_799_999_u64)]
     expired_at: Option<u64>,
 }
+
+/// The latest `expired_at` accepted: 9999-12-31T23:59:59.999Z.
+const LATEST_EXPIRY_MS: u64 = 253_402_300_799_999;
 
 const fn yes() -> bool {
     true
@@ -162,13 +169,6 @@ impl ApiKeys {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.len() <= 128
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -212,20 +212,29 @@ async fn create(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    if !valid_name(&new.name) {
+    if !hookmq_webhooks::spec::valid_name(&new.name) {
         return Err(ApiError::bad_field(
             "name",
             "use letters, digits, - and _, starting with a letter or digit (at most 128)",
         ));
     }
-    if new.description.len() > 4096 {
-        return Err(ApiError::bad_field("description", "at most 4096 bytes"));
+    if new.description.chars().count() > 4096 {
+        return Err(ApiError::bad_field(
+            "description",
+            "at most 4096 characters",
+        ));
     }
     let now = now_ms();
     if new.expired_at.is_some_and(|at| at <= now) {
         return Err(ApiError::bad_field(
             "expired_at",
             "must be in the future (ms since the epoch)",
+        ));
+    }
+    if new.expired_at.is_some_and(|at| at > LATEST_EXPIRY_MS) {
+        return Err(ApiError::bad_field(
+            "expired_at",
+            format!("at most {LATEST_EXPIRY_MS} (the end of year 9999)"),
         ));
     }
     let secret = hex(&rand::random::<[u8; 32]>());

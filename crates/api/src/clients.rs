@@ -96,10 +96,13 @@ pub(crate) struct ClientQuery {
     /// Only user names containing this text (case-insensitive).
     like_username: Option<String>,
     /// Only clients in this state: `connected` or `disconnected`.
+    #[param(inline)]
     conn_state: Option<ConnState>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
     /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 

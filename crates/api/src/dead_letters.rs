@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::Authenticated,
     error::{ApiError, ErrorBody},
-    json::{PathParams, QueryParams, from_value},
+    json::{PathParams, QueryParams, from_slice},
     paging::{Page, Paging},
     state::AppState,
 };
@@ -28,8 +28,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeadLetterQuery {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
     /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 
@@ -155,9 +157,7 @@ async fn replay(
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
-        let value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-        from_value(value)?
+        from_slice(&body)?
     };
     let report = state.engine.replay_dead_letters(&name, request.ids).await?;
     Ok(Json(report.into()))

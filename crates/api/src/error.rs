@@ -109,6 +109,17 @@ impl ApiError {
         }
     }
 
+    /// 413: a body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "PAYLOAD_TOO_LARGE",
+            message: format!("body too large: at most {limit} bytes"),
+            field: None,
+            retry_after: None,
+        }
+    }
+
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self {
@@ -207,7 +218,7 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     let (code, fallback) = match status {
         StatusCode::NOT_FOUND => ("NOT_FOUND", "not found"),
         StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed here"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("BAD_REQUEST", "body too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "body too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BAD_REQUEST", "unsupported content type"),
         s if s.is_server_error() => ("INTERNAL_ERROR", "internal error; see the server log"),
         _ => ("BAD_REQUEST", "bad request"),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// The largest request body accepted.
+/// The largest request body accepted (larger: 413).
 const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Fields whose values are secrets (compared with the last part of the field's path).
@@ -74,22 +74,59 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "send a JSON body with content-type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
-        if bytes.len() > BODY_LIMIT {
-            return Err(ApiError::bad_request("body too large"));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            named_error(&path, &error.into_inner().to_string())
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(BODY_LIMIT)
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {e}"))
+            }
         })?;
-        // Trailing characters after the document are an error too.
-        deserializer
-            .end()
-            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-        Ok(Self(value))
+        if bytes.len() > BODY_LIMIT {
+            return Err(ApiError::too_large(BODY_LIMIT));
+        }
+        from_slice(&bytes).map(Self)
+    }
+}
+
+/// Decodes a JSON body, naming the field on error. Trailing characters after the document
+/// are an error too.
+///
+/// # Errors
+/// A 400 [`ApiError`].
+pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    integral_numbers(&mut document);
+    from_value(document)
+}
+
+/// Turns numbers written with a fraction of zero (`8.0`) into integers: JSON Schema counts
+/// them as integers, and so does the API.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::{Number, Value};
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number
+                .as_f64()
+                .filter(|f| number.is_f64() && f.fract() == 0.0)
+            {
+                // Exactly representable bounds: 2^64 and -2^63.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let integer = if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                    Some(Number::from(float as u64))
+                } else if (-9_223_372_036_854_775_808.0..0.0).contains(&float) {
+                    Some(Number::from(float as i64))
+                } else {
+                    None
+                };
+                if let Some(integer) = integer {
+                    *number = integer;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 

@@ -102,9 +102,11 @@ fn endpoints() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every endpoint (paths include `/api/v5`).
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(openapi::ApiDoc::openapi())
+    let mut document = OpenApiRouter::<AppState>::with_openapi(openapi::ApiDoc::openapi())
         .nest(BASE_PATH, endpoints())
-        .into_openapi()
+        .into_openapi();
+    openapi::unique_operation_ids(&mut document);
+    document
 }
 
 /// The API's routes (and the dashboard's) with their state.

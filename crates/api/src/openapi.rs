@@ -54,6 +54,32 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Makes operation ids unique: utoipa names an operation after its handler (`list` and
+/// `show` in several modules), so each is named after its method and path instead
+/// (`get_webhooks_name_metrics` for `GET /api/v5/webhooks/{name}/metrics`).
+pub(crate) fn unique_operation_ids(document: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in &mut document.paths.paths {
+        let words: Vec<&str> = path
+            .trim_start_matches(crate::BASE_PATH)
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|word| !word.is_empty())
+            .collect();
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+            ("head", &mut item.head),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(format!("{method}_{}", words.join("_")));
+            }
+        }
+    }
+}
+
 /// `/openapi.json`.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(document))
@@ -138,68 +164,93 @@ pub(crate) struct TlsDoc {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct WebhookSpecDoc {
     /// Unique name: letters, digits, `-` and `_`, starting with a letter or digit.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")]
     name: String,
     /// A note for people.
+    #[schema(nullable = false)]
     description: Option<String>,
     /// Whether it delivers (default true).
+    #[schema(nullable = false)]
     enable: Option<bool>,
     /// Event names (see `GET /webhook_events`), or `["*"]` (the default) for all.
+    #[schema(nullable = false)]
     events: Option<Vec<String>>,
     /// Topic filters message events must match (default `["#"]`).
+    #[schema(nullable = false)]
     topics: Option<Vec<String>>,
     /// HTTP method (default post).
+    #[schema(nullable = false)]
     method: Option<MethodDoc>,
     /// `http://` or `https://` URL; `${field}` allowed in path and query.
     url: String,
     /// Request headers; values may hold `${field}`.
+    #[schema(nullable = false)]
     headers: Option<BTreeMap<String, String>>,
     /// Body template; absent: the whole event as EMQX's JSON.
     body: Option<String>,
     /// How the payload is written (default plain).
+    #[schema(nullable = false)]
     payload_encoding: Option<PayloadEncodingDoc>,
     /// Standard Webhooks secret `whsec_…`: requests are signed.
     signing_secret: Option<String>,
     /// Time to connect (default `15s`).
+    #[schema(nullable = false)]
     connect_timeout: Option<String>,
     /// Time for one request (default `15s`).
+    #[schema(nullable = false)]
     request_timeout: Option<String>,
     /// Idle connections kept (default 8).
+    #[schema(nullable = false, minimum = 1)]
     pool_size: Option<u64>,
     /// Lanes delivering at once, a connection each (default 16, at most 1024).
+    #[schema(nullable = false, minimum = 1, maximum = 1024)]
     max_inflight: Option<u64>,
     /// Requests pipelined on a lane's `http` connection before the first is answered
     /// (default 16, at most 1024; 1: one at a time).
+    #[schema(nullable = false, minimum = 1, maximum = 1024)]
     pipelining: Option<u64>,
     /// Keep each client's events in order (default true).
+    #[schema(nullable = false)]
     ordered: Option<bool>,
     /// Retryable failures are retried until the event is this old (default `24h`, at most a
     /// year); then it fails.
+    #[schema(nullable = false)]
     retry_max_age: Option<String>,
     /// At most this many retries after the first attempt (default none: only
     /// `retry_max_age` ends retries).
     max_retries: Option<u32>,
     /// After 5 failures in a row, one request probes the receiver this often (default
     /// `15s`) until it answers.
+    #[schema(nullable = false)]
     health_check_interval: Option<String>,
     /// First retry delay (default `1s`).
+    #[schema(nullable = false)]
     retry_backoff: Option<String>,
     /// Longest retry delay (default `60s`).
+    #[schema(nullable = false)]
     retry_max_backoff: Option<String>,
     /// Events waiting at most (default 10000).
+    #[schema(nullable = false, minimum = 1)]
     queue_capacity: Option<u64>,
     /// Where queued events wait (default disk).
+    #[schema(nullable = false)]
     buffer: Option<BufferDoc>,
     /// Bytes of journal a disk buffer takes at most (default 1 GiB); past it, `overflow`.
+    #[schema(nullable = false)]
     max_buffer_bytes: Option<u64>,
     /// At `max_buffer_bytes`: drop the new event (`drop_new`, the default) or the oldest
     /// queued one (`drop_oldest`), counted in `dropped.queue_full`.
+    #[schema(nullable = false)]
     overflow: Option<OverflowDoc>,
     /// A disk buffer's QoS 1/2 PUBLISHes are acknowledged only once their events are on
     /// disk (default false).
+    #[schema(nullable = false)]
     sync_before_ack: Option<bool>,
     /// Bytes of dead letters kept at most (default 64 MiB); past it the oldest are dropped.
+    #[schema(nullable = false)]
     max_dead_letter_bytes: Option<u64>,
     /// TLS settings.
+    #[schema(nullable = false)]
     tls: Option<TlsDoc>,
 }
 

@@ -10,6 +10,8 @@ use crate::error::ApiError;
 pub(crate) const DEFAULT_LIMIT: u64 = 50;
 /// The largest `limit`.
 pub(crate) const MAX_LIMIT: u64 = 1000;
+/// The largest `page` (what the documented schema allows).
+pub(crate) const MAX_PAGE: u64 = 1_000_000;
 
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +28,8 @@ impl Paging {
     /// A 400 naming `page` or `limit`.
     pub(crate) fn new(page: Option<u64>, limit: Option<u64>) -> Result<Self, ApiError> {
         let page = page.unwrap_or(1);
-        if page == 0 {
-            return Err(ApiError::bad_field("page", "pages start at 1"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ApiError::bad_field("page", format!("use 1 to {MAX_PAGE}")));
         }
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
@@ -97,7 +99,7 @@ mod tests {
             .apply(vec![1, 2, 3, 4, 5]);
         assert_eq!(page.data, [3, 4]);
         assert_eq!(page.meta.count, 5);
-        let far = Paging::new(Some(u64::MAX), Some(MAX_LIMIT))
+        let far = Paging::new(Some(MAX_PAGE), Some(MAX_LIMIT))
             .expect("valid")
             .apply(vec![1]);
         assert!(far.data.is_empty());
@@ -108,6 +110,7 @@ mod tests {
                 .as_deref(),
             Some("page")
         );
+        assert!(Paging::new(Some(MAX_PAGE + 1), None).is_err());
         assert_eq!(
             Paging::new(None, Some(1001))
                 .expect_err("too many")

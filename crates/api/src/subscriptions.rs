@@ -62,8 +62,10 @@ pub(crate) struct SubscriptionQuery {
     /// Only this exact topic filter (with `$share/{group}/` for shared ones).
     topic: Option<String>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
     /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 

@@ -100,8 +100,10 @@ pub fn set_password(store: &Store, username: &str, password: &str) -> Result<(),
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePassword {
     /// The current password.
+    #[schema(max_length = 256)]
     old_pwd: String,
     /// The new one: 8 to 256 characters, different from the old one.
+    #[schema(min_length = 8, max_length = 256)]
     new_pwd: String,
 }
 

@@ -219,6 +219,7 @@ async fn metrics(
 #[into_params(parameter_in = Query)]
 pub(crate) struct AttemptsQuery {
     /// Attempts to list, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u64>,
 }
 

@@ -131,6 +131,26 @@ async fn the_document_matches_the_routes() {
         .map(|(m, p, _)| format!("{m} {p}"))
         .collect();
     assert_eq!(public, PUBLIC.iter().map(|e| (*e).to_owned()).collect());
+    // Operation ids are unique, and every reference names a schema the document has
+    // (what openapi-spec-validator checks in tests/api/run.sh, here without Python).
+    let ids: Vec<&str> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "duplicate operationIds: {ids:?}");
+    assert_eq!(ids.len(), ENDPOINTS.len());
+    let text = document.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(
+            document["components"]["schemas"].get(name).is_some(),
+            "{name} is referred to but not defined"
+        );
+    }
 
     let (key, secret) = node.api_key(&token, "sweep").await;
     for (method, path, _) in &operations {

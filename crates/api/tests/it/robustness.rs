@@ -304,3 +304,29 @@ async fn secrets_never_shown_nor_logged() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = start_node(dir.path()).await;
+    let token = node.login().await;
+    for size in [1024 * 1024 + 1, 3 * 1024 * 1024] {
+        let answer = node
+            .http
+            .post(format!("{}/webhooks", node.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; size])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            answer.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{size} bytes"
+        );
+        let body: Value = answer.json().await.expect("json");
+        assert_eq!(body["code"], "PAYLOAD_TOO_LARGE", "{body}");
+    }
+    node.stop().await;
+}
