@@ -114,7 +114,7 @@ pub(crate) fn render(state: &AppState) -> String {
     for (name, help, value) in gauges {
         out.single(name, "gauge", help, value);
     }
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 15] = [
         (
             "hookmq_connections_accepted_total",
             "Connections accepted.",
@@ -134,6 +134,26 @@ pub(crate) fn render(state: &AppState) -> String {
             "hookmq_protocol_errors_total",
             "Connections closed for breaking the MQTT protocol.",
             s.protocol_errors,
+        ),
+        (
+            "hookmq_connections_refused_per_address_total",
+            "Connections refused at the per-address limit.",
+            s.connections_refused_per_address,
+        ),
+        (
+            "hookmq_subscriptions_refused_total",
+            "Subscriptions refused (quota, topic levels).",
+            s.subscriptions_refused,
+        ),
+        (
+            "hookmq_publishes_refused_total",
+            "PUBLISH packets refused (topic levels).",
+            s.publishes_refused,
+        ),
+        (
+            "hookmq_publish_rate_waits_total",
+            "Times a connection's reading paused at the publish rate limit.",
+            s.publish_rate_waits,
         ),
         (
             "hookmq_messages_received_total",

@@ -90,6 +90,14 @@ pub(crate) struct Metrics {
     connects_refused: u64,
     /// Connections closed for breaking the MQTT protocol.
     protocol_errors: u64,
+    /// Connections refused at `mqtt.max_connections_per_address`.
+    connections_refused_per_address: u64,
+    /// Subscriptions refused at `mqtt.max_subscriptions` or `mqtt.max_topic_levels`.
+    subscriptions_refused: u64,
+    /// PUBLISHes refused at `mqtt.max_topic_levels`.
+    publishes_refused: u64,
+    /// Times a connection's reading paused at `mqtt.max_publish_rate`.
+    publish_rate_waits: u64,
     /// Events the webhooks' hook could not take.
     hook_events_dropped: u64,
     /// Sums over all webhooks.
@@ -184,6 +192,10 @@ async fn metrics(_: Authenticated, State(state): State<AppState>) -> Json<Metric
         connections_refused: s.connections_refused,
         connects_refused: s.connects_refused,
         protocol_errors: s.protocol_errors,
+        connections_refused_per_address: s.connections_refused_per_address,
+        subscriptions_refused: s.subscriptions_refused,
+        publishes_refused: s.publishes_refused,
+        publish_rate_waits: s.publish_rate_waits,
         hook_events_dropped: s.hook_events_dropped,
         webhooks: totals,
         by_webhook,

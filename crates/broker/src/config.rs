@@ -122,6 +122,23 @@ pub const QUEUED_MESSAGE_OVERHEAD: usize = 256;
 pub struct MqttConfig {
     /// Most connections open at once; further ones are closed at accept.
     pub max_connections: usize,
+    /// Most connections open at once from one source address (IPv6: one /64); further
+    /// ones are closed at accept and counted in `connections_refused_per_address`. 0: no
+    /// limit.
+    pub max_connections_per_address: usize,
+    /// Most subscriptions one session may hold; a SUBSCRIBE past it is refused per filter
+    /// (v5 reason 0x97 quota exceeded, v3 0x80) and counted in `subscriptions_refused`.
+    /// 0: no limit.
+    pub max_subscriptions: usize,
+    /// Most levels in a topic name or filter (EMQX's default, 128). A filter past it is
+    /// refused (0x8F topic filter invalid; v3 0x80); a PUBLISH past it is refused (v5 QoS
+    /// 1/2: 0x90 topic name invalid) or dropped, and counted in `publishes_refused`.
+    pub max_topic_levels: usize,
+    /// PUBLISH packets one connection may send per second, with bursts of as many; past
+    /// it the broker stops reading from that connection until the rate allows (TCP pushes
+    /// back on the client; nothing is dropped), counted in `publish_rate_waits`. 0: no
+    /// limit.
+    pub max_publish_rate: u32,
     /// Time a new connection has to send CONNECT before it is closed.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
@@ -178,6 +195,10 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             max_connections: 1_000_000,
+            max_connections_per_address: 0,
+            max_subscriptions: 0,
+            max_topic_levels: 128,
+            max_publish_rate: 0,
             connect_timeout: Duration::from_secs(10),
             max_packet_size: 1024 * 1024,
             max_clientid_len: 65_535,
@@ -331,6 +352,9 @@ impl Config {
         }
         if m.keepalive_multiplier.is_nan() || m.keepalive_multiplier < 1.0 {
             return bad("mqtt.keepalive_multiplier", "must be at least 1.0");
+        }
+        if m.max_topic_levels == 0 {
+            return bad("mqtt.max_topic_levels", "must be at least 1");
         }
         if m.max_connections == 0 {
             return bad("mqtt.max_connections", "must be at least 1");

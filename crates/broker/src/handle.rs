@@ -35,6 +35,14 @@ pub struct StatsSnapshot {
     pub connects_refused: u64,
     /// Connections closed for breaking the protocol.
     pub protocol_errors: u64,
+    /// Connections refused at the per-address limit.
+    pub connections_refused_per_address: u64,
+    /// Subscriptions refused (quota, topic levels).
+    pub subscriptions_refused: u64,
+    /// PUBLISH packets refused (topic levels).
+    pub publishes_refused: u64,
+    /// Times a connection's reading paused at the publish rate limit.
+    pub publish_rate_waits: u64,
     /// PUBLISH packets received.
     pub messages_received: u64,
     /// PUBLISH packets sent.
@@ -126,6 +134,10 @@ impl BrokerHandle {
             connections_refused: load(&s.connections_refused),
             connects_refused: load(&s.connects_refused),
             protocol_errors: load(&s.protocol_errors),
+            connections_refused_per_address: load(&s.connections_refused_per_address),
+            subscriptions_refused: load(&s.subscriptions_refused),
+            publishes_refused: load(&s.publishes_refused),
+            publish_rate_waits: load(&s.publish_rate_waits),
             messages_received: load(&s.messages_received),
             messages_sent: load(&s.messages_sent),
             messages_dropped_no_subscribers: load(&s.messages_dropped_no_subscribers),

@@ -5,7 +5,8 @@
 //!
 //! ## Layout
 //! - [`config`]: the configuration sections and their validation.
-//! - `server`: listeners (TCP, TLS, WebSocket, WSS), the connection limit, accept loops.
+//! - `server`: listeners (TCP, TLS, WebSocket, WSS), the connection limit, accept loops;
+//!   `limits`: connections per address and the publish rate of a connection.
 //! - `transport`: TLS set-up and the WebSocket byte-stream adapter.
 //! - `connection`: one task per connection; handshake, inbound packets, outbound deliveries.
 //! - `session`: session state, the mailbox the router fills, in-flight tracking and the
@@ -30,6 +31,7 @@ pub mod duration;
 mod error;
 mod handle;
 pub mod hooks;
+mod limits;
 pub mod message;
 mod persist;
 mod router;

@@ -113,6 +113,20 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
                 continue;
             }
         };
+        let per_address = shared.config.mqtt.max_connections_per_address;
+        let address_slot = if per_address == 0 {
+            None
+        } else if let Some(slot) = shared.per_address.admit(peer.ip(), per_address) {
+            Some(slot)
+        } else {
+            shared
+                .stats
+                .connections_refused_per_address
+                .fetch_add(1, Ordering::Relaxed);
+            // One line per refusal would flood the log: `summary` reports them.
+            tracing::debug!(%peer, "connections per address limit reached, closing");
+            continue;
+        };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             shared
                 .stats
@@ -136,14 +150,14 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
         // `serve` directly, the others go through `handle`, which boxes what it awaits.
         if transport == Transport::Tcp {
             tasks.spawn(async move {
-                let _permit = permit;
+                let _places = (permit, address_slot);
                 let _gauge = gauge;
                 serve(socket, peer, local, transport, shared).await;
             });
         } else {
             let (tls, path) = (tls.clone(), Arc::clone(&path));
             tasks.spawn(async move {
-                let _permit = permit;
+                let _places = (permit, address_slot);
                 let _gauge = gauge;
                 handle(socket, peer, local, transport, tls, &path, shared).await;
             });

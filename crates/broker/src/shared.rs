@@ -40,6 +40,14 @@ pub struct Stats {
     pub connects_refused: AtomicU64,
     /// Connections closed for breaking the protocol (a bad CONNECT included).
     pub protocol_errors: AtomicU64,
+    /// Connections refused at `mqtt.max_connections_per_address`.
+    pub connections_refused_per_address: AtomicU64,
+    /// Subscriptions refused at `mqtt.max_subscriptions` or `mqtt.max_topic_levels`.
+    pub subscriptions_refused: AtomicU64,
+    /// PUBLISH packets refused for a topic past `mqtt.max_topic_levels`.
+    pub publishes_refused: AtomicU64,
+    /// Times a connection's reading paused at `mqtt.max_publish_rate`.
+    pub publish_rate_waits: AtomicU64,
     /// PUBLISH packets received from clients.
     pub messages_received: AtomicU64,
     /// PUBLISH packets sent to clients.
@@ -90,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) password_checks: tokio::sync::Semaphore,
     pub(crate) ids: MessageIdGenerator,
     pub(crate) stats: Stats,
+    /// Open connections by source address (used when `max_connections_per_address` is set).
+    pub(crate) per_address: Arc<crate::limits::PerAddress>,
     /// Cancelled when the broker stops; connection tasks in their handshake watch it.
     pub(crate) shutdown: CancellationToken,
     /// Every connection and timer task, so shutdown can wait for them.
@@ -115,6 +125,7 @@ impl Shared {
             ),
             ids,
             stats: Stats::default(),
+            per_address: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             // From the clock, so a session's number is unique across restarts too (the

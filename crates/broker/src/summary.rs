@@ -14,7 +14,7 @@ pub(crate) const EVERY: Duration = Duration::from_secs(10);
 type Counter = fn(&StatsSnapshot) -> u64;
 
 /// What is summarised: a counter and what its line says.
-const KINDS: [(Counter, &str); 4] = [
+const KINDS: [(Counter, &str); 7] = [
     (
         |s| s.connections_refused,
         "connections refused at mqtt.max_connections",
@@ -26,6 +26,18 @@ const KINDS: [(Counter, &str); 4] = [
     (
         |s| s.protocol_errors,
         "connections closed for breaking the MQTT protocol",
+    ),
+    (
+        |s| s.connections_refused_per_address,
+        "connections refused at mqtt.max_connections_per_address",
+    ),
+    (
+        |s| s.subscriptions_refused,
+        "subscriptions refused at mqtt.max_subscriptions or mqtt.max_topic_levels",
+    ),
+    (
+        |s| s.publishes_refused,
+        "PUBLISHes refused at mqtt.max_topic_levels",
     ),
     (
         |s| s.deliveries_dropped,

@@ -1,7 +1,7 @@
 //! Packets from the client: PUBLISH and its acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
 //! PINGREQ and DISCONNECT.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use hookmq_codec::{
     ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, RetainHandling, SubAck,
@@ -26,8 +26,26 @@ where
     pub(super) fn handle_input(&mut self) -> Result<(), Close> {
         let max = self.shared.config.mqtt.max_packet_size;
         loop {
+            if let Some(rate) = &mut self.publish_rate
+                && !self.read_buf.is_empty()
+            {
+                let now = tokio::time::Instant::now();
+                if let Err(wait) = rate.ready(now) {
+                    self.paused_until = Some(now + wait);
+                    self.shared
+                        .stats
+                        .publish_rate_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
             match decode(&mut self.read_buf, Some(self.version), max) {
-                Ok(Some(packet)) => self.handle_packet(packet)?,
+                Ok(Some(packet)) => {
+                    if let (Packet::Publish(_), Some(rate)) = (&packet, &mut self.publish_rate) {
+                        rate.take();
+                    }
+                    self.handle_packet(packet)?;
+                }
                 Ok(None) => return Ok(()),
                 Err(error) => {
                     tracing::debug!(client = %self.client.client_id, %error, "bad packet");
@@ -82,7 +100,7 @@ where
         self.shared
             .stats
             .messages_received
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         let config = &self.shared.config.mqtt;
         let Publish {
             dup,
@@ -162,7 +180,13 @@ where
                 return Err(Close::Violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
             }
         }
-        let refusal = if self.authorize(AuthzAction::Publish, &message.topic, &message.topic)
+        let refusal = if too_many_levels(&message.topic, config.max_topic_levels) {
+            self.shared
+                .stats
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
+            Some(ReasonCode::TOPIC_NAME_INVALID)
+        } else if self.authorize(AuthzAction::Publish, &message.topic, &message.topic)
             == AuthzResult::Deny
         {
             Some(ReasonCode::NOT_AUTHORIZED)
@@ -396,6 +420,14 @@ where
                 reason_codes.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             };
+            if too_many_levels(parsed.filter, config.max_topic_levels) {
+                shared
+                    .stats
+                    .subscriptions_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                reason_codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             if parsed.group.is_some() && !config.shared_subscription {
                 reason_codes.push(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
                 continue;
@@ -413,6 +445,17 @@ where
                 == AuthzResult::Deny
             {
                 reason_codes.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
+            if config.max_subscriptions > 0
+                && self.state.subscriptions.len() >= config.max_subscriptions
+                && !self.state.subscriptions.contains_key(&request.filter)
+            {
+                shared
+                    .stats
+                    .subscriptions_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                reason_codes.push(ReasonCode::QUOTA_EXCEEDED);
                 continue;
             }
             let mut options = request.options;
@@ -535,4 +578,10 @@ where
             properties: Box::new(disconnect.properties),
         }
     }
+}
+
+/// Whether `topic` has more than `max` levels. A topic of fewer bytes than `max` cannot,
+/// so the common case costs a length comparison.
+fn too_many_levels(topic: &str, max: usize) -> bool {
+    topic.len() >= max && topic.bytes().filter(|b| *b == b'/').count() >= max
 }

@@ -184,6 +184,10 @@ pub(crate) struct Connection<S> {
     /// Bytes to make room for before the next read.
     read_chunk: usize,
     last_read: Instant,
+    /// `mqtt.max_publish_rate`, if set: PUBLISHes this connection may still send now.
+    publish_rate: Option<crate::limits::PublishRate>,
+    /// While the rate is spent: when reading may go on (nothing is read until then).
+    paused_until: Option<Instant>,
 }
 
 impl<S> Connection<S>
@@ -206,6 +210,9 @@ where
             connection_id,
             ..
         } = accepted;
+        let rate = shared.config.mqtt.max_publish_rate;
+        let publish_rate =
+            (rate > 0).then(|| crate::limits::PublishRate::new(rate, Instant::now()));
         let publisher = Arc::new(Publisher {
             client_id: Arc::clone(&client.client_id),
             username: client.username.clone(),
@@ -240,6 +247,8 @@ where
             held: None,
             write_buf_waits: None,
             last_read: Instant::now(),
+            publish_rate,
+            paused_until: None,
         }
     }
 
@@ -307,7 +316,17 @@ where
                     Some(Control::Kick) => Close::Kicked,
                     Some(Control::Shutdown) | None => Close::Shutdown,
                 },
-                read = self.stream.read_buf(&mut self.read_buf) => match read {
+                // Paused at the publish rate: read nothing (TCP pushes back on the client)
+                // until the rate allows, then go on with what is already buffered.
+                () = tokio::time::sleep_until(self.paused_until.unwrap_or_else(Instant::now)),
+                    if self.paused_until.is_some() => {
+                    self.paused_until = None;
+                    self.last_read = Instant::now();
+                    if let Err(close) = self.handle_input() {
+                        return close;
+                    }
+                }
+                read = self.stream.read_buf(&mut self.read_buf), if self.paused_until.is_none() => match read {
                     Ok(0) | Err(_) => return Close::Transport,
                     Ok(n) => {
                         self.read_chunk = if n >= room {

@@ -8,6 +8,7 @@ mod support;
 mod access;
 mod event_sequences;
 mod hostile;
+mod limits;
 mod persistence;
 mod protocol_v5;
 mod qos;
