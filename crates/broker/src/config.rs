@@ -92,6 +92,26 @@ pub struct ListenerConfig {
     pub certfile: Option<PathBuf>,
     /// PEM private key (TLS and WSS).
     pub keyfile: Option<PathBuf>,
+    /// PEM file of the CAs that sign client certificates (TLS and WSS): with it, clients
+    /// are asked for a certificate, and one they send must verify.
+    pub cacertfile: Option<PathBuf>,
+    /// With `cacertfile`: refuse clients that send no certificate (by default they may
+    /// still log in as any other client).
+    pub fail_if_no_peer_cert: bool,
+    /// With `cacertfile`: a verified client certificate authenticates its client, whose
+    /// user name becomes the certificate's `cn` (subject common name) or `san` (first DNS
+    /// name). None: certificates are verified, and clients authenticate as usual.
+    pub peer_cert_as_username: Option<PeerCertField>,
+}
+
+/// Which name of a client certificate becomes the user name.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerCertField {
+    /// The subject's common name.
+    Cn,
+    /// The first DNS subject alternative name.
+    San,
 }
 
 impl ListenerConfig {
@@ -102,6 +122,9 @@ impl ListenerConfig {
             path: "/mqtt".into(),
             certfile: None,
             keyfile: None,
+            cacertfile: None,
+            fail_if_no_peer_cert: false,
+            peer_cert_as_username: None,
         }
     }
 }
@@ -384,6 +407,14 @@ impl Config {
                 return Err(ConfigError {
                     key: format!("listeners.{name}.keyfile"),
                     reason: "certfile and keyfile must be set together".into(),
+                });
+            }
+            let needs_ca =
+                listener.fail_if_no_peer_cert || listener.peer_cert_as_username.is_some();
+            if needs_ca && listener.cacertfile.is_none() {
+                return Err(ConfigError {
+                    key: format!("listeners.{name}.cacertfile"),
+                    reason: "client certificates need the CA that signs them".into(),
                 });
             }
         }

@@ -120,6 +120,33 @@ impl BrokerHandle {
         self.shared.router.list()
     }
 
+    /// Reads the TLS listeners' certificate and key files again (on `SIGHUP`): new
+    /// handshakes use them, open connections keep theirs. A listener whose files do not
+    /// load keeps the pair it has. Returns how many listeners were reloaded.
+    ///
+    /// # Errors
+    /// The first listener whose files did not load, after trying every listener.
+    pub fn reload_certificates(&self) -> Result<usize, crate::error::BrokerError> {
+        let mut reloaded = 0;
+        let mut first_error = None;
+        for certificates in &self.shared.access.certificates {
+            match certificates.reload() {
+                Ok(()) => {
+                    reloaded += 1;
+                    tracing::info!(
+                        listener = certificates.listener(),
+                        "TLS certificate reloaded"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate not reloaded: the old one stays");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(reloaded), Err)
+    }
+
     /// The counters now.
     #[must_use]
     pub fn stats(&self) -> StatsSnapshot {

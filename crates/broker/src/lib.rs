@@ -105,7 +105,7 @@ impl Broker {
     /// The first thing that prevents starting, naming the config key or file.
     pub async fn bind(config: Config) -> Result<Self, BrokerError> {
         config.validate()?;
-        let access = Access {
+        let mut access = Access {
             passwords: match &config.auth.password_file {
                 Some(path) => Some(Arc::new(auth::PasswordFile::load(path)?)),
                 None => None,
@@ -114,6 +114,7 @@ impl Broker {
                 Some(path) => Some(auth::Acl::load(path)?),
                 None => None,
             },
+            certificates: Vec::new(),
         };
         let listeners = &config.listeners;
         let mut bound = Vec::new();
@@ -129,6 +130,10 @@ impl Broker {
         if listeners.wss.enable && listeners.wss.certfile.is_some() {
             bound.push(server::bind("wss", Transport::Wss, &listeners.wss).await?);
         }
+        access.certificates = bound
+            .iter()
+            .filter_map(|listener| listener.certificates.clone())
+            .collect();
         let limit = Arc::new(Semaphore::new(
             config.mqtt.max_connections.min(Semaphore::MAX_PERMITS),
         ));

@@ -15,7 +15,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    config::ListenerConfig,
+    config::{ListenerConfig, PeerCertField},
     connection::{Transport, serve},
     error::BrokerError,
     shared::Shared,
@@ -27,8 +27,18 @@ pub(crate) struct Bound {
     pub(crate) transport: Transport,
     pub(crate) listener: TcpListener,
     pub(crate) address: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Secure>,
+    /// The listener's certificate, to reload on `SIGHUP`.
+    pub(crate) certificates: Option<Arc<tls::Certificates>>,
     path: String,
+}
+
+/// How a TLS listener's connections start.
+#[derive(Clone)]
+struct Secure {
+    acceptor: TlsAcceptor,
+    /// Which name of a verified client certificate becomes the user name.
+    peer_cert: Option<PeerCertField>,
 }
 
 impl std::fmt::Debug for Bound {
@@ -48,7 +58,7 @@ pub(crate) async fn bind(
 ) -> Result<Bound, BrokerError> {
     let tls = match (transport, &config.certfile, &config.keyfile) {
         (Transport::Tls | Transport::Wss, Some(cert), Some(key)) => {
-            Some(tls::acceptor(name, cert, key)?)
+            Some(tls::acceptor(name, config, cert, key)?)
         }
         (Transport::Tls | Transport::Wss, _, _) => {
             return Err(BrokerError::Tls {
@@ -70,11 +80,25 @@ pub(crate) async fn bind(
         address: config.bind,
         source,
     })?;
+    let (tls, certificates) = match tls {
+        Some(tls::Tls {
+            acceptor,
+            certificates,
+        }) => (
+            Some(Secure {
+                acceptor,
+                peer_cert: config.peer_cert_as_username,
+            }),
+            Some(certificates),
+        ),
+        None => (None, None),
+    };
     Ok(Bound {
         transport,
         listener,
         address,
         tls,
+        certificates,
         path: config.path.clone(),
     })
 }
@@ -96,6 +120,7 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
         address,
         tls,
         path,
+        ..
     } = bound;
     let path: Arc<str> = path.into();
     tracing::info!(%address, ?transport, "listening");
@@ -152,7 +177,7 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
             tasks.spawn(async move {
                 let _places = (permit, address_slot);
                 let _gauge = gauge;
-                serve(socket, peer, local, transport, shared).await;
+                serve(socket, peer, local, transport, None, shared).await;
             });
         } else {
             let (tls, path) = (tls.clone(), Arc::clone(&path));
@@ -171,7 +196,7 @@ async fn handle(
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Secure>,
     path: &str,
     shared: Arc<Shared>,
 ) {
@@ -192,25 +217,34 @@ async fn open(
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Secure>,
     path: &str,
     shared: Arc<Shared>,
 ) -> Option<Session> {
     // The transport handshake counts against the same allowance as CONNECT.
     let allowance = shared.config.mqtt.connect_timeout;
     match (transport, tls) {
-        (Transport::Tcp, _) => Some(Box::pin(serve(socket, peer, local, transport, shared))),
+        (Transport::Tcp, _) => Some(Box::pin(serve(
+            socket, peer, local, transport, None, shared,
+        ))),
         (Transport::Ws, _) => {
             let stream = handshake(allowance, "WebSocket", peer, ws::accept(socket, path)).await?;
-            Some(Box::pin(serve(stream, peer, local, transport, shared)))
+            Some(Box::pin(serve(
+                stream, peer, local, transport, None, shared,
+            )))
         }
-        (Transport::Tls | Transport::Wss, Some(acceptor)) => {
-            let stream = handshake(allowance, "TLS", peer, acceptor.accept(socket)).await?;
+        (Transport::Tls | Transport::Wss, Some(secure)) => {
+            let stream = handshake(allowance, "TLS", peer, secure.acceptor.accept(socket)).await?;
+            let name = tls::peer_name(stream.get_ref().1, secure.peer_cert);
             if transport == Transport::Tls {
-                return Some(Box::pin(serve(stream, peer, local, transport, shared)));
+                return Some(Box::pin(serve(
+                    stream, peer, local, transport, name, shared,
+                )));
             }
             let stream = handshake(allowance, "WebSocket", peer, ws::accept(stream, path)).await?;
-            Some(Box::pin(serve(stream, peer, local, transport, shared)))
+            Some(Box::pin(serve(
+                stream, peer, local, transport, name, shared,
+            )))
         }
         (Transport::Tls | Transport::Wss, None) => None,
     }
@@ -258,12 +292,8 @@ mod tests {
         let address = listener.local_addr().expect("address");
         let _client = TcpStream::connect(address).await.expect("connect");
         let (socket, peer) = listener.accept().await.expect("accept");
-        let access = Access {
-            passwords: None,
-            acl: None,
-        };
-        let shared = Arc::new(Shared::new(Config::default(), access, None));
-        let tcp = serve(socket, peer, address, Transport::Tcp, Arc::clone(&shared));
+        let shared = Arc::new(Shared::new(Config::default(), Access::default(), None));
+        let tcp = serve(socket, peer, address, Transport::Tcp, None, Arc::clone(&shared));
         let tcp_size = size_of_val(&tcp);
         drop(tcp);
         let _client = TcpStream::connect(address).await.expect("connect");

@@ -72,11 +72,13 @@ pub(crate) struct Routed {
     pub(crate) stored: bool,
 }
 
-/// Loaded authentication and authorization sources.
+/// Loaded authentication and authorization sources, and the TLS listeners' certificates.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
     pub(crate) passwords: Option<Arc<PasswordFile>>,
     pub(crate) acl: Option<Acl>,
+    /// Read again on `SIGHUP` ([`crate::BrokerHandle::reload_certificates`]).
+    pub(crate) certificates: Vec<Arc<crate::transport::tls::Certificates>>,
 }
 
 /// The shared core.

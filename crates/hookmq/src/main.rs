@@ -226,6 +226,7 @@ fn make_private(path: &std::path::Path, recurse: bool) -> std::io::Result<()> {
 
 async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let signals = shutdown_signal()?;
+    let start_reloading = reload_on_hangup()?;
     let data_dir = &config.node.data_dir;
     keep_private(data_dir)?;
     let store = Arc::new(Store::open(data_dir)?);
@@ -250,6 +251,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     }
     engine.warn_orphans();
     broker.accept();
+    start_reloading(broker.handle());
     let api = if config.dashboard.enable {
         Some(Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?)
     } else {
@@ -303,6 +305,32 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+/// Reads the TLS listeners' certificates again on every `SIGHUP`, without dropping a
+/// connection. The handler is installed at once (a `SIGHUP` would otherwise end the
+/// process); reloading starts when the returned function gets the broker.
+///
+/// # Errors
+/// The handler cannot be installed.
+fn reload_on_hangup() -> anyhow::Result<impl FnOnce(hookmq_broker::BrokerHandle)> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        Ok(move |broker: hookmq_broker::BrokerHandle| {
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    // Each outcome is logged by the broker.
+                    let _ = broker.reload_certificates();
+                }
+            });
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(|_: hookmq_broker::BrokerHandle| {})
     }
 }
 

@@ -31,12 +31,14 @@ use crate::{
 /// How long a new connection waits for the old one to hand its session over.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes. `certificate_name`: the user name a
+/// verified client certificate gave (see `listeners.*.peer_cert_as_username`).
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
+    certificate_name: Option<Arc<str>>,
     shared: Arc<Shared>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -45,7 +47,7 @@ pub(crate) async fn serve<S>(
     // large: boxed, and freed when it ends, so the state an idle connection keeps is only
     // the connection loop's.
     let Some((stream, read_buf, accepted)) =
-        Box::pin(handshake(stream, peer, local, &shared)).await
+        Box::pin(handshake(stream, peer, local, certificate_name, &shared)).await
     else {
         return;
     };
@@ -59,6 +61,7 @@ async fn handshake<S>(
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
+    certificate_name: Option<Arc<str>>,
     shared: &Arc<Shared>,
 ) -> Option<(S, BytesMut, Accepted)>
 where
@@ -84,7 +87,14 @@ where
             return None;
         }
     };
-    let mut accepted = accept(shared, *connect, peer, local, &mut stream).await?;
+    let mut connect = *connect;
+    // A verified certificate names the client: its name is the user name, and it
+    // authenticates the client (no password is asked for).
+    let certified = certificate_name.is_some();
+    if let Some(name) = certificate_name {
+        connect.username = Some(name.as_ref().into());
+    }
+    let mut accepted = accept(shared, connect, peer, local, certified, &mut stream).await?;
     let client = Arc::clone(&accepted.client);
     let hooks = &shared.hooks;
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
@@ -231,6 +241,7 @@ async fn accept<S: AsyncWrite + Unpin>(
     mut connect: Connect,
     peer: SocketAddr,
     local: SocketAddr,
+    certified: bool,
     stream: &mut S,
 ) -> Option<Accepted> {
     let config = &shared.config.mqtt;
@@ -312,12 +323,16 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
-    let authn = authenticate(
-        shared,
-        connect.username.as_deref(),
-        connect.password.as_deref(),
-    )
-    .await;
+    let authn = if certified {
+        ReasonCode::SUCCESS
+    } else {
+        authenticate(
+            shared,
+            connect.username.as_deref(),
+            connect.password.as_deref(),
+        )
+        .await
+    };
     shared.hooks.emit_with(EventKind::CheckAuthnComplete, || {
         EventData::CheckAuthnComplete {
             client: Arc::clone(&client),

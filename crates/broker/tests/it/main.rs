@@ -6,6 +6,7 @@
 mod support;
 
 mod access;
+mod certificates;
 mod event_sequences;
 mod hostile;
 mod limits;

@@ -113,6 +113,7 @@ async fn tls_and_wss_listeners() {
             path: "/mqtt".into(),
             certfile: Some(cert.clone()),
             keyfile: Some(key.clone()),
+            ..ListenerConfig::default()
         };
         c.listeners.tls = secure.clone();
         c.listeners.wss = secure;
@@ -169,6 +170,7 @@ async fn tls_listener_with_a_bad_key_does_not_start() {
         path: "/mqtt".into(),
         certfile: Some(cert),
         keyfile: Some(bogus),
+        ..ListenerConfig::default()
     };
     let error = hookmq_broker::Broker::start(config)
         .await

@@ -127,3 +127,51 @@ fn starts_serves_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     assert!(dir.path().join("data").is_dir(), "data dir created");
 }
+
+#[test]
+fn sighup_reloads_the_tls_certificate_and_keeps_running() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_pair = || {
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).expect("write");
+        std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem())
+            .expect("write");
+    };
+    write_pair();
+    let (mqtt, tls, dashboard) = (free_port(), free_port(), free_port());
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let tls_bind = format!("127.0.0.1:{tls}");
+    let running = crate::support::start_hookmq(
+        &dir.path().join("data"),
+        mqtt,
+        dashboard,
+        &[
+            ("HOOKMQ_LISTENERS__TLS__BIND", &tls_bind),
+            ("HOOKMQ_LISTENERS__TLS__CERTFILE", &cert),
+            ("HOOKMQ_LISTENERS__TLS__KEYFILE", &key),
+        ],
+    );
+    wait_for_port(tls);
+    write_pair();
+    let pid = running.0.id().to_string();
+    let log = crate::support::log_path(&dir.path().join("data"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("TLS certificate reloaded")
+    {
+        assert!(Instant::now() < deadline, "no reload logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Still serving.
+    wait_for_port(mqtt);
+    wait_for_port(tls);
+}
