@@ -90,13 +90,21 @@ pub(crate) fn digest(password: &str) -> [u8; 32] {
     Sha256::digest(password.as_bytes()).into()
 }
 
+/// Longest user name or API key id looked at (longer ones are refused before anything is
+/// kept or logged about them).
+const MAX_NAME_LEN: usize = 256;
+/// Longest password looked at.
+const MAX_SECRET_LEN: usize = 1024;
+
 /// `POST /login` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
     /// Dashboard user name (default `admin`).
+    #[schema(max_length = 256)]
     username: String,
     /// Its password (default `public`).
+    #[schema(max_length = 1024)]
     password: String,
 }
 
@@ -134,13 +142,23 @@ pub(crate) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
-    let subjects = [
-        Subject::User(login.username.clone()),
-        Subject::address(peer.ip()),
-    ];
-    state
+    // Bounded before anything is kept or logged about them.
+    if login.username.chars().count() > MAX_NAME_LEN {
+        return Err(ApiError::bad_field(
+            "username",
+            format!("at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if login.password.chars().count() > MAX_SECRET_LEN {
+        return Err(ApiError::bad_field(
+            "password",
+            format!("at most {MAX_SECRET_LEN} characters"),
+        ));
+    }
+    let subjects = Subject::of(Subject::User(login.username.clone()), peer.ip());
+    let attempt = state
         .throttle
-        .check(&subjects)
+        .begin(subjects)
         .map_err(ApiError::too_many_attempts)?;
     let store = Arc::clone(&state.store);
     let username = login.username.clone();
@@ -161,7 +179,7 @@ pub(crate) async fn login(
     .await
     .map_err(ApiError::internal)?;
     if !verified {
-        let locked = state.throttle.failed(&subjects);
+        let locked = attempt.failed();
         tracing::warn!(
             source = %peer.ip(),
             username = login.username,
@@ -176,7 +194,7 @@ pub(crate) async fn login(
     // The stored hash just verified `password`, so it verifies the default password exactly
     // when `password` is the default: comparing digests answers without a second argon2 run.
     let must_change_password = bool::from(digest(&password).ct_eq(&state.default_password_digest));
-    state.throttle.succeeded(&subjects);
+    attempt.succeeded();
     tracing::info!(target: "hookmq::audit", who = %login.username, from = %peer.ip(), "dashboard login");
     let token = state.tokens.issue(&login.username, state.token_ttl);
     Ok(Json(LoginAnswer {
@@ -260,8 +278,11 @@ impl Authenticated {
                 .map_err(|_| bad())?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (key, secret) = text.split_once(':').ok_or_else(bad)?;
+            if key.len() > MAX_NAME_LEN {
+                return Err(bad());
+            }
             let source = peer_ip(&parts.extensions);
-            let subjects = [Subject::ApiKey(key.to_owned()), Subject::address(source)];
+            let subjects = Subject::of(Subject::ApiKey(key.to_owned()), source);
             state
                 .throttle
                 .check(&subjects)

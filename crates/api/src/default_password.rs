@@ -3,10 +3,7 @@
 //! is never administered with `admin`/`public` from elsewhere. The local walkthrough
 //! (a browser on the same machine) works unchanged.
 
-use std::{
-    collections::BTreeSet,
-    net::{IpAddr, SocketAddr},
-};
+use std::{collections::BTreeSet, net::SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -20,6 +17,7 @@ use crate::{
     error::ApiError,
     state::AppState,
     store::{Store, Table},
+    throttle::is_loopback,
     users::UserRecord,
 };
 
@@ -62,9 +60,15 @@ impl DefaultPasswords {
     }
 }
 
-/// Whether `ip` is this machine's loopback, IPv4-mapped forms included.
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.to_canonical().is_loopback()
+/// Whether a `Host` header names this machine's loopback: `localhost`, `127.x.x.x` or
+/// `[::1]`, with or without a port.
+fn is_local_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
 /// Middleware: 403 for requests from other addresses while a user has the default password.
@@ -81,7 +85,14 @@ pub(crate) async fn loopback_only(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| is_loopback(peer.ip()));
-    if local {
+    // A loopback peer that names another host is a browser led there by a web page whose
+    // name now resolves to 127.0.0.1 (DNS rebinding): not the local administrator.
+    let named_local = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(is_local_host);
+    if local && named_local {
         return next.run(request).await;
     }
     ApiError::forbidden(format!(
@@ -105,6 +116,27 @@ mod tests {
         }
         for remote in ["192.0.2.2", "0.0.0.0", "::", "::ffff:192.0.2.2", "fe80::1"] {
             assert!(!is_loopback(remote.parse().expect("ip")), "{remote}");
+        }
+    }
+
+    #[test]
+    fn a_local_host_header_names_loopback() {
+        for local in [
+            "localhost",
+            "LOCALHOST:18083",
+            "127.0.0.1:18083",
+            "[::1]:18083",
+            "[::1]",
+        ] {
+            assert!(is_local_host(local), "{local}");
+        }
+        for other in [
+            "evil.example",
+            "evil.example:18083",
+            "192.0.2.2:18083",
+            "localhost.evil",
+        ] {
+            assert!(!is_local_host(other), "{other}");
         }
     }
 }

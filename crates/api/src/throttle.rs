@@ -31,7 +31,23 @@ pub(crate) enum Subject {
     Address(IpAddr),
 }
 
+/// Whether `ip` is this machine's loopback, IPv4-mapped forms included.
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 impl Subject {
+    /// What a log-in from `source` as `name` counts against: the name and the address; from
+    /// loopback only the address, so that failures elsewhere cannot lock the local
+    /// administrator out.
+    pub(crate) fn of(name: Self, source: IpAddr) -> Vec<Self> {
+        if is_loopback(source) {
+            vec![Self::address(source)]
+        } else {
+            vec![name, Self::address(source)]
+        }
+    }
+
     /// The subject for a source address.
     pub(crate) fn address(ip: IpAddr) -> Self {
         match ip {
@@ -61,9 +77,45 @@ pub(crate) struct Policy {
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
+    /// Attempts begun ([`LoginThrottle::begin`]) whose outcome is not known yet: they count
+    /// against the allowance, so a burst of parallel guesses gets no more than a sequence.
+    in_flight: u32,
     locked_until: Option<Instant>,
     /// Until when the record matters: after it, the subject starts afresh.
     keep_until: Instant,
+}
+
+/// A log-in attempt under way ([`LoginThrottle::begin`]): settle it with
+/// [`Attempt::failed`] or [`Attempt::succeeded`]; dropped unsettled (the client went away
+/// mid-check), it gives its place back.
+#[derive(Debug)]
+pub(crate) struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    subjects: Vec<Subject>,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    /// It failed; returns the lock-out it started, if any.
+    pub(crate) fn failed(mut self) -> Option<Duration> {
+        self.settled = true;
+        self.throttle
+            .failed_at(&self.subjects, Instant::now(), true)
+    }
+
+    /// It succeeded: its subjects start afresh.
+    pub(crate) fn succeeded(mut self) {
+        self.settled = true;
+        self.throttle.succeeded(&self.subjects);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle.abandoned(&self.subjects);
+        }
+    }
 }
 
 /// Failed log-ins by subject.
@@ -116,10 +168,70 @@ impl LoginThrottle {
 
     /// Counts a failure against each subject; returns the lock-out it started, if any.
     pub(crate) fn failed(&self, subjects: &[Subject]) -> Option<Duration> {
-        self.failed_at(subjects, Instant::now())
+        self.failed_at(subjects, Instant::now(), false)
     }
 
-    fn failed_at(&self, subjects: &[Subject], now: Instant) -> Option<Duration> {
+    /// Starts an attempt whose check takes a while (a password hash): `Err(wait)` while a
+    /// subject is locked out, or while its failures and the attempts still running use up
+    /// its allowance.
+    pub(crate) fn begin(&self, subjects: Vec<Subject>) -> Result<Attempt<'_>, Duration> {
+        self.begin_at(&subjects, Instant::now())?;
+        Ok(Attempt {
+            throttle: self,
+            subjects,
+            settled: false,
+        })
+    }
+
+    fn begin_at(&self, subjects: &[Subject], now: Instant) -> Result<(), Duration> {
+        self.check_at(subjects, now)?;
+        let max = self.policy.max_attempts;
+        if max == 0 {
+            return Ok(());
+        }
+        let mut records = self.records.lock();
+        // What is left of the allowance runs at once; past a lock-out, one at a time.
+        let busy = subjects.iter().any(|subject| {
+            records.get(subject).is_some_and(|record| {
+                let failures = if record.keep_until > now {
+                    record.failures
+                } else {
+                    0
+                };
+                record.in_flight >= max.saturating_sub(failures).max(1)
+            })
+        });
+        if busy {
+            drop(records);
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            return Err(Duration::from_secs(1));
+        }
+        for subject in subjects {
+            if !records.contains_key(subject) && records.len() >= MAX_TRACKED {
+                self.make_room(&mut records, now);
+            }
+            let record = records.entry(subject.clone()).or_insert(Record {
+                failures: 0,
+                in_flight: 0,
+                locked_until: None,
+                keep_until: now + self.policy.forget_after,
+            });
+            record.in_flight += 1;
+        }
+        Ok(())
+    }
+
+    /// An attempt begun ended without an outcome (the request was dropped).
+    fn abandoned(&self, subjects: &[Subject]) {
+        let mut records = self.records.lock();
+        for subject in subjects {
+            if let Some(record) = records.get_mut(subject) {
+                record.in_flight = record.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    fn failed_at(&self, subjects: &[Subject], now: Instant, begun: bool) -> Option<Duration> {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let policy = self.policy;
         if policy.max_attempts == 0 {
@@ -133,11 +245,15 @@ impl LoginThrottle {
             }
             let record = records.entry(subject.clone()).or_insert(Record {
                 failures: 0,
+                in_flight: 0,
                 locked_until: None,
                 keep_until: now,
             });
             if record.keep_until <= now {
                 record.failures = 0;
+            }
+            if begun {
+                record.in_flight = record.in_flight.saturating_sub(1);
             }
             record.failures += 1;
             let mut keep_from = now;
@@ -160,15 +276,21 @@ impl LoginThrottle {
         }
     }
 
-    /// Drops records that no longer matter; if none, the one kept for the shortest time.
+    /// Drops records that no longer matter; if none, the one kept for the shortest time,
+    /// preferring one that is not locked out (a flood of new names must not free `admin`).
     fn make_room(&self, records: &mut HashMap<Subject, Record>, now: Instant) {
-        records.retain(|_, record| record.keep_until > now);
+        records.retain(|_, record| record.keep_until > now || record.in_flight > 0);
         if records.len() < MAX_TRACKED {
             return;
         }
         let oldest = records
             .iter()
-            .min_by_key(|(_, record)| record.keep_until)
+            .min_by_key(|(_, record)| {
+                (
+                    record.locked_until.is_some_and(|until| until > now),
+                    record.keep_until,
+                )
+            })
             .map(|(subject, _)| subject.clone());
         if let Some(subject) = oldest {
             records.remove(&subject);
@@ -201,19 +323,72 @@ mod tests {
         let t = throttle();
         let start = Instant::now();
         for _ in 0..4 {
-            assert_eq!(t.failed_at(&admin(), start), None);
+            assert_eq!(t.failed_at(&admin(), start, false), None);
             assert_eq!(t.check_at(&admin(), start), Ok(()));
         }
-        assert_eq!(t.failed_at(&admin(), start), Some(Duration::from_secs(10)));
+        assert_eq!(
+            t.failed_at(&admin(), start, false),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(t.check_at(&admin(), start), Err(Duration::from_secs(10)));
         let after = start + Duration::from_secs(10);
         assert_eq!(t.check_at(&admin(), after), Ok(()));
-        assert_eq!(t.failed_at(&admin(), after), Some(Duration::from_secs(20)));
+        assert_eq!(
+            t.failed_at(&admin(), after, false),
+            Some(Duration::from_secs(20))
+        );
         let late = after + Duration::from_secs(3600);
         assert_eq!(t.check_at(&admin(), late), Ok(()));
         // Forgotten after the lock ended plus five minutes: the count starts again.
-        assert_eq!(t.failed_at(&admin(), late), None);
+        assert_eq!(t.failed_at(&admin(), late, false), None);
         assert_eq!(t.throttled.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn parallel_attempts_get_no_more_than_the_allowance() {
+        let t = throttle();
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(t.begin_at(&admin(), now), Ok(()));
+        }
+        // Five are running: the sixth waits, whatever their outcome will be.
+        assert_eq!(t.begin_at(&admin(), now), Err(Duration::from_secs(1)));
+        for _ in 0..4 {
+            assert_eq!(t.failed_at(&admin(), now, true), None);
+        }
+        assert_eq!(
+            t.failed_at(&admin(), now, true),
+            Some(Duration::from_secs(10))
+        );
+        assert!(t.begin_at(&admin(), now).is_err());
+        // A success frees the subjects for the next attempt.
+        let later = now + Duration::from_secs(10);
+        assert_eq!(t.begin_at(&admin(), later), Ok(()));
+        t.succeeded(&admin());
+        assert_eq!(t.begin_at(&admin(), later), Ok(()));
+    }
+
+    #[test]
+    fn an_attempt_dropped_unsettled_gives_its_place_back() {
+        let t = throttle();
+        let mut running: Vec<Attempt<'_>> =
+            (0..5).map(|_| t.begin(admin()).expect("allowed")).collect();
+        assert!(t.begin(admin()).is_err());
+        running.pop();
+        let sixth = t.begin(admin()).expect("a place came back");
+        sixth.succeeded();
+        drop(running);
+        assert_eq!(t.records.lock().len(), 0, "settled by the success");
+    }
+
+    #[test]
+    fn from_loopback_only_the_address_counts() {
+        let user = Subject::User("admin".into());
+        assert_eq!(
+            Subject::of(user.clone(), "127.0.0.1".parse().expect("ip")).len(),
+            1
+        );
+        assert_eq!(Subject::of(user, "192.0.2.1".parse().expect("ip")).len(), 2);
     }
 
     #[test]
@@ -223,7 +398,7 @@ mod tests {
         let mut locks = Vec::new();
         for _ in 0..12 {
             // Each attempt just after the previous lock-out ended.
-            let lock = t.failed_at(&admin(), now);
+            let lock = t.failed_at(&admin(), now, false);
             now += lock.unwrap_or_default() + Duration::from_secs(1);
             locks.extend(lock.map(|d| d.as_secs()));
         }
@@ -241,7 +416,7 @@ mod tests {
             ]
         };
         for i in 0..5 {
-            t.failed_at(&from(&format!("user{i}")), now);
+            t.failed_at(&from(&format!("user{i}")), now, false);
         }
         // Another host of the same /64 is the same subject.
         let neighbour = vec![
@@ -257,16 +432,16 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         for _ in 0..4 {
-            t.failed_at(&admin(), now);
+            t.failed_at(&admin(), now, false);
         }
         t.succeeded(&admin());
-        assert_eq!(t.failed_at(&admin(), now), None);
+        assert_eq!(t.failed_at(&admin(), now, false), None);
         let off = LoginThrottle::new(Policy {
             max_attempts: 0,
             ..t.policy
         });
         for _ in 0..50 {
-            assert_eq!(off.failed_at(&admin(), now), None);
+            assert_eq!(off.failed_at(&admin(), now, false), None);
         }
         assert_eq!(off.check_at(&admin(), now), Ok(()));
     }
@@ -277,10 +452,10 @@ mod tests {
         let now = Instant::now();
         for i in 0..MAX_TRACKED {
             let at = now + Duration::from_millis(u64::try_from(i).expect("small"));
-            t.failed_at(&[Subject::User(format!("u{i}"))], at);
+            t.failed_at(&[Subject::User(format!("u{i}"))], at, false);
         }
         let later = now + Duration::from_secs(1);
-        t.failed_at(&[Subject::User("new".into())], later);
+        t.failed_at(&[Subject::User("new".into())], later, false);
         let records = t.records.lock();
         assert_eq!(records.len(), MAX_TRACKED);
         assert!(!records.contains_key(&Subject::User("u0".into())));

@@ -189,8 +189,10 @@ impl Broker {
 
     /// Starts accepting on the bound listeners (once; later calls do nothing).
     pub fn accept(&mut self) {
+        if !self.shared.accepting.is_cancelled() {
+            self.shared.tasks.spawn(summary::summarise(self.handle()));
+        }
         self.shared.accepting.cancel();
-        self.shared.tasks.spawn(summary::summarise(self.handle()));
         for listener in self.bound.drain(..) {
             self.accept_loops.push(tokio::spawn(server::accept_loop(
                 listener,

@@ -235,7 +235,14 @@ async fn open(
         }
         (Transport::Tls | Transport::Wss, Some(secure)) => {
             let stream = handshake(allowance, "TLS", peer, secure.acceptor.accept(socket)).await?;
-            let name = tls::peer_name(stream.get_ref().1, secure.peer_cert);
+            let name = match tls::peer_name(stream.get_ref().1, secure.peer_cert) {
+                tls::PeerName::Absent => None,
+                tls::PeerName::Named(name) => Some(name),
+                tls::PeerName::Unnamed => {
+                    tracing::debug!(%peer, "client certificate without the name to log in with");
+                    return None;
+                }
+            };
             if transport == Transport::Tls {
                 return Some(Box::pin(serve(
                     stream, peer, local, transport, name, shared,
@@ -293,7 +300,14 @@ mod tests {
         let _client = TcpStream::connect(address).await.expect("connect");
         let (socket, peer) = listener.accept().await.expect("accept");
         let shared = Arc::new(Shared::new(Config::default(), Access::default(), None));
-        let tcp = serve(socket, peer, address, Transport::Tcp, None, Arc::clone(&shared));
+        let tcp = serve(
+            socket,
+            peer,
+            address,
+            Transport::Tcp,
+            None,
+            Arc::clone(&shared),
+        );
         let tcp_size = size_of_val(&tcp);
         drop(tcp);
         let _client = TcpStream::connect(address).await.expect("connect");

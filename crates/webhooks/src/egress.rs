@@ -25,7 +25,8 @@ use crate::{client::SendError, spec::SpecError};
 pub struct EgressConfig {
     /// Networks no webhook request may reach, as CIDR (`169.254.0.0/16`), in a list or one
     /// comma-separated string (`HOOKMQ_EGRESS__DENY_NETWORKS=169.254.0.0/16,fe80::/10`).
-    /// Default: the link-local networks, where cloud metadata services answer.
+    /// Default: the link-local networks and the other cloud metadata addresses, and the
+    /// unspecified addresses (see `DENIED_BY_DEFAULT`).
     #[serde(deserialize_with = "networks")]
     pub deny_networks: Vec<IpNet>,
     /// If not empty, the only networks webhook requests may reach (`deny_networks` still
@@ -34,11 +35,22 @@ pub struct EgressConfig {
     pub allow_networks: Vec<IpNet>,
 }
 
+/// The networks denied by default: link-local (where most clouds' metadata services
+/// answer, 169.254.169.254), AWS's IPv6 and Alibaba's metadata addresses, and the
+/// unspecified addresses (a connection to 0.0.0.0 reaches this machine).
+const DENIED_BY_DEFAULT: [&str; 6] = [
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+    "0.0.0.0/8",
+    "::/128",
+];
+
 impl Default for EgressConfig {
     fn default() -> Self {
-        let link_local = ["169.254.0.0/16", "fe80::/10"];
         Self {
-            deny_networks: link_local
+            deny_networks: DENIED_BY_DEFAULT
                 .iter()
                 .filter_map(|net| net.parse().ok())
                 .collect(),
@@ -198,7 +210,15 @@ mod tests {
     #[test]
     fn link_local_is_denied_by_default_and_everything_else_permitted() {
         let guard = Egress::new(EgressConfig::default());
-        for denied in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+        for denied in [
+            "169.254.169.254",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::",
+        ] {
             assert!(!guard.permits(denied.parse().expect("ip")), "{denied}");
         }
         for permitted in ["127.0.0.1", "10.1.2.3", "::1", "2001:db8::1"] {

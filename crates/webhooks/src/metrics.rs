@@ -66,6 +66,9 @@ pub struct Metrics {
     /// Short critical sections (a sample every 5 s, a failure now and then).
     rates: Mutex<Rates>,
     failures: Mutex<VecDeque<Failure>>,
+    /// Drops and failures already told in the log's summaries (restored counters count as
+    /// told). Taken every 5 s.
+    summarised: Mutex<(u64, u64)>,
 }
 
 /// A copy of the metrics, as the API shows them.
@@ -154,14 +157,26 @@ impl Metrics {
             self.dropped_queue_full.fetch_add(count, Ordering::Relaxed);
         }
     }
-    /// Events dropped so far (queue full, or skipped while the buffer was full).
-    pub(crate) fn dropped_total(&self) -> u64 {
-        self.dropped_queue_full.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    /// Events dropped (queue full, or skipped while the buffer was full) and events failed
+    /// for good.
+    fn troubles(&self) -> (u64, u64) {
+        (
+            self.dropped_queue_full.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
-    /// Events given up so far (failed for good), and the reason of the last failure.
-    pub(crate) fn given_up(&self) -> (u64, Option<String>) {
-        let last = self.failures.lock().front().map(|f| f.reason.clone());
-        (self.failed.load(Ordering::Relaxed), last)
+    /// Events dropped and events failed for good since the last call, with the reason of
+    /// the last failure: what the log's summary lines tell.
+    pub(crate) fn since_last_summary(&self) -> (u64, u64, Option<String>) {
+        let now = self.troubles();
+        let mut told = self.summarised.lock();
+        let new = (now.0.saturating_sub(told.0), now.1.saturating_sub(told.1));
+        *told = now;
+        drop(told);
+        let last = (new.1 > 0)
+            .then(|| self.failures.lock().front().map(|f| f.reason.clone()))
+            .flatten();
+        (new.0, new.1, last)
     }
     /// Events delivered so far.
     pub(crate) fn delivered(&self) -> u64 {
@@ -238,6 +253,7 @@ impl Metrics {
             ..Rates::default()
         };
         self.failures.lock().clear();
+        *self.summarised.lock() = (0, 0);
     }
 
     /// The metrics now, with `queuing` from the queue.
@@ -370,6 +386,7 @@ impl Metrics {
             .failures
             .lock()
             .extend(saved.last_failures.iter().take(FAILURES_KEPT).cloned());
+        *metrics.summarised.lock() = metrics.troubles();
         metrics
     }
 }
@@ -388,6 +405,28 @@ pub(crate) fn failure(event: &str, status: Option<u16>, reason: String, attempts
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_tell_each_drop_once_and_not_what_was_restored() {
+        let metrics = Metrics::default();
+        metrics.dropped_queue_full(3);
+        assert_eq!(metrics.since_last_summary(), (3, 0, None));
+        assert_eq!(metrics.since_last_summary(), (0, 0, None));
+        let restored = Metrics::restored(&metrics.saved());
+        assert_eq!(
+            restored.since_last_summary(),
+            (0, 0, None),
+            "told before the restart"
+        );
+        restored.dropped_queue_full(2);
+        restored.reset(0);
+        restored.dropped_queue_full(1);
+        assert_eq!(
+            restored.since_last_summary(),
+            (1, 0, None),
+            "counted from the reset"
+        );
+    }
 
     #[test]
     fn percentiles_and_reset() {

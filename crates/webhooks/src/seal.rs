@@ -172,15 +172,22 @@ impl Sealer {
     }
 }
 
-/// Writes a new file readable by its owner only.
+/// Writes a new file readable by its owner only, whole: a temporary file, synced, then
+/// renamed, so a crash never leaves a half-written key.
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temporary = path.with_extension("tmp");
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = options.open(&temporary)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    file.sync_all()?;
+    fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,3 +128,25 @@ async fn wrong_api_key_secrets_lock_out_the_key_until_the_lock_ends() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_guesses_get_no_more_tries_than_a_sequence() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = node(dir.path()).await;
+    let guesses = (0..30).map(|i| {
+        let node = &node;
+        async move { login(node, "admin", &format!("parallel-{i}")).await.0 }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{checked} passwords checked: {answers:?}");
+    assert_eq!(checked + refused, 30, "{answers:?}");
+    node.stop().await;
+}

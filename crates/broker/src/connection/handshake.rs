@@ -306,7 +306,9 @@ async fn accept<S: AsyncWrite + Unpin>(
         } else if connect.properties.authentication_method.is_some() {
             Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
         } else if let Some(will) = &connect.will {
-            if !topic::is_valid_name(&will.topic) {
+            if !topic::is_valid_name(&will.topic)
+                || super::inbound::too_many_levels(&will.topic, config.max_topic_levels)
+            {
                 Some(ReasonCode::TOPIC_NAME_INVALID)
             } else if will.qos > shared.max_qos() {
                 Some(ReasonCode::QOS_NOT_SUPPORTED)

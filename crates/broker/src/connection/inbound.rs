@@ -582,6 +582,6 @@ where
 
 /// Whether `topic` has more than `max` levels. A topic of fewer bytes than `max` cannot,
 /// so the common case costs a length comparison.
-fn too_many_levels(topic: &str, max: usize) -> bool {
+pub(super) fn too_many_levels(topic: &str, max: usize) -> bool {
     topic.len() >= max && topic.bytes().filter(|b| *b == b'/').count() >= max
 }

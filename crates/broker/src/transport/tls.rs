@@ -178,14 +178,28 @@ fn read_certs(
         })
 }
 
-/// The name a verified client certificate gives its client, if it sent one and the
-/// listener takes names from certificates.
-pub(crate) fn peer_name(
-    connection: &ServerConnection,
-    field: Option<PeerCertField>,
-) -> Option<Arc<str>> {
-    let field = field?;
-    let der = connection.peer_certificates()?.first()?;
+/// What a client certificate says about its client's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerName {
+    /// No certificate, or the listener takes no names from certificates.
+    Absent,
+    /// The name the certificate gives.
+    Named(Arc<str>),
+    /// A verified certificate without the field the listener takes names from: refused,
+    /// rather than letting its client log in some other way.
+    Unnamed,
+}
+
+/// The name a verified client certificate gives its client.
+pub(crate) fn peer_name(connection: &ServerConnection, field: Option<PeerCertField>) -> PeerName {
+    let (Some(field), Some(der)) = (field, connection.peer_certificates().and_then(<[_]>::first))
+    else {
+        return PeerName::Absent;
+    };
+    name_in(der, field).map_or(PeerName::Unnamed, PeerName::Named)
+}
+
+fn name_in(der: &[u8], field: PeerCertField) -> Option<Arc<str>> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let name = match field {
         PeerCertField::Cn => cert

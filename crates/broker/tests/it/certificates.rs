@@ -156,6 +156,22 @@ async fn a_client_certificate_authenticates_under_its_common_name() {
     let connected = broker.handle.client("d7").expect("listed");
     assert_eq!(connected.info.username.as_deref(), Some("device-7"));
 
+    // A verified certificate without a common name does not let its client in some other
+    // way.
+    let nameless = clients.issue("", &["only-a-san.example"]);
+    let closed = match tls(&broker, servers.der(), Some(&nameless)).await {
+        Err(_) => true,
+        Ok(stream) => {
+            let mut client = RawClient::over(Box::new(stream), ProtocolVersion::V5);
+            client
+                .send(hookmq_codec::Packet::Connect(Box::new(
+                    RawClient::connect_packet(ProtocolVersion::V5, "nameless"),
+                )))
+                .await;
+            client.recv().await.is_none()
+        }
+    };
+    assert!(closed, "a certificate without a CN got in");
     // Without a certificate a client authenticates as usual: here it has no password.
     let stream = tls(&broker, servers.der(), None).await.expect("handshake");
     let (_, reason) = connect(stream, "anonymous").await;

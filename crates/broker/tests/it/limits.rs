@@ -130,6 +130,20 @@ async fn topics_past_the_level_limit_are_refused() {
         (stats.subscriptions_refused, stats.publishes_refused),
         (1, 1)
     );
+    // A will to such a topic is refused with the CONNECT.
+    let mut willing = RawClient::open(broker.tcp, ProtocolVersion::V5).await;
+    let connect = hookmq_codec::Connect {
+        will: Some(hookmq_codec::Will {
+            topic: "a/b/c/d".into(),
+            payload: bytes::Bytes::from_static(b"gone"),
+            ..Default::default()
+        }),
+        ..RawClient::connect_packet(ProtocolVersion::V5, "w")
+    };
+    assert_eq!(
+        willing.handshake(connect).await.reason_code,
+        ReasonCode::TOPIC_NAME_INVALID
+    );
 }
 
 #[tokio::test]

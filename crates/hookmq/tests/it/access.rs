@@ -89,6 +89,15 @@ async fn the_default_password_keeps_the_api_on_loopback_until_it_is_changed() {
         .await
         .expect("dashboard");
     assert_eq!(page.status(), StatusCode::FORBIDDEN, "the dashboard too");
+    // A page that rebinds its own name to 127.0.0.1 reaches loopback, but under its name.
+    let rebound = reqwest::Client::new()
+        .post(format!("http://{loopback}:{port}/api/v5/login"))
+        .header("host", format!("evil.example:{port}"))
+        .json(&json!({"username": "admin", "password": "public"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
     // The seed's walkthrough, on the machine itself, is unchanged.
     let (status, answer) = login(loopback, port, "public").await;
     assert_eq!(status, StatusCode::OK, "{answer}");

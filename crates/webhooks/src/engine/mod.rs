@@ -619,10 +619,6 @@ async fn finish(end: impl Future<Output = ()> + Send + 'static) {
 async fn sample_rates(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(RATE_INTERVAL);
     tick.tick().await;
-    // Each webhook's drops at the last look: one summary line per webhook and interval, not
-    // one per event (thousands a second when a receiver cannot keep up).
-    let mut dropped: HashMap<String, u64> = HashMap::new();
-    let mut given_up: HashMap<String, u64> = HashMap::new();
     loop {
         tokio::select! {
             () = inner.stop.cancelled() => return,
@@ -630,35 +626,35 @@ async fn sample_rates(inner: Arc<Inner>) {
                 for webhook in inner.registry.webhooks.load().iter() {
                     webhook.metrics.sample_rate(RATE_INTERVAL);
                     webhook.client.close_idle();
-                    let now = webhook.metrics.dropped_total();
-                    let before = dropped.insert(webhook.spec.name.clone(), now).unwrap_or(0);
-                    if now > before {
-                        tracing::warn!(
-                            webhook = %webhook.spec.name,
-                            count = now - before,
-                            total = now,
-                            "events dropped in the last {} s: the buffer is full (see max_buffer_bytes)",
-                            RATE_INTERVAL.as_secs()
-                        );
-                    }
-                    let (failed, last) = webhook.metrics.given_up();
-                    let before = given_up.insert(webhook.spec.name.clone(), failed).unwrap_or(0);
-                    if failed > before {
-                        tracing::warn!(
-                            webhook = %webhook.spec.name,
-                            count = failed - before,
-                            total = failed,
-                            last = last.as_deref().unwrap_or("-"),
-                            "events failed for good in the last {} s (kept as dead letters)",
-                            RATE_INTERVAL.as_secs()
-                        );
-                    }
+                    summarise(webhook);
                 }
                 let saving = Arc::clone(&inner);
                 // File writes block: off the runtime's threads.
                 let _ = tokio::task::spawn_blocking(move || WebhookEngine::save_metrics(&saving)).await;
             }
         }
+    }
+}
+
+/// Logs what a webhook dropped and gave up since the last look: one line each per
+/// interval, not one per event (thousands a second when a receiver cannot keep up).
+fn summarise(webhook: &Webhook) {
+    let (dropped, failed, last) = webhook.metrics.since_last_summary();
+    let seconds = RATE_INTERVAL.as_secs();
+    if dropped > 0 {
+        tracing::warn!(
+            webhook = %webhook.spec.name,
+            count = dropped,
+            "events dropped in the last {seconds} s: the buffer is full (see max_buffer_bytes)"
+        );
+    }
+    if failed > 0 {
+        tracing::warn!(
+            webhook = %webhook.spec.name,
+            count = failed,
+            last = last.as_deref().unwrap_or("-"),
+            "events failed for good in the last {seconds} s (kept as dead letters)"
+        );
     }
 }
 
