@@ -417,6 +417,9 @@ impl Lane {
             error,
         );
         item.attempts += 1;
+        // Out of flight before it is counted as delivered, failed or retried: whoever
+        // sees the new count sees it no longer in flight.
+        drop(_inflight);
         match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
             Verdict::Delivered => {
                 webhook.metrics.success();
@@ -435,7 +438,6 @@ impl Lane {
                     *pipe = None;
                 }
                 self.go_back();
-                drop(_inflight);
                 webhook.queue.put_back(self.lane, item);
                 Some(delay)
             }
