@@ -120,6 +120,33 @@ impl BrokerHandle {
         self.shared.router.list()
     }
 
+    /// Joins a cluster: this node's publishes go to `peers` from now on, and the filters
+    /// with subscribers here are recorded for [`BrokerHandle::interest_changes`] (starting
+    /// with every one there is). Only the first call counts.
+    pub fn attach_peers(&self, peers: Arc<dyn crate::peers::Peers>) {
+        if self.shared.peers.set(peers).is_ok() {
+            self.shared
+                .router
+                .interest
+                .enable(self.shared.router.direct_filters());
+        }
+    }
+
+    /// The filters that gained their first (`true`) or lost their last (`false`) direct
+    /// subscriber here since the last call, waiting until there is one. For the cluster
+    /// link, which subscribes to what the other nodes publish on them.
+    pub async fn interest_changes(&self) -> std::collections::HashMap<String, bool> {
+        self.shared.router.interest.next().await
+    }
+
+    /// Delivers a message another node published to the subscribers here.
+    pub fn route_from_peer(&self, mut message: crate::message::Message) {
+        // Its expiry travels as its receive time and interval: on this node's clock now.
+        message.restore_expiry();
+        let mut events = crate::hooks::HookBatch::new(Arc::clone(&self.shared.hooks));
+        self.shared.route_from_peer(Arc::new(message), &mut events);
+    }
+
     /// Reads the TLS listeners' certificate and key files again (on `SIGHUP`): new
     /// handshakes use them, open connections keep theirs. A listener whose files do not
     /// load keeps the pair it has. Returns how many listeners were reloaded.

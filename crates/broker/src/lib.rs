@@ -18,6 +18,7 @@
 //! - [`hooks`]: the typed events and the non-blocking bus that carries them.
 //! - [`message`]: the routed message and its id.
 //! - [`BrokerHandle`]: how other crates reach a running broker.
+//! - [`peers`]: the other nodes of a cluster (forwarding, local interest, peer messages).
 //! - `summary`: rate-limited log lines of refused connections, protocol errors and drops.
 //!
 //! A PUBLISH goes: socket → codec (zero-copy `Bytes`) → connection task (alias, authz,
@@ -33,6 +34,7 @@ mod handle;
 pub mod hooks;
 mod limits;
 pub mod message;
+pub mod peers;
 mod persist;
 mod router;
 mod server;

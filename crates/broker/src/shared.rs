@@ -70,6 +70,9 @@ pub(crate) struct Routed {
     /// Whether it went to the broker's journal (retained, or queued for a persistent
     /// session): an acknowledgement promising it is kept should wait for the disk.
     pub(crate) stored: bool,
+    /// Whether it went to the other nodes of a cluster too (whose subscribers are not
+    /// counted in `matched`).
+    pub(crate) elsewhere: bool,
 }
 
 /// Loaded authentication and authorization sources, and the TLS listeners' certificates.
@@ -100,6 +103,8 @@ pub(crate) struct Shared {
     pub(crate) password_checks: tokio::sync::Semaphore,
     pub(crate) ids: MessageIdGenerator,
     pub(crate) stats: Stats,
+    /// The other nodes of a cluster, once one attaches.
+    pub(crate) peers: std::sync::OnceLock<Arc<dyn crate::peers::Peers>>,
     /// Open connections by source address (used when `max_connections_per_address` is set).
     pub(crate) per_address: Arc<crate::limits::PerAddress>,
     /// Cancelled when the broker stops; connection tasks in their handshake watch it.
@@ -128,6 +133,7 @@ impl Shared {
             ids,
             stats: Stats::default(),
             per_address: Arc::default(),
+            peers: std::sync::OnceLock::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             // From the clock, so a session's number is unique across restarts too (the
@@ -166,9 +172,49 @@ impl Shared {
                 message: Arc::clone(message),
             },
         );
-        let mut stored =
+        let stored =
             message.retain && self.config.mqtt.retain_available && self.retained.store(&message);
+        let peers = self.peers.get();
+        if let Some(peers) = peers {
+            peers.forward(&message);
+        }
         let publisher = message.publisher.session_id;
+        let (matched, delivered) = self.route_here(&message, publisher, events);
+        // In a cluster, subscribers elsewhere may take it: not known here, so not dropped.
+        if matched == 0 && peers.is_none() {
+            self.stats
+                .messages_dropped_no_subscribers
+                .fetch_add(1, Ordering::Relaxed);
+            events.emit_message(EventKind::MessageDropped, None, message, |message| {
+                EventData::MessageDropped {
+                    message,
+                    reason: "no_subscribers",
+                }
+            });
+        }
+        Routed {
+            matched,
+            stored: stored || delivered,
+            elsewhere: peers.is_some(),
+        }
+    }
+
+    /// Delivers a message another node of the cluster published to this node's subscribers
+    /// (its `message.publish` event, retained copy and forwarding were that node's).
+    pub(crate) fn route_from_peer(&self, message: Arc<Message>, events: &mut HookBatch) {
+        // No session here published it: 0 is no session's number, so no-local never applies.
+        self.route_here(&message, 0, events);
+    }
+
+    /// Delivers `message` to the subscribers on this node; returns how many subscriptions
+    /// matched and whether a delivery went to the broker's journal.
+    fn route_here(
+        &self,
+        message: &Arc<Message>,
+        publisher: u64,
+        events: &mut HookBatch,
+    ) -> (usize, bool) {
+        let mut stored = false;
         let matched = self
             .router
             .route(&message.topic, publisher, |route| match route {
@@ -176,7 +222,7 @@ impl Shared {
                     self.stats
                         .deliveries_dropped
                         .fetch_add(1, Ordering::Relaxed);
-                    events.emit_message(EventKind::DeliveryDropped, None, &message, |message| {
+                    events.emit_message(EventKind::DeliveryDropped, None, message, |message| {
                         EventData::DeliveryDropped {
                             client: sub.mailbox.client(),
                             message: Arc::clone(message),
@@ -194,7 +240,7 @@ impl Shared {
                         Some(o) => (o.qos, o.retain_as_published, o.subscription_ids),
                     };
                     let delivery = Delivery {
-                        message: Arc::clone(&message),
+                        message: Arc::clone(message),
                         qos: message.qos.min(qos),
                         retain: message.retain && retain_as_published,
                         subscription_ids,
@@ -203,18 +249,7 @@ impl Shared {
                     stored |= self.deliver(&sub.mailbox, delivery, events);
                 }
             });
-        if matched == 0 {
-            self.stats
-                .messages_dropped_no_subscribers
-                .fetch_add(1, Ordering::Relaxed);
-            events.emit_message(EventKind::MessageDropped, None, message, |message| {
-                EventData::MessageDropped {
-                    message,
-                    reason: "no_subscribers",
-                }
-            });
-        }
-        Routed { matched, stored }
+        (matched, stored)
     }
 
     /// Pushes one delivery into a mailbox, reporting what it displaced. Returns whether it

@@ -65,6 +65,8 @@ pub(crate) struct AppConfig {
     pub dashboard: DashboardConfig,
     /// `[egress]`: the networks webhook requests may reach.
     pub egress: EgressConfig,
+    /// `[cluster]`: NATS, when several nodes serve together.
+    pub cluster: hookmq_cluster::ClusterConfig,
     /// `[[webhooks]]`: webhooks defined in the file (applied at every start, over the ones
     /// saved through the API).
     pub webhooks: Vec<WebhookSpec>,

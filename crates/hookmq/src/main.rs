@@ -250,6 +250,12 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
             .with_context(|| format!("webhooks: {}", spec.name))?;
     }
     engine.warn_orphans();
+    // Before accepting: the subscriptions recovered from disk are this node's first interest.
+    let cluster = if config.cluster.enabled() {
+        Some(hookmq_cluster::Cluster::join(&config.cluster, broker.handle()).await?)
+    } else {
+        None
+    };
     broker.accept();
     start_reloading(broker.handle());
     let api = if config.dashboard.enable {
@@ -277,6 +283,9 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
         let _ = task.await;
     }
     broker.shutdown(config.node.shutdown_timeout).await;
+    if let Some(cluster) = cluster {
+        cluster.leave().await;
+    }
     engine.shutdown(config.node.shutdown_timeout).await;
     Ok(())
 }

@@ -202,7 +202,7 @@ where
             None => {
                 let routed = self.shared.publish(Arc::new(message), &mut self.events);
                 self.sync_owed |= routed.stored && qos != QoS::AtMostOnce;
-                if routed.matched == 0 {
+                if routed.matched == 0 && !routed.elsewhere {
                     ReasonCode::NO_MATCHING_SUBSCRIBERS
                 } else {
                     ReasonCode::SUCCESS

@@ -125,12 +125,22 @@ pub struct SubscriptionRow {
 pub(crate) struct Router {
     trie: RwLock<trie::Node>,
     count: AtomicUsize,
+    /// Filters gaining or losing their direct subscribers, for the other nodes of a cluster.
+    pub(crate) interest: crate::peers::Interest,
 }
 
 impl Router {
     /// Adds or replaces a subscription; returns whether it existed.
     pub(crate) fn subscribe(&self, filter: &str, group: Option<&str>, sub: Subscriber) -> bool {
-        let existed = self.trie.write().entry(filter).upsert(group, sub);
+        let (existed, first) = {
+            let mut trie = self.trie.write();
+            let subscribers = trie.entry(filter);
+            let first = group.is_none() && subscribers.direct.is_empty();
+            (subscribers.upsert(group, sub), first)
+        };
+        if first {
+            self.interest.record(filter, true);
+        }
         if !existed {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -139,15 +149,35 @@ impl Router {
 
     /// Removes a subscription; returns whether it existed.
     pub(crate) fn unsubscribe(&self, filter: &str, group: Option<&str>, session_id: u64) -> bool {
-        let removed = self
+        let (removed, last) = self
             .trie
             .write()
-            .modify(filter, |subs| subs.remove(group, session_id))
-            .unwrap_or(false);
+            .modify(filter, |subs| {
+                let removed = subs.remove(group, session_id);
+                (
+                    removed,
+                    removed && group.is_none() && subs.direct.is_empty(),
+                )
+            })
+            .unwrap_or((false, false));
+        if last {
+            self.interest.record(filter, false);
+        }
         if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         removed
+    }
+
+    /// Every filter with direct (not shared) subscribers now.
+    pub(crate) fn direct_filters(&self) -> Vec<String> {
+        let mut filters = std::collections::BTreeSet::new();
+        for row in self.list() {
+            if !row.filter.starts_with("$share/") {
+                filters.insert(row.filter);
+            }
+        }
+        filters.into_iter().collect()
     }
 
     /// Calls `deliver` with where a message on `topic` from session `publisher` goes: one

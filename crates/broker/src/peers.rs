@@ -1,0 +1,88 @@
+//! The other nodes of a cluster, as the broker sees them: where this node's publishes go
+//! ([`Peers`], implemented by `hookmq-cluster` over NATS), which filters have subscribers
+//! here ([`Interest`], so that only messages someone here wants cross the wire), and how a
+//! peer's message is delivered here (`BrokerHandle::route_from_peer`).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::message::Message;
+
+/// Where a node's own publishes go to reach the other nodes.
+pub trait Peers: Send + Sync + std::fmt::Debug {
+    /// A message published on this node (never one received from a peer). Called on the
+    /// publish path: it must not block (queue it, and count what a full queue drops).
+    fn forward(&self, message: &Arc<Message>);
+}
+
+/// The filters that gained their first or lost their last subscriber here since the last
+/// look. Changes are coalesced per filter (the last one counts), so the set is bounded by
+/// the number of distinct filters, and nothing is lost however late it is read.
+#[derive(Debug, Default)]
+pub(crate) struct Interest {
+    /// Off until a cluster attaches: a single node pays one relaxed load per change.
+    enabled: AtomicBool,
+    /// Filter → whether it has subscribers now. A short lock per change and per look.
+    changes: Mutex<HashMap<String, bool>>,
+    /// Woken after each change.
+    changed: Notify,
+}
+
+impl Interest {
+    /// Starts recording, from `current` (every filter with subscribers now).
+    pub(crate) fn enable(&self, current: impl IntoIterator<Item = String>) {
+        let mut changes = self.changes.lock();
+        self.enabled.store(true, Ordering::Release);
+        changes.extend(current.into_iter().map(|filter| (filter, true)));
+        drop(changes);
+        self.changed.notify_one();
+    }
+
+    /// `filter` gained its first subscriber (`true`) or lost its last one (`false`).
+    pub(crate) fn record(&self, filter: &str, present: bool) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        self.changes.lock().insert(filter.to_owned(), present);
+        self.changed.notify_one();
+    }
+
+    /// The changes since the last call, waiting for one if there is none.
+    pub(crate) async fn next(&self) -> HashMap<String, bool> {
+        loop {
+            let changes = std::mem::take(&mut *self.changes.lock());
+            if !changes.is_empty() {
+                return changes;
+            }
+            self.changed.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn changes_are_kept_from_enabling_and_coalesced() {
+        let interest = Interest::default();
+        interest.record("ignored/before", true);
+        interest.enable(["a/#".to_owned()]);
+        interest.record("b", true);
+        interest.record("b", false);
+        let changes = interest.next().await;
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(changes.get("a/#"), Some(&true));
+        assert_eq!(changes.get("b"), Some(&false), "the last change counts");
+        interest.record("c", true);
+        assert_eq!(interest.next().await.get("c"), Some(&true));
+    }
+}

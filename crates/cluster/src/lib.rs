@@ -1,0 +1,198 @@
+//! # hookmq-cluster
+//!
+//! hookmq nodes cooperating through NATS: a PUBLISH on any node reaches the matching
+//! subscribers on every node. Each node subscribes to the NATS subjects of the filters its
+//! own clients subscribed to (`subject`), so only messages someone wants cross the wire;
+//! it forwards its clients' publishes on the subject of their topic, and routes what other
+//! nodes forward to its own subscribers.
+//!
+//! ## Layout
+//! - [`ClusterConfig`]: the `[cluster]` section.
+//! - `subject`: MQTT topics and filters as NATS subjects.
+//! - `link`: the forwarding queue (the broker's [`hookmq_broker::peers::Peers`]), the
+//!   task that publishes it, the interest task that subscribes and the tasks that receive.
+//! - [`Cluster`]: joining (connection, node name check) and its status.
+//!
+//! Between nodes, messages go over core NATS: at most once, like QoS 0 between brokers.
+//! A node that loses NATS keeps serving its own clients and catches up on interest when
+//! NATS is back.
+
+mod link;
+pub mod subject;
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::{ConnectOptions, Event, connection::State};
+use hookmq_broker::BrokerHandle;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// The `[cluster]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// NATS servers, as a list or one comma-separated string
+    /// (`HOOKMQ_CLUSTER__NATS_URL=nats://a:4222,nats://b:4222`). Empty (the default): a
+    /// single node, no NATS.
+    #[serde(deserialize_with = "urls")]
+    pub nats_url: Vec<String>,
+    /// The first token of every subject hookmq uses, so several clusters can share NATS.
+    pub subject_prefix: String,
+    /// Messages waiting to be forwarded at most; past it new ones are not forwarded (each
+    /// counted in `forward_dropped` and summarised in the log), and local subscribers still
+    /// get them.
+    pub forward_queue: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: Vec::new(),
+            subject_prefix: "hookmq".into(),
+            forward_queue: 65_536,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node joins a cluster.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        !self.nats_url.is_empty()
+    }
+}
+
+/// A list of URLs, or one string of them separated by commas.
+fn urls<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        List(Vec<String>),
+        Text(String),
+    }
+    let list = match Urls::deserialize(deserializer)? {
+        Urls::List(list) => list,
+        Urls::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(list
+        .into_iter()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .collect())
+}
+
+/// Why the node could not join.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS could not be reached in time.
+    #[error("cluster.nats_url: cannot reach NATS at {urls}: {reason}")]
+    Connect {
+        /// The servers tried.
+        urls: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Another running node has this node's name.
+    #[error(
+        "node.name: {0} is the name of another running node of the cluster; give each node its own"
+    )]
+    NameTaken(String),
+    /// A NATS subscription failed.
+    #[error("cluster: {0}")]
+    Nats(String),
+}
+
+/// How long joining waits for NATS before giving up.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This node's membership of a cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    client: async_nats::Client,
+    link: Arc<link::Link>,
+    stop: CancellationToken,
+}
+
+impl Cluster {
+    /// Connects to NATS, checks that no running node has this node's name, and starts
+    /// forwarding `broker`'s publishes and receiving the other nodes'.
+    ///
+    /// # Errors
+    /// [`ClusterError`] naming the setting at fault.
+    pub async fn join(config: &ClusterConfig, broker: BrokerHandle) -> Result<Self, ClusterError> {
+        let node = broker.node_name().to_owned();
+        let logged_node = node.clone();
+        let client = ConnectOptions::new()
+            .name(format!("hookmq {node}"))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let node = logged_node.clone();
+                async move {
+                    match event {
+                        Event::Disconnected => tracing::warn!(
+                            %node,
+                            "lost NATS: serving this node's clients only until it is back"
+                        ),
+                        Event::Connected => tracing::info!(%node, "connected to NATS"),
+                        other => tracing::info!(%node, event = %other, "NATS"),
+                    }
+                }
+            })
+            .connect(config.nats_url.clone())
+            .await
+            .map_err(|e| connect_error(config, e))?;
+        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        while client.connection_state() != State::Connected {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(connect_error(config, "no connection within 10 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stop = CancellationToken::new();
+        let link = link::Link::start(config, &node, client.clone(), broker, stop.clone()).await?;
+        tracing::info!(%node, servers = %config.nats_url.join(","), "joined the cluster");
+        Ok(Self { client, link, stop })
+    }
+
+    /// Whether NATS is connected now.
+    #[must_use]
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// Messages not forwarded because the forwarding queue was full.
+    #[must_use]
+    pub fn forward_dropped(&self) -> u64 {
+        self.link.dropped()
+    }
+
+    /// Stops forwarding and receiving.
+    pub async fn leave(self) {
+        self.stop.cancel();
+        let _ = self.client.drain().await;
+    }
+}
+
+fn connect_error(config: &ClusterConfig, reason: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Connect {
+        urls: config.nats_url.join(","),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_come_as_a_list_or_a_comma_separated_string() {
+        let from_list: ClusterConfig =
+            serde_json::from_str(r#"{"nats_url": ["nats://a:1", "nats://b:2"]}"#).expect("list");
+        let from_text: ClusterConfig =
+            serde_json::from_str(r#"{"nats_url": "nats://a:1, nats://b:2"}"#).expect("text");
+        assert_eq!(from_list, from_text);
+        assert!(from_list.enabled());
+        assert!(!ClusterConfig::default().enabled());
+    }
+}

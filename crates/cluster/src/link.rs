@@ -1,0 +1,277 @@
+//! The link between this node and the others: the forwarding queue and its publisher, the
+//! interest task (a NATS subscription per filter with subscribers here) and the receivers.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{Client, HeaderMap, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use hookmq_broker::{
+    BrokerHandle,
+    message::{Message, MessageId},
+    peers::Peers,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ClusterConfig, ClusterError, subject};
+
+/// The header naming the node a message comes from (its own subscriptions hear it too).
+const ORIGIN: &str = "hookmq-node";
+/// The format of a forwarded message: this byte, then the message in postcard.
+const FORMAT: u8 = 1;
+/// Message ids remembered to deliver a message once however many of this node's filters
+/// it matched (NATS delivers it once per matching subscription).
+const RECENT_IDS: usize = 65_536;
+/// How long joining waits for a node of the same name to answer.
+const NAME_CHECK: Duration = Duration::from_millis(500);
+
+/// This node's side of the cluster.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Bounded: the publish path never waits on NATS (see `ClusterConfig::forward_queue`).
+    queue: mpsc::Sender<Arc<Message>>,
+    dropped: AtomicU64,
+}
+
+impl Peers for Link {
+    fn forward(&self, message: &Arc<Message>) {
+        if self.queue.try_send(Arc::clone(message)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Link {
+    /// Checks the node name, then starts the publisher, the interest task and the name
+    /// responder, and attaches the link to `broker`.
+    pub(crate) async fn start(
+        config: &ClusterConfig,
+        node: &str,
+        client: Client,
+        broker: BrokerHandle,
+        stop: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let prefix = config.subject_prefix.clone();
+        let names = format!("{prefix}.node.{}", subject::token(node));
+        let answer =
+            tokio::time::timeout(NAME_CHECK, client.request(names.clone(), Bytes::new())).await;
+        if let Ok(Ok(_)) = answer {
+            return Err(ClusterError::NameTaken(node.to_owned()));
+        }
+        let responder = client
+            .subscribe(names)
+            .await
+            .map_err(|e| ClusterError::Nats(e.to_string()))?;
+        tokio::spawn(answer_name_checks(client.clone(), responder, stop.clone()));
+        let (queue, forwarded) = mpsc::channel(config.forward_queue.max(1));
+        let link = Arc::new(Self {
+            queue,
+            dropped: AtomicU64::new(0),
+        });
+        tokio::spawn(publish_forwarded(
+            client.clone(),
+            prefix.clone(),
+            node.to_owned(),
+            forwarded,
+            stop.clone(),
+        ));
+        let receiver = Arc::new(Receiver {
+            node: node.to_owned(),
+            broker: broker.clone(),
+            recent: parking_lot::Mutex::new(Recent::default()),
+        });
+        tokio::spawn(follow_interest(
+            client,
+            prefix,
+            receiver,
+            broker.clone(),
+            stop,
+        ));
+        broker.attach_peers(Arc::clone(&link) as Arc<dyn Peers>);
+        Ok(link)
+    }
+
+    /// Messages not forwarded because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Answers other nodes asking whether this node's name is taken.
+async fn answer_name_checks(client: Client, mut requests: Subscriber, stop: CancellationToken) {
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => return,
+            request = requests.next() => request,
+        };
+        let Some(request) = request else { return };
+        if let Some(reply) = request.reply {
+            let _ = client.publish(reply, Bytes::from_static(b"taken")).await;
+        }
+    }
+}
+
+/// Publishes what the broker forwards, on the subject of each message's topic.
+async fn publish_forwarded(
+    client: Client,
+    prefix: String,
+    node: String,
+    mut forwarded: mpsc::Receiver<Arc<Message>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            message = forwarded.recv() => message,
+        };
+        let Some(message) = message else { return };
+        let mut payload = vec![FORMAT];
+        match postcard::to_extend(&*message, payload) {
+            Ok(encoded) => payload = encoded,
+            Err(error) => {
+                tracing::warn!(%error, topic = %message.topic, "message not forwarded: cannot encode it");
+                continue;
+            }
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, node.as_str());
+        let subject = subject::of_topic(&prefix, &message.topic);
+        if let Err(error) = client
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+        {
+            tracing::debug!(%error, "message not forwarded");
+        }
+    }
+}
+
+/// What receives the other nodes' messages.
+#[derive(Debug)]
+struct Receiver {
+    node: String,
+    broker: BrokerHandle,
+    /// A short lock per received message.
+    recent: parking_lot::Mutex<Recent>,
+}
+
+impl Receiver {
+    /// Delivers one message from NATS to this node's subscribers, once.
+    fn receive(&self, message: &async_nats::Message) {
+        let from_here = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(ORIGIN))
+            .is_some_and(|origin| origin.as_str() == self.node);
+        if from_here {
+            return;
+        }
+        let Some((&FORMAT, encoded)) = message.payload.split_first() else {
+            tracing::debug!(subject = %message.subject, "not a hookmq message: ignored");
+            return;
+        };
+        let decoded: Message = match postcard::from_bytes(encoded) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::debug!(%error, "undecodable message from a peer: ignored");
+                return;
+            }
+        };
+        if self.recent.lock().seen(decoded.id) {
+            return;
+        }
+        self.broker.route_from_peer(decoded);
+    }
+}
+
+/// Subscribes to the subjects of the filters with subscribers here, and unsubscribes when
+/// they have none.
+async fn follow_interest(
+    client: Client,
+    prefix: String,
+    receiver: Arc<Receiver>,
+    broker: BrokerHandle,
+    stop: CancellationToken,
+) {
+    let mut subscribed: HashMap<String, CancellationToken> = HashMap::new();
+    loop {
+        let changes = tokio::select! {
+            () = stop.cancelled() => return,
+            changes = broker.interest_changes() => changes,
+        };
+        for (filter, present) in changes {
+            match (present, subscribed.contains_key(&filter)) {
+                (true, false) => {
+                    let done = stop.child_token();
+                    for name in subject::of_filter(&prefix, &filter) {
+                        match client.subscribe(name.clone()).await {
+                            Ok(subscriber) => {
+                                tokio::spawn(receive(
+                                    subscriber,
+                                    Arc::clone(&receiver),
+                                    done.clone(),
+                                ));
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, %filter, subject = %name, "cluster subscription failed");
+                            }
+                        }
+                    }
+                    subscribed.insert(filter, done);
+                }
+                (false, true) => {
+                    if let Some(done) = subscribed.remove(&filter) {
+                        done.cancel();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Delivers what one subscription hears until its filter has no subscriber here.
+async fn receive(mut subscriber: Subscriber, receiver: Arc<Receiver>, done: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = done.cancelled() => {
+                let _ = subscriber.unsubscribe().await;
+                return;
+            }
+            message = subscriber.next() => match message {
+                Some(message) => receiver.receive(&message),
+                None => return,
+            },
+        }
+    }
+}
+
+/// The ids of the messages delivered lately, oldest first out (at most [`RECENT_IDS`]).
+#[derive(Debug, Default)]
+struct Recent {
+    ids: HashSet<MessageId>,
+    order: VecDeque<MessageId>,
+}
+
+impl Recent {
+    /// Whether `id` was seen lately; remembers it.
+    fn seen(&mut self, id: MessageId) -> bool {
+        if !self.ids.insert(id) {
+            return true;
+        }
+        self.order.push_back(id);
+        if self.order.len() > RECENT_IDS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        false
+    }
+}
