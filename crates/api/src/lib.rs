@@ -182,6 +182,7 @@ impl Api {
             api_keys: Arc::new(api_keys),
             default_password_digest: auth::digest(&config.default_password),
             default_passwords: Arc::new(default_passwords),
+            cluster: None,
             throttle: Arc::new(throttle::LoginThrottle::new(throttle::Policy {
                 max_attempts: config.unsuccessful_login_max_attempts,
                 lock: config.unsuccessful_login_lock_duration,
@@ -191,6 +192,13 @@ impl Api {
             started: Instant::now(),
         };
         Ok(Self { listener, state })
+    }
+
+    /// Answers `/nodes` and `/cluster` for the whole cluster.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: hookmq_cluster::ClusterHandle) -> Self {
+        self.state.cluster = Some(cluster);
+        self
     }
 
     /// Where it listens.

@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) default_passwords: Arc<DefaultPasswords>,
     /// Failed log-ins by user, API key and source address.
     pub(crate) throttle: Arc<LoginThrottle>,
+    /// The cluster, when this node is part of one (`/nodes`, `/cluster`).
+    pub(crate) cluster: Option<hookmq_cluster::ClusterHandle>,
     /// When the API started (for `/nodes`): wall clock in ms, and a monotonic instant.
     pub(crate) started_at_ms: u64,
     pub(crate) started: Instant,

@@ -17,6 +17,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats))
         .routes(routes!(metrics))
         .routes(routes!(nodes))
+        .routes(routes!(cluster))
 }
 
 /// How many of each thing there are now.
@@ -114,7 +115,7 @@ pub(crate) struct NodeView {
     /// Always `running` when it answers.
     node_status: &'static str,
     /// hookmq's version.
-    version: &'static str,
+    version: String,
     /// When it started, ms since the epoch.
     started_at: u64,
     /// How long it has run, ms.
@@ -202,21 +203,96 @@ async fn metrics(_: Authenticated, State(state): State<AppState>) -> Json<Metric
     })
 }
 
-/// The nodes: this one (hookmq runs as a single node).
+/// The nodes: this one, or in a cluster every node that answers within 300 ms.
 #[utoipa::path(get, path = "/nodes", tag = "monitoring",
     security(("bearer" = []), ("basic" = [])),
     responses(
-        (status = 200, description = "The nodes", body = Vec<NodeView>),
+        (status = 200, description = "The nodes, by name", body = Vec<NodeView>),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
 async fn nodes(_: Authenticated, State(state): State<AppState>) -> Json<Vec<NodeView>> {
-    let broker = state.broker();
-    Json(vec![NodeView {
-        node: broker.node_name().to_owned(),
-        node_status: "running",
-        version: VERSION,
-        started_at: state.started_at_ms,
-        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        connections: broker.stats().connections,
-    }])
+    Json(node_views(&state).await)
+}
+
+/// This node alone, or every node of the cluster that answers.
+async fn node_views(state: &AppState) -> Vec<NodeView> {
+    let here = || {
+        let broker = state.broker();
+        NodeView {
+            node: broker.node_name().to_owned(),
+            node_status: "running",
+            version: VERSION.to_owned(),
+            started_at: state.started_at_ms,
+            uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            connections: broker.stats().connections,
+        }
+    };
+    let Some(cluster) = &state.cluster else {
+        return vec![here()];
+    };
+    let mut views: Vec<NodeView> = cluster
+        .nodes()
+        .await
+        .into_iter()
+        .map(|info| NodeView {
+            node: info.node,
+            node_status: "running",
+            version: info.version,
+            started_at: info.started_at,
+            uptime_ms: hookmq_broker::message::now_ms().saturating_sub(info.started_at),
+            connections: info.connections,
+        })
+        .collect();
+    // Without NATS this node still runs: it is listed whatever the others say.
+    let name = state.broker().node_name();
+    if !views.iter().any(|view| view.node == name) {
+        views.push(here());
+        views.sort_by(|a, b| a.node.cmp(&b.node));
+    }
+    views
+}
+
+/// The cluster this node is part of: whether it is clustered, its NATS connection, and
+/// its nodes (as `/nodes`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ClusterView {
+    /// Whether `[cluster] nats_url` is set.
+    clustered: bool,
+    /// `connected` or `disconnected` (NATS); absent for a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<&'static str>,
+    /// The NATS server this node talks to; absent for a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    /// The nodes that answered, by name.
+    nodes: Vec<NodeView>,
+}
+
+/// The cluster: NATS status and nodes.
+#[utoipa::path(get, path = "/cluster", tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The cluster", body = ClusterView),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<ClusterView> {
+    let nodes = node_views(&state).await;
+    Json(match &state.cluster {
+        None => ClusterView {
+            clustered: false,
+            nats: None,
+            server: None,
+            nodes,
+        },
+        Some(cluster) => ClusterView {
+            clustered: true,
+            nats: Some(if cluster.connected() {
+                "connected"
+            } else {
+                "disconnected"
+            }),
+            server: Some(cluster.server()),
+            nodes,
+        },
+    })
 }

@@ -128,15 +128,48 @@ impl BrokerHandle {
             self.shared
                 .router
                 .interest
-                .enable(self.shared.router.direct_filters());
+                .enable(self.shared.router.interest_keys());
         }
     }
 
     /// The filters that gained their first (`true`) or lost their last (`false`) direct
-    /// subscriber here since the last call, waiting until there is one. For the cluster
+    /// subscriber here since the last call, and the `$share/{group}/{filter}` that gained
+    /// their first or lost their last member, waiting until there is one. For the cluster
     /// link, which subscribes to what the other nodes publish on them.
     pub async fn interest_changes(&self) -> std::collections::HashMap<String, bool> {
         self.shared.router.interest.next().await
+    }
+
+    /// Delivers a message another node published to one member of the shared subscription
+    /// `$share/{group}/{filter}` here (NATS chose this node among the group's).
+    pub fn route_shared_from_peer(
+        &self,
+        mut message: crate::message::Message,
+        group: &str,
+        filter: &str,
+    ) {
+        message.restore_expiry();
+        let mut events = crate::hooks::HookBatch::new(Arc::clone(&self.shared.hooks));
+        self.shared
+            .route_shared_from_peer(&Arc::new(message), group, filter, &mut events);
+    }
+
+    /// Keeps another node's retained message here, for subscribers that come later (an
+    /// empty payload clears the topic). Not forwarded, not reported as an event.
+    pub fn retain_from_peer(&self, mut message: crate::message::Message) {
+        if !self.shared.config.mqtt.retain_available {
+            return;
+        }
+        if self.shared.retained.holds(&message.topic, message.id) {
+            return;
+        }
+        message.restore_expiry();
+        self.shared.retained.store(&Arc::new(message));
+    }
+
+    /// Clears `topic`'s retained message here, as another node did.
+    pub fn clear_retained_from_peer(&self, topic: &str) {
+        self.shared.retained.clear(topic);
     }
 
     /// Delivers a message another node published to the subscribers here.

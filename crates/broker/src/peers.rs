@@ -21,6 +21,10 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// A message published on this node (never one received from a peer). Called on the
     /// publish path: it must not block (queue it, and count what a full queue drops).
     fn forward(&self, message: &Arc<Message>);
+
+    /// Whether the cluster balances shared subscriptions now (so this node leaves its own
+    /// members to it); while it cannot (no NATS), this node delivers to them itself.
+    fn balances_shared(&self) -> bool;
 }
 
 /// The filters that gained their first or lost their last subscriber here since the last
@@ -30,7 +34,8 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
 pub(crate) struct Interest {
     /// Off until a cluster attaches: a single node pays one relaxed load per change.
     enabled: AtomicBool,
-    /// Filter → whether it has subscribers now. A short lock per change and per look.
+    /// Filter → whether it has subscribers now. A short lock per change (taken under the
+    /// router's write lock, never the other way round) and per look.
     changes: Mutex<HashMap<String, bool>>,
     /// Woken after each change.
     changed: Notify,

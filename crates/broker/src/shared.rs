@@ -179,7 +179,10 @@ impl Shared {
             peers.forward(&message);
         }
         let publisher = message.publisher.session_id;
-        let (matched, delivered) = self.route_here(&message, publisher, events);
+        // While a cluster can balance shared subscriptions (NATS queue groups), their
+        // members here get this message through it like every node's; otherwise here.
+        let shared_here = peers.is_none_or(|peers| !peers.balances_shared());
+        let (matched, delivered) = self.route_here(&message, publisher, shared_here, events);
         // In a cluster, subscribers elsewhere may take it: not known here, so not dropped.
         if matched == 0 && peers.is_none() {
             self.stats
@@ -203,7 +206,36 @@ impl Shared {
     /// (its `message.publish` event, retained copy and forwarding were that node's).
     pub(crate) fn route_from_peer(&self, message: Arc<Message>, events: &mut HookBatch) {
         // No session here published it: 0 is no session's number, so no-local never applies.
-        self.route_here(&message, 0, events);
+        // Shared subscriptions get their copy through `route_shared_from_peer`.
+        self.route_here(&message, 0, false, events);
+    }
+
+    /// Delivers a message NATS gave this node for `$share/{group}/{filter}` to one member
+    /// here.
+    pub(crate) fn route_shared_from_peer(
+        &self,
+        message: &Arc<Message>,
+        group: &str,
+        filter: &str,
+        events: &mut HookBatch,
+    ) {
+        let mut delivered = None;
+        self.router.route_shared(filter, group, |route| {
+            if let Route::To(sub, _) = route {
+                delivered = Some((Arc::clone(&sub.mailbox), sub.options, sub.subscription_id));
+            }
+        });
+        let Some((mailbox, options, subscription_id)) = delivered else {
+            return;
+        };
+        let delivery = Delivery {
+            message: Arc::clone(message),
+            qos: message.qos.min(options.qos),
+            retain: message.retain && options.retain_as_published,
+            subscription_ids: subscription_id.into(),
+            stored: 0,
+        };
+        self.deliver(&mailbox, delivery, events);
     }
 
     /// Delivers `message` to the subscribers on this node; returns how many subscriptions
@@ -212,12 +244,13 @@ impl Shared {
         &self,
         message: &Arc<Message>,
         publisher: u64,
+        shared: bool,
         events: &mut HookBatch,
     ) -> (usize, bool) {
         let mut stored = false;
         let matched = self
             .router
-            .route(&message.topic, publisher, |route| match route {
+            .route(&message.topic, publisher, shared, |route| match route {
                 Route::NoLocal(sub) => {
                     self.stats
                         .deliveries_dropped

@@ -11,14 +11,21 @@
 //! - `subject`: MQTT topics and filters as NATS subjects.
 //! - `link`: the forwarding queue (the broker's [`hookmq_broker::peers::Peers`]), the
 //!   task that publishes it, the interest task that subscribes and the tasks that receive.
-//! - [`Cluster`]: joining (connection, node name check) and its status.
+//! - `retained`: retained messages in a JetStream key-value bucket, mirrored by every node.
+//! - `nodes`: every node answers who it is; asking gathers the answers ([`NodeInfo`]).
+//! - [`Cluster`]: joining (connection, node name check) and its status; [`ClusterHandle`]
+//!   for the API.
 //!
 //! Between nodes, messages go over core NATS: at most once, like QoS 0 between brokers.
 //! A node that loses NATS keeps serving its own clients and catches up on interest when
 //! NATS is back.
 
 mod link;
+mod nodes;
+mod retained;
 pub mod subject;
+
+pub use nodes::NodeInfo;
 
 use std::{sync::Arc, time::Duration};
 
@@ -108,9 +115,36 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// This node's membership of a cluster.
 #[derive(Debug)]
 pub struct Cluster {
-    client: async_nats::Client,
+    handle: ClusterHandle,
     link: Arc<link::Link>,
     stop: CancellationToken,
+}
+
+/// What the API asks of the cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle {
+    client: async_nats::Client,
+    prefix: String,
+}
+
+impl ClusterHandle {
+    /// Whether NATS is connected now.
+    #[must_use]
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// The NATS servers' addresses as this node knows them (the one it uses first).
+    #[must_use]
+    pub fn server(&self) -> String {
+        let info = self.client.server_info();
+        format!("{}:{}", info.host, info.port)
+    }
+
+    /// Every node that answers within 300 ms (this one included while NATS is up), by name.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        nodes::gather(&self.client, format!("{}.nodes", self.prefix)).await
+    }
 }
 
 impl Cluster {
@@ -150,15 +184,32 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let stop = CancellationToken::new();
-        let link = link::Link::start(config, &node, client.clone(), broker, stop.clone()).await?;
+        let link =
+            link::Link::start(config, &node, client.clone(), broker.clone(), stop.clone()).await?;
+        let prefix = config.subject_prefix.clone();
+        let questions = client
+            .subscribe(format!("{prefix}.nodes"))
+            .await
+            .map_err(|e| ClusterError::Nats(e.to_string()))?;
+        tokio::spawn(nodes::answer(
+            client.clone(),
+            questions,
+            broker,
+            hookmq_broker::message::now_ms(),
+            stop.clone(),
+        ));
         tracing::info!(%node, servers = %config.nats_url.join(","), "joined the cluster");
-        Ok(Self { client, link, stop })
+        Ok(Self {
+            handle: ClusterHandle { client, prefix },
+            link,
+            stop,
+        })
     }
 
-    /// Whether NATS is connected now.
+    /// What the API asks of the cluster.
     #[must_use]
-    pub fn connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
+    pub fn handle(&self) -> ClusterHandle {
+        self.handle.clone()
     }
 
     /// Messages not forwarded because the forwarding queue was full.
@@ -170,7 +221,7 @@ impl Cluster {
     /// Stops forwarding and receiving.
     pub async fn leave(self) {
         self.stop.cancel();
-        let _ = self.client.drain().await;
+        let _ = self.handle.client.drain().await;
     }
 }
 

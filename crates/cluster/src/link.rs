@@ -21,7 +21,7 @@ use hookmq_broker::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ClusterConfig, ClusterError, subject};
+use crate::{ClusterConfig, ClusterError, retained, subject};
 
 /// The header naming the node a message comes from (its own subscriptions hear it too).
 const ORIGIN: &str = "hookmq-node";
@@ -38,7 +38,11 @@ const NAME_CHECK: Duration = Duration::from_millis(500);
 pub(crate) struct Link {
     /// Bounded: the publish path never waits on NATS (see `ClusterConfig::forward_queue`).
     queue: mpsc::Sender<Arc<Message>>,
+    /// Retained messages for the cluster's bucket, when NATS has JetStream; bounded like
+    /// `queue`.
+    retained: Option<mpsc::Sender<Arc<Message>>>,
     dropped: AtomicU64,
+    client: Client,
 }
 
 impl Peers for Link {
@@ -46,6 +50,15 @@ impl Peers for Link {
         if self.queue.try_send(Arc::clone(message)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        if let (true, Some(retained)) = (message.retain, &self.retained)
+            && retained.try_send(Arc::clone(message)).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn balances_shared(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 }
 
@@ -72,9 +85,28 @@ impl Link {
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         tokio::spawn(answer_name_checks(client.clone(), responder, stop.clone()));
         let (queue, forwarded) = mpsc::channel(config.forward_queue.max(1));
+        let retained = match retained::bucket(client.clone(), &prefix).await {
+            Ok(bucket) => {
+                let (sender, receiver) = mpsc::channel(config.forward_queue.max(1));
+                tokio::spawn(retained::publish(
+                    bucket.clone(),
+                    node.to_owned(),
+                    receiver,
+                    stop.clone(),
+                ));
+                tokio::spawn(retained::mirror(bucket, broker.clone(), stop.clone()));
+                Some(sender)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "NATS without JetStream: retained messages stay on the node that received them");
+                None
+            }
+        };
         let link = Arc::new(Self {
             queue,
+            retained,
             dropped: AtomicU64::new(0),
+            client: client.clone(),
         });
         tokio::spawn(publish_forwarded(
             client.clone(),
@@ -162,15 +194,26 @@ struct Receiver {
     recent: parking_lot::Mutex<Recent>,
 }
 
+/// What a NATS subscription of this node stands for.
+#[derive(Debug, Clone)]
+enum Wanted {
+    /// The direct subscribers of a filter.
+    Direct,
+    /// The members of `$share/{group}/{filter}` here (a NATS queue group across nodes).
+    Shared { group: String, filter: String },
+}
+
 impl Receiver {
     /// Delivers one message from NATS to this node's subscribers, once.
-    fn receive(&self, message: &async_nats::Message) {
+    fn receive(&self, message: &async_nats::Message, wanted: &Wanted) {
         let from_here = message
             .headers
             .as_ref()
             .and_then(|headers| headers.get(ORIGIN))
             .is_some_and(|origin| origin.as_str() == self.node);
-        if from_here {
+        // This node's own messages reach its direct subscribers without NATS, but its
+        // shared subscriptions' members through the queue group like anyone's.
+        if from_here && matches!(wanted, Wanted::Direct) {
             return;
         }
         let Some((&FORMAT, encoded)) = message.payload.split_first() else {
@@ -184,10 +227,16 @@ impl Receiver {
                 return;
             }
         };
-        if self.recent.lock().seen(decoded.id) {
-            return;
+        match wanted {
+            Wanted::Direct => {
+                if !self.recent.lock().seen(decoded.id) {
+                    self.broker.route_from_peer(decoded);
+                }
+            }
+            Wanted::Shared { group, filter } => {
+                self.broker.route_shared_from_peer(decoded, group, filter);
+            }
         }
-        self.broker.route_from_peer(decoded);
     }
 }
 
@@ -210,12 +259,20 @@ async fn follow_interest(
             match (present, subscribed.contains_key(&filter)) {
                 (true, false) => {
                     let done = stop.child_token();
-                    for name in subject::of_filter(&prefix, &filter) {
-                        match client.subscribe(name.clone()).await {
+                    let (wanted, topics, queue) = wanted(&prefix, &filter);
+                    for name in subject::of_filter(&prefix, &topics) {
+                        let subscribed = match &queue {
+                            None => client.subscribe(name.clone()).await,
+                            Some(queue) => {
+                                client.queue_subscribe(name.clone(), queue.clone()).await
+                            }
+                        };
+                        match subscribed {
                             Ok(subscriber) => {
                                 tokio::spawn(receive(
                                     subscriber,
                                     Arc::clone(&receiver),
+                                    wanted.clone(),
                                     done.clone(),
                                 ));
                             }
@@ -237,8 +294,32 @@ async fn follow_interest(
     }
 }
 
+/// What an interest key (a filter, or `$share/{group}/{filter}`) subscribes to: the kind,
+/// the topic filter, and the queue group for a shared one.
+fn wanted(prefix: &str, key: &str) -> (Wanted, String, Option<String>) {
+    match key
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((group, filter)) => (
+            Wanted::Shared {
+                group: group.to_owned(),
+                filter: filter.to_owned(),
+            },
+            filter.to_owned(),
+            Some(subject::queue_group(prefix, group, filter)),
+        ),
+        None => (Wanted::Direct, key.to_owned(), None),
+    }
+}
+
 /// Delivers what one subscription hears until its filter has no subscriber here.
-async fn receive(mut subscriber: Subscriber, receiver: Arc<Receiver>, done: CancellationToken) {
+async fn receive(
+    mut subscriber: Subscriber,
+    receiver: Arc<Receiver>,
+    wanted: Wanted,
+    done: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = done.cancelled() => {
@@ -246,7 +327,7 @@ async fn receive(mut subscriber: Subscriber, receiver: Arc<Receiver>, done: Canc
                 return;
             }
             message = subscriber.next() => match message {
-                Some(message) => receiver.receive(&message),
+                Some(message) => receiver.receive(&message, &wanted),
                 None => return,
             },
         }

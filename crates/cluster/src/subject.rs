@@ -48,6 +48,23 @@ pub fn of_filter(prefix: &str, filter: &str) -> Vec<String> {
     vec![subject]
 }
 
+/// The NATS queue group of `$share/{group}/{filter}`: the same on every node, one per
+/// shared subscription (group and filter).
+#[must_use]
+pub fn queue_group(prefix: &str, group: &str, filter: &str) -> String {
+    let mut queue = format!("{prefix}.share.");
+    push_token(&mut queue, group);
+    queue.push('.');
+    for byte in filter.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_') {
+            queue.push(char::from(byte));
+        } else {
+            let _ = write!(queue, "%{byte:02X}");
+        }
+    }
+    queue
+}
+
 /// `text` as one NATS token (a node name in a subject).
 pub(crate) fn token(text: &str) -> String {
     let mut out = String::new();
@@ -85,6 +102,12 @@ mod tests {
             "h.m.v1%2E2.%2A.%3E.50%25.a%20b"
         );
         assert_eq!(of_topic("h", "$SYS/x"), "h.m.$SYS.x");
+    }
+
+    #[test]
+    fn queue_groups_name_the_group_and_the_filter() {
+        assert_eq!(queue_group("h", "g", "jobs/#"), "h.share.g.jobs%2F%23");
+        assert_ne!(queue_group("h", "g", "a/+"), queue_group("h", "g", "a/#"));
     }
 
     #[test]

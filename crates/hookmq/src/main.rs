@@ -259,7 +259,11 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     broker.accept();
     start_reloading(broker.handle());
     let api = if config.dashboard.enable {
-        Some(Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?)
+        let api = Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?;
+        Some(match &cluster {
+            Some(cluster) => api.with_cluster(cluster.handle()),
+            None => api,
+        })
     } else {
         None
     };

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 31] = [
+const ENDPOINTS: [&str; 32] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -40,6 +40,7 @@ const ENDPOINTS: [&str; 31] = [
     "GET /stats",
     "GET /metrics",
     "GET /nodes",
+    "GET /cluster",
     "GET /prometheus/stats",
     "GET /openapi.json",
 ];

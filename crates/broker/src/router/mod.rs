@@ -62,6 +62,15 @@ impl Overlap {
     }
 }
 
+/// What [`crate::peers::Interest`] records for a subscription: its filter, or
+/// `$share/{group}/{filter}`.
+fn interest_key(filter: &str, group: Option<&str>) -> String {
+    match group {
+        None => filter.to_owned(),
+        Some(group) => format!("$share/{group}/{filter}"),
+    }
+}
+
 /// One subscription's route for a message from session `publisher`.
 fn route_one(sub: &Subscriber, publisher: u64) -> Route<'_> {
     if sub.options.no_local && sub.session_id == publisher {
@@ -125,22 +134,24 @@ pub struct SubscriptionRow {
 pub(crate) struct Router {
     trie: RwLock<trie::Node>,
     count: AtomicUsize,
-    /// Filters gaining or losing their direct subscribers, for the other nodes of a cluster.
+    /// Filters gaining or losing their direct subscribers, and shared subscriptions their
+    /// members, for the other nodes of a cluster.
     pub(crate) interest: crate::peers::Interest,
 }
 
 impl Router {
     /// Adds or replaces a subscription; returns whether it existed.
     pub(crate) fn subscribe(&self, filter: &str, group: Option<&str>, sub: Subscriber) -> bool {
-        let (existed, first) = {
+        let existed = {
             let mut trie = self.trie.write();
             let subscribers = trie.entry(filter);
-            let first = group.is_none() && subscribers.direct.is_empty();
-            (subscribers.upsert(group, sub), first)
+            if !subscribers.has(group) {
+                // Under the trie's lock, so a concurrent last unsubscribe cannot record
+                // its `false` after this `true`.
+                self.interest.record(&interest_key(filter, group), true);
+            }
+            subscribers.upsert(group, sub)
         };
-        if first {
-            self.interest.record(filter, true);
-        }
         if !existed {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
@@ -149,35 +160,48 @@ impl Router {
 
     /// Removes a subscription; returns whether it existed.
     pub(crate) fn unsubscribe(&self, filter: &str, group: Option<&str>, session_id: u64) -> bool {
-        let (removed, last) = self
+        let removed = self
             .trie
             .write()
             .modify(filter, |subs| {
                 let removed = subs.remove(group, session_id);
-                (
-                    removed,
-                    removed && group.is_none() && subs.direct.is_empty(),
-                )
+                if removed && !subs.has(group) {
+                    // Under the trie's lock, as in `subscribe`.
+                    self.interest.record(&interest_key(filter, group), false);
+                }
+                removed
             })
-            .unwrap_or((false, false));
-        if last {
-            self.interest.record(filter, false);
-        }
+            .unwrap_or(false);
         if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         removed
     }
 
-    /// Every filter with direct (not shared) subscribers now.
-    pub(crate) fn direct_filters(&self) -> Vec<String> {
-        let mut filters = std::collections::BTreeSet::new();
-        for row in self.list() {
-            if !row.filter.starts_with("$share/") {
-                filters.insert(row.filter);
-            }
-        }
-        filters.into_iter().collect()
+    /// Every filter with direct subscribers, and every `$share/{group}/{filter}` with
+    /// members, now (what [`crate::peers::Interest`] starts from).
+    pub(crate) fn interest_keys(&self) -> Vec<String> {
+        let keys: std::collections::BTreeSet<String> =
+            self.list().into_iter().map(|row| row.filter).collect();
+        keys.into_iter().collect()
+    }
+
+    /// Delivers a message to one member of the shared subscription `$share/{group}/{filter}`
+    /// here (another node's message that NATS gave this node's members); returns whether
+    /// one took it.
+    pub(crate) fn route_shared(
+        &self,
+        filter: &str,
+        group: &str,
+        mut deliver: impl FnMut(Route<'_>),
+    ) -> bool {
+        let trie = self.trie.read();
+        let member = trie
+            .find(filter)
+            .and_then(|subs| subs.shared.iter().find(|g| &*g.name == group))
+            .and_then(SharedGroup::pick);
+        // No session here published it: no-local never applies.
+        member.map(|sub| deliver(route_one(sub, 0))).is_some()
     }
 
     /// Calls `deliver` with where a message on `topic` from session `publisher` goes: one
@@ -188,6 +212,7 @@ impl Router {
         &self,
         topic: &str,
         publisher: u64,
+        shared: bool,
         mut deliver: impl FnMut(Route<'_>),
     ) -> usize {
         let mut matched = 0;
@@ -198,7 +223,8 @@ impl Router {
         let mut more: Vec<&Subscribers> = Vec::new();
         trie.matches(topic, &mut |subs| {
             // A shared subscription's message is its own, whatever else the member has.
-            for group in &subs.shared {
+            // In a cluster, NATS balances shared subscriptions instead (`shared` false).
+            for group in subs.shared.iter().filter(|_| shared) {
                 if let Some(sub) = group.pick() {
                     matched += 1;
                     deliver(route_one(sub, publisher));
@@ -305,7 +331,7 @@ mod tests {
     /// The sessions a message from the broker (session 0) on `topic` goes to.
     fn matched(router: &Router, topic: &str) -> Vec<u64> {
         let mut ids = Vec::new();
-        router.route(topic, 0, |route| {
+        router.route(topic, 0, true, |route| {
             if let Route::To(s, _) = route {
                 ids.push(s.session_id);
             }
@@ -335,7 +361,7 @@ mod tests {
             sub_with(1, QoS::AtMostOnce, Some(9), false),
         );
         let mut routes = Vec::new();
-        let matched = router.route("a/b", 0, |route| match route {
+        let matched = router.route("a/b", 0, true, |route| match route {
             Route::To(s, overlap) => routes.push((s.session_id, s.subscription_id, overlap)),
             Route::NoLocal(_) => panic!("no no-local subscription"),
         });
@@ -365,7 +391,7 @@ mod tests {
         router.subscribe("a/b", None, sub_with(1, QoS::AtLeastOnce, Some(1), true));
         router.subscribe("a/#", None, sub_with(1, QoS::AtMostOnce, Some(2), false));
         let (mut to, mut excluded) = (Vec::new(), Vec::new());
-        router.route("a/b", 1, |route| match route {
+        router.route("a/b", 1, true, |route| match route {
             Route::To(s, overlap) => to.push((s.subscription_id, overlap)),
             Route::NoLocal(s) => excluded.push(s.subscription_id),
         });
@@ -413,7 +439,7 @@ mod tests {
         router.subscribe("t/#", None, sub(3));
         let mut counts = [0; 4];
         for _ in 0..10 {
-            router.route("t/x", 0, |route| {
+            router.route("t/x", 0, true, |route| {
                 if let Route::To(s, _) = route {
                     counts[usize::try_from(s.session_id).unwrap_or(0)] += 1;
                 }

@@ -33,20 +33,17 @@ impl Retained {
     /// Stores `message` for its topic, or clears the topic when the payload is empty.
     /// Returns whether the journal was written (an acknowledgement should wait for it).
     pub(crate) fn store(&self, message: &Arc<Message>) -> bool {
+        if message.payload.is_empty() {
+            return self.clear(&message.topic);
+        }
         let mut messages = self.messages.write();
         // Appended under the map's lock, so the journal has the topic's changes in order.
-        let (old, written) = if message.payload.is_empty() {
-            (messages.remove(&message.topic), false)
-        } else {
-            let seq = self
-                .log
-                .as_ref()
-                .map_or(0, |log| log.append(Record::Retained(Arc::clone(message))));
-            (
-                messages.insert(message.topic.clone(), (Arc::clone(message), seq)),
-                seq != 0,
-            )
-        };
+        let seq = self
+            .log
+            .as_ref()
+            .map_or(0, |log| log.append(Record::Retained(Arc::clone(message))));
+        let old = messages.insert(message.topic.clone(), (Arc::clone(message), seq));
+        let written = seq != 0;
         let old_seq = old.map_or(0, |(_, seq)| seq);
         if let Some(log) = &self.log
             && old_seq != 0
@@ -55,6 +52,27 @@ impl Retained {
             return true;
         }
         written
+    }
+
+    /// Whether `topic`'s retained message is message `id`.
+    pub(crate) fn holds(&self, topic: &str, id: crate::message::MessageId) -> bool {
+        self.messages
+            .read()
+            .get(topic)
+            .is_some_and(|(message, _)| message.id == id)
+    }
+
+    /// Clears `topic`'s retained message. Returns whether the journal was written.
+    pub(crate) fn clear(&self, topic: &str) -> bool {
+        let old = self.messages.write().remove(topic);
+        let old_seq = old.map_or(0, |(_, seq)| seq);
+        match &self.log {
+            Some(log) if old_seq != 0 => {
+                log.acknowledge([old_seq]);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Puts back a message recovered from the journal (record `seq`).

@@ -80,6 +80,23 @@ impl Node {
         }
     }
 
+    /// The subscriber list of exactly `filter`, if it has one.
+    pub(crate) fn find(&self, filter: &str) -> Option<&Subscribers> {
+        let mut node = self;
+        let mut levels = filter.split('/').peekable();
+        while let Some(level) = levels.next() {
+            if level == "#" && levels.peek().is_none() {
+                return Some(&node.hash);
+            }
+            node = if level == "+" {
+                node.plus.as_deref()?
+            } else {
+                node.children.get(level)?
+            };
+        }
+        Some(&node.exact)
+    }
+
     /// Calls `visit` with the subscribers of every filter matching `topic`.
     pub(crate) fn matches<'a>(&'a self, topic: &str, visit: &mut impl FnMut(&'a Subscribers)) {
         // [MQTT-4.7.2-1]: wildcards at the first level do not match `$` topics.
@@ -153,6 +170,14 @@ fn visit_nonempty<'a>(subs: &'a Subscribers, visit: &mut impl FnMut(&'a Subscrib
 impl Subscribers {
     pub(crate) fn is_empty(&self) -> bool {
         self.direct.is_empty() && self.shared.is_empty()
+    }
+
+    /// Whether there is a direct subscriber (`group` none) or a member of `group`.
+    pub(crate) fn has(&self, group: Option<&str>) -> bool {
+        match group {
+            None => !self.direct.is_empty(),
+            Some(name) => self.shared.iter().any(|g| &*g.name == name),
+        }
     }
 
     /// Adds or replaces the subscription of `subscriber.session_id` (in `group` if shared).

@@ -10,6 +10,7 @@
 //! standard error and exit code 2.
 
 mod clients;
+mod cluster;
 mod dead_letters;
 mod http;
 mod output;
@@ -63,6 +64,11 @@ enum CtlCommand {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// The cluster: status (NATS, nodes).
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::ClusterAction,
+    },
 }
 
 /// Runs one `ctl` command to completion.
@@ -85,6 +91,7 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<()> {
         match args.command {
             CtlCommand::Webhooks { action } => webhooks::run(&api, action, args.json).await,
             CtlCommand::Clients { action } => clients::run(&api, action, args.json).await,
+            CtlCommand::Cluster { action } => cluster::run(&api, action, args.json).await,
         }
     })
 }

@@ -11,11 +11,15 @@ use std::{
 
 use crate::support::{BIN, Running, free_port, log_path, start_hookmq, wait_for_port};
 
-/// A `nats-server` on loopback, stopped when dropped.
-struct Nats(Child);
+/// A `nats-server` with JetStream on loopback, stopped when dropped (its store with it).
+struct Nats {
+    process: Child,
+    _store: tempfile::TempDir,
+}
 
 impl Nats {
     fn start(port: u16) -> Self {
+        let store = tempfile::tempdir().expect("store dir");
         let program = if Command::new("nats-server")
             .arg("--version")
             .output()
@@ -26,36 +30,62 @@ impl Nats {
             "/usr/sbin/nats-server"
         };
         let child = Command::new(program)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server runs (scripts/test installs it)");
         wait_for_port(port);
-        Self(child)
+        Self {
+            process: child,
+            _store: store,
+        }
     }
 }
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
-fn node(data: &std::path::Path, name: &str, nats: u16) -> (Running, u16) {
-    let mqtt = free_port();
+/// A node: the process, its MQTT port and its API's base URL.
+fn node(data: &std::path::Path, name: &str, nats: u16) -> (Running, u16, String) {
+    let (mqtt, dashboard) = (free_port(), free_port());
     let url = format!("nats://127.0.0.1:{nats}");
     let running = start_hookmq(
         data,
         mqtt,
-        free_port(),
+        dashboard,
         &[
             ("HOOKMQ_NODE__NAME", name),
             ("HOOKMQ_CLUSTER__NATS_URL", &url),
         ],
     );
-    (running, mqtt)
+    (
+        running,
+        mqtt,
+        format!("http://127.0.0.1:{dashboard}/api/v5"),
+    )
+}
+
+/// `GET {api}{path}` as the default admin.
+fn get(api: &str, path: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = crate::support::login(api).await;
+        reqwest::Client::new()
+            .get(format!("{api}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    })
 }
 
 fn publish(mqtt: u16, topic: &str, payload: &str, qos: &str) {
@@ -97,10 +127,10 @@ fn subscribe(mqtt: u16, filter: &str) -> (Child, mpsc::Receiver<String>) {
 #[test]
 fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let nats_port = free_port();
-    let _nats = Nats::start(nats_port);
+    let nats = Nats::start(nats_port);
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_a, a) = node(&dir.path().join("a"), "a@test", nats_port);
-    let (_b, b) = node(&dir.path().join("b"), "b@test", nats_port);
+    let (_a, a, a_api) = node(&dir.path().join("a"), "a@test", nats_port);
+    let (_b, b, _) = node(&dir.path().join("b"), "b@test", nats_port);
     let (mut subscriber, lines) = subscribe(b, "room/#");
 
     // The subscription reaches node a through NATS a moment after its SUBACK: publish a
@@ -139,6 +169,155 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let _ = subscriber.kill();
     let _ = subscriber.wait();
 
+    // A shared subscription with members on both nodes: each message to one member.
+    let (mut on_a, from_a) = subscribe(a, "$share/workers/jobs/#");
+    let (mut on_b, from_b) = subscribe(b, "$share/workers/jobs/#");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // Both members are in the queue group once each has taken a probe.
+    let (mut a_ready, mut b_ready) = (false, false);
+    while !(a_ready && b_ready) {
+        publish(a, "jobs/probe", "p", "0");
+        std::thread::sleep(Duration::from_millis(50));
+        a_ready |= from_a.try_recv().is_ok();
+        b_ready |= from_b.try_recv().is_ok();
+        assert!(
+            Instant::now() < deadline,
+            "the shared group never spanned both nodes"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    while from_a.try_recv().is_ok() || from_b.try_recv().is_ok() {}
+    for i in 0..40 {
+        publish(a, &format!("jobs/{i}"), "job", "1");
+    }
+    let mut taken: Vec<String> = Vec::new();
+    let (mut by_a, mut by_b) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while taken.len() < 40 && Instant::now() < deadline {
+        if let Ok(line) = from_a.recv_timeout(Duration::from_millis(20)) {
+            by_a += 1;
+            taken.push(line);
+        }
+        if let Ok(line) = from_b.recv_timeout(Duration::from_millis(20)) {
+            by_b += 1;
+            taken.push(line);
+        }
+    }
+    // Anything late would be a second copy.
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(line) = from_a.try_recv() {
+        by_a += 1;
+        taken.push(line);
+    }
+    while let Ok(line) = from_b.try_recv() {
+        by_b += 1;
+        taken.push(line);
+    }
+    assert_eq!(by_a + by_b, 40, "no job lost or taken twice: {taken:?}");
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken.len(), 40, "each job once: {taken:?}");
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both nodes' members took jobs: {by_a} and {by_b}"
+    );
+    for child in [&mut on_a, &mut on_b] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    // A message retained on a reaches subscribers that come later to b; cleared on b, it
+    // is gone on a too.
+    let retain = |mqtt: u16, payload: Option<&str>| {
+        let mut command = Command::new("mosquitto_pub");
+        command.args(["-p", &mqtt.to_string(), "-t", "state/lamp", "-r", "-q", "1"]);
+        match payload {
+            Some(payload) => command.args(["-m", payload]),
+            None => command.arg("-n"),
+        };
+        assert!(command.status().expect("mosquitto_pub").success());
+    };
+    let retained_on = |mqtt: u16| {
+        let output = Command::new("mosquitto_sub")
+            .args([
+                "-p",
+                &mqtt.to_string(),
+                "-t",
+                "state/#",
+                "-v",
+                "-C",
+                "1",
+                "-W",
+                "1",
+            ])
+            .output()
+            .expect("mosquitto_sub");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    retain(a, Some("on"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while retained_on(b) != "state/lamp on" {
+        assert!(
+            Instant::now() < deadline,
+            "the retained message never reached b"
+        );
+    }
+    retain(b, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !retained_on(a).is_empty() {
+        assert!(Instant::now() < deadline, "clearing on b never reached a");
+    }
+
+    // Either node's API lists both.
+    let nodes = get(&a_api, "/nodes");
+    let names: Vec<&str> = nodes
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    assert_eq!(names, ["a@test", "b@test"], "{nodes}");
+    let cluster = get(&a_api, "/cluster");
+    assert_eq!(cluster["clustered"], true, "{cluster}");
+    assert_eq!(cluster["nats"], "connected", "{cluster}");
+    let status = Command::new(BIN)
+        .args(["ctl", "cluster", "status"])
+        .env("HOOKMQ_API", a_api.trim_end_matches("/api/v5"))
+        .env("HOOKMQ_USERNAME", "admin")
+        .env("HOOKMQ_PASSWORD", "public")
+        .output()
+        .expect("ctl");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    assert!(
+        text.starts_with("clustered: NATS connected")
+            && text.contains("a@test")
+            && text.contains("b@test"),
+        "{text}"
+    );
+
+    // NATS goes away and comes back: the nodes keep serving, then forward again.
+    drop(nats);
+    let (mut subscriber, lines) = subscribe(b, "back/#");
+    publish(a, "back/local", "while-nats-is-down", "1");
+    let nats = Nats::start(nats_port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publish(a, "back/probe", "again", "0");
+        if lines
+            .recv_timeout(Duration::from_millis(300))
+            .is_ok_and(|line| line == "back/probe again")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no forwarding after NATS came back"
+        );
+    }
+    let _ = subscriber.kill();
+    let _ = subscriber.wait();
+
     // A third node with a's name does not start.
     let taken = dir.path().join("taken");
     std::fs::create_dir_all(&taken).expect("dir");
@@ -164,4 +343,5 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("node.name"), "{stderr}");
     assert!(log_path(&dir.path().join("a")).exists());
+    drop(nats);
 }

@@ -1,0 +1,87 @@
+//! Who is in the cluster: every node answers `<prefix>.nodes` with what it is, and asking
+//! gathers the answers that come within a short window. No node keeps a list that could go
+//! stale: a node that does not answer is not in the cluster.
+
+use std::time::Duration;
+
+use async_nats::{Client, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use hookmq_broker::BrokerHandle;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// How long asking waits for answers.
+const GATHER: Duration = Duration::from_millis(300);
+/// Answers taken at most (a bound on what one question can bring).
+const MOST_NODES: usize = 1024;
+
+/// One node as it describes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its `node.name`.
+    pub node: String,
+    /// hookmq's version there.
+    pub version: String,
+    /// When it joined, ms since the epoch.
+    pub started_at: u64,
+    /// Open MQTT connections there.
+    pub connections: usize,
+}
+
+/// Answers the cluster's `nodes` questions for this node.
+pub(crate) async fn answer(
+    client: Client,
+    mut questions: Subscriber,
+    broker: BrokerHandle,
+    started_at: u64,
+    stop: CancellationToken,
+) {
+    loop {
+        let question = tokio::select! {
+            () = stop.cancelled() => return,
+            question = questions.next() => question,
+        };
+        let Some(question) = question else { return };
+        let Some(reply) = question.reply else {
+            continue;
+        };
+        let info = NodeInfo {
+            node: broker.node_name().to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at,
+            connections: broker.stats().connections,
+        };
+        if let Ok(json) = serde_json::to_vec(&info) {
+            let _ = client.publish(reply, json.into()).await;
+        }
+    }
+}
+
+/// Every node that answers within [`GATHER`], sorted by name.
+pub(crate) async fn gather(client: &Client, subject: String) -> Vec<NodeInfo> {
+    let inbox = client.new_inbox();
+    let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
+        return Vec::new();
+    };
+    if client
+        .publish_with_reply(subject, inbox, Bytes::new())
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut nodes = Vec::new();
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while nodes.len() < MOST_NODES {
+        let Ok(Some(answer)) = tokio::time::timeout_at(deadline, answers.next()).await else {
+            break;
+        };
+        if let Ok(info) = serde_json::from_slice::<NodeInfo>(&answer.payload) {
+            nodes.push(info);
+        }
+    }
+    let _ = answers.unsubscribe().await;
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    nodes
+}
