@@ -211,6 +211,14 @@ pub(crate) fn render(state: &AppState) -> String {
     for (name, help, value) in logins {
         out.single(name, "counter", help, value.load(Ordering::Relaxed));
     }
+    if let Some(cluster) = &state.cluster {
+        out.single(
+            "hookmq_cluster_forward_dropped_total",
+            "counter",
+            "Messages not forwarded to the other nodes: the forwarding queue was full.",
+            cluster.forward_dropped(),
+        );
+    }
     out.single(
         "hookmq_uptime_seconds",
         "gauge",

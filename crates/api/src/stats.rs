@@ -264,6 +264,10 @@ pub(crate) struct ClusterView {
     /// The NATS server this node talks to; absent for a single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<String>,
+    /// Messages not forwarded to the other nodes because this node's forwarding queue was
+    /// full (`cluster.forward_queue`); absent for a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forward_dropped: Option<u64>,
     /// The nodes that answered, by name.
     nodes: Vec<NodeView>,
 }
@@ -282,6 +286,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
             clustered: false,
             nats: None,
             server: None,
+            forward_dropped: None,
             nodes,
         },
         Some(cluster) => ClusterView {
@@ -292,6 +297,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
                 "disconnected"
             }),
             server: Some(cluster.server()),
+            forward_dropped: Some(cluster.forward_dropped()),
             nodes,
         },
     })

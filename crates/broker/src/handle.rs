@@ -114,6 +114,19 @@ impl BrokerHandle {
         }
     }
 
+    /// Ends the connection of `client_id` here because it connected to another node of the
+    /// cluster (reason `takenover`); its session ends here. Returns whether it was
+    /// connected here.
+    pub fn taken_over_elsewhere(&self, client_id: &str) -> bool {
+        match self.shared.registry.control(client_id) {
+            Some(control) => {
+                let _ = control.try_send(Control::Elsewhere);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every subscription.
     #[must_use]
     pub fn subscriptions(&self) -> Vec<SubscriptionRow> {

@@ -25,6 +25,10 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// Whether the cluster balances shared subscriptions now (so this node leaves its own
     /// members to it); while it cannot (no NATS), this node delivers to them itself.
     fn balances_shared(&self) -> bool;
+
+    /// A client connected here: the other nodes end its connection there, if any (one
+    /// connection per client id, cluster-wide). Must not block.
+    fn connected(&self, client_id: &str);
 }
 
 /// The filters that gained their first or lost their last subscriber here since the last

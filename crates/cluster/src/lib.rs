@@ -116,7 +116,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Cluster {
     handle: ClusterHandle,
-    link: Arc<link::Link>,
     stop: CancellationToken,
 }
 
@@ -125,6 +124,7 @@ pub struct Cluster {
 pub struct ClusterHandle {
     client: async_nats::Client,
     prefix: String,
+    link: Arc<link::Link>,
 }
 
 impl ClusterHandle {
@@ -139,6 +139,13 @@ impl ClusterHandle {
     pub fn server(&self) -> String {
         let info = self.client.server_info();
         format!("{}:{}", info.host, info.port)
+    }
+
+    /// Messages (and connection notices) not forwarded because the forwarding queue was
+    /// full.
+    #[must_use]
+    pub fn forward_dropped(&self) -> u64 {
+        self.link.dropped()
     }
 
     /// Every node that answers within 300 ms (this one included while NATS is up), by name.
@@ -199,9 +206,13 @@ impl Cluster {
             stop.clone(),
         ));
         tracing::info!(%node, servers = %config.nats_url.join(","), "joined the cluster");
+        tokio::spawn(summarise(Arc::clone(&link), stop.clone()));
         Ok(Self {
-            handle: ClusterHandle { client, prefix },
-            link,
+            handle: ClusterHandle {
+                client,
+                prefix,
+                link,
+            },
             stop,
         })
     }
@@ -212,16 +223,31 @@ impl Cluster {
         self.handle.clone()
     }
 
-    /// Messages not forwarded because the forwarding queue was full.
-    #[must_use]
-    pub fn forward_dropped(&self) -> u64 {
-        self.link.dropped()
-    }
-
     /// Stops forwarding and receiving.
     pub async fn leave(self) {
         self.stop.cancel();
         let _ = self.handle.client.drain().await;
+    }
+}
+
+/// Logs, at most every 10 s, how many messages the full forwarding queue did not forward.
+async fn summarise(link: Arc<link::Link>, stop: CancellationToken) {
+    let every = Duration::from_secs(10);
+    let mut told = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let now = link.dropped();
+        if now > told {
+            tracing::warn!(
+                count = now - told,
+                total = now,
+                "messages not forwarded to the cluster in the last 10 s: the forwarding queue was full (cluster.forward_queue)"
+            );
+        }
+        told = now;
     }
 }
 

@@ -41,6 +41,9 @@ pub(crate) struct Link {
     /// Retained messages for the cluster's bucket, when NATS has JetStream; bounded like
     /// `queue`.
     retained: Option<mpsc::Sender<Arc<Message>>>,
+    /// Client ids that connected here, for the other nodes (bounded like `queue`; full:
+    /// counted in `dropped`, and that client may stay connected elsewhere too).
+    connections: mpsc::Sender<Arc<str>>,
     dropped: AtomicU64,
     client: Client,
 }
@@ -53,6 +56,12 @@ impl Peers for Link {
         if let (true, Some(retained)) = (message.retain, &self.retained)
             && retained.try_send(Arc::clone(message)).is_err()
         {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn connected(&self, client_id: &str) {
+        if self.connections.try_send(client_id.into()).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -102,9 +111,24 @@ impl Link {
                 None
             }
         };
+        let (connections, connected) = mpsc::channel(config.forward_queue.max(1));
+        let takeovers = client
+            .subscribe(format!("{prefix}.client"))
+            .await
+            .map_err(|e| ClusterError::Nats(e.to_string()))?;
+        tokio::spawn(take_over(
+            client.clone(),
+            prefix.clone(),
+            node.to_owned(),
+            connected,
+            takeovers,
+            broker.clone(),
+            stop.clone(),
+        ));
         let link = Arc::new(Self {
             queue,
             retained,
+            connections,
             dropped: AtomicU64::new(0),
             client: client.clone(),
         });
@@ -181,6 +205,47 @@ async fn publish_forwarded(
             .await
         {
             tracing::debug!(%error, "message not forwarded");
+        }
+    }
+}
+
+/// One connection per client id, cluster-wide: tells the other nodes of each client that
+/// connects here, and ends the connection here of each client that connected elsewhere.
+async fn take_over(
+    client: Client,
+    prefix: String,
+    node: String,
+    mut connected: mpsc::Receiver<Arc<str>>,
+    mut elsewhere: Subscriber,
+    broker: BrokerHandle,
+    stop: CancellationToken,
+) {
+    let subject = format!("{prefix}.client");
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            here = connected.recv() => {
+                let Some(client_id) = here else { return };
+                let mut headers = HeaderMap::new();
+                headers.insert(ORIGIN, node.as_str());
+                let payload = Bytes::copy_from_slice(client_id.as_bytes());
+                if let Err(error) = client.publish_with_headers(subject.clone(), headers, payload).await {
+                    tracing::debug!(%error, "connection not told to the cluster");
+                }
+            }
+            notice = elsewhere.next() => {
+                let Some(notice) = notice else { return };
+                let from_here = notice
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(ORIGIN))
+                    .is_some_and(|origin| origin.as_str() == node);
+                if let (false, Ok(client_id)) = (from_here, std::str::from_utf8(&notice.payload))
+                    && broker.taken_over_elsewhere(client_id)
+                {
+                    tracing::debug!(client = client_id, "connected to another node: taken over");
+                }
+            }
         }
     }
 }

@@ -100,6 +100,9 @@ where
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
         client: Arc::clone(&client),
     });
+    if let Some(peers) = shared.peers.get() {
+        peers.connected(&client.client_id);
+    }
     let mut write_buf = BytesMut::with_capacity(64);
     let packet = Packet::ConnAck(ConnAck {
         session_present: accepted.session_present,

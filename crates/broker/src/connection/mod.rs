@@ -106,6 +106,8 @@ enum Close {
     },
     /// An administrator kicked the client.
     Kicked,
+    /// The client connected to another node of the cluster: its session lives there now.
+    Elsewhere,
     /// The broker is stopping.
     Shutdown,
 }
@@ -121,6 +123,7 @@ impl Close {
             Self::Takeover { discard: false, .. } => "takenover",
             Self::Takeover { discard: true, .. } => "discarded",
             Self::Kicked => "kicked",
+            Self::Elsewhere => "takenover",
             Self::Shutdown => "server_shutting_down",
         }
     }
@@ -133,6 +136,7 @@ impl Close {
             Self::Violation(code) => Some(*code),
             Self::Takeover { .. } => Some(ReasonCode::SESSION_TAKEN_OVER),
             Self::Kicked => Some(ReasonCode::ADMINISTRATIVE_ACTION),
+            Self::Elsewhere => Some(ReasonCode::SESSION_TAKEN_OVER),
             Self::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
         }
     }
@@ -314,6 +318,7 @@ where
                 control = self.control.recv() => return match control {
                     Some(Control::Takeover { discard, reply }) => Close::Takeover { discard, reply },
                     Some(Control::Kick) => Close::Kicked,
+                    Some(Control::Elsewhere) => Close::Elsewhere,
                     Some(Control::Shutdown) | None => Close::Shutdown,
                 },
                 // Paused at the publish rate: read nothing (TCP pushes back on the client)
@@ -465,6 +470,10 @@ where
         if !dropped.is_empty() {
             self.shared
                 .report_dropped(dropped, "queue_full", &subscriber, &mut self.events);
+        }
+        if matches!(close, Close::Elsewhere) {
+            // Not kept here: the client goes on with the session on the other node.
+            self.state.expiry_interval = 0;
         }
         let will = if publish_will { self.will.take() } else { None };
         let expiry = self.state.expiry_interval;

@@ -25,6 +25,8 @@ pub(crate) enum Control {
     },
     /// An administrator kicks the client.
     Kick,
+    /// The client connected to another node of the cluster: the session ends here.
+    Elsewhere,
     /// The broker is stopping.
     Shutdown,
 }

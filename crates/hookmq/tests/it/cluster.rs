@@ -268,6 +268,24 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         assert!(Instant::now() < deadline, "clearing on b never reached a");
     }
 
+    // One connection per client id across the cluster: connecting on b ends the
+    // connection, and the session, on a.
+    let (mut first, _) = crate::persistence::Raw::connect(a, "mover");
+    let (_second, present) = crate::persistence::Raw::connect(b, "mover");
+    assert!(!present, "sessions do not move between nodes (yet)");
+    match first.recv() {
+        hookmq_codec::Packet::Disconnect(disconnect) => assert_eq!(
+            disconnect.reason_code,
+            hookmq_codec::ReasonCode::SESSION_TAKEN_OVER
+        ),
+        other => panic!("expected DISCONNECT 0x8E on a, got {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&a_api, "/clients/mover")["code"] != "NOT_FOUND" {
+        assert!(Instant::now() < deadline, "the session stayed on a");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // Either node's API lists both.
     let nodes = get(&a_api, "/nodes");
     let names: Vec<&str> = nodes
@@ -280,6 +298,7 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let cluster = get(&a_api, "/cluster");
     assert_eq!(cluster["clustered"], true, "{cluster}");
     assert_eq!(cluster["nats"], "connected", "{cluster}");
+    assert_eq!(cluster["forward_dropped"], 0, "nothing dropped: {cluster}");
     let status = Command::new(BIN)
         .args(["ctl", "cluster", "status"])
         .env("HOOKMQ_API", a_api.trim_end_matches("/api/v5"))

@@ -67,7 +67,7 @@ fn publish_lines(port: u16, version: &str, qos: &str, topic: &str, lines: &[Stri
 }
 
 /// A blocking client over the project's codec, for exchanges cut half way.
-struct Raw {
+pub(crate) struct Raw {
     stream: TcpStream,
     buf: BytesMut,
 }
@@ -75,7 +75,7 @@ struct Raw {
 impl Raw {
     /// Connects `client_id` with a session kept for an hour; returns it with the session
     /// present flag.
-    fn connect(port: u16, client_id: &str) -> (Self, bool) {
+    pub(crate) fn connect(port: u16, client_id: &str) -> (Self, bool) {
         Self::connect_with(port, Self::connect_packet(client_id))
     }
 
@@ -118,7 +118,7 @@ impl Raw {
         self.stream.write_all(&out).expect("writes");
     }
 
-    fn recv(&mut self) -> Packet {
+    pub(crate) fn recv(&mut self) -> Packet {
         loop {
             if let Some(packet) =
                 decode(&mut self.buf, Some(ProtocolVersion::V5), u32::MAX).expect("decodes")

@@ -451,6 +451,24 @@ async fn disable_update_and_delete() {
     stack
         .webhook("life", &receiver.url("/a"), publish_only)
         .await;
+    // At least once: a delivery answered while its webhook changes may come again (same
+    // webhook-id), so what counts is which messages arrived, and where.
+    let delivered = |receiver: &Receiver| -> Vec<(String, String)> {
+        let mut seen: Vec<(String, String)> = receiver
+            .requests()
+            .iter()
+            .map(|r| {
+                let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                (
+                    json["payload"].as_str().unwrap_or_default().to_owned(),
+                    r.path.clone(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
     let mut client = Mqtt::connect(stack.mqtt, "c").await;
     client.publish("t", QoS::AtLeastOnce, "1").await;
     receiver.wait_for(1).await;
@@ -462,10 +480,12 @@ async fn disable_update_and_delete() {
         .expect("disable");
     client.publish("t", QoS::AtLeastOnce, "2").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        receiver.requests().len(),
-        1,
-        "disabled webhooks take nothing"
+    assert!(
+        delivered(&receiver)
+            .iter()
+            .all(|(payload, _)| payload == "1"),
+        "disabled webhooks take nothing: {:?}",
+        delivered(&receiver)
     );
 
     let mut spec = stack.engine.get("life").expect("exists").spec;
@@ -473,11 +493,14 @@ async fn disable_update_and_delete() {
     spec.url = receiver.url("/b");
     stack.engine.update(spec).await.expect("update");
     client.publish("t", QoS::AtLeastOnce, "3").await;
-    let requests = receiver.wait_for(2).await;
-    assert_eq!(requests[1].path, "/b");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !delivered(&receiver).contains(&("3".to_owned(), "/b".to_owned())) {
+        assert!(tokio::time::Instant::now() < deadline, "3 never reached /b");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The receiver records a request before its answer reaches the lane that counts it.
     stack
-        .wait_metrics("life", "metrics survive updates", |m| m.success == 2)
+        .wait_metrics("life", "metrics survive updates", |m| m.success >= 2)
         .await;
 
     stack.engine.reset_metrics("life").expect("reset");
@@ -490,7 +513,11 @@ async fn disable_update_and_delete() {
     ));
     client.publish("t", QoS::AtLeastOnce, "4").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(receiver.requests().len(), 2);
+    let payloads: Vec<String> = delivered(&receiver).into_iter().map(|(p, _)| p).collect();
+    assert!(
+        !payloads.contains(&"4".to_owned()) && !payloads.contains(&"2".to_owned()),
+        "{payloads:?}"
+    );
 }
 
 /// A disabled webhook takes nothing, even while another enabled webhook wants the same
