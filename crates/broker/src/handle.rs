@@ -138,10 +138,7 @@ impl BrokerHandle {
     /// with every one there is). Only the first call counts.
     pub fn attach_peers(&self, peers: Arc<dyn crate::peers::Peers>) {
         if self.shared.peers.set(peers).is_ok() {
-            self.shared
-                .router
-                .interest
-                .enable(self.shared.router.interest_keys());
+            self.shared.router.enable_interest();
         }
     }
 

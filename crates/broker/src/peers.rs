@@ -20,7 +20,9 @@ use crate::message::Message;
 pub trait Peers: Send + Sync + std::fmt::Debug {
     /// A message published on this node (never one received from a peer). Called on the
     /// publish path: it must not block (queue it, and count what a full queue drops).
-    fn forward(&self, message: &Arc<Message>);
+    /// `shared_here`: this node gave it to its own shared subscriptions' members already,
+    /// so no node's members take it from the cluster. Returns whether it was queued.
+    fn forward(&self, message: &Arc<Message>, shared_here: bool) -> bool;
 
     /// Whether the cluster balances shared subscriptions now (so this node leaves its own
     /// members to it); while it cannot (no NATS), this node delivers to them itself.
@@ -55,12 +57,17 @@ impl Interest {
         self.changed.notify_one();
     }
 
-    /// `filter` gained its first subscriber (`true`) or lost its last one (`false`).
-    pub(crate) fn record(&self, filter: &str, present: bool) {
+    /// `filter` (`group` none) gained its first subscriber (`true`) or lost its last one
+    /// (`false`); or `$share/{group}/{filter}` its first or last member.
+    pub(crate) fn record(&self, filter: &str, group: Option<&str>, present: bool) {
         if !self.enabled.load(Ordering::Acquire) {
             return;
         }
-        self.changes.lock().insert(filter.to_owned(), present);
+        let key = match group {
+            None => filter.to_owned(),
+            Some(group) => format!("$share/{group}/{filter}"),
+        };
+        self.changes.lock().insert(key, present);
         self.changed.notify_one();
     }
 
@@ -83,15 +90,15 @@ mod tests {
     #[tokio::test]
     async fn changes_are_kept_from_enabling_and_coalesced() {
         let interest = Interest::default();
-        interest.record("ignored/before", true);
+        interest.record("ignored/before", None, true);
         interest.enable(["a/#".to_owned()]);
-        interest.record("b", true);
-        interest.record("b", false);
+        interest.record("b", None, true);
+        interest.record("b", None, false);
         let changes = interest.next().await;
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(changes.get("a/#"), Some(&true));
         assert_eq!(changes.get("b"), Some(&false), "the last change counts");
-        interest.record("c", true);
-        assert_eq!(interest.next().await.get("c"), Some(&true));
+        interest.record("c", Some("g"), true);
+        assert_eq!(interest.next().await.get("$share/g/c"), Some(&true));
     }
 }

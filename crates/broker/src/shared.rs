@@ -175,13 +175,17 @@ impl Shared {
         let stored =
             message.retain && self.config.mqtt.retain_available && self.retained.store(&message);
         let peers = self.peers.get();
-        if let Some(peers) = peers {
-            peers.forward(&message);
-        }
-        let publisher = message.publisher.session_id;
         // While a cluster can balance shared subscriptions (NATS queue groups), their
-        // members here get this message through it like every node's; otherwise here.
-        let shared_here = peers.is_none_or(|peers| !peers.balances_shared());
+        // members here get this message through it like every node's; otherwise (no NATS,
+        // or the forwarding queue full) here, and the message says so.
+        let shared_here = match peers {
+            None => true,
+            Some(peers) => {
+                let balanced = peers.balances_shared();
+                !peers.forward(&message, !balanced) || !balanced
+            }
+        };
+        let publisher = message.publisher.session_id;
         let (matched, delivered) = self.route_here(&message, publisher, shared_here, events);
         // In a cluster, subscribers elsewhere may take it: not known here, so not dropped.
         if matched == 0 && peers.is_none() {

@@ -25,11 +25,16 @@ use crate::{ClusterConfig, ClusterError, retained, subject};
 
 /// The header naming the node a message comes from (its own subscriptions hear it too).
 const ORIGIN: &str = "hookmq-node";
+/// The header of a message whose origin gave it to its own shared subscriptions' members
+/// already (NATS was not balancing them): no node's members take it again.
+const SHARED_DONE: &str = "hookmq-shared-done";
 /// The format of a forwarded message: this byte, then the message in postcard.
 const FORMAT: u8 = 1;
 /// Message ids remembered to deliver a message once however many of this node's filters
 /// it matched (NATS delivers it once per matching subscription).
 const RECENT_IDS: usize = 65_536;
+/// How long a refused NATS subscription waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 /// How long joining waits for a node of the same name to answer.
 const NAME_CHECK: Duration = Duration::from_millis(500);
 
@@ -37,7 +42,7 @@ const NAME_CHECK: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub(crate) struct Link {
     /// Bounded: the publish path never waits on NATS (see `ClusterConfig::forward_queue`).
-    queue: mpsc::Sender<Arc<Message>>,
+    queue: mpsc::Sender<(Arc<Message>, bool)>,
     /// Retained messages for the cluster's bucket, when NATS has JetStream; bounded like
     /// `queue`.
     retained: Option<mpsc::Sender<Arc<Message>>>,
@@ -49,15 +54,20 @@ pub(crate) struct Link {
 }
 
 impl Peers for Link {
-    fn forward(&self, message: &Arc<Message>) {
-        if self.queue.try_send(Arc::clone(message)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    fn forward(&self, message: &Arc<Message>, shared_here: bool) -> bool {
         if let (true, Some(retained)) = (message.retain, &self.retained)
             && retained.try_send(Arc::clone(message)).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        let queued = self
+            .queue
+            .try_send((Arc::clone(message), shared_here))
+            .is_ok();
+        if !queued {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
     }
 
     fn connected(&self, client_id: &str) {
@@ -137,6 +147,7 @@ impl Link {
             prefix.clone(),
             node.to_owned(),
             forwarded,
+            Arc::clone(&link),
             stop.clone(),
         ));
         let receiver = Arc::new(Receiver {
@@ -180,15 +191,18 @@ async fn publish_forwarded(
     client: Client,
     prefix: String,
     node: String,
-    mut forwarded: mpsc::Receiver<Arc<Message>>,
+    mut forwarded: mpsc::Receiver<(Arc<Message>, bool)>,
+    link: Arc<Link>,
     stop: CancellationToken,
 ) {
     loop {
-        let message = tokio::select! {
+        let next = tokio::select! {
             () = stop.cancelled() => return,
-            message = forwarded.recv() => message,
+            next = forwarded.recv() => next,
         };
-        let Some(message) = message else { return };
+        let Some((message, shared_here)) = next else {
+            return;
+        };
         let mut payload = vec![FORMAT];
         match postcard::to_extend(&*message, payload) {
             Ok(encoded) => payload = encoded,
@@ -199,12 +213,18 @@ async fn publish_forwarded(
         }
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, node.as_str());
+        if shared_here {
+            headers.insert(SHARED_DONE, "1");
+        }
         let subject = subject::of_topic(&prefix, &message.topic);
         if let Err(error) = client
             .publish_with_headers(subject, headers, payload.into())
             .await
         {
-            tracing::debug!(%error, "message not forwarded");
+            // Too large for NATS (its max_payload), or the connection closed: counted and
+            // summarised with the queue's drops.
+            link.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%error, topic = %message.topic, "message not forwarded");
         }
     }
 }
@@ -281,6 +301,13 @@ impl Receiver {
         if from_here && matches!(wanted, Wanted::Direct) {
             return;
         }
+        let shared_done = message
+            .headers
+            .as_ref()
+            .is_some_and(|headers| headers.get(SHARED_DONE).is_some());
+        if shared_done && matches!(wanted, Wanted::Shared { .. }) {
+            return;
+        }
         let Some((&FORMAT, encoded)) = message.payload.split_first() else {
             tracing::debug!(subject = %message.subject, "not a hookmq message: ignored");
             return;
@@ -315,48 +342,71 @@ async fn follow_interest(
     stop: CancellationToken,
 ) {
     let mut subscribed: HashMap<String, CancellationToken> = HashMap::new();
+    // Subscriptions NATS refused, tried again every second (one pending change per key).
+    let mut retry: HashMap<String, bool> = HashMap::new();
     loop {
         let changes = tokio::select! {
             () = stop.cancelled() => return,
             changes = broker.interest_changes() => changes,
+            () = tokio::time::sleep(RETRY), if !retry.is_empty() => std::mem::take(&mut retry),
         };
-        for (filter, present) in changes {
-            match (present, subscribed.contains_key(&filter)) {
-                (true, false) => {
-                    let done = stop.child_token();
-                    let (wanted, topics, queue) = wanted(&prefix, &filter);
-                    for name in subject::of_filter(&prefix, &topics) {
-                        let subscribed = match &queue {
-                            None => client.subscribe(name.clone()).await,
-                            Some(queue) => {
-                                client.queue_subscribe(name.clone(), queue.clone()).await
-                            }
-                        };
-                        match subscribed {
-                            Ok(subscriber) => {
-                                tokio::spawn(receive(
-                                    subscriber,
-                                    Arc::clone(&receiver),
-                                    wanted.clone(),
-                                    done.clone(),
-                                ));
-                            }
-                            Err(error) => {
-                                tracing::warn!(%error, %filter, subject = %name, "cluster subscription failed");
-                            }
-                        }
+        for (key, present) in changes {
+            match (present, subscribed.contains_key(&key)) {
+                (true, false) => match subscribe(&client, &prefix, &key, &receiver, &stop).await {
+                    Some(done) => {
+                        subscribed.insert(key, done);
                     }
-                    subscribed.insert(filter, done);
-                }
+                    None => {
+                        retry.insert(key, true);
+                    }
+                },
                 (false, true) => {
-                    if let Some(done) = subscribed.remove(&filter) {
+                    if let Some(done) = subscribed.remove(&key) {
                         done.cancel();
                     }
                 }
-                _ => {}
+                (false, false) => {
+                    retry.remove(&key);
+                }
+                (true, true) => {}
             }
         }
     }
+}
+
+/// Subscribes to the subjects of an interest key; `None` (nothing left subscribed) if
+/// NATS refused one of them.
+async fn subscribe(
+    client: &Client,
+    prefix: &str,
+    key: &str,
+    receiver: &Arc<Receiver>,
+    stop: &CancellationToken,
+) -> Option<CancellationToken> {
+    let done = stop.child_token();
+    let (wanted, topics, queue) = wanted(prefix, key);
+    for name in subject::of_filter(prefix, &topics) {
+        let subscribed = match &queue {
+            None => client.subscribe(name.clone()).await,
+            Some(queue) => client.queue_subscribe(name.clone(), queue.clone()).await,
+        };
+        match subscribed {
+            Ok(subscriber) => {
+                tokio::spawn(receive(
+                    subscriber,
+                    Arc::clone(receiver),
+                    wanted.clone(),
+                    done.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, %key, subject = %name, "cluster subscription failed: trying again");
+                done.cancel();
+                return None;
+            }
+        }
+    }
+    Some(done)
 }
 
 /// What an interest key (a filter, or `$share/{group}/{filter}`) subscribes to: the kind,

@@ -454,6 +454,8 @@ where
                     PacketProperties::default(),
                 )
             }
+            // The client is alive on another node, which has its will now if it sent one.
+            Close::Elsewhere => (false, PacketProperties::default()),
             _ => (true, PacketProperties::default()),
         };
         self.events.emit_with(EventKind::ClientDisconnected, || {

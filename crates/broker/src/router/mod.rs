@@ -62,15 +62,6 @@ impl Overlap {
     }
 }
 
-/// What [`crate::peers::Interest`] records for a subscription: its filter, or
-/// `$share/{group}/{filter}`.
-fn interest_key(filter: &str, group: Option<&str>) -> String {
-    match group {
-        None => filter.to_owned(),
-        Some(group) => format!("$share/{group}/{filter}"),
-    }
-}
-
 /// One subscription's route for a message from session `publisher`.
 fn route_one(sub: &Subscriber, publisher: u64) -> Route<'_> {
     if sub.options.no_local && sub.session_id == publisher {
@@ -148,7 +139,7 @@ impl Router {
             if !subscribers.has(group) {
                 // Under the trie's lock, so a concurrent last unsubscribe cannot record
                 // its `false` after this `true`.
-                self.interest.record(&interest_key(filter, group), true);
+                self.interest.record(filter, group, true);
             }
             subscribers.upsert(group, sub)
         };
@@ -167,7 +158,7 @@ impl Router {
                 let removed = subs.remove(group, session_id);
                 if removed && !subs.has(group) {
                     // Under the trie's lock, as in `subscribe`.
-                    self.interest.record(&interest_key(filter, group), false);
+                    self.interest.record(filter, group, false);
                 }
                 removed
             })
@@ -178,12 +169,22 @@ impl Router {
         removed
     }
 
-    /// Every filter with direct subscribers, and every `$share/{group}/{filter}` with
-    /// members, now (what [`crate::peers::Interest`] starts from).
-    pub(crate) fn interest_keys(&self) -> Vec<String> {
-        let keys: std::collections::BTreeSet<String> =
-            self.list().into_iter().map(|row| row.filter).collect();
-        keys.into_iter().collect()
+    /// Starts recording interest changes, from every filter with direct subscribers and
+    /// every `$share/{group}/{filter}` with members now. Under the trie's read lock: a
+    /// subscription made meanwhile is either in this list or recorded as a change.
+    pub(crate) fn enable_interest(&self) {
+        let trie = self.trie.read();
+        let mut keys = std::collections::BTreeSet::new();
+        trie.for_each(&mut Vec::new(), &mut |filter, subs| {
+            if !subs.direct.is_empty() {
+                keys.insert(filter.clone());
+            }
+            for group in &subs.shared {
+                keys.insert(format!("$share/{}/{filter}", group.name));
+            }
+        });
+        self.interest.enable(keys);
+        drop(trie);
     }
 
     /// Delivers a message to one member of the shared subscription `$share/{group}/{filter}`

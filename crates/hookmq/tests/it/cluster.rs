@@ -315,10 +315,29 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         "{text}"
     );
 
-    // NATS goes away and comes back: the nodes keep serving, then forward again.
+    // NATS goes away and comes back: the nodes keep serving, then forward again. A shared
+    // member on a gets a's messages meanwhile, once (not again when NATS is back).
+    let (mut member, member_lines) = subscribe(a, "$share/g2/down/#");
+    std::thread::sleep(Duration::from_millis(300));
     drop(nats);
     let (mut subscriber, lines) = subscribe(b, "back/#");
     publish(a, "back/local", "while-nats-is-down", "1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0;
+    loop {
+        publish(a, "down/1", "shared-while-down", "1");
+        sent += 1;
+        if member_lines
+            .recv_timeout(Duration::from_millis(300))
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the local shared member got nothing without NATS"
+        );
+    }
     let nats = Nats::start(nats_port);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -336,6 +355,19 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     }
     let _ = subscriber.kill();
     let _ = subscriber.wait();
+    // What a's member took while NATS was down does not come again through the cluster.
+    std::thread::sleep(Duration::from_millis(500));
+    let later = member_lines
+        .try_iter()
+        .filter(|line| line == "down/1 shared-while-down")
+        .count();
+    assert_eq!(
+        1 + later,
+        sent,
+        "each message published without NATS taken once"
+    );
+    let _ = member.kill();
+    let _ = member.wait();
 
     // A third node with a's name does not start.
     let taken = dir.path().join("taken");
