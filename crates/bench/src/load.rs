@@ -21,6 +21,11 @@ use crate::client::Client;
 pub struct LoadSpec {
     /// Broker address.
     pub address: SocketAddr,
+    /// Where the subscribers connect, if not to `address` (another node of a cluster).
+    pub subscriber_address: Option<SocketAddr>,
+    /// Time between the subscriptions and the first publish (a cluster spreads the
+    /// subscriptions to the other nodes meanwhile).
+    pub settle: Duration,
     /// Protocol version.
     pub version: ProtocolVersion,
     /// Publishing connections.
@@ -87,7 +92,7 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let ready = Arc::new(Barrier::new(spec.subscribers + spec.publishers + 1));
     for i in 0..spec.subscribers {
         let mut client = Client::connect_with(
-            spec.address,
+            spec.subscriber_address.unwrap_or(spec.address),
             &format!("bench-sub-{i}"),
             spec.version,
             60,
@@ -113,6 +118,7 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
             publish_loop(client, i, &spec).await
         });
     }
+    tokio::time::sleep(spec.settle).await;
     ready.wait().await;
     let started = Instant::now();
     let mut published = 0;

@@ -46,6 +46,13 @@ enum Command {
         /// MQTT version: 4 (3.1.1) or 5.
         #[arg(long, default_value_t = 4)]
         version: u8,
+        /// Where the subscribers connect, if not to --address (another node of a cluster).
+        #[arg(long)]
+        sub_address: Option<SocketAddr>,
+        /// Milliseconds between subscribing and the first publish (a cluster spreads the
+        /// subscriptions meanwhile).
+        #[arg(long, default_value_t = 0)]
+        settle_ms: u64,
         /// Subscribers keep their sessions (clean session = false, v5 expiry 1 h): a broker
         /// that persists sessions keeps their QoS 1/2 messages on disk.
         #[arg(long)]
@@ -98,12 +105,16 @@ async fn main() -> anyhow::Result<()> {
             rate,
             inflight,
             version,
+            sub_address,
+            settle_ms,
             persistent,
             offline,
             timeout,
         } => {
             let spec = LoadSpec {
                 address: cli.address,
+                subscriber_address: sub_address,
+                settle: Duration::from_millis(settle_ms),
                 version: if version == 5 {
                     ProtocolVersion::V5
                 } else {
