@@ -207,16 +207,7 @@ impl LoginThrottle {
             return Err(Duration::from_secs(1));
         }
         for subject in subjects {
-            if !records.contains_key(subject) && records.len() >= MAX_TRACKED {
-                self.make_room(&mut records, now);
-            }
-            let record = records.entry(subject.clone()).or_insert(Record {
-                failures: 0,
-                in_flight: 0,
-                locked_until: None,
-                keep_until: now + self.policy.forget_after,
-            });
-            record.in_flight += 1;
+            self.record(&mut records, subject, now).in_flight += 1;
         }
         Ok(())
     }
@@ -240,15 +231,7 @@ impl LoginThrottle {
         let mut records = self.records.lock();
         let mut longest = None;
         for subject in subjects {
-            if !records.contains_key(subject) && records.len() >= MAX_TRACKED {
-                self.make_room(&mut records, now);
-            }
-            let record = records.entry(subject.clone()).or_insert(Record {
-                failures: 0,
-                in_flight: 0,
-                locked_until: None,
-                keep_until: now,
-            });
+            let record = self.record(&mut records, subject, now);
             if record.keep_until <= now {
                 record.failures = 0;
             }
@@ -274,6 +257,25 @@ impl LoginThrottle {
         for subject in subjects {
             records.remove(subject);
         }
+    }
+
+    /// The record of `subject`, made (room made first, at the bound) if there is none: no
+    /// failures, kept until the policy forgets it.
+    fn record<'r>(
+        &self,
+        records: &'r mut HashMap<Subject, Record>,
+        subject: &Subject,
+        now: Instant,
+    ) -> &'r mut Record {
+        if !records.contains_key(subject) && records.len() >= MAX_TRACKED {
+            self.make_room(records, now);
+        }
+        records.entry(subject.clone()).or_insert(Record {
+            failures: 0,
+            in_flight: 0,
+            locked_until: None,
+            keep_until: now + self.policy.forget_after,
+        })
     }
 
     /// Drops records that no longer matter; if none, the one kept for the shortest time,

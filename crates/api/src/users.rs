@@ -46,14 +46,7 @@ pub(crate) fn ensure_default_user(
 ) -> Result<(), String> {
     let users: Vec<(String, UserRecord)> = store.list(Table::Users).map_err(|e| e.to_string())?;
     if users.is_empty() {
-        let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
-        let record = UserRecord {
-            username: username.to_owned(),
-            password_hash,
-        };
-        store
-            .put(Table::Users, username, &record)
-            .map_err(|e| e.to_string())?;
+        save_user(store, username, password)?;
         tracing::info!(
             username,
             "created the default dashboard user; change its password"
@@ -85,6 +78,11 @@ pub fn set_password(store: &Store, username: &str, password: &str) -> Result<(),
         return Err("the user name must not be empty".into());
     }
     check_new_password(password).map_err(|reason| format!("password: {reason}"))?;
+    save_user(store, username, password)
+}
+
+/// Stores `username` with `password` hashed (argon2id), replacing what was there.
+fn save_user(store: &Store, username: &str, password: &str) -> Result<(), String> {
     let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
     let record = UserRecord {
         username: username.to_owned(),
@@ -155,18 +153,7 @@ pub(crate) async fn change_password(
         if !verify_hash(&record.password_hash, body.old_pwd.as_bytes()) {
             return Outcome::WrongOld;
         }
-        let result = hash_password(body.new_pwd.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|password_hash| {
-                let record = UserRecord {
-                    username: name.clone(),
-                    password_hash,
-                };
-                store
-                    .put(Table::Users, &name, &record)
-                    .map_err(|e| e.to_string())
-            });
-        match result {
+        match save_user(&store, &name, &body.new_pwd) {
             Ok(()) => Outcome::Changed,
             Err(error) => Outcome::Failed(error),
         }

@@ -421,3 +421,29 @@ impl Config {
         Ok(())
     }
 }
+
+/// A list of strings in a configuration file, or one string of them separated by commas (as
+/// an environment variable gives it): `["a", "b"]` or `"a, b"`. Items are trimmed and empty
+/// ones dropped. For `#[serde(deserialize_with = ...)]`.
+///
+/// # Errors
+/// Neither a list of strings nor a string.
+pub fn string_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Strings {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Strings::deserialize(deserializer)? {
+        Strings::List(list) => list,
+        Strings::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
+}

@@ -31,7 +31,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::{ConnectOptions, Event, connection::State};
 use hookmq_broker::BrokerHandle;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// The `[cluster]` section.
@@ -41,7 +41,7 @@ pub struct ClusterConfig {
     /// NATS servers, as a list or one comma-separated string
     /// (`HOOKMQ_CLUSTER__NATS_URL=nats://a:4222,nats://b:4222`). Empty (the default): a
     /// single node, no NATS.
-    #[serde(deserialize_with = "urls")]
+    #[serde(deserialize_with = "hookmq_broker::config::string_list")]
     pub nats_url: Vec<String>,
     /// The first token of every subject hookmq uses, so several clusters can share NATS.
     pub subject_prefix: String,
@@ -67,25 +67,6 @@ impl ClusterConfig {
     pub fn enabled(&self) -> bool {
         !self.nats_url.is_empty()
     }
-}
-
-/// A list of URLs, or one string of them separated by commas.
-fn urls<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Urls {
-        List(Vec<String>),
-        Text(String),
-    }
-    let list = match Urls::deserialize(deserializer)? {
-        Urls::List(list) => list,
-        Urls::Text(text) => text.split(',').map(str::to_owned).collect(),
-    };
-    Ok(list
-        .into_iter()
-        .map(|url| url.trim().to_owned())
-        .filter(|url| !url.is_empty())
-        .collect())
 }
 
 /// Why the node could not join.

@@ -62,22 +62,7 @@ impl Default for EgressConfig {
 /// A list of networks, or one string of them separated by commas (as an environment
 /// variable gives it).
 fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Networks {
-        List(Vec<String>),
-        Text(String),
-    }
-    let texts = match Networks::deserialize(deserializer)? {
-        Networks::List(list) => list,
-        Networks::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    };
-    texts
+    hookmq_broker::config::string_list(deserializer)?
         .iter()
         .map(|text| {
             text.parse::<IpNet>()
