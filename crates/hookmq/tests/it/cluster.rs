@@ -11,6 +11,10 @@ use std::{
 
 use crate::support::{BIN, Running, free_port, log_path, start_hookmq, wait_for_port};
 
+/// How long a subscriber must hear nothing to count as quiet: many times the time a
+/// message takes between two nodes on loopback (milliseconds).
+const QUIET: Duration = Duration::from_millis(300);
+
 /// A `nats-server` with JetStream on loopback, stopped when dropped (its store with it).
 struct Nats {
     process: Child,
@@ -185,8 +189,9 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
             "the shared group never spanned both nodes"
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
-    while from_a.try_recv().is_ok() || from_b.try_recv().is_ok() {}
+    // Probes still on their way arrive before the jobs are sent: drained until both stay
+    // quiet.
+    while from_a.recv_timeout(QUIET).is_ok() || from_b.recv_timeout(QUIET).is_ok() {}
     for i in 0..40 {
         publish(a, &format!("jobs/{i}"), "job", "1");
     }
@@ -203,8 +208,9 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
             taken.push(line);
         }
     }
-    // Anything late would be a second copy.
-    std::thread::sleep(Duration::from_millis(300));
+    // Anything late would be a second copy. It would travel the way every job did (all 40
+    // arrived, each within milliseconds on loopback): QUIET is many times that.
+    std::thread::sleep(QUIET);
     while let Ok(line) = from_a.try_recv() {
         by_a += 1;
         taken.push(line);
@@ -318,7 +324,22 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     // NATS goes away and comes back: the nodes keep serving, then forward again. A shared
     // member on a gets a's messages meanwhile, once (not again when NATS is back).
     let (mut member, member_lines) = subscribe(a, "$share/g2/down/#");
-    std::thread::sleep(Duration::from_millis(300));
+    // The member's queue group is in NATS once a probe through it arrived.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        publish(a, "down/probe", "p", "0");
+        if member_lines
+            .recv_timeout(Duration::from_millis(200))
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the member never joined its queue group"
+        );
+    }
+    while member_lines.recv_timeout(QUIET).is_ok() {}
     drop(nats);
     let (mut subscriber, lines) = subscribe(b, "back/#");
     publish(a, "back/local", "while-nats-is-down", "1");
@@ -356,7 +377,9 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let _ = subscriber.kill();
     let _ = subscriber.wait();
     // What a's member took while NATS was down does not come again through the cluster.
-    std::thread::sleep(Duration::from_millis(500));
+    // A copy would have left a's forwarding queue (one queue, in order) ahead of the probe
+    // that reached b already: at most it is between NATS and a, milliseconds away.
+    std::thread::sleep(QUIET);
     let later = member_lines
         .try_iter()
         .filter(|line| line == "down/1 shared-while-down")

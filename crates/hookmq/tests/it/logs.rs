@@ -46,10 +46,8 @@ async fn log_with(data: &std::path::Path, wanted: &[&str]) -> String {
     }
 }
 
-/// What a user does that should be logged: a failed login, a webhook created (with
-/// secrets), an event that fails for good, a webhook deleted, malformed MQTT input and a
-/// connection over the limit.
-async fn do_things(api: &str, mqtt: u16) {
+/// A log-in with a wrong password, refused.
+async fn failed_login(api: &str) {
     let wrong = Client::new()
         .post(format!("{api}/login"))
         .json(&json!({"username": "admin", "password": WRONG}))
@@ -57,6 +55,40 @@ async fn do_things(api: &str, mqtt: u16) {
         .await
         .expect("login");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Waits until the broker counts `count` open connections.
+async fn wait_for_connections(api: &str, count: usize) {
+    wait_for_metric(api, &format!("hookmq_connections {count}")).await;
+}
+
+/// Waits until the Prometheus exposition has the sample line `sample`.
+async fn wait_for_metric(api: &str, sample: &str) {
+    let line = format!("\n{sample}\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics(api).await.contains(&line) {
+        assert!(Instant::now() < deadline, "never {sample}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The node's Prometheus exposition.
+async fn metrics(api: &str) -> String {
+    Client::new()
+        .get(format!("{api}/prometheus/stats"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// What a user does that should be logged: a failed login, a webhook created (with
+/// secrets), an event that fails for good, a webhook deleted, malformed MQTT input and a
+/// connection over the limit.
+async fn do_things(api: &str, mqtt: u16) {
+    failed_login(api).await;
     let token = login(api).await;
     let receiver = refusing_receiver().await;
     let created = Client::new()
@@ -71,15 +103,20 @@ async fn do_things(api: &str, mqtt: u16) {
         .await
         .expect("create");
     assert_eq!(created.status(), StatusCode::CREATED);
-    // Malformed input: not an MQTT packet at all. It holds the one connection allowed, so
-    // the next one is refused at the limit, and then it connects (an event to deliver).
+    // Malformed input: not an MQTT packet at all. Then a connection holds the one place
+    // allowed, so the next one is refused at the limit, and then a client connects (an
+    // event to deliver).
     let mut garbage = TcpStream::connect(("127.0.0.1", mqtt)).expect("connect");
     garbage.write_all(&[0xff; 8]).expect("write");
     let mut rest = Vec::new();
     let _ = garbage.read_to_end(&mut rest);
+    drop(garbage);
+    wait_for_connections(api, 0).await;
     let holder = TcpStream::connect(("127.0.0.1", mqtt)).expect("connect");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for_connections(api, 1).await;
     let over = TcpStream::connect(("127.0.0.1", mqtt)).expect("connect");
+    // Accepted (and refused) in the broker's own time: the holder stays until then.
+    wait_for_metric(api, "hookmq_connections_refused_total 1").await;
     drop(over);
     drop(holder);
     // The limit frees up once the broker has seen those two close.
@@ -156,13 +193,7 @@ async fn json_logs_are_one_object_per_line() {
         &[("HOOKMQ_LOG__FORMAT", "json")],
     );
     let api = format!("http://127.0.0.1:{dashboard}/api/v5");
-    let wrong = Client::new()
-        .post(format!("{api}/login"))
-        .json(&json!({"username": "admin", "password": WRONG}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    failed_login(&api).await;
     let log = log_with(dir.path(), &["dashboard login failed"]).await;
     let lines: Vec<Value> = log
         .lines()

@@ -479,6 +479,8 @@ async fn disable_update_and_delete() {
         .await
         .expect("disable");
     client.publish("t", QoS::AtLeastOnce, "2").await;
+    // Proving nothing came: an enabled webhook delivers on loopback within a few ms of the
+    // PUBACK (message 1 above did), so 200 ms is ample.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         delivered(&receiver)
@@ -512,6 +514,7 @@ async fn disable_update_and_delete() {
         Err(hookmq_webhooks::EngineError::NotFound(_))
     ));
     client.publish("t", QoS::AtLeastOnce, "4").await;
+    // As above: a delivery would have come within a few ms.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let payloads: Vec<String> = delivered(&receiver).into_iter().map(|(p, _)| p).collect();
     assert!(
