@@ -180,6 +180,13 @@ impl From<EngineError> for ApiError {
                 retry_after: None,
             },
             EngineError::Storage(reason) => Self::internal(reason),
+            EngineError::Unavailable(reason) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "CLUSTER_UNAVAILABLE",
+                message: reason,
+                field: None,
+                retry_after: Some(1),
+            },
         }
     }
 }

@@ -89,6 +89,7 @@ async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<Webho
         (status = 400, description = "Bad input, naming the field", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn create(
     _: Authenticated,
@@ -128,6 +129,7 @@ async fn show(
         (status = 400, description = "Bad input, naming the field", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn update(
     _: Authenticated,
@@ -159,6 +161,7 @@ async fn update(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn remove(
     _: Authenticated,
@@ -181,6 +184,7 @@ async fn remove(
         (status = 400, description = "Neither true nor false (field enable)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn enable(
     _: Authenticated,

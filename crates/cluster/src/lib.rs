@@ -11,7 +11,9 @@
 //! - `subject`: MQTT topics and filters as NATS subjects.
 //! - `link`: the forwarding queue (the broker's [`hookmq_broker::peers::Peers`]), the
 //!   task that publishes it, the interest task that subscribes and the tasks that receive.
-//! - `retained`: retained messages in a JetStream key-value bucket, mirrored by every node.
+//! - [`shared`]: state every node sees ([`SharedMap`], a JetStream key-value bucket) and
+//!   follows, for the layers above (retained messages here, webhooks in hookmq-webhooks).
+//! - `retained`: retained messages in a shared map, mirrored by every node.
 //! - `nodes`: every node answers who it is; asking gathers the answers ([`NodeInfo`]).
 //! - [`Cluster`]: joining (connection, node name check) and its status; [`ClusterHandle`]
 //!   for the API.
@@ -23,9 +25,11 @@
 mod link;
 mod nodes;
 mod retained;
+pub mod shared;
 pub mod subject;
 
 pub use nodes::NodeInfo;
+pub use shared::{Followed, SharedMap};
 
 use std::{sync::Arc, time::Duration};
 
@@ -127,6 +131,14 @@ impl ClusterHandle {
     #[must_use]
     pub fn forward_dropped(&self) -> u64 {
         self.link.dropped()
+    }
+
+    /// The shared map `<prefix>_<what>` (made if it does not exist yet).
+    ///
+    /// # Errors
+    /// [`ClusterError::Nats`] when NATS (with JetStream) cannot be reached.
+    pub async fn shared_map(&self, what: &str) -> Result<SharedMap, ClusterError> {
+        SharedMap::open(self.client.clone(), &format!("{}_{what}", self.prefix)).await
     }
 
     /// Every node that answers within 300 ms (this one included while NATS is up), by name.

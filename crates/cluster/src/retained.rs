@@ -2,19 +2,17 @@
 //! message of every topic (key: the topic in base64url; value: the origin node and the
 //! message), and every node mirrors it into its own retained store, so a subscriber on any
 //! node gets what was retained on any other. The last write of a topic wins.
-//!
-//! async-nats's `create_key_value` reads account fields nats-server 2.9 does not send, so
-//! the bucket's stream is made directly (`KV_<bucket>`, as the key-value layer defines it).
 
-use std::time::Duration;
-
-use async_nats::jetstream::{self, kv, stream};
 use base64::Engine as _;
-use futures_util::StreamExt as _;
 use hookmq_broker::{BrokerHandle, message::Message};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ClusterError,
+    shared::{Followed, SharedMap},
+};
 
 /// The value format: this byte, then [`Value`] in postcard.
 const FORMAT: u8 = 1;
@@ -44,26 +42,13 @@ fn topic(key: &str) -> Option<String> {
 pub(crate) async fn bucket(
     client: async_nats::Client,
     prefix: &str,
-) -> Result<kv::Store, async_nats::Error> {
-    let js = jetstream::new(client);
-    let name = format!("{prefix}_retained");
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await?;
-    Ok(js.get_key_value(name).await?)
+) -> Result<SharedMap, ClusterError> {
+    SharedMap::open(client, &format!("{prefix}_retained")).await
 }
 
 /// Writes this node's retained messages (and clears) to the bucket, in order.
 pub(crate) async fn publish(
-    store: kv::Store,
+    map: SharedMap,
     node: String,
     mut retained: mpsc::Receiver<std::sync::Arc<Message>>,
     stop: CancellationToken,
@@ -76,14 +61,14 @@ pub(crate) async fn publish(
         let Some(message) = message else { return };
         let key = key(&message.topic);
         let written = if message.payload.is_empty() {
-            store.delete(&key).await.map_err(|e| e.to_string())
+            map.delete(&key).await.map_err(|e| e.to_string())
         } else {
             let value = Value {
                 node: node.clone(),
                 message: Message::clone(&message),
             };
             match postcard::to_extend(&value, vec![FORMAT]) {
-                Ok(bytes) => store
+                Ok(bytes) => map
                     .put(&key, bytes.into())
                     .await
                     .map(|_| ())
@@ -98,52 +83,34 @@ pub(crate) async fn publish(
 }
 
 /// Mirrors the bucket into this node's retained store: what is there at start, then every
-/// change. A watch that ends (NATS gone) is started again.
-pub(crate) async fn mirror(store: kv::Store, broker: BrokerHandle, stop: CancellationToken) {
-    loop {
-        match store.watch_with_history(">").await {
-            Ok(mut changes) => loop {
-                let change = tokio::select! {
-                    () = stop.cancelled() => return,
-                    change = changes.next() => change,
-                };
-                match change {
-                    Some(Ok(entry)) => apply(&broker, &entry),
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "retained messages: watch failed");
-                        break;
-                    }
-                    None => break,
-                }
-            },
-            Err(error) => tracing::debug!(%error, "retained messages: cannot watch"),
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+/// change.
+pub(crate) async fn mirror(map: SharedMap, broker: BrokerHandle, stop: CancellationToken) {
+    let mut changes = map.follow(1024, stop);
+    while let Some(followed) = changes.recv().await {
+        if let Followed::Change { key, value, .. } = followed {
+            apply(&broker, &key, value.as_deref());
         }
     }
 }
 
 /// One change of the bucket, here.
-fn apply(broker: &BrokerHandle, entry: &kv::Entry) {
-    let Some(topic) = topic(&entry.key) else {
+fn apply(broker: &BrokerHandle, key: &str, value: Option<&[u8]>) {
+    let Some(topic) = topic(key) else {
         return;
     };
-    match entry.operation {
-        kv::Operation::Put => {
-            let Some((&FORMAT, bytes)) = entry.value.split_first() else {
-                return;
-            };
-            // This node's own writes come back too: applying them keeps every node on the
-            // bucket's last write when two nodes retain on one topic at once (the broker
-            // skips a message it holds already).
-            match postcard::from_bytes::<Value>(bytes) {
-                Ok(value) => broker.retain_from_peer(value.message),
-                Err(error) => tracing::debug!(%error, %topic, "retained message unreadable"),
-            }
-        }
-        kv::Operation::Delete | kv::Operation::Purge => broker.clear_retained_from_peer(&topic),
+    let Some(value) = value else {
+        broker.clear_retained_from_peer(&topic);
+        return;
+    };
+    let Some((&FORMAT, bytes)) = value.split_first() else {
+        return;
+    };
+    // This node's own writes come back too: applying them keeps every node on the bucket's
+    // last write when two nodes retain on one topic at once (the broker skips a message it
+    // holds already).
+    match postcard::from_bytes::<Value>(bytes) {
+        Ok(value) => broker.retain_from_peer(value.message),
+        Err(error) => tracing::debug!(%error, %topic, "retained message unreadable"),
     }
 }
 

@@ -252,7 +252,9 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     engine.warn_orphans();
     // Before accepting: the subscriptions recovered from disk are this node's first interest.
     let cluster = if config.cluster.enabled() {
-        Some(hookmq_cluster::Cluster::join(&config.cluster, broker.handle()).await?)
+        let cluster = hookmq_cluster::Cluster::join(&config.cluster, broker.handle()).await?;
+        engine.share(&cluster.handle()).await?;
+        Some(cluster)
     } else {
         None
     };

@@ -57,25 +57,39 @@ impl WebhookFiles {
     /// # Errors
     /// The file cannot be written.
     pub fn save_spec(&self, spec: &WebhookSpec) -> io::Result<()> {
+        write_json(&self.dir(&spec.name).join(SPEC), &self.sealed(spec)?)
+    }
+
+    /// `spec` with its secrets sealed, as it is kept anywhere but in memory.
+    fn sealed(&self, spec: &WebhookSpec) -> io::Result<WebhookSpec> {
         let mut sealed = spec.clone();
         let name = &spec.name;
         sealed.map_secrets(|field, value| self.sealer.seal(&format!("{name}/{field}"), value))?;
-        write_json(&self.dir(name).join(SPEC), &sealed)
+        Ok(sealed)
+    }
+
+    /// Opens `spec`'s sealed secrets; says whether one was in clear.
+    fn open_secrets(&self, spec: &mut WebhookSpec) -> Result<bool, String> {
+        let name = spec.name.clone();
+        let mut in_clear = false;
+        spec.map_secrets(|field, value| {
+            in_clear |= !Sealer::is_sealed(value);
+            self.sealer.open(&format!("{name}/{field}"), value)
+        })?;
+        Ok(in_clear)
     }
 
     /// A saved spec with its secrets opened; one that had a secret in clear is saved again,
     /// sealed.
     fn open_spec(&self, mut spec: WebhookSpec) -> Option<WebhookSpec> {
         let name = spec.name.clone();
-        let mut in_clear = false;
-        let opened = spec.map_secrets(|field, value| {
-            in_clear |= !Sealer::is_sealed(value);
-            self.sealer.open(&format!("{name}/{field}"), value)
-        });
-        if let Err(error) = opened {
-            tracing::warn!(webhook = %name, %error, "saved webhook skipped: its secrets do not open");
-            return None;
-        }
+        let in_clear = match self.open_secrets(&mut spec) {
+            Ok(in_clear) => in_clear,
+            Err(error) => {
+                tracing::warn!(webhook = %name, %error, "saved webhook skipped: its secrets do not open");
+                return None;
+            }
+        };
         if in_clear {
             match self.save_spec(&spec) {
                 Ok(()) => tracing::info!(webhook = %name, "saved webhook's secrets sealed"),
@@ -85,6 +99,38 @@ impl WebhookFiles {
             }
         }
         Some(spec)
+    }
+
+    /// `spec` as the cluster shares it: JSON, its secrets sealed (so every node needs the
+    /// same secret key to open them).
+    ///
+    /// # Errors
+    /// A secret cannot be sealed.
+    pub fn to_shared(&self, spec: &WebhookSpec) -> io::Result<Vec<u8>> {
+        serde_json::to_vec(&self.sealed(spec)?).map_err(io::Error::other)
+    }
+
+    /// The spec of webhook `name` the cluster shared as `bytes`, its secrets opened.
+    ///
+    /// # Errors
+    /// It does not read as a spec of that name, or its secrets do not open with this
+    /// node's key.
+    pub fn from_shared(&self, name: &str, bytes: &[u8]) -> io::Result<WebhookSpec> {
+        let mut spec: WebhookSpec = serde_json::from_slice(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if spec.name != name {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shared as {name} but named {}", spec.name),
+            ));
+        }
+        self.open_secrets(&mut spec).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("its secrets do not open with this node's key (every node needs the same HOOKMQ_SECRET_KEY): {error}"),
+            )
+        })?;
+        Ok(spec)
     }
 
     /// Saves webhook `name`'s counters.

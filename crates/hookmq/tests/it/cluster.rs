@@ -16,13 +16,13 @@ use crate::support::{BIN, Running, free_port, log_path, start_hookmq, wait_for_p
 const QUIET: Duration = Duration::from_millis(300);
 
 /// A `nats-server` with JetStream on loopback, stopped when dropped (its store with it).
-struct Nats {
+pub(crate) struct Nats {
     process: Child,
     _store: tempfile::TempDir,
 }
 
 impl Nats {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let store = tempfile::tempdir().expect("store dir");
         let program = if Command::new("nats-server")
             .arg("--version")
@@ -57,17 +57,24 @@ impl Drop for Nats {
 
 /// A node: the process, its MQTT port and its API's base URL.
 fn node(data: &std::path::Path, name: &str, nats: u16) -> (Running, u16, String) {
+    node_with(data, name, nats, &[])
+}
+
+/// A node with `extra` environment.
+pub(crate) fn node_with(
+    data: &std::path::Path,
+    name: &str,
+    nats: u16,
+    extra: &[(&str, &str)],
+) -> (Running, u16, String) {
     let (mqtt, dashboard) = (free_port(), free_port());
     let url = format!("nats://127.0.0.1:{nats}");
-    let running = start_hookmq(
-        data,
-        mqtt,
-        dashboard,
-        &[
-            ("HOOKMQ_NODE__NAME", name),
-            ("HOOKMQ_CLUSTER__NATS_URL", &url),
-        ],
-    );
+    let mut env = vec![
+        ("HOOKMQ_NODE__NAME", name),
+        ("HOOKMQ_CLUSTER__NATS_URL", url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let running = start_hookmq(data, mqtt, dashboard, &env);
     (
         running,
         mqtt,
@@ -92,7 +99,7 @@ fn get(api: &str, path: &str) -> serde_json::Value {
     })
 }
 
-fn publish(mqtt: u16, topic: &str, payload: &str, qos: &str) {
+pub(crate) fn publish(mqtt: u16, topic: &str, payload: &str, qos: &str) {
     let status = Command::new("mosquitto_pub")
         .args([
             "-p",

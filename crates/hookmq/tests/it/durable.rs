@@ -9,111 +9,16 @@ use std::{
     net::SocketAddr,
     path::Path,
     process::{Command, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
-use axum::{Router, extract::State, http::HeaderMap, routing::post};
 use serde_json::Value;
 
+use crate::receiver::{Received, Receiver};
 use crate::support::{Running, free_port, log_path, login, start_hookmq};
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 50;
-
-/// One request as received: `webhook-id`, client id and payload.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    client: String,
-    payload: String,
-}
-
-#[derive(Default)]
-struct Inbox {
-    received: Mutex<Vec<Received>>,
-    /// Milliseconds each answer waits.
-    delay_ms: AtomicU64,
-}
-
-/// A webhook receiver on its own runtime thread (the tests block their own thread while
-/// they wait for processes).
-struct Receiver {
-    address: SocketAddr,
-    inbox: Arc<Inbox>,
-}
-
-async fn receive(
-    State(inbox): State<Arc<Inbox>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> &'static str {
-    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let text = |key: &str| json[key].as_str().unwrap_or_default().to_owned();
-    inbox.received.lock().expect("inbox").push(Received {
-        id: headers
-            .get("webhook-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        client: text("clientid"),
-        payload: text("payload"),
-    });
-    let delay = inbox.delay_ms.load(Ordering::Relaxed);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    "ok"
-}
-
-impl Receiver {
-    fn start(delay_ms: u64) -> Self {
-        let inbox = Arc::new(Inbox::default());
-        inbox.delay_ms.store(delay_ms, Ordering::Relaxed);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let address = listener.local_addr().expect("address");
-        let app = Router::new()
-            .route("/", post(receive))
-            .with_state(Arc::clone(&inbox));
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                axum::serve(listener, app).await.expect("serve");
-            });
-        });
-        Self { address, inbox }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.inbox.received.lock().expect("inbox").clone()
-    }
-
-    /// Waits until `check` holds for what was received.
-    fn wait(&self, what: &str, check: impl Fn(&[Received]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let received = self.received();
-            if check(&received) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {} received",
-                received.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// Distinct payloads received.
 fn distinct(received: &[Received]) -> usize {
@@ -251,7 +156,7 @@ async fn a_kill_mid_delivery_loses_no_event() {
         "killed mid-delivery ({before_restart} delivered)"
     );
 
-    receiver.inbox.delay_ms.store(0, Ordering::Relaxed);
+    receiver.set_delay_ms(0);
     let _hookmq = start_hookmq(dir.path(), mqtt, dashboard, &[("HOOKMQ_CONFIG", &config)]);
     receiver.wait("every event", |r| distinct(r) == CLIENTS * PER_CLIENT);
     check_complete_and_ordered(&receiver.received());
@@ -293,7 +198,7 @@ async fn a_normal_stop_keeps_what_it_did_not_deliver() {
         "delivered and kept make every event: {summary}"
     );
 
-    receiver.inbox.delay_ms.store(0, Ordering::Relaxed);
+    receiver.set_delay_ms(0);
     let _hookmq = start_hookmq(dir.path(), mqtt, dashboard, &[("HOOKMQ_CONFIG", &config)]);
     receiver.wait("every event", |r| distinct(r) == CLIENTS * PER_CLIENT);
     let duplicates = check_complete_and_ordered(&receiver.received());

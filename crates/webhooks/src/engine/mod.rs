@@ -2,9 +2,9 @@
 //! and manages webhooks (create, update, enable, delete) while it runs.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::Path,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -35,6 +35,7 @@ use crate::{
 
 mod dead_letters;
 mod runtime;
+mod shared;
 
 pub use dead_letters::{DeadLetterPage, DeadLetterView, ReplayReport};
 
@@ -58,6 +59,9 @@ pub enum EngineError {
     /// The webhook's journal could not be opened (its directory cannot be used).
     #[error("{0}")]
     Storage(String),
+    /// A clustered node cannot reach the cluster, which must take every change first.
+    #[error("the cluster cannot be reached, so no node changes webhooks: {0}")]
+    Unavailable(String),
 }
 
 /// A disk-buffered webhook switches to a memory buffer only while what it holds fits there:
@@ -132,6 +136,10 @@ struct Inner {
     node: String,
     registry: Registry,
     stop: CancellationToken,
+    /// The cluster's webhooks, once [`WebhookEngine::share`] joined them.
+    sharing: OnceLock<shared::Sharing>,
+    /// Names of the webhooks from this node's configuration file (not shared).
+    configured: Mutex<HashSet<String>>,
     /// Held by `change` (create, update, put, enable) and `remove` from reading the current
     /// version to starting the new one, so two changes of a webhook never build on the same
     /// old version. An async mutex: it is held across the old version's stop. One for the
@@ -174,6 +182,8 @@ impl WebhookEngine {
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
             egress,
+            sharing: OnceLock::new(),
+            configured: Mutex::new(HashSet::new()),
             changes: Arc::new(tokio::sync::Mutex::new(())),
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
@@ -200,7 +210,7 @@ impl WebhookEngine {
         let mut restored = 0;
         for spec in self.inner.files.load_specs() {
             let name = spec.name.clone();
-            match self.change(&name, Save::No, |_| Ok(spec)).await {
+            match self.change(&name, Origin::Local, |_| Ok(spec)).await {
                 Ok(()) => restored += 1,
                 Err(error) => tracing::warn!(webhook = %name, %error, "saved webhook skipped"),
             }
@@ -214,8 +224,10 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::Invalid`], or [`EngineError::Storage`] if its journal cannot be opened.
     pub async fn configure(&self, spec: WebhookSpec) -> Result<(), EngineError> {
-        self.change(&spec.name.clone(), Save::No, |_| Ok(spec))
-            .await
+        let name = spec.name.clone();
+        self.change(&name, Origin::Local, |_| Ok(spec)).await?;
+        self.inner.configured.lock().insert(name);
+        Ok(())
     }
 
     /// Logs the webhook directories that hold a journal but belong to no webhook (one
@@ -239,7 +251,7 @@ impl WebhookEngine {
     /// [`EngineError::AlreadyExists`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn create(&self, spec: WebhookSpec) -> Result<(), EngineError> {
         self.check_egress(&spec).await?;
-        self.change(&spec.name.clone(), Save::Yes, |current| match current {
+        self.change(&spec.name.clone(), Origin::Api, |current| match current {
             Some(_) => Err(EngineError::AlreadyExists(spec.name)),
             None => Ok(spec),
         })
@@ -252,7 +264,7 @@ impl WebhookEngine {
     /// [`EngineError::NotFound`], [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn update(&self, spec: WebhookSpec) -> Result<(), EngineError> {
         self.check_egress(&spec).await?;
-        self.change(&spec.name.clone(), Save::Yes, |current| match current {
+        self.change(&spec.name.clone(), Origin::Api, |current| match current {
             Some(_) => Ok(spec),
             None => Err(EngineError::NotFound(spec.name)),
         })
@@ -266,7 +278,7 @@ impl WebhookEngine {
     /// [`EngineError::Invalid`] or [`EngineError::Storage`].
     pub async fn put(&self, spec: WebhookSpec) -> Result<(), EngineError> {
         self.check_egress(&spec).await?;
-        self.change(&spec.name.clone(), Save::Yes, |_| Ok(spec))
+        self.change(&spec.name.clone(), Origin::Api, |_| Ok(spec))
             .await
     }
 
@@ -275,7 +287,7 @@ impl WebhookEngine {
     /// # Errors
     /// [`EngineError::NotFound`] or [`EngineError::Storage`].
     pub async fn set_enabled(&self, name: &str, enable: bool) -> Result<(), EngineError> {
-        self.change(name, Save::Yes, |current| {
+        self.change(name, Origin::Api, |current| {
             let mut spec = current
                 .ok_or_else(|| EngineError::NotFound(name.to_owned()))?
                 .clone();
@@ -296,20 +308,32 @@ impl WebhookEngine {
     }
 
     /// Builds the next version of webhook `name` from `next` (given the current spec, if
-    /// any), saves it (if `save` says so) and swaps it in. The whole change, the existence
-    /// check and the save included, runs under `changes`, so concurrent changes of a
-    /// webhook apply one after another and the saved spec is the one running.
+    /// any), saves it as `origin` says (the cluster first) and swaps it in. The whole
+    /// change, the existence check and the saves included, runs under `changes`, so
+    /// concurrent changes of a webhook apply one after another and the saved spec is the
+    /// one running.
     async fn change(
         &self,
         name: &str,
-        save: Save,
+        origin: Origin,
         next: impl FnOnce(Option<&WebhookSpec>) -> Result<WebhookSpec, EngineError>,
     ) -> Result<(), EngineError> {
         let change = Arc::clone(&self.inner.changes).lock_owned().await;
-        // From here to the swap nothing awaits, so a caller that stops waiting (an API client
-        // that disconnects) cancels either before the change or not at all.
+        let sharing = self.inner.sharing.get();
+        if let (Origin::Peer(revision), Some(sharing)) = (origin, sharing)
+            && sharing.is_stale(name, revision)
+        {
+            return Ok(());
+        }
         let previous = self.find(name);
         let spec = next(previous.as_ref().map(|webhook| &webhook.spec))?;
+        if let (Origin::Peer(revision), Some(sharing)) = (origin, sharing)
+            && previous.as_ref().is_some_and(|p| p.spec == spec)
+        {
+            // This node's own write coming back, or a node sharing what runs here already.
+            sharing.record(name, revision);
+            return Ok(());
+        }
         if let Some(previous) = &previous {
             fits_in_memory(previous, &spec)?;
         }
@@ -322,7 +346,13 @@ impl WebhookEngine {
             &self.inner.dead_letter_writer,
             &self.inner.egress,
         )?);
-        if save == Save::Yes {
+        // The cluster takes the change before it runs here. A caller that stops waiting
+        // meanwhile leaves it written there and not here: this node then hears it back and
+        // applies it like another node's.
+        self.share_change(name, origin, Some(&webhook.spec)).await?;
+        // From here to the swap nothing awaits, so a caller that stops waiting (an API client
+        // that disconnects) cancels either before the swap or not at all.
+        if origin != Origin::Local {
             // A short synchronous write: a spec of a few hundred bytes, synced.
             self.inner
                 .files
@@ -349,17 +379,68 @@ impl WebhookEngine {
         Ok(())
     }
 
+    /// Writes a change made through this node's API to the cluster (`spec`, or `None` for a
+    /// deletion), or records the revision of one heard from it. A single node has nothing
+    /// to do.
+    async fn share_change(
+        &self,
+        name: &str,
+        origin: Origin,
+        spec: Option<&WebhookSpec>,
+    ) -> Result<(), EngineError> {
+        let Some(sharing) = self.inner.sharing.get() else {
+            return Ok(());
+        };
+        match origin {
+            Origin::Local => {}
+            Origin::Peer(revision) => sharing.record(name, revision),
+            Origin::Api => {
+                let unavailable =
+                    |e: hookmq_cluster::ClusterError| EngineError::Unavailable(e.to_string());
+                match spec {
+                    Some(spec) => {
+                        let bytes = self.inner.files.to_shared(spec).map_err(|e| {
+                            EngineError::Storage(format!("sealing webhook {name}: {e}"))
+                        })?;
+                        let revision = sharing
+                            .map
+                            .put(name, bytes.into())
+                            .await
+                            .map_err(unavailable)?;
+                        sharing.record(name, revision);
+                    }
+                    None => sharing.map.delete(name).await.map_err(unavailable)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a webhook: its queued events are dropped (and logged), its directory (saved
-    /// spec, counters, journal) deleted.
+    /// spec, counters, journal) deleted; on every node of a cluster.
     ///
     /// # Errors
-    /// [`EngineError::NotFound`], or [`EngineError::Storage`] if its saved spec cannot be
-    /// deleted (then nothing changed).
+    /// [`EngineError::NotFound`], [`EngineError::Unavailable`], or [`EngineError::Storage`]
+    /// if its saved spec cannot be deleted (then nothing changed here).
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        self.remove_as(name, Origin::Api).await
+    }
+
+    async fn remove_as(&self, name: &str, origin: Origin) -> Result<(), EngineError> {
         let change = Arc::clone(&self.inner.changes).lock_owned().await;
+        if let (Origin::Peer(revision), Some(sharing)) = (origin, self.inner.sharing.get())
+            && sharing.is_stale(name, revision)
+        {
+            return Ok(());
+        }
         if self.find(name).is_none() {
+            if let Origin::Peer(_) = origin {
+                // Deleted before it ran here: only its revision is news.
+                self.share_change(name, origin, None).await?;
+            }
             return Err(EngineError::NotFound(name.to_owned()));
         }
+        self.share_change(name, origin, None).await?;
         let files = self.inner.files.clone();
         files
             .forget_spec(name)
@@ -367,6 +448,7 @@ impl WebhookEngine {
         let removed = self
             .swap(name, None)
             .ok_or_else(|| EngineError::NotFound(name.to_owned()))?;
+        self.inner.configured.lock().remove(name);
         finish(async move {
             let _change = change;
             removed.stop().await;
@@ -658,11 +740,13 @@ fn summarise(webhook: &Webhook) {
     }
 }
 
-/// Whether a change saves the webhook's spec.
+/// Where a change comes from, which says where it is saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Save {
-    /// Created or changed through the API or CLI: saved.
-    Yes,
+enum Origin {
+    /// This node's API or CLI: shared with the cluster (if any), then saved here.
+    Api,
+    /// Another node, through the cluster's map at this revision: saved here.
+    Peer(u64),
     /// Loaded from the saved specs, or from the configuration file: not saved (again).
-    No,
+    Local,
 }

@@ -1,0 +1,176 @@
+//! State every node sees: a JetStream key-value bucket per kind of thing (retained
+//! messages, webhooks), holding the latest value of each key.
+//!
+//! A layer that shares something writes through [`SharedMap`] and follows it: every node,
+//! the writer included, hears every change, history first, in the bucket's order
+//! (revisions). A follower that loses NATS starts again from the history when it is back.
+//!
+//! async-nats's `create_key_value` reads account fields nats-server 2.9 does not send, so
+//! a bucket's stream is made directly (`KV_<bucket>`, as the key-value layer defines it).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ClusterError;
+
+/// Opens the bucket `name` (making it if needed), one value kept per key.
+pub(crate) async fn open_bucket(
+    client: async_nats::Client,
+    name: &str,
+) -> Result<kv::Store, async_nats::Error> {
+    let js = jetstream::new(client);
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value(name).await?)
+}
+
+/// A map of keys to bytes that every node of the cluster shares. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedMap {
+    name: String,
+    store: kv::Store,
+}
+
+impl std::fmt::Debug for SharedMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedMap")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// What a follower hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// `key` now holds `value` (`None`: deleted), as of `revision` (the bucket's order).
+    Change {
+        /// The key.
+        key: String,
+        /// Its value, or `None` once deleted.
+        value: Option<Bytes>,
+        /// Its position in the bucket's order of changes.
+        revision: u64,
+    },
+    /// Every change written before the follower (re)started has been heard; later ones
+    /// follow as they happen. Heard again after each reconnection.
+    CaughtUp,
+}
+
+impl SharedMap {
+    pub(crate) async fn open(client: async_nats::Client, name: &str) -> Result<Self, ClusterError> {
+        let store = open_bucket(client, name)
+            .await
+            .map_err(|e| ClusterError::Nats(format!("bucket {name}: {e}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            store,
+        })
+    }
+
+    /// Sets `key` to `value` for every node; returns the change's revision.
+    ///
+    /// # Errors
+    /// NATS did not take it (unreachable, or the bucket is full).
+    pub async fn put(&self, key: &str, value: Bytes) -> Result<u64, ClusterError> {
+        self.store
+            .put(key, value)
+            .await
+            .map_err(|e| self.error(key, e))
+    }
+
+    /// Deletes `key` for every node.
+    ///
+    /// # Errors
+    /// NATS did not take it.
+    pub async fn delete(&self, key: &str) -> Result<(), ClusterError> {
+        self.store.delete(key).await.map_err(|e| self.error(key, e))
+    }
+
+    fn error(&self, key: &str, error: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Nats(format!("{}: {key}: {error}", self.name))
+    }
+
+    /// Every change, history first, on a channel of `capacity` (the follower waits for
+    /// room: nothing is skipped), until `stop`. A watch that ends (NATS gone) starts again
+    /// from the history a second later.
+    #[must_use]
+    pub fn follow(&self, capacity: usize, stop: CancellationToken) -> mpsc::Receiver<Followed> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        tokio::spawn(follow(self.clone(), sender, stop));
+        receiver
+    }
+}
+
+async fn follow(map: SharedMap, changes: mpsc::Sender<Followed>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            followed = follow_once(&map, &changes) => if followed.is_err() { return },
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One watch of the bucket, until it ends. `Err` when the receiver is gone.
+async fn follow_once(map: &SharedMap, changes: &mpsc::Sender<Followed>) -> Result<(), ()> {
+    // The last change written before the watch: history is heard once it has come (a
+    // bucket keeps the newest message of every key, so that one is always delivered).
+    let last = match map.store.status().await {
+        Ok(status) if status.info.state.messages == 0 => 0,
+        Ok(status) => status.info.state.last_sequence,
+        Err(error) => {
+            tracing::debug!(%error, bucket = %map.name, "cannot read the shared bucket");
+            return Ok(());
+        }
+    };
+    let mut watch = match map.store.watch_with_history(">").await {
+        Ok(watch) => watch,
+        Err(error) => {
+            tracing::debug!(%error, bucket = %map.name, "cannot watch the shared bucket");
+            return Ok(());
+        }
+    };
+    let mut caught_up = last == 0;
+    if caught_up {
+        changes.send(Followed::CaughtUp).await.map_err(drop)?;
+    }
+    while let Some(entry) = watch.next().await {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                tracing::debug!(%error, bucket = %map.name, "shared bucket watch failed");
+                return Ok(());
+            }
+        };
+        let value = (entry.operation == kv::Operation::Put).then_some(entry.value);
+        let revision = entry.revision;
+        let change = Followed::Change {
+            key: entry.key,
+            value,
+            revision,
+        };
+        changes.send(change).await.map_err(drop)?;
+        if !caught_up && revision >= last {
+            caught_up = true;
+            changes.send(Followed::CaughtUp).await.map_err(drop)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! A real webhook receiver for the tests: an axum server on its own runtime thread that
+//! records every request and answers `ok`, after a delay if asked.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Router, extract::State, http::HeaderMap, routing::post};
+use serde_json::Value;
+
+/// One request as received: `webhook-id`, client id and payload.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) client: String,
+    pub(crate) payload: String,
+    /// Whether it carried a `webhook-signature`.
+    pub(crate) signed: bool,
+}
+
+#[derive(Default)]
+struct Inbox {
+    received: Mutex<Vec<Received>>,
+    /// Milliseconds each answer waits.
+    delay_ms: AtomicU64,
+}
+
+/// A webhook receiver on its own runtime thread (the tests block their own thread while
+/// they wait for processes).
+pub(crate) struct Receiver {
+    pub(crate) address: SocketAddr,
+    inbox: Arc<Inbox>,
+}
+
+async fn receive(
+    State(inbox): State<Arc<Inbox>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> &'static str {
+    let json: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = |key: &str| json[key].as_str().unwrap_or_default().to_owned();
+    inbox.received.lock().expect("inbox").push(Received {
+        id: headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        client: text("clientid"),
+        signed: headers.contains_key("webhook-signature"),
+        payload: text("payload"),
+    });
+    let delay = inbox.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    "ok"
+}
+
+impl Receiver {
+    pub(crate) fn start(delay_ms: u64) -> Self {
+        let inbox = Arc::new(Inbox::default());
+        inbox.delay_ms.store(delay_ms, Ordering::Relaxed);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let address = listener.local_addr().expect("address");
+        let app = Router::new()
+            .route("/", post(receive))
+            .with_state(Arc::clone(&inbox));
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        Self { address, inbox }
+    }
+
+    /// Answers from now on after `delay_ms`.
+    pub(crate) fn set_delay_ms(&self, delay_ms: u64) {
+        self.inbox.delay_ms.store(delay_ms, Ordering::Relaxed);
+    }
+
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.inbox.received.lock().expect("inbox").clone()
+    }
+
+    /// Waits until `check` holds for what was received.
+    pub(crate) fn wait(&self, what: &str, check: impl Fn(&[Received]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let received = self.received();
+            if check(&received) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {} received",
+                received.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
