@@ -132,6 +132,9 @@ pub(crate) enum BufferDoc {
     Disk,
     /// In memory only.
     Memory,
+    /// In the cluster's work queue (NATS JetStream), delivered by every node running the
+    /// webhook; survives the loss of a node. Needs `[cluster] nats_url` (else 400).
+    Cluster,
 }
 
 /// What a disk buffer does at `max_buffer_bytes`.
@@ -242,8 +245,8 @@ pub(crate) struct WebhookSpecDoc {
     /// queued one (`drop_oldest`), counted in `dropped.queue_full`.
     #[schema(nullable = false)]
     overflow: Option<OverflowDoc>,
-    /// A disk buffer's QoS 1/2 PUBLISHes are acknowledged only once their events are on
-    /// disk (default false).
+    /// A disk (or cluster) buffer's QoS 1/2 PUBLISHes are acknowledged only once their
+    /// events are on disk (stored in the cluster) (default false).
     #[schema(nullable = false)]
     sync_before_ack: Option<bool>,
     /// Bytes of dead letters kept at most (default 64 MiB); past it the oldest are dropped.

@@ -14,6 +14,9 @@
 //! - [`shared`]: state every node sees ([`SharedMap`], a JetStream key-value bucket) and
 //!   follows, for the layers above (retained messages here, webhooks in hookmq-webhooks).
 //! - `retained`: retained messages in a shared map, mirrored by every node.
+//! - [`work`]: work queues every live node helps to drain ([`work::WorkQueue`], a
+//!   JetStream work-queue stream in partitions, each read by the node holding its lease),
+//!   for the webhooks' cluster buffer.
 //! - `nodes`: every node answers who it is; asking gathers the answers ([`NodeInfo`]).
 //! - [`Cluster`]: joining (connection, node name check) and its status; [`ClusterHandle`]
 //!   for the API.
@@ -27,6 +30,7 @@ mod nodes;
 mod retained;
 pub mod shared;
 pub mod subject;
+pub mod work;
 
 pub use nodes::NodeInfo;
 pub use shared::{Followed, SharedMap};
@@ -108,6 +112,7 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct ClusterHandle {
     client: async_nats::Client,
+    node: String,
     prefix: String,
     link: Arc<link::Link>,
 }
@@ -139,6 +144,23 @@ impl ClusterHandle {
     /// [`ClusterError::Nats`] when NATS (with JetStream) cannot be reached.
     pub async fn shared_map(&self, what: &str) -> Result<SharedMap, ClusterError> {
         SharedMap::open(self.client.clone(), &format!("{}_{what}", self.prefix)).await
+    }
+
+    /// Starts this node's part of the work queue `config.name`: it publishes there and
+    /// takes its share of the partitions, giving their items to `sink`.
+    #[must_use]
+    pub fn work_queue(
+        &self,
+        config: work::WorkQueueConfig,
+        sink: Arc<dyn work::WorkSink>,
+    ) -> work::WorkQueue {
+        work::WorkQueue::start(
+            self.client.clone(),
+            self.node.clone(),
+            self.prefix.clone(),
+            config,
+            sink,
+        )
     }
 
     /// Every node that answers within 300 ms (this one included while NATS is up), by name.
@@ -203,6 +225,7 @@ impl Cluster {
         Ok(Self {
             handle: ClusterHandle {
                 client,
+                node,
                 prefix,
                 link,
             },

@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ClusterError;
 
-/// Opens the bucket `name` (making it if needed), one value kept per key.
+/// Opens the bucket `name` (making it if needed), one value kept per key, each for
+/// `max_age` at most (zero: for ever).
 pub(crate) async fn open_bucket(
     client: async_nats::Client,
     name: &str,
+    max_age: Duration,
 ) -> Result<kv::Store, async_nats::Error> {
     let js = jetstream::new(client);
     js.get_or_create_stream(stream::Config {
@@ -32,6 +34,7 @@ pub(crate) async fn open_bucket(
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
+        max_age,
         ..Default::default()
     })
     .await?;
@@ -72,7 +75,7 @@ pub enum Followed {
 
 impl SharedMap {
     pub(crate) async fn open(client: async_nats::Client, name: &str) -> Result<Self, ClusterError> {
-        let store = open_bucket(client, name)
+        let store = open_bucket(client, name, Duration::ZERO)
             .await
             .map_err(|e| ClusterError::Nats(format!("bucket {name}: {e}")))?;
         Ok(Self {

@@ -235,12 +235,22 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     // Listening, not accepting, until the webhooks are attached: a client that connects
     // as soon as the port opens (one reconnecting after a restart) is seen by them.
     let mut broker = Broker::bind(config.broker()).await?;
+    // Before accepting: the subscriptions recovered from disk are this node's first
+    // interest. Before the webhooks: cluster-buffered ones keep their events there.
+    let cluster = if config.cluster.enabled() {
+        Some(hookmq_cluster::Cluster::join(&config.cluster, broker.handle()).await?)
+    } else {
+        None
+    };
     let engine = WebhookEngine::start(
         broker.handle(),
         &config.node.data_dir,
         hookmq_webhooks::Egress::new(config.egress.clone()),
         sealer,
     );
+    if let Some(cluster) = &cluster {
+        engine.use_cluster(cluster.handle());
+    }
     engine.restore().await;
     hookmq_api::migrate_saved_webhooks(&engine, &store).await?;
     for spec in &config.webhooks {
@@ -250,14 +260,9 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
             .with_context(|| format!("webhooks: {}", spec.name))?;
     }
     engine.warn_orphans();
-    // Before accepting: the subscriptions recovered from disk are this node's first interest.
-    let cluster = if config.cluster.enabled() {
-        let cluster = hookmq_cluster::Cluster::join(&config.cluster, broker.handle()).await?;
+    if let Some(cluster) = &cluster {
         engine.share(&cluster.handle()).await?;
-        Some(cluster)
-    } else {
-        None
-    };
+    }
     broker.accept();
     start_reloading(broker.handle());
     let api = if config.dashboard.enable {
@@ -289,10 +294,11 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
         let _ = task.await;
     }
     broker.shutdown(config.node.shutdown_timeout).await;
+    // The webhooks before the cluster: a cluster buffer stores its last events there.
+    engine.shutdown(config.node.shutdown_timeout).await;
     if let Some(cluster) = cluster {
         cluster.leave().await;
     }
-    engine.shutdown(config.node.shutdown_timeout).await;
     Ok(())
 }
 

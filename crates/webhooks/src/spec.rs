@@ -64,6 +64,10 @@ pub enum Buffer {
     Disk,
     /// In memory only: lost to a crash or a restart.
     Memory,
+    /// In the cluster's work queue (NATS JetStream; needs `[cluster] nats_url`): every node
+    /// running the webhook delivers from it, a client's events in order, and the events of
+    /// a node that dies or stops are delivered by the others.
+    Cluster,
 }
 
 /// What a disk buffer does when its journal reaches `max_buffer_bytes`.
@@ -258,8 +262,9 @@ pub struct WebhookSpec {
     #[serde(default)]
     pub overflow: Overflow,
     /// A disk buffer's QoS 1/2 PUBLISHes are acknowledged (PUBACK, PUBREC) only once the
-    /// events they caused are on disk: the publisher waits for the local disk (about one
-    /// group commit), never for a receiver. Off: events reach the disk within about one
+    /// events they caused are on disk (a cluster buffer's: stored in the cluster): the
+    /// publisher waits for the local disk (about one group commit) or NATS, never for a
+    /// receiver. Off: events reach the disk within about one
     /// group commit after the acknowledgement.
     #[serde(default)]
     pub sync_before_ack: bool,
@@ -522,10 +527,10 @@ impl WebhookSpec {
                 "certfile and keyfile go together",
             ));
         }
-        if self.sync_before_ack && self.buffer != Buffer::Disk {
+        if self.sync_before_ack && self.buffer == Buffer::Memory {
             return Err(SpecError::new(
                 "sync_before_ack",
-                "needs buffer = \"disk\" (a memory buffer has no disk to wait for)",
+                "needs buffer = \"disk\" or \"cluster\" (a memory buffer has nothing to wait for)",
             ));
         }
         crate::render::UrlTemplate::parse(&self.url)?;

@@ -14,6 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use hookmq_broker::message::now_ms;
 use tokio::sync::Notify;
 
+use hookmq_cluster::ClusterHandle;
 use hookmq_journal::{JournalError, Location};
 
 use crate::{
@@ -25,7 +26,7 @@ use crate::{
     engine::EngineError,
     health::Health,
     metrics::{BufferState, Metrics, failure},
-    queue::{DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
+    queue::{ClusterQueue, DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
     render::Renderer,
     sign::Signer,
     spec::{Buffer, SpecError, WebhookSpec},
@@ -79,12 +80,16 @@ impl HookSink for Webhook {
         self.queue.room() > 0
     }
 
-    /// With `sync_before_ack`: the journal has written everything given to it so far.
+    /// With `sync_before_ack`: the journal has written (or the cluster stored) everything
+    /// given to it so far.
     fn durable(&self) -> Option<Durable> {
-        let journal = self
-            .journal
-            .as_ref()
-            .filter(|_| self.spec.sync_before_ack)?;
+        if !self.spec.sync_before_ack {
+            return None;
+        }
+        if let Some(queue) = self.queue.as_cluster() {
+            return Some(queue.stored());
+        }
+        let journal = self.journal.as_ref()?;
         Some(Box::pin(journal.written()))
     }
 
@@ -166,6 +171,8 @@ fn plan_queue(
     spec: &WebhookSpec,
     previous: Option<&Webhook>,
     files: &WebhookFiles,
+    cluster: Option<&ClusterHandle>,
+    ids: &Arc<MessageIdGenerator>,
 ) -> Result<PlannedQueue, EngineError> {
     if let Some(old) = previous
         && old.queue.lanes() == spec.max_inflight
@@ -173,6 +180,7 @@ fn plan_queue(
         && old.spec.buffer == spec.buffer
         && old.spec.max_buffer_bytes == spec.max_buffer_bytes
         && old.spec.overflow == spec.overflow
+        && (spec.buffer != Buffer::Cluster || old.spec.enable == spec.enable)
     {
         return Ok((
             Arc::clone(&old.queue),
@@ -196,6 +204,29 @@ fn plan_queue(
         ))
     };
     Ok(match (spec.buffer, previous) {
+        // Disabled, it takes no part in the cluster's work (it has no events either).
+        (Buffer::Cluster, _) if !spec.enable => (
+            Arc::new(MemoryQueue::new(lanes, capacity)),
+            None,
+            Recovered::Nothing,
+        ),
+        (Buffer::Cluster, _) => {
+            let cluster = cluster.ok_or_else(|| {
+                SpecError::new(
+                    "buffer",
+                    "\"cluster\" keeps events in the cluster's NATS: set [cluster] nats_url, or use \"disk\"",
+                )
+            })?;
+            let queue: Arc<dyn Queue> = ClusterQueue::start(
+                cluster,
+                &spec.name,
+                lanes,
+                capacity,
+                spec.max_buffer_bytes,
+                Arc::clone(ids),
+            );
+            (queue, None, Recovered::Nothing)
+        }
         (
             Buffer::Disk,
             Some(Webhook {
@@ -276,6 +307,23 @@ pub(crate) struct Webhook {
     workers: TaskTracker,
 }
 
+/// What a webhook is built with, besides its spec: the engine's parts.
+#[derive(Clone, Copy)]
+pub(crate) struct Surroundings<'a> {
+    /// The node name events carry.
+    pub(crate) node: &'a str,
+    /// The node's delivery ids.
+    pub(crate) ids: &'a Arc<MessageIdGenerator>,
+    /// The webhooks' directories.
+    pub(crate) files: &'a WebhookFiles,
+    /// Wakes the engine's dead-letter writer.
+    pub(crate) dead_letter_writer: &'a Arc<Notify>,
+    /// The networks requests may reach.
+    pub(crate) egress: &'a Egress,
+    /// The cluster, for `buffer = "cluster"`.
+    pub(crate) cluster: Option<&'a ClusterHandle>,
+}
+
 impl Webhook {
     /// Compiles `spec`. `previous` hands over metrics and, when the lane count, the queue
     /// bound and the buffer are the same, the queue itself (else its journal, if any). A
@@ -283,13 +331,18 @@ impl Webhook {
     /// it still held go first in its queue.
     pub(crate) fn build(
         spec: WebhookSpec,
-        node: &str,
-        ids: Arc<MessageIdGenerator>,
         previous: Option<&Self>,
-        files: &WebhookFiles,
-        dead_letter_writer: &Arc<Notify>,
-        egress: &Egress,
+        around: &Surroundings<'_>,
     ) -> Result<Self, EngineError> {
+        let Surroundings {
+            node,
+            ids,
+            files,
+            dead_letter_writer,
+            egress,
+            cluster,
+        } = *around;
+        let ids = Arc::clone(ids);
         spec.validate()?;
         let trigger = Trigger::new(&spec)?;
         let renderer = Renderer::new(&spec, node)?;
@@ -309,7 +362,7 @@ impl Webhook {
                     .map_err(|e| EngineError::Storage(e.to_string()))?,
             ),
         };
-        let (queue, journal, recovered) = plan_queue(&spec, previous, files)?;
+        let (queue, journal, recovered) = plan_queue(&spec, previous, files, cluster, &ids)?;
         let attempts = previous.map_or_else(Arc::default, |old| Arc::clone(&old.attempts));
         let health = previous.map_or_else(
             || Arc::new(Health::new(&spec.name)),
@@ -499,6 +552,22 @@ mod tests {
         Arc::new(event)
     }
 
+    fn surroundings<'a>(
+        ids: &'a Arc<MessageIdGenerator>,
+        files: &'a WebhookFiles,
+        writer: &'a Arc<Notify>,
+    ) -> Surroundings<'a> {
+        static EGRESS: std::sync::OnceLock<Egress> = std::sync::OnceLock::new();
+        Surroundings {
+            node: "n",
+            ids,
+            files,
+            dead_letter_writer: writer,
+            egress: EGRESS.get_or_init(Egress::default),
+            cluster: None,
+        }
+    }
+
     fn build(max_inflight: usize, queue_capacity: usize, previous: Option<&Webhook>) -> Webhook {
         let mut spec = WebhookSpec::new("w", "http://127.0.0.1:9/");
         spec.max_inflight = max_inflight;
@@ -508,16 +577,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let files = WebhookFiles::new(dir.path(), crate::seal::Sealer::ephemeral());
         let writer = Arc::new(Notify::new());
-        Webhook::build(
-            spec,
-            "n",
-            ids,
-            previous,
-            &files,
-            &writer,
-            &Egress::default(),
-        )
-        .expect("valid spec")
+        Webhook::build(spec, previous, &surroundings(&ids, &files, &writer)).expect("valid spec")
     }
 
     fn timestamps(webhook: &Webhook) -> Vec<u64> {
@@ -570,8 +630,8 @@ mod tests {
         let ids = Arc::new(MessageIdGenerator::new("n"));
         let files = WebhookFiles::new(dir.path(), crate::seal::Sealer::ephemeral());
         let writer = Arc::new(Notify::new());
-        let webhook = Webhook::build(spec, "n", ids, None, &files, &writer, &Egress::default())
-            .expect("builds");
+        let webhook =
+            Webhook::build(spec, None, &surroundings(&ids, &files, &writer)).expect("builds");
         let run: Vec<Arc<Event>> = (0..10).map(event).collect();
         webhook.on_events(webhook.trigger.mask, &run);
         let metrics = webhook.metrics();

@@ -1,7 +1,8 @@
 //! Webhooks in a cluster of three nodes on one real `nats-server`: a webhook created
 //! through one node's API runs on every node (secrets included), changes and deletions
 //! reach every node, a node that was down catches up when it starts, and each node's
-//! events are delivered once.
+//! events are delivered once; with `buffer = "cluster"`, the backlog of a node killed
+//! with `kill -9` is delivered by the others.
 
 use std::{
     io::Write as _,
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     cluster::{Nats, node_with},
-    receiver::{Received, Receiver},
+    receiver::{Received, Receiver, check_complete_and_ordered},
     support::free_port,
 };
 
@@ -181,4 +182,88 @@ fn a_webhook_created_on_one_node_runs_on_every_node() {
     assert_eq!(body["code"], "CLUSTER_UNAVAILABLE", "{body}");
     let (status, _) = call(&a_api, "GET", "/webhooks/alone", None);
     assert_eq!(status, 404, "not created here either");
+}
+
+/// Clients `c<k>` publish `per_client` QoS 1 messages `c<k>-<n>` each on `jobs/c<k>`, in
+/// parallel, on `mqtt`; returns once every one was acknowledged.
+fn publish_clients(mqtt: u16, clients: usize, per_client: usize) {
+    let publishers: Vec<_> = (0..clients)
+        .map(|k| {
+            let mut child = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &mqtt.to_string(), "-q", "1"])
+                .args(["-i", &format!("c{k}"), "-t", &format!("jobs/c{k}"), "-l"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("mosquitto_pub runs");
+            let lines: String = (0..per_client).map(|n| format!("c{k}-{n}\n")).collect();
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(lines.as_bytes())
+                .expect("lines");
+            child
+        })
+        .collect();
+    for mut publisher in publishers {
+        assert!(publisher.wait().expect("mosquitto_pub").success());
+    }
+}
+
+#[test]
+fn a_killed_nodes_backlog_is_delivered_by_the_others() {
+    const CLIENTS: usize = 10;
+    const PER_CLIENT: usize = 30;
+    let nats_port = free_port();
+    let _nats = Nats::start(nats_port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("HOOKMQ_SECRET_KEY", KEY)];
+    let (mut a_node, a, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &env);
+    let (_b, _, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &env);
+    let (_c, _, c_api) = node_with(&dir.path().join("c"), "c@test", nats_port, &env);
+    // Slow enough that a backlog waits when a dies: about 20 requests a second per lane.
+    let receiver = Receiver::start(50);
+    let spec = json!({
+        "name": "work",
+        "url": format!("http://{}/", receiver.address),
+        "events": ["message.publish"],
+        "topics": ["jobs/#"],
+        "buffer": "cluster",
+        "sync_before_ack": true,
+        "max_inflight": 2,
+        "pipelining": 1,
+    });
+    let (status, created) = call(&a_api, "POST", "/webhooks", Some(spec));
+    assert_eq!(status, 201, "{created}");
+    for api in [&b_api, &c_api] {
+        wait_for(
+            api,
+            "/webhooks/work",
+            "the webhook reached every node",
+            |status, _| status == 200,
+        );
+    }
+
+    // Every PUBACK came once its event was stored in the cluster (sync_before_ack).
+    publish_clients(a, CLIENTS, PER_CLIENT);
+    a_node.kill();
+    let total = CLIENTS * PER_CLIENT;
+    let before = receiver.received().len();
+    assert!(
+        before < total,
+        "a backlog was left when a died ({before} of {total} delivered)"
+    );
+    receiver.wait("every event of the killed node", |received| {
+        received
+            .iter()
+            .map(|r| &r.payload)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == total
+    });
+    let duplicates = check_complete_and_ordered(&receiver.received(), CLIENTS, PER_CLIENT);
+    assert!(
+        duplicates <= 2 * 3,
+        "at most what a had in flight is sent again: {duplicates}"
+    );
 }

@@ -4,7 +4,6 @@
 //! event arrives, in order per client, a duplicate only with the same `webhook-id`.
 
 use std::{
-    collections::HashMap,
     io::Write as _,
     net::SocketAddr,
     path::Path,
@@ -14,8 +13,8 @@ use std::{
 
 use serde_json::Value;
 
-use crate::receiver::{Received, Receiver};
-use crate::support::{Running, free_port, log_path, login, start_hookmq};
+use crate::receiver::{Received, Receiver, check_complete_and_ordered};
+use crate::support::{free_port, log_path, login, start_hookmq};
 
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 50;
@@ -103,40 +102,6 @@ async fn wait_journaled(base: &str, token: &str) {
     }
 }
 
-/// Every event arrived; each client's first deliveries are in order; a duplicate has the
-/// same `webhook-id` as the first delivery of its event. Returns the duplicates' count.
-fn check_complete_and_ordered(received: &[Received]) -> usize {
-    let mut first: HashMap<&str, &str> = HashMap::new();
-    let mut order: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut duplicates = 0;
-    for r in received {
-        match first.get(r.payload.as_str()) {
-            Some(id) => {
-                assert_eq!(
-                    *id, r.id,
-                    "{}: a duplicate with another webhook-id",
-                    r.payload
-                );
-                duplicates += 1;
-            }
-            None => {
-                first.insert(&r.payload, &r.id);
-                order.entry(&r.client).or_default().push(&r.payload);
-            }
-        }
-    }
-    assert_eq!(first.len(), CLIENTS * PER_CLIENT, "every event arrived");
-    for k in 0..CLIENTS {
-        let expected: Vec<String> = (0..PER_CLIENT).map(|n| format!("c{k}-{n}")).collect();
-        assert_eq!(
-            order[format!("c{k}").as_str()],
-            expected,
-            "client c{k} in order"
-        );
-    }
-    duplicates
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_mid_delivery_loses_no_event() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -159,7 +124,7 @@ async fn a_kill_mid_delivery_loses_no_event() {
     receiver.set_delay_ms(0);
     let _hookmq = start_hookmq(dir.path(), mqtt, dashboard, &[("HOOKMQ_CONFIG", &config)]);
     receiver.wait("every event", |r| distinct(r) == CLIENTS * PER_CLIENT);
-    check_complete_and_ordered(&receiver.received());
+    check_complete_and_ordered(&receiver.received(), CLIENTS, PER_CLIENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,17 +166,9 @@ async fn a_normal_stop_keeps_what_it_did_not_deliver() {
     receiver.set_delay_ms(0);
     let _hookmq = start_hookmq(dir.path(), mqtt, dashboard, &[("HOOKMQ_CONFIG", &config)]);
     receiver.wait("every event", |r| distinct(r) == CLIENTS * PER_CLIENT);
-    let duplicates = check_complete_and_ordered(&receiver.received());
+    let duplicates = check_complete_and_ordered(&receiver.received(), CLIENTS, PER_CLIENT);
     assert_eq!(
         duplicates, 0,
         "requests in flight were answered before the stop"
     );
-}
-
-impl Running {
-    /// `kill -9`, and waits for the exit.
-    fn kill(&mut self) {
-        self.0.kill().expect("SIGKILL");
-        let _ = self.0.wait();
-    }
 }

@@ -2,6 +2,7 @@
 //! records every request and answers `ok`, after a delay if asked.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -110,4 +111,43 @@ impl Receiver {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Every event of `clients` clients `c<k>` publishing `per_client` payloads `c<k>-<n>`
+/// arrived; each client's first deliveries are in order; a duplicate has the
+/// same `webhook-id` as the first delivery of its event. Returns the duplicates' count.
+pub(crate) fn check_complete_and_ordered(
+    received: &[Received],
+    clients: usize,
+    per_client: usize,
+) -> usize {
+    let mut first: HashMap<&str, &str> = HashMap::new();
+    let mut order: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut duplicates = 0;
+    for r in received {
+        match first.get(r.payload.as_str()) {
+            Some(id) => {
+                assert_eq!(
+                    *id, r.id,
+                    "{}: a duplicate with another webhook-id",
+                    r.payload
+                );
+                duplicates += 1;
+            }
+            None => {
+                first.insert(&r.payload, &r.id);
+                order.entry(&r.client).or_default().push(&r.payload);
+            }
+        }
+    }
+    assert_eq!(first.len(), clients * per_client, "every event arrived");
+    for k in 0..clients {
+        let expected: Vec<String> = (0..per_client).map(|n| format!("c{k}-{n}")).collect();
+        assert_eq!(
+            order[format!("c{k}").as_str()],
+            expected,
+            "client c{k} in order"
+        );
+    }
+    duplicates
 }

@@ -54,6 +54,14 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// `kill -9`, and waits for the exit.
+    pub(crate) fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        let _ = self.0.wait();
+    }
+}
+
 /// `hookmq` with MQTT and the dashboard on the given ports, state in `data` (its log in
 /// `data/hookmq.log`), and `extra` environment; returns once both listen.
 pub(crate) fn start_hookmq(

@@ -14,6 +14,7 @@ use hookmq_broker::{
     hooks::{EventKind, EventMask, HookAttachment, HookSink},
     message::MessageIdGenerator,
 };
+use hookmq_cluster::ClusterHandle;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,7 @@ use crate::{
     sign::{Signer, delivery_headers},
     spec::{Buffer, SpecError, WebhookSpec},
     store::WebhookFiles,
-    webhook::Webhook,
+    webhook::{Surroundings, Webhook},
 };
 
 mod dead_letters;
@@ -136,6 +137,9 @@ struct Inner {
     node: String,
     registry: Registry,
     stop: CancellationToken,
+    /// The cluster this node is in (set before the saved webhooks are restored), for
+    /// cluster-buffered webhooks.
+    cluster: OnceLock<ClusterHandle>,
     /// The cluster's webhooks, once [`WebhookEngine::share`] joined them.
     sharing: OnceLock<shared::Sharing>,
     /// Names of the webhooks from this node's configuration file (not shared).
@@ -182,6 +186,7 @@ impl WebhookEngine {
             stop: CancellationToken::new(),
             delivery: DeliveryRuntime::new(),
             egress,
+            cluster: OnceLock::new(),
             sharing: OnceLock::new(),
             configured: Mutex::new(HashSet::new()),
             changes: Arc::new(tokio::sync::Mutex::new(())),
@@ -189,6 +194,12 @@ impl WebhookEngine {
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         tokio::spawn(dead_letters::write_dead_letters(Arc::clone(&inner)));
         Self { inner }
+    }
+
+    /// Lets webhooks keep their events in `cluster` (`buffer = "cluster"`): call it before
+    /// [`WebhookEngine::restore`].
+    pub fn use_cluster(&self, cluster: ClusterHandle) {
+        let _ = self.inner.cluster.set(cluster);
     }
 
     /// The node name events carry.
@@ -337,15 +348,16 @@ impl WebhookEngine {
         if let Some(previous) = &previous {
             fits_in_memory(previous, &spec)?;
         }
-        let webhook = Arc::new(Webhook::build(
-            spec,
-            &self.inner.node,
-            Arc::clone(&self.inner.registry.ids),
-            previous.as_deref(),
-            &self.inner.files,
-            &self.inner.dead_letter_writer,
-            &self.inner.egress,
-        )?);
+        let around = Surroundings {
+            node: &self.inner.node,
+            ids: &self.inner.registry.ids,
+            files: &self.inner.files,
+            dead_letter_writer: &self.inner.dead_letter_writer,
+            egress: &self.inner.egress,
+            cluster: self.inner.cluster.get(),
+        };
+        let webhook = Arc::new(Webhook::build(spec, previous.as_deref(), &around)?);
+        let mut unstarted = Unstarted::new(&webhook, previous.as_deref());
         // The cluster takes the change before it runs here. A caller that stops waiting
         // meanwhile leaves it written there and not here: this node then hears it back and
         // applies it like another node's.
@@ -360,6 +372,7 @@ impl WebhookEngine {
                 .map_err(|e| EngineError::Storage(format!("saving webhook {name}: {e}")))?;
         }
         let replaced = self.swap(name, Some(Arc::clone(&webhook)));
+        unstarted.queue = None;
         let delivery = self.inner.delivery.handle();
         finish(async move {
             let _change = change;
@@ -453,6 +466,10 @@ impl WebhookEngine {
             let _change = change;
             removed.stop().await;
             removed.queue.close();
+            if let (Some(queue), Origin::Api) = (removed.queue.as_cluster(), origin) {
+                // Deleted for every node: its work queue goes too.
+                queue.destroy().await;
+            }
             let held = removed.queue.len();
             if held > 0 {
                 tracing::warn!(webhook = %removed.spec.name, events = held, "webhook deleted with events still queued: they are dropped");
@@ -640,7 +657,16 @@ impl WebhookEngine {
         let mut finishing = tokio::task::JoinSet::new();
         for webhook in all.iter() {
             let webhook = Arc::clone(webhook);
-            finishing.spawn(async move { webhook.finish(within).await });
+            finishing.spawn(async move {
+                webhook.finish(within).await;
+                if let Some(queue) = webhook.queue.as_cluster() {
+                    // What it holds goes to the other nodes now; what its clients did last
+                    // is stored for them first.
+                    let stored = queue.stored();
+                    crate::queue::Queue::close(queue);
+                    let _ = tokio::time::timeout(within, stored).await;
+                }
+            });
         }
         while finishing.join_next().await.is_some() {}
         dead_letters::store_dead_letters(&self.inner);
@@ -660,6 +686,9 @@ impl WebhookEngine {
                     journal.close();
                     report.kept += left;
                     tracing::info!(webhook = %name, delivered, kept_on_disk = left, "webhook stopped");
+                }
+                None if webhook.queue.as_cluster().is_some() => {
+                    tracing::info!(webhook = %name, delivered, "webhook stopped (its queued events wait in the cluster)");
                 }
                 None => {
                     report.lost += left;
@@ -737,6 +766,31 @@ fn summarise(webhook: &Webhook) {
             last = last.as_deref().unwrap_or("-"),
             "events failed for good in the last {seconds} s (kept as dead letters)"
         );
+    }
+}
+
+/// A version built by a change that has not swapped it in yet: if the change fails or is
+/// abandoned, the cluster queue it started (a new one, not the previous version's) closes,
+/// so its tasks end with it.
+struct Unstarted {
+    queue: Option<Arc<dyn crate::queue::Queue>>,
+}
+
+impl Unstarted {
+    fn new(built: &Webhook, previous: Option<&Webhook>) -> Self {
+        let own = built.queue.as_cluster().is_some()
+            && !previous.is_some_and(|old| Arc::ptr_eq(&old.queue, &built.queue));
+        Self {
+            queue: own.then(|| Arc::clone(&built.queue)),
+        }
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.close();
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //! lane) reach the receiver in the order they happened, while other lanes proceed in
 //! parallel. [`Queue`] is the seam between the webhook and where its events wait:
 //! [`MemoryQueue`] keeps them in memory only; a disk-backed queue also writes them to a
-//! journal, and forgets them there when they are settled.
+//! journal, and forgets them there when they are settled; [`ClusterQueue`] keeps them in
+//! the cluster's work queue, which every node running the webhook drains.
 
+mod cluster;
 mod disk;
 mod memory;
 pub mod record;
@@ -15,6 +17,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use hookmq_broker::{hooks::Event, message::MessageId};
 
+pub use cluster::ClusterQueue;
 pub use disk::DiskQueue;
 pub use memory::MemoryQueue;
 pub use writer::{Journal, Live, WriteWindow};
@@ -113,6 +116,10 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     }
     /// This queue as a disk buffer, if it is one.
     fn as_disk(&self) -> Option<&DiskQueue> {
+        None
+    }
+    /// This queue as a cluster buffer, if it is one.
+    fn as_cluster(&self) -> Option<&ClusterQueue> {
         None
     }
 }

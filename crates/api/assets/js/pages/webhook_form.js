@@ -337,8 +337,9 @@ export async function render(ctx) {
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
   const queueCapacity = number('queue_capacity', spec.queue_capacity);
   const buffer = h('select', { 'data-testid': 'adv-buffer' },
-    h('option', { value: 'disk', selected: spec.buffer !== 'memory' }, 'Disk (survives a restart)'),
-    h('option', { value: 'memory', selected: spec.buffer === 'memory' }, 'Memory only'));
+    h('option', { value: 'disk', selected: spec.buffer !== 'memory' && spec.buffer !== 'cluster' }, 'Disk (survives a restart)'),
+    h('option', { value: 'memory', selected: spec.buffer === 'memory' }, 'Memory only'),
+    h('option', { value: 'cluster', selected: spec.buffer === 'cluster' }, 'Cluster (survives the loss of a node; needs NATS)'));
   const encoding = h('select', { 'data-testid': 'adv-payload_encoding' },
     h('option', { value: 'plain', selected: spec.payload_encoding !== 'base64' }, 'Plain text (like EMQX)'),
     h('option', { value: 'base64', selected: spec.payload_encoding === 'base64' }, 'Base64 (binary-safe)'));
@@ -361,7 +362,7 @@ export async function render(ctx) {
         field({ name: 'max_inflight', label: 'Lanes', control: maxInflight, help: 'Connections delivering at once (1–1024).' }),
         field({ name: 'pipelining', label: 'Pipelining', control: pipelining, help: 'Requests sent on a connection before the first answer (1: one at a time).' }),
         field({ name: 'queue_capacity', label: 'Queue capacity', control: queueCapacity, help: 'Events waiting at most; more are dropped and counted.' }),
-        field({ name: 'buffer', label: 'Buffer', control: buffer, help: 'Disk: queued events are journaled under the data directory and delivered after a crash or restart.' }),
+        field({ name: 'buffer', label: 'Buffer', control: buffer, help: 'Disk: queued events are journaled under the data directory and delivered after a crash or restart. Cluster: they wait in NATS JetStream and any node running the webhook delivers them.' }),
         field({ name: 'max_buffer_bytes', label: 'Disk buffer, MiB', control: maxBufferMiB, help: 'The journal at most; past it, the overflow rule.' }),
         field({ name: 'overflow', label: 'When the disk buffer is full', control: overflow, help: 'Either way the dropped events are counted.' }),
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
