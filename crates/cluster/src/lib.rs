@@ -53,6 +53,10 @@ pub struct ClusterConfig {
     pub nats_url: Vec<String>,
     /// The first token of every subject hookmq uses, so several clusters can share NATS.
     pub subject_prefix: String,
+    /// NATS servers that keep a copy of each of hookmq's JetStream streams (retained
+    /// messages, webhooks, cluster buffers): 1 (the default) for a single NATS server; 3
+    /// for a three-server JetStream cluster that must lose nothing when one server dies.
+    pub replicas: usize,
     /// Messages waiting to be forwarded at most; past it new ones are not forwarded (each
     /// counted in `forward_dropped` and summarised in the log), and local subscribers still
     /// get them.
@@ -64,6 +68,7 @@ impl Default for ClusterConfig {
         Self {
             nats_url: Vec::new(),
             subject_prefix: "hookmq".into(),
+            replicas: 1,
             forward_queue: 65_536,
         }
     }
@@ -114,6 +119,7 @@ pub struct ClusterHandle {
     client: async_nats::Client,
     node: String,
     prefix: String,
+    replicas: usize,
     link: Arc<link::Link>,
 }
 
@@ -143,7 +149,12 @@ impl ClusterHandle {
     /// # Errors
     /// [`ClusterError::Nats`] when NATS (with JetStream) cannot be reached.
     pub async fn shared_map(&self, what: &str) -> Result<SharedMap, ClusterError> {
-        SharedMap::open(self.client.clone(), &format!("{}_{what}", self.prefix)).await
+        SharedMap::open(
+            self.client.clone(),
+            &format!("{}_{what}", self.prefix),
+            self.replicas,
+        )
+        .await
     }
 
     /// Starts this node's part of the work queue `config.name`: it publishes there and
@@ -158,6 +169,7 @@ impl ClusterHandle {
             self.client.clone(),
             self.node.clone(),
             self.prefix.clone(),
+            self.replicas,
             config,
             sink,
         )
@@ -227,6 +239,7 @@ impl Cluster {
                 client,
                 node,
                 prefix,
+                replicas: config.replicas,
                 link,
             },
             stop,

@@ -104,7 +104,7 @@ impl Link {
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         tokio::spawn(answer_name_checks(client.clone(), responder, stop.clone()));
         let (queue, forwarded) = mpsc::channel(config.forward_queue.max(1));
-        let retained = match retained::bucket(client.clone(), &prefix).await {
+        let retained = match retained::bucket(client.clone(), &prefix, config.replicas).await {
             Ok(bucket) => {
                 let (sender, receiver) = mpsc::channel(config.forward_queue.max(1));
                 tokio::spawn(retained::publish(

@@ -42,8 +42,9 @@ fn topic(key: &str) -> Option<String> {
 pub(crate) async fn bucket(
     client: async_nats::Client,
     prefix: &str,
+    replicas: usize,
 ) -> Result<SharedMap, ClusterError> {
-    SharedMap::open(client, &format!("{prefix}_retained")).await
+    SharedMap::open(client, &format!("{prefix}_retained"), replicas).await
 }
 
 /// Writes this node's retained messages (and clears) to the bucket, in order.
@@ -61,7 +62,10 @@ pub(crate) async fn publish(
         let Some(message) = message else { return };
         let key = key(&message.topic);
         let written = if message.payload.is_empty() {
-            map.delete(&key).await.map_err(|e| e.to_string())
+            map.delete(&key)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else {
             let value = Value {
                 node: node.clone(),

@@ -19,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 use crate::ClusterError;
 
 /// Opens the bucket `name` (making it if needed), one value kept per key, each for
-/// `max_age` at most (zero: for ever).
+/// `max_age` at most (zero: for ever), on `replicas` NATS servers.
 pub(crate) async fn open_bucket(
     client: async_nats::Client,
     name: &str,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, async_nats::Error> {
     let js = jetstream::new(client);
     js.get_or_create_stream(stream::Config {
@@ -35,6 +36,7 @@ pub(crate) async fn open_bucket(
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
         max_age,
+        num_replicas: replicas.max(1),
         ..Default::default()
     })
     .await?;
@@ -59,7 +61,8 @@ impl std::fmt::Debug for SharedMap {
 /// What a follower hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Followed {
-    /// `key` now holds `value` (`None`: deleted), as of `revision` (the bucket's order).
+    /// `key` now holds `value` (`None`: deleted, or empty), as of `revision` (the bucket's
+    /// order).
     Change {
         /// The key.
         key: String,
@@ -74,8 +77,12 @@ pub enum Followed {
 }
 
 impl SharedMap {
-    pub(crate) async fn open(client: async_nats::Client, name: &str) -> Result<Self, ClusterError> {
-        let store = open_bucket(client, name, Duration::ZERO)
+    pub(crate) async fn open(
+        client: async_nats::Client,
+        name: &str,
+        replicas: usize,
+    ) -> Result<Self, ClusterError> {
+        let store = open_bucket(client, name, Duration::ZERO, replicas)
             .await
             .map_err(|e| ClusterError::Nats(format!("bucket {name}: {e}")))?;
         Ok(Self {
@@ -95,12 +102,14 @@ impl SharedMap {
             .map_err(|e| self.error(key, e))
     }
 
-    /// Deletes `key` for every node.
+    /// Deletes `key` for every node; returns the change's revision. (Written as an empty
+    /// value, which followers hear as a deletion: a key-value delete does not say its
+    /// revision.)
     ///
     /// # Errors
     /// NATS did not take it.
-    pub async fn delete(&self, key: &str) -> Result<(), ClusterError> {
-        self.store.delete(key).await.map_err(|e| self.error(key, e))
+    pub async fn delete(&self, key: &str) -> Result<u64, ClusterError> {
+        self.put(key, Bytes::new()).await
     }
 
     fn error(&self, key: &str, error: impl std::fmt::Display) -> ClusterError {
@@ -135,9 +144,10 @@ async fn follow(map: SharedMap, changes: mpsc::Sender<Followed>, stop: Cancellat
 async fn follow_once(map: &SharedMap, changes: &mpsc::Sender<Followed>) -> Result<(), ()> {
     // The last change written before the watch: history is heard once it has come (a
     // bucket keeps the newest message of every key, so that one is always delivered).
-    let last = match map.store.status().await {
-        Ok(status) if status.info.state.messages == 0 => 0,
-        Ok(status) => status.info.state.last_sequence,
+    // Asked afresh: the store's own status is what the stream said when it was opened.
+    let last = match map.store.stream.get_info().await {
+        Ok(info) if info.state.messages == 0 => 0,
+        Ok(info) => info.state.last_sequence,
         Err(error) => {
             tracing::debug!(%error, bucket = %map.name, "cannot read the shared bucket");
             return Ok(());
@@ -162,7 +172,8 @@ async fn follow_once(map: &SharedMap, changes: &mpsc::Sender<Followed>) -> Resul
                 return Ok(());
             }
         };
-        let value = (entry.operation == kv::Operation::Put).then_some(entry.value);
+        let value = (entry.operation == kv::Operation::Put && !entry.value.is_empty())
+            .then_some(entry.value);
         let revision = entry.revision;
         let change = Followed::Change {
             key: entry.key,

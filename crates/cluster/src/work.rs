@@ -28,6 +28,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::{task::JoinHandle, time::Instant};
+
 use async_nats::{
     HeaderMap, Subject,
     jetstream::{self, consumer::pull, kv, stream},
@@ -49,9 +51,17 @@ const ROUND: Duration = Duration::from_secs(2);
 /// How long an item may stay unacknowledged before JetStream offers it again (to its
 /// owner, who skips what it holds: see [`WorkSink::holds`]).
 const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long one lease operation may take before the round goes on without it.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// A holder that could not renew its lease for this long stops reading the partition, a
+/// round before the lease may expire and another node take it.
+const STALE_AFTER: Duration = Duration::from_secs(4);
+/// Rounds a partition given up waits for its events in flight before its lease goes.
+const DRAIN_ROUNDS: u32 = 3;
 /// How long a fetch waits for items when there are none.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
-/// Acknowledgements waiting to be sent at most (past it one is sent from a task of its own).
+/// Acknowledgements waiting to be sent at most (past it one is not sent: its item is
+/// offered again after [`ACK_WAIT`]).
 const ACKS: usize = 65_536;
 
 /// Where the items a node takes go: the layer that does the work.
@@ -62,8 +72,11 @@ pub trait WorkSink: Send + Sync + 'static {
     fn holds(&self, seq: u64) -> bool;
     /// An item to do; acknowledge it with [`WorkQueue::ack`] once done.
     fn take(&self, work: Work);
-    /// `partition` is no longer this node's: forget its items held here without
-    /// acknowledging them (its next owner gets them).
+    /// `partition` is read here from now on.
+    fn took(&self, partition: usize);
+    /// `partition` is no longer read here: forget its items waiting here, without
+    /// acknowledging them (its next holder gets them). Those already being done may still
+    /// be acknowledged; one given back is forgotten too.
     fn forget(&self, partition: usize);
 }
 
@@ -78,6 +91,30 @@ pub struct Work {
     pub payload: Bytes,
     /// Acknowledges it ([`WorkQueue::ack`]).
     pub ack: AckToken,
+}
+
+/// What became of one item given to [`WorkQueue::publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Stored in the stream.
+    Stored,
+    /// Refused for good: larger than NATS takes, or the stream is full (`max_bytes`).
+    Refused(String),
+    /// Not stored now (NATS away, a leader being elected): publish it again.
+    Retry,
+}
+
+impl Published {
+    fn from_error(error: &jetstream::context::PublishError) -> Self {
+        use jetstream::context::PublishErrorKind;
+        let text = error.to_string();
+        match error.kind() {
+            PublishErrorKind::MaxPayloadExceeded => Self::Refused(text),
+            // JetStream's answer when a stream with discard = new is at its bound.
+            PublishErrorKind::Other if text.contains("maximum") => Self::Refused(text),
+            _ => Self::Retry,
+        }
+    }
 }
 
 /// What acknowledges one item.
@@ -119,10 +156,12 @@ struct Inner {
     node: String,
     prefix: String,
     config: WorkQueueConfig,
+    /// NATS servers keeping a copy of the stream and the leases.
+    replicas: usize,
     /// Resolves once the stream exists.
     ready: Notify,
     is_ready: AtomicBool,
-    /// Bounded; full, an acknowledgement is sent from a task of its own.
+    /// Bounded ([`ACKS`]); full, an acknowledgement is not sent.
     acks: mpsc::Sender<Subject>,
     /// Per partition: an item was acknowledged (its fetcher may have room again).
     room: Vec<Notify>,
@@ -158,6 +197,7 @@ impl WorkQueue {
         client: async_nats::Client,
         node: String,
         prefix: String,
+        replicas: usize,
         config: WorkQueueConfig,
         sink: Arc<dyn WorkSink>,
     ) -> Self {
@@ -167,6 +207,7 @@ impl WorkQueue {
             client,
             node,
             prefix,
+            replicas,
             config,
             ready: Notify::new(),
             is_ready: AtomicBool::new(false),
@@ -184,51 +225,63 @@ impl WorkQueue {
     }
 
     /// Stores `items` (partition, id, payload) in the stream, all sent before any is
-    /// awaited; done when JetStream has stored every one.
-    ///
-    /// # Errors
-    /// [`ClusterError::Nats`] when one was not stored (NATS away, the stream full): publish
-    /// them all again, the ids make the stored ones no-ops.
-    pub async fn publish(&self, items: Vec<(usize, String, Bytes)>) -> Result<(), ClusterError> {
+    /// awaited, and says what became of each, in order. The id (`Nats-Msg-Id`) makes
+    /// storing an item again within two minutes a no-op, so everything from the first
+    /// [`Published::Retry`] on can be published again as it is.
+    pub async fn publish(&self, items: Vec<(usize, String, Bytes)>) -> Vec<Published> {
         let inner = &self.inner;
-        while !inner.is_ready.load(Ordering::Acquire) {
-            let ready = inner.ready.notified();
-            if inner.is_ready.load(Ordering::Acquire) {
-                break;
-            }
-            tokio::select! {
-                () = ready => {}
-                () = inner.stop.cancelled() => return Err(ClusterError::Nats("work queue closed".into())),
-            }
+        let mut outcomes = Vec::with_capacity(items.len());
+        if !self.wait_ready().await {
+            outcomes.resize(items.len(), Published::Retry);
+            return outcomes;
         }
-        let failed = |e: &dyn std::fmt::Display| {
-            ClusterError::Nats(format!("work queue {}: {e}", inner.config.name))
-        };
-        let mut stored = Vec::with_capacity(items.len());
+        let mut pending = Vec::with_capacity(items.len());
         for (partition, id, payload) in items {
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-            let ack = inner
-                .js
-                .publish_with_headers(inner.subject(partition % PARTITIONS), headers, payload)
-                .await
-                .map_err(|e| failed(&e))?;
-            stored.push(ack);
+            let subject = inner.subject(partition % PARTITIONS);
+            pending.push(
+                inner
+                    .js
+                    .publish_with_headers(subject, headers, payload)
+                    .await,
+            );
         }
-        for ack in stored {
-            ack.await.map_err(|e| failed(&e))?;
+        for sent in pending {
+            let stored = match sent {
+                Ok(ack) => ack.await,
+                Err(error) => Err(error),
+            };
+            outcomes.push(match stored {
+                Ok(_) => Published::Stored,
+                Err(error) => Published::from_error(&error),
+            });
         }
-        Ok(())
+        outcomes
+    }
+
+    /// Waits until the stream exists; `false` if the queue closed first.
+    async fn wait_ready(&self) -> bool {
+        let inner = &self.inner;
+        loop {
+            let ready = inner.ready.notified();
+            if inner.is_ready.load(Ordering::Acquire) {
+                return true;
+            }
+            tokio::select! {
+                () = ready => {}
+                () = inner.stop.cancelled() => return inner.is_ready.load(Ordering::Acquire),
+            }
+        }
     }
 
     /// Acknowledges an item: done, never offered again.
     pub fn ack(&self, token: AckToken) {
         let Some(reply) = token.reply else { return };
-        if let Err(mpsc::error::TrySendError::Full(reply)) = self.inner.acks.try_send(reply) {
-            let client = self.inner.client.clone();
-            tokio::spawn(async move {
-                let _ = client.publish(reply, Bytes::from_static(b"+ACK")).await;
-            });
+        if self.inner.acks.try_send(reply).is_err() {
+            // NATS far behind: the item is offered again after the ack wait, and done
+            // again (at least once).
+            tracing::debug!(queue = %self.inner.config.name, "acknowledgement not sent: too many waiting");
         }
         if let Some(room) = self.inner.room.get(token.partition) {
             room.notify_one();
@@ -299,10 +352,30 @@ fn preferred<'a>(nodes: &'a [String], name: &str, partition: usize) -> Option<&'
         .map(String::as_str)
 }
 
-/// One partition owned here: its lease's revision and its fetcher's stop.
+/// One partition held here.
 struct Owned {
+    /// Its lease's revision.
     revision: u64,
+    /// When the last renewal that succeeded was sent.
+    renewed: Instant,
+    /// Stops its fetcher.
     fetching: CancellationToken,
+    fetcher: Option<JoinHandle<()>>,
+    /// Given up: not read any more; the lease goes once nothing taken from it is in flight
+    /// (or after [`DRAIN_ROUNDS`]).
+    draining: Option<u32>,
+}
+
+impl Owned {
+    /// Stops reading the partition (waits for its fetcher, so nothing more reaches the
+    /// sink) and has the sink forget what waits of it.
+    async fn stop_reading(&mut self, sink: &dyn WorkSink, partition: usize) {
+        self.fetching.cancel();
+        if let Some(fetcher) = self.fetcher.take() {
+            let _ = fetcher.await;
+        }
+        sink.forget(partition);
+    }
 }
 
 /// Makes the stream, then renews, takes and gives up leases every [`ROUND`] until the
@@ -322,29 +395,23 @@ async fn own_partitions(inner: Arc<Inner>, sink: Arc<dyn WorkSink>) {
     };
     inner.is_ready.store(true, Ordering::Release);
     inner.ready.notify_waiters();
-    let mut owned: Vec<Option<Owned>> = (0..PARTITIONS).map(|_| None).collect();
-    let mut free_rounds = [0_u32; PARTITIONS];
+    let mut round = Round {
+        inner: &inner,
+        sink: &sink,
+        stream: &stream,
+        leases: &leases,
+        owned: (0..PARTITIONS).map(|_| None).collect(),
+        free_rounds: [0; PARTITIONS],
+        member_revision: None,
+    };
     loop {
-        let round = Round {
-            inner: &inner,
-            sink: &sink,
-            stream: &stream,
-            leases: &leases,
-        };
-        round.run(&mut owned, &mut free_rounds).await;
+        round.run().await;
         tokio::select! {
             () = inner.stop.cancelled() => break,
             () = tokio::time::sleep(ROUND) => {}
         }
     }
-    for (partition, slot) in owned.iter_mut().enumerate() {
-        if let Some(owned) = slot.take() {
-            owned.fetching.cancel();
-            sink.forget(partition);
-            let _ = leases.delete(inner.lease_key(partition)).await;
-        }
-    }
-    let _ = leases.delete(inner.member_key()).await;
+    round.give_all_up().await;
 }
 
 async fn prepare(inner: &Inner) -> Result<(stream::Stream, kv::Store), async_nats::Error> {
@@ -358,6 +425,7 @@ async fn prepare(inner: &Inner) -> Result<(stream::Stream, kv::Store), async_nat
             max_bytes: i64::try_from(inner.config.max_bytes).unwrap_or(i64::MAX),
             discard: stream::DiscardPolicy::New,
             duplicate_window: Duration::from_secs(120),
+            num_replicas: inner.replicas.max(1),
             ..Default::default()
         })
         .await?;
@@ -365,50 +433,146 @@ async fn prepare(inner: &Inner) -> Result<(stream::Stream, kv::Store), async_nat
         inner.client.clone(),
         &format!("{}_leases", inner.prefix),
         LEASE_TTL,
+        inner.replicas,
     )
     .await?;
     Ok((stream, leases))
 }
 
-/// One round of lease keeping.
+/// Runs `operation` for at most [`OP_TIMEOUT`]; `None` when it took longer.
+async fn bounded<T>(operation: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(OP_TIMEOUT, operation).await.ok()
+}
+
+/// The lease keeping of one queue on this node.
 struct Round<'a> {
     inner: &'a Arc<Inner>,
     sink: &'a Arc<dyn WorkSink>,
     stream: &'a stream::Stream,
     leases: &'a kv::Store,
+    owned: Vec<Option<Owned>>,
+    /// Per partition, rounds its lease has been seen free.
+    free_rounds: [u32; PARTITIONS],
+    /// The revision of this node's member key, as last written.
+    member_revision: Option<u64>,
 }
 
 impl Round<'_> {
-    async fn run(&self, owned: &mut [Option<Owned>], free_rounds: &mut [u32; PARTITIONS]) {
-        let inner = self.inner;
-        let here = Bytes::from(inner.node.clone());
-        if self.leases.put(inner.member_key(), here).await.is_err() {
-            return;
+    /// Renews what is held, then (when the bucket can be read) gives up and takes leases.
+    async fn run(&mut self) {
+        self.renew().await;
+        let here = Bytes::from(self.inner.node.clone());
+        if let Some(Ok(revision)) = bounded(self.leases.put(self.inner.member_key(), here)).await {
+            self.member_revision = Some(revision);
         }
-        let Ok((held, members)) = self.listing().await else {
+        let Some(Ok((held, members))) = bounded(self.listing()).await else {
             return;
         };
+        let inner = self.inner;
         let mut live: Vec<String> = members.into_iter().collect();
         if !live.contains(&inner.node) {
             live.push(inner.node.clone());
         }
+        let mut wanted = Vec::new();
         for partition in 0..PARTITIONS {
-            if inner.stop.is_cancelled() {
-                return;
-            }
-            let key = inner.lease_key(partition);
             let preferred = preferred(&live, &inner.config.name, partition);
             let mine = preferred == Some(inner.node.as_str());
-            free_rounds[partition] = if held.contains(&key) {
-                0
+            let free = !held.contains(&inner.lease_key(partition));
+            self.free_rounds[partition] = if free {
+                self.free_rounds[partition].saturating_add(1)
             } else {
-                free_rounds[partition].saturating_add(1)
+                0
             };
-            if let Some(current) = owned[partition].take() {
-                owned[partition] = self.keep(partition, current, mine).await;
-            } else if mine || free_rounds[partition] >= 2 {
-                owned[partition] = self.take(partition).await;
+            match &mut self.owned[partition] {
+                Some(owned) => match owned.draining {
+                    None if !mine => {
+                        owned.draining = Some(0);
+                        owned.stop_reading(self.sink.as_ref(), partition).await;
+                    }
+                    Some(rounds) if self.sink.held(partition) == 0 || rounds >= DRAIN_ROUNDS => {
+                        self.release(partition).await;
+                    }
+                    Some(rounds) => owned.draining = Some(rounds + 1),
+                    None => {}
+                },
+                None if free && (mine || self.free_rounds[partition] >= 2) => {
+                    wanted.push(partition);
+                }
+                None => {}
             }
+        }
+        let taken = futures_util::future::join_all(wanted.into_iter().map(|p| self.take(p))).await;
+        for (partition, owned) in taken.into_iter().flatten() {
+            self.owned[partition] = Some(owned);
+        }
+    }
+
+    /// Renews every lease held, all at once. One another node holds now is lost; one that
+    /// could not be renewed for [`STALE_AFTER`] is no longer read, as it may expire.
+    async fn renew(&mut self) {
+        let node = Bytes::from(self.inner.node.clone());
+        let (inner, leases) = (self.inner, self.leases);
+        let renewals = self
+            .owned
+            .iter()
+            .enumerate()
+            .filter_map(|(partition, owned)| {
+                let owned = owned.as_ref()?;
+                let key = inner.lease_key(partition);
+                let (revision, value) = (owned.revision, node.clone());
+                Some(async move {
+                    let sent = Instant::now();
+                    let answer = bounded(leases.update(key, value, revision)).await;
+                    (partition, sent, answer)
+                })
+            });
+        for (partition, sent, answer) in futures_util::future::join_all(renewals).await {
+            let Some(owned) = self.owned[partition].as_mut() else {
+                continue;
+            };
+            let lost = match answer {
+                Some(Ok(revision)) => {
+                    owned.revision = revision;
+                    owned.renewed = sent;
+                    continue;
+                }
+                Some(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    format!("another node holds it: {error}")
+                }
+                _ if owned.renewed.elapsed() < STALE_AFTER => continue,
+                Some(Err(error)) => format!("not renewed in time: {error}"),
+                None => "not renewed in time".to_owned(),
+            };
+            tracing::warn!(queue = %self.inner.config.name, partition, reason = %lost, "gave a work partition up");
+            owned.stop_reading(self.sink.as_ref(), partition).await;
+            self.owned[partition] = None;
+        }
+    }
+
+    /// Deletes a lease held here (only if it is still this node's).
+    async fn release(&mut self, partition: usize) {
+        if let Some(mut owned) = self.owned[partition].take() {
+            owned.stop_reading(self.sink.as_ref(), partition).await;
+            let key = self.inner.lease_key(partition);
+            let _ = bounded(
+                self.leases
+                    .delete_expect_revision(key, Some(owned.revision)),
+            )
+            .await;
+        }
+    }
+
+    /// At close: stops reading and deletes every lease held here, and the member key.
+    async fn give_all_up(&mut self) {
+        for partition in 0..PARTITIONS {
+            self.release(partition).await;
+        }
+        if let Some(revision) = self.member_revision {
+            let _ = bounded(
+                self.leases
+                    .delete_expect_revision(self.inner.member_key(), Some(revision)),
+            )
+            .await;
         }
     }
 
@@ -432,69 +596,74 @@ impl Round<'_> {
         Ok((held, names))
     }
 
-    /// Renews a lease this node holds, or gives it up to the preferred node.
-    async fn keep(&self, partition: usize, current: Owned, mine: bool) -> Option<Owned> {
+    /// Takes a free lease and starts reading the partition from its oldest item, through a
+    /// consumer of its own (the previous holder's is deleted, so a holder that has not
+    /// noticed it lost the lease reads nothing more).
+    async fn take(&self, partition: usize) -> Option<(usize, Owned)> {
         let key = self.inner.lease_key(partition);
-        if !mine {
-            current.fetching.cancel();
-            self.sink.forget(partition);
-            let _ = self.leases.delete(&key).await;
-            return None;
-        }
-        let value = Bytes::from(self.inner.node.clone());
-        match self.leases.update(&key, value, current.revision).await {
-            Ok(revision) => Some(Owned {
-                revision,
-                fetching: current.fetching,
-            }),
-            Err(error) => {
-                tracing::warn!(queue = %self.inner.config.name, partition, %error, "lost a work partition's lease");
-                current.fetching.cancel();
-                self.sink.forget(partition);
-                None
-            }
-        }
-    }
-
-    /// Takes a free lease and starts reading the partition from its oldest item.
-    async fn take(&self, partition: usize) -> Option<Owned> {
-        let key = self.inner.lease_key(partition);
-        let revision = self
-            .leases
-            .create(&key, Bytes::from(self.inner.node.clone()))
-            .await
-            .ok()?;
-        let consumer = format!("p{partition}");
-        // Made afresh: it starts at the oldest item not acknowledged, whoever held it.
-        let _ = self.stream.delete_consumer(&consumer).await;
-        let made = self
-            .stream
-            .create_consumer(pull::Config {
-                durable_name: Some(consumer),
-                filter_subject: self.inner.subject(partition),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                max_ack_pending: i64::try_from(self.inner.config.window.max(1)).unwrap_or(1),
-                ..Default::default()
-            })
-            .await;
+        let sent = Instant::now();
+        let node = Bytes::from(self.inner.node.clone());
+        let revision = bounded(self.leases.create(&key, node)).await?.ok()?;
+        let made = self.fresh_consumer(partition, revision).await;
         let consumer = match made {
             Ok(consumer) => consumer,
             Err(error) => {
                 tracing::warn!(queue = %self.inner.config.name, partition, %error, "cannot read a work partition");
-                let _ = self.leases.delete(&key).await;
+                let _ = bounded(self.leases.delete_expect_revision(&key, Some(revision))).await;
                 return None;
             }
         };
+        self.sink.took(partition);
         let fetching = self.inner.stop.child_token();
-        tokio::spawn(fetch(
+        let fetcher = tokio::spawn(fetch(
             Arc::clone(self.inner),
             Arc::clone(self.sink),
             partition,
             consumer,
             fetching.clone(),
         ));
-        Some(Owned { revision, fetching })
+        Some((
+            partition,
+            Owned {
+                revision,
+                renewed: sent,
+                fetching,
+                fetcher: Some(fetcher),
+                draining: None,
+            },
+        ))
+    }
+
+    /// Deletes the partition's consumers and makes one named after the lease's revision:
+    /// it starts at the oldest item not acknowledged, whoever had taken it.
+    async fn fresh_consumer(
+        &self,
+        partition: usize,
+        revision: u64,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, async_nats::Error> {
+        let prefix = format!("p{partition}-");
+        let mut names = self.stream.consumer_names();
+        let mut old = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name?;
+            if name.starts_with(&prefix) {
+                old.push(name);
+            }
+        }
+        for name in old {
+            self.stream.delete_consumer(&name).await?;
+        }
+        Ok(self
+            .stream
+            .create_consumer(pull::Config {
+                durable_name: Some(format!("{prefix}{revision}")),
+                filter_subject: self.inner.subject(partition),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: i64::try_from(self.inner.config.window.max(1)).unwrap_or(1),
+                ..Default::default()
+            })
+            .await?)
     }
 }
 
@@ -538,10 +707,14 @@ async fn fetch(
         };
         loop {
             let message = tokio::select! {
+                biased;
                 () = stop.cancelled() => return,
                 message = batch.next() => message,
             };
             let Some(Ok(message)) = message else { break };
+            if stop.is_cancelled() {
+                return;
+            }
             let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
                 continue;
             };

@@ -220,10 +220,9 @@ fn plan_queue(
             let queue: Arc<dyn Queue> = ClusterQueue::start(
                 cluster,
                 &spec.name,
-                lanes,
-                capacity,
-                spec.max_buffer_bytes,
+                (lanes, capacity, spec.max_buffer_bytes),
                 Arc::clone(ids),
+                previous.and_then(|old| old.queue.as_cluster()),
             );
             (queue, None, Recovered::Nothing)
         }

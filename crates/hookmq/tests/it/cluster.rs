@@ -23,6 +23,11 @@ pub(crate) struct Nats {
 
 impl Nats {
     pub(crate) fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// A server on `port` with `extra` arguments; its log is `nats.log` in its store.
+    fn start_with(port: u16, extra: &[String]) -> Self {
         let store = tempfile::tempdir().expect("store dir");
         let program = if Command::new("nats-server")
             .arg("--version")
@@ -33,11 +38,13 @@ impl Nats {
         } else {
             "/usr/sbin/nats-server"
         };
+        let log = std::fs::File::create(store.path().join("nats.log")).expect("log");
         let child = Command::new(program)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store.path())
+            .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("nats-server runs (scripts/test installs it)");
         wait_for_port(port);
@@ -46,6 +53,37 @@ impl Nats {
             _store: store,
         }
     }
+
+    /// Three servers in one JetStream cluster on loopback: their client ports, and the
+    /// servers once they have elected a metadata leader.
+    pub(crate) fn start_three() -> (Vec<u16>, Vec<Self>) {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers: Vec<Self> = (0..3)
+            .map(|i| {
+                let extra = [
+                    "-n".to_owned(),
+                    format!("n{i}"),
+                    "--cluster_name".to_owned(),
+                    "hq".to_owned(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".to_owned(),
+                    all_routes.clone(),
+                ];
+                Self::start_with(ports[i], &extra)
+            })
+            .collect();
+        for port in &ports {
+            wait_for_replicated_streams(*port);
+        }
+        (ports, servers)
+    }
 }
 
 impl Drop for Nats {
@@ -53,6 +91,40 @@ impl Drop for Nats {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// Waits until the server on `port` can make a stream kept on three servers (the JetStream
+/// cluster has a leader and every server in it).
+fn wait_for_replicated_streams(port: u16) {
+    use async_nats::jetstream::{self, stream};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .expect("NATS");
+        let js = jetstream::new(client);
+        let probe = format!("probe{port}");
+        loop {
+            let made = js
+                .get_or_create_stream(stream::Config {
+                    name: probe.clone(),
+                    subjects: vec![format!("{probe}.x")],
+                    num_replicas: 3,
+                    ..Default::default()
+                })
+                .await;
+            if made.is_ok() {
+                let _ = js.delete_stream(&probe).await;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "JetStream cluster not ready on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }
 
 /// A node: the process, its MQTT port and its API's base URL.
@@ -67,11 +139,20 @@ pub(crate) fn node_with(
     nats: u16,
     extra: &[(&str, &str)],
 ) -> (Running, u16, String) {
+    node_at(data, name, &format!("nats://127.0.0.1:{nats}"), extra)
+}
+
+/// A node joining the NATS servers `urls` (comma-separated), with `extra` environment.
+pub(crate) fn node_at(
+    data: &std::path::Path,
+    name: &str,
+    urls: &str,
+    extra: &[(&str, &str)],
+) -> (Running, u16, String) {
     let (mqtt, dashboard) = (free_port(), free_port());
-    let url = format!("nats://127.0.0.1:{nats}");
     let mut env = vec![
         ("HOOKMQ_NODE__NAME", name),
-        ("HOOKMQ_CLUSTER__NATS_URL", url.as_str()),
+        ("HOOKMQ_CLUSTER__NATS_URL", urls),
     ];
     env.extend_from_slice(extra);
     let running = start_hookmq(data, mqtt, dashboard, &env);
@@ -117,7 +198,7 @@ pub(crate) fn publish(mqtt: u16, topic: &str, payload: &str, qos: &str) {
 }
 
 /// `mosquitto_sub -v` on `filter`: its lines (`topic payload`) as they come.
-fn subscribe(mqtt: u16, filter: &str) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn subscribe(mqtt: u16, filter: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new("mosquitto_sub")
         .args(["-p", &mqtt.to_string(), "-t", filter, "-q", "1", "-v"])
         .stdout(Stdio::piped())

@@ -19,12 +19,12 @@ use crate::{
 };
 
 /// The key every node seals secrets with: nodes open each other's webhooks with it.
-const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub(crate) const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const SIGNING: &str = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTk4NzY1";
 const PER_NODE: usize = 100;
 
 /// `method {api}{path}` with `body` as the default admin: the status and the JSON answer.
-fn call(api: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(api: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let token = crate::support::login(api).await;
@@ -42,7 +42,7 @@ fn call(api: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value
 }
 
 /// Waits until `check` holds for `GET {api}{path}`.
-fn wait_for(api: &str, path: &str, what: &str, check: impl Fn(u16, &Value) -> bool) {
+pub(crate) fn wait_for(api: &str, path: &str, what: &str, check: impl Fn(u16, &Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, body) = call(api, "GET", path, None);
@@ -184,10 +184,10 @@ fn a_webhook_created_on_one_node_runs_on_every_node() {
     assert_eq!(status, 404, "not created here either");
 }
 
-/// Clients `c<k>` publish `per_client` QoS 1 messages `c<k>-<n>` each on `jobs/c<k>`, in
-/// parallel, on `mqtt`; returns once every one was acknowledged.
-fn publish_clients(mqtt: u16, clients: usize, per_client: usize) {
-    let publishers: Vec<_> = (0..clients)
+/// Clients `c<k>` (`k` in `clients`) publish `per_client` QoS 1 messages `c<k>-<n>` each
+/// on `jobs/c<k>`, in parallel, on `mqtt`; returns once every one was acknowledged.
+pub(crate) fn publish_clients(mqtt: u16, clients: std::ops::Range<usize>, per_client: usize) {
+    let publishers: Vec<_> = clients
         .map(|k| {
             let mut child = Command::new("mosquitto_pub")
                 .args(["-h", "127.0.0.1", "-p", &mqtt.to_string(), "-q", "1"])
@@ -245,7 +245,7 @@ fn a_killed_nodes_backlog_is_delivered_by_the_others() {
     }
 
     // Every PUBACK came once its event was stored in the cluster (sync_before_ack).
-    publish_clients(a, CLIENTS, PER_CLIENT);
+    publish_clients(a, 0..CLIENTS, PER_CLIENT);
     a_node.kill();
     let total = CLIENTS * PER_CLIENT;
     let before = receiver.received().len();

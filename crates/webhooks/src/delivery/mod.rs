@@ -147,7 +147,10 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
     };
     loop {
         let finishing = stop.finish.is_cancelled();
-        this.taking = !finishing || this.webhook.journal.is_none();
+        // Finishing, a disk or cluster buffer keeps what waits (for the next start, or for
+        // the other nodes): only a memory buffer goes on taking.
+        this.taking = !finishing
+            || (this.webhook.journal.is_none() && this.webhook.queue.as_cluster().is_none());
         if this.taking {
             this.fill();
         }

@@ -422,7 +422,10 @@ impl WebhookEngine {
                             .map_err(unavailable)?;
                         sharing.record(name, revision);
                     }
-                    None => sharing.map.delete(name).await.map_err(unavailable)?,
+                    None => {
+                        let revision = sharing.map.delete(name).await.map_err(unavailable)?;
+                        sharing.record(name, revision);
+                    }
                 }
             }
         }

@@ -4,14 +4,21 @@
 //!
 //! - **In**: the sink's events go to `outgoing` (bounded by `queue_capacity`; full, new
 //!   events are dropped and counted, as in memory), and a publisher task stores them in
-//!   the stream in batches, each with its `webhook-id` (given here, so every node sends
-//!   the same one) and in the partition of its client (so a client's events keep their
-//!   order). An event is safe from a crash of this node once stored; with
-//!   `sync_before_ack` the PUBACK waits for that ([`ClusterQueue::stored`]).
-//! - **Out**: the partitions this node holds the lease of give their events to the local
-//!   lanes (partition `p` to lane `p % lanes`, so a client stays in one lane), at most the
+//!   the stream in batches, in the partition of their client (so a client's events keep
+//!   their order), each with its `webhook-id` (given here, so every node sends the same
+//!   one) and a publish id of its own (so storing it again is a no-op, while a replayed
+//!   dead letter, a new publish, is stored). An event is safe from a crash of this node
+//!   once stored; with `sync_before_ack` the PUBACK waits for that
+//!   ([`ClusterQueue::stored`]). One the stream refuses for good (too large for NATS, the
+//!   stream at `max_buffer_bytes`) is dropped and counted.
+//! - **Out**: the partitions this node reads give their events to the local lanes
+//!   (partition `p` to lane `p % lanes`, so a client stays in one lane), at most the
 //!   window per partition; settling an event acknowledges it in the stream. A partition
-//!   that moves to another node takes what it had here with it, unacknowledged.
+//!   that stops being read here takes what waits of it along, unacknowledged; an event of
+//!   it given back (a retry) is forgotten too, for the next reader.
+//! - **Versions**: a new version of the webhook with a cluster buffer publishes only once
+//!   the previous version's publisher has stored what it had, so a client's events keep
+//!   their order across an update.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -25,7 +32,7 @@ use std::{
 use hookmq_broker::{hooks::Durable, message::MessageIdGenerator};
 use hookmq_cluster::{
     ClusterHandle,
-    work::{AckToken, PARTITIONS, Work, WorkQueue, WorkQueueConfig, WorkSink},
+    work::{AckToken, PARTITIONS, Published, Work, WorkQueue, WorkQueueConfig, WorkSink},
 };
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -37,14 +44,23 @@ const PUBLISH_BATCH: usize = 256;
 /// How long a closed queue keeps publishing what it took before it gives up on it.
 const FLUSH: Duration = Duration::from_secs(5);
 
+/// An event waiting to be stored.
+#[derive(Debug)]
+struct Outgoing {
+    partition: usize,
+    item: Queued,
+    /// Its publish id, once it was sent (kept, so sending it again is a no-op).
+    publish_id: Option<String>,
+}
+
 /// A webhook's events in the cluster's work queue.
 #[derive(Debug)]
 pub struct ClusterQueue {
-    /// Taken from this node's partitions, waiting for a lane worker.
+    /// Taken from the partitions read here, waiting for a lane worker.
     local: MemoryQueue,
-    /// Events of this node's clients waiting to be stored, by partition (bounded by
-    /// `capacity`). parking_lot: pushes and takes are pointer moves, never across `.await`.
-    outgoing: Mutex<VecDeque<(usize, Queued)>>,
+    /// Events of this node's clients waiting to be stored (bounded by `capacity`).
+    /// parking_lot: pushes and takes are pointer moves, never held across `.await`.
+    outgoing: Mutex<VecDeque<Outgoing>>,
     /// Of those, taken by the publisher and not stored yet.
     publishing: AtomicUsize,
     capacity: usize,
@@ -55,19 +71,35 @@ pub struct ClusterQueue {
     /// Events taken from the stream and not settled, by stream sequence.
     held: Mutex<HashMap<u64, (usize, AckToken)>>,
     held_per_partition: Vec<AtomicUsize>,
-    /// Events that did not decode (acknowledged and dropped).
+    /// Per partition: read here now.
+    reading: Vec<AtomicBool>,
+    /// Events dropped here: refused by the stream, undecodable, or not stored in time
+    /// when the queue closed.
     lost: AtomicU64,
     closed: AtomicBool,
     work: OnceLock<WorkQueue>,
 }
 
 /// Events accepted and events stored (or given up) so far: [`ClusterQueue::stored`] waits
-/// for the second to reach the first.
+/// for the second to reach the first. `finished`: the publisher ended.
 #[derive(Debug, Default)]
 struct Progress {
     accepted: AtomicU64,
     done: AtomicU64,
+    finished: AtomicBool,
     changed: Notify,
+}
+
+impl Progress {
+    async fn wait_finished(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            changed.await;
+        }
+    }
 }
 
 /// The partition of an event: by its client.
@@ -77,16 +109,15 @@ fn partition_of(item: &Queued) -> usize {
 
 impl ClusterQueue {
     /// The queue of webhook `name`: `lanes` lanes here, at most `capacity` events waiting to
-    /// be stored, at most `window` events per partition taken from the stream, which holds
-    /// `max_bytes` at most.
+    /// be stored, a stream of `max_bytes` at most. With `previous` (the previous version's
+    /// cluster queue), it publishes once that one's publisher has finished.
     #[must_use]
     pub fn start(
         cluster: &ClusterHandle,
         name: &str,
-        lanes: usize,
-        capacity: usize,
-        max_bytes: u64,
+        (lanes, capacity, max_bytes): (usize, usize, u64),
         ids: Arc<MessageIdGenerator>,
+        previous: Option<&Self>,
     ) -> Arc<Self> {
         let lanes = lanes.max(1);
         // Per partition, enough to keep every lane it feeds busy.
@@ -100,6 +131,7 @@ impl ClusterQueue {
             progress: Arc::default(),
             held: Mutex::new(HashMap::new()),
             held_per_partition: (0..PARTITIONS).map(|_| AtomicUsize::new(0)).collect(),
+            reading: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
             lost: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             work: OnceLock::new(),
@@ -111,12 +143,12 @@ impl ClusterQueue {
         };
         let work = cluster.work_queue(config, Arc::clone(&queue) as Arc<dyn WorkSink>);
         let _ = queue.work.set(work.clone());
-        tokio::spawn(publish(Arc::clone(&queue), work, ids));
+        let before = previous.map(|old| Arc::clone(&old.progress));
+        tokio::spawn(publish(Arc::clone(&queue), work, ids, before));
         queue
     }
 
-    /// Resolves once every event accepted so far is stored in the stream (or given up, the
-    /// queue closed).
+    /// Resolves once every event accepted so far is stored in the stream (or given up).
     #[must_use]
     pub fn stored(&self) -> Durable {
         let progress = Arc::clone(&self.progress);
@@ -124,7 +156,9 @@ impl ClusterQueue {
         Box::pin(async move {
             loop {
                 let changed = progress.changed.notified();
-                if progress.done.load(Ordering::Acquire) >= target {
+                if progress.done.load(Ordering::Acquire) >= target
+                    || progress.finished.load(Ordering::Acquire)
+                {
                     return;
                 }
                 changed.await;
@@ -147,8 +181,8 @@ impl ClusterQueue {
         self.progress.changed.notify_waiters();
     }
 
-    /// Adds events to the outgoing queue, at its back or (`front`) its head, ignoring the
-    /// bound (`bounded`: only as far as it allows). Returns how many did not go in.
+    /// Adds events to the outgoing queue, at its back or (`front`) its head, as far as the
+    /// bound allows (`bounded`) or whatever it is. Returns how many did not go in.
     fn push_outgoing(&self, items: Vec<(usize, Queued)>, front: bool, bounded: bool) -> usize {
         if self.closed.load(Ordering::Acquire) {
             return items.len();
@@ -161,12 +195,13 @@ impl ClusterQueue {
         };
         let total = items.len();
         let kept = total.min(room);
-        let taken = items
-            .into_iter()
-            .take(kept)
-            .map(|(_, item)| (partition_of(&item), item));
+        let taken = items.into_iter().take(kept).map(|(_, item)| Outgoing {
+            partition: partition_of(&item),
+            item,
+            publish_id: None,
+        });
         if front {
-            let taken: Vec<_> = taken.collect();
+            let taken: Vec<Outgoing> = taken.collect();
             for entry in taken.into_iter().rev() {
                 outgoing.push_front(entry);
             }
@@ -180,14 +215,56 @@ impl ClusterQueue {
         self.wake.notify_one();
         total - kept
     }
+
+    /// Forgets a held event without acknowledging it.
+    fn unhold(&self, seq: u64) {
+        if let Some((partition, _)) = self.held.lock().remove(&seq) {
+            self.held_per_partition[partition].fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
-/// Stores the outgoing events in the stream, a batch at a time, until the queue closes
-/// (then for up to [`FLUSH`] more).
-async fn publish(queue: Arc<ClusterQueue>, work: WorkQueue, ids: Arc<MessageIdGenerator>) {
+/// Publish ids: this queue's own prefix (node-unique: a random number) and a counter.
+struct PublishIds {
+    prefix: String,
+    next: u64,
+}
+
+impl PublishIds {
+    fn new() -> Self {
+        Self {
+            prefix: format!("{:016x}", rand::random::<u64>()),
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.next += 1;
+        format!("{}-{}", self.prefix, self.next)
+    }
+}
+
+/// Stores the outgoing events in the stream, a batch at a time, once the previous
+/// version's publisher is done, until the queue closes (then for up to [`FLUSH`] more).
+async fn publish(
+    queue: Arc<ClusterQueue>,
+    work: WorkQueue,
+    ids: Arc<MessageIdGenerator>,
+    before: Option<Arc<Progress>>,
+) {
+    if let Some(before) = before {
+        // Closed first (a version that never ran): nothing of its own to order.
+        while !queue.closed.load(Ordering::Acquire) {
+            tokio::select! {
+                () = before.wait_finished() => break,
+                () = queue.wake.notified() => {}
+            }
+        }
+    }
+    let mut publish_ids = PublishIds::new();
     let mut closed_at = None;
     loop {
-        let batch: Vec<(usize, Queued)> = {
+        let mut batch: Vec<Outgoing> = {
             let mut outgoing = queue.outgoing.lock();
             let count = outgoing.len().min(PUBLISH_BATCH);
             queue.publishing.store(count, Ordering::Release);
@@ -201,40 +278,49 @@ async fn publish(queue: Arc<ClusterQueue>, work: WorkQueue, ids: Arc<MessageIdGe
             continue;
         }
         let mut items = Vec::with_capacity(batch.len());
-        let mut kept = Vec::with_capacity(batch.len());
-        for (partition, mut item) in batch {
-            let id = *item.id.get_or_insert_with(|| ids.next_id());
+        for entry in &mut batch {
+            let id = *entry.item.id.get_or_insert_with(|| ids.next_id());
+            let publish_id = entry
+                .publish_id
+                .get_or_insert_with(|| publish_ids.next())
+                .clone();
             let mut bytes = Vec::new();
-            if record::encode(Some(id), &item.event, &mut bytes).is_ok() {
-                items.push((partition, id.to_string(), bytes.into()));
+            if let Err(error) = record::encode(Some(id), &entry.item.event, &mut bytes) {
+                tracing::error!(%error, "a webhook event does not encode");
             }
-            kept.push((partition, item));
+            items.push((entry.partition, publish_id, bytes.into()));
         }
-        let count = kept.len();
-        match work.publish(items).await {
-            Ok(()) => {
-                queue.publishing.store(0, Ordering::Release);
-                queue.settled_outgoing(count);
+        let outcomes = work.publish(items).await;
+        let retry_from = outcomes
+            .iter()
+            .position(|outcome| *outcome == Published::Retry)
+            .unwrap_or(batch.len());
+        for outcome in &outcomes[..retry_from] {
+            if let Published::Refused(reason) = outcome {
+                queue.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%reason, "a webhook event refused by the cluster: dropped");
             }
-            Err(error) => {
-                tracing::debug!(%error, "webhook events not stored in the cluster yet");
-                {
-                    let mut outgoing = queue.outgoing.lock();
-                    for entry in kept.into_iter().rev() {
-                        outgoing.push_front(entry);
-                    }
-                    queue.publishing.store(0, Ordering::Release);
-                }
-                if queue.closed.load(Ordering::Acquire)
-                    && closed_at
-                        .get_or_insert_with(tokio::time::Instant::now)
-                        .elapsed()
-                        > FLUSH
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let again: Vec<Outgoing> = batch.drain(retry_from..).collect();
+        let retrying = !again.is_empty();
+        {
+            let mut outgoing = queue.outgoing.lock();
+            for entry in again.into_iter().rev() {
+                outgoing.push_front(entry);
             }
+            queue.publishing.store(0, Ordering::Release);
+        }
+        queue.settled_outgoing(retry_from);
+        if retrying {
+            if queue.closed.load(Ordering::Acquire)
+                && closed_at
+                    .get_or_insert_with(tokio::time::Instant::now)
+                    .elapsed()
+                    > FLUSH
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     let left = {
@@ -244,13 +330,14 @@ async fn publish(queue: Arc<ClusterQueue>, work: WorkQueue, ids: Arc<MessageIdGe
         left
     };
     if left > 0 {
+        queue.lost.fetch_add(left as u64, Ordering::Relaxed);
         tracing::warn!(
             events = left,
             "webhook events not stored in the cluster before the queue closed: dropped"
         );
     }
-    // Nothing more will be stored: waiters go.
-    queue.settled_outgoing(usize::MAX / 2);
+    queue.progress.finished.store(true, Ordering::Release);
+    queue.progress.changed.notify_waiters();
 }
 
 impl WorkSink for ClusterQueue {
@@ -264,9 +351,12 @@ impl WorkSink for ClusterQueue {
         self.held.lock().contains_key(&seq)
     }
 
+    fn took(&self, partition: usize) {
+        self.reading[partition].store(true, Ordering::Release);
+    }
+
     fn take(&self, work: Work) {
-        let decoded = record::decode(&work.payload);
-        let Ok((id, event)) = decoded else {
+        let Ok((id, event)) = record::decode(&work.payload) else {
             tracing::error!(
                 seq = work.seq,
                 "a webhook event in the cluster queue does not decode: dropped"
@@ -292,28 +382,14 @@ impl WorkSink for ClusterQueue {
     }
 
     fn forget(&self, partition: usize) {
-        let forgotten: Vec<u64> = {
-            let mut held = self.held.lock();
-            let seqs: Vec<u64> = held
-                .iter()
-                .filter(|(_, (p, _))| *p == partition)
-                .map(|(seq, _)| *seq)
-                .collect();
-            for seq in &seqs {
-                held.remove(seq);
-            }
-            seqs
-        };
-        self.held_per_partition[partition].fetch_sub(forgotten.len(), Ordering::AcqRel);
+        self.reading[partition].store(false, Ordering::Release);
         let lane = partition % self.local.lanes();
-        let kept: Vec<(usize, Queued)> = self
+        let removed = self
             .local
-            .drain_lane(lane)
-            .into_iter()
-            .filter(|item| partition_of(item) != partition)
-            .map(|item| (lane, item))
-            .collect();
-        self.local.restore(kept);
+            .remove_from_lane(lane, |item| partition_of(item) != partition);
+        for item in removed {
+            self.unhold(item.seq);
+        }
     }
 }
 
@@ -334,13 +410,18 @@ impl Queue for ClusterQueue {
         self.local.take(lane)
     }
 
+    /// An event of a partition no longer read here is forgotten: its next reader has it.
     fn put_back(&self, lane: usize, item: Queued) {
-        self.local.put_back(lane, item);
+        if self.reading[partition_of(&item)].load(Ordering::Acquire) {
+            self.local.put_back(lane, item);
+        } else {
+            self.unhold(item.seq);
+        }
     }
 
     fn settle(&self, item: &Queued) {
         let Some((partition, token)) = self.held.lock().remove(&item.seq) else {
-            // Its partition moved to another node meanwhile: that node has it.
+            // Forgotten meanwhile: its partition's next reader has it.
             return;
         };
         self.held_per_partition[partition].fetch_sub(1, Ordering::AcqRel);
@@ -368,7 +449,7 @@ impl Queue for ClusterQueue {
         self.local.lanes()
     }
 
-    /// Stops taking events and gives this node's partitions up (what it held goes to the
+    /// Stops taking events and gives this node's partitions up (what it read goes to the
     /// other nodes, unacknowledged); what waits to be stored is stored for a few seconds
     /// more.
     fn close(&self) {
@@ -384,14 +465,29 @@ impl Queue for ClusterQueue {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// What is not stored yet: the rest is in the stream, for whoever holds its partition.
+    /// What is not stored yet (the rest is in the stream, for whoever reads its partition).
     fn drain(&self) -> Vec<Queued> {
         let _ = self.local.drain();
         self.outgoing
             .lock()
             .drain(..)
-            .map(|(_, item)| item)
+            .map(|entry| entry.item)
             .collect()
+    }
+
+    /// The previous version's cluster queue stores what it has itself (this one's
+    /// publisher waits for it); any other queue's events are stored ahead of this one's.
+    fn adopt(&self, older: &dyn Queue, lane_for: &mut dyn FnMut(&Queued) -> usize) -> usize {
+        older.close();
+        if older.as_cluster().is_some() {
+            return 0;
+        }
+        let placed: Vec<(usize, Queued)> = older
+            .drain()
+            .into_iter()
+            .map(|item| (lane_for(&item), item))
+            .collect();
+        self.push_front_run(placed)
     }
 
     fn lost(&self) -> u64 {

@@ -135,6 +135,26 @@ impl MemoryQueue {
         items.drain(..).collect()
     }
 
+    /// Removes the events of `lane` that `keep` refuses, under the lane's lock (so the rest
+    /// keep their places); returns them.
+    pub(crate) fn remove_from_lane(
+        &self,
+        lane: usize,
+        mut keep: impl FnMut(&Queued) -> bool,
+    ) -> Vec<Queued> {
+        let mut items = self.lane(lane).items.lock();
+        let mut removed = Vec::new();
+        items.retain(|item| {
+            let kept = keep(item);
+            if !kept {
+                removed.push(item.clone());
+            }
+            kept
+        });
+        self.len.fetch_sub(removed.len(), Ordering::AcqRel);
+        removed
+    }
+
     /// Removes the oldest waiting event (the lowest sequence number at a lane's head) if it
     /// is older than `limit`. Each lane is looked at under its own lock, so under concurrent
     /// takes it is the oldest give or take an event.
