@@ -65,9 +65,18 @@ pub enum EngineError {
     Unavailable(String),
 }
 
-/// A disk-buffered webhook switches to a memory buffer only while what it holds fits there:
+/// A cluster-buffered webhook keeps its buffer; a disk-buffered webhook switches to a memory
+/// buffer only while what it holds fits there:
 /// a larger backlog would be read into memory and then mostly dropped.
-fn fits_in_memory(previous: &Webhook, next: &WebhookSpec) -> Result<(), SpecError> {
+fn buffer_change_allowed(previous: &Webhook, next: &WebhookSpec) -> Result<(), SpecError> {
+    if previous.spec.buffer == Buffer::Cluster && next.buffer != Buffer::Cluster {
+        // Its events wait in the cluster's stream, which no other buffer reads.
+        return Err(SpecError::new(
+            "buffer",
+            "a cluster-buffered webhook keeps buffer = \"cluster\": delete it and create it \
+             again to change its buffer",
+        ));
+    }
     if previous.journal.is_none() || next.buffer != Buffer::Memory {
         return Ok(());
     }
@@ -346,7 +355,7 @@ impl WebhookEngine {
             return Ok(());
         }
         if let Some(previous) = &previous {
-            fits_in_memory(previous, &spec)?;
+            buffer_change_allowed(previous, &spec)?;
         }
         let around = Surroundings {
             node: &self.inner.node,
