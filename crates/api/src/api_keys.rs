@@ -7,7 +7,7 @@
 //! time. Keys are kept in memory too (loaded at start, changed with the store), so checking
 //! one never touches the disk.
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc};
+use std::{collections::HashMap, fmt::Write as _};
 
 use axum::{Json, extract::State, http::StatusCode};
 use hookmq_broker::message::now_ms;
@@ -160,6 +160,16 @@ impl ApiKeys {
         (matches && live).then(|| record.name.clone())
     }
 
+    /// A key as the cluster has it now.
+    pub(crate) fn remember(&self, api_key: &str, record: ApiKeyRecord) {
+        self.by_key.write().insert(api_key.to_owned(), record);
+    }
+
+    /// A key the cluster deleted.
+    pub(crate) fn forget(&self, api_key: &str) {
+        self.by_key.write().remove(api_key);
+    }
+
     fn by_name(&self, name: &str) -> Option<ApiKeyRecord> {
         self.by_key
             .read()
@@ -167,15 +177,6 @@ impl ApiKeys {
             .find(|r| r.name == name)
             .cloned()
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
 }
 
 /// Lists the API keys (never their secrets).
@@ -206,6 +207,7 @@ async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<ApiKe
         (status = 400, description = "Bad input, naming the field", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn create(
     auth: Authenticated,
@@ -259,9 +261,10 @@ async fn create(
         }
         keys.insert(record.api_key.clone(), record.clone());
     }
-    let store = Arc::clone(&state.store);
-    let saved = record.clone();
-    if let Err(error) = blocking(move || store.put(Table::ApiKeys, &saved.api_key, &saved)).await {
+    if let Err(error) = state
+        .save(Table::ApiKeys, &record.api_key, record.clone())
+        .await
+    {
         state.api_keys.by_key.write().remove(&record.api_key);
         return Err(error);
     }
@@ -308,6 +311,7 @@ async fn show(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn remove(
     auth: Authenticated,
@@ -318,9 +322,7 @@ async fn remove(
         .api_keys
         .by_name(&name)
         .ok_or_else(|| ApiError::not_found(format!("API key {name}")))?;
-    let store = Arc::clone(&state.store);
-    let key = record.api_key.clone();
-    blocking(move || store.delete(Table::ApiKeys, &key)).await?;
+    state.remove(Table::ApiKeys, &record.api_key).await?;
     state.api_keys.by_key.write().remove(&record.api_key);
     tracing::info!(name, by = auth.principal, "API key deleted");
     Ok(StatusCode::NO_CONTENT)

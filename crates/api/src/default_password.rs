@@ -54,6 +54,16 @@ impl DefaultPasswords {
         self.users.lock().remove(username);
     }
 
+    /// Whether `username` has the well-known password now (a change from the cluster).
+    pub(crate) fn set(&self, username: &str, default: bool) {
+        let mut users = self.users.lock();
+        if default {
+            users.insert(username.to_owned());
+        } else {
+            users.remove(username);
+        }
+    }
+
     /// A user who still has the well-known password, if any.
     fn any(&self) -> Option<String> {
         self.users.lock().first().cloned()

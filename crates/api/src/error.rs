@@ -132,6 +132,18 @@ impl ApiError {
     }
 
     /// 500 for a failure of ours, logged; the answer says little.
+    pub fn cluster_unavailable(message: String) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "CLUSTER_UNAVAILABLE",
+            message,
+            field: None,
+            retry_after: Some(1),
+        }
+    }
+
+    /// 500 with `error` as the message.
+    #[must_use]
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "API request failed");
         Self {
@@ -180,13 +192,7 @@ impl From<EngineError> for ApiError {
                 retry_after: None,
             },
             EngineError::Storage(reason) => Self::internal(reason),
-            EngineError::Unavailable(reason) => Self {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "CLUSTER_UNAVAILABLE",
-                message: reason,
-                field: None,
-                retry_after: Some(1),
-            },
+            EngineError::Unavailable(reason) => Self::cluster_unavailable(reason),
         }
     }
 }

@@ -33,6 +33,7 @@ mod json;
 mod openapi;
 mod paging;
 mod prometheus;
+mod shared;
 mod state;
 mod stats;
 pub mod store;
@@ -81,6 +82,9 @@ pub enum ApiStartError {
     /// The API keys could not be loaded.
     #[error("API keys: {0}")]
     ApiKeys(String),
+    /// The cluster's users and API keys could not be joined.
+    #[error("cluster: users and API keys: {0}")]
+    Cluster(String),
 }
 
 /// Every endpoint under `/api/v5`, with its documentation.
@@ -183,6 +187,7 @@ impl Api {
             default_password_digest: auth::digest(&config.default_password),
             default_passwords: Arc::new(default_passwords),
             cluster: None,
+            sharing: Arc::default(),
             throttle: Arc::new(throttle::LoginThrottle::new(throttle::Policy {
                 max_attempts: config.unsuccessful_login_max_attempts,
                 lock: config.unsuccessful_login_lock_duration,
@@ -194,11 +199,21 @@ impl Api {
         Ok(Self { listener, state })
     }
 
-    /// Answers `/nodes` and `/cluster` for the whole cluster.
-    #[must_use]
-    pub fn with_cluster(mut self, cluster: hookmq_cluster::ClusterHandle) -> Self {
+    /// Answers `/nodes` and `/cluster` for the whole cluster, and shares users and API
+    /// keys with it (waiting, at most 10 s, until the cluster's are stored here).
+    ///
+    /// # Errors
+    /// [`ApiStartError::Cluster`] when the cluster's shared maps cannot be opened.
+    pub async fn with_cluster(
+        mut self,
+        cluster: hookmq_cluster::ClusterHandle,
+    ) -> Result<Self, ApiStartError> {
+        self.state
+            .share(&cluster)
+            .await
+            .map_err(ApiStartError::Cluster)?;
         self.state.cluster = Some(cluster);
-        self
+        Ok(self)
     }
 
     /// Where it listens.

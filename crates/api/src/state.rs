@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) default_passwords: Arc<DefaultPasswords>,
     /// Failed log-ins by user, API key and source address.
     pub(crate) throttle: Arc<LoginThrottle>,
+    /// Users and API keys shared with the cluster, once [`AppState::share`] joined it.
+    pub(crate) sharing: Arc<std::sync::OnceLock<crate::shared::Sharing>>,
     /// The cluster, when this node is part of one (`/nodes`, `/cluster`).
     pub(crate) cluster: Option<hookmq_cluster::ClusterHandle>,
     /// When the API started (for `/nodes`): wall clock in ms, and a monotonic instant.

@@ -83,14 +83,19 @@ pub fn set_password(store: &Store, username: &str, password: &str) -> Result<(),
 
 /// Stores `username` with `password` hashed (argon2id), replacing what was there.
 fn save_user(store: &Store, username: &str, password: &str) -> Result<(), String> {
-    let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
-    let record = UserRecord {
-        username: username.to_owned(),
-        password_hash,
-    };
+    let record = user_record(username, password)?;
     store
         .put(Table::Users, username, &record)
         .map_err(|e| e.to_string())
+}
+
+/// `username` with `password` hashed (argon2id).
+fn user_record(username: &str, password: &str) -> Result<UserRecord, String> {
+    let password_hash = hash_password(password.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(UserRecord {
+        username: username.to_owned(),
+        password_hash,
+    })
 }
 
 /// `POST /users/{username}/change_pwd` body.
@@ -107,7 +112,7 @@ pub(crate) struct ChangePassword {
 
 /// Why a change failed, decided off the async threads.
 enum Outcome {
-    Changed,
+    Changed(UserRecord),
     NoUser,
     WrongOld,
     Failed(String),
@@ -124,6 +129,7 @@ enum Outcome {
         (status = 400, description = "Wrong old password (field old_pwd) or unusable new one (field new_pwd)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
+        (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 pub(crate) async fn change_password(
     auth: Authenticated,
@@ -153,15 +159,16 @@ pub(crate) async fn change_password(
         if !verify_hash(&record.password_hash, body.old_pwd.as_bytes()) {
             return Outcome::WrongOld;
         }
-        match save_user(&store, &name, &body.new_pwd) {
-            Ok(()) => Outcome::Changed,
+        match user_record(&name, &body.new_pwd) {
+            Ok(record) => Outcome::Changed(record),
             Err(error) => Outcome::Failed(error),
         }
     })
     .await
     .map_err(ApiError::internal)?;
     match outcome {
-        Outcome::Changed => {
+        Outcome::Changed(record) => {
+            state.save(Table::Users, &username, record).await?;
             state.tokens.revoke_user(&username, auth.token.as_deref());
             state.default_passwords.changed(&username);
             tracing::info!(username, by = auth.principal, "dashboard password changed");

@@ -268,7 +268,7 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     let api = if config.dashboard.enable {
         let api = Api::bind(&config.dashboard, engine.clone(), Arc::clone(&store)).await?;
         Some(match &cluster {
-            Some(cluster) => api.with_cluster(cluster.handle()),
+            Some(cluster) => api.with_cluster(cluster.handle()).await?,
             None => api,
         })
     } else {

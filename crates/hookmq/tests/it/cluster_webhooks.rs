@@ -267,3 +267,78 @@ fn a_killed_nodes_backlog_is_delivered_by_the_others() {
         "at most what a had in flight is sent again: {duplicates}"
     );
 }
+
+/// `GET {api}/webhooks` with an API key: the status.
+fn with_key(api: &str, key: &str, secret: &str) -> u16 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{api}/webhooks"))
+            .basic_auth(key, Some(secret))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
+}
+
+/// `POST {api}/login` as admin with `password`: the status.
+fn log_in(api: &str, password: &str) -> u16 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{api}/login"))
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
+            .await
+            .expect("login")
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn users_and_api_keys_are_the_same_on_every_node() {
+    let nats_port = free_port();
+    let _nats = Nats::start(nats_port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_a, _, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &[]);
+    let (_b, _, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
+
+    // An API key made on a works on b; deleted on b, a refuses it.
+    let (status, key) = call(&a_api, "POST", "/api_key", Some(json!({"name": "ops"})));
+    assert_eq!(status, 201, "{key}");
+    let (id, secret) = (
+        key["api_key"].as_str().expect("key"),
+        key["api_secret"].as_str().expect("secret"),
+    );
+    assert_eq!(with_key(&a_api, id, secret), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while with_key(&b_api, id, secret) != 200 {
+        assert!(Instant::now() < deadline, "the key never worked on b");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = call(&b_api, "DELETE", "/api_key/ops", None);
+    assert_eq!(status, 204, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while with_key(&a_api, id, secret) != 401 {
+        assert!(Instant::now() < deadline, "a still takes the deleted key");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The admin's password changed on b: a takes the new one and refuses the old.
+    let change = json!({"old_pwd": "public", "new_pwd": "a-much-better-one"});
+    let (status, body) = call(&b_api, "POST", "/users/admin/change_pwd", Some(change));
+    assert_eq!(status, 204, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_in(&a_api, "a-much-better-one") != 200 {
+        assert!(Instant::now() < deadline, "a never took the new password");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        log_in(&a_api, "public"),
+        401,
+        "the old password is refused on a"
+    );
+}
