@@ -46,6 +46,8 @@ pub struct LoadSpec {
     pub persistent_subscribers: bool,
     /// Give up after this long (the rest counts as lost).
     pub timeout: Duration,
+    /// Client ids are `<prefix>-pub-<i>` and `<prefix>-sub-<i>`.
+    pub client_prefix: String,
 }
 
 /// What a run measured.
@@ -93,7 +95,7 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     for i in 0..spec.subscribers {
         let mut client = Client::connect_with(
             spec.subscriber_address.unwrap_or(spec.address),
-            &format!("bench-sub-{i}"),
+            &format!("{}-sub-{i}", spec.client_prefix),
             spec.version,
             60,
             spec.persistent_subscribers,
@@ -110,7 +112,7 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let mut publishers = JoinSet::new();
     for i in 0..spec.publishers {
         let client =
-            Client::connect(spec.address, &format!("bench-pub-{i}"), spec.version, 60).await?;
+            Client::connect(spec.address, &format!("{}-pub-{i}", spec.client_prefix), spec.version, 60).await?;
         let ready = Arc::clone(&ready);
         let spec = spec.clone();
         publishers.spawn(async move {
@@ -214,7 +216,7 @@ async fn publish_loop(mut client: Client, index: usize, spec: &LoadSpec) -> io::
 /// # Errors
 /// A connection or protocol failure.
 pub async fn queue(spec: &LoadSpec) -> io::Result<LoadReport> {
-    let id = |i: usize| format!("bench-sub-{i}");
+    let id = |i: usize| format!("{}-sub-{i}", spec.client_prefix);
     for i in 0..spec.subscribers {
         let mut client = Client::connect_with(spec.address, &id(i), spec.version, 60, true).await?;
         client.subscribe("bench/#", spec.qos).await?;
@@ -224,7 +226,7 @@ pub async fn queue(spec: &LoadSpec) -> io::Result<LoadReport> {
     let mut publishers = JoinSet::new();
     for i in 0..spec.publishers {
         let client =
-            Client::connect(spec.address, &format!("bench-pub-{i}"), spec.version, 60).await?;
+            Client::connect(spec.address, &format!("{}-pub-{i}", spec.client_prefix), spec.version, 60).await?;
         let spec = spec.clone();
         publishers.spawn(async move { publish_loop(client, i, &spec).await });
     }

@@ -64,6 +64,10 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Client ids are `<prefix>-pub-<i>` and `<prefix>-sub-<i>` (give each concurrent
+        /// run against one cluster its own: a client id is one connection cluster-wide).
+        #[arg(long, default_value = "bench")]
+        client_prefix: String,
     },
     /// Opens idle connections, prints the connect rate, holds them, then closes.
     Connections {
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             persistent,
             offline,
             timeout,
+            client_prefix,
         } => {
             let spec = LoadSpec {
                 address: cli.address,
@@ -129,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
                 inflight: inflight.max(1),
                 persistent_subscribers: persistent,
                 timeout: Duration::from_secs(timeout),
+                client_prefix,
             };
             let report = if offline {
                 load::queue(&spec).await?

@@ -120,7 +120,6 @@ impl Published {
 /// What acknowledges one item.
 #[derive(Debug, Clone)]
 pub struct AckToken {
-    partition: usize,
     reply: Option<Subject>,
 }
 
@@ -163,8 +162,6 @@ struct Inner {
     is_ready: AtomicBool,
     /// Bounded ([`ACKS`]); full, an acknowledgement is not sent.
     acks: mpsc::Sender<Subject>,
-    /// Per partition: an item was acknowledged (its fetcher may have room again).
-    room: Vec<Notify>,
     stop: CancellationToken,
 }
 
@@ -212,7 +209,6 @@ impl WorkQueue {
             ready: Notify::new(),
             is_ready: AtomicBool::new(false),
             acks,
-            room: (0..PARTITIONS).map(|_| Notify::new()).collect(),
             stop: CancellationToken::new(),
         });
         tokio::spawn(send_acks(
@@ -282,9 +278,6 @@ impl WorkQueue {
             // NATS far behind: the item is offered again after the ack wait, and done
             // again (at least once).
             tracing::debug!(queue = %self.inner.config.name, "acknowledgement not sent: too many waiting");
-        }
-        if let Some(room) = self.inner.room.get(token.partition) {
-            room.notify_one();
         }
     }
 
@@ -667,8 +660,9 @@ impl Round<'_> {
     }
 }
 
-/// Reads an owned partition while this node holds it: as many items as the window has
-/// room for, each given to the sink once.
+/// Reads an owned partition while this node holds it, through one continuous pull: the
+/// consumer's `max_ack_pending` (the window) bounds what is taken and not acknowledged.
+/// Each item goes to the sink once.
 async fn fetch(
     inner: Arc<Inner>,
     sink: Arc<dyn WorkSink>,
@@ -678,24 +672,14 @@ async fn fetch(
 ) {
     let window = inner.config.window.max(1);
     while !stop.is_cancelled() {
-        let room = window.saturating_sub(sink.held(partition));
-        if room == 0 {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = inner.room[partition].notified() => {}
-                // A forget may have made room without an acknowledgement.
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-            continue;
-        }
-        let batch = consumer
-            .batch()
-            .max_messages(room)
+        let pulled = consumer
+            .stream()
+            .max_messages_per_batch(window)
             .expires(FETCH_WAIT)
             .messages()
             .await;
-        let mut batch = match batch {
-            Ok(batch) => batch,
+        let mut messages = match pulled {
+            Ok(messages) => messages,
             Err(error) => {
                 tracing::debug!(%error, "work fetch failed");
                 tokio::select! {
@@ -709,9 +693,17 @@ async fn fetch(
             let message = tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
-                message = batch.next() => message,
+                message = messages.next() => message,
             };
-            let Some(Ok(message)) = message else { break };
+            let message = match message {
+                Some(Ok(message)) => message,
+                // A missed heartbeat or the like: the pull goes on.
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "work pull");
+                    continue;
+                }
+                None => break,
+            };
             if stop.is_cancelled() {
                 return;
             }
@@ -726,7 +718,6 @@ async fn fetch(
                 seq,
                 payload: message.payload.clone(),
                 ack: AckToken {
-                    partition,
                     reply: message.reply.clone(),
                 },
             });
