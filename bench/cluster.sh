@@ -113,6 +113,9 @@ for buffer in disk cluster; do
   start_receiver
   config=$(webhook_config "$buffer")
   node a "$a" "$url" "$config"; node b "$b" "$url" "$config"; node c "$c" "$url" "$config"
+  # The steady state: partitions are taken and handed over in rounds of 2 s as nodes
+  # join; after a few rounds each node holds its share.
+  [ "$buffer" = cluster ] && sleep "${SETTLE:-10}"
   loads=()
   for p in "$a" "$b" "$c"; do
     "$bench" -a "127.0.0.1:$p" load -p 1 -s 0 -n "$per" -q 1 --client-prefix "on-$p" >/dev/null & loads+=($!)
