@@ -208,7 +208,20 @@ try {
     await page.getByTestId('webhooks-empty').waitFor();
   });
 
+  await step('Monitoring → Nodes lists this node with its connections (a single node)', async () => {
+    await page.getByTestId('nav-nodes').click();
+    await page.waitForURL(/\/nodes$/);
+    const rows = page.getByTestId('node-row');
+    await rows.first().waitFor();
+    expect(await rows.count() === 1, 'one node');
+    const text = await rows.first().textContent();
+    expect(/running/.test(text), `the row says running: ${text}`);
+    await page.getByTestId('nodes-cluster').getByText('A single node').waitFor();
+  });
+
   await step('a 400 from the API is shown at its field (invalid topic filter)', async () => {
+    await page.getByTestId('nav-webhook').click();
+    await page.waitForURL(/\/webhooks$/);
     await page.getByTestId('webhook-create').first().click();
     await page.waitForURL(/\/webhooks\/create$/);
     await page.getByLabel('Name', { exact: true }).fill('bad_filter');

@@ -47,6 +47,7 @@ static ASSETS: &[(&str, &[u8])] = assets![
     "js/pages/clients.js",
     "js/pages/dead_letters.js",
     "js/pages/login.js",
+    "js/pages/nodes.js",
     "js/pages/overview.js",
     "js/pages/subscriptions.js",
     "js/pages/webhook_detail.js",

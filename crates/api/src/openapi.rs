@@ -369,6 +369,24 @@ pub(crate) struct MetricsDoc {
     dead_letters_dropped: u64,
 }
 
+/// A webhook's metrics on the node answering, and on each node.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WebhookMetricsDoc {
+    #[serde(flatten)]
+    metrics: MetricsDoc,
+    /// Each node's metrics of the webhook (this node alone without a cluster), by node.
+    node_metrics: Vec<NodeMetricsDoc>,
+}
+
+/// One node's metrics of a webhook.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NodeMetricsDoc {
+    /// The node.
+    node: String,
+    /// Its metrics.
+    metrics: MetricsDoc,
+}
+
 /// A disk buffer's state.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BufferStateDoc {

@@ -122,6 +122,8 @@ pub(crate) struct NodeView {
     uptime_ms: u64,
     /// Open MQTT connections.
     connections: usize,
+    /// Subscriptions.
+    subscriptions: usize,
 }
 
 /// How many clients, sessions, subscriptions, retained messages and webhooks there are now.
@@ -225,6 +227,7 @@ async fn node_views(state: &AppState) -> Vec<NodeView> {
             started_at: state.started_at_ms,
             uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             connections: broker.stats().connections,
+            subscriptions: broker.stats().subscriptions,
         }
     };
     let Some(cluster) = &state.cluster else {
@@ -241,6 +244,7 @@ async fn node_views(state: &AppState) -> Vec<NodeView> {
             started_at: info.started_at,
             uptime_ms: hookmq_broker::message::now_ms().saturating_sub(info.started_at),
             connections: info.connections,
+            subscriptions: info.subscriptions,
         })
         .collect();
     // Without NATS this node still runs: it is listed whatever the others say.

@@ -15,7 +15,7 @@ use crate::{
     auth::Authenticated,
     error::{ApiError, ErrorBody},
     json::{JsonBody, PathParams, QueryParams, from_value},
-    openapi::{AttemptDoc, MetricsDoc, ProbeResultDoc, WebhookSpecDoc, WebhookStatusDoc},
+    openapi::{AttemptDoc, ProbeResultDoc, WebhookMetricsDoc, WebhookSpecDoc, WebhookStatusDoc},
     state::AppState,
 };
 
@@ -200,12 +200,28 @@ async fn enable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A webhook's metrics: counts, rates, latency, last failures.
+/// A webhook's metrics on this node, and on every node (`node_metrics`, as EMQX's).
+#[derive(Debug, serde::Serialize)]
+struct WebhookMetrics {
+    #[serde(flatten)]
+    metrics: MetricsSnapshot,
+    node_metrics: Vec<NodeMetrics>,
+}
+
+/// One node's metrics of a webhook.
+#[derive(Debug, serde::Serialize)]
+struct NodeMetrics {
+    node: String,
+    metrics: serde_json::Value,
+}
+
+/// A webhook's metrics: counts, rates, latency, last failures; on this node, and in
+/// `node_metrics` on each node (in a cluster, every node that answers within 300 ms).
 #[utoipa::path(get, path = "/webhooks/{name}/metrics", tag = "webhooks",
     params(("name" = String, Path, description = "Webhook name")),
     security(("bearer" = []), ("basic" = [])),
     responses(
-        (status = 200, description = "The metrics", body = MetricsDoc),
+        (status = 200, description = "The metrics", body = WebhookMetricsDoc),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
     ))]
@@ -213,8 +229,31 @@ async fn metrics(
     _: Authenticated,
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-) -> Result<Json<MetricsSnapshot>, ApiError> {
-    Ok(Json(current(&state, &name)?.metrics))
+) -> Result<Json<WebhookMetrics>, ApiError> {
+    let metrics = current(&state, &name)?.metrics;
+    let here = state.broker().node_name().to_owned();
+    let mut node_metrics = Vec::new();
+    if let Some(cluster) = &state.cluster {
+        for mut node in cluster.nodes().await {
+            if node.node != here
+                && let Some(theirs) = node.webhooks.remove(&name)
+            {
+                node_metrics.push(NodeMetrics {
+                    node: node.node,
+                    metrics: theirs,
+                });
+            }
+        }
+    }
+    node_metrics.push(NodeMetrics {
+        node: here,
+        metrics: serde_json::to_value(&metrics).map_err(ApiError::internal)?,
+    });
+    node_metrics.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(Json(WebhookMetrics {
+        metrics,
+        node_metrics,
+    }))
 }
 
 /// How many attempts to list.

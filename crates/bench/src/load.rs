@@ -111,8 +111,13 @@ pub async fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     }
     let mut publishers = JoinSet::new();
     for i in 0..spec.publishers {
-        let client =
-            Client::connect(spec.address, &format!("{}-pub-{i}", spec.client_prefix), spec.version, 60).await?;
+        let client = Client::connect(
+            spec.address,
+            &format!("{}-pub-{i}", spec.client_prefix),
+            spec.version,
+            60,
+        )
+        .await?;
         let ready = Arc::clone(&ready);
         let spec = spec.clone();
         publishers.spawn(async move {
@@ -225,8 +230,13 @@ pub async fn queue(spec: &LoadSpec) -> io::Result<LoadReport> {
     let publishing = Instant::now();
     let mut publishers = JoinSet::new();
     for i in 0..spec.publishers {
-        let client =
-            Client::connect(spec.address, &format!("{}-pub-{i}", spec.client_prefix), spec.version, 60).await?;
+        let client = Client::connect(
+            spec.address,
+            &format!("{}-pub-{i}", spec.client_prefix),
+            spec.version,
+            60,
+        )
+        .await?;
         let spec = spec.clone();
         publishers.spawn(async move { publish_loop(client, i, &spec).await });
     }

@@ -32,7 +32,7 @@ pub mod shared;
 pub mod subject;
 pub mod work;
 
-pub use nodes::NodeInfo;
+pub use nodes::{NodeInfo, WebhookReporter};
 pub use shared::{Followed, SharedMap};
 
 use std::{sync::Arc, time::Duration};
@@ -117,6 +117,8 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct ClusterHandle {
     client: async_nats::Client,
+    /// What this node says of its webhooks when asked who it is.
+    reporter: nodes::ReporterSlot,
     node: String,
     prefix: String,
     replicas: usize,
@@ -175,6 +177,12 @@ impl ClusterHandle {
         )
     }
 
+    /// Has this node report its webhooks' metrics (`report`) when asked who it is; the
+    /// first reporter given stays.
+    pub fn report_webhooks(&self, report: WebhookReporter) {
+        self.reporter.set(report);
+    }
+
     /// Every node that answers within 300 ms (this one included while NATS is up), by name.
     pub async fn nodes(&self) -> Vec<NodeInfo> {
         nodes::gather(&self.client, format!("{}.nodes", self.prefix)).await
@@ -225,11 +233,13 @@ impl Cluster {
             .subscribe(format!("{prefix}.nodes"))
             .await
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
+        let reporter = nodes::ReporterSlot::default();
         tokio::spawn(nodes::answer(
             client.clone(),
             questions,
             broker,
             hookmq_broker::message::now_ms(),
+            reporter.clone(),
             stop.clone(),
         ));
         tracing::info!(%node, servers = %config.nats_url.join(","), "joined the cluster");
@@ -237,6 +247,7 @@ impl Cluster {
         Ok(Self {
             handle: ClusterHandle {
                 client,
+                reporter,
                 node,
                 prefix,
                 replicas: config.replicas,

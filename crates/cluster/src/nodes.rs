@@ -2,7 +2,11 @@
 //! gathers the answers that come within a short window. No node keeps a list that could go
 //! stale: a node that does not answer is not in the cluster.
 
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_nats::{Client, Subscriber};
 use bytes::Bytes;
@@ -27,6 +31,36 @@ pub struct NodeInfo {
     pub started_at: u64,
     /// Open MQTT connections there.
     pub connections: usize,
+    /// Subscriptions there.
+    #[serde(default)]
+    pub subscriptions: usize,
+    /// Each webhook's metrics there, by name (as the webhooks layer reports them).
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a layer above reports of each webhook on this node (its metrics, as JSON).
+pub type WebhookReporter = Arc<dyn Fn() -> BTreeMap<String, serde_json::Value> + Send + Sync>;
+
+/// Where the reporter goes once the webhooks layer gives it. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct ReporterSlot(Arc<OnceLock<WebhookReporter>>);
+
+impl std::fmt::Debug for ReporterSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReporterSlot")
+    }
+}
+
+impl ReporterSlot {
+    /// Keeps `report` (the first one given stays).
+    pub(crate) fn set(&self, report: WebhookReporter) {
+        let _ = self.0.set(report);
+    }
+
+    fn report(&self) -> BTreeMap<String, serde_json::Value> {
+        self.0.get().map(|report| report()).unwrap_or_default()
+    }
 }
 
 /// Answers the cluster's `nodes` questions for this node.
@@ -35,6 +69,7 @@ pub(crate) async fn answer(
     mut questions: Subscriber,
     broker: BrokerHandle,
     started_at: u64,
+    reporter: ReporterSlot,
     stop: CancellationToken,
 ) {
     loop {
@@ -46,11 +81,14 @@ pub(crate) async fn answer(
         let Some(reply) = question.reply else {
             continue;
         };
+        let stats = broker.stats();
         let info = NodeInfo {
             node: broker.node_name().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at,
-            connections: broker.stats().connections,
+            connections: stats.connections,
+            subscriptions: stats.subscriptions,
+            webhooks: reporter.report(),
         };
         if let Ok(json) = serde_json::to_vec(&info) {
             let _ = client.publish(reply, json.into()).await;

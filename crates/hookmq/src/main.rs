@@ -262,6 +262,10 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     engine.warn_orphans();
     if let Some(cluster) = &cluster {
         engine.share(&cluster.handle()).await?;
+        let reporting = engine.clone();
+        cluster
+            .handle()
+            .report_webhooks(Arc::new(move || reporting.metrics_report()));
     }
     broker.accept();
     start_reloading(broker.handle());

@@ -6,6 +6,7 @@ import { changePasswordDialog, toast } from './dialogs.js';
 import { h, mount } from './dom.js';
 import * as clients from './pages/clients.js';
 import * as login from './pages/login.js';
+import * as nodes from './pages/nodes.js';
 import * as overview from './pages/overview.js';
 import * as subscriptions from './pages/subscriptions.js';
 import * as webhookDetail from './pages/webhook_detail.js';
@@ -19,6 +20,7 @@ const NAV = [
     items: [
       { path: '/clients', label: 'Clients', testid: 'nav-clients' },
       { path: '/subscriptions', label: 'Subscriptions', testid: 'nav-subscriptions' },
+      { path: '/nodes', label: 'Nodes', testid: 'nav-nodes' },
     ],
   },
   { group: 'Data integration', items: [{ path: '/webhooks', label: 'Webhook', testid: 'nav-webhook' }] },
@@ -30,6 +32,7 @@ const ROUTES = [
   { pattern: '/clients', render: clients.renderList },
   { pattern: '/clients/:id', render: clients.renderDetail },
   { pattern: '/subscriptions', render: subscriptions.render },
+  { pattern: '/nodes', render: nodes.render },
   { pattern: '/webhooks', render: webhooks.render },
   { pattern: '/webhooks/create', render: webhookForm.render },
   { pattern: '/webhooks/edit/:name', render: webhookForm.render },

@@ -128,6 +128,23 @@ fn a_webhook_created_on_one_node_runs_on_every_node() {
         received.iter().all(|r: &Received| r.signed),
         "every request signed"
     );
+    // Any node's API shows each node's share (as EMQX's node_metrics).
+    let (status, metrics) = call(&c_api, "GET", "/webhooks/everywhere/metrics", None);
+    assert_eq!(status, 200, "{metrics}");
+    let per_node: Vec<(&str, u64)> = metrics["node_metrics"]
+        .as_array()
+        .expect("node_metrics")
+        .iter()
+        .map(|n| {
+            let success = n["metrics"]["success"].as_u64().unwrap_or(0);
+            (n["node"].as_str().unwrap_or(""), success)
+        })
+        .collect();
+    assert_eq!(
+        per_node,
+        [("a@test", 100), ("b@test", 100), ("c@test", 100)],
+        "{metrics}"
+    );
 
     // Changed on b, disabled on c: every node runs the last change.
     let mut changed = spec.clone();

@@ -596,6 +596,22 @@ impl WebhookEngine {
             .collect()
     }
 
+    /// Every webhook's metrics on this node as JSON, by name (what the node reports to the
+    /// cluster).
+    #[must_use]
+    pub fn metrics_report(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.inner
+            .registry
+            .webhooks
+            .load()
+            .iter()
+            .filter_map(|w| {
+                let metrics = serde_json::to_value(w.metrics()).ok()?;
+                Some((w.spec.name.clone(), metrics))
+            })
+            .collect()
+    }
+
     /// Zeroes a webhook's counters.
     ///
     /// # Errors
