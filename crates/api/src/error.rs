@@ -131,7 +131,9 @@ impl ApiError {
         }
     }
 
-    /// 500 for a failure of ours, logged; the answer says little.
+    /// 503 `CLUSTER_UNAVAILABLE`: a clustered node cannot reach the cluster, which takes
+    /// every change of shared state first.
+    #[must_use]
     pub fn cluster_unavailable(message: String) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -142,7 +144,7 @@ impl ApiError {
         }
     }
 
-    /// 500 with `error` as the message.
+    /// 500 for a failure of ours, logged; the answer says little.
     #[must_use]
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "API request failed");

@@ -39,6 +39,10 @@ pub(crate) struct Sharing {
     api_keys: SharedMap,
     /// The latest revision written or applied here, by table and store key.
     revisions: Mutex<HashMap<(Table, String), u64>>,
+    /// Held from a change's revision to its local write, by writers and by the follower
+    /// alike, so the local store ends on the newest revision. An async mutex: held across
+    /// the NATS write and the store's commit; changes are rare.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Sharing {
@@ -106,6 +110,10 @@ impl AppState {
         key: &str,
         value: T,
     ) -> Result<(), ApiError> {
+        let _writing = match self.sharing.get() {
+            Some(sharing) => Some(sharing.writes.lock().await),
+            None => None,
+        };
         if let Some(sharing) = self.sharing.get()
             && let Some(map) = sharing.map(table)
         {
@@ -122,6 +130,10 @@ impl AppState {
 
     /// Removes `key` of `table`: in the cluster first (a clustered node), then here.
     pub(crate) async fn remove(&self, table: Table, key: &str) -> Result<(), ApiError> {
+        let _writing = match self.sharing.get() {
+            Some(sharing) => Some(sharing.writes.lock().await),
+            None => None,
+        };
         if let Some(sharing) = self.sharing.get()
             && let Some(map) = sharing.map(table)
         {
@@ -150,6 +162,7 @@ impl AppState {
             users: users.clone(),
             api_keys: api_keys.clone(),
             revisions: Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
         };
         if self.sharing.set(sharing).is_err() {
             return Ok(());
@@ -173,6 +186,7 @@ impl AppState {
         let Some(sharing) = self.sharing.get() else {
             return;
         };
+        let _writing = sharing.writes.lock().await;
         if sharing.is_stale(table, key, revision) {
             return;
         }

@@ -90,8 +90,10 @@ pub(crate) async fn answer(
             subscriptions: stats.subscriptions,
             webhooks: reporter.report(),
         };
-        if let Ok(json) = serde_json::to_vec(&info) {
-            let _ = client.publish(reply, json.into()).await;
+        if let Ok(json) = serde_json::to_vec(&info)
+            && let Err(error) = client.publish(reply, json.into()).await
+        {
+            tracing::warn!(%error, "this node's answer to who is in the cluster was not sent");
         }
     }
 }

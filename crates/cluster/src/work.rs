@@ -56,6 +56,9 @@ const OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// A holder that could not renew its lease for this long stops reading the partition, a
 /// round before the lease may expire and another node take it.
 const STALE_AFTER: Duration = Duration::from_secs(4);
+/// How long taking a lease (the lease, the old consumers' deletion, the new consumer) may
+/// take; past it the lease is left to expire.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rounds a partition given up waits for its events in flight before its lease goes.
 const DRAIN_ROUNDS: u32 = 3;
 /// How long a fetch waits for items when there are none.
@@ -68,8 +71,10 @@ const ACKS: usize = 65_536;
 pub trait WorkSink: Send + Sync + 'static {
     /// Items of `partition` given to this node and not yet acknowledged or forgotten.
     fn held(&self, partition: usize) -> usize;
-    /// Whether item `seq` is held here already (offered again after [`ACK_WAIT`]).
-    fn holds(&self, seq: u64) -> bool;
+    /// Whether item `seq` is held here already (offered again after [`ACK_WAIT`], or by a
+    /// consumer made afresh); if so, it is acknowledged through `ack` from now on (the
+    /// earlier offer's may belong to a deleted consumer).
+    fn refresh(&self, seq: u64, ack: &AckToken) -> bool;
     /// An item to do; acknowledge it with [`WorkQueue::ack`] once done.
     fn take(&self, work: Work);
     /// `partition` is read here from now on.
@@ -349,8 +354,9 @@ fn preferred<'a>(nodes: &'a [String], name: &str, partition: usize) -> Option<&'
 struct Owned {
     /// Its lease's revision.
     revision: u64,
-    /// When the last renewal that succeeded was sent.
-    renewed: Instant,
+    /// When the last renewal that succeeded was sent (shared with the fetcher, which stops
+    /// reading once it is [`STALE_AFTER`] old).
+    renewed: Arc<parking_lot::Mutex<Instant>>,
     /// Stops its fetcher.
     fetching: CancellationToken,
     fetcher: Option<JoinHandle<()>>,
@@ -494,7 +500,16 @@ impl Round<'_> {
                 None => {}
             }
         }
-        let taken = futures_util::future::join_all(wanted.into_iter().map(|p| self.take(p))).await;
+        // Bounded as a whole: a round that waited on an election would leave the leases
+        // held here unrenewed.
+        let this = &*self;
+        let takes = wanted.into_iter().map(|p| async move {
+            tokio::time::timeout(TAKE_TIMEOUT, this.take(p))
+                .await
+                .ok()
+                .flatten()
+        });
+        let taken = futures_util::future::join_all(takes).await;
         for (partition, owned) in taken.into_iter().flatten() {
             self.owned[partition] = Some(owned);
         }
@@ -526,13 +541,13 @@ impl Round<'_> {
             let lost = match answer {
                 Some(Ok(revision)) => {
                     owned.revision = revision;
-                    owned.renewed = sent;
+                    *owned.renewed.lock() = sent;
                     continue;
                 }
                 Some(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     format!("another node holds it: {error}")
                 }
-                _ if owned.renewed.elapsed() < STALE_AFTER => continue,
+                _ if owned.renewed.lock().elapsed() < STALE_AFTER => continue,
                 Some(Err(error)) => format!("not renewed in time: {error}"),
                 None => "not renewed in time".to_owned(),
             };
@@ -608,10 +623,11 @@ impl Round<'_> {
         };
         self.sink.took(partition);
         let fetching = self.inner.stop.child_token();
+        let renewed = Arc::new(parking_lot::Mutex::new(sent));
         let fetcher = tokio::spawn(fetch(
             Arc::clone(self.inner),
             Arc::clone(self.sink),
-            partition,
+            (partition, Arc::clone(&renewed)),
             consumer,
             fetching.clone(),
         ));
@@ -619,7 +635,7 @@ impl Round<'_> {
             partition,
             Owned {
                 revision,
-                renewed: sent,
+                renewed,
                 fetching,
                 fetcher: Some(fetcher),
                 draining: None,
@@ -666,18 +682,22 @@ impl Round<'_> {
 async fn fetch(
     inner: Arc<Inner>,
     sink: Arc<dyn WorkSink>,
-    partition: usize,
+    (partition, renewed): (usize, Arc<parking_lot::Mutex<Instant>>),
     consumer: jetstream::consumer::Consumer<pull::Config>,
     stop: CancellationToken,
 ) {
     let window = inner.config.window.max(1);
-    while !stop.is_cancelled() {
-        let pulled = consumer
-            .stream()
-            .max_messages_per_batch(window)
-            .expires(FETCH_WAIT)
-            .messages()
-            .await;
+    // A lease not renewed for STALE_AFTER may expire and go to another node: stop first.
+    let stale = || renewed.lock().elapsed() >= STALE_AFTER;
+    while !stop.is_cancelled() && !stale() {
+        let pulled = tokio::select! {
+            () = stop.cancelled() => return,
+            pulled = consumer
+                .stream()
+                .max_messages_per_batch(window)
+                .expires(FETCH_WAIT)
+                .messages() => pulled,
+        };
         let mut messages = match pulled {
             Ok(messages) => messages,
             Err(error) => {
@@ -704,22 +724,23 @@ async fn fetch(
                 }
                 None => break,
             };
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || stale() {
                 return;
             }
             let Ok(seq) = message.info().map(|info| info.stream_sequence) else {
                 continue;
             };
-            if sink.holds(seq) {
+            let ack = AckToken {
+                reply: message.reply.clone(),
+            };
+            if sink.refresh(seq, &ack) {
                 continue;
             }
             sink.take(Work {
                 partition,
                 seq,
                 payload: message.payload.clone(),
-                ack: AckToken {
-                    reply: message.reply.clone(),
-                },
+                ack,
             });
         }
     }

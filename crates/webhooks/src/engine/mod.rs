@@ -597,7 +597,8 @@ impl WebhookEngine {
     }
 
     /// Every webhook's metrics on this node as JSON, by name (what the node reports to the
-    /// cluster).
+    /// cluster), with its newest three failures only: every node answers with all of its
+    /// webhooks in one NATS message.
     #[must_use]
     pub fn metrics_report(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
         self.inner
@@ -606,7 +607,9 @@ impl WebhookEngine {
             .load()
             .iter()
             .filter_map(|w| {
-                let metrics = serde_json::to_value(w.metrics()).ok()?;
+                let mut metrics = w.metrics();
+                metrics.last_failures.truncate(3);
+                let metrics = serde_json::to_value(metrics).ok()?;
                 Some((w.spec.name.clone(), metrics))
             })
             .collect()

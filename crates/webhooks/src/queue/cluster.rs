@@ -347,8 +347,14 @@ impl WorkSink for ClusterQueue {
             .map_or(0, |held| held.load(Ordering::Acquire))
     }
 
-    fn holds(&self, seq: u64) -> bool {
-        self.held.lock().contains_key(&seq)
+    fn refresh(&self, seq: u64, ack: &AckToken) -> bool {
+        match self.held.lock().get_mut(&seq) {
+            Some((_, token)) => {
+                *token = ack.clone();
+                true
+            }
+            None => false,
+        }
     }
 
     fn took(&self, partition: usize) {
@@ -412,9 +418,11 @@ impl Queue for ClusterQueue {
 
     /// An event of a partition no longer read here is forgotten: its next reader has it.
     fn put_back(&self, lane: usize, item: Queued) {
-        if self.reading[partition_of(&item)].load(Ordering::Acquire) {
-            self.local.put_back(lane, item);
-        } else {
+        let reading = &self.reading[partition_of(&item)];
+        if let Some(item) = self
+            .local
+            .put_back_if(lane, item, || reading.load(Ordering::Acquire))
+        {
             self.unhold(item.seq);
         }
     }

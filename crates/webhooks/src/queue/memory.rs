@@ -135,6 +135,27 @@ impl MemoryQueue {
         items.drain(..).collect()
     }
 
+    /// [`Queue::put_back`] if `keep` says so, asked under the lane's lock (so a concurrent
+    /// [`MemoryQueue::remove_from_lane`] sees the event or `keep`'s new answer); else gives
+    /// the event back.
+    pub(crate) fn put_back_if(
+        &self,
+        lane: usize,
+        item: Queued,
+        keep: impl FnOnce() -> bool,
+    ) -> Option<Queued> {
+        let lane = self.lane(lane);
+        let mut items = lane.items.lock();
+        if !keep() {
+            return Some(item);
+        }
+        self.len.fetch_add(1, Ordering::AcqRel);
+        items.push_front(item);
+        drop(items);
+        lane.notify.notify_one();
+        None
+    }
+
     /// Removes the events of `lane` that `keep` refuses, under the lane's lock (so the rest
     /// keep their places); returns them.
     pub(crate) fn remove_from_lane(
