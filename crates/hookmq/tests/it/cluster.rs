@@ -197,10 +197,11 @@ pub(crate) fn publish(mqtt: u16, topic: &str, payload: &str, qos: &str) {
     assert!(status.success());
 }
 
-/// `mosquitto_sub -v` on `filter`: its lines (`topic payload`) as they come.
+/// `mosquitto_sub -v` on `filter` (QoS 2 granted, so each message keeps its own QoS): its
+/// lines (`topic payload`) as they come.
 pub(crate) fn subscribe(mqtt: u16, filter: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new("mosquitto_sub")
-        .args(["-p", &mqtt.to_string(), "-t", filter, "-q", "1", "-v"])
+        .args(["-p", &mqtt.to_string(), "-t", filter, "-q", "2", "-v"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
@@ -244,8 +245,9 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     publish(a, "room", "parent", "0");
     publish(a, "room/a", "qos0", "0");
     publish(a, "room/b/c", "qos1", "1");
+    publish(a, "room/d", "qos2", "2");
     let mut got = Vec::new();
-    while got.len() < 3 {
+    while got.len() < 4 {
         let line = lines
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("only {got:?} arrived"));
@@ -253,7 +255,10 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
             got.push(line);
         }
     }
-    assert_eq!(got, ["room parent", "room/a qos0", "room/b/c qos1"]);
+    assert_eq!(
+        got,
+        ["room parent", "room/a qos0", "room/b/c qos1", "room/d qos2"]
+    );
     assert!(
         lines.recv_timeout(Duration::from_millis(300)).is_err(),
         "nothing else (not other/topic)"
