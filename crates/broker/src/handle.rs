@@ -115,16 +115,22 @@ impl BrokerHandle {
     }
 
     /// Ends the connection of `client_id` here because it connected to another node of the
-    /// cluster (reason `takenover`); its session ends here. Returns whether it was
-    /// connected here.
+    /// cluster (reason `takenover`), and its session here, connected or offline: the client
+    /// goes on with the session it has there (an offline one left here would queue copies
+    /// of what it gets there, and its delayed will would fire though the client is alive).
+    /// Returns whether it was connected here.
     pub fn taken_over_elsewhere(&self, client_id: &str) -> bool {
-        match self.shared.registry.control(client_id) {
-            Some(control) => {
-                let _ = control.try_send(Control::Elsewhere);
-                true
-            }
-            None => false,
+        if let Some(control) = self.shared.registry.control(client_id) {
+            let _ = control.try_send(Control::Elsewhere);
+            return true;
         }
+        if let Some(mut state) = self.shared.registry.take_offline(client_id) {
+            if let Some(will) = state.pending_will.take() {
+                will.abort();
+            }
+            self.shared.end_session(&state);
+        }
+        false
     }
 
     /// Every subscription.

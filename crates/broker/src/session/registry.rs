@@ -264,6 +264,18 @@ impl Registry {
         }
     }
 
+    /// Removes the offline session of `client_id`, if it has one here.
+    pub(crate) fn take_offline(&self, client_id: &str) -> Option<Box<SessionState>> {
+        let mut entries = self.entries.lock();
+        if !matches!(entries.get(client_id), Some(Entry::Offline { .. })) {
+            return None;
+        }
+        match entries.remove(client_id) {
+            Some(Entry::Offline { state, .. }) => Some(state),
+            _ => None,
+        }
+    }
+
     /// Parks a session recovered from the journal offline, until `expires_at`.
     pub(crate) fn restore(
         &self,

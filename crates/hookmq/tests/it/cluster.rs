@@ -384,6 +384,21 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         assert!(Instant::now() < deadline, "the session stayed on a");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // An offline session ends too: a client that left a and connects to b has no session
+    // left on a to queue copies of what it now gets on b.
+    let (leaver, _) = crate::persistence::Raw::connect(a, "leaver");
+    drop(leaver);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&a_api, "/clients/leaver")["connected"] != false {
+        assert!(Instant::now() < deadline, "leaver never went offline on a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_leaver_on_b, _) = crate::persistence::Raw::connect(b, "leaver");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&a_api, "/clients/leaver")["code"] != "NOT_FOUND" {
+        assert!(Instant::now() < deadline, "the offline session stayed on a");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Either node's API lists both.
     let nodes = get(&a_api, "/nodes");
