@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ClusterError;
 
+/// Tries of a write past the first that failed.
+const PUT_TRIES: u32 = 2;
+
 /// Opens the bucket `name` (making it if needed), one value kept per key, each for
 /// `max_age` at most (zero: for ever), on `replicas` NATS servers.
 pub(crate) async fn open_bucket(
@@ -96,10 +99,21 @@ impl SharedMap {
     /// # Errors
     /// NATS did not take it (unreachable, or the bucket is full).
     pub async fn put(&self, key: &str, value: Bytes) -> Result<u64, ClusterError> {
-        self.store
-            .put(key, value)
-            .await
-            .map_err(|e| self.error(key, e))
+        // A bucket just made may not be known to every NATS server yet: a few tries, a
+        // moment apart (other failures, such as NATS away, are answered at once).
+        let mut tries = 0;
+        loop {
+            match self.store.put(key, value.clone()).await {
+                Ok(revision) => return Ok(revision),
+                Err(error)
+                    if tries < PUT_TRIES && error.to_string().contains("no stream found") =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(error) => return Err(self.error(key, error)),
+            }
+        }
     }
 
     /// Deletes `key` for every node; returns the change's revision. (Written as an empty
