@@ -133,6 +133,33 @@ impl BrokerHandle {
         false
     }
 
+    /// Hands `client_id`'s session to another node of the cluster, where the client has
+    /// just connected: ends its connection here, if any (DISCONNECT 0x8E, reason
+    /// `takenover`), and its session here, and returns the session as bytes for
+    /// `Peers::fetch_session` over there. `None` if it has no session here.
+    pub async fn hand_over_session(&self, client_id: &str) -> Option<Vec<u8>> {
+        let shared = &self.shared;
+        let state = match shared.registry.online(client_id) {
+            Some((control, connection_id)) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                control
+                    .try_send(Control::Takeover {
+                        discard: false,
+                        reply,
+                    })
+                    .ok()?;
+                let state = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+                    .await
+                    .ok()?
+                    .ok()?;
+                shared.registry.forget_connection(client_id, connection_id);
+                state
+            }
+            None => shared.registry.take_offline(client_id)?,
+        };
+        Some(crate::session::transfer::hand_over(shared, state))
+    }
+
     /// Every subscription.
     #[must_use]
     pub fn subscriptions(&self) -> Vec<SubscriptionRow> {

@@ -31,7 +31,16 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// A client connected here: the other nodes end its connection there, if any (one
     /// connection per client id, cluster-wide). Must not block.
     fn connected(&self, client_id: &str);
+
+    /// The session of `client_id` from the node that has it (which ends it there), as
+    /// `BrokerHandle::hand_over_session` gave it; `None` when no node has one. Asked while
+    /// a client that wants its session kept connects here and this node has none.
+    fn fetch_session<'a>(&'a self, client_id: &'a str) -> SessionFetch<'a>;
 }
+
+/// What [`Peers::fetch_session`] returns.
+pub type SessionFetch<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'a>>;
 
 /// The filters that gained their first or lost their last subscriber here since the last
 /// look. Changes are coalesced per filter (the last one counts), so the set is bounded by

@@ -11,6 +11,7 @@
 //! - `subject`: MQTT topics and filters as NATS subjects.
 //! - `link`: the forwarding queue (the broker's [`hookmq_broker::peers::Peers`]), the
 //!   task that publishes it, the interest task that subscribes and the tasks that receive.
+//! - `sessions`: a persistent session moving to the node its client connected to.
 //! - [`shared`]: state every node sees ([`SharedMap`], a JetStream key-value bucket) and
 //!   follows, for the layers above (retained messages here, webhooks in hookmq-webhooks).
 //! - `retained`: retained messages in a shared map, mirrored by every node.
@@ -28,6 +29,7 @@
 mod link;
 mod nodes;
 mod retained;
+mod sessions;
 pub mod shared;
 pub mod subject;
 pub mod work;

@@ -51,6 +51,8 @@ pub(crate) struct Link {
     connections: mpsc::Sender<Arc<str>>,
     dropped: AtomicU64,
     client: Client,
+    /// Sessions asked of and handed to the other nodes.
+    sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl Peers for Link {
@@ -78,6 +80,10 @@ impl Peers for Link {
 
     fn balances_shared(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn fetch_session<'a>(&'a self, client_id: &'a str) -> hookmq_broker::peers::SessionFetch<'a> {
+        Box::pin(self.sessions.fetch(client_id))
     }
 }
 
@@ -135,12 +141,22 @@ impl Link {
             broker.clone(),
             stop.clone(),
         ));
+        let sessions = crate::sessions::Sessions::start(
+            client.clone(),
+            &prefix,
+            node,
+            broker.clone(),
+            stop.clone(),
+        )
+        .await
+        .map_err(|e| ClusterError::Nats(e.to_string()))?;
         let link = Arc::new(Self {
             queue,
             retained,
             connections,
             dropped: AtomicU64::new(0),
             client: client.clone(),
+            sessions,
         });
         tokio::spawn(publish_forwarded(
             client.clone(),

@@ -353,7 +353,14 @@ async fn accept<S: AsyncWrite + Unpin>(
     let (control_tx, control) = control_slot();
     let connection_id = shared.next_connection_id();
     let previous = match shared.registry.claim(&client, connection_id, control_tx) {
-        Claimed::Fresh => None,
+        // Perhaps on another node of the cluster: it hands the session over.
+        Claimed::Fresh => match (connect.clean_start, shared.peers.get()) {
+            (false, Some(peers)) => peers
+                .fetch_session(&client.client_id)
+                .await
+                .and_then(|bytes| crate::session::transfer::rebuild(shared, &client, &bytes)),
+            _ => None,
+        },
         Claimed::Offline(state) => Some(state),
         Claimed::Online(old) => {
             let (reply, answer) = oneshot::channel();

@@ -8,6 +8,7 @@
 pub(crate) mod inflight;
 pub(crate) mod mailbox;
 pub(crate) mod registry;
+pub(crate) mod transfer;
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -264,6 +264,33 @@ impl Registry {
         }
     }
 
+    /// The connection that has `client_id`'s session now, if it is connected: its control
+    /// and number.
+    pub(crate) fn online(&self, client_id: &str) -> Option<(ControlSender, u64)> {
+        match self.entries.lock().get(client_id) {
+            Some(Entry::Online {
+                control,
+                connection_id,
+                ..
+            }) => Some((control.clone(), *connection_id)),
+            _ => None,
+        }
+    }
+
+    /// Forgets `client_id` if connection `connection_id` still has it (its session went to
+    /// another node).
+    pub(crate) fn forget_connection(&self, client_id: &str, connection_id: u64) {
+        let mut entries = self.entries.lock();
+        if let Some(Entry::Online {
+            connection_id: owner,
+            ..
+        }) = entries.get(client_id)
+            && *owner == connection_id
+        {
+            entries.remove(client_id);
+        }
+    }
+
     /// Removes the offline session of `client_id`, if it has one here.
     pub(crate) fn take_offline(&self, client_id: &str) -> Option<Box<SessionState>> {
         let mut entries = self.entries.lock();

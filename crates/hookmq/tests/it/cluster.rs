@@ -368,10 +368,10 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     }
 
     // One connection per client id across the cluster: connecting on b ends the
-    // connection, and the session, on a.
+    // connection on a, and the session moves to b.
     let (mut first, _) = crate::persistence::Raw::connect(a, "mover");
     let (_second, present) = crate::persistence::Raw::connect(b, "mover");
-    assert!(!present, "sessions do not move between nodes (yet)");
+    assert!(present, "the session moved from a to b");
     match first.recv() {
         hookmq_codec::Packet::Disconnect(disconnect) => assert_eq!(
             disconnect.reason_code,
@@ -384,8 +384,8 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         assert!(Instant::now() < deadline, "the session stayed on a");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // An offline session ends too: a client that left a and connects to b has no session
-    // left on a to queue copies of what it now gets on b.
+    // An offline session moves too: nothing is left on a to queue copies of what the
+    // client now gets on b.
     let (leaver, _) = crate::persistence::Raw::connect(a, "leaver");
     drop(leaver);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -393,12 +393,68 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         assert!(Instant::now() < deadline, "leaver never went offline on a");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (_leaver_on_b, _) = crate::persistence::Raw::connect(b, "leaver");
+    let (_leaver_on_b, present) = crate::persistence::Raw::connect(b, "leaver");
+    assert!(present, "the offline session moved from a to b");
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(&a_api, "/clients/leaver")["code"] != "NOT_FOUND" {
         assert!(Instant::now() < deadline, "the offline session stayed on a");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // A persistent subscriber leaves a; what is published for it meanwhile is queued on a,
+    // and it gets it on b, where it reconnects.
+    let resumer = |mqtt: u16| {
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-p", &mqtt.to_string(), "-i", "resumer", "-c", "-q", "1"])
+            .args(["-t", "mv/#", "-v"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_sub");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, received)
+    };
+    let (mut on_a, lines) = resumer(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        publish(a, "mv/probe", "p", "1");
+        if lines.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber on a never got a probe"
+        );
+    }
+    let _ = on_a.kill();
+    let _ = on_a.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&a_api, "/clients/resumer")["connected"] != false {
+        assert!(Instant::now() < deadline, "resumer never went offline on a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    publish(a, "mv/1", "queued-1", "1");
+    publish(a, "mv/2", "queued-2", "1");
+    let (mut on_b, lines) = resumer(b);
+    let mut got: Vec<String> = Vec::new();
+    while got.len() < 2 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the queued messages did not come on b: {got:?}"));
+        if line.starts_with("mv/1") || line.starts_with("mv/2") {
+            got.push(line);
+        }
+    }
+    assert_eq!(got, ["mv/1 queued-1", "mv/2 queued-2"]);
+    let _ = on_b.kill();
+    let _ = on_b.wait();
 
     // Either node's API lists both.
     let nodes = get(&a_api, "/nodes");
