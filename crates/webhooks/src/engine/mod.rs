@@ -38,6 +38,8 @@ mod dead_letters;
 mod runtime;
 mod shared;
 
+use shared::Unstarted;
+
 pub use dead_letters::{DeadLetterPage, DeadLetterView, ReplayReport};
 
 use runtime::DeliveryRuntime;
@@ -401,46 +403,6 @@ impl WebhookEngine {
         Ok(())
     }
 
-    /// Writes a change made through this node's API to the cluster (`spec`, or `None` for a
-    /// deletion), or records the revision of one heard from it. A single node has nothing
-    /// to do.
-    async fn share_change(
-        &self,
-        name: &str,
-        origin: Origin,
-        spec: Option<&WebhookSpec>,
-    ) -> Result<(), EngineError> {
-        let Some(sharing) = self.inner.sharing.get() else {
-            return Ok(());
-        };
-        match origin {
-            Origin::Local => {}
-            Origin::Peer(revision) => sharing.record(name, revision),
-            Origin::Api => {
-                let unavailable =
-                    |e: hookmq_cluster::ClusterError| EngineError::Unavailable(e.to_string());
-                match spec {
-                    Some(spec) => {
-                        let bytes = self.inner.files.to_shared(spec).map_err(|e| {
-                            EngineError::Storage(format!("sealing webhook {name}: {e}"))
-                        })?;
-                        let revision = sharing
-                            .map
-                            .put(name, bytes.into())
-                            .await
-                            .map_err(unavailable)?;
-                        sharing.record(name, revision);
-                    }
-                    None => {
-                        let revision = sharing.map.delete(name).await.map_err(unavailable)?;
-                        sharing.record(name, revision);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes a webhook: its queued events are dropped (and logged), its directory (saved
     /// spec, counters, journal) deleted; on every node of a cluster.
     ///
@@ -797,31 +759,6 @@ fn summarise(webhook: &Webhook) {
             last = last.as_deref().unwrap_or("-"),
             "events failed for good in the last {seconds} s (kept as dead letters)"
         );
-    }
-}
-
-/// A version built by a change that has not swapped it in yet: if the change fails or is
-/// abandoned, the cluster queue it started (a new one, not the previous version's) closes,
-/// so its tasks end with it.
-struct Unstarted {
-    queue: Option<Arc<dyn crate::queue::Queue>>,
-}
-
-impl Unstarted {
-    fn new(built: &Webhook, previous: Option<&Webhook>) -> Self {
-        let own = built.queue.as_cluster().is_some()
-            && !previous.is_some_and(|old| Arc::ptr_eq(&old.queue, &built.queue));
-        Self {
-            queue: own.then(|| Arc::clone(&built.queue)),
-        }
-    }
-}
-
-impl Drop for Unstarted {
-    fn drop(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            queue.close();
-        }
     }
 }
 

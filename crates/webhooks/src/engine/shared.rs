@@ -8,10 +8,12 @@
 //! change arriving after a newer one it wrote).
 //!
 //! Webhooks from a node's configuration file belong to that node: they are not shared, and
-//! changes heard under their names are ignored there.
+//! changes heard under their names are ignored there. A version built for a change that is
+//! then abandoned closes the cluster queue it started (`Unstarted`).
 
 use std::{
     collections::{HashMap, HashSet},
+    sync::Arc,
     time::Duration,
 };
 
@@ -20,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{EngineError, Origin, WebhookEngine};
+use crate::{spec::WebhookSpec, webhook::Webhook};
 
 /// How long joining waits to have heard the cluster's webhooks.
 const CATCH_UP: Duration = Duration::from_secs(10);
@@ -49,6 +52,46 @@ impl Sharing {
 }
 
 impl WebhookEngine {
+    /// Writes a change made through this node's API to the cluster (`spec`, or `None` for a
+    /// deletion), or records the revision of one heard from it. A single node has nothing
+    /// to do.
+    pub(super) async fn share_change(
+        &self,
+        name: &str,
+        origin: Origin,
+        spec: Option<&WebhookSpec>,
+    ) -> Result<(), EngineError> {
+        let Some(sharing) = self.inner.sharing.get() else {
+            return Ok(());
+        };
+        match origin {
+            Origin::Local => {}
+            Origin::Peer(revision) => sharing.record(name, revision),
+            Origin::Api => {
+                let unavailable =
+                    |e: hookmq_cluster::ClusterError| EngineError::Unavailable(e.to_string());
+                match spec {
+                    Some(spec) => {
+                        let bytes = self.inner.files.to_shared(spec).map_err(|e| {
+                            EngineError::Storage(format!("sealing webhook {name}: {e}"))
+                        })?;
+                        let revision = sharing
+                            .map
+                            .put(name, bytes.into())
+                            .await
+                            .map_err(unavailable)?;
+                        sharing.record(name, revision);
+                    }
+                    None => {
+                        let revision = sharing.map.delete(name).await.map_err(unavailable)?;
+                        sharing.record(name, revision);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Shares this node's webhooks with the cluster and follows the other nodes' changes.
     /// Waits (at most 10 s) until the cluster's webhooks run here; saved webhooks the
     /// cluster does not know yet are shared.
@@ -130,6 +173,31 @@ impl WebhookEngine {
                     tracing::warn!(webhook = %name, %error, "webhook not shared with the cluster");
                 }
             }
+        }
+    }
+}
+
+/// A version built by a change that has not swapped it in yet: if the change fails or is
+/// abandoned, the cluster queue it started (a new one, not the previous version's) closes,
+/// so its tasks end with it.
+pub(super) struct Unstarted {
+    pub(super) queue: Option<Arc<dyn crate::queue::Queue>>,
+}
+
+impl Unstarted {
+    pub(super) fn new(built: &Webhook, previous: Option<&Webhook>) -> Self {
+        let own = built.queue.as_cluster().is_some()
+            && !previous.is_some_and(|old| Arc::ptr_eq(&old.queue, &built.queue));
+        Self {
+            queue: own.then(|| Arc::clone(&built.queue)),
+        }
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.close();
         }
     }
 }
