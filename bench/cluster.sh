@@ -2,7 +2,8 @@
 # hookmq as a single node and as three nodes on one nats-server with JetStream (Debian's),
 # in one run, everything on this machine's cores:
 #  1. messages/s for one publisher and one subscriber, unpaced, the subscriber on the
-#     publisher's node or on another one;
+#     publisher's node or on another one; QoS 1 also with cluster.forward_confirm_timeout
+#     = 0s (a PUBACK that does not wait for NATS to take the message);
 #  2. publish-to-subscriber latency at a steady 5,000 msg/s, same node and across nodes;
 #  3. webhook events/s delivered to the minimal receiver: one node (disk buffer), three
 #     nodes each delivering its own clients' events (disk buffer), and three nodes sharing
@@ -28,11 +29,16 @@ node() { # name mqtt-port [nats-url] [config]
     HOOKMQ_LISTENERS__TCP__BIND="127.0.0.1:$2" HOOKMQ_LISTENERS__WS__ENABLE=false \
     HOOKMQ_DASHBOARD__ENABLE=false HOOKMQ_LOG__LEVEL=warn \
     HOOKMQ_MQTT__MAX_QUEUE_LEN=1000000 HOOKMQ_CLUSTER__NATS_URL="${3:-}" \
+    HOOKMQ_CLUSTER__FORWARD_CONFIRM_TIMEOUT="${confirm:-5s}" \
     "$bin" ${4:+--config "$4"} >>"$work/$1.log" 2>&1 &
   nodes+=($!)
   wait_port "$2"
 }
 stop_nodes() { kill "${nodes[@]}" 2>/dev/null || true; wait "${nodes[@]}" 2>/dev/null || true; nodes=(); }
+restart_three() { # confirm: the three clustered nodes again, forward_confirm_timeout=$1
+  kill "${nodes[@]:1}"; wait "${nodes[@]:1}" 2>/dev/null || true; nodes=("${nodes[0]}")
+  confirm=$1; node a "$a" "$url"; node b "$b" "$url"; node c "$c" "$url"
+}
 nats=$(port); single=$(port); a=$(port); b=$(port); c=$(port)
 url="nats://127.0.0.1:$nats"
 nats-server -a 127.0.0.1 -p "$nats" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
@@ -60,6 +66,11 @@ for qos in 0 1; do
   run "3 nodes, same node" "$qos" "$count" "$a" "$a"
   run "3 nodes, across nodes" "$qos" "$count" "$a" "$b"
 done
+# QoS 1 again with acknowledgements that do not wait for NATS to take the message.
+restart_three 0s
+run "3 nodes, same node, confirm 0s" 1 "${N1:-50000}" "$a" "$a"
+run "3 nodes, across nodes, confirm 0s" 1 "${N1:-50000}" "$a" "$b"
+restart_three 5s
 fi
 
 if section 2; then

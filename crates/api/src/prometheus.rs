@@ -218,6 +218,12 @@ pub(crate) fn render(state: &AppState) -> String {
             "Messages not forwarded to the other nodes: the forwarding queue was full.",
             cluster.forward_dropped(),
         );
+        out.single(
+            "hookmq_cluster_forward_unconfirmed_total",
+            "counter",
+            "QoS 1/2 acknowledgements sent before NATS confirmed their messages.",
+            cluster.forward_unconfirmed(),
+        );
     }
     out.single(
         "hookmq_uptime_seconds",

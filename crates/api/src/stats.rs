@@ -272,6 +272,10 @@ pub(crate) struct ClusterView {
     /// full (`cluster.forward_queue`); absent for a single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     forward_dropped: Option<u64>,
+    /// QoS 1/2 acknowledgements sent before NATS confirmed their messages (after
+    /// `cluster.forward_confirm_timeout`); absent for a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forward_unconfirmed: Option<u64>,
     /// The nodes that answered, by name.
     nodes: Vec<NodeView>,
 }
@@ -291,6 +295,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
             nats: None,
             server: None,
             forward_dropped: None,
+            forward_unconfirmed: None,
             nodes,
         },
         Some(cluster) => ClusterView {
@@ -302,6 +307,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
             }),
             server: Some(cluster.server()),
             forward_dropped: Some(cluster.forward_dropped()),
+            forward_unconfirmed: Some(cluster.forward_unconfirmed()),
             nodes,
         },
     })

@@ -36,6 +36,11 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// `BrokerHandle::hand_over_session` gave it; `None` when no node has one. Asked while
     /// a client that wants its session kept connects here and this node has none.
     fn fetch_session<'a>(&'a self, client_id: &'a str) -> SessionFetch<'a>;
+
+    /// A future that resolves once the messages forwarded so far have left this node for
+    /// good (its death can no longer keep them from the other nodes); `None` when nothing
+    /// waits. A connection awaits it before it acknowledges QoS 1/2 PUBLISHes.
+    fn forwarded(&self) -> Option<crate::hooks::Durable>;
 }
 
 /// What [`Peers::fetch_session`] returns.

@@ -11,6 +11,7 @@
 //! - `subject`: MQTT topics and filters as NATS subjects.
 //! - `link`: the forwarding queue (the broker's [`hookmq_broker::peers::Peers`]), the
 //!   task that publishes it, the interest task that subscribes and the tasks that receive.
+//! - `confirm`: a QoS 1/2 acknowledgement waits until NATS has taken what was forwarded.
 //! - `sessions`: a persistent session moving to the node its client connected to.
 //! - [`shared`]: state every node sees ([`SharedMap`], a JetStream key-value bucket) and
 //!   follows, for the layers above (retained messages here, webhooks in hookmq-webhooks).
@@ -22,10 +23,12 @@
 //! - [`Cluster`]: joining (connection, node name check) and its status; [`ClusterHandle`]
 //!   for the API.
 //!
-//! Between nodes, messages go over core NATS: at most once, like QoS 0 between brokers.
+//! Between nodes, messages go over core NATS; a QoS 1/2 PUBLISH is acknowledged once the
+//! NATS server has taken it (so this node's death no longer loses it).
 //! A node that loses NATS keeps serving its own clients and catches up on interest when
 //! NATS is back.
 
+mod confirm;
 mod link;
 mod nodes;
 mod retained;
@@ -63,6 +66,14 @@ pub struct ClusterConfig {
     /// counted in `forward_dropped` and summarised in the log), and local subscribers still
     /// get them.
     pub forward_queue: usize,
+    /// How long a QoS 1/2 PUBACK (and PUBREC) waits at most for NATS to confirm it took
+    /// the message on its way to the other nodes, so that a message this node acknowledged
+    /// reaches them even if this node dies right after (default `5s`). Past it the
+    /// acknowledgement goes anyway, counted in `forward_unconfirmed`; `0s`: never wait
+    /// (a little faster, and a message acknowledged just before this node dies may not
+    /// reach the other nodes). While NATS is away nothing waits.
+    #[serde(with = "hookmq_broker::duration")]
+    pub forward_confirm_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -72,6 +83,7 @@ impl Default for ClusterConfig {
             subject_prefix: "hookmq".into(),
             replicas: 1,
             forward_queue: 65_536,
+            forward_confirm_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -146,6 +158,13 @@ impl ClusterHandle {
     #[must_use]
     pub fn forward_dropped(&self) -> u64 {
         self.link.dropped()
+    }
+
+    /// QoS 1/2 acknowledgements sent before NATS confirmed their messages
+    /// (`forward_confirm_timeout` passed).
+    #[must_use]
+    pub fn forward_unconfirmed(&self) -> u64 {
+        self.link.unconfirmed()
     }
 
     /// The shared map `<prefix>_<what>` (made if it does not exist yet).

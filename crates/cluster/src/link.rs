@@ -15,13 +15,14 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hookmq_broker::{
     BrokerHandle,
+    hooks::Durable,
     message::{Message, MessageId},
     peers::Peers,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ClusterConfig, ClusterError, retained, subject};
+use crate::{ClusterConfig, ClusterError, confirm::Confirmations, retained, subject};
 
 /// The header naming the node a message comes from (its own subscriptions hear it too).
 const ORIGIN: &str = "hookmq-node";
@@ -53,6 +54,8 @@ pub(crate) struct Link {
     client: Client,
     /// Sessions asked of and handed to the other nodes.
     sessions: Arc<crate::sessions::Sessions>,
+    /// What NATS has confirmed of the forwarding queue.
+    confirmations: Arc<Confirmations>,
 }
 
 impl Peers for Link {
@@ -62,10 +65,11 @@ impl Peers for Link {
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        let queued = self
-            .queue
-            .try_send((Arc::clone(message), shared_here))
-            .is_ok();
+        let queued = self.confirmations.queue(|| {
+            self.queue
+                .try_send((Arc::clone(message), shared_here))
+                .is_ok()
+        });
         if !queued {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -80,6 +84,15 @@ impl Peers for Link {
 
     fn balances_shared(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn forwarded(&self) -> Option<Durable> {
+        // Without NATS nothing could confirm them: the node goes on serving its own clients,
+        // and the messages go when NATS is back, if the node lives.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return None;
+        }
+        self.confirmations.wait()
     }
 
     fn fetch_session<'a>(&'a self, client_id: &'a str) -> hookmq_broker::peers::SessionFetch<'a> {
@@ -157,6 +170,15 @@ impl Link {
             dropped: AtomicU64::new(0),
             client: client.clone(),
             sessions,
+            confirmations: Arc::new(Confirmations::new(config.forward_confirm_timeout)),
+        });
+        let confirmer = Arc::clone(&link.confirmations);
+        let confirms = format!("{prefix}.confirm.{}", subject::token(node));
+        let (confirm_client, confirm_stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            confirmer
+                .confirm(confirm_client, confirms, confirm_stop)
+                .await;
         });
         tokio::spawn(publish_forwarded(
             client.clone(),
@@ -186,6 +208,11 @@ impl Link {
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Acknowledgements that went before NATS confirmed their messages.
+    pub(crate) fn unconfirmed(&self) -> u64 {
+        self.confirmations.unconfirmed()
+    }
 }
 
 /// Answers other nodes asking whether this node's name is taken.
@@ -202,7 +229,8 @@ async fn answer_name_checks(client: Client, mut requests: Subscriber, stop: Canc
     }
 }
 
-/// Publishes what the broker forwards, on the subject of each message's topic.
+/// Publishes what the broker forwards, on the subject of each message's topic, and counts
+/// each message taken (sent or given up) for the confirmations.
 async fn publish_forwarded(
     client: Client,
     prefix: String,
@@ -219,29 +247,41 @@ async fn publish_forwarded(
         let Some((message, shared_here)) = next else {
             return;
         };
-        let mut payload = vec![FORMAT];
-        match postcard::to_extend(&*message, payload) {
-            Ok(encoded) => payload = encoded,
-            Err(error) => {
-                tracing::warn!(%error, topic = %message.topic, "message not forwarded: cannot encode it");
-                continue;
-            }
+        publish_one(&client, (&prefix, &node), &message, shared_here, &link).await;
+        link.confirmations.sent();
+    }
+}
+
+/// Publishes one forwarded message; one NATS cannot take is counted with the queue's drops.
+async fn publish_one(
+    client: &Client,
+    (prefix, node): (&str, &str),
+    message: &Message,
+    shared_here: bool,
+    link: &Link,
+) {
+    let mut payload = vec![FORMAT];
+    match postcard::to_extend(message, payload) {
+        Ok(encoded) => payload = encoded,
+        Err(error) => {
+            tracing::warn!(%error, topic = %message.topic, "message not forwarded: cannot encode it");
+            return;
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(ORIGIN, node.as_str());
-        if shared_here {
-            headers.insert(SHARED_DONE, "1");
-        }
-        let subject = subject::of_topic(&prefix, &message.topic);
-        if let Err(error) = client
-            .publish_with_headers(subject, headers, payload.into())
-            .await
-        {
-            // Too large for NATS (its max_payload), or the connection closed: counted and
-            // summarised with the queue's drops.
-            link.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%error, topic = %message.topic, "message not forwarded");
-        }
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, node);
+    if shared_here {
+        headers.insert(SHARED_DONE, "1");
+    }
+    let subject = subject::of_topic(prefix, &message.topic);
+    if let Err(error) = client
+        .publish_with_headers(subject, headers, payload.into())
+        .await
+    {
+        // Too large for NATS (its max_payload), or the connection closed: counted and
+        // summarised with the queue's drops.
+        link.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%error, topic = %message.topic, "message not forwarded");
     }
 }
 

@@ -376,9 +376,19 @@ where
         let journal = std::mem::take(&mut self.sync_owed)
             .then(|| self.shared.persist.as_ref().map(|log| log.synced()))
             .flatten();
-        let sinks = std::mem::take(&mut self.acks_owed)
-            .then(|| self.shared.hooks.durable())
+        let acks_owed = std::mem::take(&mut self.acks_owed);
+        let hooks = acks_owed.then(|| self.shared.hooks.durable()).flatten();
+        let peers = acks_owed
+            .then(|| self.shared.peers.get().and_then(|peers| peers.forwarded()))
             .flatten();
+        let sinks: Option<Durable> = match (hooks, peers) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            (Some(hooks), Some(peers)) => Some(Box::pin(async move {
+                hooks.await;
+                peers.await;
+            })),
+        };
         match (journal, sinks) {
             (None, None) => None,
             (Some(journal), None) => Some(Box::pin(journal)),

@@ -86,8 +86,28 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Stops the server (SIGSTOP): it reads nothing, and its clients' writes pile up.
+    pub(crate) fn pause(&self) {
+        assert!(self.signal("-STOP"), "kill -STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub(crate) fn resume(&self) {
+        assert!(self.signal("-CONT"), "kill -CONT");
+    }
+
+    fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
+            .args([signal, &self.process.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
+        self.signal("-CONT");
         let _ = self.process.kill();
         let _ = self.process.wait();
     }

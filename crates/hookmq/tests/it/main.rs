@@ -6,6 +6,7 @@ mod support;
 mod access;
 mod cli;
 mod cluster;
+mod cluster_acks;
 mod cluster_nats;
 mod cluster_webhooks;
 mod ctl;

@@ -112,10 +112,46 @@ impl Raw {
         }
     }
 
-    fn send(&mut self, packet: &Packet) {
+    pub(crate) fn send(&mut self, packet: &Packet) {
         let mut out = BytesMut::new();
         encode(packet, ProtocolVersion::V5, &mut out).expect("encodes");
         self.stream.write_all(&out).expect("writes");
+    }
+
+    /// A second handle on the connection, to write from another thread.
+    pub(crate) fn writer(&self) -> TcpStream {
+        self.stream.try_clone().expect("clones")
+    }
+
+    /// The next packet if one comes within `wait`.
+    pub(crate) fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(packet) =
+                decode(&mut self.buf, Some(ProtocolVersion::V5), u32::MAX).expect("decodes")
+            {
+                return Some(packet);
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            let mut chunk = [0; 4096];
+            let read = self.stream.read(&mut chunk);
+            self.stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            match read {
+                Ok(0) => panic!("closed by the broker"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error) => panic!("read: {error}"),
+            }
+        }
     }
 
     pub(crate) fn recv(&mut self) -> Packet {
