@@ -35,8 +35,9 @@ pub struct NodeConfig {
     pub name: String,
     /// Directory for state that survives a restart (created if missing).
     pub data_dir: PathBuf,
-    /// On a stop signal, the time connections get to close, and then the time webhook
-    /// requests in flight get to be answered (disk-buffered events not sent by then are
+    /// On a stop signal, the time connections get to close, then (in a cluster) the time
+    /// the kept sessions of the clients that were connected get to move to the nodes those
+    /// clients reconnect to, and then the time webhook requests in flight get to be answered (disk-buffered events not sent by then are
     /// delivered after the next start).
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,

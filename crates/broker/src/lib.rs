@@ -76,6 +76,9 @@ pub struct ListenerAddresses {
     pub wss: Option<SocketAddr>,
 }
 
+/// How often [`Stopping::hand_off`] looks whether the sessions have moved.
+const HAND_OFF_POLL: Duration = Duration::from_millis(50);
+
 /// A started broker.
 #[derive(Debug)]
 pub struct Broker {
@@ -218,13 +221,28 @@ impl Broker {
         }
     }
 
-    /// Stops accepting, disconnects every client (v5 clients get `server shutting down`) and
-    /// waits up to `grace` for their tasks to finish.
+    /// Stops accepting, disconnects every client (v5 clients get `server shutting down`),
+    /// waits up to `grace` for their tasks to finish, and closes the store.
     pub async fn shutdown(self, grace: Duration) {
+        self.disconnect(grace).await.close().await;
+    }
+
+    /// Stops accepting, disconnects every client (v5 clients get `server shutting down`) and
+    /// waits up to `grace` for their tasks to finish; the store stays open (sessions may
+    /// still move to other nodes) until [`Stopping::close`].
+    pub async fn disconnect(self, grace: Duration) -> Stopping {
         self.shared.shutdown.cancel();
         for accept in self.accept_loops {
             let _ = accept.await;
         }
+        let connected: Vec<Arc<str>> = self
+            .shared
+            .registry
+            .clients()
+            .into_iter()
+            .filter(|client| client.connected)
+            .map(|client| client.info.client_id.clone())
+            .collect();
         for control in self.shared.registry.all_controls() {
             let _ = control.try_send(Control::Shutdown);
         }
@@ -235,7 +253,43 @@ impl Broker {
         {
             tracing::warn!("some connections did not close within {grace:?}");
         }
-        // What the closed sessions wrote last goes to disk before the process ends.
+        Stopping {
+            shared: self.shared,
+            connected,
+        }
+    }
+}
+
+/// A broker whose clients are gone, its store still open.
+#[derive(Debug)]
+pub struct Stopping {
+    shared: Arc<Shared>,
+    /// The clients connected when the stop began.
+    connected: Vec<Arc<str>>,
+}
+
+impl Stopping {
+    /// Waits up to `wait` for the kept sessions of the clients that were connected when the
+    /// stop began to move to the nodes those clients connect to next (a cluster hands a
+    /// session over when asked, `BrokerHandle::hand_over_session`). Returns how many are
+    /// still here.
+    pub async fn hand_off(&self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let staying = self
+                .connected
+                .iter()
+                .filter(|client_id| self.shared.registry.client(client_id).is_some())
+                .count();
+            if staying == 0 || tokio::time::Instant::now() >= deadline {
+                return staying;
+            }
+            tokio::time::sleep(HAND_OFF_POLL).await;
+        }
+    }
+
+    /// Writes what the closed sessions wrote last to disk.
+    pub async fn close(self) {
         if let Some(log) = self.shared.persist.clone() {
             let _ = tokio::task::spawn_blocking(move || log.close()).await;
         }

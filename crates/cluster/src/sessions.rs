@@ -2,29 +2,27 @@
 //! node without one asks the cluster (`<prefix>.session`, the client id); the node that has
 //! it (connected or offline) ends it there and answers with it
 //! (`BrokerHandle::hand_over_session`), the others answer that they have none. The asking
-//! node stops at the session, or once every other node it knows of has said none, or after
-//! [`ASK_WAIT`].
+//! node stops at the session, or once every other node it knows of (by name: a node it
+//! does not know of yet may answer too) has said none, or after [`ASK_WAIT`]. A node with
+//! the session may take a moment (a connected client's connection hands it over), and
+//! ends its session when it answers: the asking node waits for it rather than for a count.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_nats::{Client, HeaderMap, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hookmq_broker::BrokerHandle;
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::nodes;
 
 /// The header naming the node that asks (it hears its own question too).
 const ORIGIN: &str = "hookmq-node";
-/// How long asking waits for the nodes' answers at most.
-const ASK_WAIT: Duration = Duration::from_millis(500);
+/// How long asking waits for the nodes' answers at most (a node it knows of that died
+/// meanwhile never answers).
+const ASK_WAIT: Duration = Duration::from_secs(2);
 /// How often the number of nodes is asked again.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
 
@@ -34,8 +32,9 @@ pub(crate) struct Sessions {
     client: Client,
     subject: String,
     node: String,
-    /// Nodes that answered the last `nodes` question (this one included).
-    nodes: AtomicUsize,
+    /// The other nodes that answered the last `nodes` question. parking_lot: replaced
+    /// every [`COUNT_EVERY`], cloned per question, never held across `.await`.
+    nodes: Mutex<HashSet<String>>,
 }
 
 impl Sessions {
@@ -53,7 +52,7 @@ impl Sessions {
             client,
             subject,
             node: node.to_owned(),
-            nodes: AtomicUsize::new(0),
+            nodes: Mutex::new(HashSet::new()),
         });
         tokio::spawn(answer(
             Arc::clone(&sessions),
@@ -71,8 +70,8 @@ impl Sessions {
 
     /// The session of `client_id` from the node that has it, if one does.
     pub(crate) async fn fetch(&self, client_id: &str) -> Option<Vec<u8>> {
-        let others = self.nodes.load(Ordering::Relaxed).saturating_sub(1);
-        if others == 0 {
+        let mut waiting_for = self.nodes.lock().clone();
+        if waiting_for.is_empty() {
             return None;
         }
         let inbox = self.client.new_inbox();
@@ -85,7 +84,6 @@ impl Sessions {
             .await
             .ok()?;
         let deadline = tokio::time::Instant::now() + ASK_WAIT;
-        let mut none = 0;
         let found = loop {
             let Ok(Some(answer)) = tokio::time::timeout_at(deadline, answers.next()).await else {
                 break None;
@@ -93,8 +91,10 @@ impl Sessions {
             if !answer.payload.is_empty() {
                 break Some(answer.payload.to_vec());
             }
-            none += 1;
-            if none >= others {
+            if let Some(node) = answer.headers.as_ref().and_then(|h| h.get(ORIGIN)) {
+                waiting_for.remove(node.as_str());
+            }
+            if waiting_for.is_empty() {
                 break None;
             }
         };
@@ -128,7 +128,11 @@ async fn answer(
         ) else {
             continue;
         };
-        let (client, broker) = (sessions.client.clone(), broker.clone());
+        let (client, broker, node) = (
+            sessions.client.clone(),
+            broker.clone(),
+            sessions.node.clone(),
+        );
         // A connected client's connection takes a moment to hand its session over: the
         // other questions do not wait for it.
         tokio::spawn(async move {
@@ -137,7 +141,9 @@ async fn answer(
                 tracing::info!(client = %client_id, "session handed to another node");
             }
             let payload = session.map_or_else(Bytes::new, Bytes::from);
-            if let Err(error) = client.publish(reply, payload).await {
+            let mut headers = HeaderMap::new();
+            headers.insert(ORIGIN, node.as_str());
+            if let Err(error) = client.publish_with_headers(reply, headers, payload).await {
                 tracing::warn!(client = %client_id, %error, "a session asked for was not sent");
             }
         });
@@ -149,10 +155,15 @@ async fn count(sessions: Arc<Sessions>, subject: String, stop: CancellationToken
     loop {
         let answered = tokio::select! {
             () = stop.cancelled() => return,
-            nodes = nodes::gather(&sessions.client, subject.clone()) => nodes.len(),
+            nodes = nodes::gather(&sessions.client, subject.clone()) => nodes,
         };
-        if answered > 0 {
-            sessions.nodes.store(answered, Ordering::Relaxed);
+        // None at all: NATS away; the last known set stays.
+        if !answered.is_empty() {
+            *sessions.nodes.lock() = answered
+                .into_iter()
+                .map(|info| info.node)
+                .filter(|node| *node != sessions.node)
+                .collect();
         }
         tokio::select! {
             () = stop.cancelled() => return,

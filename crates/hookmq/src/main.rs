@@ -297,7 +297,18 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
     if let Some(task) = api_task {
         let _ = task.await;
     }
-    broker.shutdown(config.node.shutdown_timeout).await;
+    let stopping = broker.disconnect(config.node.shutdown_timeout).await;
+    if cluster.is_some() {
+        // The clients reconnect to other nodes: their sessions go there when asked.
+        let staying = stopping.hand_off(config.node.shutdown_timeout).await;
+        if staying > 0 {
+            tracing::info!(
+                sessions = staying,
+                "sessions of clients that did not reconnect elsewhere stay here until the next start"
+            );
+        }
+    }
+    stopping.close().await;
     // The webhooks before the cluster: a cluster buffer stores its last events there.
     engine.shutdown(config.node.shutdown_timeout).await;
     if let Some(cluster) = cluster {

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cluster_acks;
 mod cluster_nats;
+mod cluster_stop;
 mod cluster_webhooks;
 mod ctl;
 mod durable;
