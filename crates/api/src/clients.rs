@@ -1,5 +1,6 @@
-//! `/clients`: the clients with a session on this node (connected, or offline waiting for
-//! their session to expire), one client, and kicking one.
+//! `/clients`: the clients with a session (connected, or offline waiting for their session
+//! to expire) on every node of the cluster (`cluster_list`; this node's alone without
+//! one), one client, and kicking one.
 
 use std::collections::HashMap;
 
@@ -25,9 +26,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A client as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct ClientView {
-    /// This node.
+    /// The node the session is on.
     node: String,
     /// Client identifier.
     clientid: String,
@@ -77,7 +78,7 @@ impl ClientView {
 }
 
 /// Connection states to filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum ConnState {
     /// Connected now.
@@ -119,7 +120,64 @@ fn subscription_counts(rows: &[SubscriptionRow]) -> HashMap<&str, usize> {
     counts
 }
 
-/// Lists the clients, sorted by client id.
+/// The question the nodes answer for a cluster-wide list.
+const TOPIC: &str = "clients";
+
+/// What a listing is filtered on, as the nodes are asked.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClientFilter {
+    like_clientid: Option<String>,
+    like_username: Option<String>,
+    conn_state: Option<ConnState>,
+}
+
+/// This node's clients matching `filter`, sorted by client id.
+fn local_clients(broker: &hookmq_broker::BrokerHandle, filter: &ClientFilter) -> Vec<ClientView> {
+    let rows = broker.subscriptions();
+    let counts = subscription_counts(&rows);
+    let mut clients: Vec<ClientSummary> = broker
+        .clients()
+        .into_iter()
+        .filter(|c| {
+            filter
+                .like_clientid
+                .as_deref()
+                .is_none_or(|like| contains_ignoring_case(&c.info.client_id, like))
+                && filter.like_username.as_deref().is_none_or(|like| {
+                    c.info
+                        .username
+                        .as_deref()
+                        .is_some_and(|name| contains_ignoring_case(name, like))
+                })
+                && filter
+                    .conn_state
+                    .is_none_or(|s| (s == ConnState::Connected) == c.connected)
+        })
+        .collect();
+    clients.sort_by(|a, b| a.info.client_id.cmp(&b.info.client_id));
+    let node = broker.node_name();
+    clients
+        .iter()
+        .map(|c| {
+            let count = counts.get(&*c.info.client_id).copied().unwrap_or(0);
+            ClientView::new(node, c, count)
+        })
+        .collect()
+}
+
+/// Has this node answer the other nodes' client listings.
+pub(crate) async fn answer_for_cluster(
+    state: &AppState,
+    cluster: &hookmq_cluster::ClusterHandle,
+) -> Result<(), hookmq_cluster::ClusterError> {
+    let broker = state.broker().clone();
+    crate::cluster_list::answer(cluster, TOPIC, move |filter: &ClientFilter| {
+        local_clients(&broker, filter)
+    })
+    .await
+}
+
+/// Lists the clients of every node, node by node (by name), each node's by client id.
 #[utoipa::path(get, path = "/clients", tag = "clients",
     params(ClientQuery),
     security(("bearer" = []), ("basic" = [])),
@@ -134,38 +192,17 @@ async fn list(
     QueryParams(query): QueryParams<ClientQuery>,
 ) -> Result<Json<Page<ClientView>>, ApiError> {
     let paging = Paging::new(query.page, query.limit)?;
-    let broker = state.broker();
-    let rows = broker.subscriptions();
-    let counts = subscription_counts(&rows);
-    let mut clients: Vec<ClientSummary> = broker
-        .clients()
-        .into_iter()
-        .filter(|c| {
-            query
-                .like_clientid
-                .as_deref()
-                .is_none_or(|like| contains_ignoring_case(&c.info.client_id, like))
-                && query.like_username.as_deref().is_none_or(|like| {
-                    c.info
-                        .username
-                        .as_deref()
-                        .is_some_and(|name| contains_ignoring_case(name, like))
-                })
-                && query
-                    .conn_state
-                    .is_none_or(|s| (s == ConnState::Connected) == c.connected)
-        })
-        .collect();
-    clients.sort_by(|a, b| a.info.client_id.cmp(&b.info.client_id));
-    let node = broker.node_name();
-    let views = clients
-        .iter()
-        .map(|c| {
-            let count = counts.get(&*c.info.client_id).copied().unwrap_or(0);
-            ClientView::new(node, c, count)
-        })
-        .collect();
-    Ok(Json(paging.apply(views)))
+    let filter = ClientFilter {
+        like_clientid: query.like_clientid,
+        like_username: query.like_username,
+        conn_state: query.conn_state,
+    };
+    if let Some(cluster) = &state.cluster
+        && let Some(page) = crate::cluster_list::page(cluster, TOPIC, &filter, paging).await
+    {
+        return Ok(Json(page));
+    }
+    Ok(Json(paging.apply(local_clients(state.broker(), &filter))))
 }
 
 /// One client.

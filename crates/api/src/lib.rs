@@ -23,6 +23,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod clients;
+mod cluster_list;
 pub mod config;
 mod dashboard;
 mod dead_letters;
@@ -212,6 +213,12 @@ impl Api {
             .share(&cluster)
             .await
             .map_err(ApiStartError::Cluster)?;
+        clients::answer_for_cluster(&self.state, &cluster)
+            .await
+            .map_err(|e| ApiStartError::Cluster(e.to_string()))?;
+        subscriptions::answer_for_cluster(&self.state, &cluster)
+            .await
+            .map_err(|e| ApiStartError::Cluster(e.to_string()))?;
         self.state.cluster = Some(cluster);
         Ok(self)
     }

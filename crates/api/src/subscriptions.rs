@@ -1,4 +1,5 @@
-//! `/subscriptions`: every subscription on this node, of connected and offline sessions.
+//! `/subscriptions`: every subscription of connected and offline sessions, on every node of
+//! the cluster (`cluster_list`; this node's alone without one).
 
 use axum::{Json, extract::State};
 use hookmq_broker::SubscriptionRow;
@@ -20,7 +21,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A subscription as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct SubscriptionView {
     /// This node.
     node: String,
@@ -69,7 +70,53 @@ pub(crate) struct SubscriptionQuery {
     limit: Option<u64>,
 }
 
-/// Lists the subscriptions, sorted by client id, then topic.
+/// The question the nodes answer for a cluster-wide list.
+const TOPIC: &str = "subscriptions";
+
+/// What a listing is filtered on, as the nodes are asked.
+#[derive(Debug, Serialize, Deserialize)]
+struct SubscriptionFilter {
+    clientid: Option<String>,
+    topic: Option<String>,
+}
+
+/// This node's subscriptions matching `filter`, sorted by client id, then topic.
+fn local_subscriptions(
+    broker: &hookmq_broker::BrokerHandle,
+    filter: &SubscriptionFilter,
+) -> Vec<SubscriptionView> {
+    let mut rows: Vec<SubscriptionRow> = broker
+        .subscriptions()
+        .into_iter()
+        .filter(|r| {
+            filter
+                .clientid
+                .as_deref()
+                .is_none_or(|id| *r.client_id == *id)
+                && filter.topic.as_deref().is_none_or(|t| r.filter == t)
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.client_id, &a.filter).cmp(&(&b.client_id, &b.filter)));
+    let node = broker.node_name();
+    rows.into_iter()
+        .map(|r| SubscriptionView::new(node, r))
+        .collect()
+}
+
+/// Has this node answer the other nodes' subscription listings.
+pub(crate) async fn answer_for_cluster(
+    state: &AppState,
+    cluster: &hookmq_cluster::ClusterHandle,
+) -> Result<(), hookmq_cluster::ClusterError> {
+    let broker = state.broker().clone();
+    crate::cluster_list::answer(cluster, TOPIC, move |filter: &SubscriptionFilter| {
+        local_subscriptions(&broker, filter)
+    })
+    .await
+}
+
+/// Lists the subscriptions of every node, node by node (by name), each node's by client
+/// id, then topic.
 #[utoipa::path(get, path = "/subscriptions", tag = "clients",
     params(SubscriptionQuery),
     security(("bearer" = []), ("basic" = [])),
@@ -84,23 +131,16 @@ async fn list(
     QueryParams(query): QueryParams<SubscriptionQuery>,
 ) -> Result<Json<Page<SubscriptionView>>, ApiError> {
     let paging = Paging::new(query.page, query.limit)?;
-    let broker = state.broker();
-    let mut rows: Vec<SubscriptionRow> = broker
-        .subscriptions()
-        .into_iter()
-        .filter(|r| {
-            query
-                .clientid
-                .as_deref()
-                .is_none_or(|id| *r.client_id == *id)
-                && query.topic.as_deref().is_none_or(|t| r.filter == t)
-        })
-        .collect();
-    rows.sort_by(|a, b| (&a.client_id, &a.filter).cmp(&(&b.client_id, &b.filter)));
-    let node = broker.node_name();
-    let views = rows
-        .into_iter()
-        .map(|r| SubscriptionView::new(node, r))
-        .collect();
-    Ok(Json(paging.apply(views)))
+    let filter = SubscriptionFilter {
+        clientid: query.clientid,
+        topic: query.topic,
+    };
+    if let Some(cluster) = &state.cluster
+        && let Some(page) = crate::cluster_list::page(cluster, TOPIC, &filter, paging).await
+    {
+        return Ok(Json(page));
+    }
+    Ok(Json(
+        paging.apply(local_subscriptions(state.broker(), &filter)),
+    ))
 }

@@ -20,6 +20,7 @@
 //!   JetStream work-queue stream in partitions, each read by the node holding its lease),
 //!   for the webhooks' cluster buffer.
 //! - `nodes`: every node answers who it is; asking gathers the answers ([`NodeInfo`]).
+//! - [`ask`]: questions a layer above answers on every node (cluster-wide lists).
 //! - [`Cluster`]: joining (connection, node name check) and its status; [`ClusterHandle`]
 //!   for the API.
 //!
@@ -28,6 +29,7 @@
 //! A node that loses NATS keeps serving its own clients and catches up on interest when
 //! NATS is back.
 
+pub mod ask;
 mod confirm;
 mod link;
 mod nodes;
@@ -43,6 +45,7 @@ pub use shared::{Followed, SharedMap};
 use std::{sync::Arc, time::Duration};
 
 use async_nats::{ConnectOptions, Event, connection::State};
+use bytes::Bytes;
 use hookmq_broker::BrokerHandle;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -202,6 +205,52 @@ impl ClusterHandle {
     /// first reporter given stays.
     pub fn report_webhooks(&self, report: WebhookReporter) {
         self.reporter.set(report);
+    }
+
+    /// Has this node answer the questions on `topic` (one NATS token) with `answerer`, as
+    /// every node and as itself ([`ClusterHandle::ask_everyone`], [`ClusterHandle::ask_node`]).
+    ///
+    /// # Errors
+    /// [`ClusterError::Nats`] when the subscriptions fail.
+    pub async fn answer(&self, topic: &str, answerer: ask::Answerer) -> Result<(), ClusterError> {
+        for subject in [
+            ask::everyone(&self.prefix, topic),
+            ask::one(&self.prefix, topic, &self.node),
+        ] {
+            let questions = self
+                .client
+                .subscribe(subject)
+                .await
+                .map_err(|e| ClusterError::Nats(e.to_string()))?;
+            tokio::spawn(ask::answer(
+                self.client.clone(),
+                self.node.clone(),
+                questions,
+                Arc::clone(&answerer),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every node's answer to `question` on `topic`, by node name, sorted: those that come
+    /// within 300 ms (this one's included while NATS is up).
+    pub async fn ask_everyone(&self, topic: &str, question: Vec<u8>) -> Vec<(String, Bytes)> {
+        ask::gather(
+            &self.client,
+            ask::everyone(&self.prefix, topic),
+            question.into(),
+        )
+        .await
+    }
+
+    /// `node`'s answer to `question` on `topic`, if it comes within 2 s.
+    pub async fn ask_node(&self, node: &str, topic: &str, question: Vec<u8>) -> Option<Bytes> {
+        ask::ask_one(
+            &self.client,
+            ask::one(&self.prefix, topic, node),
+            question.into(),
+        )
+        .await
     }
 
     /// Every node that answers within 300 ms (this one included while NATS is up), by name.

@@ -184,7 +184,7 @@ pub(crate) fn node_at(
 }
 
 /// `GET {api}{path}` as the default admin.
-fn get(api: &str, path: &str) -> serde_json::Value {
+pub(crate) fn get(api: &str, path: &str) -> serde_json::Value {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let token = crate::support::login(api).await;

@@ -7,6 +7,7 @@ mod access;
 mod cli;
 mod cluster;
 mod cluster_acks;
+mod cluster_lists;
 mod cluster_nats;
 mod cluster_stop;
 mod cluster_webhooks;

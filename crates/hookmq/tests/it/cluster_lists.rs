@@ -1,0 +1,111 @@
+//! The client and subscription lists span the cluster: any node's API lists every node's
+//! clients and subscriptions, each with its node, paged node by node.
+
+use std::time::{Duration, Instant};
+
+use hookmq_codec::{Packet, QoS, Subscribe, SubscriptionOptions, SubscriptionRequest};
+use serde_json::Value;
+
+use crate::{
+    cluster::{Nats, get, node_with},
+    persistence::Raw,
+    support::free_port,
+};
+
+/// A connected client of `mqtt` subscribed to `filter`.
+fn subscriber(mqtt: u16, client_id: &str, filter: &str) -> Raw {
+    let (mut raw, _) = Raw::connect(mqtt, client_id);
+    raw.send(&Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        subscriptions: vec![SubscriptionRequest {
+            filter: filter.into(),
+            options: SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                ..SubscriptionOptions::default()
+            },
+        }],
+        ..Subscribe::default()
+    }));
+    assert!(matches!(raw.recv(), Packet::SubAck(_)));
+    raw
+}
+
+/// `(clientid, node)` of each item of a page.
+fn owners(page: &Value) -> Vec<(String, String)> {
+    page["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page: {page}"))
+        .iter()
+        .map(|item| {
+            (
+                item["clientid"].as_str().unwrap_or_default().to_owned(),
+                item["node"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pair(client: &str, node: &str) -> (String, String) {
+    (client.to_owned(), node.to_owned())
+}
+
+#[test]
+fn any_node_lists_every_nodes_clients_and_subscriptions() {
+    let nats_port = free_port();
+    let _nats = Nats::start(nats_port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_a, a, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &[]);
+    let (_b, b, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
+    let _clients = [
+        subscriber(a, "list-a1", "la/1"),
+        subscriber(a, "list-a2", "la/2"),
+        subscriber(b, "list-b1", "lb/1"),
+    ];
+    // The nodes answer once their APIs run (both have: the ports listen).
+    let listed = |api: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = get(api, "/clients");
+            if page["meta"]["count"] == 3 {
+                return page;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{api} never listed all three: {page}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let all = listed(&b_api);
+    let on_a = listed(&a_api);
+    let everyone = vec![
+        pair("list-a1", "a@test"),
+        pair("list-a2", "a@test"),
+        pair("list-b1", "b@test"),
+    ];
+    assert_eq!(owners(&all), everyone);
+    assert_eq!(owners(&on_a), everyone, "the same on a");
+
+    let first = get(&a_api, "/clients?limit=2&page=1");
+    assert_eq!(owners(&first), everyone[..2]);
+    let second = get(&a_api, "/clients?limit=2&page=2");
+    assert_eq!(owners(&second), everyone[2..], "{second}");
+    assert_eq!(second["meta"]["count"], 3);
+    let straddling = get(&a_api, "/clients?limit=1&page=3");
+    assert_eq!(owners(&straddling), everyone[2..]);
+    let filtered = get(&a_api, "/clients?like_clientid=B1");
+    assert_eq!(owners(&filtered), everyone[2..]);
+    assert_eq!(filtered["meta"]["count"], 1);
+
+    let subscriptions = get(&a_api, "/subscriptions");
+    assert_eq!(owners(&subscriptions), everyone);
+    let topics: Vec<&str> = subscriptions["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|item| item["topic"].as_str())
+        .collect();
+    assert_eq!(topics, ["la/1", "la/2", "lb/1"]);
+    let one = get(&b_api, "/subscriptions?clientid=list-a2");
+    assert_eq!(owners(&one), everyone[1..2]);
+}
