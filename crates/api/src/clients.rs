@@ -92,6 +92,8 @@ pub(crate) enum ConnState {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ClientQuery {
+    /// Only the client with this id.
+    clientid: Option<String>,
     /// Only client ids containing this text (case-insensitive).
     like_clientid: Option<String>,
     /// Only user names containing this text (case-insensitive).
@@ -126,6 +128,7 @@ const TOPIC: &str = "clients";
 /// What a listing is filtered on, as the nodes are asked.
 #[derive(Debug, Serialize, Deserialize)]
 struct ClientFilter {
+    clientid: Option<String>,
     like_clientid: Option<String>,
     like_username: Option<String>,
     conn_state: Option<ConnState>,
@@ -140,9 +143,13 @@ fn local_clients(broker: &hookmq_broker::BrokerHandle, filter: &ClientFilter) ->
         .into_iter()
         .filter(|c| {
             filter
-                .like_clientid
+                .clientid
                 .as_deref()
-                .is_none_or(|like| contains_ignoring_case(&c.info.client_id, like))
+                .is_none_or(|id| *c.info.client_id == *id)
+                && filter
+                    .like_clientid
+                    .as_deref()
+                    .is_none_or(|like| contains_ignoring_case(&c.info.client_id, like))
                 && filter.like_username.as_deref().is_none_or(|like| {
                     c.info
                         .username
@@ -165,16 +172,26 @@ fn local_clients(broker: &hookmq_broker::BrokerHandle, filter: &ClientFilter) ->
         .collect()
 }
 
-/// Has this node answer the other nodes' client listings.
+/// Has this node answer the other nodes' client listings and kicks.
 pub(crate) async fn answer_for_cluster(
     state: &AppState,
     cluster: &hookmq_cluster::ClusterHandle,
 ) -> Result<(), hookmq_cluster::ClusterError> {
     let broker = state.broker().clone();
+    let kicker = broker.clone();
     crate::cluster_list::answer(cluster, TOPIC, move |filter: &ClientFilter| {
         local_clients(&broker, filter)
     })
-    .await
+    .await?;
+    let kick: hookmq_cluster::ask::Answerer = std::sync::Arc::new(move |question: &[u8]| {
+        let kicked = std::str::from_utf8(question).is_ok_and(|id| kicker.kick(id));
+        if kicked {
+            b"kicked".to_vec()
+        } else {
+            Vec::new()
+        }
+    });
+    cluster.answer(KICK, kick).await
 }
 
 /// Lists the clients of every node, node by node (by name), each node's by client id.
@@ -193,6 +210,7 @@ async fn list(
 ) -> Result<Json<Page<ClientView>>, ApiError> {
     let paging = Paging::new(query.page, query.limit)?;
     let filter = ClientFilter {
+        clientid: query.clientid,
         like_clientid: query.like_clientid,
         like_username: query.like_username,
         conn_state: query.conn_state,
@@ -219,19 +237,30 @@ async fn show(
     State(state): State<AppState>,
     PathParams(clientid): PathParams<String>,
 ) -> Result<Json<ClientView>, ApiError> {
-    let broker = state.broker();
-    let summary = broker
-        .client(&clientid)
-        .ok_or_else(|| ApiError::not_found(format!("client {clientid}")))?;
-    let count = broker
-        .subscriptions()
-        .iter()
-        .filter(|r| *r.client_id == *clientid)
-        .count();
-    Ok(Json(ClientView::new(broker.node_name(), &summary, count)))
+    let filter = ClientFilter {
+        clientid: Some(clientid.clone()),
+        like_clientid: None,
+        like_username: None,
+        conn_state: None,
+    };
+    let here = local_clients(state.broker(), &filter).pop();
+    let found = match (here, &state.cluster) {
+        (Some(view), _) => Some(view),
+        (None, Some(cluster)) => crate::cluster_list::page(cluster, TOPIC, &filter, Paging::one())
+            .await
+            .and_then(|page| page.data.into_iter().next()),
+        (None, None) => None,
+    };
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("client {clientid}")))
 }
 
-/// Disconnects a connected client (reason `kicked`). A persistent session stays, offline.
+/// The question the nodes answer to kick a client there.
+const KICK: &str = "kick";
+
+/// Disconnects a connected client (reason `kicked`), on whichever node it is connected. A
+/// persistent session stays, offline.
 #[utoipa::path(delete, path = "/clients/{clientid}", tag = "clients",
     params(("clientid" = String, Path, description = "Client id (percent-encoded)")),
     security(("bearer" = []), ("basic" = [])),
@@ -245,7 +274,16 @@ async fn kick(
     State(state): State<AppState>,
     PathParams(clientid): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.broker().kick(&clientid).await {
+    let kicked = state.broker().kick(&clientid)
+        || match &state.cluster {
+            Some(cluster) => cluster
+                .ask_everyone(KICK, clientid.clone().into_bytes())
+                .await
+                .iter()
+                .any(|(_, answer)| answer.as_ref() == b"kicked"),
+            None => false,
+        };
+    if kicked {
         tracing::info!(clientid, by = auth.principal, "client kicked");
         Ok(StatusCode::NO_CONTENT)
     } else {

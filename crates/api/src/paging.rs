@@ -41,6 +41,11 @@ impl Paging {
         Ok(Self { page, limit })
     }
 
+    /// The first item alone.
+    pub(crate) const fn one() -> Self {
+        Self { page: 1, limit: 1 }
+    }
+
     /// This page of `items` (all matches, in order).
     pub(crate) fn apply<T>(self, items: Vec<T>) -> Page<T> {
         let count = items.len() as u64;
@@ -83,7 +88,7 @@ pub(crate) struct Meta {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Page<T> {
     /// The items of this page.
-    data: Vec<T>,
+    pub(crate) data: Vec<T>,
     /// Paging details.
     meta: Meta,
 }

@@ -103,7 +103,8 @@ impl BrokerHandle {
     }
 
     /// Disconnects a connected client (reason `kicked`). Returns whether it was connected.
-    pub async fn kick(&self, client_id: &str) -> bool {
+    #[must_use]
+    pub fn kick(&self, client_id: &str) -> bool {
         match self.shared.registry.control(client_id) {
             Some(control) => {
                 // A request already there ends the connection just as well.

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookmq_codec::{Packet, QoS, Subscribe, SubscriptionOptions, SubscriptionRequest};
+use hookmq_codec::{Packet, QoS, ReasonCode, Subscribe, SubscriptionOptions, SubscriptionRequest};
 use serde_json::Value;
 
 use crate::{
@@ -56,11 +56,11 @@ fn any_node_lists_every_nodes_clients_and_subscriptions() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_a, a, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &[]);
     let (_b, b, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
-    let _clients = [
+    let _on_a = [
         subscriber(a, "list-a1", "la/1"),
         subscriber(a, "list-a2", "la/2"),
-        subscriber(b, "list-b1", "lb/1"),
     ];
+    let mut b1 = subscriber(b, "list-b1", "lb/1");
     // The nodes answer once their APIs run (both have: the ports listen).
     let listed = |api: &str| {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -108,4 +108,32 @@ fn any_node_lists_every_nodes_clients_and_subscriptions() {
     assert_eq!(topics, ["la/1", "la/2", "lb/1"]);
     let one = get(&b_api, "/subscriptions?clientid=list-a2");
     assert_eq!(owners(&one), everyone[1..2]);
+
+    // One client, looked up and kicked through another node.
+    assert_eq!(get(&a_api, "/clients/list-b1")["node"], "b@test");
+    assert_eq!(get(&a_api, "/clients/nobody")["code"], "NOT_FOUND");
+    assert_eq!(delete(&a_api, "/clients/list-b1"), 204);
+    match b1.recv() {
+        Packet::Disconnect(disconnect) => {
+            assert_eq!(disconnect.reason_code, ReasonCode::ADMINISTRATIVE_ACTION);
+        }
+        other => panic!("DISCONNECT expected on b, got {other:?}"),
+    }
+    assert_eq!(delete(&a_api, "/clients/nobody"), 404);
+}
+
+/// `DELETE {api}{path}` as the default admin: the status.
+fn delete(api: &str, path: &str) -> u16 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = crate::support::login(api).await;
+        reqwest::Client::new()
+            .delete(format!("{api}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
 }
