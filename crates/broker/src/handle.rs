@@ -180,8 +180,23 @@ impl BrokerHandle {
     /// subscriber here since the last call, and the `$share/{group}/{filter}` that gained
     /// their first or lost their last member, waiting until there is one. For the cluster
     /// link, which subscribes to what the other nodes publish on them.
-    pub async fn interest_changes(&self) -> std::collections::HashMap<String, bool> {
+    /// Also returns the number of changes recorded up to them ([`Self::interest_recorded`]).
+    pub async fn interest_changes(&self) -> (std::collections::HashMap<String, bool>, u64) {
         self.shared.router.interest.next().await
+    }
+
+    /// Interest changes recorded so far: once the link has applied this many, every
+    /// subscription made here before the call is in the cluster.
+    #[must_use]
+    pub fn interest_recorded(&self) -> u64 {
+        self.shared.router.interest.recorded()
+    }
+
+    /// What the subscriptions of `client_id`'s session, handed to another node, collected
+    /// here since, as bytes for that node; ends the holding. `None` if none is held.
+    #[must_use]
+    pub fn release_session(&self, client_id: &str) -> Option<Vec<u8>> {
+        crate::session::transfer::release(&self.shared, client_id)
     }
 
     /// Delivers a message another node published to one member of the shared subscription

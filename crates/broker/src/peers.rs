@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -37,6 +37,12 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// a client that wants its session kept connects here and this node has none.
     fn fetch_session<'a>(&'a self, client_id: &'a str) -> SessionFetch<'a>;
 
+    /// Once the session [`Peers::fetch_session`] gave is rebuilt here: waits until this
+    /// node's subscriptions are in the cluster (`BrokerHandle::interest_recorded`), then
+    /// returns what the node it came from collected for it meanwhile
+    /// (`BrokerHandle::release_session` there).
+    fn settle_session<'a>(&'a self, client_id: &'a str) -> SessionFetch<'a>;
+
     /// A future that resolves once the messages forwarded so far have left this node for
     /// good (its death can no longer keep them from the other nodes); `None` when nothing
     /// waits. A connection awaits it before it acknowledges QoS 1/2 PUBLISHes.
@@ -59,6 +65,8 @@ pub(crate) struct Interest {
     changes: Mutex<HashMap<String, bool>>,
     /// Woken after each change.
     changed: Notify,
+    /// Changes recorded so far (written under `changes`' lock).
+    recorded: AtomicU64,
 }
 
 impl Interest {
@@ -67,6 +75,7 @@ impl Interest {
         let mut changes = self.changes.lock();
         self.enabled.store(true, Ordering::Release);
         changes.extend(current.into_iter().map(|filter| (filter, true)));
+        self.recorded.fetch_add(1, Ordering::AcqRel);
         drop(changes);
         self.changed.notify_one();
     }
@@ -81,19 +90,32 @@ impl Interest {
             None => filter.to_owned(),
             Some(group) => format!("$share/{group}/{filter}"),
         };
-        self.changes.lock().insert(key, present);
+        let mut changes = self.changes.lock();
+        changes.insert(key, present);
+        self.recorded.fetch_add(1, Ordering::AcqRel);
+        drop(changes);
         self.changed.notify_one();
     }
 
-    /// The changes since the last call, waiting for one if there is none.
-    pub(crate) async fn next(&self) -> HashMap<String, bool> {
+    /// The changes since the last call, waiting for one if there is none, with the number
+    /// of changes recorded up to them.
+    pub(crate) async fn next(&self) -> (HashMap<String, bool>, u64) {
         loop {
-            let changes = std::mem::take(&mut *self.changes.lock());
+            let (changes, upto) = {
+                let mut pending = self.changes.lock();
+                let changes = std::mem::take(&mut *pending);
+                (changes, self.recorded.load(Ordering::Acquire))
+            };
             if !changes.is_empty() {
-                return changes;
+                return (changes, upto);
             }
             self.changed.notified().await;
         }
+    }
+
+    /// Changes recorded so far.
+    pub(crate) fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Acquire)
     }
 }
 
@@ -108,11 +130,13 @@ mod tests {
         interest.enable(["a/#".to_owned()]);
         interest.record("b", None, true);
         interest.record("b", None, false);
-        let changes = interest.next().await;
+        let (changes, upto) = interest.next().await;
+        assert_eq!(upto, 3, "one from enabling, two recorded");
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(changes.get("a/#"), Some(&true));
         assert_eq!(changes.get("b"), Some(&false), "the last change counts");
         interest.record("c", Some("g"), true);
-        assert_eq!(interest.next().await.get("$share/g/c"), Some(&true));
+        assert_eq!(interest.next().await.0.get("$share/g/c"), Some(&true));
+        assert_eq!(interest.recorded(), 4);
     }
 }

@@ -92,6 +92,11 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) retained: Retained,
     pub(crate) registry: Registry,
+    /// Sessions handed to another node whose subscriptions still collect here until that
+    /// node has them in NATS (`session::transfer`), by client id. parking_lot: an insert or
+    /// a removal per move, never held across `.await`.
+    pub(crate) holding:
+        parking_lot::Mutex<std::collections::HashMap<Arc<str>, crate::session::transfer::Holding>>,
     pub(crate) access: Access,
     /// The broker's journal (`[persistence]`), if on.
     pub(crate) persist: Option<Arc<StateLog>>,
@@ -124,6 +129,7 @@ impl Shared {
             router: Router::default(),
             retained: Retained::new(persist.clone()),
             registry: Registry::default(),
+            holding: parking_lot::Mutex::default(),
             access,
             persist,
             accepting: CancellationToken::new(),

@@ -98,6 +98,10 @@ impl Peers for Link {
     fn fetch_session<'a>(&'a self, client_id: &'a str) -> hookmq_broker::peers::SessionFetch<'a> {
         Box::pin(self.sessions.fetch(client_id))
     }
+
+    fn settle_session<'a>(&'a self, client_id: &'a str) -> hookmq_broker::peers::SessionFetch<'a> {
+        Box::pin(self.sessions.settle(client_id))
+    }
 }
 
 impl Link {
@@ -154,11 +158,13 @@ impl Link {
             broker.clone(),
             stop.clone(),
         ));
+        // How many interest changes are in NATS: moving sessions wait on it.
+        let (applied, interest_applied) = tokio::sync::watch::channel(0);
         let sessions = crate::sessions::Sessions::start(
             client.clone(),
             &prefix,
             node,
-            broker.clone(),
+            (broker.clone(), interest_applied),
             stop.clone(),
         )
         .await
@@ -195,9 +201,9 @@ impl Link {
         });
         tokio::spawn(follow_interest(
             client,
-            prefix,
+            (prefix, node.to_owned()),
             receiver,
-            broker.clone(),
+            (broker.clone(), applied),
             stop,
         ));
         broker.attach_peers(Arc::clone(&link) as Arc<dyn Peers>);
@@ -392,19 +398,20 @@ impl Receiver {
 /// they have none.
 async fn follow_interest(
     client: Client,
-    prefix: String,
+    (prefix, node): (String, String),
     receiver: Arc<Receiver>,
-    broker: BrokerHandle,
+    (broker, applied): (BrokerHandle, tokio::sync::watch::Sender<u64>),
     stop: CancellationToken,
 ) {
     let mut subscribed: HashMap<String, CancellationToken> = HashMap::new();
     // Subscriptions NATS refused, tried again every second (one pending change per key).
     let mut retry: HashMap<String, bool> = HashMap::new();
+    let confirms = format!("{prefix}.confirm.{}", subject::token(&node));
     loop {
-        let changes = tokio::select! {
+        let (changes, upto) = tokio::select! {
             () = stop.cancelled() => return,
-            changes = broker.interest_changes() => changes,
-            () = tokio::time::sleep(RETRY), if !retry.is_empty() => std::mem::take(&mut retry),
+            (changes, upto) = broker.interest_changes() => (changes, Some(upto)),
+            () = tokio::time::sleep(RETRY), if !retry.is_empty() => (std::mem::take(&mut retry), None),
         };
         for (key, present) in changes {
             match (present, subscribed.contains_key(&key)) {
@@ -426,6 +433,16 @@ async fn follow_interest(
                 }
                 (true, true) => {}
             }
+        }
+        // The server has the subscriptions once it answers a request sent after them
+        // (nobody answers this subject: its "no responders" is the answer).
+        if let Some(upto) = upto {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.request(confirms.clone(), Bytes::new()),
+            )
+            .await;
+            applied.send_replace(upto);
         }
     }
 }

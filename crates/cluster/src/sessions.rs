@@ -7,13 +7,18 @@
 //! the session may take a moment (a connected client's connection hands it over), and
 //! ends its session when it answers: the asking node waits for it rather than for a count.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_nats::{Client, HeaderMap, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hookmq_broker::BrokerHandle;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::nodes;
@@ -26,12 +31,23 @@ const ASK_WAIT: Duration = Duration::from_secs(2);
 /// How often the number of nodes is asked again.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
 
+/// How long settling a moved session waits for this node's subscriptions to reach NATS,
+/// then for the old node's answer.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
 /// This node's side of moving sessions.
 #[derive(Debug)]
 pub(crate) struct Sessions {
     client: Client,
     subject: String,
+    prefix: String,
     node: String,
+    broker: BrokerHandle,
+    /// How many of the broker's interest changes are in NATS.
+    interest_applied: watch::Receiver<u64>,
+    /// The node each session fetched here came from, until it is settled. parking_lot: an
+    /// insert and a removal per move.
+    holders: Mutex<HashMap<String, String>>,
     /// The other nodes that answered the last `nodes` question. parking_lot: replaced
     /// every [`COUNT_EVERY`], cloned per question, never held across `.await`.
     nodes: Mutex<HashSet<String>>,
@@ -43,28 +59,35 @@ impl Sessions {
         client: Client,
         prefix: &str,
         node: &str,
-        broker: BrokerHandle,
+        (broker, interest_applied): (BrokerHandle, watch::Receiver<u64>),
         stop: CancellationToken,
     ) -> Result<Arc<Self>, async_nats::SubscribeError> {
         let subject = format!("{prefix}.session");
         let questions = client.subscribe(subject.clone()).await?;
+        let releases = client.subscribe(release_subject(prefix, node)).await?;
         let sessions = Arc::new(Self {
             client,
             subject,
+            prefix: prefix.to_owned(),
             node: node.to_owned(),
+            broker: broker.clone(),
+            interest_applied,
+            holders: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashSet::new()),
         });
         tokio::spawn(answer(
             Arc::clone(&sessions),
             questions,
+            broker.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(release(
+            sessions.client.clone(),
+            releases,
             broker,
             stop.clone(),
         ));
-        tokio::spawn(count(
-            Arc::clone(&sessions),
-            format!("{prefix}.nodes"),
-            stop,
-        ));
+        tokio::spawn(count(Arc::clone(&sessions), stop));
         Ok(sessions)
     }
 
@@ -72,7 +95,11 @@ impl Sessions {
     pub(crate) async fn fetch(&self, client_id: &str) -> Option<Vec<u8>> {
         let mut waiting_for = self.nodes.lock().clone();
         if waiting_for.is_empty() {
-            return None;
+            // None counted yet (this node just joined) or alone: count now.
+            waiting_for = self.count_now().await;
+            if waiting_for.is_empty() {
+                return None;
+            }
         }
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.ok()?;
@@ -89,6 +116,11 @@ impl Sessions {
                 break None;
             };
             if !answer.payload.is_empty() {
+                if let Some(node) = answer.headers.as_ref().and_then(|h| h.get(ORIGIN)) {
+                    self.holders
+                        .lock()
+                        .insert(client_id.to_owned(), node.as_str().to_owned());
+                }
                 break Some(answer.payload.to_vec());
             }
             if let Some(node) = answer.headers.as_ref().and_then(|h| h.get(ORIGIN)) {
@@ -100,6 +132,81 @@ impl Sessions {
         };
         let _ = answers.unsubscribe().await;
         found
+    }
+}
+
+impl Sessions {
+    /// Asks who is in the cluster now; keeps and returns the other nodes (none answering at
+    /// all, NATS away: the last known set stays, and none is returned).
+    async fn count_now(&self) -> HashSet<String> {
+        let answered = nodes::gather(&self.client, format!("{}.nodes", self.prefix)).await;
+        if answered.is_empty() {
+            return HashSet::new();
+        }
+        let others: HashSet<String> = answered
+            .into_iter()
+            .map(|info| info.node)
+            .filter(|node| *node != self.node)
+            .collect();
+        self.nodes.lock().clone_from(&others);
+        others
+    }
+
+    /// Once a session fetched here is rebuilt: waits until this node's subscriptions are in
+    /// NATS, then asks the node it came from for what its subscriptions collected since
+    /// (ending that), at most [`SETTLE_WAIT`] each.
+    pub(crate) async fn settle(&self, client_id: &str) -> Option<Vec<u8>> {
+        let holder = self.holders.lock().remove(client_id)?;
+        let target = self.broker.interest_recorded();
+        let mut applied = self.interest_applied.clone();
+        let reached = tokio::time::timeout(SETTLE_WAIT, applied.wait_for(|n| *n >= target))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        if !reached {
+            tracing::warn!(
+                client = client_id,
+                "a moved session's subscriptions took long to reach NATS"
+            );
+        }
+        let question = Bytes::copy_from_slice(client_id.as_bytes());
+        let subject = release_subject(&self.prefix, &holder);
+        match tokio::time::timeout(SETTLE_WAIT, self.client.request(subject, question)).await {
+            Ok(Ok(answer)) if !answer.payload.is_empty() => Some(answer.payload.to_vec()),
+            Ok(Ok(_)) => None,
+            _ => {
+                tracing::warn!(client = client_id, node = %holder, "what the old node held for a moved session did not come");
+                None
+            }
+        }
+    }
+}
+
+/// The subject `node` answers release questions on.
+fn release_subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.release.{}", crate::subject::token(node))
+}
+
+/// Answers the nodes that took a session from here: what its subscriptions collected since.
+async fn release(
+    client: Client,
+    mut questions: Subscriber,
+    broker: BrokerHandle,
+    stop: CancellationToken,
+) {
+    loop {
+        let question = tokio::select! {
+            () = stop.cancelled() => return,
+            question = questions.next() => question,
+        };
+        let Some(question) = question else { return };
+        let (Some(reply), Ok(client_id)) = (question.reply, std::str::from_utf8(&question.payload))
+        else {
+            continue;
+        };
+        let held = broker.release_session(client_id).unwrap_or_default();
+        if let Err(error) = client.publish(reply, held.into()).await {
+            tracing::warn!(client = client_id, %error, "what was held for a moved session was not sent");
+        }
     }
 }
 
@@ -151,19 +258,11 @@ async fn answer(
 }
 
 /// Keeps [`Sessions::nodes`] up to date.
-async fn count(sessions: Arc<Sessions>, subject: String, stop: CancellationToken) {
+async fn count(sessions: Arc<Sessions>, stop: CancellationToken) {
     loop {
-        let answered = tokio::select! {
+        tokio::select! {
             () = stop.cancelled() => return,
-            nodes = nodes::gather(&sessions.client, subject.clone()) => nodes,
-        };
-        // None at all: NATS away; the last known set stays.
-        if !answered.is_empty() {
-            *sessions.nodes.lock() = answered
-                .into_iter()
-                .map(|info| info.node)
-                .filter(|node| *node != sessions.node)
-                .collect();
+            _ = sessions.count_now() => {}
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -355,10 +355,18 @@ async fn accept<S: AsyncWrite + Unpin>(
     let previous = match shared.registry.claim(&client, connection_id, control_tx) {
         // Perhaps on another node of the cluster: it hands the session over.
         Claimed::Fresh => match (connect.clean_start, shared.peers.get()) {
-            (false, Some(peers)) => peers
-                .fetch_session(&client.client_id)
-                .await
-                .and_then(|bytes| crate::session::transfer::rebuild(shared, &client, &bytes)),
+            (false, Some(peers)) => {
+                let state = peers
+                    .fetch_session(&client.client_id)
+                    .await
+                    .and_then(|bytes| crate::session::transfer::rebuild(shared, &client, &bytes));
+                if let Some(state) = &state
+                    && let Some(held) = peers.settle_session(&client.client_id).await
+                {
+                    crate::session::transfer::add_held(state, &held);
+                }
+                state
+            }
             _ => None,
         },
         Claimed::Offline(state) => Some(state),

@@ -389,6 +389,25 @@ impl Mailbox {
         }
     }
 
+    /// Puts `held` (oldest first) in front of what is queued, leaving out the messages
+    /// queued already: what the node a session moved from held for it while the session's
+    /// subscriptions reached NATS here. Returns how many were added.
+    pub(crate) fn prepend_unseen(&self, held: Vec<Delivery>) -> usize {
+        let mut state = self.state.lock();
+        let seen: std::collections::HashSet<_> = state.queue.iter().map(|d| d.message.id).collect();
+        let mut added = 0;
+        for delivery in held.into_iter().rev() {
+            if seen.contains(&delivery.message.id) {
+                continue;
+            }
+            state.bytes += delivery.cost();
+            state.qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
+            state.queue.push_front(delivery);
+            added += 1;
+        }
+        added
+    }
+
     /// Puts back a delivery recovered from the journal, behind those already restored.
     pub(crate) fn restore(&self, delivery: Delivery) {
         self.state.lock().push_back(delivery);
@@ -435,6 +454,20 @@ mod tests {
             Pushed::Queued { .. } => Vec::new(),
             Pushed::Closed => panic!("closed"),
         }
+    }
+
+    #[test]
+    fn held_deliveries_go_first_without_the_ones_queued_already() {
+        let mailbox = mailbox(100, usize::MAX);
+        let _ = mailbox.push(delivery(3, QoS::AtLeastOnce, 4));
+        let _ = mailbox.push(delivery(4, QoS::AtLeastOnce, 4));
+        let held = vec![
+            delivery(1, QoS::AtLeastOnce, 4),
+            delivery(2, QoS::AtMostOnce, 4),
+            delivery(3, QoS::AtLeastOnce, 4),
+        ];
+        assert_eq!(mailbox.prepend_unseen(held), 2, "3 was queued here already");
+        assert_eq!(ids(&mailbox), [1, 2, 3, 4]);
     }
 
     #[test]

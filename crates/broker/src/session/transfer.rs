@@ -3,6 +3,11 @@
 //! connected to builds it again ([`rebuild`]) and goes on with it as with a session resumed
 //! here: its subscriptions, its queued QoS 1/2 messages, the messages in flight (sent again
 //! with DUP), the PUBRELs it owes and the QoS 2 packet ids awaiting PUBREL.
+//!
+//! Until the new node's subscriptions are in NATS, messages for the session still come
+//! here: the old node keeps the subscriptions a moment ([`Holding`]), collecting what they
+//! match, and gives it over when the new node asks ([`release`]), which puts it in front
+//! of what it queued itself, leaving out what it has already ([`add_held`]).
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     SessionState, SubscriptionRecord,
     inflight::Stage,
-    mailbox::{Delivery, SubscriptionIds},
+    mailbox::{Delivery, Mailbox, SubscriptionIds},
 };
 use crate::{
     hooks::ClientInfo, message::Message, persist::record::SubscriptionEntry, router::Subscriber,
@@ -24,6 +29,18 @@ const FORMAT: u8 = 1;
 /// Bytes a handed-over session takes at most (NATS's default message limit is 1 MiB): past
 /// it, the oldest queued messages are left out (counted in the log).
 const MOST_BYTES: usize = 900 * 1024;
+
+/// How long a moved session's subscriptions collect here at most, if the new node never
+/// asks for what they collected (it died meanwhile).
+const HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A moved session's subscriptions, still here, and what they collected.
+#[derive(Debug)]
+pub(crate) struct Holding {
+    session_id: u64,
+    filters: Vec<String>,
+    mailbox: Arc<Mailbox>,
+}
 
 /// A session as it travels.
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,11 +101,13 @@ const fn stage_of(code: u8) -> Option<Stage> {
     }
 }
 
-/// Ends `state` here and returns it as bytes for another node.
+/// Ends `state` here and returns it as bytes for another node; its subscriptions collect
+/// here until [`release`] (or [`HOLD`]).
 pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>) -> Vec<u8> {
     if let Some(will) = state.pending_will.take() {
         will.abort();
     }
+    hold(shared, &state);
     let queued: Vec<Moving> = state.mailbox.close().iter().map(Moving::of).collect();
     let in_flight = state
         .outbound
@@ -117,7 +136,10 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>) -> V
         in_flight,
         awaiting_release: state.awaiting_release.keys().copied().collect(),
     };
-    shared.end_session(&state);
+    // Its subscriptions were given to the holding mailbox; the session ends on disk.
+    if let Some(log) = &shared.persist {
+        log.end_session(&state);
+    }
     let mut bytes = encode(&transfer);
     let mut left_out = 0;
     while bytes.len() > MOST_BYTES && !transfer.queued.is_empty() {
@@ -133,6 +155,113 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>) -> V
         );
     }
     bytes
+}
+
+/// Points the subscriptions of `state` at a mailbox of their own (before its mailbox closes,
+/// so no message falls between the two) and keeps them until [`release`] or [`HOLD`].
+fn hold(shared: &Arc<Shared>, state: &SessionState) {
+    let client = state.mailbox.client();
+    let mailbox = shared.new_mailbox(&client);
+    let _ = mailbox.set_offline(false);
+    for (filter, record) in &state.subscriptions {
+        if let Ok(parsed) = topic::parse_subscription(filter) {
+            shared.router.subscribe(
+                parsed.filter,
+                parsed.group,
+                Subscriber {
+                    session_id: state.id,
+                    mailbox: Arc::clone(&mailbox),
+                    options: record.options,
+                    subscription_id: record.subscription_id,
+                },
+            );
+        }
+    }
+    let holding = Holding {
+        session_id: state.id,
+        filters: state
+            .subscriptions
+            .keys()
+            .map(ToString::to_string)
+            .collect(),
+        mailbox,
+    };
+    let client_id: Arc<str> = client.client_id.clone();
+    if let Some(earlier) = shared
+        .holding
+        .lock()
+        .insert(Arc::clone(&client_id), holding)
+    {
+        let lost = unhold(shared, earlier).len();
+        if lost > 0 {
+            tracing::warn!(client = %client_id, messages = lost, "a session moved again before the node it moved to collected what was held for it");
+        }
+    }
+    let (shared, session_id) = (Arc::clone(shared), state.id);
+    tokio::spawn(async move {
+        tokio::time::sleep(HOLD).await;
+        let mut holding = shared.holding.lock();
+        let Some(held) = holding.remove(&client_id) else {
+            return;
+        };
+        if held.session_id != session_id {
+            holding.insert(client_id, held);
+            return;
+        }
+        drop(holding);
+        let lost = unhold(&shared, held).len();
+        if lost > 0 {
+            tracing::warn!(client = %client_id, messages = lost, "messages held for a session that moved were never collected");
+        }
+    });
+}
+
+/// Ends a holding: its subscriptions leave the router; returns what it collected.
+fn unhold(shared: &Shared, holding: Holding) -> Vec<Delivery> {
+    for filter in &holding.filters {
+        if let Ok(parsed) = topic::parse_subscription(filter) {
+            shared
+                .router
+                .unsubscribe(parsed.filter, parsed.group, holding.session_id);
+        }
+    }
+    holding.mailbox.close()
+}
+
+/// What was held for `client_id`'s moved session, as bytes for the node it moved to
+/// ([`add_held`]), ending the holding; `None` if nothing is held for it.
+pub(crate) fn release(shared: &Shared, client_id: &str) -> Option<Vec<u8>> {
+    let holding = shared.holding.lock().remove(client_id)?;
+    let mut held: Vec<Moving> = unhold(shared, holding).iter().map(Moving::of).collect();
+    let mut bytes = postcard::to_extend(&held, vec![FORMAT]).unwrap_or_default();
+    while bytes.len() > MOST_BYTES && !held.is_empty() {
+        let cut = held.len().div_ceil(4);
+        held.drain(..cut);
+        tracing::warn!(
+            client = client_id,
+            messages = cut,
+            "messages held for a moved session were too many to send: the oldest were left out"
+        );
+        bytes = postcard::to_extend(&held, vec![FORMAT]).unwrap_or_default();
+    }
+    Some(bytes)
+}
+
+/// Puts what the old node held ([`release`]) in front of what `state` queued here, leaving
+/// out the messages it has already. Returns how many were added.
+pub(crate) fn add_held(state: &SessionState, bytes: &[u8]) -> usize {
+    let Some((&FORMAT, rest)) = bytes.split_first() else {
+        return 0;
+    };
+    match postcard::from_bytes::<Vec<Moving>>(rest) {
+        Ok(held) => state
+            .mailbox
+            .prepend_unseen(held.into_iter().map(Moving::into_delivery).collect()),
+        Err(error) => {
+            tracing::warn!(%error, "messages held for a moved session do not read");
+            0
+        }
+    }
 }
 
 fn encode(transfer: &Transfer) -> Vec<u8> {

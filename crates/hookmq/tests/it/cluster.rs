@@ -183,6 +183,35 @@ pub(crate) fn node_at(
     )
 }
 
+/// Runs `connect` (a connection of `client_id`), and returns what it gave once the node's
+/// notice of it (`hookmq.client`) is on NATS.
+fn told_to_the_cluster<T>(nats: u16, client_id: &str, connect: impl FnOnce() -> T) -> T {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut notices = runtime.block_on(async {
+        let client = async_nats::connect(format!("nats://127.0.0.1:{nats}"))
+            .await
+            .expect("NATS");
+        let notices = client.subscribe("hookmq.client").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        (client, notices)
+    });
+    let connected = connect();
+    runtime.block_on(async {
+        use futures_util::StreamExt as _;
+        loop {
+            let notice = tokio::time::timeout(Duration::from_secs(10), notices.1.next())
+                .await
+                .expect("the notice in time")
+                .expect("a notice");
+            if notice.payload == client_id.as_bytes() {
+                return;
+            }
+        }
+    });
+    drop(notices);
+    connected
+}
+
 /// `GET {api}{path}` as the default admin.
 pub(crate) fn get(api: &str, path: &str) -> serde_json::Value {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -389,7 +418,11 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
 
     // One connection per client id across the cluster: connecting on b ends the
     // connection on a, and the session moves to b.
-    let (mut first, _) = crate::persistence::Raw::connect(a, "mover");
+    // Connections of one client id made at the same moment on two nodes can end each
+    // other (a known limit): b connects once a's notice of the first has gone round.
+    let (mut first, _) = told_to_the_cluster(nats_port, "mover", || {
+        crate::persistence::Raw::connect(a, "mover")
+    });
     let (_second, present) = crate::persistence::Raw::connect(b, "mover");
     assert!(present, "the session moved from a to b");
     match first.recv() {
@@ -400,8 +433,8 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
         other => panic!("expected DISCONNECT 0x8E on a, got {other:?}"),
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while get(&a_api, "/clients/mover")["code"] != "NOT_FOUND" {
-        assert!(Instant::now() < deadline, "the session stayed on a");
+    while get(&a_api, "/clients/mover")["node"] != "b@test" {
+        assert!(Instant::now() < deadline, "the session never showed on b");
         std::thread::sleep(Duration::from_millis(50));
     }
     // An offline session moves too: nothing is left on a to queue copies of what the
@@ -416,8 +449,11 @@ fn a_publish_on_one_node_reaches_subscribers_on_the_other() {
     let (_leaver_on_b, present) = crate::persistence::Raw::connect(b, "leaver");
     assert!(present, "the offline session moved from a to b");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while get(&a_api, "/clients/leaver")["code"] != "NOT_FOUND" {
-        assert!(Instant::now() < deadline, "the offline session stayed on a");
+    while get(&a_api, "/clients/leaver")["node"] != "b@test" {
+        assert!(
+            Instant::now() < deadline,
+            "the offline session never showed on b"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 

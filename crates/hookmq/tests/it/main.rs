@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cluster_acks;
 mod cluster_lists;
+mod cluster_moves;
 mod cluster_nats;
 mod cluster_stop;
 mod cluster_webhooks;
