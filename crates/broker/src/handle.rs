@@ -64,6 +64,11 @@ pub struct StatsSnapshot {
     pub persistence_write_errors: u64,
 }
 
+/// How long handing a connected client's session over waits for its connection.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long handing over waits for a connection that is ending anyway to leave its session.
+const ENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl BrokerHandle {
     /// This node's name.
     #[must_use]
@@ -143,22 +148,41 @@ impl BrokerHandle {
         let state = match shared.registry.online(client_id) {
             Some((control, connection_id)) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
-                control
-                    .try_send(Control::Takeover {
-                        discard: false,
-                        reply,
-                    })
-                    .ok()?;
-                let state = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
-                    .await
-                    .ok()?
-                    .ok()?;
-                shared.registry.forget_connection(client_id, connection_id);
-                state
+                let asked = control.try_send(Control::Takeover {
+                    discard: false,
+                    reply,
+                });
+                if asked.is_ok() {
+                    let state = tokio::time::timeout(TAKEOVER_WAIT, answer)
+                        .await
+                        .ok()?
+                        .ok()?;
+                    shared.registry.forget_connection(client_id, connection_id);
+                    state
+                } else {
+                    // The connection is ending already (the node stops, or the client was
+                    // kicked): its session goes offline in a moment.
+                    self.offline_soon(client_id).await?
+                }
             }
             None => shared.registry.take_offline(client_id)?,
         };
         Some(crate::session::transfer::hand_over(shared, state))
+    }
+
+    /// Takes `client_id`'s session once its ending connection has left it offline, waiting
+    /// [`ENDING_WAIT`] at most.
+    async fn offline_soon(&self, client_id: &str) -> Option<Box<crate::session::SessionState>> {
+        let deadline = tokio::time::Instant::now() + ENDING_WAIT;
+        loop {
+            if self.shared.registry.online(client_id).is_none() {
+                return self.shared.registry.take_offline(client_id);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Every subscription.

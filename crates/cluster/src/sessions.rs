@@ -31,6 +31,10 @@ const ASK_WAIT: Duration = Duration::from_secs(2);
 /// How often the number of nodes is asked again.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
 
+/// How long the old node goes on collecting for a moved session after the new node asks
+/// for what it collected: messages NATS delivered here before the new node's subscriptions
+/// took effect may still be on their way through this node's receivers.
+const RELEASE_GRACE: Duration = Duration::from_millis(100);
 /// How long settling a moved session waits for this node's subscriptions to reach NATS,
 /// then for the old node's answer.
 const SETTLE_WAIT: Duration = Duration::from_secs(2);
@@ -203,10 +207,14 @@ async fn release(
         else {
             continue;
         };
-        let held = broker.release_session(client_id).unwrap_or_default();
-        if let Err(error) = client.publish(reply, held.into()).await {
-            tracing::warn!(client = client_id, %error, "what was held for a moved session was not sent");
-        }
+        let (client, broker, client_id) = (client.clone(), broker.clone(), client_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(RELEASE_GRACE).await;
+            let held = broker.release_session(&client_id).unwrap_or_default();
+            if let Err(error) = client.publish(reply, held.into()).await {
+                tracing::warn!(client = %client_id, %error, "what was held for a moved session was not sent");
+            }
+        });
     }
 }
 

@@ -10,6 +10,7 @@ mod cluster_acks;
 mod cluster_lists;
 mod cluster_moves;
 mod cluster_nats;
+mod cluster_rolling;
 mod cluster_stop;
 mod cluster_webhooks;
 mod ctl;

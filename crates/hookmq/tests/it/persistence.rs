@@ -66,6 +66,20 @@ fn publish_lines(port: u16, version: &str, qos: &str, topic: &str, lines: &[Stri
     assert!(child.wait().expect("mosquitto_pub").success());
 }
 
+/// What [`Raw::poll`] saw.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one at a time, matched at once by the caller"
+)]
+pub(crate) enum Polled {
+    /// A packet.
+    Packet(Packet),
+    /// Nothing within the wait.
+    Quiet,
+    /// The connection is gone.
+    Closed,
+}
+
 /// A blocking client over the project's codec, for exchanges cut half way.
 pub(crate) struct Raw {
     stream: TcpStream,
@@ -125,32 +139,70 @@ impl Raw {
 
     /// The next packet if one comes within `wait`.
     pub(crate) fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        match self.poll(wait) {
+            Polled::Packet(packet) => Some(packet),
+            Polled::Quiet => None,
+            Polled::Closed => panic!("closed by the broker"),
+        }
+    }
+
+    /// The next packet if one comes within `wait`, or that the connection is gone.
+    pub(crate) fn poll(&mut self, wait: Duration) -> Polled {
         let deadline = std::time::Instant::now() + wait;
         loop {
-            if let Some(packet) =
-                decode(&mut self.buf, Some(ProtocolVersion::V5), u32::MAX).expect("decodes")
-            {
-                return Some(packet);
+            match decode(&mut self.buf, Some(ProtocolVersion::V5), u32::MAX) {
+                Ok(Some(packet)) => return Polled::Packet(packet),
+                Ok(None) => {}
+                Err(_) => return Polled::Closed,
             }
-            let left = deadline.checked_duration_since(std::time::Instant::now())?;
-            self.stream
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return Polled::Quiet;
+            };
+            if self
+                .stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .expect("timeout");
+                .is_err()
+            {
+                return Polled::Closed;
+            }
             let mut chunk = [0; 4096];
             let read = self.stream.read(&mut chunk);
-            self.stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
+            let _ = self.stream.set_read_timeout(Some(Duration::from_secs(10)));
             match read {
-                Ok(0) => panic!("closed by the broker"),
+                Ok(0) => return Polled::Closed,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(error)
                     if matches!(
                         error.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
-                Err(error) => panic!("read: {error}"),
+                Err(_) => return Polled::Closed,
             }
+        }
+    }
+
+    /// Like [`Raw::connect`], but `None` when nothing accepts on `port` or no CONNACK
+    /// comes (a node stopping or starting).
+    pub(crate) fn try_connect(port: u16, client_id: &str) -> Option<(Self, bool)> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let mut raw = Self {
+            stream,
+            buf: BytesMut::new(),
+        };
+        let mut out = BytesMut::new();
+        encode(
+            &Packet::Connect(Box::new(Self::connect_packet(client_id))),
+            ProtocolVersion::V5,
+            &mut out,
+        )
+        .ok()?;
+        raw.stream.write_all(&out).ok()?;
+        match raw.poll(Duration::from_secs(10)) {
+            Polled::Packet(Packet::ConnAck(ack)) if ack.reason_code == ReasonCode::SUCCESS => {
+                let present = ack.session_present;
+                Some((raw, present))
+            }
+            _ => None,
         }
     }
 

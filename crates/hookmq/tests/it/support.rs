@@ -85,6 +85,20 @@ pub(crate) fn start_hookmq(
         .expect("hookmq starts");
     wait_for_port(mqtt);
     wait_for_port(dashboard);
+    // The listeners are bound before the node is ready (a cluster node reads the cluster's
+    // users first, up to 10 s): its log says when it is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(log_path(data)).unwrap_or_default();
+        if log.contains("hookmq started") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hookmq never said it started:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Running(child)
 }
 
