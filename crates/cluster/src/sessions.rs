@@ -28,6 +28,8 @@ const ORIGIN: &str = "hookmq-node";
 /// How long asking waits for the nodes' answers at most (a node it knows of that died
 /// meanwhile never answers).
 const ASK_WAIT: Duration = Duration::from_secs(2);
+/// How long a node that said it joined counts as known without answering a count.
+const JOINED_KEPT: Duration = Duration::from_secs(5);
 /// How often the number of nodes is asked again.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
 
@@ -54,7 +56,11 @@ pub(crate) struct Sessions {
     holders: Mutex<HashMap<String, String>>,
     /// The other nodes that answered the last `nodes` question. parking_lot: replaced
     /// every [`COUNT_EVERY`], cloned per question, never held across `.await`.
-    nodes: Mutex<HashSet<String>>,
+    /// `None` until the first count answered.
+    nodes: Mutex<Option<HashSet<String>>>,
+    /// Nodes that said they joined, and when: kept through the counts of the next
+    /// [`JOINED_KEPT`] (a count asked just before a node answers counts would drop it).
+    joined: Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 impl Sessions {
@@ -69,6 +75,7 @@ impl Sessions {
         let subject = format!("{prefix}.session");
         let questions = client.subscribe(subject.clone()).await?;
         let releases = client.subscribe(release_subject(prefix, node)).await?;
+        let joined = client.subscribe(format!("{prefix}.joined")).await?;
         let sessions = Arc::new(Self {
             client,
             subject,
@@ -77,7 +84,8 @@ impl Sessions {
             broker: broker.clone(),
             interest_applied,
             holders: Mutex::new(HashMap::new()),
-            nodes: Mutex::new(HashSet::new()),
+            nodes: Mutex::new(None),
+            joined: Mutex::new(HashMap::new()),
         });
         tokio::spawn(answer(
             Arc::clone(&sessions),
@@ -91,19 +99,29 @@ impl Sessions {
             broker,
             stop.clone(),
         ));
+        tokio::spawn(hear_joins(Arc::clone(&sessions), joined, stop.clone()));
         tokio::spawn(count(Arc::clone(&sessions), stop));
+        // The others know of this node before their next count.
+        if let Err(error) = sessions
+            .client
+            .publish(format!("{prefix}.joined"), Bytes::from(node.to_owned()))
+            .await
+        {
+            tracing::debug!(%error, "joining not told to the other nodes");
+        }
         Ok(sessions)
     }
 
     /// The session of `client_id` from the node that has it, if one does.
     pub(crate) async fn fetch(&self, client_id: &str) -> Option<Vec<u8>> {
-        let mut waiting_for = self.nodes.lock().clone();
+        let known = self.nodes.lock().clone();
+        // Not counted yet (this node just joined): count now.
+        let mut waiting_for = match known {
+            Some(known) => known,
+            None => self.count_now().await,
+        };
         if waiting_for.is_empty() {
-            // None counted yet (this node just joined) or alone: count now.
-            waiting_for = self.count_now().await;
-            if waiting_for.is_empty() {
-                return None;
-            }
+            return None;
         }
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.ok()?;
@@ -147,12 +165,16 @@ impl Sessions {
         if answered.is_empty() {
             return HashSet::new();
         }
-        let others: HashSet<String> = answered
+        let mut others: HashSet<String> = answered
             .into_iter()
             .map(|info| info.node)
             .filter(|node| *node != self.node)
             .collect();
-        self.nodes.lock().clone_from(&others);
+        let mut joined = self.joined.lock();
+        joined.retain(|_, at| at.elapsed() < JOINED_KEPT);
+        others.extend(joined.keys().cloned());
+        drop(joined);
+        *self.nodes.lock() = Some(others.clone());
         others
     }
 
@@ -262,6 +284,30 @@ async fn answer(
                 tracing::warn!(client = %client_id, %error, "a session asked for was not sent");
             }
         });
+    }
+}
+
+/// Adds the nodes that say they joined to [`Sessions::nodes`] (between two counts).
+async fn hear_joins(sessions: Arc<Sessions>, mut joined: Subscriber, stop: CancellationToken) {
+    loop {
+        let notice = tokio::select! {
+            () = stop.cancelled() => return,
+            notice = joined.next() => notice,
+        };
+        let Some(notice) = notice else { return };
+        if let Ok(node) = std::str::from_utf8(&notice.payload)
+            && node != sessions.node
+        {
+            sessions
+                .joined
+                .lock()
+                .insert(node.to_owned(), tokio::time::Instant::now());
+            sessions
+                .nodes
+                .lock()
+                .get_or_insert_with(HashSet::new)
+                .insert(node.to_owned());
+        }
     }
 }
 
