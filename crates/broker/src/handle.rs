@@ -64,8 +64,9 @@ pub struct StatsSnapshot {
     pub persistence_write_errors: u64,
 }
 
-/// How long handing a connected client's session over waits for its connection.
-const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long handing a connected client's session over waits for its connection (less
+/// than the asking node waits for the answer, `cluster::sessions`).
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 /// How long handing over waits for a connection that is ending anyway to leave its session.
 const ENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -153,12 +154,7 @@ impl BrokerHandle {
                     reply,
                 });
                 if asked.is_ok() {
-                    let state = tokio::time::timeout(TAKEOVER_WAIT, answer)
-                        .await
-                        .ok()?
-                        .ok()?;
-                    shared.registry.forget_connection(client_id, connection_id);
-                    state
+                    self.taken_over(client_id, connection_id, answer).await?
                 } else {
                     // The connection is ending already (the node stops, or the client was
                     // kicked): its session goes offline in a moment.
@@ -168,6 +164,39 @@ impl BrokerHandle {
             None => shared.registry.take_offline(client_id)?,
         };
         Some(crate::session::transfer::hand_over(shared, state))
+    }
+
+    /// The session a connection asked to hand it over answers with; or, if that connection
+    /// was ending already (it took its last request before ours, which it never reads), the
+    /// session it leaves offline. At most [`TAKEOVER_WAIT`].
+    async fn taken_over(
+        &self,
+        client_id: &str,
+        connection_id: u64,
+        mut answer: tokio::sync::oneshot::Receiver<Box<crate::session::SessionState>>,
+    ) -> Option<Box<crate::session::SessionState>> {
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        loop {
+            match answer.try_recv() {
+                Ok(state) => {
+                    self.shared
+                        .registry
+                        .forget_connection(client_id, connection_id);
+                    return Some(state);
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return self.offline_soon(client_id).await;
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+            }
+            if self.shared.registry.online(client_id).is_none() {
+                return self.shared.registry.take_offline(client_id);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Takes `client_id`'s session once its ending connection has left it offline, waiting

@@ -281,7 +281,9 @@ impl Stopping {
                 .iter()
                 .filter(|client_id| self.shared.registry.client(client_id).is_some())
                 .count();
-            if staying == 0 || tokio::time::Instant::now() >= deadline {
+            // What moved sessions' subscriptions held here is collected by their new node.
+            let holding = !self.shared.holding.lock().is_empty();
+            if (staying == 0 && !holding) || tokio::time::Instant::now() >= deadline {
                 return staying;
             }
             tokio::time::sleep(HAND_OFF_POLL).await;

@@ -436,13 +436,24 @@ async fn follow_interest(
         }
         // The server has the subscriptions once it answers a request sent after them
         // (nobody answers this subject: its "no responders" is the answer).
-        if let Some(upto) = upto {
-            let _ = tokio::time::timeout(
+        if let Some(upto) = upto
+            && retry.is_empty()
+        {
+            let answer = tokio::time::timeout(
                 Duration::from_secs(2),
                 client.request(confirms.clone(), Bytes::new()),
             )
             .await;
-            applied.send_replace(upto);
+            let reached = match answer {
+                Ok(Ok(_)) => true,
+                Ok(Err(error)) => {
+                    error.kind() == async_nats::client::RequestErrorKind::NoResponders
+                }
+                Err(_) => false,
+            };
+            if reached {
+                applied.send_replace(upto);
+            }
         }
     }
 }

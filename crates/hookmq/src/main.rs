@@ -308,12 +308,13 @@ async fn serve(config: config::AppConfig) -> anyhow::Result<()> {
             );
         }
     }
-    stopping.close().await;
     // The webhooks before the cluster: a cluster buffer stores its last events there.
     engine.shutdown(config.node.shutdown_timeout).await;
     if let Some(cluster) = cluster {
         cluster.leave().await;
     }
+    // After leaving: a session handed over meanwhile is ended in the journal too.
+    stopping.close().await;
     Ok(())
 }
 

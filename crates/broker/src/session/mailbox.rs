@@ -389,22 +389,26 @@ impl Mailbox {
         }
     }
 
-    /// Puts `held` (oldest first) in front of what is queued, leaving out the messages
-    /// queued already: what the node a session moved from held for it while the session's
-    /// subscriptions reached NATS here. Returns how many were added.
-    pub(crate) fn prepend_unseen(&self, held: Vec<Delivery>) -> usize {
+    /// Puts `held` (oldest first) after the first `at` queued deliveries, leaving out the
+    /// messages queued already: what the node a session moved from held for it while the
+    /// session's subscriptions reached NATS here, between what came with the session and
+    /// what was routed here since. Returns how many were added.
+    pub(crate) fn insert_unseen(&self, at: usize, held: Vec<Delivery>) -> usize {
         let mut state = self.state.lock();
         let seen: std::collections::HashSet<_> = state.queue.iter().map(|d| d.message.id).collect();
+        let at = at.min(state.queue.len());
+        let tail = state.queue.split_off(at);
         let mut added = 0;
-        for delivery in held.into_iter().rev() {
+        for delivery in held {
             if seen.contains(&delivery.message.id) {
                 continue;
             }
             state.bytes += delivery.cost();
             state.qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
-            state.queue.push_front(delivery);
+            state.queue.push_back(delivery);
             added += 1;
         }
+        state.queue.extend(tail);
         added
     }
 
@@ -457,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn held_deliveries_go_first_without_the_ones_queued_already() {
+    fn held_deliveries_go_after_the_moved_ones_without_the_ones_queued_already() {
         let mailbox = mailbox(100, usize::MAX);
         let _ = mailbox.push(delivery(3, QoS::AtLeastOnce, 4));
         let _ = mailbox.push(delivery(4, QoS::AtLeastOnce, 4));
@@ -466,8 +470,16 @@ mod tests {
             delivery(2, QoS::AtMostOnce, 4),
             delivery(3, QoS::AtLeastOnce, 4),
         ];
-        assert_eq!(mailbox.prepend_unseen(held), 2, "3 was queued here already");
-        assert_eq!(ids(&mailbox), [1, 2, 3, 4]);
+        assert_eq!(
+            mailbox.insert_unseen(1, held),
+            2,
+            "3 was queued here already"
+        );
+        assert_eq!(
+            ids(&mailbox),
+            [3, 1, 2, 4],
+            "after the first, before the rest"
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub(crate) struct SessionState {
     pub(crate) pending_will: Option<AbortHandle>,
     /// What the broker's journal keeps of a persistent session.
     pub(crate) stored: Stored,
+    /// Deliveries at the head of the queue that came with the session from another node
+    /// (`transfer::rebuild`): what that node held meanwhile goes after them.
+    pub(crate) moved_in: usize,
 }
 
 /// A persistent session's place in the broker's journal (see `persist`).
@@ -70,6 +73,7 @@ impl SessionState {
             expiry_interval: 0,
             pending_will: None,
             stored: Stored::default(),
+            moved_in: 0,
         }
     }
 }

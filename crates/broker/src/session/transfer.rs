@@ -247,16 +247,18 @@ pub(crate) fn release(shared: &Shared, client_id: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// Puts what the old node held ([`release`]) in front of what `state` queued here, leaving
-/// out the messages it has already. Returns how many were added.
+/// Puts what the old node held ([`release`]) after the messages that came with the session
+/// and before what was queued here since, leaving out the messages it has already. Returns
+/// how many were added.
 pub(crate) fn add_held(state: &SessionState, bytes: &[u8]) -> usize {
     let Some((&FORMAT, rest)) = bytes.split_first() else {
         return 0;
     };
     match postcard::from_bytes::<Vec<Moving>>(rest) {
-        Ok(held) => state
-            .mailbox
-            .prepend_unseen(held.into_iter().map(Moving::into_delivery).collect()),
+        Ok(held) => state.mailbox.insert_unseen(
+            state.moved_in,
+            held.into_iter().map(Moving::into_delivery).collect(),
+        ),
         Err(error) => {
             tracing::warn!(%error, "messages held for a moved session do not read");
             0
@@ -290,6 +292,7 @@ pub(crate) fn rebuild(
     let mailbox = shared.new_mailbox(client);
     let mut state = Box::new(SessionState::new(session_id, Arc::clone(&mailbox)));
     state.expiry_interval = transfer.expiry_interval;
+    state.moved_in = transfer.queued.len();
     for moving in transfer.queued {
         mailbox.restore(moving.into_delivery());
     }
