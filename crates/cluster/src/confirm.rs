@@ -29,6 +29,26 @@ const RETRY: Duration = Duration::from_millis(100);
 /// Round trips on their way at once at most.
 const IN_FLIGHT: usize = 4;
 
+/// How many times the NATS connection was lost: async-nats drops what it had not written
+/// when it reconnects, so nothing sent before a loss is confirmed by a round trip after it.
+#[derive(Debug, Default)]
+pub(crate) struct Losses {
+    count: AtomicU64,
+    changed: Notify,
+}
+
+impl Losses {
+    /// The connection was lost.
+    pub(crate) fn lost(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    fn now(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+}
+
 /// The counts, and what waits on them.
 #[derive(Debug)]
 pub(crate) struct Confirmations {
@@ -47,12 +67,14 @@ pub(crate) struct Confirmations {
     wanted_changed: Notify,
     /// How long a connection waits at most (`cluster.forward_confirm_timeout`); zero: never.
     timeout: Duration,
-    /// Waits that ended at `timeout`: acknowledgements sent before NATS confirmed.
+    /// Waits that ended at `timeout` or at a lost connection: acknowledgements sent before
+    /// NATS confirmed.
     unconfirmed: AtomicU64,
+    losses: std::sync::Arc<Losses>,
 }
 
 impl Confirmations {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration, losses: std::sync::Arc<Losses>) -> Self {
         Self {
             queued: Mutex::new(0),
             sent: AtomicU64::new(0),
@@ -63,6 +85,7 @@ impl Confirmations {
             wanted_changed: Notify::new(),
             timeout,
             unconfirmed: AtomicU64::new(0),
+            losses,
         }
     }
 
@@ -100,17 +123,28 @@ impl Confirmations {
         self.wanted.fetch_max(target, Ordering::AcqRel);
         self.wanted_changed.notify_one();
         let this = std::sync::Arc::clone(self);
+        let epoch = self.losses.now();
         Some(Box::pin(async move {
             let confirmed = async {
                 loop {
                     let changed = this.confirmed_changed.notified();
-                    if this.confirmed.load(Ordering::Acquire) >= target {
-                        return;
+                    let lost = this.losses.changed.notified();
+                    if this.losses.now() != epoch {
+                        return false;
                     }
-                    changed.await;
+                    if this.confirmed.load(Ordering::Acquire) >= target {
+                        return true;
+                    }
+                    tokio::select! {
+                        () = changed => {}
+                        () = lost => {}
+                    }
                 }
             };
-            if tokio::time::timeout(this.timeout, confirmed).await.is_err() {
+            if !tokio::time::timeout(this.timeout, confirmed)
+                .await
+                .unwrap_or(false)
+            {
                 this.unconfirmed.fetch_add(1, Ordering::Relaxed);
             }
         }))
@@ -130,15 +164,17 @@ impl Confirmations {
             );
             if wanted > asked && sent > asked && trips.len() < IN_FLIGHT {
                 asked = sent;
-                trips.push_back(round_trip(client.clone(), subject.clone(), sent));
+                let epoch = self.losses.now();
+                trips.push_back(round_trip(client.clone(), subject.clone(), (sent, epoch)));
                 continue;
             }
             let wanted_changed = self.wanted_changed.notified();
             let sent_changed = self.sent_changed.notified();
             tokio::select! {
                 () = stop.cancelled() => return,
-                Some((upto, reached)) = trips.next(), if !trips.is_empty() => {
-                    if reached {
+                Some(((upto, epoch), reached)) = trips.next(), if !trips.is_empty() => {
+                    // Across a lost connection, what was sent before may be gone.
+                    if reached && epoch == self.losses.now() {
                         self.confirmed.fetch_max(upto, Ordering::AcqRel);
                         self.confirmed_changed.notify_waiters();
                     } else {
@@ -157,8 +193,9 @@ impl Confirmations {
     }
 }
 
-/// One round trip to `subject`: `(upto, whether NATS answered)`.
-async fn round_trip(client: Client, subject: String, upto: u64) -> (u64, bool) {
+/// One round trip to `subject`: `(upto, whether NATS answered)`, `upto` being what was
+/// sent before it and the connection's losses then.
+async fn round_trip(client: Client, subject: String, upto: (u64, u64)) -> ((u64, u64), bool) {
     let answer = tokio::time::timeout(ROUND_TRIP, client.request(subject, Bytes::new())).await;
     let reached = match answer {
         Ok(Ok(_)) => true,
@@ -176,7 +213,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_ends_when_its_messages_are_confirmed_or_at_the_timeout() {
-        let confirmations = Arc::new(Confirmations::new(Duration::from_secs(5)));
+        let losses = Arc::new(Losses::default());
+        let confirmations = Arc::new(Confirmations::new(
+            Duration::from_secs(5),
+            Arc::clone(&losses),
+        ));
         assert!(confirmations.wait().is_none(), "nothing queued");
         assert!(confirmations.queue(|| true));
         assert!(
@@ -196,7 +237,14 @@ mod tests {
         let wait = confirmations.wait().expect("a second message");
         wait.await;
         assert_eq!(confirmations.unconfirmed(), 1, "the timeout is counted");
-        let off = Arc::new(Confirmations::new(Duration::ZERO));
+        assert!(confirmations.queue(|| true));
+        let wait = confirmations.wait().expect("a third message");
+        losses.lost();
+        tokio::time::timeout(Duration::from_secs(1), wait)
+            .await
+            .expect("a lost connection ends the wait");
+        assert_eq!(confirmations.unconfirmed(), 2, "counted as unconfirmed");
+        let off = Arc::new(Confirmations::new(Duration::ZERO, losses));
         assert!(off.queue(|| true));
         assert!(off.wait().is_none(), "a zero timeout never waits");
     }

@@ -268,12 +268,17 @@ impl Cluster {
     pub async fn join(config: &ClusterConfig, broker: BrokerHandle) -> Result<Self, ClusterError> {
         let node = broker.node_name().to_owned();
         let logged_node = node.clone();
+        let losses = Arc::new(confirm::Losses::default());
+        let told_losses = Arc::clone(&losses);
         let client = ConnectOptions::new()
             .name(format!("hookmq {node}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .event_callback(move |event| {
                 let node = logged_node.clone();
+                if matches!(event, Event::Disconnected) {
+                    told_losses.lost();
+                }
                 async move {
                     match event {
                         Event::Disconnected => tracing::warn!(
@@ -296,8 +301,14 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let stop = CancellationToken::new();
-        let link =
-            link::Link::start(config, &node, client.clone(), broker.clone(), stop.clone()).await?;
+        let link = link::Link::start(
+            config,
+            &node,
+            (client.clone(), losses),
+            broker.clone(),
+            stop.clone(),
+        )
+        .await?;
         let prefix = config.subject_prefix.clone();
         let questions = client
             .subscribe(format!("{prefix}.nodes"))

@@ -110,7 +110,7 @@ impl Link {
     pub(crate) async fn start(
         config: &ClusterConfig,
         node: &str,
-        client: Client,
+        (client, losses): (Client, Arc<crate::confirm::Losses>),
         broker: BrokerHandle,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
@@ -176,7 +176,7 @@ impl Link {
             dropped: AtomicU64::new(0),
             client: client.clone(),
             sessions,
-            confirmations: Arc::new(Confirmations::new(config.forward_confirm_timeout)),
+            confirmations: Arc::new(Confirmations::new(config.forward_confirm_timeout, losses)),
         });
         let confirmer = Arc::clone(&link.confirmations);
         let confirms = format!("{prefix}.confirm.{}", subject::token(node));

@@ -356,12 +356,14 @@ async fn accept<S: AsyncWrite + Unpin>(
         // Perhaps on another node of the cluster: it hands the session over.
         Claimed::Fresh => match (connect.clean_start, shared.peers.get()) {
             (false, Some(peers)) => {
-                let state = peers
-                    .fetch_session(&client.client_id)
-                    .await
-                    .and_then(|bytes| crate::session::transfer::rebuild(shared, &client, &bytes));
-                if let Some(state) = &state
+                let fetched = peers.fetch_session(&client.client_id).await;
+                let state = fetched
+                    .as_deref()
+                    .and_then(|bytes| crate::session::transfer::rebuild(shared, &client, bytes));
+                // Settled even if the session did not read: the old node stops holding.
+                if fetched.is_some()
                     && let Some(held) = peers.settle_session(&client.client_id).await
+                    && let Some(state) = &state
                 {
                     crate::session::transfer::add_held(state, &held);
                 }
