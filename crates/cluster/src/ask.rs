@@ -9,7 +9,7 @@ use async_nats::{Client, HeaderMap, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use crate::subject;
+use crate::{link::ORIGIN, subject};
 
 /// How long asking every node waits for answers at most.
 const GATHER: Duration = Duration::from_millis(300);
@@ -17,8 +17,6 @@ const GATHER: Duration = Duration::from_millis(300);
 const ONE: Duration = Duration::from_secs(2);
 /// Answers taken at most.
 const MOST_NODES: usize = 1024;
-/// The header naming the node that answers.
-const NODE: &str = "hookmq-node";
 
 /// What a layer above answers: the question's bytes in, the answer's bytes out. Called on
 /// the task that reads the questions: keep it short.
@@ -48,7 +46,7 @@ pub(crate) async fn answer(
         };
         let answer = answerer(&question.payload);
         let mut headers = HeaderMap::new();
-        headers.insert(NODE, node.as_str());
+        headers.insert(ORIGIN, node.as_str());
         if let Err(error) = client
             .publish_with_headers(reply, headers, answer.into())
             .await
@@ -83,7 +81,7 @@ pub(crate) async fn gather(
         let Ok(Some(answer)) = tokio::time::timeout_at(deadline, answers.next()).await else {
             break;
         };
-        let Some(node) = answer.headers.as_ref().and_then(|h| h.get(NODE)) else {
+        let Some(node) = answer.headers.as_ref().and_then(|h| h.get(ORIGIN)) else {
             continue;
         };
         got.push((node.as_str().to_owned(), answer.payload));

@@ -196,13 +196,23 @@ impl Confirmations {
 /// One round trip to `subject`: `(upto, whether NATS answered)`, `upto` being what was
 /// sent before it and the connection's losses then.
 async fn round_trip(client: Client, subject: String, upto: (u64, u64)) -> ((u64, u64), bool) {
-    let answer = tokio::time::timeout(ROUND_TRIP, client.request(subject, Bytes::new())).await;
-    let reached = match answer {
+    (upto, reached(&client, subject).await)
+}
+
+/// The subject of `node`'s round trips, which nobody answers.
+pub(crate) fn subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.confirm.{}", crate::subject::token(node))
+}
+
+/// Whether the NATS server has taken everything `client` sent so far: a request to
+/// `subject` (see [`subject`]) answered, its "no responders" included, within
+/// [`ROUND_TRIP`].
+pub(crate) async fn reached(client: &Client, subject: String) -> bool {
+    match tokio::time::timeout(ROUND_TRIP, client.request(subject, Bytes::new())).await {
         Ok(Ok(_)) => true,
         Ok(Err(error)) => error.kind() == RequestErrorKind::NoResponders,
         Err(_) => false,
-    };
-    (upto, reached)
+    }
 }
 
 #[cfg(test)]

@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{ClusterConfig, ClusterError, confirm::Confirmations, retained, subject};
 
-/// The header naming the node a message comes from (its own subscriptions hear it too).
-const ORIGIN: &str = "hookmq-node";
+/// The header naming the node a message (or an answer) comes from (its own subscriptions
+/// hear it too).
+pub(crate) const ORIGIN: &str = "hookmq-node";
 /// The header of a message whose origin gave it to its own shared subscriptions' members
 /// already (NATS was not balancing them): no node's members take it again.
 const SHARED_DONE: &str = "hookmq-shared-done";
@@ -179,7 +180,7 @@ impl Link {
             confirmations: Arc::new(Confirmations::new(config.forward_confirm_timeout, losses)),
         });
         let confirmer = Arc::clone(&link.confirmations);
-        let confirms = format!("{prefix}.confirm.{}", subject::token(node));
+        let confirms = crate::confirm::subject(&prefix, node);
         let (confirm_client, confirm_stop) = (client.clone(), stop.clone());
         tokio::spawn(async move {
             confirmer
@@ -406,7 +407,7 @@ async fn follow_interest(
     let mut subscribed: HashMap<String, CancellationToken> = HashMap::new();
     // Subscriptions NATS refused, tried again every second (one pending change per key).
     let mut retry: HashMap<String, bool> = HashMap::new();
-    let confirms = format!("{prefix}.confirm.{}", subject::token(&node));
+    let confirms = crate::confirm::subject(&prefix, &node);
     loop {
         let (changes, upto) = tokio::select! {
             () = stop.cancelled() => return,
@@ -434,26 +435,12 @@ async fn follow_interest(
                 (true, true) => {}
             }
         }
-        // The server has the subscriptions once it answers a request sent after them
-        // (nobody answers this subject: its "no responders" is the answer).
+        // The server has the subscriptions once it answers a round trip sent after them.
         if let Some(upto) = upto
             && retry.is_empty()
+            && crate::confirm::reached(&client, confirms.clone()).await
         {
-            let answer = tokio::time::timeout(
-                Duration::from_secs(2),
-                client.request(confirms.clone(), Bytes::new()),
-            )
-            .await;
-            let reached = match answer {
-                Ok(Ok(_)) => true,
-                Ok(Err(error)) => {
-                    error.kind() == async_nats::client::RequestErrorKind::NoResponders
-                }
-                Err(_) => false,
-            };
-            if reached {
-                applied.send_replace(upto);
-            }
+            applied.send_replace(upto);
         }
     }
 }

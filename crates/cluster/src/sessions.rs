@@ -21,10 +21,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::nodes;
+use crate::{link::ORIGIN, nodes};
 
-/// The header naming the node that asks (it hears its own question too).
-const ORIGIN: &str = "hookmq-node";
 /// How long asking waits for the nodes' answers at most (a node it knows of that died
 /// meanwhile never answers).
 const ASK_WAIT: Duration = Duration::from_secs(2);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookmq_codec::{Packet, QoS, ReasonCode, Subscribe, SubscriptionOptions, SubscriptionRequest};
+use hookmq_codec::{Packet, ReasonCode};
 use serde_json::Value;
 
 use crate::{
@@ -15,18 +15,7 @@ use crate::{
 /// A connected client of `mqtt` subscribed to `filter`.
 fn subscriber(mqtt: u16, client_id: &str, filter: &str) -> Raw {
     let (mut raw, _) = Raw::connect(mqtt, client_id);
-    raw.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        subscriptions: vec![SubscriptionRequest {
-            filter: filter.into(),
-            options: SubscriptionOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscriptionOptions::default()
-            },
-        }],
-        ..Subscribe::default()
-    }));
-    assert!(matches!(raw.recv(), Packet::SubAck(_)));
+    raw.subscribe(filter);
     raw
 }
 

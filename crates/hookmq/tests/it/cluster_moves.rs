@@ -9,9 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookmq_codec::{
-    Packet, PubResponse, Publish, QoS, Subscribe, SubscriptionOptions, SubscriptionRequest,
-};
+use hookmq_codec::{Packet, PubResponse, Publish, QoS};
 
 use crate::{
     cluster::{Nats, node_with},
@@ -85,32 +83,9 @@ fn a_subscriber_moving_between_nodes_misses_nothing() {
     let (_b, b, _) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
     let (_c, c, _) = node_with(&dir.path().join("c"), "c@test", nats_port, &[]);
     let (mut subscriber, _) = Raw::connect(a, "seq-subscriber");
-    subscriber.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        subscriptions: vec![SubscriptionRequest {
-            filter: "seq/#".into(),
-            options: SubscriptionOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscriptionOptions::default()
-            },
-        }],
-        ..Subscribe::default()
-    }));
-    assert!(matches!(subscriber.recv(), Packet::SubAck(_)));
+    subscriber.subscribe("seq/#");
     // The subscription is in NATS once a message published on c arrives.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        crate::cluster::publish(c, "seq/probe", "probe", "0");
-        if let Some(Packet::Publish(probe)) = subscriber.recv_within(Duration::from_millis(200))
-            && &*probe.topic == "seq/probe"
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscription never reached c"
-        );
-    }
+    subscriber.probe_from(c, "seq/probe");
 
     let publisher = std::thread::spawn(move || publish_numbers(c));
     let mut got = BTreeSet::new();

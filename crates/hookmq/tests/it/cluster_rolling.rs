@@ -15,9 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookmq_codec::{
-    Packet, PubResponse, Publish, QoS, Subscribe, SubscriptionOptions, SubscriptionRequest,
-};
+use hookmq_codec::{Packet, PubResponse, Publish, QoS};
 use serde_json::json;
 
 use crate::{
@@ -84,6 +82,7 @@ fn connect_elsewhere(ports: &[u16], from: usize, client_id: &str) -> (Raw, usize
             return (raw, at, present);
         }
         assert!(Instant::now() < deadline, "no node took {client_id}");
+        // Nothing to wait on while every other node is down: try again shortly.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -172,31 +171,8 @@ fn a_rolling_restart_loses_nothing() {
 
     // The subscriber starts on a (it reaches c, where the publisher starts, through NATS).
     let (mut subscriber, mut at, _) = connect_elsewhere(&ports, 2, "roll-subscriber");
-    subscriber.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        subscriptions: vec![SubscriptionRequest {
-            filter: "roll/#".into(),
-            options: SubscriptionOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscriptionOptions::default()
-            },
-        }],
-        ..Subscribe::default()
-    }));
-    assert!(matches!(subscriber.recv(), Packet::SubAck(_)));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        crate::cluster::publish(ports[2], "roll/probe", "probe", "0");
-        if let Some(Packet::Publish(probe)) = subscriber.recv_within(Duration::from_millis(200))
-            && &*probe.topic == "roll/probe"
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscription never reached c"
-        );
-    }
+    subscriber.subscribe("roll/#");
+    subscriber.probe_from(ports[2], "roll/probe");
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut publisher = Some({
@@ -206,6 +182,9 @@ fn a_rolling_restart_loses_nothing() {
     let restarts = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
+            // Pacing, not waiting: half a second of traffic (hundreds of messages at the
+            // publisher's rate) before each stop and after the last start, so every stop
+            // meets messages in flight and the restarted cluster carries some too.
             for node in &mut nodes {
                 std::thread::sleep(Duration::from_millis(500));
                 node.restart(nats_port);

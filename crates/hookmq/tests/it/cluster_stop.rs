@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use hookmq_codec::{
-    Packet, PubResponse, QoS, ReasonCode, Subscribe, SubscriptionOptions, SubscriptionRequest,
-};
+use hookmq_codec::{Packet, PubResponse, QoS, ReasonCode};
 
 use crate::{
     cluster::{Nats, node_with, publish},
@@ -24,30 +22,9 @@ fn a_stopping_node_hands_its_clients_sessions_to_the_nodes_they_reconnect_to() {
     let (_b_node, b, _) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
     let (_c_node, c, _) = node_with(&dir.path().join("c"), "c@test", nats_port, &[]);
     let (mut subscriber, _) = Raw::connect(a, "stayer");
-    subscriber.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        subscriptions: vec![SubscriptionRequest {
-            filter: "stop/#".into(),
-            options: SubscriptionOptions {
-                qos: QoS::AtLeastOnce,
-                ..SubscriptionOptions::default()
-            },
-        }],
-        ..Subscribe::default()
-    }));
-    assert!(matches!(subscriber.recv(), Packet::SubAck(_)));
+    subscriber.subscribe("stop/#");
     // The subscription has reached NATS once a message published on c arrives.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        publish(c, "stop/probe", "p", "0");
-        if let Some(Packet::Publish(_)) = subscriber.recv_within(Duration::from_millis(200)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscription never reached c"
-        );
-    }
+    subscriber.probe_from(c, "stop/probe");
 
     let stopped_at = Instant::now();
     let stopping = std::thread::spawn(move || {

@@ -206,6 +206,40 @@ impl Raw {
         }
     }
 
+    /// Subscribes to `filter` at QoS 1; returns once the SUBACK came.
+    pub(crate) fn subscribe(&mut self, filter: &str) {
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            subscriptions: vec![SubscriptionRequest {
+                filter: filter.into(),
+                options: SubscriptionOptions {
+                    qos: QoS::AtLeastOnce,
+                    ..SubscriptionOptions::default()
+                },
+            }],
+            ..Subscribe::default()
+        }));
+        assert!(matches!(self.recv(), Packet::SubAck(_)), "SUBACK");
+    }
+
+    /// Publishes QoS 0 probes on `topic` from the node listening on `mqtt` until one
+    /// arrives here: this client's subscription has reached that node (through NATS).
+    pub(crate) fn probe_from(&mut self, mqtt: u16, topic: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            crate::cluster::publish(mqtt, topic, "probe", "0");
+            if let Some(Packet::Publish(probe)) = self.recv_within(Duration::from_millis(200))
+                && &*probe.topic == topic
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the subscription never reached the node on {mqtt}"
+            );
+        }
+    }
+
     pub(crate) fn recv(&mut self) -> Packet {
         loop {
             if let Some(packet) =
