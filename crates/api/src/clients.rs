@@ -177,12 +177,8 @@ pub(crate) async fn answer_for_cluster(
     state: &AppState,
     cluster: &hookmq_cluster::ClusterHandle,
 ) -> Result<(), hookmq_cluster::ClusterError> {
-    let broker = state.broker().clone();
-    let kicker = broker.clone();
-    crate::cluster_list::answer(cluster, TOPIC, move |filter: &ClientFilter| {
-        local_clients(&broker, filter)
-    })
-    .await?;
+    let kicker = state.broker().clone();
+    crate::cluster_list::answer(cluster, TOPIC, kicker.clone(), local_clients).await?;
     let kick: hookmq_cluster::ask::Answerer = std::sync::Arc::new(move |question: &[u8]| {
         let kicked = std::str::from_utf8(question).is_ok_and(|id| kicker.kick(id));
         if kicked {
@@ -215,12 +211,9 @@ async fn list(
         like_username: query.like_username,
         conn_state: query.conn_state,
     };
-    if let Some(cluster) = &state.cluster
-        && let Some(page) = crate::cluster_list::page(cluster, TOPIC, &filter, paging).await
-    {
-        return Ok(Json(page));
-    }
-    Ok(Json(paging.apply(local_clients(state.broker(), &filter))))
+    Ok(Json(
+        crate::cluster_list::page_or_local(&state, TOPIC, &filter, paging, local_clients).await,
+    ))
 }
 
 /// One client.
@@ -243,13 +236,15 @@ async fn show(
         like_username: None,
         conn_state: None,
     };
-    let here = local_clients(state.broker(), &filter).pop();
-    let found = match (here, &state.cluster) {
-        (Some(view), _) => Some(view),
-        (None, Some(cluster)) => crate::cluster_list::page(cluster, TOPIC, &filter, Paging::one())
-            .await
-            .and_then(|page| page.data.into_iter().next()),
-        (None, None) => None,
+    // Here first: no question to the other nodes for a client of this one.
+    let found = match local_clients(state.broker(), &filter).pop() {
+        Some(view) => Some(view),
+        None => {
+            crate::cluster_list::page_or_local(&state, TOPIC, &filter, Paging::one(), local_clients)
+                .await
+                .data
+                .pop()
+        }
     };
     found
         .map(Json)

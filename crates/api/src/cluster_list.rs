@@ -5,10 +5,14 @@
 
 use std::sync::Arc;
 
+use hookmq_broker::BrokerHandle;
 use hookmq_cluster::{ClusterError, ClusterHandle, ask::Answerer};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::paging::{Page, Paging};
+use crate::{
+    paging::{Page, Paging},
+    state::AppState,
+};
 
 /// What a node is asked: its matches for `filter`, from `offset`, at most `limit`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,12 +29,15 @@ struct Answer<T> {
     data: Vec<T>,
 }
 
-/// Has this node answer the questions on `topic` with `local` (its matches for a filter,
-/// in order).
+/// This node's matches for a filter, in order.
+pub(crate) type Local<F, T> = fn(&BrokerHandle, &F) -> Vec<T>;
+
+/// Has this node answer the questions on `topic` with `local`.
 pub(crate) async fn answer<F, T>(
     cluster: &ClusterHandle,
     topic: &str,
-    local: impl Fn(&F) -> Vec<T> + Send + Sync + 'static,
+    broker: BrokerHandle,
+    local: Local<F, T>,
 ) -> Result<(), ClusterError>
 where
     F: DeserializeOwned + 'static,
@@ -40,7 +47,7 @@ where
         let Ok(question) = serde_json::from_slice::<Question<F>>(bytes) else {
             return Vec::new();
         };
-        let items = local(&question.filter);
+        let items = local(&broker, &question.filter);
         let count = items.len() as u64;
         let skip = usize::try_from(question.offset).unwrap_or(usize::MAX);
         let take = usize::try_from(question.limit).unwrap_or(usize::MAX);
@@ -50,9 +57,29 @@ where
     cluster.answer(topic, answerer).await
 }
 
-/// One page of the cluster-wide list on `topic`; `None` when no node answered (NATS
-/// away: the caller lists this node's own).
-pub(crate) async fn page<F, T>(
+/// One page of the list on `topic`: the cluster's when this node is in one and NATS
+/// answers, else this node's own (`local`).
+pub(crate) async fn page_or_local<F, T>(
+    state: &AppState,
+    topic: &str,
+    filter: &F,
+    paging: Paging,
+    local: Local<F, T>,
+) -> Page<T>
+where
+    F: Serialize,
+    T: DeserializeOwned,
+{
+    if let Some(cluster) = &state.cluster
+        && let Some(page) = page(cluster, topic, filter, paging).await
+    {
+        return page;
+    }
+    paging.apply(local(state.broker(), filter))
+}
+
+/// One page of the cluster-wide list on `topic`; `None` when no node answered.
+async fn page<F, T>(
     cluster: &ClusterHandle,
     topic: &str,
     filter: &F,

@@ -108,11 +108,7 @@ pub(crate) async fn answer_for_cluster(
     state: &AppState,
     cluster: &hookmq_cluster::ClusterHandle,
 ) -> Result<(), hookmq_cluster::ClusterError> {
-    let broker = state.broker().clone();
-    crate::cluster_list::answer(cluster, TOPIC, move |filter: &SubscriptionFilter| {
-        local_subscriptions(&broker, filter)
-    })
-    .await
+    crate::cluster_list::answer(cluster, TOPIC, state.broker().clone(), local_subscriptions).await
 }
 
 /// Lists the subscriptions of every node, node by node (by name), each node's by client
@@ -135,12 +131,8 @@ async fn list(
         clientid: query.clientid,
         topic: query.topic,
     };
-    if let Some(cluster) = &state.cluster
-        && let Some(page) = crate::cluster_list::page(cluster, TOPIC, &filter, paging).await
-    {
-        return Ok(Json(page));
-    }
     Ok(Json(
-        paging.apply(local_subscriptions(state.broker(), &filter)),
+        crate::cluster_list::page_or_local(&state, TOPIC, &filter, paging, local_subscriptions)
+            .await,
     ))
 }
