@@ -222,14 +222,20 @@ impl Link {
     }
 }
 
+/// The next message of `subscription`; `None` once it ends or `stop` is cancelled.
+pub(crate) async fn next_until(
+    subscription: &mut Subscriber,
+    stop: &CancellationToken,
+) -> Option<async_nats::Message> {
+    tokio::select! {
+        () = stop.cancelled() => None,
+        message = subscription.next() => message,
+    }
+}
+
 /// Answers other nodes asking whether this node's name is taken.
 async fn answer_name_checks(client: Client, mut requests: Subscriber, stop: CancellationToken) {
-    loop {
-        let request = tokio::select! {
-            () = stop.cancelled() => return,
-            request = requests.next() => request,
-        };
-        let Some(request) = request else { return };
+    while let Some(request) = crate::link::next_until(&mut requests, &stop).await {
         if let Some(reply) = request.reply {
             let _ = client.publish(reply, Bytes::from_static(b"taken")).await;
         }

@@ -72,12 +72,7 @@ pub(crate) async fn answer(
     reporter: ReporterSlot,
     stop: CancellationToken,
 ) {
-    loop {
-        let question = tokio::select! {
-            () = stop.cancelled() => return,
-            question = questions.next() => question,
-        };
-        let Some(question) = question else { return };
+    while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
         let Some(reply) = question.reply else {
             continue;
         };

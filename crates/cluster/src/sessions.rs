@@ -217,12 +217,7 @@ async fn release(
     broker: BrokerHandle,
     stop: CancellationToken,
 ) {
-    loop {
-        let question = tokio::select! {
-            () = stop.cancelled() => return,
-            question = questions.next() => question,
-        };
-        let Some(question) = question else { return };
+    while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
         let (Some(reply), Ok(client_id)) = (question.reply, std::str::from_utf8(&question.payload))
         else {
             continue;
@@ -245,12 +240,7 @@ async fn answer(
     broker: BrokerHandle,
     stop: CancellationToken,
 ) {
-    loop {
-        let question = tokio::select! {
-            () = stop.cancelled() => return,
-            question = questions.next() => question,
-        };
-        let Some(question) = question else { return };
+    while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
         let from_here = question
             .headers
             .as_ref()
@@ -287,12 +277,7 @@ async fn answer(
 
 /// Adds the nodes that say they joined to [`Sessions::nodes`] (between two counts).
 async fn hear_joins(sessions: Arc<Sessions>, mut joined: Subscriber, stop: CancellationToken) {
-    loop {
-        let notice = tokio::select! {
-            () = stop.cancelled() => return,
-            notice = joined.next() => notice,
-        };
-        let Some(notice) = notice else { return };
+    while let Some(notice) = crate::link::next_until(&mut joined, &stop).await {
         if let Ok(node) = std::str::from_utf8(&notice.payload)
             && node != sessions.node
         {
