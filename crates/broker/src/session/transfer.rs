@@ -187,11 +187,12 @@ fn hold(shared: &Arc<Shared>, state: &SessionState) {
         mailbox,
     };
     let client_id: Arc<str> = client.client_id.clone();
-    if let Some(earlier) = shared
+    // Bound first, so the lock is not held while the earlier holding ends.
+    let earlier = shared
         .holding
         .lock()
-        .insert(Arc::clone(&client_id), holding)
-    {
+        .insert(Arc::clone(&client_id), holding);
+    if let Some(earlier) = earlier {
         let lost = unhold(shared, earlier).len();
         if lost > 0 {
             tracing::warn!(client = %client_id, messages = lost, "a session moved again before the node it moved to collected what was held for it");
