@@ -127,6 +127,8 @@ impl BrokerHandle {
     /// of what it gets there, and its delayed will would fire though the client is alive).
     /// Returns whether it was connected here.
     pub fn taken_over_elsewhere(&self, client_id: &str) -> bool {
+        // A session handed from here has reached its new node.
+        crate::session::transfer::kept(&self.shared, client_id);
         if let Some(control) = self.shared.registry.control(client_id) {
             let _ = control.try_send(Control::Elsewhere);
             return true;
@@ -143,9 +145,11 @@ impl BrokerHandle {
     /// Hands `client_id`'s session to another node of the cluster, where the client has
     /// just connected: ends its connection here, if any (DISCONNECT 0x8E, reason
     /// `takenover`), and its session here, and returns the session as bytes for
-    /// `Peers::fetch_session` over there. `None` if it has no session here.
-    pub async fn hand_over_session(&self, client_id: &str) -> Option<Vec<u8>> {
+    /// `Peers::fetch_session` on the node `to`. `None` if it has no session here. A session
+    /// handed from here before to a node that lost it is handed over again.
+    pub async fn hand_over_session(&self, client_id: &str, to: &str) -> Option<Vec<u8>> {
         let shared = &self.shared;
+        crate::session::transfer::take_back_if_lost(shared, client_id).await;
         let state = match shared.registry.online(client_id) {
             Some((control, connection_id)) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
@@ -163,7 +167,7 @@ impl BrokerHandle {
             }
             None => shared.registry.take_offline(client_id)?,
         };
-        Some(crate::session::transfer::hand_over(shared, state))
+        Some(crate::session::transfer::hand_over(shared, state, to))
     }
 
     /// The session a connection asked to hand it over answers with; or, if that connection
@@ -212,6 +216,12 @@ impl BrokerHandle {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    /// Whether `client_id` has a session here (connected, offline, or connecting).
+    #[must_use]
+    pub fn has_session(&self, client_id: &str) -> bool {
+        self.shared.registry.client(client_id).is_some()
     }
 
     /// Every subscription.

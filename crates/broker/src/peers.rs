@@ -43,6 +43,11 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
     /// (`BrokerHandle::release_session` there).
     fn settle_session<'a>(&'a self, client_id: &'a str) -> SessionFetch<'a>;
 
+    /// Whether the node `node` has a session of `client_id` (connected, offline, or being
+    /// connected): `false` only when surely not (it says so, or no node of that name is
+    /// there), `true` when unsure (it does not answer in time).
+    fn keeps<'a>(&'a self, node: &'a str, client_id: &'a str) -> Answer<'a, bool>;
+
     /// A future that resolves once the messages forwarded so far have left this node for
     /// good (its death can no longer keep them from the other nodes); `None` when nothing
     /// waits. A connection awaits it before it acknowledges QoS 1/2 PUBLISHes.
@@ -50,8 +55,10 @@ pub trait Peers: Send + Sync + std::fmt::Debug {
 }
 
 /// What [`Peers::fetch_session`] returns.
-pub type SessionFetch<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + 'a>>;
+pub type SessionFetch<'a> = Answer<'a, Option<Vec<u8>>>;
+
+/// A peer's answer, on its way.
+pub type Answer<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The filters that gained their first or lost their last subscriber here since the last
 /// look. Changes are coalesced per filter (the last one counts), so the set is bounded by

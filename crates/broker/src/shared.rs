@@ -357,6 +357,39 @@ impl Shared {
         ))
     }
 
+    /// Parks `state`, a session of `client` that has no connection, offline until its expiry
+    /// (kept on disk if the journal is on); ends it if the client has another session here
+    /// by now, or if it does not outlive its connection.
+    pub(crate) fn park_offline(
+        self: &Arc<Self>,
+        client: &Arc<ClientInfo>,
+        mut state: Box<SessionState>,
+    ) {
+        let expiry = state.expiry_interval;
+        if expiry == 0 {
+            self.end_session(&state);
+            return;
+        }
+        if let Some(log) = &self.persist {
+            state.stored.offline_since = Some(crate::message::now_ms());
+            log.keep(&mut state, client, None);
+        }
+        let expires_at = (expiry != u32::MAX)
+            .then(|| Instant::now() + std::time::Duration::from_secs(expiry.into()));
+        let session_id = state.id;
+        match self
+            .registry
+            .restore_if_absent(Arc::clone(client), state, expires_at)
+        {
+            Ok(()) => {
+                if let Some(at) = expires_at {
+                    self.schedule_expiry(Arc::clone(&client.client_id), session_id, at);
+                }
+            }
+            Err(state) => self.end_session(&state),
+        }
+    }
+
     /// Ends a session: its subscriptions leave the router, its queue is discarded and the
     /// journal forgets it.
     pub(crate) fn end_session(&self, state: &SessionState) {

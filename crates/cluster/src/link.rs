@@ -103,6 +103,14 @@ impl Peers for Link {
     fn settle_session<'a>(&'a self, client_id: &'a str) -> hookmq_broker::peers::SessionFetch<'a> {
         Box::pin(self.sessions.settle(client_id))
     }
+
+    fn keeps<'a>(
+        &'a self,
+        node: &'a str,
+        client_id: &'a str,
+    ) -> hookmq_broker::peers::Answer<'a, bool> {
+        Box::pin(self.sessions.keeps(node, client_id))
+    }
 }
 
 impl Link {

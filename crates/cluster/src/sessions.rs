@@ -38,6 +38,8 @@ const RELEASE_GRACE: Duration = Duration::from_millis(100);
 /// How long settling a moved session waits for this node's subscriptions to reach NATS,
 /// then for the old node's answer.
 const SETTLE_WAIT: Duration = Duration::from_secs(2);
+/// How long asking a node whether it has a session waits for its answer.
+const KEEPS_WAIT: Duration = Duration::from_secs(1);
 
 /// This node's side of moving sessions.
 #[derive(Debug)]
@@ -73,6 +75,7 @@ impl Sessions {
         let subject = format!("{prefix}.session");
         let questions = client.subscribe(subject.clone()).await?;
         let releases = client.subscribe(release_subject(prefix, node)).await?;
+        let keeps = client.subscribe(keeps_subject(prefix, node)).await?;
         let joined = client.subscribe(format!("{prefix}.joined")).await?;
         let sessions = Arc::new(Self {
             client,
@@ -94,6 +97,12 @@ impl Sessions {
         tokio::spawn(release(
             sessions.client.clone(),
             releases,
+            broker.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(answer_keeps(
+            sessions.client.clone(),
+            keeps,
             broker,
             stop.clone(),
         ));
@@ -205,6 +214,51 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// Whether `node` has a session of `client_id`: `false` when it says so or no such node
+    /// is there (NATS answers that nobody listens), `true` when it says so or is unsure.
+    pub(crate) async fn keeps(&self, node: &str, client_id: &str) -> bool {
+        let subject = keeps_subject(&self.prefix, node);
+        let question = Bytes::copy_from_slice(client_id.as_bytes());
+        match tokio::time::timeout(KEEPS_WAIT, self.client.request(subject, question)).await {
+            Ok(Ok(answer)) => answer.payload.as_ref() != b"0",
+            Ok(Err(error)) => error.kind() != async_nats::client::RequestErrorKind::NoResponders,
+            Err(_) => true,
+        }
+    }
+}
+
+/// The subject `node` answers whether it has a session on.
+fn keeps_subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.keeps.{}", crate::subject::token(node))
+}
+
+/// Answers whether this node has a session of the client id asked for (`1` or `0`).
+async fn answer_keeps(
+    client: Client,
+    mut questions: Subscriber,
+    broker: BrokerHandle,
+    stop: CancellationToken,
+) {
+    while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
+        let (Some(reply), Ok(client_id)) = (question.reply, std::str::from_utf8(&question.payload))
+        else {
+            continue;
+        };
+        let answer = if broker.has_session(client_id) {
+            "1"
+        } else {
+            "0"
+        };
+        if let Err(error) = client
+            .publish(reply, Bytes::from_static(answer.as_bytes()))
+            .await
+        {
+            tracing::debug!(%error, "whether a session is here was not told");
+        }
+    }
+}
+
 /// The subject `node` answers release questions on.
 fn release_subject(prefix: &str, node: &str) -> String {
     format!("{prefix}.release.{}", crate::subject::token(node))
@@ -241,13 +295,13 @@ async fn answer(
     stop: CancellationToken,
 ) {
     while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
-        let from_here = question
+        let origin = question
             .headers
             .as_ref()
             .and_then(|headers| headers.get(ORIGIN))
-            .is_some_and(|origin| origin.as_str() == sessions.node);
-        let (false, Some(reply), Ok(client_id)) = (
-            from_here,
+            .map(|origin| origin.as_str().to_owned());
+        let (Some(asker), Some(reply), Ok(client_id)) = (
+            origin.filter(|origin| *origin != sessions.node),
             question.reply,
             String::from_utf8(question.payload.to_vec()),
         ) else {
@@ -261,7 +315,7 @@ async fn answer(
         // A connected client's connection takes a moment to hand its session over: the
         // other questions do not wait for it.
         tokio::spawn(async move {
-            let session = broker.hand_over_session(&client_id).await;
+            let session = broker.hand_over_session(&client_id, &asker).await;
             if session.is_some() {
                 tracing::info!(client = %client_id, "session handed to another node");
             }

@@ -350,6 +350,10 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
+    if !connect.clean_start {
+        // Handed from here to a node that died before it had it: resumed here.
+        crate::session::transfer::take_back_if_lost(shared, &client.client_id).await;
+    }
     let (control_tx, control) = control_slot();
     let connection_id = shared.next_connection_id();
     let previous = match shared.registry.claim(&client, connection_id, control_tx) {
@@ -463,12 +467,7 @@ async fn accept<S: AsyncWrite + Unpin>(
             // Kept from now on; CONNACK promises it only once it is on disk.
             state.stored.offline_since = None;
             state.stored.will = None;
-            let adopted = state.stored.record == 0;
-            state.mailbox.set_durable(true);
-            log.save_session(&mut state, &client, will.as_deref());
-            if adopted {
-                log.adopt_in_flight(&mut state);
-            }
+            log.keep(&mut state, &client, will.as_deref());
             log.synced().await;
         } else if state.stored.record != 0 {
             // Resumed without expiry: the session now ends with this connection.

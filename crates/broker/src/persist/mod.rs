@@ -249,6 +249,22 @@ impl StateLog {
         self.replace(&mut state.stored.record, Record::Session(Box::new(record)));
     }
 
+    /// Writes `state`, a session kept from now on, with ([`Self::save_session`]) and, if it
+    /// was not on disk yet, what it has queued and in flight.
+    pub(crate) fn keep(
+        &self,
+        state: &mut SessionState,
+        client: &Arc<ClientInfo>,
+        will: Option<&PendingWill>,
+    ) {
+        let adopted = state.stored.record == 0;
+        state.mailbox.set_durable(true);
+        self.save_session(state, client, will);
+        if adopted {
+            self.adopt_in_flight(state);
+        }
+    }
+
     /// Writes what a session that was not kept has in flight, as it becomes durable: its
     /// messages sent and not acknowledged with their packet ids, the PUBRELs it owes and the
     /// QoS 2 packet ids it awaits PUBREL for. (Its queue: `Mailbox::set_durable`.)

@@ -320,6 +320,27 @@ impl Registry {
         );
     }
 
+    /// Parks a session offline until `expires_at`, unless `client` has one here already
+    /// (then it comes back).
+    pub(crate) fn restore_if_absent(
+        &self,
+        client: Arc<ClientInfo>,
+        state: Box<SessionState>,
+        expires_at: Option<Instant>,
+    ) -> Result<(), Box<SessionState>> {
+        match self.entries.lock().entry(Arc::clone(&client.client_id)) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(state),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Entry::Offline {
+                    state,
+                    client,
+                    expires_at,
+                });
+                Ok(())
+            }
+        }
+    }
+
     /// The control channel of a connected client.
     pub(crate) fn control(&self, client_id: &str) -> Option<ControlSender> {
         match self.entries.lock().get(client_id) {

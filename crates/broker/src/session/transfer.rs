@@ -8,6 +8,12 @@
 //! here: the old node keeps the subscriptions a moment ([`Holding`]), collecting what they
 //! match, and gives it over when the new node asks ([`release`]), which puts it in front
 //! of what it queued itself, leaving out what it has already ([`add_held`]).
+//!
+//! Handing over is two-step: the old node keeps what it handed over (and what it collected)
+//! until the new node says the client is connected there, which it does once the session
+//! is on its disk ([`kept`]). If that node dies first, the session is not lost: asked for
+//! again, or after [`HOLD`], the old node finds out that the node it went to does not have
+//! it and builds it here again, offline ([`take_back_if_lost`]).
 
 use std::sync::Arc;
 
@@ -30,16 +36,32 @@ const FORMAT: u8 = 1;
 /// it, the oldest queued messages are left out (counted in the log).
 const MOST_BYTES: usize = 900 * 1024;
 
-/// How long a moved session's subscriptions collect here at most, if the new node never
-/// asks for what they collected (it died meanwhile).
+/// How long a handed-over session is kept here at most without the new node saying it
+/// has it; then that node is asked, and the session taken back if it has not.
 const HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A moved session's subscriptions, still here, and what they collected.
+/// A session handed to another node, kept here until that node says it has it.
 #[derive(Debug)]
 pub(crate) struct Holding {
     session_id: u64,
-    filters: Vec<String>,
-    mailbox: Arc<Mailbox>,
+    /// The node it went to.
+    to: String,
+    client: Arc<ClientInfo>,
+    /// The session as it was handed over.
+    handed: Vec<u8>,
+    collected: Collected,
+}
+
+/// What a handed-over session's subscriptions collect here.
+#[derive(Debug)]
+enum Collected {
+    /// Still collecting: the subscriptions are in the router, pointed at this mailbox.
+    Collecting {
+        filters: Vec<String>,
+        mailbox: Arc<Mailbox>,
+    },
+    /// Given to the new node ([`release`]); kept until it says it has the session.
+    Released(Vec<Delivery>),
 }
 
 /// A session as it travels.
@@ -101,13 +123,13 @@ const fn stage_of(code: u8) -> Option<Stage> {
     }
 }
 
-/// Ends `state` here and returns it as bytes for another node; its subscriptions collect
-/// here until [`release`] (or [`HOLD`]).
-pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>) -> Vec<u8> {
+/// Ends `state` here and returns it as bytes for the node `to`; its subscriptions collect
+/// here until [`release`], and what was handed over is kept until [`kept`] (or [`HOLD`]).
+pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>, to: &str) -> Vec<u8> {
     if let Some(will) = state.pending_will.take() {
         will.abort();
     }
-    hold(shared, &state);
+    let collecting = hold(shared, &state);
     let queued: Vec<Moving> = state.mailbox.close().iter().map(Moving::of).collect();
     let in_flight = state
         .outbound
@@ -154,14 +176,23 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>) -> V
             "a session handed to another node was too large: its oldest queued messages were left out"
         );
     }
+    keep_handed(
+        shared,
+        Holding {
+            session_id: state.id,
+            to: to.to_owned(),
+            client: state.mailbox.client(),
+            handed: bytes.clone(),
+            collected: collecting,
+        },
+    );
     bytes
 }
 
 /// Points the subscriptions of `state` at a mailbox of their own (before its mailbox closes,
-/// so no message falls between the two) and keeps them until [`release`] or [`HOLD`].
-fn hold(shared: &Arc<Shared>, state: &SessionState) {
-    let client = state.mailbox.client();
-    let mailbox = shared.new_mailbox(&client);
+/// so no message falls between the two).
+fn hold(shared: &Arc<Shared>, state: &SessionState) -> Collected {
+    let mailbox = shared.new_mailbox(&state.mailbox.client());
     let _ = mailbox.set_offline(false);
     for (filter, record) in &state.subscriptions {
         if let Ok(parsed) = topic::parse_subscription(filter) {
@@ -177,63 +208,84 @@ fn hold(shared: &Arc<Shared>, state: &SessionState) {
             );
         }
     }
-    let holding = Holding {
-        session_id: state.id,
+    Collected::Collecting {
         filters: state
             .subscriptions
             .keys()
             .map(ToString::to_string)
             .collect(),
         mailbox,
-    };
-    let client_id: Arc<str> = client.client_id.clone();
+    }
+}
+
+/// Keeps `holding` until [`kept`] or [`HOLD`], when the node it went to is asked.
+fn keep_handed(shared: &Arc<Shared>, holding: Holding) {
+    let client_id: Arc<str> = Arc::clone(&holding.client.client_id);
+    let session_id = holding.session_id;
     // Bound first, so the lock is not held while the earlier holding ends.
     let earlier = shared
         .holding
         .lock()
         .insert(Arc::clone(&client_id), holding);
     if let Some(earlier) = earlier {
-        let lost = unhold(shared, earlier).len();
+        let lost = collected(shared, earlier.session_id, earlier.collected).len();
         if lost > 0 {
             tracing::warn!(client = %client_id, messages = lost, "a session moved again before the node it moved to collected what was held for it");
         }
     }
-    let (shared, session_id) = (Arc::clone(shared), state.id);
+    let shared = Arc::clone(shared);
     tokio::spawn(async move {
         tokio::time::sleep(HOLD).await;
-        let mut holding = shared.holding.lock();
-        let Some(held) = holding.remove(&client_id) else {
-            return;
-        };
-        if held.session_id != session_id {
-            holding.insert(client_id, held);
-            return;
-        }
-        drop(holding);
-        let lost = unhold(&shared, held).len();
-        if lost > 0 {
-            tracing::warn!(client = %client_id, messages = lost, "messages held for a session that moved were never collected");
+        let still = shared
+            .holding
+            .lock()
+            .get(&client_id)
+            .is_some_and(|held| held.session_id == session_id);
+        if still && !take_back_if_lost(&shared, &client_id).await {
+            forget(&shared, &client_id, Some(session_id));
         }
     });
 }
 
-/// Ends a holding: its subscriptions leave the router; returns what it collected.
-fn unhold(shared: &Shared, holding: Holding) -> Vec<Delivery> {
-    for filter in &holding.filters {
-        if let Ok(parsed) = topic::parse_subscription(filter) {
-            shared
-                .router
-                .unsubscribe(parsed.filter, parsed.group, holding.session_id);
+/// Ends the collecting of `session_id`'s holding, if it still collects: its subscriptions
+/// leave the router; returns what it collected (or what was released).
+fn collected(shared: &Shared, session_id: u64, collected: Collected) -> Vec<Delivery> {
+    if let Collected::Collecting { filters, .. } = &collected {
+        for filter in filters {
+            if let Ok(parsed) = topic::parse_subscription(filter) {
+                shared
+                    .router
+                    .unsubscribe(parsed.filter, parsed.group, session_id);
+            }
         }
     }
-    holding.mailbox.close()
+    collected.into_deliveries()
+}
+
+impl Collected {
+    /// What was collected, the collecting ended (its subscriptions stay in the router).
+    fn into_deliveries(self) -> Vec<Delivery> {
+        match self {
+            Self::Collecting { mailbox, .. } => mailbox.close(),
+            Self::Released(deliveries) => deliveries,
+        }
+    }
 }
 
 /// What was held for `client_id`'s moved session, as bytes for the node it moved to
-/// ([`add_held`]), ending the holding; `None` if nothing is held for it.
+/// ([`add_held`]), ending the collecting (the session stays kept here until [`kept`]);
+/// `None` if nothing is held for it.
 pub(crate) fn release(shared: &Shared, client_id: &str) -> Option<Vec<u8>> {
-    let holding = shared.holding.lock().remove(client_id)?;
-    let mut held: Vec<Moving> = unhold(shared, holding).iter().map(Moving::of).collect();
+    let mut holding = shared.holding.lock().remove(client_id)?;
+    let collecting = std::mem::replace(&mut holding.collected, Collected::Released(Vec::new()));
+    let deliveries = collected(shared, holding.session_id, collecting);
+    let mut held: Vec<Moving> = deliveries.iter().map(Moving::of).collect();
+    holding.collected = Collected::Released(deliveries);
+    shared
+        .holding
+        .lock()
+        .entry(Arc::clone(&holding.client.client_id))
+        .or_insert(holding);
     let mut bytes = postcard::to_extend(&held, vec![FORMAT]).unwrap_or_default();
     while bytes.len() > MOST_BYTES && !held.is_empty() {
         let cut = held.len().div_ceil(4);
@@ -246,6 +298,85 @@ pub(crate) fn release(shared: &Shared, client_id: &str) -> Option<Vec<u8>> {
         bytes = postcard::to_extend(&held, vec![FORMAT]).unwrap_or_default();
     }
     Some(bytes)
+}
+
+/// The client of a session handed over from here is connected elsewhere: the session
+/// stays with it there, and what this node kept of it goes.
+pub(crate) fn kept(shared: &Shared, client_id: &str) {
+    forget(shared, client_id, None);
+}
+
+/// Forgets what is kept of `client_id`'s handed-over session (only if it is session
+/// `session_id`, when given).
+fn forget(shared: &Shared, client_id: &str, session_id: Option<u64>) {
+    let holding = {
+        let mut holdings = shared.holding.lock();
+        match holdings.get(client_id) {
+            Some(held) if session_id.is_none_or(|id| id == held.session_id) => {
+                holdings.remove(client_id)
+            }
+            _ => None,
+        }
+    };
+    let Some(holding) = holding else {
+        return;
+    };
+    if let Collected::Collecting { .. } = holding.collected {
+        let lost = collected(shared, holding.session_id, holding.collected).len();
+        if lost > 0 {
+            tracing::warn!(client = %client_id, messages = lost, "messages held for a session that moved were never collected");
+        }
+    }
+}
+
+/// If `client_id`'s session was handed from here to a node that has not said it has it,
+/// asks that node; if it has not (it died before), builds the session here again, offline,
+/// with what was collected for it. Returns whether it did.
+pub(crate) async fn take_back_if_lost(shared: &Arc<Shared>, client_id: &str) -> bool {
+    let Some((to, session_id)) = shared
+        .holding
+        .lock()
+        .get(client_id)
+        .map(|held| (held.to.clone(), held.session_id))
+    else {
+        return false;
+    };
+    let kept_there = match shared.peers.get() {
+        Some(peers) => peers.keeps(&to, client_id).await,
+        None => false,
+    };
+    if kept_there {
+        return false;
+    }
+    let holding = {
+        let mut holdings = shared.holding.lock();
+        match holdings.get(client_id) {
+            Some(held) if held.session_id == session_id => holdings.remove(client_id),
+            _ => None,
+        }
+    };
+    let Some(holding) = holding else {
+        return false;
+    };
+    // Built under its number here, so its subscriptions take the holding's place.
+    let client = if holding.client.session_id == session_id {
+        Arc::clone(&holding.client)
+    } else {
+        Arc::new(ClientInfo {
+            session_id,
+            ..(*holding.client).clone()
+        })
+    };
+    let Some(state) = rebuild(shared, &client, &holding.handed) else {
+        collected(shared, session_id, holding.collected);
+        return false;
+    };
+    // Its subscriptions are this session's again (same number): only the collecting ends.
+    let held = holding.collected.into_deliveries();
+    let added = state.mailbox.insert_unseen(state.moved_in, held);
+    tracing::warn!(client = %client_id, node = %to, messages = added, "a session handed to a node that does not have it is kept here again");
+    shared.park_offline(&client, state);
+    true
 }
 
 /// Puts what the old node held ([`release`]) after the messages that came with the session

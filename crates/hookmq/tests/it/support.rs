@@ -50,14 +50,31 @@ impl Drop for Running {
         if matches!(self.0.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        // A paused process would not act on SIGTERM.
+        self.signal("-CONT");
+        self.signal("-TERM");
         let _ = self.0.wait();
     }
 }
 
 impl Running {
+    /// Stops the process (SIGSTOP): it does nothing until [`Running::resume`].
+    pub(crate) fn pause(&self) {
+        assert!(self.signal("-STOP"), "kill -STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub(crate) fn resume(&self) {
+        assert!(self.signal("-CONT"), "kill -CONT");
+    }
+
+    fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     /// `kill -9`, and waits for the exit.
     pub(crate) fn kill(&mut self) {
         self.0.kill().expect("SIGKILL");
