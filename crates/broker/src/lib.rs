@@ -284,10 +284,24 @@ impl Stopping {
             // What moved sessions' subscriptions held here is collected by their new node.
             let holding = !self.shared.holding.lock().is_empty();
             if (staying == 0 && !holding) || tokio::time::Instant::now() >= deadline {
-                return staying;
+                return staying + self.take_back_lost().await;
             }
             tokio::time::sleep(HAND_OFF_POLL).await;
         }
+    }
+
+    /// Sessions handed from here to nodes that do not have them (they died before) are
+    /// built here again while the cluster and the journal are still open, so they stay on
+    /// this node's disk. Returns how many.
+    async fn take_back_lost(&self) -> usize {
+        let handed: Vec<Arc<str>> = self.shared.holding.lock().keys().cloned().collect();
+        let mut taken = 0;
+        for client_id in handed {
+            if session::transfer::take_back_if_lost(&self.shared, &client_id).await {
+                taken += 1;
+            }
+        }
+        taken
     }
 
     /// Writes what the closed sessions wrote last to disk.

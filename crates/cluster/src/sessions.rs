@@ -77,6 +77,7 @@ impl Sessions {
         let releases = client.subscribe(release_subject(prefix, node)).await?;
         let keeps = client.subscribe(keeps_subject(prefix, node)).await?;
         let joined = client.subscribe(format!("{prefix}.joined")).await?;
+        let present = client.subscribe(format!("{prefix}.present")).await?;
         let sessions = Arc::new(Self {
             client,
             subject,
@@ -107,6 +108,7 @@ impl Sessions {
             stop.clone(),
         ));
         tokio::spawn(hear_joins(Arc::clone(&sessions), joined, stop.clone()));
+        tokio::spawn(hear_joins(Arc::clone(&sessions), present, stop.clone()));
         tokio::spawn(count(Arc::clone(&sessions), stop));
         // The others know of this node before their next count.
         if let Err(error) = sessions
@@ -329,12 +331,25 @@ async fn answer(
     }
 }
 
-/// Adds the nodes that say they joined to [`Sessions::nodes`] (between two counts).
+/// Adds the nodes that say they joined (`<prefix>.joined`), or that they are here
+/// (`<prefix>.present`, every node's answer to a join), to [`Sessions::nodes`] between two
+/// counts: a node that just joined knows of the others though its first count missed one.
 async fn hear_joins(sessions: Arc<Sessions>, mut joined: Subscriber, stop: CancellationToken) {
     while let Some(notice) = crate::link::next_until(&mut joined, &stop).await {
         if let Ok(node) = std::str::from_utf8(&notice.payload)
             && node != sessions.node
         {
+            if notice.subject.as_str() == format!("{}.joined", sessions.prefix)
+                && let Err(error) = sessions
+                    .client
+                    .publish(
+                        format!("{}.present", sessions.prefix),
+                        Bytes::from(sessions.node.clone()),
+                    )
+                    .await
+            {
+                tracing::debug!(%error, "presence not told to a node that joined");
+            }
             sessions
                 .joined
                 .lock()

@@ -350,7 +350,10 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
-    if !connect.clean_start {
+    if connect.clean_start {
+        // A session handed from here and not yet had elsewhere is discarded with the rest.
+        crate::session::transfer::kept(shared, &client.client_id);
+    } else {
         // Handed from here to a node that died before it had it: resumed here.
         crate::session::transfer::take_back_if_lost(shared, &client.client_id).await;
     }

@@ -43,6 +43,9 @@ const HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 /// A session handed to another node, kept here until that node says it has it.
 #[derive(Debug)]
 pub(crate) struct Holding {
+    /// This hand-over's number, unlike any other's here (a session taken back and handed
+    /// over again keeps its session id).
+    handover: u64,
     session_id: u64,
     /// The node it went to.
     to: String,
@@ -179,6 +182,7 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, mut state: Box<SessionState>, to: 
     keep_handed(
         shared,
         Holding {
+            handover: shared.next_connection_id(),
             session_id: state.id,
             to: to.to_owned(),
             client: state.mailbox.client(),
@@ -221,7 +225,7 @@ fn hold(shared: &Arc<Shared>, state: &SessionState) -> Collected {
 /// Keeps `holding` until [`kept`] or [`HOLD`], when the node it went to is asked.
 fn keep_handed(shared: &Arc<Shared>, holding: Holding) {
     let client_id: Arc<str> = Arc::clone(&holding.client.client_id);
-    let session_id = holding.session_id;
+    let handover = holding.handover;
     // Bound first, so the lock is not held while the earlier holding ends.
     let earlier = shared
         .holding
@@ -240,9 +244,9 @@ fn keep_handed(shared: &Arc<Shared>, holding: Holding) {
             .holding
             .lock()
             .get(&client_id)
-            .is_some_and(|held| held.session_id == session_id);
+            .is_some_and(|held| held.handover == handover);
         if still && !take_back_if_lost(&shared, &client_id).await {
-            forget(&shared, &client_id, Some(session_id));
+            forget(&shared, &client_id, Some(handover));
         }
     });
 }
@@ -276,16 +280,25 @@ impl Collected {
 /// ([`add_held`]), ending the collecting (the session stays kept here until [`kept`]);
 /// `None` if nothing is held for it.
 pub(crate) fn release(shared: &Shared, client_id: &str) -> Option<Vec<u8>> {
-    let mut holding = shared.holding.lock().remove(client_id)?;
-    let collecting = std::mem::replace(&mut holding.collected, Collected::Released(Vec::new()));
-    let deliveries = collected(shared, holding.session_id, collecting);
+    // Swapped in place: the holding stays in the map for whoever looks meanwhile.
+    let (handover, session_id, collecting) = {
+        let mut holdings = shared.holding.lock();
+        let holding = holdings.get_mut(client_id)?;
+        let collecting = match &holding.collected {
+            Collected::Collecting { .. } => {
+                std::mem::replace(&mut holding.collected, Collected::Released(Vec::new()))
+            }
+            Collected::Released(deliveries) => Collected::Released(deliveries.clone()),
+        };
+        (holding.handover, holding.session_id, collecting)
+    };
+    let deliveries = collected(shared, session_id, collecting);
     let mut held: Vec<Moving> = deliveries.iter().map(Moving::of).collect();
-    holding.collected = Collected::Released(deliveries);
-    shared
-        .holding
-        .lock()
-        .entry(Arc::clone(&holding.client.client_id))
-        .or_insert(holding);
+    if let Some(holding) = shared.holding.lock().get_mut(client_id)
+        && holding.handover == handover
+    {
+        holding.collected = Collected::Released(deliveries);
+    }
     let mut bytes = postcard::to_extend(&held, vec![FORMAT]).unwrap_or_default();
     while bytes.len() > MOST_BYTES && !held.is_empty() {
         let cut = held.len().div_ceil(4);
@@ -306,13 +319,13 @@ pub(crate) fn kept(shared: &Shared, client_id: &str) {
     forget(shared, client_id, None);
 }
 
-/// Forgets what is kept of `client_id`'s handed-over session (only if it is session
-/// `session_id`, when given).
-fn forget(shared: &Shared, client_id: &str, session_id: Option<u64>) {
+/// Forgets what is kept of `client_id`'s handed-over session (only if it is hand-over
+/// `handover`, when given).
+fn forget(shared: &Shared, client_id: &str, handover: Option<u64>) {
     let holding = {
         let mut holdings = shared.holding.lock();
         match holdings.get(client_id) {
-            Some(held) if session_id.is_none_or(|id| id == held.session_id) => {
+            Some(held) if handover.is_none_or(|number| number == held.handover) => {
                 holdings.remove(client_id)
             }
             _ => None,
@@ -333,11 +346,11 @@ fn forget(shared: &Shared, client_id: &str, session_id: Option<u64>) {
 /// asks that node; if it has not (it died before), builds the session here again, offline,
 /// with what was collected for it. Returns whether it did.
 pub(crate) async fn take_back_if_lost(shared: &Arc<Shared>, client_id: &str) -> bool {
-    let Some((to, session_id)) = shared
+    let Some((to, handover)) = shared
         .holding
         .lock()
         .get(client_id)
-        .map(|held| (held.to.clone(), held.session_id))
+        .map(|held| (held.to.clone(), held.handover))
     else {
         return false;
     };
@@ -348,16 +361,17 @@ pub(crate) async fn take_back_if_lost(shared: &Arc<Shared>, client_id: &str) -> 
     if kept_there {
         return false;
     }
-    let holding = {
-        let mut holdings = shared.holding.lock();
-        match holdings.get(client_id) {
-            Some(held) if held.session_id == session_id => holdings.remove(client_id),
-            _ => None,
-        }
+    // Under the holdings lock until the session is parked: whoever looks for it next (a
+    // CONNECT, another node's question, the timer) finds it offline, not half taken back.
+    let mut holdings = shared.holding.lock();
+    let holding = match holdings.get(client_id) {
+        Some(held) if held.handover == handover => holdings.remove(client_id),
+        _ => None,
     };
     let Some(holding) = holding else {
         return false;
     };
+    let session_id = holding.session_id;
     // Built under its number here, so its subscriptions take the holding's place.
     let client = if holding.client.session_id == session_id {
         Arc::clone(&holding.client)
@@ -368,14 +382,18 @@ pub(crate) async fn take_back_if_lost(shared: &Arc<Shared>, client_id: &str) -> 
         })
     };
     let Some(state) = rebuild(shared, &client, &holding.handed) else {
+        drop(holdings);
         collected(shared, session_id, holding.collected);
         return false;
     };
     // Its subscriptions are this session's again (same number): only the collecting ends.
     let held = holding.collected.into_deliveries();
     let added = state.mailbox.insert_unseen(state.moved_in, held);
-    tracing::warn!(client = %client_id, node = %to, messages = added, "a session handed to a node that does not have it is kept here again");
+    // Kept, as recovery keeps a session: nothing it holds is dropped for the offline bound.
+    let _ = state.mailbox.set_offline(false);
     shared.park_offline(&client, state);
+    drop(holdings);
+    tracing::warn!(client = %client_id, node = %to, messages = added, "a session handed to a node that does not have it is kept here again");
     true
 }
 
