@@ -3,7 +3,8 @@
 #  1. the minimal receiver's own capacity, measured with wrk (Debian) — the physical limit —
 #     one request at a time per connection, and 16 pipelined per connection (as hookmq sends);
 #  2. events/s hookmq delivers to that same receiver (a message.publish webhook), with a disk
-#     buffer (the default) and a memory buffer;
+#     buffer (the default) and a memory buffer, one event per request and in batches of up
+#     to 100 events (batch.max_events, batch.max_wait = 10ms);
 #  3. publish → receiver latency at a steady 10,000 events/s;
 #  4. the highest 1 → 1 QoS 1 publish rate an all-events webhook keeps up with: nothing
 #     dropped, its queue empty within a second of the last publish;
@@ -14,7 +15,7 @@
 # Every figure counts only work done: deliveries the receiver got, messages subscribers got.
 # hookmq and the load run on core 0, the receiver on core 1 (the machine has two); wrk, like
 # hookmq, on core 0. The load is hookmq's own generator (crates/bench).
-# Needs: wrk (apt; bench/run installs it).
+# Needs: wrk (apt; bench/run installs it). SECTIONS picks sections (default "1 2 3 4 5 6").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -29,6 +30,7 @@ cargo build --release -q -p hookmq -p hookmq-bench
 tmp=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+section() { [[ " ${SECTIONS:-1 2 3 4 5 6} " == *" $1 "* ]]; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 field() { python3 -c "import json,sys; print(round(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1']))"; }
 
@@ -70,6 +72,7 @@ queue_capacity = $3
 ordered = $2
 buffer = "${4:-disk}"
 sync_before_ack = ${5:-false}
+${BATCH_TOML:-}
 TOML
 }
 # The webhook's metrics, from the API (the default admin; the dashboard listens on 18090).
@@ -141,20 +144,29 @@ delivery() { # label publishers ordered buffer
     done
     # Only a run that delivered every event is a throughput figure.
     [ "$count" -ge "$total" ] || echo "a run delivered only $count of $total events: not a throughput figure" >&2
+    curl -s http://127.0.0.1:8090/requests > "$tmp/requests"
     echo "$count $span" | awk -v total="$total" '{ if ($1 >= total && $2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
     stop_hookmq; stop_receiver
   done | median)
-  echo "$1: $rate events/s (median of $RUNS), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
+  echo "$1: $rate events/s (median of $RUNS; the last run's $(cat "$tmp/requests" | tr -d '\n') requests), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
   last_rate=$rate
 }
 echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes, disk and memory buffers (a run counts once the receiver has all $N)"
-delivery "64 publishers, ordered, disk  " 64 true disk; disk=$last_rate
+delivery "64 publishers, ordered, disk  " 64 true disk; disk=$last_rate; ordered_single=$disk
 delivery "64 publishers, ordered, memory" 64 true memory; memory=$last_rate
 echo "disk / memory, ordered: $(awk -v a="$disk" -v b="$memory" 'BEGIN {printf "%.2f", a / b}')"
 delivery "1 publisher, unordered, disk  " 1 false disk; disk=$last_rate
 delivery "1 publisher, unordered, memory" 1 false memory; memory=$last_rate
 echo "disk / memory, unordered: $(awk -v a="$disk" -v b="$memory" 'BEGIN {printf "%.2f", a / b}')"
+single=$disk
+BATCH_TOML='batch = { max_events = 100, max_wait = "10ms" }'
+delivery "64 publishers, ordered, disk, batches   " 64 true disk; batched_disk=$last_rate
+delivery "64 publishers, ordered, memory, batches " 64 true memory
+delivery "1 publisher, unordered, disk, batches   " 1 false disk; batched=$last_rate
+unset BATCH_TOML
+echo "batched / one per request, disk: 64 publishers ordered $(awk -v a="$batched_disk" -v b="$ordered_single" 'BEGIN {printf "%.1f", a / b}')×, 1 publisher unordered $(awk -v a="$batched" -v b="$single" 'BEGIN {printf "%.1f", a / b}')×; batched events/s / the receiver's capacity in requests/s: $(awk -v a="$batched_disk" -v b="$capacity" 'BEGIN {printf "%.1f", a / b}')×"
 
+if section 3; then
 echo "== 3. latency, broker's receipt of the PUBLISH → receiver, 10 publishers × 1,000 msg/s for 10 s"
 webhook_config '["message.publish"]' true 100000 > "$tmp/latency.toml"
 start_receiver; start_hookmq "$tmp/latency.toml"
@@ -164,6 +176,8 @@ read -r p50 p99 samples < <(curl -s http://127.0.0.1:8090/latency)
 echo "latency: p50 ${p50} ms, p99 ${p99} ms ($samples events; ms resolution)"
 stop_hookmq; stop_receiver
 
+fi
+if section 4; then
 echo "== 4. the highest 1 → 1 QoS 1 rate an all-events webhook keeps up with (10 s at each rate)"
 # Kept up: every message reached the subscriber, nothing dropped, the queue empty within
 # 1 s of the last publish. Each rate on a fresh broker; the ladder stops at the first miss.
@@ -185,6 +199,8 @@ for rate in ${LADDER:-5000 10000 20000 30000 40000 50000 60000 80000 100000}; do
 done
 echo "highest rate kept up with: $kept_up msg/s"
 
+fi
+if section 5; then
 echo "== 5. CPU per message at ${CPU_RATE:=20000} msg/s, 1 → 1 QoS 1, 10 s, in $ROUNDS rounds (webhook off / on)"
 # The connection threads' CPU time (the publish path) per message, with an all-events
 # webhook off and on. "on" runs three ways: disk buffer with the delivery and journal threads
@@ -235,6 +251,8 @@ ratio = lambda i: st.median(r[i] / r[0] for r in rows)
 print(f'connection threads per message: off {m(0):.2f} µs; on, disk {ratio(1):.2f}× off, disk with delivery on core 1 {ratio(2):.2f}×, memory {ratio(3):.2f}× (medians of per-round ratios)')
 print(f'per delivered event: delivery threads {m(4):.2f} µs, journal {m(5):.2f} µs (medians)')"
 
+fi
+if section 6; then
 echo "== 6. QoS 1 publish rate, 1 → 1: no webhook / disk-buffered all-events webhook / with sync_before_ack"
 # Rates drift by ±20% over minutes here, so the modes take turns: ROUNDS rounds, a fresh
 # broker per mode, one warm-up run, then the median of RUNS runs; the results are the
@@ -270,3 +288,4 @@ on = st.median(r[1] / r[0] for r in rows)
 sync = st.median(r[2] / r[0] for r in rows)
 cost = st.median(r[2] / r[1] for r in rows)
 print(f'QoS 1: off {off:,.0f} msg/s (median); disk webhook {on:.2f} of off ({(on - 1) * 100:+.0f}%), sync_before_ack {sync:.2f} ({(sync - 1) * 100:+.0f}%); sync_before_ack / disk webhook {cost:.2f} (medians of per-round ratios)')"
+fi

@@ -161,6 +161,33 @@ pub(crate) struct TlsDoc {
     keyfile: Option<String>,
 }
 
+/// Several events per request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchDoc {
+    /// Events one request carries at most (default 1: one request per event; at most
+    /// 10000). Above 1 the method is post or put and the URL and headers hold no `${field}`.
+    #[schema(nullable = false, minimum = 1, maximum = 10000)]
+    max_events: Option<u64>,
+    /// How long a lane waits for a batch to fill (default `0s`: what is queued goes at
+    /// once; at most `10s`).
+    #[schema(nullable = false)]
+    max_wait: Option<String>,
+    /// `json_array` (default: a JSON array of the events' bodies) or `ndjson` (one per line).
+    #[schema(nullable = false)]
+    format: Option<BatchFormatDoc>,
+}
+
+/// How a batch's body holds its events.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum BatchFormatDoc {
+    /// A JSON array.
+    JsonArray,
+    /// Newline-delimited JSON.
+    Ndjson,
+}
+
 /// A webhook. Every field but `name` and `url` has a default; durations are text like
 /// `500ms`, `15s`, `5m`, `2h` or a number of seconds. Secrets (`signing_secret`,
 /// `authorization` headers) are shown as `******`; sending `******` back keeps them.
@@ -255,6 +282,9 @@ pub(crate) struct WebhookSpecDoc {
     /// TLS settings.
     #[schema(nullable = false)]
     tls: Option<TlsDoc>,
+    /// Several events per request.
+    #[schema(nullable = false)]
+    batch: Option<BatchDoc>,
 }
 
 /// A webhook with its metrics.

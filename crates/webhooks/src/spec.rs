@@ -82,6 +82,49 @@ pub enum Overflow {
     DropOldest,
 }
 
+/// Several events in one request (no peer batches HTTP deliveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSpec {
+    /// Events one request carries at most; 1 (the default) sends one request per event.
+    /// A batch takes a lane's events in order, so each client's order holds across
+    /// batches, and is retried whole.
+    pub max_events: usize,
+    /// How long a lane waits for a batch to fill once it has fewer than `max_events`
+    /// events; 0 sends what is queued at once (batches then fill only under load).
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
+    /// How a batch's body holds its events, each rendered as alone (the body template
+    /// applies per event).
+    pub format: BatchFormat,
+}
+
+impl Default for BatchSpec {
+    fn default() -> Self {
+        Self {
+            max_events: 1,
+            max_wait: Duration::ZERO,
+            format: BatchFormat::JsonArray,
+        }
+    }
+}
+
+/// The body of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchFormat {
+    /// A JSON array of the events' bodies (each must be JSON, as the default body is).
+    #[default]
+    JsonArray,
+    /// The events' bodies one per line (newline-delimited JSON).
+    Ndjson,
+}
+
+/// The most events one batch carries.
+const MAX_BATCH_EVENTS: usize = 10_000;
+/// The longest a batch waits to fill.
+const MAX_BATCH_WAIT: Duration = Duration::from_secs(10);
+
 /// TLS settings for `https` URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -275,6 +318,9 @@ pub struct WebhookSpec {
     /// TLS settings for `https` URLs.
     #[serde(default)]
     pub tls: TlsSpec,
+    /// Several events per request.
+    #[serde(default)]
+    pub batch: BatchSpec,
 }
 
 /// A field with an unusable value.
@@ -396,6 +442,7 @@ impl WebhookSpec {
             sync_before_ack: false,
             max_dead_letter_bytes: max_dead_letter_bytes(),
             tls: TlsSpec::default(),
+            batch: BatchSpec::default(),
         }
     }
 
@@ -533,9 +580,60 @@ impl WebhookSpec {
                 "needs buffer = \"disk\" or \"cluster\" (a memory buffer has nothing to wait for)",
             ));
         }
-        crate::render::UrlTemplate::parse(&self.url)?;
+        let url = crate::render::UrlTemplate::parse(&self.url)?;
+        self.validate_batch(&url)?;
         if let Some(secret) = &self.signing_secret {
             crate::sign::Signer::new(secret)?;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookSpec {
+    /// Checks `batch`: one request carries many events, so what they would render apart
+    /// (URL, headers) must be the same for all.
+    fn validate_batch(&self, url: &crate::render::UrlTemplate) -> Result<(), SpecError> {
+        let batch = &self.batch;
+        if batch.max_events == 0 || batch.max_events > MAX_BATCH_EVENTS {
+            return Err(SpecError::new(
+                "batch.max_events",
+                format!("from 1 to {MAX_BATCH_EVENTS}"),
+            ));
+        }
+        if batch.max_wait > MAX_BATCH_WAIT {
+            return Err(SpecError::new(
+                "batch.max_wait",
+                format!("at most {}", duration::format(MAX_BATCH_WAIT)),
+            ));
+        }
+        if batch.max_events == 1 {
+            return Ok(());
+        }
+        if !self.method.has_body() {
+            return Err(SpecError::new(
+                "batch.max_events",
+                "a batch is a body: use method post or put",
+            ));
+        }
+        if !url.is_static() {
+            return Err(SpecError::new(
+                "url",
+                "a batched webhook's URL cannot hold placeholders (one request carries many events)",
+            ));
+        }
+        for (name, value) in &self.headers {
+            let templated = crate::render::template::Template::parse(
+                value,
+                false,
+                crate::render::template::Escape::Raw,
+            )
+            .is_ok_and(|template| !template.is_static());
+            if templated {
+                return Err(SpecError::new(
+                    format!("headers.{name}"),
+                    "a batched webhook's headers cannot hold placeholders (one request carries many events)",
+                ));
+            }
         }
         Ok(())
     }
@@ -590,5 +688,43 @@ mod tests {
             serde_json::from_str::<WebhookSpec>(r#"{"name":"w","url":"http://h","colour":1}"#)
                 .expect_err("unknown field");
         assert!(error.to_string().contains("colour"));
+    }
+
+    #[test]
+    fn batches_need_a_body_and_the_same_url_and_headers_for_every_event() {
+        let spec: WebhookSpec = serde_json::from_str(
+            r#"{"name":"w","url":"http://h/in","batch":{"max_events":100,"max_wait":"10ms","format":"ndjson"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(spec.batch.max_events, 100);
+        assert_eq!(spec.batch.max_wait, Duration::from_millis(10));
+        assert_eq!(spec.batch.format, BatchFormat::Ndjson);
+        assert!(spec.validate().is_ok());
+        let field = |change: fn(&mut WebhookSpec)| {
+            let mut batched = spec.clone();
+            change(&mut batched);
+            batched.validate().expect_err("invalid").field
+        };
+        assert_eq!(field(|s| s.batch.max_events = 0), "batch.max_events");
+        assert_eq!(field(|s| s.batch.max_events = 10_001), "batch.max_events");
+        assert_eq!(
+            field(|s| s.batch.max_wait = Duration::from_secs(11)),
+            "batch.max_wait"
+        );
+        assert_eq!(field(|s| s.method = Method::Get), "batch.max_events");
+        assert_eq!(field(|s| s.url = "http://h/${clientid}".into()), "url");
+        assert_eq!(
+            field(|s| {
+                s.headers.insert("x-client".into(), "${clientid}".into());
+            }),
+            "headers.x-client"
+        );
+        let mut single = spec.clone();
+        single.batch.max_events = 1;
+        single.url = "http://h/${clientid}".into();
+        assert!(
+            single.validate().is_ok(),
+            "one event per request: placeholders as ever"
+        );
     }
 }

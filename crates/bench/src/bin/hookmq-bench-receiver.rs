@@ -1,6 +1,8 @@
-//! A minimal HTTP receiver: answers every request `200 ok` and counts them.
-//! `GET /count` answers `<requests> <ms from first to last request>` (that request is not
-//! counted), so a benchmark can compute the delivered rate. `GET /latency` answers
+//! A minimal HTTP receiver: answers every request `200 ok` and counts the events they carry
+//! (a batch carries several: each `"event":"` in a body is one; a body without any is one).
+//! `GET /count` answers `<events> <ms from first to last request>` (that request is not
+//! counted), so a benchmark can compute the delivered rate; `GET /requests` the number of
+//! requests. `GET /latency` answers
 //! `<p50 ms> <p99 ms> <samples>` of the time from each event's `publish_received_at` (the broker
 //! took the PUBLISH) to its arrival here. `--delay-ms` holds every answer back, to play a
 //! stalled receiver.
@@ -39,6 +41,7 @@ const LATENCY_BUCKETS: usize = 60_001;
 struct Counts {
     started: Instant,
     requests: AtomicU64,
+    events: AtomicU64,
     /// µs since `started` of the first and the last request (0 = none yet).
     first_us: AtomicU64,
     last_us: AtomicU64,
@@ -48,13 +51,25 @@ struct Counts {
 }
 
 impl Counts {
-    /// Records the latency of an event whose body carries `"publish_received_at":<ms>`.
-    fn record_latency(&self, body: &[u8]) {
+    /// Records the latency of each event in `body` that carries
+    /// `"publish_received_at":<ms>`; returns how many events it carries.
+    fn record_events(&self, body: &[u8]) -> u64 {
         const KEY: &[u8] = b"\"publish_received_at\":";
-        let Some(at) = body.windows(KEY.len()).position(|w| w == KEY) else {
-            return;
-        };
-        let digits = body[at + KEY.len()..]
+        const EVENT: &[u8] = b"\"event\":\"";
+        for (at, _) in body
+            .windows(KEY.len())
+            .enumerate()
+            .filter(|(_, w)| *w == KEY)
+        {
+            self.record_latency(&body[at + KEY.len()..]);
+        }
+        let events = body.windows(EVENT.len()).filter(|w| *w == EVENT).count();
+        u64::try_from(events).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Records the latency of an event published at the ms `digits` begins with.
+    fn record_latency(&self, digits: &[u8]) {
+        let digits = digits
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .fold(0u64, |n, d| {
@@ -103,7 +118,7 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.uri().path() == "/count" {
-        let n = counts.requests.load(Ordering::Relaxed);
+        let n = counts.events.load(Ordering::Relaxed);
         let span = counts
             .last_us
             .load(Ordering::Relaxed)
@@ -113,15 +128,20 @@ async fn handle(
             span / 1000
         )))));
     }
+    if request.uri().path() == "/requests" {
+        let n = counts.requests.load(Ordering::Relaxed);
+        return Ok(Response::new(Full::new(Bytes::from(format!("{n}\n")))));
+    }
     if request.uri().path() == "/latency" {
         return Ok(Response::new(Full::new(Bytes::from(
             counts.latency_report(),
         ))));
     }
     // Read the body, as a real receiver does.
-    if let Ok(body) = request.into_body().collect().await {
-        counts.record_latency(&body.to_bytes());
-    }
+    let events = match request.into_body().collect().await {
+        Ok(body) => counts.record_events(&body.to_bytes()),
+        Err(_) => 1,
+    };
     if !counts.delay.is_zero() {
         tokio::time::sleep(counts.delay).await;
     }
@@ -133,6 +153,7 @@ async fn handle(
         .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     counts.last_us.fetch_max(now, Ordering::Relaxed);
     counts.requests.fetch_add(1, Ordering::Relaxed);
+    counts.events.fetch_add(events, Ordering::Relaxed);
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }
 
@@ -143,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
     let counts = Arc::new(Counts {
         started: Instant::now(),
         requests: AtomicU64::new(0),
+        events: AtomicU64::new(0),
         first_us: AtomicU64::new(0),
         last_us: AtomicU64::new(0),
         latency_ms: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),

@@ -44,26 +44,40 @@ use crate::{
 };
 use retry::Verdict;
 
-/// Counts an event as in flight while it lives: from when a lane takes it until it is
-/// settled or goes back to the queue.
-struct InFlight(Arc<Metrics>);
+/// Counts events as in flight while it lives: from when a lane takes them until they are
+/// settled or go back to the queue.
+struct InFlight {
+    metrics: Arc<Metrics>,
+    events: usize,
+}
 
 impl InFlight {
     fn new(metrics: &Arc<Metrics>) -> Self {
-        metrics.start();
-        Self(Arc::clone(metrics))
+        Self {
+            metrics: Arc::clone(metrics),
+            events: 0,
+        }
+    }
+
+    /// One more event taken.
+    fn add(&mut self) {
+        self.metrics.start();
+        self.events += 1;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.finish();
+        for _ in 0..self.events {
+            self.metrics.finish();
+        }
     }
 }
 
-/// A request prepared or on the wire, waiting for its answer.
+/// A request prepared or on the wire, waiting for its answer: one event, or a batch of a
+/// lane's events (`batch.max_events`), oldest first.
 struct Flight {
-    item: Queued,
+    items: Vec<Queued>,
     /// The request and its delivery headers, for a pooled lane, which sends it itself (an
     /// `http` lane encodes it into its output at once).
     request: Option<(RenderedRequest, HeaderMap)>,
@@ -97,6 +111,17 @@ struct Lane {
     taking: bool,
     /// When the lane last took events from its queue.
     took_at: Option<tokio::time::Instant>,
+    /// A batch filling (fewer than `batch.max_events` were queued), taken from the queue,
+    /// newer than the window: it goes out once full or `batch.max_wait` after it began.
+    forming: Forming,
+}
+
+/// A batch filling.
+struct Forming {
+    items: Vec<Queued>,
+    inflight: InFlight,
+    /// When it goes out even if not full.
+    due: Option<tokio::time::Instant>,
 }
 
 /// How often a lane that took events within [`LINGER_FOR`] looks at its queue again, instead
@@ -122,6 +147,7 @@ pub(crate) struct Stop {
 
 /// Runs one lane until the webhook stops or its queue closes.
 pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
+    let webhook_metrics = Arc::clone(&webhook.metrics);
     let transport = if webhook.renderer.https() {
         Transport::Pooled(Box::new(webhook.client.lane()))
     } else {
@@ -141,6 +167,11 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
         webhook,
         lane,
         transport,
+        forming: Forming {
+            items: Vec::new(),
+            inflight: InFlight::new(&webhook_metrics),
+            due: None,
+        },
         window: VecDeque::new(),
         taking: true,
         took_at: None,
@@ -152,7 +183,9 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
         this.taking = !finishing
             || (this.webhook.journal.is_none() && this.webhook.queue.as_cluster().is_none());
         if this.taking {
-            this.fill();
+            this.fill(finishing);
+        } else {
+            this.unform();
         }
         if this.window.is_empty() {
             // Out of work: the connection goes to the idle ones for whichever lane needs one.
@@ -162,10 +195,15 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
                 return;
             }
             let linger = this.lingering();
+            let due = this.forming.due;
             tokio::select! {
                 biased;
-                () = stop.now.cancelled() => return,
+                () = stop.now.cancelled() => {
+                    this.unform();
+                    return;
+                }
                 () = stop.finish.cancelled() => continue,
+                () = sleep_until(due), if due.is_some() => continue,
                 () = tokio::time::sleep(LINGER), if linger => continue,
                 () = queue.wait(this.lane), if !linger => continue,
             }
@@ -216,42 +254,84 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
     }
 }
 
-/// Renders `item` into a request with its delivery headers; the id is made at the first
-/// attempt if the queue gave none, and kept for the next ones. An event that does not render
-/// is given up (a dead letter, to replay once the webhook is fixed).
-fn prepare(webhook: &Webhook, mut item: Queued) -> Option<(Queued, RenderedRequest, HeaderMap)> {
-    let id = *item.id.get_or_insert_with(|| webhook.ids.next_id());
-    match webhook.renderer.render(&item.event) {
+/// Renders `items` (one event, or a batch) into a request with its delivery headers; an
+/// event's id is made at its first attempt if the queue gave none, and kept for the next
+/// ones (a batch goes by its first event's). An event that does not render is given up (a
+/// dead letter, to replay once the webhook is fixed).
+fn prepare(
+    webhook: &Webhook,
+    mut items: Vec<Queued>,
+) -> Option<(Vec<Queued>, RenderedRequest, HeaderMap)> {
+    for item in &mut items {
+        item.id.get_or_insert_with(|| webhook.ids.next_id());
+    }
+    let rendered = if let [item] = items.as_slice()
+        && webhook.spec.batch.max_events == 1
+    {
+        webhook.renderer.render(&item.event)
+    } else {
+        let mut bodies = Vec::with_capacity(items.len());
+        let mut rendered = Vec::with_capacity(items.len());
+        for item in items {
+            match webhook.renderer.body(&item.event) {
+                Ok(body) => {
+                    bodies.push(body);
+                    rendered.push(item);
+                }
+                Err(error) => webhook.give_up(item, None, error.to_string(), &[]),
+            }
+        }
+        items = rendered;
+        if items.is_empty() {
+            return None;
+        }
+        webhook.renderer.batch(&bodies, webhook.spec.batch.format)
+    };
+    match rendered {
         Ok(request) => {
+            // A batch goes by its first event's id (every item has one by now).
+            let id = items
+                .first()
+                .and_then(|item| item.id)
+                .unwrap_or_else(|| webhook.ids.next_id());
             let headers = delivery_headers(webhook.signer.as_ref(), id, &request.body);
-            Some((item, request, headers))
+            Some((items, request, headers))
         }
         Err(error) => {
-            webhook.give_up(item, None, error.to_string(), &[]);
+            for item in items {
+                webhook.give_up(item, None, error.to_string(), &[]);
+            }
             None
         }
     }
 }
 
+/// Sleeps until `due`, or forever if none.
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Lane {
     /// Takes events from the queue into the window, prepared (and on `http` encoded), up to
-    /// the room the transport has.
-    fn fill(&mut self) {
+    /// the room the transport has. `finishing`: a batch filling goes out now.
+    fn fill(&mut self, finishing: bool) {
         if let Transport::Pipelined { pipe, .. } = &mut self.transport
             && pipe.is_none()
         {
             *pipe = self.webhook.client.take_idle();
         }
         let room = self.room();
-        let webhook = &self.webhook;
         let mut now = None;
         let before = self.window.len();
         while self.window.len() < room {
-            let Some(item) = webhook.queue.take(self.lane) else {
+            let Some((items, inflight)) = self.take_batch(finishing) else {
                 break;
             };
-            let inflight = InFlight::new(&webhook.metrics);
-            let Some((item, request, headers)) = prepare(webhook, item) else {
+            let webhook = &self.webhook;
+            let Some((items, request, headers)) = prepare(webhook, items) else {
                 continue;
             };
             let request = match &mut self.transport {
@@ -262,7 +342,7 @@ impl Lane {
                 Transport::Pooled(_) => Some((request, headers)),
             };
             self.window.push_back(Flight {
-                item,
+                items,
                 request,
                 sent: *now.get_or_insert_with(Instant::now),
                 _inflight: inflight,
@@ -271,6 +351,46 @@ impl Lane {
         if self.window.len() > before {
             self.took_at = Some(tokio::time::Instant::now());
         }
+    }
+
+    /// The next request's events from the queue: one, or a batch of up to
+    /// `batch.max_events`, which waits up to `batch.max_wait` to fill (unless `finishing`).
+    fn take_batch(&mut self, finishing: bool) -> Option<(Vec<Queued>, InFlight)> {
+        let batch = self.webhook.spec.batch;
+        let forming = &mut self.forming;
+        while forming.items.len() < batch.max_events {
+            let Some(item) = self.webhook.queue.take(self.lane) else {
+                break;
+            };
+            forming.inflight.add();
+            forming.items.push(item);
+        }
+        if forming.items.is_empty() {
+            return None;
+        }
+        if forming.items.len() < batch.max_events && !batch.max_wait.is_zero() && !finishing {
+            let due = *forming
+                .due
+                .get_or_insert_with(|| tokio::time::Instant::now() + batch.max_wait);
+            if tokio::time::Instant::now() < due {
+                return None;
+            }
+        }
+        forming.due = None;
+        let inflight =
+            std::mem::replace(&mut forming.inflight, InFlight::new(&self.webhook.metrics));
+        Some((std::mem::take(&mut forming.items), inflight))
+    }
+
+    /// A batch filling goes back to the head of the queue (newest first, so the oldest
+    /// ends at the head).
+    fn unform(&mut self) {
+        let forming = &mut self.forming;
+        forming.due = None;
+        while let Some(item) = forming.items.pop() {
+            self.webhook.queue.put_back(self.lane, item);
+        }
+        forming.inflight = InFlight::new(&self.webhook.metrics);
     }
 
     /// Whether the lane took events lately: it then looks at its queue every [`LINGER`]
@@ -325,6 +445,7 @@ impl Lane {
         }
         let room_left = self.taking && self.window.len() < self.room();
         let linger = room_left && self.lingering();
+        let due = self.forming.due.filter(|_| room_left);
         let Self {
             webhook,
             lane,
@@ -352,6 +473,7 @@ impl Lane {
         let answer = tokio::select! {
             biased;
             answer = tokio::time::timeout_at(deadline, connection.next_answer()) => answer,
+            () = sleep_until(due), if due.is_some() => return Ok(None),
             () = tokio::time::sleep(LINGER), if linger => return Ok(None),
             () = webhook.queue.wait(*lane), if room_left && !linger => return Ok(None),
         };
@@ -385,7 +507,7 @@ impl Lane {
     /// an `http` connection is dropped and the rest of the window goes back after it.
     fn settle(&mut self, result: Result<Answer, SendError>) -> Option<Duration> {
         let Flight {
-            mut item,
+            items,
             sent,
             _inflight,
             ..
@@ -410,41 +532,50 @@ impl Lane {
                 .failed(error, webhook.spec.health_check_interval);
         }
         let latency_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
-        webhook.attempts.record(
-            self.lane,
-            now_ms(),
-            item.id,
-            item.event.kind(),
-            status,
-            latency_ms,
-            error,
-        );
-        item.attempts += 1;
-        // Out of flight before it is counted as delivered, failed or retried: whoever
-        // sees the new count sees it no longer in flight.
+        if let Some(first) = items.first() {
+            webhook.attempts.record(
+                self.lane,
+                now_ms(),
+                first.id,
+                first.event.kind(),
+                status,
+                latency_ms,
+                error,
+            );
+        }
+        // Out of flight before they are counted as delivered, failed or retried: whoever
+        // sees the new count sees them no longer in flight.
         drop(_inflight);
-        match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
-            Verdict::Delivered => {
-                webhook.metrics.success();
-                webhook.queue.settle(&item);
-                None
-            }
-            Verdict::Failed { reason, status } => {
-                let response = result.as_ref().map_or(&[][..], |a| &a.body_start[..]);
-                webhook.give_up(item, status, reason, response);
-                None
-            }
-            Verdict::Retry(delay) => {
-                webhook.metrics.retried();
-                // Go back: the rest of the window, then this request at the lane's head.
-                if let Transport::Pipelined { pipe, .. } = &mut self.transport {
-                    *pipe = None;
+        let mut again = Vec::new();
+        let mut delay = None;
+        for mut item in items {
+            item.attempts += 1;
+            match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
+                Verdict::Delivered => {
+                    webhook.metrics.success();
+                    webhook.queue.settle(&item);
                 }
-                self.go_back();
-                webhook.queue.put_back(self.lane, item);
-                Some(delay)
+                Verdict::Failed { reason, status } => {
+                    let response = result.as_ref().map_or(&[][..], |a| &a.body_start[..]);
+                    webhook.give_up(item, status, reason, response);
+                }
+                Verdict::Retry(wait) => {
+                    webhook.metrics.retried();
+                    delay = delay.max(Some(wait));
+                    again.push(item);
+                }
             }
         }
+        let delay = delay?;
+        // Go back: the rest of the window, then this request's events at the lane's head.
+        if let Transport::Pipelined { pipe, .. } = &mut self.transport {
+            *pipe = None;
+        }
+        self.go_back();
+        for item in again.into_iter().rev() {
+            webhook.queue.put_back(self.lane, item);
+        }
+        Some(delay)
     }
 
     /// The `http` connection failed with `error` (or timed out) with requests in the window.
@@ -470,12 +601,15 @@ impl Lane {
         if let Transport::Pipelined { out, .. } = &mut self.transport {
             out.clear();
         }
+        self.unform();
         while let Some(flight) = self.window.pop_back() {
             let Flight {
-                item, _inflight, ..
+                items, _inflight, ..
             } = flight;
             drop(_inflight);
-            self.webhook.queue.put_back(self.lane, item);
+            for item in items.into_iter().rev() {
+                self.webhook.queue.put_back(self.lane, item);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 pub use emqx::{EmqxBody, RenderContext};
 use template::{Escape, Template};
 
-use crate::spec::{Method, PayloadEncoding, SpecError, WebhookSpec};
+use crate::spec::{BatchFormat, Method, PayloadEncoding, SpecError, WebhookSpec};
 
 /// A URL whose path and query may hold placeholders (never its scheme, host or port).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,12 @@ pub struct UrlTemplate {
 }
 
 impl UrlTemplate {
+    /// Whether the URL holds no placeholders.
+    #[must_use]
+    pub fn is_static(&self) -> bool {
+        self.path.is_static()
+    }
+
     /// Parses and checks a webhook URL.
     ///
     /// # Errors
@@ -269,6 +275,67 @@ impl Renderer {
             uri,
             headers,
             body,
+        })
+    }
+}
+
+impl Renderer {
+    /// The body `event` alone would have (a batch joins them).
+    ///
+    /// # Errors
+    /// [`RenderError::Body`] if the event does not serialize.
+    pub fn body(&self, event: &Event) -> Result<Bytes, RenderError> {
+        match &self.body {
+            Some(template) => Ok(Bytes::from(template.render(&self.object(event)))),
+            None => serde_json::to_vec(&EmqxBody {
+                event,
+                context: self.context(),
+            })
+            .map(Bytes::from)
+            .map_err(|e| RenderError::Body(e.to_string())),
+        }
+    }
+
+    /// One request carrying `bodies` ([`Self::body`], oldest first) as `format` says. A
+    /// batched webhook's URL and headers hold no placeholders (its spec's validation sees
+    /// to it): they are the same for every event.
+    ///
+    /// # Errors
+    /// [`RenderError::Url`] if the URL does not form a URI.
+    pub fn batch(
+        &self,
+        bodies: &[Bytes],
+        format: BatchFormat,
+    ) -> Result<RenderedRequest, RenderError> {
+        let headers = match &self.headers {
+            Headers::Static(map) => map.clone(),
+            Headers::Templated(_) => HeaderMap::new(),
+        };
+        let size: usize = bodies.iter().map(|b| b.len() + 1).sum();
+        let mut body = Vec::with_capacity(size + 2);
+        match format {
+            BatchFormat::JsonArray => {
+                body.push(b'[');
+                for (i, event) in bodies.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(event);
+                }
+                body.push(b']');
+            }
+            BatchFormat::Ndjson => {
+                for event in bodies {
+                    body.extend_from_slice(event);
+                    body.push(b'\n');
+                }
+            }
+        }
+        Ok(RenderedRequest {
+            method: self.method.as_http(),
+            uri: self.url.render(&Map::new())?,
+            headers,
+            body: Bytes::from(body),
         })
     }
 }

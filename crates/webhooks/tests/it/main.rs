@@ -2,6 +2,7 @@
 
 mod support;
 
+mod batching;
 mod connections;
 mod deadletters;
 mod delivery;

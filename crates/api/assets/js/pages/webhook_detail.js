@@ -100,7 +100,7 @@ export async function render(ctx) {
       h('dt', null, 'Headers'), h('dd', null, headers.length ? headers.map(([k, v]) => h('span', { class: 'tag' }, `${k}: ${v}`)) : '—'),
       h('dt', null, 'Body'), h('dd', null, w.body ? h('code', null, w.body) : 'The whole event as JSON (EMQX format)'),
       h('dt', null, 'Delivery'), h('dd', null,
-        `${w.max_inflight} lanes × ${w.pipelining} pipelined${w.ordered ? ', in order per client' : ', unordered'}; retries for ${w.retry_max_age}${w.max_retries === null ? '' : ` (at most ${w.max_retries})`} (${w.retry_backoff} → ${w.retry_max_backoff}); queue of ${num(w.queue_capacity)}`),
+        `${w.max_inflight} lanes × ${w.pipelining} pipelined${w.ordered ? ', in order per client' : ', unordered'}; retries for ${w.retry_max_age}${w.max_retries === null ? '' : ` (at most ${w.max_retries})`} (${w.retry_backoff} → ${w.retry_max_backoff}); queue of ${num(w.queue_capacity)}${(w.batch?.max_events ?? 1) > 1 ? `; batches of up to ${num(w.batch.max_events)} (${w.batch.format === 'ndjson' ? 'NDJSON' : 'JSON array'}, waiting ${w.batch.max_wait})` : ''}`),
       h('dt', null, 'Signed'), h('dd', null, w.signing_secret ? 'Yes (Standard Webhooks)' : 'No'));
   }
 

@@ -336,6 +336,11 @@ export async function render(ctx) {
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
   const queueCapacity = number('queue_capacity', spec.queue_capacity);
+  const batchMax = number('batch_max_events', spec.batch?.max_events ?? 1);
+  const batchWait = text('batch_max_wait', spec.batch?.max_wait, '0s');
+  const batchFormat = h('select', { 'data-testid': 'adv-batch_format' },
+    h('option', { value: 'json_array', selected: spec.batch?.format !== 'ndjson' }, 'JSON array'),
+    h('option', { value: 'ndjson', selected: spec.batch?.format === 'ndjson' }, 'NDJSON (one event per line)'));
   const buffer = h('select', { 'data-testid': 'adv-buffer' },
     h('option', { value: 'disk', selected: spec.buffer !== 'memory' && spec.buffer !== 'cluster' }, 'Disk (survives a restart)'),
     h('option', { value: 'memory', selected: spec.buffer === 'memory' }, 'Memory only'),
@@ -368,6 +373,11 @@ export async function render(ctx) {
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
       field({ name: 'sync_before_ack', control: syncBeforeAck, help: 'Disk buffer only: publishers wait for the local disk (a millisecond or so), never for your server.' }),
+      h('h3', null, 'Batching'),
+      h('div', { class: 'fields3' },
+        field({ name: 'batch.max_events', label: 'Events per request', control: batchMax, help: '1: one request per event. More: a lane sends its events together (POST or PUT; no ${…} in the URL or headers).' }),
+        field({ name: 'batch.max_wait', label: 'Wait for a batch to fill', control: batchWait, help: 'e.g. 10ms; 0s sends what is queued at once.' }),
+        field({ name: 'batch.format', label: 'Batch body', control: batchFormat, help: 'Each event rendered as alone (the body template applies per event).' })),
       h('h3', null, 'Retries'),
       h('div', { class: 'fields3' },
         field({ name: 'retry_max_age', label: 'Retry for', control: retryMaxAge, help: 'Connection errors, timeouts, 408, 429 and 5xx are retried until the event is this old.' }),
@@ -435,6 +445,7 @@ export async function render(ctx) {
       max_buffer_bytes: intOf(maxBufferMiB) * 1048576,
       overflow: overflow.value,
       sync_before_ack: syncBeforeAck.querySelector('input').checked,
+      batch: { max_events: intOf(batchMax), max_wait: batchWait.value.trim() || '0s', format: batchFormat.value },
       health_check_interval: healthCheck.value.trim(),
       tls: {
         verify: tlsVerify.querySelector('input').checked,
@@ -478,6 +489,7 @@ export async function render(ctx) {
     if (s.max_retries !== null && (!Number.isInteger(s.max_retries) || s.max_retries < 0)) problems.push(['max_retries', 'Enter a whole number (0: no retries), or leave it empty.']);
     if (!s.retry_max_age) problems.push(['retry_max_age', 'Enter how long to retry, e.g. 24h.']);
     if (s.sync_before_ack && s.buffer !== 'disk') problems.push(['sync_before_ack', 'Needs the disk buffer.']);
+    if (!Number.isInteger(s.batch.max_events) || s.batch.max_events < 1 || s.batch.max_events > 10000) problems.push(['batch.max_events', 'Enter a whole number from 1 to 10000.']);
     return problems;
   }
 
