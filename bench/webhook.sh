@@ -164,6 +164,36 @@ delivery "64 publishers, ordered, disk, batches   " 64 true disk; batched_disk=$
 delivery "64 publishers, ordered, memory, batches " 64 true memory
 delivery "1 publisher, unordered, disk, batches   " 1 false disk; batched=$last_rate
 unset BATCH_TOML
+# A backlog: the receiver is stopped (SIGSTOP) while N events queue up, then let go; the
+# rate is the receiver's: from its first request to the one that brought the N-th event.
+# What it measures is delivery alone, not how fast the load tool and the broker make events
+# (which bound the runs above once requests carry many events).
+backlog() { # label
+  webhook_config '["message.publish"]' true 2000000 disk > "$tmp/backlog.toml"
+  local rate
+  rate=$(for _ in $(seq "$RUNS"); do
+    start_receiver; kill -STOP "$receiver"; start_hookmq "$tmp/backlog.toml"
+    load -p 64 -s 0 -n $((N / 64)) -q 0 -m 64 >/dev/null
+    total=$((N / 64 * 64))
+    for _ in $(seq 600); do [ "$(metric '["matched"]')" -ge "$total" ] && break; sleep 0.1; done
+    kill -CONT "$receiver"
+    for _ in $(seq 600); do
+      read -r count span < <(curl -s http://127.0.0.1:8090/count)
+      [ "$count" -ge "$total" ] && break; sleep 0.1
+    done
+    [ "$count" -ge "$total" ] || echo "a run delivered only $count of $total events: not a throughput figure" >&2
+    curl -s http://127.0.0.1:8090/requests > "$tmp/requests"
+    echo "$count $span" | awk -v total="$total" '{ if ($1 >= total && $2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
+    stop_hookmq; stop_receiver
+  done | median)
+  echo "$1: $rate events/s (median of $RUNS; the last run's $(tr -d '\n' < "$tmp/requests") requests), $(awk -v a="$rate" -v b="$capacity" 'BEGIN {printf "%.2f", a / b}') of the receiver's capacity in requests/s"
+  last_rate=$rate
+}
+backlog "backlog of $N events, disk, one per request "; backlog_single=$last_rate
+BATCH_TOML='batch = { max_events = 100, max_wait = "10ms" }'
+backlog "backlog of $N events, disk, batches of 100  "; backlog_batched=$last_rate
+unset BATCH_TOML
+echo "backlog, batched / one per request: $(awk -v a="$backlog_batched" -v b="$backlog_single" 'BEGIN {printf "%.1f", a / b}')×"
 echo "batched / one per request, disk: 64 publishers ordered $(awk -v a="$batched_disk" -v b="$ordered_single" 'BEGIN {printf "%.1f", a / b}')×, 1 publisher unordered $(awk -v a="$batched" -v b="$single" 'BEGIN {printf "%.1f", a / b}')×; batched events/s / the receiver's capacity in requests/s: $(awk -v a="$batched_disk" -v b="$capacity" 'BEGIN {printf "%.1f", a / b}')×"
 
 if section 3; then

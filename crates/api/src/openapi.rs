@@ -308,9 +308,11 @@ pub(crate) enum HealthStateDoc {
     Connecting,
     /// It answers.
     Connected,
-    /// It failed 5 attempts in a row: the circuit is open and one request probes it every
-    /// `health_check_interval`.
+    /// It failed 5 attempts in a row, or refused the idle health check's connection: the
+    /// circuit is open and one request probes it every `health_check_interval`.
     Disconnected,
+    /// The webhook is disabled: nothing is sent or checked.
+    Stopped,
 }
 
 /// A webhook's receiver status.

@@ -208,10 +208,34 @@ impl HttpClient {
     /// Opens a connection for an `http` lane: TCP with TCP_NODELAY, to the first address of
     /// the host the egress policy permits that answers, within the connect timeout.
     pub(crate) async fn connect(&self, uri: &Uri) -> Result<Pipe, SendError> {
+        let stream = self.open(uri).await?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SendError::Connection(e.to_string()))?;
+        Ok(Pipe {
+            stream,
+            input: BytesMut::with_capacity(INPUT_CHUNK),
+            answered: 0,
+            eof: false,
+        })
+    }
+
+    /// Whether the receiver at `uri` accepts a connection now, as EMQX's connector health
+    /// check finds out (no request is sent; an `https` connection is not negotiated). The
+    /// connection is closed at once: a receiver serving one connection at a time is not
+    /// held up by an idle one.
+    pub(crate) async fn reach(&self, uri: &Uri) -> Result<(), SendError> {
+        self.open(uri).await.map(drop)
+    }
+
+    /// A TCP connection to `uri`'s host (the first of its addresses the egress policy
+    /// permits that answers), within the connect timeout.
+    async fn open(&self, uri: &Uri) -> Result<TcpStream, SendError> {
         let host = uri
             .host()
             .ok_or_else(|| SendError::Connection("no host in the URL".into()))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let timeout = self.connect_timeout;
         let attempt = async {
             let addresses = self.egress.resolve(host, port).await?;
@@ -226,18 +250,9 @@ impl HttpClient {
                 format!("{host} resolves to no address")
             })))
         };
-        let stream = tokio::time::timeout(timeout, attempt)
+        tokio::time::timeout(timeout, attempt)
             .await
-            .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))??;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| SendError::Connection(e.to_string()))?;
-        Ok(Pipe {
-            stream,
-            input: BytesMut::with_capacity(INPUT_CHUNK),
-            answered: 0,
-            eof: false,
-        })
+            .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))?
     }
 }
 

@@ -28,14 +28,17 @@ pub enum State {
     Connecting,
     /// Its last answers were answers (2xx, or a refusal that is not worth retrying).
     Connected,
-    /// It keeps failing: the circuit is open, and one request probes it now and then.
+    /// It keeps failing (the circuit is open, and one request probes it now and then), or
+    /// the idle health check could not connect to it.
     Disconnected,
+    /// The webhook is disabled: nothing is sent, checked or logged (EMQX's `stopped`).
+    Stopped,
 }
 
 /// The status as shown.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HealthSnapshot {
-    /// `connecting`, `connected` or `disconnected`.
+    /// `connecting`, `connected`, `disconnected`, or `stopped` (disabled).
     pub state: State,
     /// Why the last failed attempt failed, if one did.
     pub last_error: Option<String>,
@@ -53,6 +56,9 @@ struct Inner {
     last_error: Option<String>,
     /// While disconnected: when the next probe may go.
     next_probe: Option<Instant>,
+    /// The idle health check could not connect, since the last answer: shown as
+    /// disconnected, without opening the circuit.
+    refused: bool,
 }
 
 /// The receiver's health, shared by a webhook's lanes (and its later versions).
@@ -91,6 +97,7 @@ impl Health {
                 in_a_row: 0,
                 last_error: None,
                 next_probe: None,
+                refused: false,
             }),
             closed: Notify::new(),
             steady: AtomicBool::new(false),
@@ -151,8 +158,41 @@ impl Health {
         inner.state = State::Connected;
         inner.since = now_ms();
         inner.next_probe = None;
+        inner.refused = false;
         drop(inner);
         self.closed.notify_waiters();
+    }
+
+    /// The idle health check reached the receiver: it shows `connected` if it was not heard
+    /// from yet or only refused the check (requests that failed keep the circuit open until
+    /// one is answered).
+    pub(crate) fn reachable(&self) {
+        let mut inner = self.inner.lock();
+        let refused_only = inner.refused && inner.next_probe.is_none();
+        if inner.state == State::Connecting || (inner.state == State::Disconnected && refused_only)
+        {
+            if inner.state == State::Disconnected {
+                tracing::info!(webhook = %self.name, "receiver reachable again");
+            }
+            inner.state = State::Connected;
+            inner.since = now_ms();
+            inner.refused = false;
+        }
+    }
+
+    /// The idle health check could not reach the receiver (`error`): it shows
+    /// `disconnected`, as EMQX's check marks it. Delivery is unchanged: events still go, and
+    /// the circuit opens only once requests fail [`OPEN_AFTER`] times in a row.
+    pub(crate) fn unreachable(&self, error: &str) {
+        let mut inner = self.inner.lock();
+        self.steady.store(false, Ordering::Release);
+        error.clone_into(inner.last_error.get_or_insert_with(String::new));
+        inner.refused = true;
+        if inner.state != State::Disconnected {
+            tracing::warn!(webhook = %self.name, error, "receiver unreachable");
+            inner.state = State::Disconnected;
+            inner.since = now_ms();
+        }
     }
 
     /// An attempt failed in a way worth retrying (`error`); after [`OPEN_AFTER`] in a row the
@@ -162,7 +202,10 @@ impl Health {
         self.steady.store(false, Ordering::Release);
         inner.in_a_row = inner.in_a_row.saturating_add(1);
         error.clone_into(inner.last_error.get_or_insert_with(String::new));
-        if inner.state != State::Disconnected && inner.in_a_row >= OPEN_AFTER {
+        if inner.in_a_row < OPEN_AFTER {
+            return;
+        }
+        if inner.next_probe.is_none() {
             tracing::warn!(
                 webhook = %self.name,
                 error,
@@ -170,12 +213,12 @@ impl Health {
                 probe_every = ?interval,
                 "receiver keeps failing: circuit open, probing it instead of sending"
             );
+        }
+        if inner.state != State::Disconnected {
             inner.state = State::Disconnected;
             inner.since = now_ms();
         }
-        if inner.state == State::Disconnected {
-            inner.next_probe = Some(Instant::now() + interval);
-        }
+        inner.next_probe = Some(Instant::now() + interval);
     }
 }
 

@@ -188,6 +188,14 @@ impl Metrics {
     pub(crate) fn retried(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
     }
+    /// Attempts settled so far (delivered, failed or retried): the health check looks at
+    /// the receiver itself only while this stands still.
+    pub(crate) fn attempts_settled(&self) -> u64 {
+        self.success.load(Ordering::Relaxed)
+            + self.failed.load(Ordering::Relaxed)
+            + self.retried.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn start(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
     }

@@ -427,6 +427,8 @@ impl Webhook {
             self.workers
                 .spawn_on(run_lane(webhook, lane, stop), runtime);
         }
+        let (webhook, stop) = (Arc::clone(self), self.stop.clone());
+        self.workers.spawn_on(check_health(webhook, stop), runtime);
     }
 
     /// Stops the workers and waits for them; interrupted deliveries go back to the queue.
@@ -537,6 +539,37 @@ impl Webhook {
         };
         self.dead_letters.push(deadletter::Pending { letter, item });
         self.dead_letter_writer.notify_one();
+    }
+}
+
+/// At start, then every `health_check_interval` in which no attempt was settled, checks
+/// that the receiver accepts connections (as EMQX's connector health check), so the status
+/// shown is true while no event flows. Deliveries tell the status themselves. Ends with the
+/// webhook's version (a disabled webhook has none running: nothing is checked or logged).
+async fn check_health(webhook: Arc<Webhook>, stop: Stop) {
+    let interval = webhook.spec.health_check_interval;
+    let Ok(origin) = webhook.renderer.origin() else {
+        return;
+    };
+    let mut settled_before = None;
+    loop {
+        let settled = webhook.metrics.attempts_settled();
+        if settled_before.is_none_or(|before| before == settled) {
+            let reached = tokio::select! {
+                () = stop.now.cancelled() => return,
+                reached = webhook.client.reach(&origin) => reached,
+            };
+            match reached {
+                Ok(()) => webhook.health.reachable(),
+                Err(error) => webhook.health.unreachable(&error.to_string()),
+            }
+        }
+        settled_before = Some(settled);
+        tokio::select! {
+            () = stop.now.cancelled() => return,
+            () = stop.finish.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }
 

@@ -260,11 +260,8 @@ fn list_table(list: &Value) -> String {
         .iter()
         .map(|w| {
             let m = &w["metrics"];
-            let status = if w["enable"] == false {
-                "disabled".to_owned()
-            } else {
-                cell(&w["status"]["state"])
-            };
+            // `stopped` while disabled, as the server says.
+            let status = cell(&w["status"]["state"]);
             vec![
                 cell(&w["name"]),
                 cell(&w["enable"]),

@@ -105,8 +105,23 @@ pub struct WebhookStatus {
     pub spec: WebhookSpec,
     /// Its metrics now.
     pub metrics: MetricsSnapshot,
-    /// Its receiver's status (`connecting`, `connected`, `disconnected`) and last error.
+    /// Its receiver's status (`connecting`, `connected`, `disconnected`, or `stopped` while
+    /// disabled) and last error.
     pub status: HealthSnapshot,
+}
+
+impl WebhookStatus {
+    fn of(webhook: &Webhook) -> Self {
+        let mut status = webhook.health.snapshot();
+        if !webhook.spec.enable {
+            status.state = crate::health::State::Stopped;
+        }
+        Self {
+            spec: webhook.spec.clone(),
+            metrics: webhook.metrics(),
+            status,
+        }
+    }
 }
 
 /// What a test request found.
@@ -523,11 +538,7 @@ impl WebhookEngine {
     /// One webhook with its metrics.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<WebhookStatus> {
-        self.find(name).map(|w| WebhookStatus {
-            spec: w.spec.clone(),
-            metrics: w.metrics(),
-            status: w.health.snapshot(),
-        })
+        self.find(name).map(|w| WebhookStatus::of(&w))
     }
 
     /// Webhook `name`'s last `limit` attempts (at most [`crate::attempts::KEPT`]), newest
@@ -550,11 +561,7 @@ impl WebhookEngine {
             .webhooks
             .load()
             .iter()
-            .map(|w| WebhookStatus {
-                spec: w.spec.clone(),
-                metrics: w.metrics(),
-                status: w.health.snapshot(),
-            })
+            .map(|w| WebhookStatus::of(w))
             .collect()
     }
 

@@ -23,6 +23,7 @@ use crate::support::{Mqtt, Stack, assert_balanced};
 /// A receiver written against raw TCP, so what goes over the wire is what the test sees.
 struct BareReceiver {
     address: SocketAddr,
+    /// Connections that carried a request (the health check's carry none).
     connections: Arc<AtomicUsize>,
     /// Each request: its head (request line and headers), then its body.
     heads: Arc<Mutex<Vec<String>>>,
@@ -37,12 +38,12 @@ impl BareReceiver {
         let (count, seen) = (Arc::clone(&connections), Arc::clone(&heads));
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-                let behaviour = match behaviour {
-                    Behaviour::RetryInPipeline if !first => Behaviour::KeepAlive,
-                    other => other,
-                };
-                tokio::spawn(serve(socket, Arc::clone(&seen), behaviour));
+                tokio::spawn(serve(
+                    socket,
+                    Arc::clone(&seen),
+                    behaviour,
+                    Arc::clone(&count),
+                ));
             }
         });
         Self {
@@ -79,7 +80,14 @@ enum Behaviour {
     RetryInPipeline,
 }
 
-async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, behaviour: Behaviour) {
+/// Serves one connection; `connections` counts it once its first request came (the
+/// `RetryInPipeline` behaviour is for the first such connection only).
+async fn serve(
+    mut socket: TcpStream,
+    heads: Arc<Mutex<Vec<String>>>,
+    mut behaviour: Behaviour,
+    connections: Arc<AtomicUsize>,
+) {
     let mut buffer = Vec::new();
     let mut served = 0;
     let mut held = 0;
@@ -95,6 +103,13 @@ async fn serve(mut socket: TcpStream, heads: Arc<Mutex<Vec<String>>>, behaviour:
                 Ok(n) => buffer.extend_from_slice(&chunk[..n]),
             }
         };
+        // Counted at its first request, whatever the behaviour.
+        if served == 0
+            && connections.fetch_add(1, Ordering::SeqCst) > 0
+            && behaviour == Behaviour::RetryInPipeline
+        {
+            behaviour = Behaviour::KeepAlive;
+        }
         let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
         let length = head
             .lines()

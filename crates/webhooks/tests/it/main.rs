@@ -8,5 +8,6 @@ mod deadletters;
 mod delivery;
 mod durable;
 mod format;
+mod health;
 mod selection;
 mod tls;

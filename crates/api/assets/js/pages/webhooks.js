@@ -32,8 +32,8 @@ export function triggerSummary(spec) {
  * or a failure in the last minute with none delivered), or running.
  */
 export function statusOf(webhook) {
-  if (!webhook.enable) return { text: 'Disabled', kind: null };
   const status = webhook.status ?? {};
+  if (status.state === 'stopped' || !webhook.enable) return { text: 'Disabled', kind: null };
   if (status.state === 'disconnected') return { text: 'Disconnected', kind: 'bad', title: status.last_error };
   if (status.state === 'connecting') return { text: 'Connecting', kind: 'warn', title: status.last_error };
   if ((status.failures_in_a_row ?? 0) > 0) return { text: 'Retrying', kind: 'warn', title: status.last_error };
