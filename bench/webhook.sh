@@ -11,11 +11,13 @@
 #  5. at a rate it keeps up with, CPU time per message of the connection threads (the publish
 #     path) with the webhook off and on, and of the delivery and journal threads per event;
 #  6. the QoS 1 publish rate with a disk-buffered webhook and with sync_before_ack, against
-#     none, in turns.
+#     none, in turns;
+#  7. the receiver of EMQX's Webhook guide (Flask, bench/receivers/flask_receiver.py): its
+#     capacity with wrk, and a backlog delivered one event per request and in batches.
 # Every figure counts only work done: deliveries the receiver got, messages subscribers got.
 # hookmq and the load run on core 0, the receiver on core 1 (the machine has two); wrk, like
 # hookmq, on core 0. The load is hookmq's own generator (crates/bench).
-# Needs: wrk (apt; bench/run installs it). SECTIONS picks sections (default "1 2 3 4 5 6").
+# Needs: wrk (apt; bench/run installs it); flask (pip) for section 7. SECTIONS picks sections (default "1 2 3 4 5 6").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -35,7 +37,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 field() { python3 -c "import json,sys; print(round(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1']))"; }
 
 start_receiver() { # [delay ms]
-  taskset -c 1 "$BIN"/hookmq-bench-receiver --bind 127.0.0.1:8090 --delay-ms "${1:-0}" & receiver=$!
+  if [ -n "${FLASK:-}" ]; then
+    taskset -c 1 python3 bench/receivers/flask_receiver.py 8090 >/dev/null 2>&1 & receiver=$!
+  else
+    taskset -c 1 "$BIN"/hookmq-bench-receiver --bind 127.0.0.1:8090 --delay-ms "${1:-0}" & receiver=$!
+  fi
   for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/8090) 2>/dev/null && break; sleep 0.1; done
 }
 stop_receiver() { kill "$receiver"; wait "$receiver" 2>/dev/null || true; }
@@ -117,7 +123,6 @@ end
 request = function() return req end
 LUA
 
-echo "== 1. receiver capacity (wrk -t1 -c64 -d10s, POST of a ${#body}-byte event)"
 wrk_capacity() { # lua script: median req/s over RUNS fresh receivers
   for _ in $(seq "$RUNS"); do
     start_receiver
@@ -125,10 +130,13 @@ wrk_capacity() { # lua script: median req/s over RUNS fresh receivers
     stop_receiver
   done | median
 }
+if section 1 || section 2; then
+echo "== 1. receiver capacity (wrk -t1 -c64 -d10s, POST of a ${#body}-byte event)"
 capacity=$(wrk_capacity "$tmp/post.lua")
 echo "receiver: $capacity req/s (median of $RUNS)"
 pipelined=$(wrk_capacity "$tmp/pipelined.lua")
 echo "receiver, pipelined 16 deep: $pipelined req/s (median of $RUNS)"
+fi
 
 delivery() { # label publishers ordered buffer
   webhook_config '["message.publish"]' "$3" 2000000 "$4" > "$tmp/delivery.toml"
@@ -151,6 +159,7 @@ delivery() { # label publishers ordered buffer
   echo "$1: $rate events/s (median of $RUNS; the last run's $(cat "$tmp/requests" | tr -d '\n') requests), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
   last_rate=$rate
 }
+if section 2; then
 echo "== 2. hookmq → receiver: $N message.publish events, 64 lanes, disk and memory buffers (a run counts once the receiver has all $N)"
 delivery "64 publishers, ordered, disk  " 64 true disk; disk=$last_rate; ordered_single=$disk
 delivery "64 publishers, ordered, memory" 64 true memory; memory=$last_rate
@@ -164,11 +173,13 @@ delivery "64 publishers, ordered, disk, batches   " 64 true disk; batched_disk=$
 delivery "64 publishers, ordered, memory, batches " 64 true memory
 delivery "1 publisher, unordered, disk, batches   " 1 false disk; batched=$last_rate
 unset BATCH_TOML
+fi
 # A backlog: the receiver is stopped (SIGSTOP) while N events queue up, then let go; the
 # rate is the receiver's: from its first request to the one that brought the N-th event.
 # What it measures is delivery alone, not how fast the load tool and the broker make events
 # (which bound the runs above once requests carry many events).
-backlog() { # label
+backlog() { # label [events]
+  local N=${2:-$N}
   webhook_config '["message.publish"]' true 2000000 disk > "$tmp/backlog.toml"
   local rate
   rate=$(for _ in $(seq "$RUNS"); do
@@ -189,12 +200,14 @@ backlog() { # label
   echo "$1: $rate events/s (median of $RUNS; the last run's $(tr -d '\n' < "$tmp/requests") requests), $(awk -v a="$rate" -v b="$capacity" 'BEGIN {printf "%.2f", a / b}') of the receiver's capacity in requests/s"
   last_rate=$rate
 }
+if section 2; then
 backlog "backlog of $N events, disk, one per request "; backlog_single=$last_rate
 BATCH_TOML='batch = { max_events = 100, max_wait = "10ms" }'
 backlog "backlog of $N events, disk, batches of 100  "; backlog_batched=$last_rate
 unset BATCH_TOML
 echo "backlog, batched / one per request: $(awk -v a="$backlog_batched" -v b="$backlog_single" 'BEGIN {printf "%.1f", a / b}')×"
 echo "batched / one per request, disk: 64 publishers ordered $(awk -v a="$batched_disk" -v b="$ordered_single" 'BEGIN {printf "%.1f", a / b}')×, 1 publisher unordered $(awk -v a="$batched" -v b="$single" 'BEGIN {printf "%.1f", a / b}')×; batched events/s / the receiver's capacity in requests/s: $(awk -v a="$batched_disk" -v b="$capacity" 'BEGIN {printf "%.1f", a / b}')×"
+fi
 
 if section 3; then
 echo "== 3. latency, broker's receipt of the PUBLISH → receiver, 10 publishers × 1,000 msg/s for 10 s"
@@ -318,4 +331,16 @@ on = st.median(r[1] / r[0] for r in rows)
 sync = st.median(r[2] / r[0] for r in rows)
 cost = st.median(r[2] / r[1] for r in rows)
 print(f'QoS 1: off {off:,.0f} msg/s (median); disk webhook {on:.2f} of off ({(on - 1) * 100:+.0f}%), sync_before_ack {sync:.2f} ({(sync - 1) * 100:+.0f}%); sync_before_ack / disk webhook {cost:.2f} (medians of per-round ratios)')"
+fi
+if section 7; then
+echo "== 7. the receiver of EMQX's Webhook guide (Flask, prints each request), on core 1"
+FLASK=1
+capacity=$(wrk_capacity "$tmp/post.lua")
+echo "Flask receiver: $capacity req/s (wrk -t1 -c64, median of $RUNS)"
+FLASK_N=${FLASK_N:-20000}
+backlog "backlog of $FLASK_N events, one per request " "$FLASK_N"; flask_single=$last_rate
+BATCH_TOML='batch = { max_events = 100, max_wait = "10ms" }'
+backlog "backlog of $FLASK_N events, batches of 100  " "$FLASK_N"; flask_batched=$last_rate
+unset BATCH_TOML FLASK
+echo "Flask receiver, batched / one per request: $(awk -v a="$flask_batched" -v b="$flask_single" 'BEGIN {printf "%.1f", a / b}')×"
 fi

@@ -39,6 +39,7 @@ use crate::{
     queue::Queued,
     render::RenderedRequest,
     sign::delivery_headers,
+    spec::BatchFormat,
     webhook::Webhook,
     wire,
 };
@@ -190,10 +191,12 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
         if this.window.is_empty() {
             // Out of work: the connection goes to the idle ones for whichever lane needs one.
             this.park();
-            let queue = &this.webhook.queue;
-            if finishing || queue.is_closed() {
+            if finishing || this.webhook.queue.is_closed() {
+                // A batch still filling goes back (finishing, it was sent if it could be).
+                this.unform();
                 return;
             }
+            let queue = &this.webhook.queue;
             let linger = this.lingering();
             let due = this.forming.due;
             tokio::select! {
@@ -270,22 +273,12 @@ fn prepare(
     {
         webhook.renderer.render(&item.event)
     } else {
-        let mut bodies = Vec::with_capacity(items.len());
-        let mut rendered = Vec::with_capacity(items.len());
-        for item in items {
-            match webhook.renderer.body(&item.event) {
-                Ok(body) => {
-                    bodies.push(body);
-                    rendered.push(item);
-                }
-                Err(error) => webhook.give_up(item, None, error.to_string(), &[]),
-            }
-        }
+        let (body, rendered) = batch_body(webhook, items);
         items = rendered;
         if items.is_empty() {
             return None;
         }
-        webhook.renderer.batch(&bodies, webhook.spec.batch.format)
+        webhook.renderer.batch(body)
     };
     match rendered {
         Ok(request) => {
@@ -304,6 +297,42 @@ fn prepare(
             None
         }
     }
+}
+
+/// The body of a batch of `items`: each event rendered as alone, joined as
+/// `batch.format` says, written into one buffer; with the items that rendered (one that
+/// does not is given up).
+fn batch_body(webhook: &Webhook, items: Vec<Queued>) -> (Vec<u8>, Vec<Queued>) {
+    // About the size of a default body, so the buffer rarely grows.
+    const GUESS: usize = 512;
+    let format = webhook.spec.batch.format;
+    let mut body = Vec::with_capacity(items.len() * GUESS + 2);
+    let mut rendered = Vec::with_capacity(items.len());
+    if format == BatchFormat::JsonArray {
+        body.push(b'[');
+    }
+    for item in items {
+        let before = body.len();
+        if format == BatchFormat::JsonArray && !rendered.is_empty() {
+            body.push(b',');
+        }
+        match webhook.renderer.append_body(&item.event, &mut body) {
+            Ok(()) => {
+                if format == BatchFormat::Ndjson {
+                    body.push(b'\n');
+                }
+                rendered.push(item);
+            }
+            Err(error) => {
+                body.truncate(before);
+                webhook.give_up(item, None, error.to_string(), &[]);
+            }
+        }
+    }
+    if format == BatchFormat::JsonArray {
+        body.push(b']');
+    }
+    (body, rendered)
 }
 
 /// Sleeps until `due`, or forever if none.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 pub use emqx::{EmqxBody, RenderContext};
 use template::{Escape, Template};
 
-use crate::spec::{BatchFormat, Method, PayloadEncoding, SpecError, WebhookSpec};
+use crate::spec::{Method, PayloadEncoding, SpecError, WebhookSpec};
 
 /// A URL whose path and query may hold placeholders (never its scheme, host or port).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,57 +280,41 @@ impl Renderer {
 }
 
 impl Renderer {
-    /// The body `event` alone would have (a batch joins them).
+    /// Appends the body `event` alone would have to `out` (a batch joins them).
     ///
     /// # Errors
-    /// [`RenderError::Body`] if the event does not serialize.
-    pub fn body(&self, event: &Event) -> Result<Bytes, RenderError> {
+    /// [`RenderError::Body`] if the event does not serialize (`out` is then as it was).
+    pub fn append_body(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), RenderError> {
         match &self.body {
-            Some(template) => Ok(Bytes::from(template.render(&self.object(event)))),
-            None => serde_json::to_vec(&EmqxBody {
-                event,
-                context: self.context(),
-            })
-            .map(Bytes::from)
-            .map_err(|e| RenderError::Body(e.to_string())),
+            Some(template) => {
+                out.extend_from_slice(template.render(&self.object(event)).as_bytes());
+                Ok(())
+            }
+            None => {
+                let before = out.len();
+                let body = EmqxBody {
+                    event,
+                    context: self.context(),
+                };
+                serde_json::to_writer(&mut *out, &body).map_err(|e| {
+                    out.truncate(before);
+                    RenderError::Body(e.to_string())
+                })
+            }
         }
     }
 
-    /// One request carrying `bodies` ([`Self::body`], oldest first) as `format` says. A
-    /// batched webhook's URL and headers hold no placeholders (its spec's validation sees
-    /// to it): they are the same for every event.
+    /// The request carrying a batch's `body` (the events' bodies joined as the batch's
+    /// format says). A batched webhook's URL and headers hold no placeholders (its spec's
+    /// validation sees to it): they are the same for every event.
     ///
     /// # Errors
     /// [`RenderError::Url`] if the URL does not form a URI.
-    pub fn batch(
-        &self,
-        bodies: &[Bytes],
-        format: BatchFormat,
-    ) -> Result<RenderedRequest, RenderError> {
+    pub fn batch(&self, body: Vec<u8>) -> Result<RenderedRequest, RenderError> {
         let headers = match &self.headers {
             Headers::Static(map) => map.clone(),
             Headers::Templated(_) => HeaderMap::new(),
         };
-        let size: usize = bodies.iter().map(|b| b.len() + 1).sum();
-        let mut body = Vec::with_capacity(size + 2);
-        match format {
-            BatchFormat::JsonArray => {
-                body.push(b'[');
-                for (i, event) in bodies.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    body.extend_from_slice(event);
-                }
-                body.push(b']');
-            }
-            BatchFormat::Ndjson => {
-                for event in bodies {
-                    body.extend_from_slice(event);
-                    body.push(b'\n');
-                }
-            }
-        }
         Ok(RenderedRequest {
             method: self.method.as_http(),
             uri: self.url.render(&Map::new())?,
