@@ -249,6 +249,9 @@ pub(crate) struct WebhookSpecDoc {
     /// At most this many retries after the first attempt (default none: only
     /// `retry_max_age` ends retries).
     max_retries: Option<u32>,
+    /// EMQX's `request_ttl` (default none): an event older than this is dropped instead of
+    /// sent (`dropped.expired`), and an answer after it counts as `late_reply`.
+    request_ttl: Option<String>,
     /// After 5 failures in a row, one request probes the receiver this often (default
     /// `15s`) until it answers.
     #[schema(nullable = false)]
@@ -378,6 +381,11 @@ pub(crate) struct MetricsDoc {
     /// Dropped because the queue was full.
     #[serde(rename = "dropped.queue_full")]
     dropped_queue_full: u64,
+    /// Dropped because they were older than `request_ttl` before they were sent.
+    #[serde(rename = "dropped.expired")]
+    dropped_expired: u64,
+    /// Answered after `request_ttl`: neither delivered nor failed.
+    late_reply: u64,
     /// Waiting in the queue.
     queuing: u64,
     /// Being delivered.

@@ -253,7 +253,7 @@ fn webhook_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
         "1 if the webhook delivers.",
         |w| u64::from(w.spec.enable),
     );
-    let counters: [(&str, &str, Reader); 4] = [
+    let counters: [(&str, &str, Reader); 5] = [
         (
             "hookmq_webhook_matched_total",
             "Events the trigger selected.",
@@ -270,6 +270,11 @@ fn webhook_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
         ("hookmq_webhook_retried_total", "Retries made.", |w| {
             w.metrics.retried
         }),
+        (
+            "hookmq_webhook_late_reply_total",
+            "Events answered after request_ttl (neither delivered nor failed).",
+            |w| w.metrics.late_reply,
+        ),
     ];
     for (name, help, value) in counters {
         out.per_webhook(webhooks, name, "counter", help, value);
@@ -282,8 +287,14 @@ fn webhook_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
     );
     for w in webhooks {
         let m = &w.metrics;
-        let other = m.dropped.saturating_sub(m.dropped_queue_full);
-        for (reason, value) in [("queue_full", m.dropped_queue_full), ("other", other)] {
+        let other = m
+            .dropped
+            .saturating_sub(m.dropped_queue_full + m.dropped_expired);
+        for (reason, value) in [
+            ("queue_full", m.dropped_queue_full),
+            ("expired", m.dropped_expired),
+            ("other", other),
+        ] {
             out.sample(
                 name,
                 &[("webhook", &w.spec.name), ("reason", reason)],

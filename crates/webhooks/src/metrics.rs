@@ -59,6 +59,10 @@ pub struct Metrics {
     failed: AtomicU64,
     retried: AtomicU64,
     dropped_queue_full: AtomicU64,
+    /// Older than `request_ttl` before they were sent: dropped, not sent.
+    dropped_expired: AtomicU64,
+    /// Answered after `request_ttl`: the outcome is not counted as a success or a failure.
+    late_reply: AtomicU64,
     /// Gauge: deliveries under way (including waits between retries).
     inflight: AtomicI64,
     latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
@@ -87,6 +91,11 @@ pub struct MetricsSnapshot {
     /// Dropped because the queue was full.
     #[serde(rename = "dropped.queue_full")]
     pub dropped_queue_full: u64,
+    /// Dropped because they were older than `request_ttl` before they were sent.
+    #[serde(rename = "dropped.expired")]
+    pub dropped_expired: u64,
+    /// Answered after `request_ttl` (EMQX's `late_reply`): neither a success nor a failure.
+    pub late_reply: u64,
     /// Waiting in the queue now.
     pub queuing: u64,
     /// Being delivered now.
@@ -161,7 +170,9 @@ impl Metrics {
     /// for good.
     fn troubles(&self) -> (u64, u64) {
         (
-            self.dropped_queue_full.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed),
+            self.dropped_queue_full.load(Ordering::Relaxed)
+                + self.skipped.load(Ordering::Relaxed)
+                + self.dropped_expired.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
         )
     }
@@ -185,15 +196,22 @@ impl Metrics {
     pub(crate) fn success(&self) {
         self.success.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn expired(&self) {
+        self.dropped_expired.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn late_reply(&self) {
+        self.late_reply.fetch_add(1, Ordering::Relaxed);
+    }
     pub(crate) fn retried(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
     }
-    /// Attempts settled so far (delivered, failed or retried): the health check looks at
-    /// the receiver itself only while this stands still.
+    /// Attempts settled so far (delivered, failed, retried or answered late): the health
+    /// check looks at the receiver itself only while this stands still.
     pub(crate) fn attempts_settled(&self) -> u64 {
         self.success.load(Ordering::Relaxed)
             + self.failed.load(Ordering::Relaxed)
             + self.retried.load(Ordering::Relaxed)
+            + self.late_reply.load(Ordering::Relaxed)
     }
 
     pub(crate) fn start(&self) {
@@ -247,6 +265,8 @@ impl Metrics {
             &self.failed,
             &self.retried,
             &self.dropped_queue_full,
+            &self.dropped_expired,
+            &self.late_reply,
             &self.skipped,
             &self.latency_sum_ms,
         ] {
@@ -306,8 +326,10 @@ impl Metrics {
             success: load(&self.success),
             failed: load(&self.failed),
             retried: load(&self.retried),
-            dropped: dropped_queue_full,
+            dropped: dropped_queue_full + load(&self.dropped_expired),
             dropped_queue_full,
+            dropped_expired: load(&self.dropped_expired),
+            late_reply: load(&self.late_reply),
             queuing: queuing as u64,
             inflight: u64::try_from(self.inflight.load(Ordering::Relaxed)).unwrap_or(0),
             rate: rates.current,
@@ -342,6 +364,10 @@ pub struct SavedMetrics {
     pub retried: u64,
     /// Dropped because the queue was full.
     pub dropped_queue_full: u64,
+    /// Dropped as older than `request_ttl`.
+    pub dropped_expired: u64,
+    /// Answered after `request_ttl`.
+    pub late_reply: u64,
     /// Latency histogram counts, one per bucket.
     pub latency: Vec<u64>,
     /// Sum of the latencies, ms.
@@ -362,6 +388,8 @@ impl Metrics {
             failed: load(&self.failed),
             retried: load(&self.retried),
             dropped_queue_full: load(&self.dropped_queue_full) + load(&self.skipped),
+            dropped_expired: load(&self.dropped_expired),
+            late_reply: load(&self.late_reply),
             latency: self.latency.iter().map(load).collect(),
             latency_sum_ms: load(&self.latency_sum_ms),
             rate_max: self.rates.lock().max,
@@ -379,11 +407,17 @@ impl Metrics {
         store(&metrics.failed, saved.failed);
         store(&metrics.retried, saved.retried);
         store(&metrics.dropped_queue_full, saved.dropped_queue_full);
+        store(&metrics.dropped_expired, saved.dropped_expired);
+        store(&metrics.late_reply, saved.late_reply);
         store(&metrics.latency_sum_ms, saved.latency_sum_ms);
         for (bucket, count) in metrics.latency.iter().zip(&saved.latency) {
             store(bucket, *count);
         }
-        let ended = saved.success + saved.failed + saved.dropped_queue_full;
+        let ended = saved.success
+            + saved.failed
+            + saved.dropped_queue_full
+            + saved.dropped_expired
+            + saved.late_reply;
         store(&metrics.matched, ended);
         {
             let mut rates = metrics.rates.lock();

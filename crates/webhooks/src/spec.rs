@@ -278,6 +278,12 @@ pub struct WebhookSpec {
     /// `retry_max_age` ends retries.
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// EMQX's `request_ttl`, when set: an event older than this (counted from when it
+    /// happened) is dropped instead of sent (`dropped.expired`), and an answer that comes
+    /// after it counts as `late_reply`, neither delivered nor failed. By default none:
+    /// hookmq drops nothing for age (`retry_max_age` ends retries with a dead letter).
+    #[serde(default, with = "duration::option")]
+    pub request_ttl: Option<Duration>,
     /// Once the receiver has failed 5 attempts in a row its circuit opens (`disconnected`):
     /// lanes stop sending and one request probes it this often until it answers.
     #[serde(default = "health_check_interval", with = "duration")]
@@ -432,6 +438,7 @@ impl WebhookSpec {
             ordered: true,
             retry_max_age: retry_max_age(),
             max_retries: None,
+            request_ttl: None,
             health_check_interval: health_check_interval(),
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),
@@ -562,6 +569,18 @@ impl WebhookSpec {
                 ));
             }
         }
+        if self
+            .request_ttl
+            .is_some_and(|ttl| ttl.is_zero() || ttl > MAX_RETRY_AGE)
+        {
+            return Err(SpecError::new(
+                "request_ttl",
+                format!(
+                    "longer than 0 and at most {}, or none",
+                    duration::format(MAX_RETRY_AGE)
+                ),
+            ));
+        }
         if self.retry_max_backoff < self.retry_backoff {
             return Err(SpecError::new(
                 "retry_max_backoff",
@@ -684,6 +703,13 @@ mod tests {
         let mut spec = WebhookSpec::new("w", "http://h/");
         spec.topics = vec!["a/#/b".into()];
         assert_eq!(spec.validate().expect_err("filter").field, "topics[0]");
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.request_ttl = Some(Duration::ZERO);
+        assert_eq!(spec.validate().expect_err("zero ttl").field, "request_ttl");
+        let spec: WebhookSpec =
+            serde_json::from_str(r#"{"name":"w","url":"http://h","request_ttl":"45s"}"#)
+                .expect("parses");
+        assert_eq!(spec.request_ttl, Some(Duration::from_secs(45)));
         let error =
             serde_json::from_str::<WebhookSpec>(r#"{"name":"w","url":"http://h","colour":1}"#)
                 .expect_err("unknown field");

@@ -65,6 +65,14 @@ impl InFlight {
         self.metrics.start();
         self.events += 1;
     }
+
+    /// One event out of flight before the rest (it ends here).
+    fn release_one(&mut self) {
+        if self.events > 0 {
+            self.metrics.finish();
+            self.events -= 1;
+        }
+    }
 }
 
 impl Drop for InFlight {
@@ -335,6 +343,33 @@ fn batch_body(webhook: &Webhook, items: Vec<Queued>) -> (Vec<u8>, Vec<Queued>) {
     (body, rendered)
 }
 
+/// Whether `event` is older than the webhook's `request_ttl` (never, without one).
+fn expired(webhook: &Webhook, event: &hookmq_broker::hooks::Event) -> bool {
+    webhook
+        .spec
+        .request_ttl
+        .is_some_and(|ttl| Duration::from_millis(now_ms().saturating_sub(event.timestamp)) > ttl)
+}
+
+/// Leaves out the items older than `request_ttl`: they are not sent, but dropped and
+/// counted in `dropped.expired` (out of flight first, so the counts always add up).
+fn drop_expired(webhook: &Webhook, items: Vec<Queued>, inflight: &mut InFlight) -> Vec<Queued> {
+    if webhook.spec.request_ttl.is_none() {
+        return items;
+    }
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        if expired(webhook, &item.event) {
+            inflight.release_one();
+            webhook.metrics.expired();
+            webhook.queue.settle(&item);
+        } else {
+            kept.push(item);
+        }
+    }
+    kept
+}
+
 /// Sleeps until `due`, or forever if none.
 async fn sleep_until(due: Option<tokio::time::Instant>) {
     match due {
@@ -356,10 +391,11 @@ impl Lane {
         let mut now = None;
         let before = self.window.len();
         while self.window.len() < room {
-            let Some((items, inflight)) = self.take_batch(finishing) else {
+            let Some((items, mut inflight)) = self.take_batch(finishing) else {
                 break;
             };
             let webhook = &self.webhook;
+            let items = drop_expired(webhook, items, &mut inflight);
             let Some((items, request, headers)) = prepare(webhook, items) else {
                 continue;
             };
@@ -579,6 +615,13 @@ impl Lane {
         let mut delay = None;
         for mut item in items {
             item.attempts += 1;
+            if result.is_ok() && expired(&webhook, &item.event) {
+                // Answered after `request_ttl` (EMQX's late_reply): its outcome is not
+                // counted as delivered or failed, and it is not sent again.
+                webhook.metrics.late_reply();
+                webhook.queue.settle(&item);
+                continue;
+            }
             match retry::verdict(&webhook.spec, &item.event, item.attempts, &result) {
                 Verdict::Delivered => {
                     webhook.metrics.success();

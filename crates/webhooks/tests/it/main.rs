@@ -7,6 +7,7 @@ mod connections;
 mod deadletters;
 mod delivery;
 mod durable;
+mod expiry;
 mod format;
 mod health;
 mod selection;

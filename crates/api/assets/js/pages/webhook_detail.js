@@ -181,7 +181,7 @@ export async function render(ctx) {
     cards.failed.set(num(m.failed));
     cards.failed.el.classList.toggle('zero', !m.failed);
     cards.retried.set(num(m.retried));
-    cards.dropped.set(num(m.dropped), `queue full: ${num(m['dropped.queue_full'] ?? 0)}`);
+    cards.dropped.set(num(m.dropped), `queue full: ${num(m['dropped.queue_full'] ?? 0)}, expired: ${num(m['dropped.expired'] ?? 0)}${m.late_reply ? `; late replies: ${num(m.late_reply)}` : ''}`);
     cards.queuing.set(num(m.queuing));
     cards.inflight.set(num(m.inflight));
     rates.now.set(rate(m.rate));

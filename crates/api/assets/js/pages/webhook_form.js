@@ -333,6 +333,7 @@ export async function render(ctx) {
     h('option', { value: 'drop_oldest', selected: spec.overflow === 'drop_oldest' }, 'Drop the oldest events'));
   const syncBeforeAck = checkbox('sync_before_ack', spec.sync_before_ack, 'Acknowledge QoS 1/2 publishes only once their events are on disk');
   const maxRetries = number('max_retries', spec.max_retries, 0);
+  const requestTtl = text('request_ttl', spec.request_ttl, 'none');
   const retryBackoff = text('retry_backoff', spec.retry_backoff, '1s');
   const retryMaxBackoff = text('retry_max_backoff', spec.retry_max_backoff, '1m');
   const queueCapacity = number('queue_capacity', spec.queue_capacity);
@@ -382,6 +383,7 @@ export async function render(ctx) {
       h('div', { class: 'fields3' },
         field({ name: 'retry_max_age', label: 'Retry for', control: retryMaxAge, help: 'Connection errors, timeouts, 408, 429 and 5xx are retried until the event is this old.' }),
         field({ name: 'max_retries', label: 'Max retries', control: maxRetries, help: 'Optional: also stop after this many retries. Empty: by age only.' }),
+        field({ name: 'request_ttl', label: 'Request TTL (EMQX)', control: requestTtl, help: 'Optional, e.g. 45s as EMQX: older events are dropped unsent (dropped.expired); later answers count as late replies. Empty: nothing is dropped for age.' }),
         field({ name: 'retry_backoff', label: 'Retry backoff', control: retryBackoff, help: 'First delay, doubled each retry.' }),
         field({ name: 'retry_max_backoff', label: 'Max retry backoff', control: retryMaxBackoff }),
         field({ name: 'health_check_interval', label: 'Probe a failing server every', control: healthCheck, help: 'After 5 failures in a row, one request at a time.' })),
@@ -438,6 +440,7 @@ export async function render(ctx) {
       ordered: ordered.querySelector('input').checked,
       retry_max_age: retryMaxAge.value.trim(),
       max_retries: maxRetries.value.trim() === '' ? null : intOf(maxRetries),
+      request_ttl: orNull(requestTtl.value),
       retry_backoff: retryBackoff.value.trim(),
       retry_max_backoff: retryMaxBackoff.value.trim(),
       queue_capacity: intOf(queueCapacity),

@@ -116,7 +116,7 @@ pub async fn wait_for_metrics(
 pub fn assert_balanced(m: &hookmq_webhooks::MetricsSnapshot) {
     assert_eq!(
         m.matched,
-        m.success + m.failed + m.dropped + m.queuing + m.inflight,
+        m.success + m.failed + m.dropped + m.late_reply + m.queuing + m.inflight,
         "{m:#?}"
     );
 }
