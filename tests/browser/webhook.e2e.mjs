@@ -1,7 +1,8 @@
 // The seed's user flow in a real browser (EMQX Webhook guide, "创建 Webhook"): log in, go to
 // Data integration → Webhook → Create, fill in my_webhook on all messages and events, POST to
 // the test receiver, press Test and see its 200, save, publish one MQTT message and watch the
-// success count rise on the details page (live, no reload), then disable and delete it.
+// success count rise on the details page (live, no reload), duplicate it and find it with the
+// search box, then disable and delete it.
 //
 // Run by run.sh, which starts hookmq and the receiver. Environment:
 //   HOOKMQ_URL    dashboard, e.g. http://127.0.0.1:18083
@@ -186,6 +187,36 @@ try {
     const replayed = (await received()).slice(before).map((r) => JSON.parse(r.body));
     expect(replayed.some((e) => e.event === 'message.publish' && e.payload === 'refused once'),
       `the refused message.publish was delivered after the replay: ${replayed.map((e) => e.event).join(', ')}`);
+  });
+
+  await step('Duplicate starts a new webhook from it; the copy is saved', async () => {
+    await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await row().getByTestId('webhook-duplicate').click();
+    await page.waitForURL(/\/webhooks\/create\?from=/);
+    await page.getByTestId('duplicate-notice').waitFor();
+    expect(await page.getByLabel('Name', { exact: true }).inputValue() === `${NAME}-copy`, 'named after the original');
+    expect(await page.getByLabel('URL', { exact: true }).inputValue() === RECEIVER, 'the URL is copied');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await page.getByTestId(`webhook-row-${NAME}-copy`).waitFor();
+  });
+
+  await step('the search box keeps only the webhooks that match', async () => {
+    const search = page.getByTestId('webhook-search');
+    await search.fill('-copy');
+    await page.waitForFunction((name) => document.querySelector(`[data-testid="webhook-row-${name}"]`)?.classList.contains('hidden'), NAME);
+    expect(await page.getByTestId(`webhook-row-${NAME}-copy`).isVisible(), 'the copy matches');
+    await search.fill('no such webhook');
+    await page.getByTestId('webhooks-no-match').waitFor();
+    await search.fill('');
+    await row().waitFor();
+    // The copy goes again, so the steps below see one webhook.
+    await page.getByTestId(`webhook-row-${NAME}-copy`).getByRole('button', { name: 'Delete' }).click();
+    const dialog = page.getByTestId('confirm-dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await page.getByTestId(`webhook-row-${NAME}-copy`).waitFor({ state: 'detached' });
   });
 
   await step('disable it with the switch in the list', async () => {

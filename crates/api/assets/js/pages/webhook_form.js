@@ -46,23 +46,36 @@ function randomSecret() {
 export async function render(ctx) {
   const editing = ctx.params.name !== undefined;
   const original = editing ? ctx.params.name : null;
+  // Create?from=<name>: a new webhook starting as a copy of another.
+  const copyOf = editing ? null : ctx.query?.get('from') ?? null;
   ctx.crumbs(editing
     ? [...CRUMBS, { label: original, href: `/webhooks/detail/${enc(original)}` }, { label: 'Settings' }]
-    : [...CRUMBS, { label: 'Create' }]);
+    : [...CRUMBS, { label: copyOf ? `Duplicate ${copyOf}` : 'Create' }]);
 
   let spec = defaults();
-  if (editing) {
+  let secretsLeftOut = false;
+  const source = original ?? copyOf;
+  if (source !== null) {
     try {
-      const loaded = await api.get(`/webhooks/${enc(original)}`);
+      const loaded = await api.get(`/webhooks/${enc(source)}`);
       delete loaded.metrics;
+      delete loaded.status;
       spec = { ...defaults(), ...loaded, tls: { ...defaults().tls, ...(loaded.tls ?? {}) } };
     } catch (error) {
       if (error.status === 404) {
-        mount(ctx.el, h('div', { class: 'card empty' }, h('h2', null, `No webhook named ${original}`),
+        mount(ctx.el, h('div', { class: 'card empty' }, h('h2', null, `No webhook named ${source}`),
           h('a', { class: 'btn primary', href: '/webhooks' }, 'Back to the list')));
         return;
       }
       throw error;
+    }
+  }
+  if (copyOf !== null) {
+    // Secrets come back as ****** and are not copied: the copy asks for them again.
+    spec.name = `${copyOf}-copy`;
+    if (spec.signing_secret) { spec.signing_secret = null; secretsLeftOut = true; }
+    for (const [key, value] of Object.entries(spec.headers ?? {})) {
+      if (value === '******') { spec.headers[key] = ''; secretsLeftOut = true; }
     }
   }
   if (!ctx.current) return;
@@ -599,7 +612,9 @@ export async function render(ctx) {
     h('div', null,
       h('h1', null, editing ? `Webhook ${original}: settings` : 'Create a webhook'),
       h('div', { class: 'sub' }, 'Each selected message or event becomes one HTTP request to your server.')));
-  mount(ctx.el, head, form);
+  const copied = copyOf === null ? null : h('div', { class: 'notice', 'data-testid': 'duplicate-notice' },
+    `A copy of ${copyOf}.`, secretsLeftOut ? ' Its secrets (signing secret, secret headers) are not copied: enter them again.' : '');
+  mount(ctx.el, head, copied, form);
   setMode(mode);
   const initial = JSON.stringify(collect());
 

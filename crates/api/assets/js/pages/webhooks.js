@@ -91,11 +91,29 @@ export function render(ctx) {
     h('p', { class: 'small' }, 'A webhook sends each selected message or event to your HTTP server as an EMQX-format JSON request.'),
     h('a', { class: 'btn primary', href: '/webhooks/create' }, 'Create a webhook'));
   const problem = h('div', { class: 'notice error hidden', role: 'alert' });
-  const card = h('div', { class: 'card' }, problem, h('div', { class: 'table-wrap' }, table), empty);
+  const search = h('input', {
+    type: 'search', placeholder: 'Search by name, note or URL', 'aria-label': 'Search webhooks',
+    'data-testid': 'webhook-search', oninput: () => filter(),
+  });
+  const noMatch = h('p', { class: 'empty hidden', 'data-testid': 'webhooks-no-match' }, 'No webhook matches.');
+  const toolbar = h('div', { class: 'toolbar hidden' }, search);
+  const card = h('div', { class: 'card' }, problem, toolbar, h('div', { class: 'table-wrap' }, table), noMatch, empty);
   mount(ctx.el, head, card);
 
   const rows = new Map();
   let loaded = false;
+
+  /** Shows only the rows whose name, note or URL holds what the search box says. */
+  function filter() {
+    const wanted = search.value.trim().toLowerCase();
+    let shown = 0;
+    for (const row of rows.values()) {
+      const hit = !wanted || row.text.includes(wanted);
+      row.tr.classList.toggle('hidden', !hit);
+      if (hit) shown += 1;
+    }
+    noMatch.classList.toggle('hidden', shown > 0 || rows.size === 0);
+  }
 
   function makeRow(w) {
     const name = w.name;
@@ -123,6 +141,7 @@ export function render(ctx) {
       cells.success, cells.failed, cells.rate,
       h('td', { class: 'actions' },
         h('a', { class: 'btn link', href: `/webhooks/edit/${enc(name)}`, 'data-testid': 'webhook-settings' }, 'Settings'),
+        h('a', { class: 'btn link', href: `/webhooks/create?from=${enc(name)}`, 'data-testid': 'webhook-duplicate' }, 'Duplicate'),
         h('button', {
           type: 'button', class: 'btn link danger', 'data-testid': 'webhook-delete',
           onclick: async () => { if (await deleteWebhook(name)) refresh(); },
@@ -143,6 +162,7 @@ export function render(ctx) {
     mount(row.status, badge(s.text, s.kind));
     row.status.title = s.title ?? '';
     setToggle(row.sw, w.enable);
+    row.text = [w.name, w.description ?? '', w.url].join(' ').toLowerCase();
   }
 
   async function refresh() {
@@ -172,6 +192,8 @@ export function render(ctx) {
     });
     empty.classList.toggle('hidden', list.length > 0);
     table.classList.toggle('hidden', list.length === 0);
+    toolbar.classList.toggle('hidden', list.length === 0);
+    filter();
     if (!loaded) { loaded = true; ctx.el.dataset.loaded = 'true'; }
   }
 
