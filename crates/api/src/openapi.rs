@@ -311,8 +311,9 @@ pub(crate) enum HealthStateDoc {
     Connecting,
     /// It answers.
     Connected,
-    /// It failed 5 attempts in a row, or refused the idle health check's connection: the
-    /// circuit is open and one request probes it every `health_check_interval`.
+    /// It failed 5 attempts in a row (the circuit is open: one request probes it every
+    /// `health_check_interval`), or refused the idle health check's connection (events
+    /// still go).
     Disconnected,
     /// The webhook is disabled: nothing is sent or checked.
     Stopped,

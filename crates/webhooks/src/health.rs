@@ -56,9 +56,6 @@ struct Inner {
     last_error: Option<String>,
     /// While disconnected: when the next probe may go.
     next_probe: Option<Instant>,
-    /// The idle health check could not connect, since the last answer: shown as
-    /// disconnected, without opening the circuit.
-    refused: bool,
 }
 
 /// The receiver's health, shared by a webhook's lanes (and its later versions).
@@ -97,7 +94,6 @@ impl Health {
                 in_a_row: 0,
                 last_error: None,
                 next_probe: None,
-                refused: false,
             }),
             closed: Notify::new(),
             steady: AtomicBool::new(false),
@@ -152,31 +148,40 @@ impl Health {
         if inner.state == State::Connected {
             return;
         }
-        if inner.state == State::Disconnected {
+        if inner.next_probe.is_some() {
             tracing::info!(webhook = %self.name, "receiver answers again: circuit closed");
         }
         inner.state = State::Connected;
         inner.since = now_ms();
         inner.next_probe = None;
-        inner.refused = false;
         drop(inner);
         self.closed.notify_waiters();
     }
 
     /// The idle health check reached the receiver: it shows `connected` if it was not heard
-    /// from yet or only refused the check (requests that failed keep the circuit open until
-    /// one is answered).
-    pub(crate) fn reachable(&self) {
+    /// from yet or only refused the check; a circuit opened by failed requests stays open
+    /// until one is answered, unless nothing waits to go (`idle`), when it closes too (it
+    /// has nothing left to hold back, and the status should not stay `disconnected`).
+    pub(crate) fn reachable(&self, idle: bool) {
         let mut inner = self.inner.lock();
-        let refused_only = inner.refused && inner.next_probe.is_none();
-        if inner.state == State::Connecting || (inner.state == State::Disconnected && refused_only)
-        {
-            if inner.state == State::Disconnected {
+        let circuit_open = inner.next_probe.is_some();
+        match inner.state {
+            State::Connecting => {}
+            State::Disconnected if !circuit_open => {
                 tracing::info!(webhook = %self.name, "receiver reachable again");
             }
-            inner.state = State::Connected;
-            inner.since = now_ms();
-            inner.refused = false;
+            State::Disconnected if idle => {
+                tracing::info!(webhook = %self.name, "receiver reachable and nothing waits: circuit closed");
+                inner.in_a_row = 0;
+                inner.next_probe = None;
+            }
+            State::Disconnected | State::Connected | State::Stopped => return,
+        }
+        inner.state = State::Connected;
+        inner.since = now_ms();
+        drop(inner);
+        if circuit_open {
+            self.closed.notify_waiters();
         }
     }
 
@@ -187,7 +192,6 @@ impl Health {
         let mut inner = self.inner.lock();
         self.steady.store(false, Ordering::Release);
         error.clone_into(inner.last_error.get_or_insert_with(String::new));
-        inner.refused = true;
         if inner.state != State::Disconnected {
             tracing::warn!(webhook = %self.name, error, "receiver unreachable");
             inner.state = State::Disconnected;

@@ -214,6 +214,11 @@ impl Metrics {
             + self.late_reply.load(Ordering::Relaxed)
     }
 
+    /// Events in flight now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        u64::try_from(self.inflight.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
     pub(crate) fn start(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
     }

@@ -628,6 +628,12 @@ impl WebhookSpec {
         if batch.max_events == 1 {
             return Ok(());
         }
+        if self.request_ttl.is_some_and(|ttl| ttl <= batch.max_wait) {
+            return Err(SpecError::new(
+                "request_ttl",
+                "must be longer than batch.max_wait (a filling batch would expire whole)",
+            ));
+        }
         if !self.method.has_body() {
             return Err(SpecError::new(
                 "batch.max_events",
@@ -739,6 +745,10 @@ mod tests {
         );
         assert_eq!(field(|s| s.method = Method::Get), "batch.max_events");
         assert_eq!(field(|s| s.url = "http://h/${clientid}".into()), "url");
+        assert_eq!(
+            field(|s| s.request_ttl = Some(Duration::from_millis(10))),
+            "request_ttl"
+        );
         assert_eq!(
             field(|s| {
                 s.headers.insert("x-client".into(), "${clientid}".into());

@@ -560,7 +560,9 @@ async fn check_health(webhook: Arc<Webhook>, stop: Stop) {
                 reached = webhook.client.reach(&origin) => reached,
             };
             match reached {
-                Ok(()) => webhook.health.reachable(),
+                Ok(()) => webhook
+                    .health
+                    .reachable(webhook.queue.is_empty() && webhook.metrics.in_flight() == 0),
                 Err(error) => webhook.health.unreachable(&error.to_string()),
             }
         }

@@ -28,7 +28,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use hookmq_broker::message::now_ms;
+use hookmq_broker::message::{MessageId, now_ms};
 use http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 
@@ -272,6 +272,7 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
 fn prepare(
     webhook: &Webhook,
     mut items: Vec<Queued>,
+    inflight: &mut InFlight,
 ) -> Option<(Vec<Queued>, RenderedRequest, HeaderMap)> {
     for item in &mut items {
         item.id.get_or_insert_with(|| webhook.ids.next_id());
@@ -281,25 +282,22 @@ fn prepare(
     {
         webhook.renderer.render(&item.event)
     } else {
-        let (body, rendered) = batch_body(webhook, items);
+        let (body, rendered) = batch_body(webhook, items, inflight);
         items = rendered;
         if items.is_empty() {
             return None;
         }
-        webhook.renderer.batch(body)
+        webhook.renderer.batch(body, webhook.spec.batch.format)
     };
     match rendered {
         Ok(request) => {
-            // A batch goes by its first event's id (every item has one by now).
-            let id = items
-                .first()
-                .and_then(|item| item.id)
-                .unwrap_or_else(|| webhook.ids.next_id());
+            let id = request_id(&items).unwrap_or_else(|| webhook.ids.next_id());
             let headers = delivery_headers(webhook.signer.as_ref(), id, &request.body);
             Some((items, request, headers))
         }
         Err(error) => {
             for item in items {
+                inflight.release_one();
                 webhook.give_up(item, None, error.to_string(), &[]);
             }
             None
@@ -310,7 +308,11 @@ fn prepare(
 /// The body of a batch of `items`: each event rendered as alone, joined as
 /// `batch.format` says, written into one buffer; with the items that rendered (one that
 /// does not is given up).
-fn batch_body(webhook: &Webhook, items: Vec<Queued>) -> (Vec<u8>, Vec<Queued>) {
+fn batch_body(
+    webhook: &Webhook,
+    items: Vec<Queued>,
+    inflight: &mut InFlight,
+) -> (Vec<u8>, Vec<Queued>) {
     // About the size of a default body, so the buffer rarely grows.
     const GUESS: usize = 512;
     let format = webhook.spec.batch.format;
@@ -333,6 +335,7 @@ fn batch_body(webhook: &Webhook, items: Vec<Queued>) -> (Vec<u8>, Vec<Queued>) {
             }
             Err(error) => {
                 body.truncate(before);
+                inflight.release_one();
                 webhook.give_up(item, None, error.to_string(), &[]);
             }
         }
@@ -343,12 +346,36 @@ fn batch_body(webhook: &Webhook, items: Vec<Queued>) -> (Vec<u8>, Vec<Queued>) {
     (body, rendered)
 }
 
-/// Whether `event` is older than the webhook's `request_ttl` (never, without one).
-fn expired(webhook: &Webhook, event: &hookmq_broker::hooks::Event) -> bool {
-    webhook
-        .spec
-        .request_ttl
-        .is_some_and(|ttl| Duration::from_millis(now_ms().saturating_sub(event.timestamp)) > ttl)
+/// The `webhook-id` of a request carrying `items` (each has its id by now): one event's own
+/// id, or for a batch one made from all of theirs, so a batch sent again with other
+/// events (a retry takes what the lane holds then) is told apart from the first, and the
+/// same batch again keeps its id.
+fn request_id(items: &[Queued]) -> Option<MessageId> {
+    match items {
+        [] => None,
+        [item] => item.id,
+        _ => {
+            // FNV-1a over the ids, 128 bits.
+            let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+            for id in items.iter().filter_map(|item| item.id) {
+                for byte in id.0.to_be_bytes() {
+                    hash ^= u128::from(byte);
+                    hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+                }
+            }
+            Some(MessageId(hash))
+        }
+    }
+}
+
+/// Whether `item` is older than the webhook's `request_ttl` (never, without one): counted
+/// from when its event happened, or from when it was queued again by hand (a replayed dead
+/// letter), whichever is later.
+fn expired(webhook: &Webhook, item: &Queued) -> bool {
+    webhook.spec.request_ttl.is_some_and(|ttl| {
+        let since = item.event.timestamp.max(item.requeued_at);
+        Duration::from_millis(now_ms().saturating_sub(since)) > ttl
+    })
 }
 
 /// Leaves out the items older than `request_ttl`: they are not sent, but dropped and
@@ -359,7 +386,7 @@ fn drop_expired(webhook: &Webhook, items: Vec<Queued>, inflight: &mut InFlight) 
     }
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
-        if expired(webhook, &item.event) {
+        if expired(webhook, &item) {
             inflight.release_one();
             webhook.metrics.expired();
             webhook.queue.settle(&item);
@@ -396,7 +423,7 @@ impl Lane {
             };
             let webhook = &self.webhook;
             let items = drop_expired(webhook, items, &mut inflight);
-            let Some((items, request, headers)) = prepare(webhook, items) else {
+            let Some((items, request, headers)) = prepare(webhook, items, &mut inflight) else {
                 continue;
             };
             let request = match &mut self.transport {
@@ -452,10 +479,11 @@ impl Lane {
     fn unform(&mut self) {
         let forming = &mut self.forming;
         forming.due = None;
+        // Out of flight before they are queued again, so no count has them twice.
+        forming.inflight = InFlight::new(&self.webhook.metrics);
         while let Some(item) = forming.items.pop() {
             self.webhook.queue.put_back(self.lane, item);
         }
-        forming.inflight = InFlight::new(&self.webhook.metrics);
     }
 
     /// Whether the lane took events lately: it then looks at its queue every [`LINGER`]
@@ -615,7 +643,7 @@ impl Lane {
         let mut delay = None;
         for mut item in items {
             item.attempts += 1;
-            if result.is_ok() && expired(&webhook, &item.event) {
+            if result.is_ok() && expired(&webhook, &item) {
                 // Answered after `request_ttl` (EMQX's late_reply): its outcome is not
                 // counted as delivered or failed, and it is not sent again.
                 webhook.metrics.late_reply();
@@ -683,5 +711,34 @@ impl Lane {
                 self.webhook.queue.put_back(self.lane, item);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::samples::sample;
+
+    fn item(id: u128) -> Queued {
+        Queued {
+            id: Some(MessageId(id)),
+            ..Queued::new(Arc::new(sample(
+                hookmq_broker::hooks::EventKind::MessagePublish,
+                "n@h",
+            )))
+        }
+    }
+
+    #[test]
+    fn a_batch_is_named_by_all_its_events() {
+        let (a, b, c) = (item(1), item(2), item(3));
+        assert_eq!(request_id(std::slice::from_ref(&a)), Some(MessageId(1)));
+        let ab = request_id(&[a.clone(), b.clone()]);
+        assert_eq!(ab, request_id(&[item(1), item(2)]), "the same batch again");
+        assert_ne!(ab, request_id(&[a.clone(), b, c]), "more events");
+        assert_ne!(ab, Some(MessageId(1)), "not its first event's");
+        assert_eq!(request_id(&[]), None);
     }
 }

@@ -151,6 +151,7 @@ impl WebhookEngine {
                     keys.push(letter.id);
                     items.push(Queued {
                         id,
+                        requeued_at: hookmq_broker::message::now_ms(),
                         ..Queued::new(Arc::new(event))
                     });
                 }

@@ -378,6 +378,7 @@ impl WorkSink for ClusterQueue {
             id,
             seq: work.seq,
             attempts: 0,
+            requeued_at: 0,
         };
         self.held
             .lock()

@@ -364,6 +364,7 @@ mod tests {
             id: Some(MessageId(u128::from(n))),
             seq: 0,
             attempts: 0,
+            requeued_at: 0,
         }
     }
 

@@ -35,6 +35,9 @@ pub struct Queued {
     pub seq: u64,
     /// Attempts made so far.
     pub attempts: u32,
+    /// When it was queued again by hand (a dead letter replayed), ms since the epoch; 0
+    /// otherwise. `request_ttl` counts from it when later than the event.
+    pub requeued_at: u64,
 }
 
 impl Queued {
@@ -46,6 +49,7 @@ impl Queued {
             id: None,
             seq: 0,
             attempts: 0,
+            requeued_at: 0,
         }
     }
 }

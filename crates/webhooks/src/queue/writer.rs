@@ -347,6 +347,7 @@ impl Journal {
             id: Some(own_id.unwrap_or_else(|| id(self.epoch, seq))),
             seq,
             attempts: 0,
+            requeued_at: 0,
         })
     }
 
@@ -376,6 +377,7 @@ impl Journal {
                     id: Some(event.own_id.unwrap_or_else(|| id(self.epoch, seq))),
                     seq,
                     attempts: 0,
+                    requeued_at: 0,
                 });
             }
         }

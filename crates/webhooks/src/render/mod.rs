@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 pub use emqx::{EmqxBody, RenderContext};
 use template::{Escape, Template};
 
-use crate::spec::{Method, PayloadEncoding, SpecError, WebhookSpec};
+use crate::spec::{BatchFormat, Method, PayloadEncoding, SpecError, WebhookSpec};
 
 /// A URL whose path and query may hold placeholders (never its scheme, host or port).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,11 +310,26 @@ impl Renderer {
     ///
     /// # Errors
     /// [`RenderError::Url`] if the URL does not form a URI.
-    pub fn batch(&self, body: Vec<u8>) -> Result<RenderedRequest, RenderError> {
-        let headers = match &self.headers {
+    pub fn batch(
+        &self,
+        body: Vec<u8>,
+        format: BatchFormat,
+    ) -> Result<RenderedRequest, RenderError> {
+        let mut headers = match &self.headers {
             Headers::Static(map) => map.clone(),
             Headers::Templated(_) => HeaderMap::new(),
         };
+        // NDJSON is not one JSON document: the default content type says so.
+        if format == BatchFormat::Ndjson
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|value| value == "application/json")
+        {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+        }
         Ok(RenderedRequest {
             method: self.method.as_http(),
             uri: self.url.render(&Map::new())?,

@@ -100,3 +100,31 @@ async fn without_request_ttl_nothing_is_dropped_for_age() {
     let metrics = stack.engine.get("patient").expect("webhook").metrics;
     assert_eq!((metrics.late_reply, metrics.dropped_expired), (0, 0));
 }
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_not_expired_by_its_age() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(400));
+    stack
+        .webhook("replayed", &receiver.url("/"), |spec| with_ttl(spec, 300))
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "refused").await;
+    stack
+        .wait_metrics("replayed", "a dead letter", |m| m.failed == 1)
+        .await;
+    // Older than the TTL by the time it is replayed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    receiver.always(Reply::status(200));
+    stack
+        .engine
+        .replay_dead_letters("replayed", None)
+        .await
+        .expect("replayed");
+    stack
+        .wait_metrics("replayed", "delivered after the replay", |m| m.success == 1)
+        .await;
+    let metrics = stack.engine.get("replayed").expect("webhook").metrics;
+    assert_eq!(metrics.dropped_expired, 0, "{metrics:#?}");
+}

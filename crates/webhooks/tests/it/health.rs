@@ -13,7 +13,7 @@ use std::{
 use hookmq_webhooks::{WebhookSpec, health::State};
 use rumqttc::v5::mqttbytes::QoS;
 
-use crate::support::{Mqtt, PATIENCE, Receiver, Stack};
+use crate::support::{Mqtt, PATIENCE, Receiver, Reply, Stack};
 
 fn checked_often(spec: &mut WebhookSpec) {
     spec.events = vec!["message.publish".into()];
@@ -127,4 +127,29 @@ async fn a_disabled_webhook_is_stopped_and_checks_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A circuit opened by failing requests closes once the receiver is reachable and nothing
+/// waits to go (the events ended as dead letters): the status does not stay
+/// `disconnected` while no event flows.
+#[tokio::test]
+async fn an_idle_open_circuit_closes_when_the_receiver_is_reachable() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::status(503));
+    stack
+        .webhook("flaky", &receiver.url("/"), |spec| {
+            checked_often(spec);
+            spec.retry_backoff = Duration::from_millis(10);
+            spec.retry_max_backoff = Duration::from_millis(10);
+            spec.max_retries = Some(6);
+        })
+        .await;
+    let mut client = Mqtt::connect(stack.mqtt, "c").await;
+    client.publish("t", QoS::AtLeastOnce, "x").await;
+    wait_for_state(&stack, "flaky", State::Disconnected).await;
+    stack
+        .wait_metrics("flaky", "given up", |m| m.failed == 1)
+        .await;
+    wait_for_state(&stack, "flaky", State::Connected).await;
 }
