@@ -208,6 +208,10 @@ pub(crate) struct WebhookSpecDoc {
     /// Topic filters message events must match (default `["#"]`).
     #[schema(nullable = false)]
     topics: Option<Vec<String>>,
+    /// Leave out the message events of `$SYS` messages even when a filter matches them
+    /// (default true, as EMQX's `rule_engine.ignore_sys_message`).
+    #[schema(nullable = false)]
+    ignore_sys_message: Option<bool>,
     /// HTTP method (default post).
     #[schema(nullable = false)]
     method: Option<MethodDoc>,

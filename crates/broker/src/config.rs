@@ -25,6 +25,58 @@ pub struct Config {
     pub authz: AuthzConfig,
     /// What survives a stop or a crash: retained messages and persistent sessions.
     pub persistence: PersistenceConfig,
+    /// `$SYS` topics (EMQX's `sys_topics`).
+    pub sys_topics: SysTopicsConfig,
+}
+
+/// `$SYS` topics, as EMQX's `sys_topics`: the broker's own messages about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SysTopicsConfig {
+    /// How often `version`, `sysdescr`, `$SYS/brokers` and the counts under `stats/` and
+    /// `metrics/` are published; `0s` never.
+    #[serde(with = "duration")]
+    pub sys_msg_interval: Duration,
+    /// How often `uptime` and `datetime` are published; `0s` never.
+    #[serde(with = "duration")]
+    pub sys_heartbeat_interval: Duration,
+    /// Which client events are published under `$SYS/brokers/<node>/clients/<clientid>/`.
+    pub sys_event_messages: SysEventMessages,
+}
+
+impl Default for SysTopicsConfig {
+    fn default() -> Self {
+        Self {
+            sys_msg_interval: Duration::from_secs(60),
+            sys_heartbeat_interval: Duration::from_secs(30),
+            sys_event_messages: SysEventMessages::default(),
+        }
+    }
+}
+
+/// The client events published as `$SYS` messages (EMQX's defaults).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SysEventMessages {
+    /// `.../connected`, when a client connects.
+    pub client_connected: bool,
+    /// `.../disconnected`, when it goes away.
+    pub client_disconnected: bool,
+    /// `.../subscribed`, per subscription made.
+    pub client_subscribed: bool,
+    /// `.../unsubscribed`, per subscription removed.
+    pub client_unsubscribed: bool,
+}
+
+impl Default for SysEventMessages {
+    fn default() -> Self {
+        Self {
+            client_connected: true,
+            client_disconnected: true,
+            client_subscribed: false,
+            client_unsubscribed: false,
+        }
+    }
 }
 
 /// The node's identity.

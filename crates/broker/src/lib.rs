@@ -41,6 +41,7 @@ mod server;
 mod session;
 mod shared;
 mod summary;
+mod sys;
 pub mod transport;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -196,6 +197,7 @@ impl Broker {
     pub fn accept(&mut self) {
         if !self.shared.accepting.is_cancelled() {
             self.shared.tasks.spawn(summary::summarise(self.handle()));
+            sys::start(&self.shared);
         }
         self.shared.accepting.cancel();
         for listener in self.bound.drain(..) {

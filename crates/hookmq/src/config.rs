@@ -61,6 +61,8 @@ pub(crate) struct AppConfig {
     pub authz: AuthzConfig,
     /// `[persistence]`: retained messages and persistent sessions on disk, and when.
     pub persistence: PersistenceConfig,
+    /// `[sys_topics]`: the broker's `$SYS` messages.
+    pub sys_topics: hookmq_broker::config::SysTopicsConfig,
     /// `[dashboard]`: the API and dashboard listener.
     pub dashboard: DashboardConfig,
     /// `[egress]`: the networks webhook requests may reach.
@@ -98,6 +100,7 @@ impl AppConfig {
             auth: self.auth.clone(),
             authz: self.authz.clone(),
             persistence: self.persistence.clone(),
+            sys_topics: self.sys_topics.clone(),
         }
     }
 }

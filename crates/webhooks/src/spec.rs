@@ -229,6 +229,10 @@ pub struct WebhookSpec {
     /// Topic filters message events must match (`#` does not match `$` topics).
     #[serde(default = "all_topics")]
     pub topics: Vec<String>,
+    /// Leave out the message events of `$SYS` messages even when a filter matches them
+    /// (EMQX's `rule_engine.ignore_sys_message`, here per webhook; on by default, as EMQX's).
+    #[serde(default = "yes")]
+    pub ignore_sys_message: bool,
     /// HTTP method.
     #[serde(default)]
     pub method: Method,
@@ -439,6 +443,7 @@ impl WebhookSpec {
             retry_max_age: retry_max_age(),
             max_retries: None,
             request_ttl: None,
+            ignore_sys_message: true,
             health_check_interval: health_check_interval(),
             retry_backoff: retry_backoff(),
             retry_max_backoff: retry_max_backoff(),

@@ -15,6 +15,8 @@ pub struct Trigger {
     /// The filters take every topic not starting with `$` (one of them is `#`) and no
     /// `$`-topic (none starts with `$`): the common case, decided by the first byte.
     all_but_dollar: bool,
+    /// Leave out `$SYS/` topics (`ignore_sys_message`).
+    ignore_sys: bool,
 }
 
 impl Trigger {
@@ -30,6 +32,7 @@ impl Trigger {
             mask: spec.event_kinds()?.into_iter().collect(),
             filters,
             all_but_dollar,
+            ignore_sys: spec.ignore_sys_message,
         })
     }
 
@@ -48,6 +51,9 @@ impl Trigger {
         }
         match topic {
             Some(name) if kind.is_message_event() => {
+                if self.ignore_sys && name.starts_with("$SYS/") {
+                    return false;
+                }
                 if self.all_but_dollar {
                     return !name.starts_with('$');
                 }

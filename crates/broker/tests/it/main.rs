@@ -14,5 +14,6 @@ mod persistence;
 mod protocol_v5;
 mod qos;
 mod sessions;
+mod sys;
 mod third_party;
 mod transports;

@@ -112,14 +112,19 @@ impl Serialize for Empty {
     }
 }
 
-/// `{"retain": .., "dup": ..}`.
+/// `{"retain": .., "dup": ..}`, and `"sys": true` for a `$SYS` message (as EMQX marks the
+/// messages its `$SYS` publisher makes).
 struct Flags<'a>(&'a Message);
 
 impl Serialize for Flags<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut flags = serializer.serialize_struct("flags", 2)?;
-        flags.serialize_field("retain", &self.0.retain)?;
-        flags.serialize_field("dup", &self.0.dup)?;
+        let sys = self.0.topic.starts_with("$SYS/");
+        let mut flags = serializer.serialize_map(Some(2 + usize::from(sys)))?;
+        flags.serialize_entry("retain", &self.0.retain)?;
+        flags.serialize_entry("dup", &self.0.dup)?;
+        if sys {
+            flags.serialize_entry("sys", &true)?;
+        }
         flags.end()
     }
 }

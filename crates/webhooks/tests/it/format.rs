@@ -257,3 +257,38 @@ async fn binary_payloads_survive_with_base64() {
         .expect("base64");
     assert_eq!(decoded, payload);
 }
+
+/// `$SYS` messages (here the one the broker publishes when a client connects) are left out
+/// by default, as EMQX's `ignore_sys_message`; a webhook that asks for them gets them with
+/// `flags.sys`.
+#[tokio::test]
+async fn sys_messages_are_left_out_unless_asked_for_and_carry_flags_sys() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    let sys_topics = |spec: &mut hookmq_webhooks::WebhookSpec| {
+        spec.events = vec!["message.publish".into()];
+        spec.topics = vec!["$SYS/#".into()];
+    };
+    stack
+        .webhook("ignoring", &receiver.url("/ignoring"), sys_topics)
+        .await;
+    stack
+        .webhook("taking", &receiver.url("/taking"), |spec| {
+            sys_topics(spec);
+            spec.ignore_sys_message = false;
+        })
+        .await;
+    let _client = Mqtt::connect(stack.mqtt, "c").await;
+    let requests = receiver.wait_for(1).await;
+    let body = requests[0].json();
+    assert_eq!(requests[0].path, "/taking");
+    assert_eq!(
+        body["topic"],
+        "$SYS/brokers/emqx@127.0.0.1/clients/c/connected"
+    );
+    assert_eq!(body["flags"]["sys"], true, "{body}");
+    assert_eq!(body["clientid"], "emqx_sys");
+    // Both webhooks decided on the same emission: the other one took nothing.
+    let ignoring = stack.engine.get("ignoring").expect("webhook").metrics;
+    assert_eq!(ignoring.matched, 0, "{ignoring:#?}");
+}

@@ -56,6 +56,9 @@ pub fn test_config() -> Config {
         enable: false,
         ..local()
     };
+    // No $SYS client messages among the events the tests count (tests/it/sys.rs has them).
+    config.sys_topics.sys_event_messages.client_connected = false;
+    config.sys_topics.sys_event_messages.client_disconnected = false;
     config
 }
 
