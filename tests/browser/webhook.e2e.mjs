@@ -155,6 +155,18 @@ try {
     console.log(`       success ${initial} → ${await successCount()}; receiver got ${got.map((e) => e.event).join(', ')}`);
   });
 
+  await step('the rate chart keeps its recent points when the page is left and opened again', async () => {
+    const chart = page.getByTestId('webhook-chart');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="webhook-chart"]')?.dataset.points) >= 2);
+    const before = Number(await chart.getAttribute('data-points'));
+    await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await row().getByTestId('webhook-link').click();
+    await page.waitForURL(/\/webhooks\/detail\//);
+    const after = Number(await page.getByTestId('webhook-chart').getAttribute('data-points'));
+    expect(after >= before, `the chart came back with ${after} points, had ${before}`);
+  });
+
   await step('Settings: edit the note, Update, and the details show it', async () => {
     await page.getByRole('link', { name: 'Settings', exact: true }).click();
     await page.waitForURL(new RegExp(`/webhooks/edit/${NAME}$`));

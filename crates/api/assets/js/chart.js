@@ -51,32 +51,63 @@ class CanvasChart {
   }
 }
 
+/** How long a chart's kept points stay worth showing again. */
+const HISTORY_MS = 5 * 60 * 1000;
+
+/** The points kept for `key` in this tab (sessionStorage), newer than HISTORY_MS. */
+function loadHistory(key) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(key) ?? '[]');
+    const since = Date.now() - HISTORY_MS;
+    return saved.filter((p) => p.t >= since).map((p) => ({ time: new Date(p.t), values: p.v }));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * A live line chart: `push(date, [v1, v2, ...])` adds a point per series and scrolls.
- * options: series [{ name, color }], maxPoints, format (value → text), unit.
+ * options: series [{ name, color }], maxPoints, format (value → text), unit, and `history`:
+ * a key under which the points are kept for this tab, so leaving the page (or reloading it)
+ * and coming back shows the recent ones again.
  */
 export class LineChart extends CanvasChart {
-  constructor(container, { series, maxPoints = 60, format = formatRate, unit = '', height, label, testid }) {
+  constructor(container, { series, maxPoints = 60, format = formatRate, unit = '', height, label, testid, history }) {
     super(container, { height, label: label ?? series.map((s) => s.name).join(', '), testid });
     this.series = series.map((s, i) => ({ color: COLORS[i % COLORS.length], ...s }));
     this.maxPoints = maxPoints;
     this.format = format;
     this.unit = unit;
-    this.points = [];
+    this.historyKey = history ? `chart:${history}` : null;
+    this.points = this.historyKey ? loadHistory(this.historyKey).slice(-maxPoints) : [];
+    this.draw();
   }
 
   push(time, values) {
     this.points.push({ time, values });
     if (this.points.length > this.maxPoints) this.points.shift();
+    this.save();
     this.draw();
   }
 
   clear() {
     this.points = [];
+    this.save();
     this.draw();
   }
 
+  save() {
+    if (!this.historyKey) return;
+    const saved = this.points.map((p) => ({ t: p.time.getTime(), v: p.values }));
+    try {
+      sessionStorage.setItem(this.historyKey, JSON.stringify(saved));
+    } catch {
+      // Storage full or off: the chart works without its history.
+    }
+  }
+
   draw() {
+    this.el.dataset.points = String(this.points.length);
     const c = this.context();
     if (!c) return;
     const { ctx, width, height } = c;

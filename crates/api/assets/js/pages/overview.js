@@ -38,11 +38,11 @@ export function render(ctx) {
 
   const messages = new LineChart(messagesCard, {
     series: [{ name: 'Incoming/s', color: '#3b82f6' }, { name: 'Outgoing/s', color: '#00a86b' }],
-    testid: 'overview-chart', label: 'Messages per second, incoming and outgoing',
+    testid: 'overview-chart', label: 'Messages per second, incoming and outgoing', history: 'overview-messages',
   });
   const hooks = new LineChart(hooksCard, {
     series: [{ name: 'Success/s' }, { name: 'Failed/s' }],
-    testid: 'overview-webhook-chart', label: 'Webhook requests per second',
+    testid: 'overview-webhook-chart', label: 'Webhook requests per second', history: 'overview-webhooks',
   });
   ctx.onLeave(() => { messages.destroy(); hooks.destroy(); });
   const messageMeter = new RateMeter();

@@ -170,6 +170,7 @@ export async function render(ctx) {
     series: [{ name: 'Success/s' }, { name: 'Failed/s' }, { name: 'Matched/s' }],
     label: 'Requests per second: success, failed and matched',
     testid: 'webhook-chart',
+    history: `webhook:${name}`,
   });
   const histogram = new BarChart(latencyCard, { height: 150, label: 'Requests by latency', testid: 'latency-chart', format: num });
   let meter = new RateMeter();

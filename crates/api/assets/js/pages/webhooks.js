@@ -62,6 +62,8 @@ export async function deleteWebhook(name) {
   if (!yes) return false;
   try {
     await api.del(`/webhooks/${enc(name)}`);
+    // A later webhook of the same name starts its chart afresh.
+    sessionStorage.removeItem(`chart:webhook:${name}`);
     toast(`Webhook ${name} deleted.`, 'good');
     return true;
   } catch (error) {
