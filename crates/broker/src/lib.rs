@@ -20,6 +20,7 @@
 //! - [`BrokerHandle`]: how other crates reach a running broker.
 //! - [`peers`]: the other nodes of a cluster (forwarding, local interest, peer messages).
 //! - `summary`: rate-limited log lines of refused connections, protocol errors and drops.
+//! - [`sys`]: the `$SYS` topics (`[sys_topics]`), published through the one publish path.
 //!
 //! A PUBLISH goes: socket → codec (zero-copy `Bytes`) → connection task (alias, authz,
 //! events) → router (trie match under a read lock) → each subscriber's mailbox → that
@@ -41,7 +42,7 @@ mod server;
 mod session;
 mod shared;
 mod summary;
-mod sys;
+pub mod sys;
 pub mod transport;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

@@ -256,8 +256,10 @@ fn rfc3339(ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
-/// The civil date of `days` since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// The civil date (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
+/// algorithm).
+#[must_use]
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

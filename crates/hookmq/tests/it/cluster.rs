@@ -98,10 +98,7 @@ impl Nats {
     }
 
     fn signal(&self, signal: &str) -> bool {
-        Command::new("kill")
-            .args([signal, &self.process.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success())
+        crate::support::send_signal(&self.process, signal)
     }
 }
 

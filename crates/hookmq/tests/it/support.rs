@@ -69,10 +69,7 @@ impl Running {
     }
 
     fn signal(&self, signal: &str) -> bool {
-        Command::new("kill")
-            .args([signal, &self.0.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success())
+        send_signal(&self.0, signal)
     }
 
     /// `kill -9`, and waits for the exit.
@@ -80,6 +77,14 @@ impl Running {
         self.0.kill().expect("SIGKILL");
         let _ = self.0.wait();
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-TERM`) to `process` with `kill`; whether it went.
+pub(crate) fn send_signal(process: &Child, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &process.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// `hookmq` with MQTT and the dashboard on the given ports, state in `data` (its log in
