@@ -276,6 +276,12 @@ impl Message {
         });
     }
 
+    /// Whether the broker published it on a `$SYS` topic itself (`broker::sys`).
+    #[must_use]
+    pub fn is_sys(&self) -> bool {
+        self.publisher.session_id == 0 && self.topic.starts_with("$SYS/")
+    }
+
     /// Whether the message has expired at `now`.
     #[must_use]
     pub fn is_expired(&self, now: Instant) -> bool {

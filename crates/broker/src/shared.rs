@@ -195,9 +195,13 @@ impl Shared {
         let (matched, delivered) = self.route_here(&message, publisher, shared_here, events);
         // In a cluster, subscribers elsewhere may take it: not known here, so not dropped.
         if matched == 0 && peers.is_none() {
-            self.stats
-                .messages_dropped_no_subscribers
-                .fetch_add(1, Ordering::Relaxed);
+            // As EMQX's counters, the broker's own `$SYS` messages are not counted as dropped
+            // (the event still goes out).
+            if !message.is_sys() {
+                self.stats
+                    .messages_dropped_no_subscribers
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             events.emit_message(EventKind::MessageDropped, None, message, |message| {
                 EventData::MessageDropped {
                     message,

@@ -118,7 +118,7 @@ struct Flags<'a>(&'a Message);
 
 impl Serialize for Flags<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let sys = self.0.topic.starts_with("$SYS/");
+        let sys = self.0.is_sys();
         let mut flags = serializer.serialize_map(Some(2 + usize::from(sys)))?;
         flags.serialize_entry("retain", &self.0.retain)?;
         flags.serialize_entry("dup", &self.0.dup)?;
