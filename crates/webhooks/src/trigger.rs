@@ -98,8 +98,16 @@ mod tests {
         assert!(all.matches(&publish_on("a/b")));
         assert!(!all.matches(&publish_on("$SYS/x")), "`#` skips $-topics");
         let with_sys = trigger(&["#", "$SYS/#"]);
-        assert!(with_sys.matches(&publish_on("$SYS/x")));
+        assert!(
+            !with_sys.matches(&publish_on("$SYS/x")),
+            "ignore_sys_message, by default"
+        );
         assert!(with_sys.matches(&publish_on("a")));
+        let mut spec = WebhookSpec::new("w", "http://h/");
+        spec.topics = vec!["$SYS/#".into()];
+        spec.ignore_sys_message = false;
+        let taking = Trigger::new(&spec).expect("valid");
+        assert!(taking.matches(&publish_on("$SYS/x")));
         let some = trigger(&["a/+", "b/#"]);
         assert!(some.matches(&publish_on("a/1")));
         assert!(some.matches(&publish_on("b")));
