@@ -219,6 +219,12 @@ pub(crate) fn render(state: &AppState) -> String {
             cluster.forward_dropped(),
         );
         out.single(
+            "hookmq_cluster_receive_dropped_total",
+            "counter",
+            "Messages from other nodes dropped: this node could not keep up (NATS slow consumer).",
+            cluster.receive_dropped(),
+        );
+        out.single(
             "hookmq_cluster_forward_unconfirmed_total",
             "counter",
             "QoS 1/2 acknowledgements sent before NATS confirmed their messages.",

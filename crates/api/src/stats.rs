@@ -276,6 +276,10 @@ pub(crate) struct ClusterView {
     /// `cluster.forward_confirm_timeout`); absent for a single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     forward_unconfirmed: Option<u64>,
+    /// Messages from other nodes this node dropped because it could not keep up (a NATS
+    /// slow consumer: a subscription's channel was full); absent for a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receive_dropped: Option<u64>,
     /// The nodes that answered, by name.
     nodes: Vec<NodeView>,
 }
@@ -296,6 +300,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
             server: None,
             forward_dropped: None,
             forward_unconfirmed: None,
+            receive_dropped: None,
             nodes,
         },
         Some(cluster) => ClusterView {
@@ -308,6 +313,7 @@ async fn cluster(_: Authenticated, State(state): State<AppState>) -> Json<Cluste
             server: Some(cluster.server()),
             forward_dropped: Some(cluster.forward_dropped()),
             forward_unconfirmed: Some(cluster.forward_unconfirmed()),
+            receive_dropped: Some(cluster.receive_dropped()),
             nodes,
         },
     })

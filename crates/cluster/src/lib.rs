@@ -42,7 +42,13 @@ pub mod work;
 pub use nodes::{NodeInfo, WebhookReporter};
 pub use shared::{Followed, SharedMap};
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::{ConnectOptions, Event, connection::State};
 use bytes::Bytes;
@@ -140,6 +146,8 @@ pub struct ClusterHandle {
     prefix: String,
     replicas: usize,
     link: Arc<link::Link>,
+    /// Messages NATS delivered here that a full subscription channel dropped.
+    receive_dropped: Arc<AtomicU64>,
 }
 
 impl ClusterHandle {
@@ -161,6 +169,13 @@ impl ClusterHandle {
     #[must_use]
     pub fn forward_dropped(&self) -> u64 {
         self.link.dropped()
+    }
+
+    /// Messages NATS delivered to this node that it dropped because the subscription's
+    /// channel was full (NATS calls it a slow consumer: the node could not keep up).
+    #[must_use]
+    pub fn receive_dropped(&self) -> u64 {
+        self.receive_dropped.load(Ordering::Relaxed)
     }
 
     /// QoS 1/2 acknowledgements sent before NATS confirmed their messages
@@ -270,6 +285,8 @@ impl Cluster {
         let logged_node = node.clone();
         let losses = Arc::new(confirm::Losses::default());
         let told_losses = Arc::clone(&losses);
+        let receive_dropped = Arc::new(AtomicU64::new(0));
+        let counted_drops = Arc::clone(&receive_dropped);
         let client = ConnectOptions::new()
             .name(format!("hookmq {node}"))
             .retry_on_initial_connect()
@@ -279,8 +296,13 @@ impl Cluster {
                 if matches!(event, Event::Disconnected) {
                     told_losses.lost();
                 }
+                // One event per message dropped: counted, and told in the 10 s summary.
+                if matches!(event, Event::SlowConsumer(_)) {
+                    counted_drops.fetch_add(1, Ordering::Relaxed);
+                }
                 async move {
                     match event {
+                        Event::SlowConsumer(_) => {}
                         Event::Disconnected => tracing::warn!(
                             %node,
                             "lost NATS: serving this node's clients only until it is back"
@@ -324,7 +346,11 @@ impl Cluster {
             stop.clone(),
         ));
         tracing::info!(%node, servers = %config.nats_url.join(","), "joined the cluster");
-        tokio::spawn(summarise(Arc::clone(&link), stop.clone()));
+        tokio::spawn(summarise(
+            Arc::clone(&link),
+            Arc::clone(&receive_dropped),
+            stop.clone(),
+        ));
         Ok(Self {
             handle: ClusterHandle {
                 client,
@@ -333,6 +359,7 @@ impl Cluster {
                 prefix,
                 replicas: config.replicas,
                 link,
+                receive_dropped,
             },
             stop,
         })
@@ -352,9 +379,9 @@ impl Cluster {
 }
 
 /// Logs, at most every 10 s, how many messages the full forwarding queue did not forward.
-async fn summarise(link: Arc<link::Link>, stop: CancellationToken) {
+async fn summarise(link: Arc<link::Link>, received: Arc<AtomicU64>, stop: CancellationToken) {
     let every = Duration::from_secs(10);
-    let mut told = 0;
+    let (mut told, mut told_received) = (0, 0);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -369,6 +396,15 @@ async fn summarise(link: Arc<link::Link>, stop: CancellationToken) {
             );
         }
         told = now;
+        let now = received.load(Ordering::Relaxed);
+        if now > told_received {
+            tracing::warn!(
+                count = now - told_received,
+                total = now,
+                "messages from other nodes dropped in the last 10 s: this node could not keep up (a NATS slow consumer)"
+            );
+        }
+        told_received = now;
     }
 }
 
