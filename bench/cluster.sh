@@ -13,6 +13,7 @@
 #   N0, N1    messages for QoS 0 and QoS 1 in 1 (default 100000 and 50000)
 #   NW        webhook events in 3 (default 60000)
 #   SECTIONS  which of 1 2 3 to run (default all)
+#   KEEP_LOGS a folder to copy the nodes' logs to at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v nats-server >/dev/null || PATH="$PATH:/usr/sbin"
@@ -20,7 +21,8 @@ cargo build --release -q -p hookmq -p hookmq-bench
 bin=target/release/hookmq
 bench=target/release/hookmq-bench
 work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# KEEP_LOGS=<dir>: the nodes' and nats-server's logs are copied there at the end.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on $1" >&2; exit 1; }
 nodes=()
