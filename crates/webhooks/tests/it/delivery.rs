@@ -649,14 +649,17 @@ async fn an_update_whose_caller_stops_waiting_still_starts_the_new_version() {
 #[tokio::test]
 async fn unordered_webhooks_spread_one_clients_events_over_lanes() {
     let stack = Stack::start().await;
+    // Answers held long enough that events published one after another overlap at the
+    // receiver even when the machine is busy (at 50 ms, a loaded run once saw none overlap).
+    let hold = Duration::from_millis(150);
     let ordered = Receiver::start().await;
     ordered.always(Reply {
-        delay: Duration::from_millis(50),
+        delay: hold,
         ..Reply::status(200)
     });
     let unordered = Receiver::start().await;
     unordered.always(Reply {
-        delay: Duration::from_millis(50),
+        delay: hold,
         ..Reply::status(200)
     });
     stack
