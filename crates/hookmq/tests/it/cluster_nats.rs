@@ -54,7 +54,10 @@ fn a_nats_server_dies_and_nothing_is_lost() {
     drop(servers.remove(0));
     publish_clients(b, CLIENTS / 2..CLIENTS, PER_CLIENT);
     let total = CLIENTS * PER_CLIENT;
-    receiver.wait("every event", |received| {
+    // A partition whose stream lost its leader with the server resumes once JetStream has
+    // elected another: seconds here; a CI run on two busy cores once still missed one
+    // client's 30 events after a minute (not understood yet), so the wait allows three.
+    receiver.wait_within("every event", Duration::from_secs(180), |received| {
         received
             .iter()
             .map(|r| &r.payload)

@@ -95,9 +95,19 @@ impl Receiver {
         self.inbox.received.lock().expect("inbox").clone()
     }
 
-    /// Waits until `check` holds for what was received.
+    /// Waits until `check` holds for what was received (60 s at most).
     pub(crate) fn wait(&self, what: &str, check: impl Fn(&[Received]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_within(what, Duration::from_secs(60), check);
+    }
+
+    /// Waits until `check` holds for what was received, `patience` at most.
+    pub(crate) fn wait_within(
+        &self,
+        what: &str,
+        patience: Duration,
+        check: impl Fn(&[Received]) -> bool,
+    ) {
+        let deadline = Instant::now() + patience;
         loop {
             let received = self.received();
             if check(&received) {
