@@ -138,6 +138,20 @@ pipelined=$(wrk_capacity "$tmp/pipelined.lua")
 echo "receiver, pipelined 16 deep: $pipelined req/s (median of $RUNS)"
 fi
 
+# Waits (60 s at most) until the receiver has `total` events; prints their rate in events/s,
+# from its first request to its last, or 0 for a run that did not deliver every event
+# (only such a run is a throughput figure; it says so on stderr). Keeps the request count.
+received_rate() { # total
+  local count span
+  for _ in $(seq 600); do
+    read -r count span < <(curl -s http://127.0.0.1:8090/count)
+    [ "$count" -ge "$1" ] && break; sleep 0.1
+  done
+  [ "$count" -ge "$1" ] || echo "a run delivered only $count of $1 events: not a throughput figure" >&2
+  curl -s http://127.0.0.1:8090/requests > "$tmp/requests"
+  echo "$count $span" | awk -v total="$1" '{ if ($1 >= total && $2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
+}
+
 delivery() { # label publishers ordered buffer
   webhook_config '["message.publish"]' "$3" 2000000 "$4" > "$tmp/delivery.toml"
   local per=$((N / $2))
@@ -146,14 +160,7 @@ delivery() { # label publishers ordered buffer
   rate=$(for _ in $(seq "$RUNS"); do
     start_receiver; start_hookmq "$tmp/delivery.toml"
     load -p "$2" -s 0 -n "$per" -q 0 -m 64 >/dev/null
-    for _ in $(seq 600); do
-      read -r count span < <(curl -s http://127.0.0.1:8090/count)
-      [ "$count" -ge "$total" ] && break; sleep 0.1
-    done
-    # Only a run that delivered every event is a throughput figure.
-    [ "$count" -ge "$total" ] || echo "a run delivered only $count of $total events: not a throughput figure" >&2
-    curl -s http://127.0.0.1:8090/requests > "$tmp/requests"
-    echo "$count $span" | awk -v total="$total" '{ if ($1 >= total && $2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
+    received_rate "$total"
     stop_hookmq; stop_receiver
   done | median)
   echo "$1: $rate events/s (median of $RUNS; the last run's $(cat "$tmp/requests" | tr -d '\n') requests), $(awk -v a="$rate" -v b="$capacity" -v c="$pipelined" 'BEGIN {printf "%.2f of the receiver'"'"'s capacity, %.2f of its pipelined capacity", a / b, a / c}')"
@@ -186,15 +193,10 @@ backlog() { # label [events]
     start_receiver; kill -STOP "$receiver"; start_hookmq "$tmp/backlog.toml"
     load -p 64 -s 0 -n $((N / 64)) -q 0 -m 64 >/dev/null
     total=$((N / 64 * 64))
-    for _ in $(seq 600); do [ "$(metric '["matched"]')" -ge "$total" ] && break; sleep 0.1; done
+    # The API may not answer yet while hookmq starts: asked again.
+    for _ in $(seq 600); do [ "$(metric '["matched"]' 2>/dev/null || echo 0)" -ge "$total" ] && break; sleep 0.1; done
     kill -CONT "$receiver"
-    for _ in $(seq 600); do
-      read -r count span < <(curl -s http://127.0.0.1:8090/count)
-      [ "$count" -ge "$total" ] && break; sleep 0.1
-    done
-    [ "$count" -ge "$total" ] || echo "a run delivered only $count of $total events: not a throughput figure" >&2
-    curl -s http://127.0.0.1:8090/requests > "$tmp/requests"
-    echo "$count $span" | awk -v total="$total" '{ if ($1 >= total && $2 > 0) printf "%.0f\n", $1 * 1000 / $2; else print 0 }'
+    received_rate "$total"
     stop_hookmq; stop_receiver
   done | median)
   echo "$1: $rate events/s (median of $RUNS; the last run's $(tr -d '\n' < "$tmp/requests") requests), $(awk -v a="$rate" -v b="$capacity" 'BEGIN {printf "%.2f", a / b}') of the receiver's capacity in requests/s"

@@ -380,31 +380,24 @@ impl Cluster {
 
 /// Logs, at most every 10 s, how many messages the full forwarding queue did not forward.
 async fn summarise(link: Arc<link::Link>, received: Arc<AtomicU64>, stop: CancellationToken) {
+    const DROPS: [&str; 2] = [
+        "messages not forwarded to the cluster in the last 10 s: the forwarding queue was full (cluster.forward_queue)",
+        "messages from other nodes dropped in the last 10 s: this node could not keep up (a NATS slow consumer)",
+    ];
     let every = Duration::from_secs(10);
-    let (mut told, mut told_received) = (0, 0);
+    let mut told = [0u64; 2];
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let now = link.dropped();
-        if now > told {
-            tracing::warn!(
-                count = now - told,
-                total = now,
-                "messages not forwarded to the cluster in the last 10 s: the forwarding queue was full (cluster.forward_queue)"
-            );
+        let counts = [link.dropped(), received.load(Ordering::Relaxed)];
+        for ((now, told), what) in counts.into_iter().zip(&mut told).zip(DROPS) {
+            if now > *told {
+                tracing::warn!(count = now - *told, total = now, "{what}");
+            }
+            *told = now;
         }
-        told = now;
-        let now = received.load(Ordering::Relaxed);
-        if now > told_received {
-            tracing::warn!(
-                count = now - told_received,
-                total = now,
-                "messages from other nodes dropped in the last 10 s: this node could not keep up (a NATS slow consumer)"
-            );
-        }
-        told_received = now;
     }
 }
 

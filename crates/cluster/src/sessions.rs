@@ -230,6 +230,14 @@ impl Sessions {
     }
 }
 
+/// A question about a client: where to answer, and the client id it carries (`None`
+/// without a reply subject or a UTF-8 client id).
+fn client_question(question: async_nats::Message) -> Option<(async_nats::Subject, String)> {
+    let reply = question.reply?;
+    let client_id = String::from_utf8(question.payload.to_vec()).ok()?;
+    Some((reply, client_id))
+}
+
 /// The subject `node` answers whether it has a session on.
 fn keeps_subject(prefix: &str, node: &str) -> String {
     format!("{prefix}.keeps.{}", crate::subject::token(node))
@@ -243,11 +251,10 @@ async fn answer_keeps(
     stop: CancellationToken,
 ) {
     while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
-        let (Some(reply), Ok(client_id)) = (question.reply, std::str::from_utf8(&question.payload))
-        else {
+        let Some((reply, client_id)) = client_question(question) else {
             continue;
         };
-        let answer = if broker.has_session(client_id) {
+        let answer = if broker.has_session(&client_id) {
             "1"
         } else {
             "0"
@@ -274,11 +281,10 @@ async fn release(
     stop: CancellationToken,
 ) {
     while let Some(question) = crate::link::next_until(&mut questions, &stop).await {
-        let (Some(reply), Ok(client_id)) = (question.reply, std::str::from_utf8(&question.payload))
-        else {
+        let Some((reply, client_id)) = client_question(question) else {
             continue;
         };
-        let (client, broker, client_id) = (client.clone(), broker.clone(), client_id.to_owned());
+        let (client, broker) = (client.clone(), broker.clone());
         tokio::spawn(async move {
             tokio::time::sleep(RELEASE_GRACE).await;
             let held = broker.release_session(&client_id).unwrap_or_default();
@@ -302,10 +308,9 @@ async fn answer(
             .as_ref()
             .and_then(|headers| headers.get(ORIGIN))
             .map(|origin| origin.as_str().to_owned());
-        let (Some(asker), Some(reply), Ok(client_id)) = (
+        let (Some(asker), Some((reply, client_id))) = (
             origin.filter(|origin| *origin != sessions.node),
-            question.reply,
-            String::from_utf8(question.payload.to_vec()),
+            client_question(question),
         ) else {
             continue;
         };

@@ -62,6 +62,7 @@ fn any_node_lists_every_nodes_clients_and_subscriptions() {
                 Instant::now() < deadline,
                 "{api} never listed all three: {page}"
             );
+            // Polling the API, which has no change feed.
             std::thread::sleep(Duration::from_millis(100));
         }
     };

@@ -66,6 +66,7 @@ fn publish_numbers(mqtt: u16) {
                 other => panic!("PUBACK expected, got {other:?}"),
             }
         }
+        // Pacing, not waiting: numbers keep coming while the subscriber moves.
         std::thread::sleep(Duration::from_millis(1));
     }
     while unacked > 0 {
