@@ -26,6 +26,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds to wait before trying again (429), sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// More keys of the body (EMQX's `rules` when an action still has some).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// An error answer's body.
@@ -38,6 +40,10 @@ pub(crate) struct ErrorBody {
     /// The field at fault (bad input only), e.g. `url`, `headers.x-token`, `events[1]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// More keys for some errors (`rules`: the rules that still use an action).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -50,6 +56,7 @@ impl ApiError {
             message: format!("{field}: {reason}"),
             field: Some(field),
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -61,7 +68,25 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            extra: None,
         }
+    }
+
+    /// 400 `ALREADY_EXISTS` (EMQX's answer to a connector or action name that is taken).
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self {
+            code: "ALREADY_EXISTS",
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// This error with one more key in its body.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(key.to_owned(), value);
+        self
     }
 
     /// 404.
@@ -72,6 +97,7 @@ impl ApiError {
             message: format!("{what} not found"),
             field: None,
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -83,6 +109,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -94,6 +121,7 @@ impl ApiError {
             message: message.into(),
             field: Some(field.into()),
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -106,6 +134,7 @@ impl ApiError {
             message: format!("too many failed log-ins: try again in {seconds} s"),
             field: None,
             retry_after: Some(seconds),
+            extra: None,
         }
     }
 
@@ -117,6 +146,7 @@ impl ApiError {
             message: format!("body too large: at most {limit} bytes"),
             field: None,
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -128,6 +158,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -141,6 +172,7 @@ impl ApiError {
             message,
             field: None,
             retry_after: Some(1),
+            extra: None,
         }
     }
 
@@ -154,6 +186,7 @@ impl ApiError {
             message: "internal error; see the server log".into(),
             field: None,
             retry_after: None,
+            extra: None,
         }
     }
 }
@@ -164,6 +197,7 @@ impl IntoResponse for ApiError {
             code: self.code,
             message: self.message,
             field: self.field,
+            extra: self.extra,
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
@@ -192,6 +226,7 @@ impl From<EngineError> for ApiError {
                 message: format!("a webhook named {name} exists already"),
                 field: Some("name".into()),
                 retry_after: None,
+                extra: None,
             },
             EngineError::Storage(reason) => Self::internal(reason),
             EngineError::Unavailable(reason) => Self::cluster_unavailable(reason),
@@ -207,6 +242,7 @@ pub(crate) async fn no_such_endpoint(uri: axum::http::Uri) -> ApiError {
         message: format!("no such endpoint: {}", uri.path()),
         field: None,
         retry_after: None,
+        extra: None,
     }
 }
 
@@ -249,6 +285,7 @@ pub(crate) async fn json_errors(response: Response) -> Response {
         message,
         field: None,
         retry_after: None,
+        extra: None,
     }
     .into_response();
     if let Some(allow) = parts.headers.get(header::ALLOW) {

@@ -28,6 +28,7 @@ pub mod config;
 mod dashboard;
 mod dead_letters;
 mod default_password;
+mod emqx;
 mod error;
 mod events;
 mod json;
@@ -96,6 +97,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(webhooks::router())
         .merge(dead_letters::router())
+        .merge(emqx::router())
         .merge(events::router())
         .merge(clients::router())
         .merge(subscriptions::router())
@@ -189,6 +191,7 @@ impl Api {
             default_passwords: Arc::new(default_passwords),
             cluster: None,
             sharing: Arc::default(),
+            emqx_writes: Arc::default(),
             throttle: Arc::new(throttle::LoginThrottle::new(throttle::Policy {
                 max_attempts: config.unsuccessful_login_max_attempts,
                 lock: config.unsuccessful_login_lock_duration,

@@ -68,6 +68,7 @@ impl Paging {
                 page: self.page,
                 limit: self.limit,
                 count,
+                hasnext: self.page.saturating_mul(self.limit) < count,
             },
         }
     }
@@ -82,6 +83,8 @@ pub(crate) struct Meta {
     limit: u64,
     /// Items matching, over all pages.
     count: u64,
+    /// Whether a later page has items (as EMQX's listings say).
+    hasnext: bool,
 }
 
 /// One page of a listing.

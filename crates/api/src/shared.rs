@@ -1,6 +1,7 @@
-//! Dashboard users and API keys cluster-wide: a change through any node's API is written
-//! to the cluster's shared maps (`<prefix>_users`, key: the user name in base64url;
-//! `<prefix>_api_keys`, key: the key id) before it is stored here, and every node follows
+//! Dashboard users, API keys and EMQX-style objects cluster-wide: a change through any
+//! node's API is written to the cluster's shared maps (`<prefix>_users`, key: the user name
+//! in base64url; `<prefix>_api_keys`, key: the key id; `<prefix>_emqx_connectors`,
+//! `_emqx_actions` by name, `_emqx_rules` by id in base64url) before it is stored here, and every node follows
 //! the maps and stores what other nodes wrote (`hookmq.redb` stays each node's copy). A
 //! node remembers the revision it last wrote or applied per key and skips what it hears at
 //! or below it (its own writes coming back). After the history, the users and keys this
@@ -35,8 +36,8 @@ const CATCH_UP: Duration = Duration::from_secs(10);
 /// The API's side of the shared maps.
 #[derive(Debug)]
 pub(crate) struct Sharing {
-    users: SharedMap,
-    api_keys: SharedMap,
+    /// One map per shared table.
+    maps: Vec<(Table, SharedMap)>,
     /// The latest revision written or applied here, by table and store key.
     revisions: Mutex<HashMap<(Table, String), u64>>,
     /// Held from a change's revision to its local write, by writers and by the follower
@@ -45,13 +46,21 @@ pub(crate) struct Sharing {
     writes: tokio::sync::Mutex<()>,
 }
 
+/// The tables shared with the cluster, and their maps' names.
+const SHARED: [(Table, &str); 5] = [
+    (Table::Users, "users"),
+    (Table::ApiKeys, "api_keys"),
+    (Table::EmqxConnectors, "emqx_connectors"),
+    (Table::EmqxActions, "emqx_actions"),
+    (Table::EmqxRules, "emqx_rules"),
+];
+
 impl Sharing {
     fn map(&self, table: Table) -> Option<&SharedMap> {
-        match table {
-            Table::Users => Some(&self.users),
-            Table::ApiKeys => Some(&self.api_keys),
-            Table::Webhooks => None,
-        }
+        self.maps
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, map)| map)
     }
 
     fn is_stale(&self, table: Table, key: &str, revision: u64) -> bool {
@@ -68,17 +77,19 @@ impl Sharing {
     }
 }
 
-/// A store key as a shared map's key (user names may hold any character).
+/// A store key as a shared map's key (user names and rule ids may hold any character).
 fn map_key(table: Table, key: &str) -> String {
     match table {
-        Table::Users => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+        Table::Users | Table::EmqxRules => {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+        }
         _ => key.to_owned(),
     }
 }
 
 fn store_key(table: Table, key: &str) -> Option<String> {
     match table {
-        Table::Users => base64::engine::general_purpose::URL_SAFE_NO_PAD
+        Table::Users | Table::EmqxRules => base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(key)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok()),
@@ -88,7 +99,7 @@ fn store_key(table: Table, key: &str) -> Option<String> {
 
 fn unavailable(error: impl std::fmt::Display) -> ApiError {
     ApiError::cluster_unavailable(format!(
-        "the cluster cannot be reached, so no node changes users or API keys: {error}"
+        "the cluster cannot be reached, so no node changes what it shares: {error}"
     ))
 }
 
@@ -147,20 +158,16 @@ impl AppState {
         blocking(move || store.delete(table, &key)).await.map(drop)
     }
 
-    /// Shares the users and API keys with the cluster and follows the other nodes'
-    /// changes; waits (at most 10 s) until the cluster's are stored here.
+    /// Shares the users, API keys and EMQX-style objects with the cluster and follows the
+    /// other nodes' changes; waits (at most 10 s) until the cluster's are stored here.
     pub(crate) async fn share(&self, cluster: &ClusterHandle) -> Result<(), String> {
-        let users = cluster
-            .shared_map("users")
-            .await
-            .map_err(|e| e.to_string())?;
-        let api_keys = cluster
-            .shared_map("api_keys")
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut maps = Vec::new();
+        for (table, name) in SHARED {
+            let map = cluster.shared_map(name).await.map_err(|e| e.to_string())?;
+            maps.push((table, map));
+        }
         let sharing = Sharing {
-            users: users.clone(),
-            api_keys: api_keys.clone(),
+            maps: maps.clone(),
             revisions: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
         };
@@ -168,7 +175,7 @@ impl AppState {
             return Ok(());
         }
         let mut caught_up = Vec::new();
-        for (table, map) in [(Table::Users, users), (Table::ApiKeys, api_keys)] {
+        for (table, map) in maps {
             let (told, told_here) = oneshot::channel();
             let changes = map.follow(64, tokio_util::sync::CancellationToken::new());
             tokio::spawn(follow(self.clone(), table, changes, told));
@@ -176,7 +183,9 @@ impl AppState {
         }
         let all = futures_util::future::join_all(caught_up);
         if tokio::time::timeout(CATCH_UP, all).await.is_err() {
-            tracing::warn!("the cluster's users and API keys were not all heard within 10 s");
+            tracing::warn!(
+                "the cluster's users, API keys and EMQX-style objects were not all heard within 10 s"
+            );
         }
         Ok(())
     }
@@ -205,6 +214,9 @@ impl AppState {
                     self.default_passwords.set(key, false);
                 }
                 removed.map(drop)
+            }
+            (Table::EmqxConnectors | Table::EmqxActions | Table::EmqxRules, Some(bytes)) => {
+                self.apply_document(table, key, &bytes).await
             }
             (Table::Webhooks, Some(_)) => Ok(()),
         };
@@ -240,6 +252,14 @@ impl AppState {
         blocking(move || store.put(Table::ApiKeys, &key, &saved)).await?;
         self.api_keys.remember(api_key, record);
         Ok(())
+    }
+
+    /// Stores a document as the cluster has it (EMQX-style objects: their secrets are
+    /// sealed with the key every node shares).
+    async fn apply_document(&self, table: Table, key: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(ApiError::internal)?;
+        let (store, key) = (Arc::clone(&self.store), key.to_owned());
+        blocking(move || store.put(table, &key, &value)).await
     }
 
     /// Shares what `table` holds here and the cluster never had.

@@ -32,6 +32,9 @@ pub struct AppState {
     pub(crate) throttle: Arc<LoginThrottle>,
     /// Users and API keys shared with the cluster, once [`AppState::share`] joined it.
     pub(crate) sharing: Arc<std::sync::OnceLock<crate::shared::Sharing>>,
+    /// Held by a change of EMQX-style objects from loading the catalog to committing it
+    /// (async: held across the store and the engine; changes are rare).
+    pub(crate) emqx_writes: Arc<tokio::sync::Mutex<()>>,
     /// The cluster, when this node is part of one (`/nodes`, `/cluster`).
     pub(crate) cluster: Option<hookmq_cluster::ClusterHandle>,
     /// When the API started (for `/nodes`): wall clock in ms, and a monotonic instant.

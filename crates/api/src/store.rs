@@ -1,6 +1,7 @@
 //! The API's state that survives a restart: one redb file under the data directory, with a
-//! few tables of JSON documents (dashboard users, API keys, and webhooks an earlier version
-//! kept here, until they move to the webhooks' own directories). The broker and the
+//! few tables of JSON documents (dashboard users, API keys, EMQX-style connectors, actions
+//! and rules, and webhooks an earlier version kept here, until they move to the webhooks'
+//! own directories). The broker and the
 //! webhooks keep their state in their own directories.
 //!
 //! Every call is a short blocking transaction (a commit syncs to disk): call it from
@@ -21,16 +22,32 @@ pub enum Table {
     Users,
     /// API keys, by key id.
     ApiKeys,
+    /// EMQX-style `http` connectors, by name.
+    EmqxConnectors,
+    /// EMQX-style `http` actions, by name.
+    EmqxActions,
+    /// EMQX-style rules, by id.
+    EmqxRules,
 }
 
 impl Table {
-    const ALL: [Self; 3] = [Self::Webhooks, Self::Users, Self::ApiKeys];
+    const ALL: [Self; 6] = [
+        Self::Webhooks,
+        Self::Users,
+        Self::ApiKeys,
+        Self::EmqxConnectors,
+        Self::EmqxActions,
+        Self::EmqxRules,
+    ];
 
     const fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Self::Webhooks => TableDefinition::new("webhooks"),
             Self::Users => TableDefinition::new("users"),
             Self::ApiKeys => TableDefinition::new("api_keys"),
+            Self::EmqxConnectors => TableDefinition::new("emqx_connectors"),
+            Self::EmqxActions => TableDefinition::new("emqx_actions"),
+            Self::EmqxRules => TableDefinition::new("emqx_rules"),
         }
     }
 }

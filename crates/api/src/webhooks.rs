@@ -119,7 +119,8 @@ async fn show(
 }
 
 /// Replaces a webhook's definition (fields left out take their defaults; `******` keeps a
-/// stored secret). Its queue and metrics carry over.
+/// stored secret). Its queue and metrics carry over. A webhook made through `/actions` is
+/// then shown there as `<name>_WH_D` (its EMQX-style objects are forgotten).
 #[utoipa::path(put, path = "/webhooks/{name}", tag = "webhooks",
     params(("name" = String, Path, description = "Webhook name")),
     request_body = WebhookSpecDoc,
@@ -150,10 +151,12 @@ async fn update(
     }
     let spec = restore_secrets(from_value::<WebhookSpec>(body)?, &existing.spec);
     state.engine.update(spec).await?;
+    crate::emqx::forget_webhook(&state, &name).await?;
     Ok(Json(shown(current(&state, &name)?)))
 }
 
-/// Deletes a webhook; what it had queued is dropped.
+/// Deletes a webhook; what it had queued is dropped. One made through `/actions` goes with
+/// its action, the rules left with no action and the connector left unused.
 #[utoipa::path(delete, path = "/webhooks/{name}", tag = "webhooks",
     params(("name" = String, Path, description = "Webhook name")),
     security(("bearer" = []), ("basic" = [])),
@@ -169,6 +172,7 @@ async fn remove(
     PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.remove(&name).await?;
+    crate::emqx::forget_webhook(&state, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,7 +200,9 @@ async fn enable(
         "false" => false,
         _ => return Err(ApiError::bad_field("enable", "use true or false")),
     };
-    state.engine.set_enabled(&name, enable).await?;
+    if !crate::emqx::enable_webhook(&state, &name, enable).await? {
+        state.engine.set_enabled(&name, enable).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -244,7 +244,8 @@ fn username(client: &ClientInfo) -> &str {
 }
 
 /// `ms` (since the epoch) as an RFC 3339 UTC time with milliseconds.
-fn rfc3339(ms: u64) -> String {
+#[must_use]
+pub fn rfc3339(ms: u64) -> String {
     let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
     let (year, month, day) = civil_from_days(days);
     let (h, m, s, milli) = (

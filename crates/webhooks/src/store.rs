@@ -40,6 +40,12 @@ impl WebhookFiles {
         }
     }
 
+    /// What seals the secrets.
+    #[must_use]
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     /// Webhook `name`'s directory.
     #[must_use]
     pub fn dir(&self, name: &str) -> PathBuf {

@@ -4,6 +4,7 @@
 mod api_keys;
 mod clients;
 mod dead_letters;
+mod emqx;
 mod events;
 mod openapi;
 mod robustness;

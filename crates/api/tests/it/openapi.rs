@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 32] = [
+const ENDPOINTS: [&str; 51] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -43,6 +43,25 @@ const ENDPOINTS: [&str; 32] = [
     "GET /cluster",
     "GET /prometheus/stats",
     "GET /openapi.json",
+    "GET /connectors",
+    "POST /connectors",
+    "GET /connectors/{id}",
+    "PUT /connectors/{id}",
+    "DELETE /connectors/{id}",
+    "PUT /connectors/{id}/enable/{enable}",
+    "GET /actions",
+    "POST /actions",
+    "GET /actions/{id}",
+    "PUT /actions/{id}",
+    "DELETE /actions/{id}",
+    "PUT /actions/{id}/enable/{enable}",
+    "GET /actions/{id}/metrics",
+    "PUT /actions/{id}/metrics/reset",
+    "GET /rules",
+    "POST /rules",
+    "GET /rules/{id}",
+    "PUT /rules/{id}",
+    "DELETE /rules/{id}",
 ];
 
 /// The endpoints that take no credentials.

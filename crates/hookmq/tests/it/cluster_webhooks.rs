@@ -316,12 +316,46 @@ fn log_in(api: &str, password: &str) -> u16 {
 }
 
 #[test]
-fn users_and_api_keys_are_the_same_on_every_node() {
+fn users_api_keys_and_emqx_objects_are_the_same_on_every_node() {
     let nats_port = free_port();
     let _nats = Nats::start(nats_port);
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_a, _, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &[]);
-    let (_b, _, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &[]);
+    let key = [("HOOKMQ_SECRET_KEY", KEY)];
+    let (_a, _, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &key);
+    let (_b, _, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &key);
+
+    // An EMQX-style connector and action made on a (a secret header sealed in the cluster)
+    // are listed on b, and b changes them.
+    let connector = json!({"type": "http", "name": "shared", "url": "http://127.0.0.1:9/in",
+        "headers": {"authorization": "Bearer t0ken"}});
+    let (status, body) = call(&a_api, "POST", "/connectors", Some(connector));
+    assert_eq!(status, 201, "{body}");
+    let action = json!({"type": "http", "name": "shared_WH_D", "connector": "shared",
+        "parameters": {"path": "/x"}});
+    let (status, body) = call(&a_api, "POST", "/actions", Some(action));
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        &b_api,
+        "/actions/http:shared_WH_D",
+        "the action on b",
+        |status, body| status == 200 && body["connector"] == "shared",
+    );
+    let (status, body) = call(&b_api, "PUT", "/connectors/http:shared/enable/false", None);
+    assert_eq!(status, 204, "{body}");
+    wait_for(
+        &a_api,
+        "/connectors/http:shared",
+        "the change on a",
+        |status, body| {
+            status == 200 && body["enable"] == false && body["headers"]["authorization"] == "******"
+        },
+    );
+    wait_for(
+        &a_api,
+        "/webhooks/shared",
+        "the webhook on a",
+        |status, body| status == 200 && body["url"] == "http://127.0.0.1:9/in/x",
+    );
 
     // An API key made on a works on b; deleted on b, a refuses it.
     let (status, key) = call(&a_api, "POST", "/api_key", Some(json!({"name": "ops"})));

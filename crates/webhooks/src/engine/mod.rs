@@ -240,6 +240,12 @@ impl WebhookEngine {
         &self.inner.broker
     }
 
+    /// What seals the webhooks' secrets at rest, for other secrets kept beside them.
+    #[must_use]
+    pub fn sealer(&self) -> &crate::seal::Sealer {
+        self.inner.files.sealer()
+    }
+
     /// Loads the webhooks saved under the data directory (at start). One that no longer
     /// validates is skipped with a warning rather than stopping the node. Returns how many
     /// were loaded.

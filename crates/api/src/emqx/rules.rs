@@ -1,0 +1,238 @@
+//! `/rules`: which events go to which `http` actions, in the SQL `sql` reads.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{Catalog, missing, now_ms, objects::Rule, sql};
+use crate::{
+    auth::Authenticated,
+    error::{ApiError, ErrorBody},
+    json::{JsonBody, PathParams, QueryParams, from_value},
+    paging::{Page, Paging},
+    state::AppState,
+};
+
+/// The routes under `/api/v5`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+}
+
+/// Keys a rule's answer has that a request may send back; dropped from requests.
+const SHOWN_ONLY: [&str; 8] = [
+    "from",
+    "created_at",
+    "last_modified_at",
+    "status",
+    "node_status",
+    "metrics",
+    "node_metrics",
+    "node",
+];
+
+/// A rule as EMQX shows it.
+fn view(rule: &Rule) -> Value {
+    let from = sql::parse(&rule.sql).map(|s| s.from).unwrap_or_default();
+    json!({
+        "id": rule.id, "name": rule.name, "from": from, "actions": rule.actions,
+        "sql": rule.sql, "enable": rule.enable, "description": rule.description,
+        "created_at": hookmq_broker::sys::rfc3339(rule.created_at),
+        "last_modified_at": hookmq_broker::sys::rfc3339(rule.last_modified_at),
+    })
+}
+
+fn not_found() -> ApiError {
+    missing("Rule Id Not Found")
+}
+
+/// A rule from a request body: GET-only keys dropped, its SQL and actions checked.
+fn read(mut body: Value) -> Result<Rule, ApiError> {
+    if let Some(object) = body.as_object_mut() {
+        for key in SHOWN_ONLY {
+            object.remove(key);
+        }
+    }
+    let mut rule: Rule = from_value(body)?;
+    sql::parse(&rule.sql).map_err(|why| ApiError::bad_field("sql", why))?;
+    for (i, action) in rule.actions.iter_mut().enumerate() {
+        match action.split_once(':') {
+            Some(("http" | "webhook", name)) if !name.is_empty() => {
+                *action = format!("http:{name}")
+            }
+            _ => {
+                return Err(ApiError::bad_field(
+                    format!("actions[{i}]"),
+                    format!("`{action}`: hookmq's rules send to http actions only (http:<name>)"),
+                ));
+            }
+        }
+    }
+    Ok(rule)
+}
+
+/// `GET /rules` paging.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
+    page: Option<u64>,
+    /// Rules per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+}
+
+/// The rules, a page at a time (`{data, meta}`).
+#[utoipa::path(get, path = "/rules", tag = "emqx",
+    params(ListQuery),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of rules", body = Object),
+        (status = 400, description = "Bad paging, naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn list(
+    _: Authenticated,
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Page<Value>>, ApiError> {
+    let paging = Paging::new(query.page, query.limit)?;
+    let catalog = Catalog::load(&state).await?;
+    Ok(Json(
+        paging.apply(catalog.rules.values().map(view).collect()),
+    ))
+}
+
+/// Creates a rule (`id` made up when absent); the actions it names get its events.
+#[utoipa::path(post, path = "/rules", tag = "emqx",
+    request_body = Rule,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Bad input, naming the field; SQL hookmq cannot run says what it supports", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn create(
+    _: Authenticated,
+    State(state): State<AppState>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    match object.get("id") {
+        None => {
+            let id: String = (0..4)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect();
+            object.insert("id".into(), json!(id));
+        }
+        Some(Value::String(id)) if id.is_empty() => {
+            return Err(ApiError::bad_field("id", "empty rule id is not allowed"));
+        }
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(ApiError::bad_field("id", "rule id must be a string")),
+    }
+    let mut rule = read(body)?;
+    let _writing = state.emqx_writes.lock().await;
+    let mut catalog = Catalog::load(&state).await?;
+    if catalog.rules.contains_key(&rule.id) {
+        return Err(ApiError::bad_field("id", "rule id already exists"));
+    }
+    (rule.created_at, rule.last_modified_at) = (now_ms(), now_ms());
+    catalog.put_rule(rule.clone());
+    catalog.commit(&state).await?;
+    Ok((StatusCode::CREATED, Json(view(&rule))))
+}
+
+/// One rule.
+#[utoipa::path(get, path = "/rules/{id}", tag = "emqx",
+    params(("id" = String, Path, description = "Rule id")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The rule", body = Object),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ))]
+async fn show(
+    _: Authenticated,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = Catalog::load(&state).await?;
+    catalog
+        .rules
+        .get(&id)
+        .map(|r| Json(view(r)))
+        .ok_or_else(not_found)
+}
+
+/// Changes a rule: the keys sent replace the rule's (`{"enable": false}` alone turns it
+/// off); an unknown id with `sql` is created.
+#[utoipa::path(put, path = "/rules/{id}", tag = "emqx",
+    params(("id" = String, Path, description = "Rule id")),
+    request_body = Object,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Changed", body = Object),
+        (status = 400, description = "Bad input, naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule, and no `sql` to make it", body = ErrorBody),
+    ))]
+async fn update(
+    _: Authenticated,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(changes) = body else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    let _writing = state.emqx_writes.lock().await;
+    let mut catalog = Catalog::load(&state).await?;
+    let current = catalog.rules.get(&id).cloned();
+    if current.is_none() && !changes.contains_key("sql") {
+        return Err(not_found());
+    }
+    let mut merged = current
+        .as_ref()
+        .map(|rule| serde_json::to_value(rule).unwrap_or_default())
+        .unwrap_or_else(|| json!({}));
+    for (key, value) in changes {
+        merged[key] = value;
+    }
+    merged["id"] = json!(id);
+    let mut rule = read(merged)?;
+    rule.created_at = current.map_or_else(now_ms, |r| r.created_at);
+    rule.last_modified_at = now_ms();
+    catalog.put_rule(rule.clone());
+    catalog.commit(&state).await?;
+    Ok(Json(view(&rule)))
+}
+
+/// Deletes a rule; its actions no longer get its events.
+#[utoipa::path(delete, path = "/rules/{id}", tag = "emqx",
+    params(("id" = String, Path, description = "Rule id")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ))]
+async fn remove(
+    _: Authenticated,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let _writing = state.emqx_writes.lock().await;
+    let mut catalog = Catalog::load(&state).await?;
+    if !catalog.rules.contains_key(&id) {
+        return Err(not_found());
+    }
+    catalog.remove_rule(&id);
+    catalog.commit(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
