@@ -262,6 +262,41 @@ try {
     await page.getByTestId('nodes-cluster').getByText('A single node').waitFor();
   });
 
+  await step('Monitoring → Alarms shows a webhook whose receiver is down, and its history once it is deleted', async () => {
+    await page.getByTestId('nav-webhook').click();
+    await page.waitForURL(/\/webhooks$/);
+    await page.getByTestId('webhook-create').first().click();
+    await page.waitForURL(/\/webhooks\/create$/);
+    await page.getByLabel('Name', { exact: true }).fill('nobody_home');
+    await page.getByTestId('trigger-messages').check();
+    // Port 9 (discard): nothing listens there, so the first health check finds it down.
+    await page.getByLabel('URL', { exact: true }).fill('http://127.0.0.1:9/');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.waitForURL(/\/webhooks$/);
+    await page.getByTestId('nav-alarms').click();
+    await page.waitForURL(/\/alarms$/);
+    const table = page.getByTestId('alarms-table');
+    for (let tries = 0; !(await table.getByText('action:http:nobody_home', { exact: true }).isVisible()); tries++) {
+      expect(tries < 50, 'the alarm is listed');
+      await page.getByRole('button', { name: 'Refresh', exact: true }).click();
+      await page.waitForTimeout(200);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'alarms.png'), fullPage: true });
+    await page.getByTestId('nav-webhook').click();
+    const doomed = page.getByTestId('webhook-row-nobody_home');
+    await doomed.getByRole('button', { name: 'Delete' }).click();
+    await page.getByTestId('confirm-dialog').getByRole('button', { name: 'Delete' }).click();
+    await doomed.waitFor({ state: 'detached' });
+    await page.getByTestId('nav-alarms').click();
+    await page.getByTestId('alarms-history').click();
+    const history = page.getByTestId('alarms-table');
+    for (let tries = 0; !(await history.getByText('action:http:nobody_home', { exact: true }).isVisible()); tries++) {
+      expect(tries < 50, 'the cleared alarm is in the history');
+      await page.getByRole('button', { name: 'Refresh', exact: true }).click();
+      await page.waitForTimeout(200);
+    }
+  });
+
   await step('a 400 from the API is shown at its field (invalid topic filter)', async () => {
     await page.getByTestId('nav-webhook').click();
     await page.waitForURL(/\/webhooks$/);

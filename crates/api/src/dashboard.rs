@@ -44,6 +44,7 @@ static ASSETS: &[(&str, &[u8])] = assets![
     "js/events.js",
     "js/format.js",
     "js/poll.js",
+    "js/pages/alarms.js",
     "js/pages/clients.js",
     "js/pages/dead_letters.js",
     "js/pages/login.js",

@@ -29,6 +29,8 @@ pub(crate) enum EventClass {
     Message,
     /// Client and session events.
     Client,
+    /// The broker's alarms.
+    Alarm,
 }
 
 /// One event of the catalogue.
@@ -101,6 +103,12 @@ const fn describe(kind: EventKind) -> (&'static str, &'static str) {
             "A message was not delivered to one subscriber: its queue was full, it expired, \
              it was too large... (reason).",
         ),
+        EventKind::AlarmActivated => (
+            "Alarm activated",
+            "An alarm became active: high memory, a webhook's receiver down or its buffer \
+             near its bound, a listener that cannot accept.",
+        ),
+        EventKind::AlarmDeactivated => ("Alarm deactivated", "An active alarm cleared."),
     }
 }
 
@@ -108,7 +116,7 @@ const fn describe(kind: EventKind) -> (&'static str, &'static str) {
 #[utoipa::path(get, path = "/webhook_events", tag = "webhooks",
     security(("bearer" = []), ("basic" = [])),
     responses(
-        (status = 200, description = "The 12 events", body = Vec<EventInfo>),
+        (status = 200, description = "The 14 events", body = Vec<EventInfo>),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
 async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<EventInfo>> {
@@ -131,6 +139,11 @@ async fn list(_: Authenticated, State(state): State<AppState>) -> Json<Vec<Event
                 description,
                 kind: if kind.is_message_event() {
                     EventClass::Message
+                } else if matches!(
+                    kind,
+                    EventKind::AlarmActivated | EventKind::AlarmDeactivated
+                ) {
+                    EventClass::Alarm
                 } else {
                     EventClass::Client
                 },

@@ -10,7 +10,8 @@
 //!   after failed log-ins; `default_password`: loopback only while the well-known password
 //!   is in use; `audit`: a log line for every management change.
 //! - one file per resource, each exposing `router()`: `webhooks`, `events`, `clients`,
-//!   `subscriptions`, `stats` (stats, metrics, nodes), `prometheus`, `openapi`.
+//!   `subscriptions`, `alarms`, `stats` (stats, metrics, nodes), `prometheus`, `openapi`.
+//! - `emqx`: EMQX's `/connectors`, `/actions` and `/rules`, mapped onto webhooks.
 //! - `error` / `json` / `paging`: `{"code","message","field"}` errors, extractors that name
 //!   the field at fault, paged listings.
 //! - `state`: what handlers share.
@@ -19,6 +20,7 @@
 //! documents exactly the routes that exist. The API reaches the broker only through the
 //! webhook engine and its `BrokerHandle`.
 
+mod alarms;
 mod api_keys;
 mod audit;
 mod auth;
@@ -102,6 +104,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .merge(clients::router())
         .merge(subscriptions::router())
         .merge(stats::router())
+        .merge(alarms::router())
         .merge(prometheus::router())
         .merge(openapi::router())
 }
@@ -220,6 +223,9 @@ impl Api {
             .await
             .map_err(|e| ApiStartError::Cluster(e.to_string()))?;
         subscriptions::answer_for_cluster(&self.state, &cluster)
+            .await
+            .map_err(|e| ApiStartError::Cluster(e.to_string()))?;
+        alarms::answer_for_cluster(&self.state, &cluster)
             .await
             .map_err(|e| ApiStartError::Cluster(e.to_string()))?;
         self.state.cluster = Some(cluster);

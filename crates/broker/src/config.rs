@@ -27,6 +27,10 @@ pub struct Config {
     pub persistence: PersistenceConfig,
     /// `$SYS` topics (EMQX's `sys_topics`).
     pub sys_topics: SysTopicsConfig,
+    /// Alarms: what a change does, how many past ones are kept (EMQX's `alarm`).
+    pub alarm: crate::alarms::AlarmConfig,
+    /// System checks that raise alarms (EMQX's `sysmon`).
+    pub sysmon: crate::alarms::SysmonConfig,
 }
 
 /// `$SYS` topics, as EMQX's `sys_topics`: the broker's own messages about itself.

@@ -83,6 +83,28 @@ impl BrokerHandle {
         &self.shared.hooks
     }
 
+    /// Activates alarm `name` (see [`crate::alarms`]); `false` when it already is active.
+    pub fn activate_alarm(&self, name: &str, details: serde_json::Value, message: String) -> bool {
+        self.shared.activate_alarm(name, details, message)
+    }
+
+    /// Deactivates alarm `name`, with the details and message of now (none: EMQX's
+    /// `"no_details"` and the name); `false` when it is not active.
+    pub fn deactivate_alarm(&self, name: &str, now: Option<(serde_json::Value, String)>) -> bool {
+        self.shared.deactivate_alarm(name, now)
+    }
+
+    /// The active alarms (`true`) or the past ones (`false`), oldest first.
+    #[must_use]
+    pub fn alarms(&self, active: bool) -> Vec<crate::alarms::Alarm> {
+        self.shared.alarms.list(&self.shared.config.alarm, active)
+    }
+
+    /// Forgets the past alarms.
+    pub fn clear_alarm_history(&self) {
+        self.shared.alarms.clear_history();
+    }
+
     /// Listens to the events in `mask` with a channel of `capacity`.
     #[must_use]
     pub fn subscribe_events(&self, mask: EventMask, capacity: usize) -> HookReceiver {

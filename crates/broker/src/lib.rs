@@ -14,6 +14,8 @@
 //! - `router`: the subscription trie (with shared subscriptions) and the retained store.
 //! - `persist`: the journal of retained messages and persistent sessions (`[persistence]`),
 //!   its writer thread and the recovery at start.
+//! - [`alarms`]: EMQX's alarms (`[alarm]`, `[sysmon]`): active and past, published and
+//!   emitted as events.
 //! - [`auth`]: password file and ACL file.
 //! - [`hooks`]: the typed events and the non-blocking bus that carries them.
 //! - [`message`]: the routed message and its id.
@@ -26,6 +28,7 @@
 //! events) → router (trie match under a read lock) → each subscriber's mailbox → that
 //! subscriber's connection task → socket, many packets per write.
 
+pub mod alarms;
 pub mod auth;
 pub mod config;
 mod connection;
@@ -199,6 +202,7 @@ impl Broker {
         if !self.shared.accepting.is_cancelled() {
             self.shared.tasks.spawn(summary::summarise(self.handle()));
             sys::start(&self.shared);
+            alarms::start_memory_check(&self.shared);
         }
         self.shared.accepting.cancel();
         for listener in self.bound.drain(..) {

@@ -103,6 +103,10 @@ pub(crate) async fn bind(
     })
 }
 
+/// A listener's alarm clears once accepting has not failed for this long (accepting fails
+/// and works by turns while the process hovers at its file limit).
+const LISTENER_ALARM_HOLD: Duration = Duration::from_secs(2);
+
 /// Decrements the connection gauge when a connection task ends.
 struct Gauge(Arc<Shared>);
 
@@ -124,14 +128,37 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
     } = bound;
     let path: Arc<str> = path.into();
     tracing::info!(%address, ?transport, "listening");
+    let alarm = crate::alarms::listener_alarm(transport.name());
+    // When accepting last failed, while the listener's alarm is active.
+    let mut failing: Option<tokio::time::Instant> = None;
     loop {
+        let clear = async {
+            match failing {
+                Some(last) => tokio::time::sleep_until(last + LISTENER_ALARM_HOLD).await,
+                None => std::future::pending().await,
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => break,
+            () = clear => {
+                failing = None;
+                shared.deactivate_alarm(&alarm, None);
+                continue;
+            }
         };
         let (socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
+                if failing.is_none() {
+                    let details = serde_json::json!({
+                        "listener": transport.name(), "bind": address.to_string(),
+                        "reason": error.to_string(),
+                    });
+                    let message = format!("listener {} cannot accept: {error}", transport.name());
+                    shared.activate_alarm(&alarm, details, message);
+                }
+                failing = Some(tokio::time::Instant::now());
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%address, %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every connection and timer task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// Active and past alarms.
+    pub(crate) alarms: crate::alarms::Alarms,
     session_ids: AtomicU64,
     connection_ids: AtomicU64,
 }
@@ -142,6 +144,7 @@ impl Shared {
             peers: std::sync::OnceLock::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            alarms: crate::alarms::Alarms::default(),
             // From the clock, so a session's number is unique across restarts too (the
             // journal names sessions by it): a restart comes later than the last number
             // unless a process made more than one session per microsecond all its life.

@@ -140,6 +140,12 @@ fn publish(shared: &Arc<Shared>, topic: &str, payload: String, retain: bool) {
     publish_at(shared, full, payload, retain);
 }
 
+/// Publishes an alarm's change on `$SYS/brokers/<node>/alarms/<change>` (`activate`,
+/// `deactivate`), whatever `[sys_topics]` says, as EMQX does.
+pub(crate) fn publish_alarm(shared: &Arc<Shared>, change: &str, payload: String) {
+    publish(shared, &format!("alarms/{change}"), payload, false);
+}
+
 fn publish_at(shared: &Arc<Shared>, topic: String, payload: String, retain: bool) {
     let publisher = Arc::new(Publisher {
         // As EMQX names the sender of its $SYS messages, for receivers that look for it.

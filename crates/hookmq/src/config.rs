@@ -63,6 +63,10 @@ pub(crate) struct AppConfig {
     pub persistence: PersistenceConfig,
     /// `[sys_topics]`: the broker's `$SYS` messages.
     pub sys_topics: hookmq_broker::config::SysTopicsConfig,
+    /// `[alarm]`: what an alarm's change does, and how many past alarms are kept.
+    pub alarm: hookmq_broker::alarms::AlarmConfig,
+    /// `[sysmon.os]`: the system memory check that raises `high_system_memory_usage`.
+    pub sysmon: hookmq_broker::alarms::SysmonConfig,
     /// `[dashboard]`: the API and dashboard listener.
     pub dashboard: DashboardConfig,
     /// `[egress]`: the networks webhook requests may reach.
@@ -101,6 +105,8 @@ impl AppConfig {
             authz: self.authz.clone(),
             persistence: self.persistence.clone(),
             sys_topics: self.sys_topics.clone(),
+            alarm: self.alarm.clone(),
+            sysmon: self.sysmon.clone(),
         }
     }
 }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hookmq_broker::{
-    hooks::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, PacketProperties},
+    hooks::{
+        AlarmEvent, AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind,
+        PacketProperties,
+    },
     message::{Message, MessageIdGenerator, MessageParts, Publisher, now_ms},
 };
 use hookmq_codec::{Properties, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
@@ -113,6 +116,21 @@ pub fn sample(kind: EventKind, node: &str) -> Event {
             message: message(node),
             reason: "queue_full",
         },
+        EventKind::AlarmActivated | EventKind::AlarmDeactivated => {
+            let now = hookmq_broker::message::now_micros();
+            let alarm = Arc::new(AlarmEvent {
+                name: "high_system_memory_usage".into(),
+                details: r#"{"usage":72.34,"high_watermark":70.0}"#.into(),
+                message: "72.34% mem usage".into(),
+                activated_at: now,
+                deactivated_at: (kind == EventKind::AlarmDeactivated).then_some(now),
+            });
+            if kind == EventKind::AlarmActivated {
+                EventData::AlarmActivated { alarm }
+            } else {
+                EventData::AlarmDeactivated { alarm }
+            }
+        }
     };
     Event {
         timestamp: now_ms(),

@@ -690,7 +690,7 @@ mod tests {
             serde_json::from_str(r#"{"name":"w","url":"http://localhost:5000"}"#).expect("parses");
         assert_eq!(spec, WebhookSpec::new("w", "http://localhost:5000"));
         assert!(spec.validate().is_ok());
-        assert_eq!(spec.event_kinds().expect("kinds").len(), 12);
+        assert_eq!(spec.event_kinds().expect("kinds").len(), 14);
     }
 
     #[test]

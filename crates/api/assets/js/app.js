@@ -4,6 +4,7 @@
 import { api, onUnauthorized, session } from './api.js';
 import { changePasswordDialog, toast } from './dialogs.js';
 import { h, mount } from './dom.js';
+import * as alarms from './pages/alarms.js';
 import * as clients from './pages/clients.js';
 import * as login from './pages/login.js';
 import * as nodes from './pages/nodes.js';
@@ -21,6 +22,7 @@ const NAV = [
       { path: '/clients', label: 'Clients', testid: 'nav-clients' },
       { path: '/subscriptions', label: 'Subscriptions', testid: 'nav-subscriptions' },
       { path: '/nodes', label: 'Nodes', testid: 'nav-nodes' },
+      { path: '/alarms', label: 'Alarms', testid: 'nav-alarms' },
     ],
   },
   { group: 'Data integration', items: [{ path: '/webhooks', label: 'Webhook', testid: 'nav-webhook' }] },
@@ -33,6 +35,7 @@ const ROUTES = [
   { pattern: '/clients/:id', render: clients.renderDetail },
   { pattern: '/subscriptions', render: subscriptions.render },
   { pattern: '/nodes', render: nodes.render },
+  { pattern: '/alarms', render: alarms.render },
   { pattern: '/webhooks', render: webhooks.render },
   { pattern: '/webhooks/create', render: webhookForm.render },
   { pattern: '/webhooks/edit/:name', render: webhookForm.render },

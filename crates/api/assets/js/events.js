@@ -19,6 +19,8 @@ export const CLIENT_EVENTS = [
   { event: 'client.check_authn_complete', title: 'Authentication complete', description: 'A client’s credentials were checked.' },
   { event: 'session.subscribed', title: 'Session subscribed', description: 'A client subscribed to a topic filter.' },
   { event: 'session.unsubscribed', title: 'Session unsubscribed', description: 'A client unsubscribed from a topic filter.' },
+  { event: 'alarm.activated', title: 'Alarm activated', description: 'An alarm became active (high memory, a receiver down, a buffer near its bound...).' },
+  { event: 'alarm.deactivated', title: 'Alarm deactivated', description: 'An active alarm cleared.' },
 ];
 
 export const ALL_EVENTS = [...MESSAGE_EVENTS, ...CLIENT_EVENTS];
@@ -40,12 +42,14 @@ const FALLBACK_FIELDS = {
   'client.check_authn_complete': ['clientid', 'username', 'peername', 'reason_code', 'is_superuser', 'is_anonymous'],
   'session.subscribed': ['clientid', 'username', 'peerhost', 'peername', 'topic', 'qos', 'sub_props'],
   'session.unsubscribed': ['clientid', 'username', 'peerhost', 'peername', 'topic', 'qos', 'unsub_props'],
+  'alarm.activated': ['name', 'details', 'message', 'activated_at'],
+  'alarm.deactivated': ['name', 'details', 'message', 'activated_at', 'deactivated_at'],
 };
 
 function fallback() {
   return ALL_EVENTS.map((e) => ({
     ...e,
-    kind: isMessageEvent(e.event) ? 'message' : 'client',
+    kind: isMessageEvent(e.event) ? 'message' : (e.event.startsWith('alarm.') ? 'alarm' : 'client'),
     fields: [...FALLBACK_FIELDS[e.event], ...COMMON],
     sample: null,
   }));

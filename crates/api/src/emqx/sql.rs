@@ -37,6 +37,8 @@ pub(crate) fn event_topic(kind: EventKind) -> Option<&'static str> {
         EventKind::MessageAcked => "$events/message_acked",
         EventKind::MessageDropped => "$events/message_dropped",
         EventKind::DeliveryDropped => "$events/delivery_dropped",
+        EventKind::AlarmActivated => "$events/sys/alarm_activated",
+        EventKind::AlarmDeactivated => "$events/sys/alarm_deactivated",
     })
 }
 
@@ -292,6 +294,7 @@ mod tests {
             "SELECT * FROM \"t/#\" WHERE payload.x > 1",
             "SELECT * FROM \"t/#\" WHERE clientid = 'c'",
             "SELECT * FROM \"$events/alarm_activated\"",
+            "SELECT * FROM \"$events/sys/alarm_cleared\"",
             "SELECT * FROM \"t/1\", \"$events/message_delivered\"",
             "SELECT * FROM \"t/1\" WHERE topic =~ 't/2'",
             "SELECT * FROM t/1",

@@ -1,4 +1,4 @@
-//! `/webhook_events`: the 12 events, each with its fields and a sample body.
+//! `/webhook_events`: the 14 events, each with its fields and a sample body.
 
 use reqwest::{Method, StatusCode};
 
@@ -33,11 +33,28 @@ async fn the_event_catalogue() {
             .filter_map(|f| f.as_str())
             .collect();
         assert_eq!(fields, keys, "{name}: fields are the sample's keys");
-        for common in ["event", "timestamp", "node", "metadata", "clientid"] {
-            assert!(fields.contains(&common), "{name} lacks {common}");
+        let alarm = name.starts_with("alarm.");
+        let wanted: &[&str] = if alarm {
+            &[
+                "event",
+                "timestamp",
+                "node",
+                "metadata",
+                "name",
+                "details",
+                "message",
+                "activated_at",
+            ]
+        } else {
+            &["event", "timestamp", "node", "metadata", "clientid"]
+        };
+        for common in wanted {
+            assert!(fields.contains(common), "{name} lacks {common}");
         }
         let expected_kind = if name.starts_with("message.") || name.starts_with("delivery.") {
             "message"
+        } else if alarm {
+            "alarm"
         } else {
             "client"
         };

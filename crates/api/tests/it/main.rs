@@ -1,6 +1,7 @@
 //! The API over HTTP: the real broker, engine, store and API on loopback, driven by reqwest
 //! (and MQTT clients for the client and subscription listings).
 
+mod alarms;
 mod api_keys;
 mod clients;
 mod dead_letters;
@@ -100,6 +101,15 @@ pub(crate) async fn start_node(data: &std::path::Path) -> Node {
 }
 
 pub(crate) async fn start_node_with(data: &std::path::Path, dashboard: DashboardConfig) -> Node {
+    start_node_tuned(data, dashboard, |_| {}).await
+}
+
+/// A node whose broker configuration `adjust` changes.
+pub(crate) async fn start_node_tuned(
+    data: &std::path::Path,
+    dashboard: DashboardConfig,
+    adjust: impl FnOnce(&mut Config),
+) -> Node {
     let _ = logs();
     let mut config = Config::default();
     config.node.name = "hookmq@127.0.0.1".into();
@@ -116,6 +126,7 @@ pub(crate) async fn start_node_with(data: &std::path::Path, dashboard: Dashboard
     config.listeners.ws = off.clone();
     config.listeners.tls = off.clone();
     config.listeners.wss = off;
+    adjust(&mut config);
     let broker = Broker::start(config).await.expect("broker");
     let mqtt = broker.addresses().tcp.expect("tcp listener");
     let engine = WebhookEngine::start(

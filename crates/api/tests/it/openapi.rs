@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 51] = [
+const ENDPOINTS: [&str; 54] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -62,6 +62,9 @@ const ENDPOINTS: [&str; 51] = [
     "GET /rules/{id}",
     "PUT /rules/{id}",
     "DELETE /rules/{id}",
+    "GET /alarms",
+    "DELETE /alarms",
+    "POST /alarms/force_deactivate",
 ];
 
 /// The endpoints that take no credentials.

@@ -67,6 +67,16 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// The listener's name in the configuration (`listeners.<name>`).
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
+        }
+    }
+
     /// EMQX's reason for a socket that closed without DISCONNECT.
     const fn closed_reason(self) -> &'static str {
         match self {

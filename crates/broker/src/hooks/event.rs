@@ -128,11 +128,15 @@ pub enum EventKind {
     MessageDropped,
     /// `delivery.dropped`
     DeliveryDropped,
+    /// `alarm.activated`
+    AlarmActivated,
+    /// `alarm.deactivated`
+    AlarmDeactivated,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::ClientConnected,
         Self::ClientConnack,
         Self::ClientDisconnected,
@@ -145,6 +149,8 @@ impl EventKind {
         Self::MessageAcked,
         Self::MessageDropped,
         Self::DeliveryDropped,
+        Self::AlarmActivated,
+        Self::AlarmDeactivated,
     ];
 
     /// EMQX's event name, e.g. `client.connected`.
@@ -163,6 +169,8 @@ impl EventKind {
             Self::MessageAcked => "message.acked",
             Self::MessageDropped => "message.dropped",
             Self::DeliveryDropped => "delivery.dropped",
+            Self::AlarmActivated => "alarm.activated",
+            Self::AlarmDeactivated => "alarm.deactivated",
         }
     }
 
@@ -255,6 +263,8 @@ impl Event {
             EventData::MessagePublish { message } | EventData::MessageDropped { message, .. } => {
                 &message.publisher.client_id
             }
+            // About no client: alarms take one lane, in order.
+            EventData::AlarmActivated { .. } | EventData::AlarmDeactivated { .. } => "",
         }
     }
 
@@ -382,6 +392,33 @@ pub enum EventData {
         #[serde(deserialize_with = "crate::message::static_name")]
         reason: StaticName,
     },
+    /// An alarm became active (added last: journals written before it still decode).
+    AlarmActivated {
+        /// The alarm.
+        alarm: Arc<AlarmEvent>,
+    },
+    /// An alarm cleared.
+    AlarmDeactivated {
+        /// The alarm, with the details and message of when it cleared.
+        alarm: Arc<AlarmEvent>,
+    },
+}
+
+/// An alarm as its events carry it (EMQX's `alarm.activated` / `alarm.deactivated`
+/// columns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmEvent {
+    /// Its name.
+    pub name: String,
+    /// Its details, a JSON value as text (journals keep events in a binary format that
+    /// does not carry free-form JSON).
+    pub details: String,
+    /// For people.
+    pub message: String,
+    /// When it was activated, µs since the epoch.
+    pub activated_at: u64,
+    /// When it was deactivated, µs since the epoch.
+    pub deactivated_at: Option<u64>,
 }
 
 impl EventData {
@@ -401,6 +438,8 @@ impl EventData {
             Self::MessageAcked { .. } => EventKind::MessageAcked,
             Self::MessageDropped { .. } => EventKind::MessageDropped,
             Self::DeliveryDropped { .. } => EventKind::DeliveryDropped,
+            Self::AlarmActivated { .. } => EventKind::AlarmActivated,
+            Self::AlarmDeactivated { .. } => EventKind::AlarmDeactivated,
         }
     }
 

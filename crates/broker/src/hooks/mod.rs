@@ -25,7 +25,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 pub use batch::HookBatch;
-pub use event::{AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask};
+pub use event::{
+    AlarmEvent, AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask,
+};
 
 pub use crate::message::PacketProperties;
 
@@ -660,6 +662,6 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::from_name(kind.name()), Some(kind));
         }
-        assert_eq!(EventMask::ALL.0.count_ones(), 12);
+        assert_eq!(EventMask::ALL.0.count_ones(), 14);
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod alarms;
 mod cli;
 mod cluster;
 mod cluster_acks;

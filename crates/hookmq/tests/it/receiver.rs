@@ -22,6 +22,10 @@ pub(crate) struct Received {
     pub(crate) payload: String,
     /// Whether it carried a `webhook-signature`.
     pub(crate) signed: bool,
+    /// The event (`message.publish`, `alarm.activated`, ...).
+    pub(crate) event: String,
+    /// An alarm's name (alarm events).
+    pub(crate) name: String,
 }
 
 #[derive(Default)]
@@ -54,6 +58,8 @@ async fn receive(
         client: text("clientid"),
         signed: headers.contains_key("webhook-signature"),
         payload: text("payload"),
+        event: text("event"),
+        name: text("name"),
     });
     let delay = inbox.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {

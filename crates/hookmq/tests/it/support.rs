@@ -95,7 +95,30 @@ pub(crate) fn start_hookmq(
     dashboard: u16,
     extra: &[(&str, &str)],
 ) -> Running {
-    let child = Command::new(BIN)
+    start_hookmq_in(Command::new(BIN), data, mqtt, dashboard, extra)
+}
+
+/// [`start_hookmq`] with at most `files` open files (`ulimit -n`).
+pub(crate) fn start_hookmq_with_files(
+    files: u32,
+    data: &Path,
+    mqtt: u16,
+    dashboard: u16,
+    extra: &[(&str, &str)],
+) -> Running {
+    let mut shell = Command::new("sh");
+    shell.args(["-c", &format!("ulimit -n {files} && exec \"$0\""), BIN]);
+    start_hookmq_in(shell, data, mqtt, dashboard, extra)
+}
+
+fn start_hookmq_in(
+    mut command: Command,
+    data: &Path,
+    mqtt: u16,
+    dashboard: u16,
+    extra: &[(&str, &str)],
+) -> Running {
+    let child = command
         .env("HOOKMQ_LISTENERS__TCP__BIND", format!("127.0.0.1:{mqtt}"))
         .env("HOOKMQ_LISTENERS__WS__ENABLE", "false")
         .env("HOOKMQ_DASHBOARD__BIND", format!("127.0.0.1:{dashboard}"))

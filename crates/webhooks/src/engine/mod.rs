@@ -34,6 +34,7 @@ use crate::{
     webhook::{Surroundings, Webhook},
 };
 
+mod alarms;
 mod dead_letters;
 mod runtime;
 mod shared;
@@ -219,6 +220,7 @@ impl WebhookEngine {
         });
         tokio::spawn(sample_rates(Arc::clone(&inner)));
         tokio::spawn(dead_letters::write_dead_letters(Arc::clone(&inner)));
+        tokio::spawn(alarms::watch(Arc::clone(&inner)));
         Self { inner }
     }
 

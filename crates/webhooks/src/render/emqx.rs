@@ -479,6 +479,17 @@ pub fn write_columns<C: Columns>(
             message_columns(c, message, message.qos, encoding)?;
             c.put("reason", *reason)?;
         }
+        EventData::AlarmActivated { alarm } | EventData::AlarmDeactivated { alarm } => {
+            c.put("name", &alarm.name)?;
+            let details = serde_json::from_str::<Value>(&alarm.details)
+                .unwrap_or_else(|_| Value::String(alarm.details.clone()));
+            c.put("details", &details)?;
+            c.put("message", &alarm.message)?;
+            c.put("activated_at", &alarm.activated_at)?;
+            if let Some(at) = alarm.deactivated_at {
+                c.put("deactivated_at", &at)?;
+            }
+        }
     }
     c.put("event", event.kind().name())?;
     c.put("timestamp", &event.timestamp)?;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod alarms;
 mod batching;
 mod connections;
 mod deadletters;
