@@ -150,6 +150,8 @@ async fn update(
         Some(_) => return Err(ApiError::bad_field("name", "a webhook cannot be renamed")),
     }
     let spec = restore_secrets(from_value::<WebhookSpec>(body)?, &existing.spec);
+    // Held so no EMQX-style change composes this webhook from what it was meanwhile.
+    let _writing = state.emqx_writes.lock().await;
     state.engine.update(spec).await?;
     crate::emqx::forget_webhook(&state, &name).await?;
     Ok(Json(shown(current(&state, &name)?)))
@@ -171,6 +173,7 @@ async fn remove(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
+    let _writing = state.emqx_writes.lock().await;
     state.engine.remove(&name).await?;
     crate::emqx::forget_webhook(&state, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -188,6 +191,7 @@ async fn remove(
         (status = 400, description = "Neither true nor false (field enable)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such webhook", body = ErrorBody),
+        (status = 409, description = "Made through /actions, and its connector or rules keep it off", body = ErrorBody),
         (status = 503, description = "A clustered node cannot reach the cluster, which takes every change first", body = ErrorBody),
     ))]
 async fn enable(
@@ -200,6 +204,7 @@ async fn enable(
         "false" => false,
         _ => return Err(ApiError::bad_field("enable", "use true or false")),
     };
+    let _writing = state.emqx_writes.lock().await;
     if !crate::emqx::enable_webhook(&state, &name, enable).await? {
         state.engine.set_enabled(&name, enable).await?;
     }

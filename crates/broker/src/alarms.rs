@@ -201,13 +201,13 @@ impl Shared {
             activate_at: now_micros(),
             deactivate_at: None,
         };
-        {
-            let mut state = self.alarms.state.lock();
-            if state.active.contains_key(name) {
-                return false;
-            }
-            state.active.insert(name.to_owned(), alarm.clone());
+        // Held while the change goes out, so changes of an alarm go out in the order they
+        // were made; publishing and emitting never wait.
+        let mut state = self.alarms.state.lock();
+        if state.active.contains_key(name) {
+            return false;
         }
+        state.active.insert(name.to_owned(), alarm.clone());
         self.alarm_changed(&alarm, "activate");
         true
     }
@@ -220,25 +220,23 @@ impl Shared {
         now: Option<(Value, String)>,
     ) -> bool {
         let config = &self.config.alarm;
-        let mut past = {
-            let mut state = self.alarms.state.lock();
-            let Some(mut alarm) = state.active.remove(name) else {
-                return false;
-            };
-            let at = now_micros();
-            alarm.deactivate_at = Some(at);
-            if config.size_limit > 0 {
-                while state.history.len() >= config.size_limit {
-                    state.history.pop_front();
-                }
-                state.history.push_back(alarm.clone());
-            }
-            state.forget_expired(config, at);
-            alarm
+        // Held while the change goes out, as in `activate_alarm`.
+        let mut state = self.alarms.state.lock();
+        let Some(mut alarm) = state.active.remove(name) else {
+            return false;
         };
-        (past.details, past.message) =
+        let at = now_micros();
+        alarm.deactivate_at = Some(at);
+        if config.size_limit > 0 {
+            while state.history.len() >= config.size_limit {
+                state.history.pop_front();
+            }
+            state.history.push_back(alarm.clone());
+        }
+        state.forget_expired(config, at);
+        (alarm.details, alarm.message) =
             now.unwrap_or_else(|| (json!("no_details"), name.to_owned()));
-        self.alarm_changed(&past, "deactivate");
+        self.alarm_changed(&alarm, "deactivate");
         true
     }
 
@@ -337,9 +335,62 @@ pub(crate) fn start_memory_check(shared: &Arc<Shared>) {
     });
 }
 
-/// The alarm of a listener that cannot accept connections.
-pub(crate) fn listener_alarm(listener: &str) -> String {
-    format!("listener_failed:{listener}")
+/// A listener's alarm (`listener_failed:<listener>`): raised when accepting fails for want
+/// of resources (files, buffers, memory), cleared once accepting has not failed for
+/// `HOLD` (it fails and works by turns while the process hovers at its file limit).
+pub(crate) struct ListenerAlarm {
+    name: String,
+    listener: &'static str,
+    /// When accepting last failed, while the alarm is active.
+    failing: Option<tokio::time::Instant>,
+}
+
+impl ListenerAlarm {
+    const HOLD: Duration = Duration::from_secs(2);
+
+    /// The alarm of listener `listener` (its name in the configuration).
+    pub(crate) fn new(listener: &'static str) -> Self {
+        Self {
+            name: format!("listener_failed:{listener}"),
+            listener,
+            failing: None,
+        }
+    }
+
+    /// When the alarm clears if accepting does not fail again; `None` while inactive.
+    pub(crate) fn clears_at(&self) -> Option<tokio::time::Instant> {
+        self.failing.map(|last| last + Self::HOLD)
+    }
+
+    /// Accepting failed: raises the alarm for a want of resources (a failure of one
+    /// connection, such as one aborted before it was accepted, is not the listener's).
+    pub(crate) fn failed(
+        &mut self,
+        shared: &Arc<Shared>,
+        bind: std::net::SocketAddr,
+        error: &std::io::Error,
+    ) {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM (Linux numbers).
+        const WANT_OF_RESOURCES: [i32; 4] = [24, 23, 105, 12];
+        if !error
+            .raw_os_error()
+            .is_some_and(|code| WANT_OF_RESOURCES.contains(&code))
+        {
+            return;
+        }
+        if self.failing.is_none() {
+            let details = json!({"listener": self.listener, "bind": bind.to_string(), "reason": error.to_string()});
+            let message = format!("listener {} cannot accept: {error}", self.listener);
+            shared.activate_alarm(&self.name, details, message);
+        }
+        self.failing = Some(tokio::time::Instant::now());
+    }
+
+    /// Accepting has not failed for `HOLD`: clears the alarm.
+    pub(crate) fn clear(&mut self, shared: &Arc<Shared>) {
+        self.failing = None;
+        shared.deactivate_alarm(&self.name, None);
+    }
 }
 
 #[cfg(test)]

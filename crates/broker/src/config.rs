@@ -269,6 +269,9 @@ pub struct MqttConfig {
     /// Response Information returned to v5 clients that request it; `${clientid}` is
     /// replaced. Empty: none is returned.
     pub response_information: String,
+    /// Attributes set at connect (EMQX's `client_attrs_init`; see
+    /// [`crate::client_attrs`]), reported as `client_attrs` in events.
+    pub client_attrs_init: Vec<crate::client_attrs::ClientAttrInit>,
 }
 
 impl Default for MqttConfig {
@@ -297,6 +300,7 @@ impl Default for MqttConfig {
             shared_subscription: true,
             max_qos: 2,
             response_information: String::new(),
+            client_attrs_init: Vec::new(),
         }
     }
 }
@@ -444,6 +448,14 @@ impl Config {
         }
         if m.max_queue_len == 0 {
             return bad("mqtt.max_queue_len", "must be at least 1");
+        }
+        for (i, rule) in m.client_attrs_init.iter().enumerate() {
+            if let Err((field, reason)) = crate::client_attrs::check(rule) {
+                return Err(ConfigError {
+                    key: format!("mqtt.client_attrs_init[{i}].{field}"),
+                    reason,
+                });
+            }
         }
         if self.persistence.sync_interval.is_zero() {
             return bad("persistence.sync_interval", "must be more than 0");

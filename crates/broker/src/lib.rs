@@ -17,6 +17,7 @@
 //! - [`alarms`]: EMQX's alarms (`[alarm]`, `[sysmon]`): active and past, published and
 //!   emitted as events.
 //! - [`auth`]: password file and ACL file.
+//! - [`client_attrs`]: attributes set at connect from `[mqtt] client_attrs_init`.
 //! - [`hooks`]: the typed events and the non-blocking bus that carries them.
 //! - [`message`]: the routed message and its id.
 //! - [`BrokerHandle`]: how other crates reach a running broker.
@@ -30,6 +31,7 @@
 
 pub mod alarms;
 pub mod auth;
+pub mod client_attrs;
 pub mod config;
 mod connection;
 pub mod duration;

@@ -128,6 +128,11 @@ pub struct Publisher {
     pub session_id: u64,
     /// Protocol version the publisher used.
     pub protocol: Option<ProtocolVersion>,
+    /// The publishing client's attributes (for `message.publish` events), when it has some.
+    /// Not part of the message's encoding (journals and other nodes do not get them); a
+    /// webhook's event record keeps them beside the event.
+    #[serde(skip)]
+    pub client_attrs: Option<Arc<crate::hooks::ClientAttrs>>,
 }
 
 /// The properties of a packet as messages and events keep them: boxed, and only when the
@@ -320,6 +325,7 @@ impl Message {
                 peer: None,
                 session_id: 2,
                 protocol: None,
+                client_attrs: None,
             }),
         )
     }

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     config::{ListenerConfig, PeerCertField},
-    connection::{Transport, serve},
+    connection::{PeerCert, Transport, serve},
     error::BrokerError,
     shared::Shared,
     transport::{tls, ws},
@@ -103,10 +103,6 @@ pub(crate) async fn bind(
     })
 }
 
-/// A listener's alarm clears once accepting has not failed for this long (accepting fails
-/// and works by turns while the process hovers at its file limit).
-const LISTENER_ALARM_HOLD: Duration = Duration::from_secs(2);
-
 /// Decrements the connection gauge when a connection task ends.
 struct Gauge(Arc<Shared>);
 
@@ -128,13 +124,12 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
     } = bound;
     let path: Arc<str> = path.into();
     tracing::info!(%address, ?transport, "listening");
-    let alarm = crate::alarms::listener_alarm(transport.name());
-    // When accepting last failed, while the listener's alarm is active.
-    let mut failing: Option<tokio::time::Instant> = None;
+    let mut alarm = crate::alarms::ListenerAlarm::new(transport.name());
     loop {
+        let clears_at = alarm.clears_at();
         let clear = async {
-            match failing {
-                Some(last) => tokio::time::sleep_until(last + LISTENER_ALARM_HOLD).await,
+            match clears_at {
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -142,23 +137,14 @@ pub(crate) async fn accept_loop(bound: Bound, shared: Arc<Shared>, limit: Arc<Se
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => break,
             () = clear => {
-                failing = None;
-                shared.deactivate_alarm(&alarm, None);
+                alarm.clear(&shared);
                 continue;
             }
         };
         let (socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
-                if failing.is_none() {
-                    let details = serde_json::json!({
-                        "listener": transport.name(), "bind": address.to_string(),
-                        "reason": error.to_string(),
-                    });
-                    let message = format!("listener {} cannot accept: {error}", transport.name());
-                    shared.activate_alarm(&alarm, details, message);
-                }
-                failing = Some(tokio::time::Instant::now());
+                alarm.failed(&shared, address, &error);
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%address, %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -262,7 +248,7 @@ async fn open(
         }
         (Transport::Tls | Transport::Wss, Some(secure)) => {
             let stream = handshake(allowance, "TLS", peer, secure.acceptor.accept(socket)).await?;
-            let name = match tls::peer_name(stream.get_ref().1, secure.peer_cert) {
+            let login = match tls::peer_name(stream.get_ref().1, secure.peer_cert) {
                 tls::PeerName::Absent => None,
                 tls::PeerName::Named(name) => Some(name),
                 tls::PeerName::Unnamed => {
@@ -270,6 +256,9 @@ async fn open(
                     return None;
                 }
             };
+            let (cn, dn) = tls::subject(stream.get_ref().1);
+            let name = (login.is_some() || cn.is_some() || dn.is_some())
+                .then(|| Box::new(PeerCert { login, cn, dn }));
             if transport == Transport::Tls {
                 return Some(Box::pin(serve(
                     stream, peer, local, transport, name, shared,

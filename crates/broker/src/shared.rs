@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Active and past alarms.
     pub(crate) alarms: crate::alarms::Alarms,
+    /// `[mqtt] client_attrs_init`, parsed: attribute names and their expressions.
+    pub(crate) client_attrs: Vec<(Arc<str>, crate::client_attrs::Expression)>,
     session_ids: AtomicU64,
     connection_ids: AtomicU64,
 }
@@ -125,7 +127,19 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: Config, access: Access, persist: Option<Arc<StateLog>>) -> Self {
         let ids = MessageIdGenerator::new(&config.node.name);
+        // Checked with the configuration: a rule that does not parse is not there.
+        let client_attrs = config
+            .mqtt
+            .client_attrs_init
+            .iter()
+            .filter_map(|rule| {
+                crate::client_attrs::check(rule)
+                    .ok()
+                    .map(|expression| (Arc::from(rule.set_as_attr.as_str()), expression))
+            })
+            .collect();
         Self {
+            client_attrs,
             config,
             hooks: Arc::new(Hooks::default()),
             router: Router::default(),
@@ -418,14 +432,17 @@ impl Shared {
     }
 
     /// Decides whether `client` may `action` on `topic` (a name or filter; shared filters
-    /// without their `$share/{group}/` prefix). Returns the result and its source (`file` or
-    /// `default`).
+    /// without their `$share/{group}/` prefix). Returns the result and its source (`file`,
+    /// `default`, or `superuser` for a superuser, who may do anything, as in EMQX).
     pub(crate) fn authorize(
         &self,
         client: &ClientInfo,
         action: AuthzAction,
         topic: &str,
     ) -> (AuthzResult, &'static str) {
+        if client.is_superuser {
+            return (AuthzResult::Allow, "superuser");
+        }
         if let Some(acl) = &self.access.acl {
             let who = ClientIdentity {
                 client_id: &client.client_id,

@@ -154,6 +154,7 @@ fn publish_at(shared: &Arc<Shared>, topic: String, payload: String, retain: bool
         peer: None,
         session_id: 0,
         protocol: None,
+        client_attrs: None,
     });
     let parts = MessageParts {
         topic: topic.into(),

@@ -26,6 +26,9 @@ fn client(id: &str) -> Arc<ClientInfo> {
         connect_properties: hookmq_broker::message::PacketProperties::default(),
         connected_at: now_ms(),
         session_id: 0,
+        is_superuser: false,
+        client_attrs: Vec::new(),
+        mountpoint: None,
     })
 }
 
@@ -44,6 +47,7 @@ fn message(node: &str) -> Arc<Message> {
         peer: Some(([127, 0, 0, 1], 61003).into()),
         session_id: 0,
         protocol: Some(ProtocolVersion::V5),
+        client_attrs: None,
     });
     Arc::new(Message::received(
         MessageIdGenerator::new(node).next_id(),

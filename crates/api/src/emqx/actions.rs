@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Catalog, missing, name_of, now_ms,
+    Catalog, drop_shown, missing, name_of, now_ms,
     objects::{Action, HTTP},
     redacted, restore_secrets, status, webhook_name,
 };
@@ -16,6 +16,17 @@ use crate::{
     json::{JsonBody, PathParams, QueryParams, from_value},
     state::AppState,
 };
+
+/// Keys of an answer a request may send back: left out.
+const SHOWN_ONLY: [&str; 7] = [
+    "id",
+    "status",
+    "status_reason",
+    "node_status",
+    "node",
+    "error",
+    "rules",
+];
 
 /// The routes under `/api/v5`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -109,8 +120,10 @@ async fn list(
 async fn create(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(mut body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    drop_shown(&mut body, &SHOWN_ONLY);
+    drop_shown(&mut body, &SHOWN_ONLY);
     let mut action: Action = from_value(body)?;
     action.check()?;
     let _writing = state.emqx_writes.lock().await;
@@ -181,13 +194,15 @@ async fn update(
         object.insert("type".into(), json!(HTTP));
         object.insert("name".into(), json!(current.name));
     }
+    drop_shown(&mut body, &SHOWN_ONLY);
     let mut action: Action = from_value(body)?;
     action.check()?;
     check_connector(&catalog, &action)?;
     restore_secrets(
         &mut action.parameters.headers,
         Some(&current.parameters.headers),
-    );
+        "parameters.headers",
+    )?;
     action.created_at = current.created_at;
     action.last_modified_at = now_ms();
     catalog.put_action(action.clone());

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Catalog, missing, name_of,
+    Catalog, drop_shown, missing, name_of,
     objects::{Connector, HTTP},
     redacted, restore_secrets, status,
 };
@@ -15,6 +15,17 @@ use crate::{
     json::{JsonBody, PathParams, from_value},
     state::AppState,
 };
+
+/// Keys of an answer a request may send back: left out.
+const SHOWN_ONLY: [&str; 7] = [
+    "id",
+    "status",
+    "status_reason",
+    "node_status",
+    "node",
+    "actions",
+    "sources",
+];
 
 /// The routes under `/api/v5`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -89,8 +100,9 @@ async fn list(
 async fn create(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(mut body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    drop_shown(&mut body, &SHOWN_ONLY);
     let connector: Connector = from_value(body)?;
     connector.check()?;
     if !hookmq_webhooks::spec::valid_name(&connector.name) {
@@ -157,9 +169,10 @@ async fn update(
         object.insert("type".into(), json!(HTTP));
         object.insert("name".into(), json!(current.name));
     }
+    drop_shown(&mut body, &SHOWN_ONLY);
     let mut connector: Connector = from_value(body)?;
     connector.check()?;
-    restore_secrets(&mut connector.headers, Some(&current.headers));
+    restore_secrets(&mut connector.headers, Some(&current.headers), "headers")?;
     catalog.put_connector(connector.clone());
     catalog.commit(&state).await?;
     let catalog = Catalog::load(&state).await?;

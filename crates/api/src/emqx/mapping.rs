@@ -8,6 +8,8 @@
 //! the webhook had it, or hookmq's default. A webhook made in hookmq is shown as the three
 //! objects the Webhook page would have made: `<name>_WH_D` each.
 
+use std::collections::BTreeMap;
+
 use hookmq_broker::hooks::EventKind;
 use hookmq_webhooks::{
     WebhookSpec,
@@ -191,7 +193,8 @@ pub(crate) fn synthesize(spec: &WebhookSpec) -> (Connector, Action, Rule) {
         enable: true,
         description: String::new(),
         url,
-        headers: spec.headers.clone(),
+        // On the action only (as the Webhook page keeps them): one place to change them.
+        headers: BTreeMap::new(),
         connect_timeout: duration(spec.connect_timeout),
         pool_size: u32::try_from(spec.pool_size).unwrap_or(u32::MAX),
         pool_type: "hash".to_owned(),

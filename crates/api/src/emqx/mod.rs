@@ -27,7 +27,7 @@ use std::{
     sync::Arc,
 };
 
-use hookmq_webhooks::{EngineError, spec::is_secret_header};
+use hookmq_webhooks::spec::is_secret_header;
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -63,6 +63,16 @@ fn missing(message: impl Into<String>) -> ApiError {
     ApiError {
         message: message.into(),
         ..ApiError::not_found("")
+    }
+}
+
+/// Drops from a request body the keys only answers have (EMQX's `filter_out_request_body`),
+/// so an object read with GET can be sent back with PUT.
+fn drop_shown(body: &mut serde_json::Value, keys: &[&str]) {
+    if let Some(object) = body.as_object_mut() {
+        for key in keys {
+            object.remove(*key);
+        }
     }
 }
 
@@ -125,6 +135,8 @@ pub(crate) struct Catalog {
     changed: BTreeSet<(Kind, String)>,
     /// Actions whose webhook must be made again.
     touched: BTreeSet<String>,
+    /// Actions deleted: their webhooks go.
+    removed: BTreeSet<String>,
 }
 
 fn context(kind: Kind, name: &str, field: &str) -> String {
@@ -145,11 +157,23 @@ fn map_secret_headers(
     Ok(())
 }
 
+/// The objects of `kind` that read; one that does not (written by another version, or
+/// damaged) is left out and logged, so it does not hide the others.
 fn load_table<T: DeserializeOwned>(
     store: &Store,
     kind: Kind,
 ) -> Result<Vec<(String, T)>, StoreError> {
-    store.list(kind.table())
+    let documents: Vec<(String, serde_json::Value)> = store.list(kind.table())?;
+    Ok(documents
+        .into_iter()
+        .filter_map(|(name, document)| match serde_json::from_value(document) {
+            Ok(object) => Some((name, object)),
+            Err(error) => {
+                tracing::warn!(?kind, name, %error, "an EMQX-style object that does not read is left out");
+                None
+            }
+        })
+        .collect())
 }
 
 impl Catalog {
@@ -168,19 +192,29 @@ impl Catalog {
         .map_err(ApiError::internal)?;
         let sealer = state.engine.sealer();
         let mut catalog = Self::default();
+        let unopened = |kind: Kind, name: &str, error: &str| {
+            tracing::warn!(
+                ?kind,
+                name,
+                error,
+                "an EMQX-style object whose secrets do not open is left out"
+            );
+        };
         for (name, mut connector) in connectors {
-            map_secret_headers(&mut connector.headers, |field, value| {
+            match map_secret_headers(&mut connector.headers, |field, value| {
                 sealer.open(&context(Kind::Connector, &name, field), value)
-            })
-            .map_err(ApiError::internal)?;
-            catalog.connectors.insert(name, connector);
+            }) {
+                Ok(()) => drop(catalog.connectors.insert(name, connector)),
+                Err(error) => unopened(Kind::Connector, &name, &error),
+            }
         }
         for (name, mut action) in actions {
-            map_secret_headers(&mut action.parameters.headers, |field, value| {
+            match map_secret_headers(&mut action.parameters.headers, |field, value| {
                 sealer.open(&context(Kind::Action, &name, field), value)
-            })
-            .map_err(ApiError::internal)?;
-            catalog.actions.insert(name, action);
+            }) {
+                Ok(()) => drop(catalog.actions.insert(name, action)),
+                Err(error) => unopened(Kind::Action, &name, &error),
+            }
         }
         catalog.rules = rules.into_iter().collect();
         catalog.show_webhooks(state);
@@ -198,10 +232,14 @@ impl Catalog {
             .collect();
         for webhook in unclaimed {
             let (connector, action, rule) = mapping::synthesize(&webhook.spec);
-            let name = webhook.spec.name;
-            if self.actions.contains_key(&action.name) {
+            // Names stored for something else: this webhook is not shown as EMQX objects.
+            if self.connectors.contains_key(&connector.name)
+                || self.actions.contains_key(&action.name)
+                || self.rules.contains_key(&rule.id)
+            {
                 continue;
             }
+            let name = webhook.spec.name;
             for (kind, key) in [
                 (Kind::Connector, &connector.name),
                 (Kind::Action, &action.name),
@@ -209,10 +247,8 @@ impl Catalog {
             ] {
                 self.shown.insert((kind, key.clone()), name.clone());
             }
-            self.connectors
-                .entry(connector.name.clone())
-                .or_insert(connector);
-            self.rules.entry(rule.id.clone()).or_insert(rule);
+            self.connectors.insert(connector.name.clone(), connector);
+            self.rules.insert(rule.id.clone(), rule);
             self.actions.insert(action.name.clone(), action);
         }
     }
@@ -283,16 +319,21 @@ impl Catalog {
 
     fn remove_action(&mut self, name: &str) {
         self.own(Kind::Action, name);
-        self.touched.insert(name.to_owned());
+        self.touched.remove(name);
         self.changed.insert((Kind::Action, name.to_owned()));
-        self.actions.remove(name);
+        if self.actions.remove(name).is_some() {
+            self.removed.insert(name.to_owned());
+        }
     }
 
     fn put_rule(&mut self, rule: Rule) {
         self.own(Kind::Rule, &rule.id);
         let before = self.rules.get(&rule.id).map(|r| r.actions.clone());
         for id in before.iter().flatten().chain(&rule.actions) {
-            if let Some(name) = id.strip_prefix("http:") {
+            // A rule may name an action made later: nothing to make before then.
+            if let Some(name) = id.strip_prefix("http:")
+                && self.actions.contains_key(name)
+            {
                 self.own(Kind::Action, name);
                 self.touched.insert(name.to_owned());
             }
@@ -305,7 +346,9 @@ impl Catalog {
         self.own(Kind::Rule, id);
         if let Some(rule) = self.rules.remove(id) {
             for action in rule.actions.iter().filter_map(|a| a.strip_prefix("http:")) {
-                self.touched.insert(action.to_owned());
+                if self.actions.contains_key(action) {
+                    self.touched.insert(action.to_owned());
+                }
             }
         }
         self.changed.insert((Kind::Rule, id.to_owned()));
@@ -336,27 +379,36 @@ impl Catalog {
         mapping::compose(connector, action, &rules, base.as_ref()).map(Some)
     }
 
-    /// Makes the touched actions' webhooks again, then stores what changed. Every webhook
-    /// is composed (and refused with 400) before anything changes, and the engine takes
-    /// (or refuses) the webhooks before the objects are stored.
+    /// Makes the touched actions' webhooks again (and deletes the removed ones'), then
+    /// stores what changed. Every webhook is composed (and refused with 400) before
+    /// anything changes; when the engine refuses one, those already changed are put back
+    /// and nothing is stored.
     pub(crate) async fn commit(self, state: &AppState) -> Result<(), ApiError> {
-        let mut webhooks = Vec::new();
-        for action in &self.touched {
-            webhooks.push((
-                webhook_name(action).to_owned(),
-                self.webhook_of(state, action)?,
-            ));
-        }
-        for (name, spec) in webhooks {
-            let now = state.engine.get(&name).map(|webhook| webhook.spec);
-            match spec {
-                Some(spec) if now.as_ref() != Some(&spec) => state.engine.put(spec).await?,
-                Some(_) => {}
-                None => match state.engine.remove(&name).await {
-                    Ok(()) | Err(EngineError::NotFound(_)) => {}
-                    Err(error) => return Err(error.into()),
-                },
+        let mut planned = Vec::new();
+        for action in self.touched.iter().filter(|a| !self.removed.contains(*a)) {
+            if let Some(spec) = self.webhook_of(state, action)? {
+                planned.push((webhook_name(action).to_owned(), Some(spec)));
             }
+        }
+        planned.extend(
+            self.removed
+                .iter()
+                .map(|a| (webhook_name(a).to_owned(), None)),
+        );
+        let mut done: Vec<(String, Option<hookmq_webhooks::WebhookSpec>)> = Vec::new();
+        for (name, spec) in planned {
+            let before = state.engine.get(&name).map(|webhook| webhook.spec);
+            let applied = match spec {
+                Some(spec) if before.as_ref() == Some(&spec) => continue,
+                Some(spec) => state.engine.put(spec).await,
+                None if before.is_none() => continue,
+                None => state.engine.remove(&name).await,
+            };
+            if let Err(error) = applied {
+                undo(state, done).await;
+                return Err(error.into());
+            }
+            done.push((name, before));
         }
         for (kind, name) in &self.changed {
             self.save(state, *kind, name).await?;
@@ -399,18 +451,35 @@ impl Catalog {
     }
 }
 
-/// Forgets the stored objects of webhook `name` (changed or deleted through `/webhooks`):
-/// its action, the rules left with no action, and the connector left with none. Afterwards
-/// it is shown as its `<name>_WH_D` objects again.
-pub(crate) async fn forget_webhook(state: &AppState, name: &str) -> Result<(), ApiError> {
-    let _writing = state.emqx_writes.lock().await;
-    let mut catalog = Catalog::load(state).await?;
-    let Some(action) = catalog
+/// Puts back the webhooks a failed commit changed, newest first.
+async fn undo(state: &AppState, done: Vec<(String, Option<hookmq_webhooks::WebhookSpec>)>) {
+    for (name, before) in done.into_iter().rev() {
+        let restored = match before {
+            Some(spec) => state.engine.put(spec).await,
+            None => state.engine.remove(&name).await,
+        };
+        if let Err(error) = restored {
+            tracing::error!(webhook = %name, %error, "a webhook changed by a refused EMQX-style change was not put back");
+        }
+    }
+}
+
+/// The stored action whose webhook is `name`, if there is one.
+fn stored_action(catalog: &Catalog, name: &str) -> Option<Action> {
+    catalog
         .actions
         .values()
         .find(|a| webhook_name(&a.name) == name && !catalog.is_shown(Kind::Action, &a.name))
         .cloned()
-    else {
+}
+
+/// Forgets the stored objects of webhook `name` (changed or deleted through `/webhooks`):
+/// its action, the rules left with no action, and the connector left with none. Afterwards
+/// it is shown as its `<name>_WH_D` objects again. The caller holds `state.emqx_writes`
+/// and changes the webhook itself.
+pub(crate) async fn forget_webhook(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let mut catalog = Catalog::load(state).await?;
+    let Some(action) = stored_action(&catalog, name) else {
         return Ok(());
     };
     let id = format!("{HTTP}:{}", action.name);
@@ -429,43 +498,56 @@ pub(crate) async fn forget_webhook(state: &AppState, name: &str) -> Result<(), A
     if catalog.actions_using(&action.connector).is_empty() {
         catalog.remove_connector(&action.connector);
     }
-    // The caller changes the webhook itself.
     catalog.touched.clear();
+    catalog.removed.clear();
     catalog.commit(state).await
 }
 
-/// Turns the objects of webhook `name` on (connector, action and its rules) or its action
-/// off, when they are stored; says whether they were.
+/// Turns the stored action of webhook `name` on or off; `false` when it has none. The
+/// caller holds `state.emqx_writes`.
+///
+/// # Errors
+/// 409 when the action is on and its webhook stays off (its connector is off, or no
+/// enabled rule feeds it), naming what to turn on.
 pub(crate) async fn enable_webhook(
     state: &AppState,
     name: &str,
     enable: bool,
 ) -> Result<bool, ApiError> {
-    let _writing = state.emqx_writes.lock().await;
     let mut catalog = Catalog::load(state).await?;
-    let Some(mut action) = catalog
-        .actions
-        .values()
-        .find(|a| webhook_name(&a.name) == name && !catalog.is_shown(Kind::Action, &a.name))
-        .cloned()
-    else {
+    let Some(mut action) = stored_action(&catalog, name) else {
         return Ok(false);
     };
     action.enable = enable;
-    if enable {
-        if let Some(mut connector) = catalog.connectors.get(&action.connector).cloned() {
-            connector.enable = true;
-            catalog.put_connector(connector);
-        }
-        for rule_id in catalog.rules_of(&action.name) {
-            if let Some(mut rule) = catalog.rules.get(&rule_id).cloned() {
-                rule.enable = true;
-                catalog.put_rule(rule);
-            }
-        }
-    }
+    action.last_modified_at = now_ms();
+    let action_name = action.name.clone();
+    let connector = action.connector.clone();
     catalog.put_action(action);
     catalog.commit(state).await?;
+    let on = state.engine.get(name).is_some_and(|w| w.spec.enable);
+    if enable && !on {
+        let catalog = Catalog::load(state).await?;
+        let why = if catalog
+            .connectors
+            .get(&connector)
+            .is_some_and(|c| !c.enable)
+        {
+            format!(
+                "its connector http:{connector} is off: PUT /connectors/http:{connector}/enable/true"
+            )
+        } else {
+            format!(
+                "no enabled rule names http:{action_name}: enable one, or add one with POST /rules"
+            )
+        };
+        return Err(ApiError {
+            status: axum::http::StatusCode::CONFLICT,
+            code: "CONFLICT",
+            ..ApiError::bad_request(format!(
+                "action http:{action_name} is on, but webhook {name} stays off: {why}"
+            ))
+        });
+    }
     Ok(true)
 }
 
@@ -491,19 +573,32 @@ fn redact_headers(headers: &mut serde_json::Value) {
     }
 }
 
-/// Header values sent back as `******` replaced by the ones they stand for.
+/// Header values sent back as `******` replaced by the ones they stand for (header names
+/// compared without case).
+///
+/// # Errors
+/// 400 naming the header when there is no value to stand for.
 fn restore_secrets(
     headers: &mut BTreeMap<String, String>,
     current: Option<&BTreeMap<String, String>>,
-) {
-    let Some(current) = current else {
-        return;
-    };
+    field: &str,
+) -> Result<(), ApiError> {
     for (name, value) in headers.iter_mut() {
-        if value == hookmq_webhooks::spec::REDACTED
-            && let Some(old) = current.get(name)
-        {
-            value.clone_from(old);
+        if value != hookmq_webhooks::spec::REDACTED {
+            continue;
+        }
+        let old = current
+            .and_then(|c| c.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
+            .map(|(_, old)| old.clone());
+        match old {
+            Some(old) => *value = old,
+            None => {
+                return Err(ApiError::bad_field(
+                    format!("{field}.{name}"),
+                    "`******` stands for a stored value, and there is none",
+                ));
+            }
         }
     }
+    Ok(())
 }

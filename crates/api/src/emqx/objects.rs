@@ -360,6 +360,13 @@ impl Connector {
             return Err(ApiError::bad_field("name", NAME_RULE));
         }
         duration_of(&self.connect_timeout, "connect_timeout")?;
+        if self.ssl.other.contains_key("password") {
+            return Err(ApiError::bad_field(
+                "ssl.password",
+                "key files with a passphrase are not supported: give an unencrypted keyfile",
+            ));
+        }
+        check_url(&self.url)?;
         if !["verify_peer", "verify_none"].contains(&self.ssl.verify.as_str()) {
             return Err(ApiError::bad_field(
                 "ssl.verify",
@@ -373,6 +380,17 @@ impl Connector {
             return Err(ApiError::bad_field("enable_pipelining", "1 to 1024"));
         }
         Ok(())
+    }
+}
+
+/// Refuses a URL a webhook could not use, as the webhook's own check words it.
+fn check_url(url: &str) -> Result<(), ApiError> {
+    let probe = serde_json::json!({"name": "probe", "url": url});
+    let spec: hookmq_webhooks::WebhookSpec =
+        serde_json::from_value(probe).map_err(|e| ApiError::bad_field("url", e))?;
+    match spec.validate() {
+        Err(error) if error.field == "url" => Err(ApiError::bad_field("url", error.reason)),
+        _ => Ok(()),
     }
 }
 

@@ -73,10 +73,19 @@ fn read(mut body: Value) -> Result<Rule, ApiError> {
     Ok(rule)
 }
 
-/// `GET /rules` paging.
+/// `GET /rules` filters and paging.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the rules on (`true`) or off.
+    enable: Option<bool>,
+    /// Only the rules naming this action (`http:<name>`).
+    action: Option<String>,
+    /// Only the rules whose id contains this.
+    like_id: Option<String>,
+    /// Only the rules with this source in `FROM`.
+    from: Option<String>,
     /// Page number, from 1 (default 1).
     #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
@@ -101,9 +110,25 @@ async fn list(
 ) -> Result<Json<Page<Value>>, ApiError> {
     let paging = Paging::new(query.page, query.limit)?;
     let catalog = Catalog::load(&state).await?;
-    Ok(Json(
-        paging.apply(catalog.rules.values().map(view).collect()),
-    ))
+    let action = query
+        .action
+        .as_deref()
+        .map(|a| a.replacen("webhook:", "http:", 1));
+    let wanted = |rule: &&Rule| {
+        query.enable.is_none_or(|on| rule.enable == on)
+            && action.as_ref().is_none_or(|a| rule.actions.contains(a))
+            && query
+                .like_id
+                .as_ref()
+                .is_none_or(|part| rule.id.contains(part.as_str()))
+            && query
+                .from
+                .as_ref()
+                .is_none_or(|source| sql::parse(&rule.sql).is_ok_and(|s| s.from.contains(source)))
+    };
+    Ok(Json(paging.apply(
+        catalog.rules.values().filter(wanted).map(view).collect(),
+    )))
 }
 
 /// Creates a rule (`id` made up when absent); the actions it names get its events.

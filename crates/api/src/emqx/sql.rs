@@ -133,7 +133,7 @@ pub(crate) fn parse(sql: &str) -> Result<Selection, String> {
         loop {
             let (
                 Some(Token::Word(field)),
-                Some(Token::Matches | Token::Equals),
+                Some(operator @ (Token::Matches | Token::Equals)),
                 Some(Token::Text(filter)),
             ) = (at.next(), at.next(), at.next())
             else {
@@ -143,6 +143,12 @@ pub(crate) fn parse(sql: &str) -> Result<Selection, String> {
             };
             if field != "topic" {
                 return Err(refuse(format!("WHERE on `{field}` is not supported")));
+            }
+            // `=` compares the topic as text: the same as `=~` only without wildcards.
+            if *operator == Token::Equals && filter.contains(['+', '#']) {
+                return Err(refuse(format!(
+                    "topic = '{filter}' compares text, not a filter: write topic =~ '{filter}'"
+                )));
             }
             wanted.push(filter.clone());
             if !keyword(at.peek().copied(), "or") {
@@ -188,6 +194,12 @@ fn select(sources: &[String], wanted: Vec<String>) -> Result<Selection, String> 
         .iter()
         .any(|&k| k.is_message_event() && k != EventKind::MessagePublish);
     let everything = |topics: &[String]| topics.iter().all(|t| t == "#");
+    let message_events = events.iter().any(|k| k.is_message_event());
+    if !wanted.is_empty() && !message_events {
+        return Err(format!(
+            "WHERE topic =~ ... picks messages, and the rule selects no message event; {SUPPORTED}"
+        ));
+    }
     let topics = if wanted.is_empty() {
         if other_message_events && !from_topics.is_empty() && !everything(&from_topics) {
             return Err(format!(
@@ -300,6 +312,8 @@ mod tests {
             "SELECT * FROM t/1",
             "SELECT * FROM \"t/1",
             "SELECT * FROM \"t/1\" LIMIT 1",
+            "SELECT * FROM \"t/#\" WHERE topic = 't/#'",
+            "SELECT * FROM \"$events/client_connected\" WHERE topic =~ 'a/#'",
             "DELETE FROM \"t\"",
         ] {
             let error = parse(sql).expect_err(sql);

@@ -126,6 +126,8 @@ pub(crate) async fn start_node_tuned(
     config.listeners.ws = off.clone();
     config.listeners.tls = off.clone();
     config.listeners.wss = off;
+    // No memory alarm from a busy test machine, unless a test asks for the check.
+    config.sysmon.os.mem_check_interval = Duration::ZERO;
     adjust(&mut config);
     let broker = Broker::start(config).await.expect("broker");
     let mqtt = broker.addresses().tcp.expect("tcp listener");

@@ -19,7 +19,9 @@ use super::AuthError;
 ///
 /// # Format
 /// A UTF-8 text file with one `username:hash` per line, where `hash` is an argon2 PHC string
-/// such as [`hash_password`] makes (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`). Lines
+/// such as [`hash_password`] makes (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), and
+/// `username:hash:superuser` for a superuser (EMQX's `is_superuser`: every publish and
+/// subscribe is allowed, whatever the ACL says). Lines
 /// whose first non-blank character is `#` are comments; blank lines are ignored; whitespace
 /// around a line is ignored. A user name is non-empty, has no `:` and no whitespace, does not
 /// start with `#`, and appears at most once.
@@ -27,6 +29,7 @@ use super::AuthError;
 /// ```text
 /// # hookmq users
 /// alice:$argon2id$v=19$m=19456,t=2,p=1$...$...
+/// ops:$argon2id$v=19$m=19456,t=2,p=1$...$...:superuser
 /// ```
 ///
 /// # Cost
@@ -36,8 +39,8 @@ use super::AuthError;
 /// thread (`tokio::task::spawn_blocking`) and bound how many run at once.
 #[derive(Default)]
 pub struct PasswordFile {
-    /// Parsed hashes, by user name.
-    users: HashMap<String, PasswordHashString>,
+    /// Parsed hashes, and whether the user is a superuser, by user name.
+    users: HashMap<String, (PasswordHashString, bool)>,
 }
 
 impl fmt::Debug for PasswordFile {
@@ -60,7 +63,7 @@ impl PasswordFile {
         let text = fs::read_to_string(path).map_err(io_error(path, "read the file"))?;
         let users = parse(path, &text)?
             .into_iter()
-            .map(|entry| (entry.username.to_owned(), entry.hash))
+            .map(|entry| (entry.username.to_owned(), (entry.hash, entry.superuser)))
             .collect();
         Ok(Self { users })
     }
@@ -73,7 +76,7 @@ impl PasswordFile {
     #[must_use]
     pub fn verify(&self, username: &str, password: &[u8]) -> bool {
         match self.users.get(username) {
-            Some(hash) => password_matches(hash, password),
+            Some((hash, _)) => password_matches(hash, password),
             None => {
                 if let Some(dummy) = dummy_hash() {
                     let _ = password_matches(dummy, password);
@@ -81,6 +84,14 @@ impl PasswordFile {
                 false
             }
         }
+    }
+
+    /// Whether `username` is marked `superuser`.
+    #[must_use]
+    pub fn is_superuser(&self, username: &str) -> bool {
+        self.users
+            .get(username)
+            .is_some_and(|(_, superuser)| *superuser)
     }
 
     /// The number of users.
@@ -163,11 +174,16 @@ pub fn add_user(path: &Path, username: &str, password: &[u8]) -> Result<(), Auth
     let existing = parse(path, &text)?
         .into_iter()
         .find(|entry| entry.username == username)
-        .map(|entry| entry.index);
-    let entry = format!("{username}:{}", hash_password(password)?);
+        .map(|entry| (entry.index, entry.superuser));
+    let superuser = existing.is_some_and(|(_, superuser)| superuser);
+    let entry = format!(
+        "{username}:{}{}",
+        hash_password(password)?,
+        if superuser { SUPERUSER } else { "" }
+    );
     let mut lines: Vec<&str> = text.lines().collect();
     match existing {
-        Some(index) => lines[index] = &entry,
+        Some((index, _)) => lines[index] = &entry,
         None => lines.push(&entry),
     }
     write_atomically(path, &lines)
@@ -221,7 +237,11 @@ struct Entry<'a> {
     index: usize,
     username: &'a str,
     hash: PasswordHashString,
+    superuser: bool,
 }
+
+/// What ends a superuser's line.
+const SUPERUSER: &str = ":superuser";
 
 /// Parses every line of a password file's text; `path` names it in errors.
 fn parse<'a>(path: &Path, text: &'a str) -> Result<Vec<Entry<'a>>, AuthError> {
@@ -254,12 +274,22 @@ fn parse<'a>(path: &Path, text: &'a str) -> Result<Vec<Entry<'a>>, AuthError> {
                 "user {username:?} appears again (first on line {first})"
             )));
         }
+        let (hash, superuser) = match hash.strip_suffix(SUPERUSER) {
+            Some(hash) => (hash, true),
+            None if hash.contains(':') => {
+                return Err(bad(format!(
+                    "user {username:?}: after the hash only `{SUPERUSER}` may follow"
+                )));
+            }
+            None => (hash, false),
+        };
         let hash =
             parse_hash(hash).map_err(|reason| bad(format!("user {username:?}: {reason}")))?;
         entries.push(Entry {
             index,
             username,
             hash,
+            superuser,
         });
     }
     Ok(entries)
@@ -421,6 +451,39 @@ mod tests {
         );
         assert!(!file.verify("carol", b"wonderland"), "unknown user");
         assert!(!file.verify("", b"wonderland"), "no user name");
+    }
+
+    #[test]
+    fn a_superuser_is_marked_and_keeps_the_mark_when_its_password_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let hash = sample_hash();
+        let path = write_file(
+            &dir,
+            &format!(
+                "ops:{hash}:superuser
+bob:{hash}
+"
+            ),
+        );
+        let file = PasswordFile::load(&path).expect("load");
+        assert!(file.verify("ops", b"sample"));
+        assert!(file.is_superuser("ops"));
+        assert!(!file.is_superuser("bob"));
+        assert!(!file.is_superuser("nobody"));
+        add_user(&path, "ops", b"changed").expect("change");
+        let file = PasswordFile::load(&path).expect("load");
+        assert!(file.verify("ops", b"changed") && file.is_superuser("ops"));
+        let bad = write_file(
+            &dir,
+            &format!(
+                "eve:{hash}:root
+"
+            ),
+        );
+        assert!(
+            PasswordFile::load(&bad).is_err(),
+            "only :superuser may follow the hash"
+        );
     }
 
     #[test]

@@ -31,14 +31,26 @@ use crate::{
 /// How long a new connection waits for the old one to hand its session over.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves one accepted connection until it closes. `certificate_name`: the user name a
-/// verified client certificate gave (see `listeners.*.peer_cert_as_username`).
+/// What a verified client certificate says.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCert {
+    /// The user name it gives (`listeners.*.peer_cert_as_username`): it authenticates the
+    /// client, no password asked.
+    pub(crate) login: Option<Arc<str>>,
+    /// Its subject's common name (`cn` in `client_attrs_init`).
+    pub(crate) cn: Option<Arc<str>>,
+    /// Its subject (`dn`).
+    pub(crate) dn: Option<Arc<str>>,
+}
+
+/// Serves one accepted connection until it closes. `cert`: what a verified client
+/// certificate says.
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
-    certificate_name: Option<Arc<str>>,
+    cert: Option<Box<PeerCert>>,
     shared: Arc<Shared>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -47,7 +59,7 @@ pub(crate) async fn serve<S>(
     // large: boxed, and freed when it ends, so the state an idle connection keeps is only
     // the connection loop's.
     let Some((stream, read_buf, accepted)) =
-        Box::pin(handshake(stream, peer, local, certificate_name, &shared)).await
+        Box::pin(handshake(stream, peer, local, cert, &shared)).await
     else {
         return;
     };
@@ -61,7 +73,7 @@ async fn handshake<S>(
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
-    certificate_name: Option<Arc<str>>,
+    cert: Option<Box<PeerCert>>,
     shared: &Arc<Shared>,
 ) -> Option<(S, BytesMut, Accepted)>
 where
@@ -90,11 +102,11 @@ where
     let mut connect = *connect;
     // A verified certificate names the client: its name is the user name, and it
     // authenticates the client (no password is asked for).
-    let certified = certificate_name.is_some();
-    if let Some(name) = certificate_name {
+    if let Some(name) = cert.as_ref().and_then(|c| c.login.as_ref()) {
         connect.username = Some(name.as_ref().into());
     }
-    let mut accepted = accept(shared, connect, peer, local, certified, &mut stream).await?;
+    let cert = cert.unwrap_or_default();
+    let mut accepted = accept(shared, connect, peer, local, &cert, &mut stream).await?;
     let client = Arc::clone(&accepted.client);
     let hooks = &shared.hooks;
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
@@ -244,7 +256,7 @@ async fn accept<S: AsyncWrite + Unpin>(
     mut connect: Connect,
     peer: SocketAddr,
     local: SocketAddr,
-    certified: bool,
+    cert: &PeerCert,
     stream: &mut S,
 ) -> Option<Accepted> {
     let config = &shared.config.mqtt;
@@ -301,6 +313,9 @@ async fn accept<S: AsyncWrite + Unpin>(
         connect_properties: PacketProperties::copy(&connect.properties),
         connected_at: now_ms(),
         session_id: shared.next_session_id(),
+        is_superuser: false,
+        client_attrs: Vec::new(),
+        mountpoint: None,
     });
 
     let refusal =
@@ -328,8 +343,8 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
-    let authn = if certified {
-        ReasonCode::SUCCESS
+    let (authn, is_superuser) = if cert.login.is_some() {
+        (ReasonCode::SUCCESS, false)
     } else {
         authenticate(
             shared,
@@ -337,6 +352,16 @@ async fn accept<S: AsyncWrite + Unpin>(
             connect.password.as_deref(),
         )
         .await
+    };
+    let client_attrs = client_attrs(shared, &connect, peer, cert);
+    let client = if is_superuser || !client_attrs.is_empty() {
+        Arc::new(ClientInfo {
+            is_superuser,
+            client_attrs,
+            ..(*client).clone()
+        })
+    } else {
+        client
     };
     shared.hooks.emit_with(EventKind::CheckAuthnComplete, || {
         EventData::CheckAuthnComplete {
@@ -495,18 +520,18 @@ async fn authenticate(
     shared: &Arc<Shared>,
     username: Option<&str>,
     password: Option<&[u8]>,
-) -> ReasonCode {
+) -> (ReasonCode, bool) {
     let auth = &shared.config.auth;
     match (username, &shared.access.passwords) {
-        (None, _) if auth.allow_anonymous => ReasonCode::SUCCESS,
-        (None, _) => ReasonCode::NOT_AUTHORIZED,
-        (Some(_), None) => ReasonCode::SUCCESS,
+        (None, _) if auth.allow_anonymous => (ReasonCode::SUCCESS, false),
+        (None, _) => (ReasonCode::NOT_AUTHORIZED, false),
+        (Some(_), None) => (ReasonCode::SUCCESS, false),
         (Some(username), Some(passwords)) => {
             let Some(password) = password else {
-                return ReasonCode::BAD_USERNAME_OR_PASSWORD;
+                return (ReasonCode::BAD_USERNAME_OR_PASSWORD, false);
             };
             let Ok(_permit) = shared.password_checks.acquire().await else {
-                return ReasonCode::SERVER_UNAVAILABLE;
+                return (ReasonCode::SERVER_UNAVAILABLE, false);
             };
             let (passwords, username, password) = (
                 Arc::clone(passwords),
@@ -515,17 +540,58 @@ async fn authenticate(
             );
             // Password hashing takes tens of milliseconds by design: keep it off the
             // threads that serve sockets.
-            let verified =
-                tokio::task::spawn_blocking(move || passwords.verify(&username, &password))
-                    .await
-                    .unwrap_or(false);
-            if verified {
-                ReasonCode::SUCCESS
-            } else {
-                ReasonCode::BAD_USERNAME_OR_PASSWORD
+            let verified = tokio::task::spawn_blocking(move || {
+                passwords
+                    .verify(&username, &password)
+                    .then(|| passwords.is_superuser(&username))
+            })
+            .await
+            .unwrap_or(None);
+            match verified {
+                Some(superuser) => (ReasonCode::SUCCESS, superuser),
+                None => (ReasonCode::BAD_USERNAME_OR_PASSWORD, false),
             }
         }
     }
+}
+
+/// The attributes `[mqtt] client_attrs_init` gives this client, in name order.
+fn client_attrs(
+    shared: &Shared,
+    connect: &Connect,
+    peer: SocketAddr,
+    cert: &PeerCert,
+) -> crate::hooks::ClientAttrs {
+    if shared.client_attrs.is_empty() {
+        return Vec::new();
+    }
+    let sources = crate::client_attrs::Sources {
+        clientid: &connect.client_id,
+        username: connect.username.as_deref(),
+        cn: cert.cn.as_deref(),
+        dn: cert.dn.as_deref(),
+        peerhost: peer.ip().to_string(),
+        user_properties: &connect.properties.user_properties,
+    };
+    let mut attrs: crate::hooks::ClientAttrs = shared
+        .client_attrs
+        .iter()
+        .filter_map(|(name, expression)| {
+            expression
+                .evaluate(&sources)
+                .map(|value| (Arc::clone(name), Arc::from(value)))
+        })
+        .collect();
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    // A later rule for the same attribute wins, as in EMQX.
+    attrs.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    attrs
 }
 
 /// Sends a failed CONNACK and reports it.

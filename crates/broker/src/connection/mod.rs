@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use handshake::{Accepted, ClientLimits};
-pub(crate) use handshake::{PendingWill, serve};
+pub(crate) use handshake::{PeerCert, PendingWill, serve};
 
 use crate::{
     hooks::{
@@ -233,6 +233,8 @@ where
             peer: Some(client.peer),
             session_id: state.id,
             protocol: Some(client.protocol),
+            client_attrs: (!client.client_attrs.is_empty())
+                .then(|| Arc::new(client.client_attrs.clone())),
         });
         let events = HookBatch::new(Arc::clone(&shared.hooks));
         Self {

@@ -1,64 +1,13 @@
 //! The events the broker emits: one variant per EMQX hook name, each carrying what its
 //! webhook body needs.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use hookmq_codec::{ByteString, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use hookmq_codec::{ByteString, QoS, ReasonCode, SubscriptionOptions};
 use serde::{Deserialize, Serialize};
 
+pub use super::client::ClientInfo;
 use crate::message::{Message, PacketProperties, StaticName};
-
-/// A connected client as events describe it; shared by all of its events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientInfo {
-    /// Client identifier (assigned by the broker if the client sent none).
-    pub client_id: Arc<str>,
-    /// User name, if given.
-    pub username: Option<Arc<str>>,
-    /// The client's address (`peername`).
-    pub peer: SocketAddr,
-    /// The broker's address of the connection (`sockname`).
-    pub local: SocketAddr,
-    /// Protocol version.
-    pub protocol: ProtocolVersion,
-    /// Keep-alive in force, in seconds.
-    pub keep_alive: u16,
-    /// Clean start / clean session flag.
-    pub clean_start: bool,
-    /// Session expiry interval in seconds.
-    pub expiry_interval: u32,
-    /// The client's Receive Maximum (v5; the broker's max in-flight for v3).
-    pub receive_maximum: u16,
-    /// CONNECT properties as sent (v5); boxed, and only when there were any (most clients
-    /// send none), so an idle connection keeps a few words instead of the whole set.
-    #[serde(with = "crate::message::properties_inline")]
-    pub connect_properties: PacketProperties,
-    /// When the connection was accepted, ms since the epoch.
-    pub connected_at: u64,
-    /// The session's unique number on this node.
-    pub session_id: u64,
-}
-
-#[cfg(test)]
-impl ClientInfo {
-    /// A v5 client on loopback, for unit tests.
-    pub(crate) fn for_test(client_id: &str, session_id: u64) -> Arc<Self> {
-        Arc::new(Self {
-            client_id: client_id.into(),
-            username: None,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            local: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            protocol: ProtocolVersion::V5,
-            keep_alive: 60,
-            clean_start: true,
-            expiry_interval: 0,
-            receive_maximum: 32,
-            connect_properties: PacketProperties::default(),
-            connected_at: 0,
-            session_id,
-        })
-    }
-}
 
 /// The decision of an authorization check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@
 //! over together before they wait again ([`HookSink::on_events`]).
 
 mod batch;
+mod client;
 mod event;
 
 use std::sync::{
@@ -25,6 +26,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 pub use batch::HookBatch;
+pub use client::{ClientAttrs, reading_format_1};
 pub use event::{
     AlarmEvent, AuthzAction, AuthzResult, ClientInfo, Event, EventData, EventKind, EventMask,
 };

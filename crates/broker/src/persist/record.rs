@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{hooks::ClientInfo, message::Message};
 
-/// The format of the records this version writes.
-const VERSION: u8 = 1;
+/// The format of the records this version writes: 2 added the client's `is_superuser`,
+/// `client_attrs` and `mountpoint` (format 1 is still read).
+const VERSION: u8 = 2;
 
 /// One thing the broker remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +112,9 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), postcard:
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
     match bytes.split_first() {
         Some((&VERSION, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        Some((1, body)) => {
+            crate::hooks::reading_format_1(|| postcard::from_bytes(body)).map_err(|e| e.to_string())
+        }
         Some((version, _)) => Err(format!("record format {version} is not known")),
         None => Err("empty record".to_owned()),
     }
@@ -144,5 +148,83 @@ mod tests {
         assert!(read.retain);
         assert_eq!(read.subscription_ids, [9, 4]);
         assert!(decode(&[9, 1, 2]).is_err(), "an unknown version is refused");
+    }
+
+    /// A session as format 1 wrote it: its client without the fields added since.
+    #[derive(Serialize)]
+    enum RecordV1 {
+        Session(SessionV1),
+    }
+
+    #[derive(Serialize)]
+    struct SessionV1 {
+        session_id: u64,
+        client: ClientV1,
+        expiry_interval: u32,
+        subscriptions: Vec<SubscriptionEntry>,
+        disconnected_at: Option<u64>,
+        will: Option<StoredWill>,
+    }
+
+    #[derive(Serialize)]
+    struct ClientV1 {
+        client_id: Arc<str>,
+        username: Option<Arc<str>>,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        protocol: hookmq_codec::ProtocolVersion,
+        keep_alive: u16,
+        clean_start: bool,
+        expiry_interval: u32,
+        receive_maximum: u16,
+        #[serde(with = "crate::message::properties_inline")]
+        connect_properties: crate::message::PacketProperties,
+        connected_at: u64,
+        session_id: u64,
+    }
+
+    #[test]
+    fn a_session_written_in_format_1_reads_back() {
+        let client = ClientInfo::for_test("old", 77);
+        let v1 = RecordV1::Session(SessionV1 {
+            session_id: 77,
+            client: ClientV1 {
+                client_id: Arc::clone(&client.client_id),
+                username: Some("alice".into()),
+                peer: client.peer,
+                local: client.local,
+                protocol: client.protocol,
+                keep_alive: 60,
+                clean_start: false,
+                expiry_interval: 3600,
+                receive_maximum: 32,
+                connect_properties: crate::message::PacketProperties::default(),
+                connected_at: 5,
+                session_id: 77,
+            },
+            expiry_interval: 3600,
+            subscriptions: vec![SubscriptionEntry {
+                filter: "a/#".into(),
+                options: SubscriptionOptions::default(),
+                subscription_id: Some(3),
+            }],
+            disconnected_at: Some(9),
+            will: None,
+        });
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_allocvec(&v1).expect("encodes"));
+        let Record::Session(read) = decode(&bytes).expect("format 1 decodes") else {
+            panic!("a session")
+        };
+        assert_eq!(read.client.username.as_deref(), Some("alice"));
+        assert_eq!(read.client.expiry_interval, 3600);
+        assert!(!read.client.is_superuser && read.client.client_attrs.is_empty());
+        assert_eq!(read.client.mountpoint, None);
+        assert_eq!(read.subscriptions[0].subscription_id, Some(3));
+        assert_eq!(read.disconnected_at, Some(9));
+        let mut again = Vec::new();
+        encode(&Record::Session(read), &mut again).expect("encodes");
+        assert_eq!(again[0], 2, "written in format 2");
+        assert!(matches!(decode(&again), Ok(Record::Session(_))));
     }
 }

@@ -277,6 +277,7 @@ fn restore_session(
         peer: Some(client.peer),
         session_id,
         protocol: Some(client.protocol),
+        client_attrs: None,
     });
     if expires_at_ms.is_some_and(|at| at <= now) {
         // Ended while hookmq was down: its will was due by then.

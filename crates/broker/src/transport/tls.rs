@@ -199,6 +199,25 @@ pub(crate) fn peer_name(connection: &ServerConnection, field: Option<PeerCertFie
     name_in(der, field).map_or(PeerName::Unnamed, PeerName::Named)
 }
 
+/// The subject of a verified client certificate: its common name and its whole
+/// distinguished name (`None` each without a certificate or that part).
+pub(crate) fn subject(connection: &ServerConnection) -> (Option<Arc<str>>, Option<Arc<str>>) {
+    let Some(der) = connection.peer_certificates().and_then(<[_]>::first) else {
+        return (None, None);
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return (None, None);
+    };
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(Arc::from);
+    let dn = cert.subject().to_string();
+    (cn, (!dn.is_empty()).then(|| dn.into()))
+}
+
 fn name_in(der: &[u8], field: PeerCertField) -> Option<Arc<str>> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let name = match field {

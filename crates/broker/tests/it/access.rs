@@ -198,3 +198,122 @@ async fn unreadable_access_files_stop_the_start() {
         .to_string();
     assert!(error.contains("missing"), "{error}");
 }
+
+#[tokio::test]
+async fn a_superuser_may_do_what_the_acl_denies_and_events_say_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwd = dir.path().join("passwd");
+    auth::add_user(&passwd, "ops", b"root-pw").expect("add user");
+    auth::add_user(&passwd, "sensor", b"s-pw").expect("add user");
+    let text = std::fs::read_to_string(&passwd).expect("read");
+    let marked: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("ops:") {
+                format!("{line}:superuser\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&passwd, marked).expect("mark ops");
+    let acl = dir.path().join("acl.toml");
+    std::fs::write(&acl, ACL).expect("write acl");
+    let broker = TestBroker::start_with(|c| {
+        c.auth.password_file = Some(passwd.clone());
+        c.authz.acl_file = Some(acl.clone());
+    })
+    .await;
+    let version = ProtocolVersion::V5;
+    for (id, user, password) in [("ops-1", "ops", &b"root-pw"[..]), ("s2", "sensor", b"s-pw")] {
+        let mut client = RawClient::open(broker.tcp, version).await;
+        client
+            .handshake(login(version, id, Some(user), password))
+            .await;
+        let code = client
+            .publish("secret/plans", b"x", QoS::AtLeastOnce, 1)
+            .await;
+        assert_eq!(
+            code == ReasonCode::NOT_AUTHORIZED,
+            user != "ops",
+            "{user}: {code:?}"
+        );
+    }
+    let events = broker.events.all();
+    let superuser: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::CheckAuthnComplete { client, .. } => {
+                Some((client.client_id.to_string(), client.is_superuser))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        superuser,
+        [("ops-1".to_owned(), true), ("s2".to_owned(), false)]
+    );
+    let authz: Vec<(String, &str)> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::CheckAuthzComplete { client, source, .. } => {
+                Some((client.client_id.to_string(), *source))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        authz,
+        [("ops-1".to_owned(), "superuser"), ("s2".to_owned(), "file")]
+    );
+}
+
+#[tokio::test]
+async fn client_attributes_come_from_the_rules_at_connect() {
+    let rules = [
+        ("nth(1, tokens(clientid, '-'))", "site"),
+        ("user_property.group", "group"),
+        ("lower(username)", "who"),
+        ("dn", "subject"),
+    ];
+    let broker = TestBroker::start_with(|c| {
+        c.mqtt.client_attrs_init = rules
+            .iter()
+            .map(
+                |(expression, name)| hookmq_broker::client_attrs::ClientAttrInit {
+                    expression: (*expression).to_owned(),
+                    set_as_attr: (*name).to_owned(),
+                },
+            )
+            .collect();
+    })
+    .await;
+    let version = ProtocolVersion::V5;
+    let mut connect = login(version, "paris-17", Some("Ops"), b"");
+    connect.properties.user_properties = vec![("group".into(), "g1".into())];
+    let mut client = RawClient::open(broker.tcp, version).await;
+    client.handshake(connect).await;
+    client.publish("t", b"x", QoS::AtLeastOnce, 1).await;
+    let events = broker.events.all();
+    let attrs = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::ClientConnected { client } => Some(client.client_attrs.clone()),
+            _ => None,
+        })
+        .expect("connected");
+    let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (&**k, &**v)).collect();
+    assert_eq!(
+        attrs,
+        [("group", "g1"), ("site", "paris"), ("who", "ops")],
+        "no certificate: no subject"
+    );
+    let published = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::MessagePublish { message } => message.publisher.client_attrs.clone(),
+            _ => None,
+        })
+        .expect("the publisher's attributes");
+    assert_eq!(published.len(), 3);
+}

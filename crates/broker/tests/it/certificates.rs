@@ -84,6 +84,12 @@ async fn broker(dir: &Path, field: PeerCertField) -> TestBroker {
         };
         c.auth.allow_anonymous = false;
         c.auth.password_file = Some(passwords);
+        c.mqtt.client_attrs_init = ["cn", "dn"]
+            .map(|name| hookmq_broker::client_attrs::ClientAttrInit {
+                expression: name.to_owned(),
+                set_as_attr: name.to_owned(),
+            })
+            .to_vec();
     })
     .await
 }
@@ -155,6 +161,17 @@ async fn a_client_certificate_authenticates_under_its_common_name() {
     );
     let connected = broker.handle.client("d7").expect("listed");
     assert_eq!(connected.info.username.as_deref(), Some("device-7"));
+    let attrs: Vec<(&str, &str)> = connected
+        .info
+        .client_attrs
+        .iter()
+        .map(|(k, v)| (&**k, &**v))
+        .collect();
+    assert_eq!(attrs[0], ("cn", "device-7"), "{attrs:?}");
+    assert!(
+        attrs[1].0 == "dn" && attrs[1].1.contains("CN=device-7"),
+        "{attrs:?}"
+    );
 
     // A verified certificate without a common name does not let its client in some other
     // way.

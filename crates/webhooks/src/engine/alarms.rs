@@ -83,7 +83,8 @@ fn look(inner: &Inner, webhook: &Webhook, raised: &HashSet<String>, now: &mut Ha
             .unwrap_or_else(|| "Unknown reason".to_owned());
         inner.broker.activate_alarm(
             &down,
-            json!({"resource_id": down, "reason": "resource_down", "url": webhook.spec.url}),
+            // Not the URL: it may carry a token, and alarms reach MQTT clients on $SYS.
+            json!({"resource_id": down, "reason": "resource_down"}),
             format!("resource down: {error}"),
         );
         now.insert(down);

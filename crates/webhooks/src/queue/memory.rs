@@ -355,6 +355,9 @@ mod tests {
             connect_properties: hookmq_broker::message::PacketProperties::default(),
             connected_at: n,
             session_id: n,
+            is_superuser: false,
+            client_attrs: Vec::new(),
+            mountpoint: None,
         });
         Queued {
             event: Arc::new(Event {

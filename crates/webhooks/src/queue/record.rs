@@ -1,12 +1,19 @@
 //! How a journaled event is written: a format version byte, then in postcard (a compact,
 //! documented binary serde format) the event's delivery id when it has one of its own (a
-//! replayed dead letter keeps the `webhook-id` it had), and the event. The version lets a
-//! later hookmq read what an earlier one wrote, or at least say why it cannot.
+//! replayed dead letter keeps the `webhook-id` it had), the event, and the publisher's
+//! `client_attrs` for a `message.publish` (a message's own encoding leaves them out). The
+//! version lets a later hookmq read what an earlier one wrote, or at least say why it
+//! cannot: format 1 had no attributes, and its clients ended after `session_id`.
 
-use hookmq_broker::{hooks::Event, message::MessageId};
+use std::sync::Arc;
+
+use hookmq_broker::{
+    hooks::{ClientAttrs, Event, EventData, reading_format_1},
+    message::{Message, MessageId, Publisher},
+};
 
 /// The format written now.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Why a journaled event could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,24 +32,48 @@ pub enum RecordError {
 /// Only if serialization fails, which would be a bug (every field serializes).
 pub fn encode(id: Option<MessageId>, event: &Event, out: &mut Vec<u8>) -> Result<(), RecordError> {
     out.push(VERSION);
-    let written = postcard::to_extend(&(id, event), std::mem::take(out))
+    let attrs = match &event.data {
+        EventData::MessagePublish { message } => message.publisher.client_attrs.as_deref(),
+        _ => None,
+    };
+    let written = postcard::to_extend(&(id, event, attrs), std::mem::take(out))
         .map_err(|e| RecordError::Corrupt(e.to_string()))?;
     *out = written;
     Ok(())
 }
 
-/// Reads an event written by [`encode`], with its own delivery id if it had one.
+/// Reads an event written by [`encode`] (or by a hookmq that wrote format 1), with its own
+/// delivery id if it had one.
 ///
 /// # Errors
 /// [`RecordError`] for an unknown format or bytes that do not decode.
 pub fn decode(bytes: &[u8]) -> Result<(Option<MessageId>, Event), RecordError> {
+    let corrupt = |e: postcard::Error| RecordError::Corrupt(e.to_string());
     match bytes.split_first() {
         Some((&VERSION, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| RecordError::Corrupt(e.to_string()))
+            let (id, mut event, attrs): (Option<MessageId>, Event, Option<ClientAttrs>) =
+                postcard::from_bytes(rest).map_err(corrupt)?;
+            if let (Some(attrs), EventData::MessagePublish { message }) = (attrs, &mut event.data) {
+                *message = with_attrs(message, attrs);
+            }
+            Ok((id, event))
         }
+        Some((1, rest)) => reading_format_1(|| postcard::from_bytes(rest)).map_err(corrupt),
         Some((&other, _)) => Err(RecordError::Version(other)),
         None => Err(RecordError::Corrupt("no bytes".into())),
     }
+}
+
+/// `message` with its publisher's attributes put back.
+fn with_attrs(message: &Message, attrs: ClientAttrs) -> Arc<Message> {
+    let publisher = Arc::new(Publisher {
+        client_attrs: Some(Arc::new(attrs)),
+        ..(*message.publisher).clone()
+    });
+    Arc::new(Message {
+        publisher,
+        ..message.clone()
+    })
 }
 
 #[cfg(test)]
@@ -138,5 +169,35 @@ mod tests {
             Err(RecordError::Corrupt(_))
         ));
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn an_event_written_in_format_1_reads_back() {
+        let event = sample(EventKind::ClientConnected, "n@h");
+        let mut bytes = Vec::new();
+        encode(None, &event, &mut bytes).expect("encodes");
+        // Format 1: the same, but for the client's last three fields and the attributes.
+        let mut v1 = bytes[..bytes.len() - 4].to_vec();
+        v1[0] = 1;
+        let (id, back) = decode(&v1).expect("format 1 decodes");
+        assert_eq!(id, None);
+        assert_eq!(body(&back), body(&event));
+    }
+
+    #[test]
+    fn a_publishers_attributes_come_back_with_its_event() {
+        let mut event = sample(EventKind::MessagePublish, "n@h");
+        let EventData::MessagePublish { message } = &mut event.data else {
+            panic!("a publish")
+        };
+        let attrs: ClientAttrs = vec![("group".into(), "g1".into())];
+        *message = with_attrs(message, attrs.clone());
+        let back = round_trip(&event);
+        assert_eq!(body(&back), body(&event));
+        assert!(
+            body(&back).contains(r#""client_attrs":{"group":"g1"}"#),
+            "{}",
+            body(&back)
+        );
     }
 }

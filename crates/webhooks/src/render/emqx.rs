@@ -103,12 +103,16 @@ impl Serialize for Lossy<'_> {
     }
 }
 
-/// `{}`: EMQX's empty `client_attrs`.
-struct Empty;
+/// `client_attrs` as EMQX writes them: an object of strings (`{}` when there are none).
+struct Attrs<'a>(&'a [(std::sync::Arc<str>, std::sync::Arc<str>)]);
 
-impl Serialize for Empty {
+impl Serialize for Attrs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_map(Some(0))?.end()
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(&**name, &**value)?;
+        }
+        map.end()
     }
 }
 
@@ -351,7 +355,7 @@ pub fn write_columns<C: Columns>(
     match &event.data {
         EventData::ClientConnected { client } => {
             connection_columns(c, client)?;
-            c.put("mountpoint", UNDEFINED)?;
+            c.put("mountpoint", or_undefined(client.mountpoint.as_deref()))?;
             c.put("keepalive", &client.keep_alive)?;
             c.put("clean_start", &client.clean_start)?;
             c.put("receive_maximum", &client.receive_maximum)?;
@@ -359,7 +363,7 @@ pub fn write_columns<C: Columns>(
             c.put("is_bridge", &false)?;
             c.put("conn_props", &Props(&client.connect_properties))?;
             c.put("connected_at", &client.connected_at)?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::ClientConnack {
             client,
@@ -388,7 +392,7 @@ pub fn write_columns<C: Columns>(
             c.put("disconn_props", &Props(properties))?;
             c.put("disconnected_at", disconnected_at)?;
             c.put("connected_at", &client.connected_at)?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::CheckAuthnComplete {
             client,
@@ -397,9 +401,9 @@ pub fn write_columns<C: Columns>(
         } => {
             client_identity(c, client)?;
             c.put("reason_code", reason_code.name())?;
-            c.put("is_superuser", &false)?;
+            c.put("is_superuser", &client.is_superuser)?;
             c.put("is_anonymous", is_anonymous)?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::CheckAuthzComplete {
             client,
@@ -414,7 +418,7 @@ pub fn write_columns<C: Columns>(
             c.put("action", action.as_str())?;
             c.put("authz_source", *source)?;
             c.put("result", result.as_str())?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::SessionSubscribed {
             client,
@@ -427,7 +431,7 @@ pub fn write_columns<C: Columns>(
             c.put("topic", &**filter)?;
             c.put("qos", &options.qos.as_u8())?;
             c.put("sub_props", &Props(properties))?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::SessionUnsubscribed {
             client,
@@ -440,12 +444,17 @@ pub fn write_columns<C: Columns>(
             c.put("topic", &**filter)?;
             c.put("qos", &qos.as_u8())?;
             c.put("unsub_props", &Props(properties))?;
-            c.put("client_attrs", &Empty)?;
+            c.put("client_attrs", &Attrs(&client.client_attrs))?;
         }
         EventData::MessagePublish { message } => {
             publisher_columns(c, message)?;
             message_columns(c, message, message.qos, encoding)?;
-            c.put("client_attrs", &Empty)?;
+            let attrs = message
+                .publisher
+                .client_attrs
+                .as_deref()
+                .map_or(&[][..], Vec::as_slice);
+            c.put("client_attrs", &Attrs(attrs))?;
         }
         EventData::MessageDropped { message, reason } => {
             publisher_columns(c, message)?;
@@ -649,5 +658,30 @@ mod tests {
             properties(&Properties::default()),
             serde_json::json!({"User-Property": {}})
         );
+    }
+
+    #[test]
+    fn a_clients_attributes_superuser_and_mountpoint_are_reported() {
+        let mut event = sample(EventKind::ClientConnected, "n");
+        let EventData::ClientConnected { client } = &mut event.data else {
+            panic!("connected")
+        };
+        let mut changed = (**client).clone();
+        changed.client_attrs = vec![("site".into(), "paris".into())];
+        changed.mountpoint = Some("tenant/a/".into());
+        changed.is_superuser = true;
+        *client = std::sync::Arc::new(changed.clone());
+        let body = event_object(&event, PLAIN);
+        assert_eq!(body["client_attrs"], serde_json::json!({"site": "paris"}));
+        assert_eq!(body["mountpoint"], "tenant/a/");
+        let authn = Event {
+            timestamp: 0,
+            data: EventData::CheckAuthnComplete {
+                client: std::sync::Arc::new(changed),
+                reason_code: hookmq_codec::ReasonCode::SUCCESS,
+                is_anonymous: false,
+            },
+        };
+        assert_eq!(event_object(&authn, PLAIN)["is_superuser"], true);
     }
 }

@@ -236,16 +236,24 @@ async fn at_the_byte_bound_overflow_is_counted_and_mqtt_keeps_serving() {
     stack.engine.create(spec).await.expect("created");
     let mut client = Mqtt::connect(stack.mqtt, "c").await;
     let payload = "x".repeat(500);
-    let started = tokio::time::Instant::now();
-    for _ in 0..500 {
-        client
-            .publish("t", QoS::AtLeastOnce, payload.as_str())
+    let mut publishing = Duration::ZERO;
+    // In rounds, each waiting for the journal's writer: the bound counts what is written,
+    // and a loaded machine's writer can lag a whole burst behind (held in memory meanwhile).
+    for round in 1..=10 {
+        let started = tokio::time::Instant::now();
+        for _ in 0..50 {
+            client
+                .publish("t", QoS::AtLeastOnce, payload.as_str())
+                .await;
+        }
+        publishing += started.elapsed();
+        stack
+            .wait_metrics("durable", "the round matched and written", |m| {
+                m.matched == round * 50 && m.buffer.as_ref().is_some_and(|b| b.unwritten == 0)
+            })
             .await;
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
-    stack
-        .wait_metrics("durable", "every event matched", |m| m.matched == 500)
-        .await;
+    assert!(publishing < Duration::from_secs(10));
     let metrics = stack.engine.get("durable").expect("webhook").metrics;
     assert!(metrics.dropped_queue_full > 100, "{metrics:#?}");
     assert!(
