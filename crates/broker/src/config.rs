@@ -159,6 +159,10 @@ pub struct ListenerConfig {
     /// user name becomes the certificate's `cn` (subject common name) or `san` (first DNS
     /// name). None: certificates are verified, and clients authenticate as usual.
     pub peer_cert_as_username: Option<PeerCertField>,
+    /// A prefix put before every topic its clients publish to and filter they subscribe
+    /// to, and taken off the topics they receive (EMQX's `mountpoint`); `${clientid}`,
+    /// `${username}` and `${client_attrs.<name>}` are replaced. Empty: none.
+    pub mountpoint: String,
 }
 
 /// Which name of a client certificate becomes the user name.
@@ -182,6 +186,7 @@ impl ListenerConfig {
             cacertfile: None,
             fail_if_no_peer_cert: false,
             peer_cert_as_username: None,
+            mountpoint: String::new(),
         }
     }
 }

@@ -260,14 +260,15 @@ pub struct WebhookSpec {
     #[serde(default = "pool_size")]
     pub pool_size: usize,
     /// Lanes delivering at once, each on its own connection; a client's events always take
-    /// the same lane, so they stay in order.
-    #[serde(default = "max_inflight")]
+    /// the same lane, so they stay in order. EMQX's name, `worker_pool_size`, is taken too.
+    #[serde(default = "max_inflight", alias = "worker_pool_size")]
     pub max_inflight: usize,
     /// Requests a lane sends on its `http` connection before the first of them is answered
-    /// (HTTP/1.1 pipelining, as EMQX's `enable_pipelining`); 1 sends one at a time. Answers
+    /// (HTTP/1.1 pipelining, as EMQX's `enable_pipelining`, a name taken too); 1 sends one
+    /// at a time. Answers
     /// come back in order; when one asks for a retry, the requests sent after it on that
     /// connection are sent again after it, so a client's events still arrive in order.
-    #[serde(default = "pipelining")]
+    #[serde(default = "pipelining", alias = "enable_pipelining")]
     pub pipelining: usize,
     /// Keep each client's events in order (one request at a time per client). `false`
     /// spreads events over all `max_inflight` lanes, for more throughput from few clients.
@@ -682,6 +683,15 @@ mod tests {
     #[test_case("a b" => false; "space")]
     fn names(name: &str) -> bool {
         valid_name(name)
+    }
+
+    #[test]
+    fn emqxs_names_of_the_pool_settings_are_taken() {
+        let spec: WebhookSpec = serde_json::from_str(
+            r#"{"name":"w","url":"http://h/","worker_pool_size":4,"enable_pipelining":1}"#,
+        )
+        .expect("parses");
+        assert_eq!((spec.max_inflight, spec.pipelining), (4, 1));
     }
 
     #[test]

@@ -180,22 +180,37 @@ pub(crate) fn synthesize(spec: &WebhookSpec) -> (Connector, Action, Rule) {
         Some((base, query)) => (base.to_owned(), format!("?{query}")),
         None => (spec.url.clone(), String::new()),
     };
-    let method = match spec.method {
-        Method::Post => "post",
-        Method::Put => "put",
-        Method::Get => "get",
-        Method::Delete => "delete",
+    let events = spec.event_kinds().unwrap_or_default();
+    let rule = Rule {
+        id: name.clone(),
+        name: String::new(),
+        sql: sql::write(&events, &spec.topics),
+        actions: vec![format!("{HTTP}:{name}")],
+        enable: true,
+        description: spec.description.clone(),
+        metadata: Map::new(),
+        created_at: 0,
+        last_modified_at: 0,
     };
-    let duration = hookmq_broker::duration::format;
-    let connector = Connector {
+    (
+        connector_of(spec, &name, url),
+        action_of(spec, &name, path),
+        rule,
+    )
+}
+
+/// The connector part of `spec`, named `name`, at `url` (without its query).
+fn connector_of(spec: &WebhookSpec, name: &str, url: String) -> Connector {
+    let file = |path: &Option<std::path::PathBuf>| path.as_ref().map(|p| p.display().to_string());
+    Connector {
         kind: Type::Http,
-        name: name.clone(),
+        name: name.to_owned(),
         enable: true,
         description: String::new(),
         url,
         // On the action only (as the Webhook page keeps them): one place to change them.
         headers: BTreeMap::new(),
-        connect_timeout: duration(spec.connect_timeout),
+        connect_timeout: hookmq_broker::duration::format(spec.connect_timeout),
         pool_size: u32::try_from(spec.pool_size).unwrap_or(u32::MAX),
         pool_type: "hash".to_owned(),
         enable_pipelining: u32::try_from(spec.pipelining).unwrap_or(u32::MAX),
@@ -207,18 +222,33 @@ pub(crate) fn synthesize(spec: &WebhookSpec) -> (Connector, Action, Rule) {
                 "verify_none"
             }
             .to_owned(),
-            cacertfile: spec.tls.ca_file.as_ref().map(|p| p.display().to_string()),
-            certfile: spec.tls.certfile.as_ref().map(|p| p.display().to_string()),
-            keyfile: spec.tls.keyfile.as_ref().map(|p| p.display().to_string()),
+            cacertfile: file(&spec.tls.ca_file),
+            certfile: file(&spec.tls.certfile),
+            keyfile: file(&spec.tls.keyfile),
             other: Map::new(),
         },
         resource_opts: ConnectorOpts::default(),
         tags: None,
+    }
+}
+
+/// The action part of `spec`, named `name` (its connector too), with `path` (the query).
+fn action_of(spec: &WebhookSpec, name: &str, path: String) -> Action {
+    let duration = hookmq_broker::duration::format;
+    let method = match spec.method {
+        Method::Post => "post",
+        Method::Put => "put",
+        Method::Get => "get",
+        Method::Delete => "delete",
     };
-    let action = Action {
+    let buffer_mode = match spec.buffer {
+        Buffer::Memory => "memory_only",
+        _ => "volatile_offload",
+    };
+    Action {
         kind: Type::Http,
-        name: name.clone(),
-        connector: name.clone(),
+        name: name.to_owned(),
+        connector: name.to_owned(),
         enable: spec.enable,
         description: String::new(),
         parameters: Parameters {
@@ -236,32 +266,13 @@ pub(crate) fn synthesize(spec: &WebhookSpec) -> (Connector, Action, Rule) {
                 .map_or_else(|| "infinity".to_owned(), duration),
             health_check_interval: duration(spec.health_check_interval),
             max_buffer_bytes: format!("{}B", spec.max_buffer_bytes),
-            buffer_mode: Some(
-                match spec.buffer {
-                    Buffer::Memory => "memory_only",
-                    _ => "volatile_offload",
-                }
-                .to_owned(),
-            ),
+            buffer_mode: Some(buffer_mode.to_owned()),
             ..ActionOpts::default()
         },
         created_at: 0,
         last_modified_at: 0,
         tags: None,
-    };
-    let events = spec.event_kinds().unwrap_or_default();
-    let rule = Rule {
-        id: name.clone(),
-        name: String::new(),
-        sql: sql::write(&events, &spec.topics),
-        actions: vec![format!("{HTTP}:{name}")],
-        enable: true,
-        description: spec.description.clone(),
-        metadata: Map::new(),
-        created_at: 0,
-        last_modified_at: 0,
-    };
-    (connector, action, rule)
+    }
 }
 
 #[cfg(test)]

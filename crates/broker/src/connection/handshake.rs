@@ -59,7 +59,7 @@ pub(crate) async fn serve<S>(
     // large: boxed, and freed when it ends, so the state an idle connection keeps is only
     // the connection loop's.
     let Some((stream, read_buf, accepted)) =
-        Box::pin(handshake(stream, peer, local, cert, &shared)).await
+        Box::pin(handshake(stream, peer, local, transport, cert, &shared)).await
     else {
         return;
     };
@@ -73,6 +73,7 @@ async fn handshake<S>(
     mut stream: S,
     peer: SocketAddr,
     local: SocketAddr,
+    transport: Transport,
     cert: Option<Box<PeerCert>>,
     shared: &Arc<Shared>,
 ) -> Option<(S, BytesMut, Accepted)>
@@ -106,7 +107,8 @@ where
         connect.username = Some(name.as_ref().into());
     }
     let cert = cert.unwrap_or_default();
-    let mut accepted = accept(shared, connect, peer, local, &cert, &mut stream).await?;
+    let listener = super::listener_config(shared, transport);
+    let mut accepted = accept(shared, connect, (peer, local), listener, &cert, &mut stream).await?;
     let client = Arc::clone(&accepted.client);
     let hooks = &shared.hooks;
     hooks.emit_with(EventKind::ClientConnected, || EventData::ClientConnected {
@@ -254,8 +256,8 @@ pub(super) struct Accepted {
 async fn accept<S: AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     mut connect: Connect,
-    peer: SocketAddr,
-    local: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
+    listener: &crate::config::ListenerConfig,
     cert: &PeerCert,
     stream: &mut S,
 ) -> Option<Accepted> {
@@ -354,10 +356,17 @@ async fn accept<S: AsyncWrite + Unpin>(
         .await
     };
     let client_attrs = client_attrs(shared, &connect, peer, cert);
-    let client = if is_superuser || !client_attrs.is_empty() {
+    let mountpoint = super::mount::resolve(
+        &listener.mountpoint,
+        &connect.client_id,
+        connect.username.as_deref(),
+        &client_attrs,
+    );
+    let client = if is_superuser || !client_attrs.is_empty() || mountpoint.is_some() {
         Arc::new(ClientInfo {
             is_superuser,
             client_attrs,
+            mountpoint,
             ..(*client).clone()
         })
     } else {
@@ -484,7 +493,10 @@ async fn accept<S: AsyncWrite + Unpin>(
         topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
         keep_alive,
     };
-    let will = connect.will.take().map(|will| {
+    let will = connect.will.take().map(|mut will| {
+        if let Some(mountpoint) = &client.mountpoint {
+            will.topic = super::mount::topic(mountpoint, &will.topic);
+        }
         Box::new(PendingWill {
             delay: will.properties.will_delay_interval.unwrap_or(0),
             will,

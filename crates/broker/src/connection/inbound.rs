@@ -141,6 +141,11 @@ where
             // [MQTT-3.3.4-6]: only the server puts subscription identifiers in a PUBLISH.
             return Err(Close::Violation(ReasonCode::PROTOCOL_ERROR));
         }
+        // The rules see the client's own topic; routing, the mounted one.
+        let (topic, client_topic) = match &self.client.mountpoint {
+            Some(mountpoint) => (super::mount::topic(mountpoint, &topic), topic),
+            None => (topic.clone(), topic),
+        };
         let message = Message::received(
             self.shared.ids.next_id(),
             MessageParts {
@@ -186,7 +191,7 @@ where
                 .publishes_refused
                 .fetch_add(1, Ordering::Relaxed);
             Some(ReasonCode::TOPIC_NAME_INVALID)
-        } else if self.authorize(AuthzAction::Publish, &message.topic, &message.topic)
+        } else if self.authorize(AuthzAction::Publish, &client_topic, &message.topic)
             == AuthzResult::Deny
         {
             Some(ReasonCode::NOT_AUTHORIZED)
@@ -415,7 +420,11 @@ where
             .copied();
         let mut reason_codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
-        for request in subscribe.subscriptions {
+        for mut request in subscribe.subscriptions {
+            let mountpoint = self.client.mountpoint.clone();
+            if let Some(mountpoint) = &mountpoint {
+                request.filter = super::mount::filter(mountpoint, &request.filter);
+            }
             let Ok(parsed) = topic::parse_subscription(&request.filter) else {
                 reason_codes.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
@@ -440,7 +449,12 @@ where
                 // [MQTT-3.8.3-4]
                 return Err(Close::Violation(ReasonCode::PROTOCOL_ERROR));
             }
-            let checked = ByteString::from(parsed.filter);
+            // The rules see the client's own filter.
+            let own = mountpoint
+                .as_deref()
+                .and_then(|mp| parsed.filter.strip_prefix(mp))
+                .unwrap_or(parsed.filter);
+            let checked = ByteString::from(own);
             if self.authorize(AuthzAction::Subscribe, &checked, &request.filter)
                 == AuthzResult::Deny
             {
@@ -526,6 +540,10 @@ where
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
+            let filter = match &self.client.mountpoint {
+                Some(mountpoint) => super::mount::filter(mountpoint, &filter),
+                None => filter,
+            };
             let removed = self.state.subscriptions.remove(&filter);
             let existed = removed.is_some();
             if let Some(record) = removed {

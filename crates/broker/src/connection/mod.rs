@@ -7,6 +7,7 @@
 
 mod handshake;
 mod inbound;
+mod mount;
 mod outbound;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -83,6 +84,17 @@ impl Transport {
             Self::Tcp | Self::Ws => "tcp_closed",
             Self::Tls | Self::Wss => "ssl_closed",
         }
+    }
+}
+
+/// The configuration of the listener a `transport` connection came through.
+fn listener_config(shared: &Shared, transport: Transport) -> &crate::config::ListenerConfig {
+    let listeners = &shared.config.listeners;
+    match transport {
+        Transport::Tcp => &listeners.tcp,
+        Transport::Tls => &listeners.tls,
+        Transport::Ws => &listeners.ws,
+        Transport::Wss => &listeners.wss,
     }
 }
 

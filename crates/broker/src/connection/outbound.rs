@@ -67,7 +67,7 @@ where
             dup: false,
             qos: delivery.qos,
             retain: delivery.retain,
-            topic: message.topic.clone(),
+            topic: self.client_topic(&message.topic),
             packet_id: u16::from(delivery.qos != QoS::AtMostOnce),
             properties: Properties::default(),
             payload: message.payload.clone(),
@@ -125,6 +125,14 @@ where
                 message,
             },
         );
+    }
+
+    /// A topic as this client sees it: without its listener's mountpoint.
+    fn client_topic(&self, topic: &ByteString) -> ByteString {
+        match &self.client.mountpoint {
+            Some(mountpoint) => super::mount::strip(mountpoint, topic),
+            None => topic.clone(),
+        }
     }
 
     /// Replaces a known topic by its alias, or sets up a new alias while there are free ones.
@@ -199,7 +207,7 @@ where
                         dup: true,
                         qos: delivery.qos,
                         retain: delivery.retain,
-                        topic: message.topic.clone(),
+                        topic: self.client_topic(&message.topic),
                         packet_id,
                         properties,
                         payload: message.payload.clone(),

@@ -317,3 +317,72 @@ async fn client_attributes_come_from_the_rules_at_connect() {
         .expect("the publisher's attributes");
     assert_eq!(published.len(), 3);
 }
+
+#[tokio::test]
+async fn a_mountpoint_gives_each_site_its_own_topics() {
+    let broker = TestBroker::start_with(|c| {
+        c.listeners.tcp.mountpoint = "site/${client_attrs.site}/".into();
+        c.mqtt.client_attrs_init = vec![hookmq_broker::client_attrs::ClientAttrInit {
+            expression: "nth(1, tokens(clientid, '-'))".into(),
+            set_as_attr: "site".into(),
+        }];
+    })
+    .await;
+    let version = ProtocolVersion::V5;
+    let mut reader = RawClient::connect(broker.tcp, version, "paris-1").await;
+    reader.subscribe(1, "temp", QoS::AtLeastOnce).await;
+    let mut shared = RawClient::connect(broker.tcp, version, "paris-3").await;
+    shared.subscribe(1, "$share/g/temp", QoS::AtMostOnce).await;
+    let mut neighbour = RawClient::connect(broker.tcp, version, "paris-2").await;
+    let mut stranger = RawClient::connect(broker.tcp, version, "lyon-1").await;
+    stranger.publish("temp", b"lyon", QoS::AtLeastOnce, 1).await;
+    neighbour
+        .publish("temp", b"paris", QoS::AtLeastOnce, 1)
+        .await;
+    let got = reader.receive_publish().await;
+    assert_eq!(
+        (&*got.topic, &got.payload[..]),
+        ("temp", &b"paris"[..]),
+        "its own topic, its site's message"
+    );
+    assert_eq!(&*shared.receive_publish().await.topic, "temp");
+    reader.expect_silence(Duration::from_millis(200)).await;
+
+    let events = broker.events.all();
+    let topics: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::MessagePublish { message } => Some(message.topic.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        ["site/lyon/temp", "site/paris/temp"],
+        "events show the mounted topic"
+    );
+    let mountpoint = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::ClientConnected { client } if &*client.client_id == "paris-1" => {
+                client.mountpoint.clone()
+            }
+            _ => None,
+        })
+        .expect("connected");
+    assert_eq!(&*mountpoint, "site/paris/");
+    let filters: Vec<String> = broker
+        .handle
+        .subscriptions()
+        .into_iter()
+        .map(|row| row.filter)
+        .collect();
+    assert!(
+        filters.contains(&"site/paris/temp".to_owned()),
+        "{filters:?}"
+    );
+    assert!(
+        filters.contains(&"$share/g/site/paris/temp".to_owned()),
+        "{filters:?}"
+    );
+}
