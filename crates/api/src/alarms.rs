@@ -1,6 +1,7 @@
 //! `/alarms`: the active alarms (or the past ones) of every node of the cluster
 //! (`cluster_list`; this node's alone without one), as EMQX's `/alarms`; clearing the past
-//! ones and deactivating one by hand act on this node, as EMQX's `force_deactivate`.
+//! ones asks every node to (as EMQX's); deactivating one by hand acts on this node, as
+//! EMQX's `force_deactivate`.
 
 use axum::{Json, extract::State, http::StatusCode};
 use hookmq_broker::{BrokerHandle, alarms::Alarm, sys::rfc3339};
@@ -78,6 +79,8 @@ pub(crate) struct AlarmQuery {
 
 /// The question the nodes answer for a cluster-wide list.
 const TOPIC: &str = "alarms";
+/// The question that has every node forget its past alarms.
+const CLEAR: &str = "alarms_clear";
 
 fn local_alarms(broker: &BrokerHandle, active: &bool) -> Vec<AlarmView> {
     let node = broker.node_name().to_owned();
@@ -93,7 +96,13 @@ pub(crate) async fn answer_for_cluster(
     state: &AppState,
     cluster: &hookmq_cluster::ClusterHandle,
 ) -> Result<(), hookmq_cluster::ClusterError> {
-    crate::cluster_list::answer(cluster, TOPIC, state.broker().clone(), local_alarms).await
+    crate::cluster_list::answer(cluster, TOPIC, state.broker().clone(), local_alarms).await?;
+    let broker = state.broker().clone();
+    let clear: hookmq_cluster::ask::Answerer = std::sync::Arc::new(move |_: &[u8]| {
+        broker.clear_alarm_history();
+        b"ok".to_vec()
+    });
+    cluster.answer(CLEAR, clear).await
 }
 
 /// The active alarms (or, with `activated=false`, the past ones) of every node, node by
@@ -118,7 +127,7 @@ async fn list(
     ))
 }
 
-/// Forgets this node's past alarms (the active ones stay).
+/// Forgets the past alarms of every node (the active ones stay).
 #[utoipa::path(delete, path = "/alarms", tag = "alarms",
     security(("bearer" = []), ("basic" = [])),
     responses(
@@ -127,6 +136,9 @@ async fn list(
     ))]
 async fn clear(_: Authenticated, State(state): State<AppState>) -> StatusCode {
     state.broker().clear_alarm_history();
+    if let Some(cluster) = &state.cluster {
+        cluster.ask_everyone(CLEAR, Vec::new()).await;
+    }
     StatusCode::NO_CONTENT
 }
 

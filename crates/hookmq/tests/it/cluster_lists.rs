@@ -127,3 +127,58 @@ fn delete(api: &str, path: &str) -> u16 {
             .as_u16()
     })
 }
+
+#[test]
+fn any_node_lists_every_nodes_alarms_and_clears_every_nodes_history() {
+    use crate::cluster_webhooks::{KEY, call, wait_for};
+    let nats_port = free_port();
+    let _nats = Nats::start(nats_port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = [("HOOKMQ_SECRET_KEY", KEY)];
+    let (_a, _, a_api) = node_with(&dir.path().join("a"), "a@test", nats_port, &key);
+    let (_b, _, b_api) = node_with(&dir.path().join("b"), "b@test", nats_port, &key);
+    // A webhook to a port nothing listens on runs on both nodes: each raises its alarm.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let spec = serde_json::json!({"name": "nowhere", "url": format!("http://{dead}/"),
+        "events": ["message.publish"], "health_check_interval": "1s"});
+    let (status, body) = call(&a_api, "POST", "/webhooks", Some(spec));
+    assert_eq!(status, 201, "{body}");
+    let nodes_of = |page: &Value| -> Vec<String> {
+        let mut nodes: Vec<String> = page["data"]
+            .as_array()
+            .map(|alarms| {
+                alarms
+                    .iter()
+                    .filter(|a| a["name"] == "action:http:nowhere")
+                    .filter_map(|a| a["node"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        nodes.sort();
+        nodes
+    };
+    wait_for(
+        &b_api,
+        "/alarms",
+        "both nodes' alarms, listed on b",
+        |status, page| status == 200 && nodes_of(page) == ["a@test", "b@test"],
+    );
+    // Deleted: both alarms clear into the nodes' histories, and one DELETE empties both.
+    assert_eq!(delete(&a_api, "/webhooks/nowhere"), 204);
+    wait_for(
+        &a_api,
+        "/alarms?activated=false",
+        "both past alarms",
+        |status, page| status == 200 && nodes_of(page) == ["a@test", "b@test"],
+    );
+    assert_eq!(delete(&b_api, "/alarms"), 204);
+    wait_for(
+        &a_api,
+        "/alarms?activated=false",
+        "no past alarm anywhere",
+        |status, page| status == 200 && page["meta"]["count"] == 0,
+    );
+}
