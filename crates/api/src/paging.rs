@@ -9,7 +9,7 @@ use crate::error::ApiError;
 /// Items per page when `limit` is not given.
 pub(crate) const DEFAULT_LIMIT: u64 = 50;
 /// The largest `limit`.
-pub(crate) const MAX_LIMIT: u64 = 1000;
+pub(crate) const MAX_LIMIT: u64 = 10_000;
 /// The largest `page` (what the documented schema allows).
 pub(crate) const MAX_PAGE: u64 = 1_000_000;
 
@@ -120,7 +120,7 @@ mod tests {
         );
         assert!(Paging::new(Some(MAX_PAGE + 1), None).is_err());
         assert_eq!(
-            Paging::new(None, Some(1001))
+            Paging::new(None, Some(10_001))
                 .expect_err("too many")
                 .field
                 .as_deref(),

@@ -89,8 +89,8 @@ struct ListQuery {
     /// Page number, from 1 (default 1).
     #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
-    /// Rules per page, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
+    /// Rules per page, 1 to 10000 (default 50; EMQX's bound).
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<u64>,
 }
 

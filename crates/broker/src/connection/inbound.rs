@@ -143,8 +143,8 @@ where
         }
         // The rules see the client's own topic; routing, the mounted one.
         let (topic, client_topic) = match &self.client.mountpoint {
-            Some(mountpoint) => (super::mount::topic(mountpoint, &topic), topic),
-            None => (topic.clone(), topic),
+            Some(mountpoint) => (super::mount::topic(mountpoint, &topic), Some(topic)),
+            None => (topic, None),
         };
         let message = Message::received(
             self.shared.ids.next_id(),
@@ -191,8 +191,11 @@ where
                 .publishes_refused
                 .fetch_add(1, Ordering::Relaxed);
             Some(ReasonCode::TOPIC_NAME_INVALID)
-        } else if self.authorize(AuthzAction::Publish, &client_topic, &message.topic)
-            == AuthzResult::Deny
+        } else if self.authorize(
+            AuthzAction::Publish,
+            client_topic.as_ref().unwrap_or(&message.topic),
+            &message.topic,
+        ) == AuthzResult::Deny
         {
             Some(ReasonCode::NOT_AUTHORIZED)
         } else if message.properties.payload_format_indicator == Some(1)
