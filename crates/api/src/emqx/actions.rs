@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     Catalog, drop_shown, missing, name_of, now_ms,
     objects::{Action, HTTP},
-    redacted, restore_secrets, status, webhook_name,
+    probe, redacted, restore_secrets, status, webhook_name,
 };
 use crate::{
     auth::Authenticated,
@@ -36,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enable))
         .routes(routes!(metrics))
         .routes(routes!(reset))
+        .routes(routes!(test))
 }
 
 /// An action as EMQX shows it: its fields, status and the rules naming it.
@@ -350,4 +351,32 @@ async fn reset(
         Ok(()) | Err(hookmq_webhooks::EngineError::NotFound(_)) => Ok(StatusCode::NO_CONTENT),
         Err(error) => Err(error.into()),
     }
+}
+
+/// Checks that an action's receiver (through its connector) accepts a connection, as
+/// EMQX's dry run does (no request is sent; the action is not saved).
+#[utoipa::path(post, path = "/actions_probe", tag = "emqx",
+    request_body = Action,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "The receiver accepts connections"),
+        (status = 400, description = "`TEST_FAILED` saying why (or that the connector does not exist), or bad input naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn test(
+    _: Authenticated,
+    State(state): State<AppState>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> Result<StatusCode, ApiError> {
+    drop_shown(&mut body, &SHOWN_ONLY);
+    let action: Action = from_value(body)?;
+    action.check()?;
+    let catalog = Catalog::load(&state).await?;
+    let Some(connector) = catalog.connectors.get(&action.connector) else {
+        return Err(ApiError {
+            code: "TEST_FAILED",
+            ..ApiError::bad_request(format!("Connector <<\"{}\">> not found", action.connector))
+        });
+    };
+    probe(&state, connector, Some(&action)).await
 }

@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     Catalog, drop_shown, missing, name_of,
     objects::{Connector, HTTP},
-    redacted, restore_secrets, status,
+    probe, redacted, restore_secrets, status,
 };
 use crate::{
     auth::Authenticated,
@@ -33,6 +33,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(show, update, remove))
         .routes(routes!(enable))
+        .routes(routes!(test))
 }
 
 /// A connector as EMQX shows it: its fields, its status and the actions using it.
@@ -235,4 +236,25 @@ async fn enable(
     catalog.put_connector(connector);
     catalog.commit(&state).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks that a connector's receiver accepts a connection, as EMQX's Test button does (no
+/// request is sent; the connector is not saved).
+#[utoipa::path(post, path = "/connectors_probe", tag = "emqx",
+    request_body = Connector,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "The receiver accepts connections"),
+        (status = 400, description = "`TEST_FAILED` saying why, or bad input naming the field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn test(
+    _: Authenticated,
+    State(state): State<AppState>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> Result<StatusCode, ApiError> {
+    drop_shown(&mut body, &SHOWN_ONLY);
+    let connector: Connector = from_value(body)?;
+    connector.check()?;
+    probe(&state, &connector, None).await
 }

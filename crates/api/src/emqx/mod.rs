@@ -66,6 +66,34 @@ fn missing(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// EMQX's probe: whether the receiver of `connector` (with `action`, or none) accepts a
+/// connection (no request is sent); 204, or 400 `TEST_FAILED` saying why not.
+async fn probe(
+    state: &AppState,
+    connector: &Connector,
+    action: Option<&Action>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let plain: Action;
+    let action = match action {
+        Some(action) => action,
+        None => {
+            plain = serde_json::from_value(serde_json::json!({
+                "type": HTTP, "name": "probe", "connector": connector.name, "parameters": {}
+            }))
+            .map_err(ApiError::internal)?;
+            &plain
+        }
+    };
+    let spec = mapping::compose(connector, action, &[], None)?;
+    match state.engine.reach(&spec).await? {
+        Ok(()) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Err(reason) => Err(ApiError {
+            code: "TEST_FAILED",
+            ..ApiError::bad_request(reason)
+        }),
+    }
+}
+
 /// Drops from a request body the keys only answers have (EMQX's `filter_out_request_body`),
 /// so an object read with GET can be sent back with PUT.
 fn drop_shown(body: &mut serde_json::Value, keys: &[&str]) {

@@ -59,6 +59,39 @@ async fn connector_action_and_rule_make_a_webhook_that_delivers() {
     let token = node.login().await;
     let (receiver, received) = recording_receiver().await;
 
+    // The Test button: a connection, no request; nothing is saved.
+    let probe = json!({"type": "http", "name": "p", "url": format!("http://{receiver}/api/v1")});
+    let (status, body) = node
+        .call(&token, Method::POST, "/connectors_probe", Some(probe))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let probe = json!({"type": "http", "name": "p", "url": format!("http://{dead}/")});
+    let (status, body) = node
+        .call(&token, Method::POST, "/connectors_probe", Some(probe))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("TEST_FAILED")),
+        "{body}"
+    );
+    let probe = json!({"type": "http", "name": "a", "connector": "none", "parameters": {}});
+    let (status, body) = node
+        .call(&token, Method::POST, "/actions_probe", Some(probe))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("TEST_FAILED")),
+        "{body}"
+    );
+    assert!(
+        received.lock().expect("lock").is_empty(),
+        "a probe sends no request"
+    );
+
     // EMQX's API reference examples ("HTTP Connector", "HTTP Action"), pointed here.
     let (status, connector) = node
         .call(

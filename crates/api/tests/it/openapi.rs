@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 54] = [
+const ENDPOINTS: [&str; 56] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -65,6 +65,8 @@ const ENDPOINTS: [&str; 54] = [
     "GET /alarms",
     "DELETE /alarms",
     "POST /alarms/force_deactivate",
+    "POST /connectors_probe",
+    "POST /actions_probe",
 ];
 
 /// The endpoints that take no credentials.

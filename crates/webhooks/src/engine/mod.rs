@@ -604,6 +604,23 @@ impl WebhookEngine {
         Ok(())
     }
 
+    /// Whether `spec`'s receiver accepts a connection (no request is sent; an `https`
+    /// connection is not negotiated), as EMQX's connector check: `Err` says why not.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for a spec that does not validate or a URL the egress rules
+    /// deny.
+    pub async fn reach(&self, spec: &WebhookSpec) -> Result<Result<(), String>, EngineError> {
+        spec.validate()?;
+        self.check_egress(spec).await?;
+        let renderer = Renderer::new(spec, &self.inner.node)?;
+        let client = HttpClient::new(spec, &self.inner.egress)?;
+        let origin = renderer
+            .origin()
+            .map_err(|e| SpecError::new("url", e.to_string()))?;
+        Ok(client.reach(&origin).await.map_err(|e| e.to_string()))
+    }
+
     /// Sends one sample `message.publish` request as `spec` would (no retries) and reports
     /// the receiver's answer. The spec need not be saved.
     ///
