@@ -52,7 +52,7 @@ pub(crate) struct EventInfo {
 }
 
 /// Title and description of each event.
-const fn describe(kind: EventKind) -> (&'static str, &'static str) {
+pub(crate) const fn describe(kind: EventKind) -> (&'static str, &'static str) {
     match kind {
         EventKind::ClientConnected => (
             "Client connected",

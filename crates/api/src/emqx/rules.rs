@@ -19,6 +19,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show, update, remove))
+        .routes(routes!(events))
 }
 
 /// Keys a rule's answer has that a request may send back; dropped from requests.
@@ -260,4 +261,48 @@ async fn remove(
     catalog.remove_rule(&id);
     catalog.commit(&state).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The events rules can select (EMQX's `GET /rule_events`): each with its `FROM` topic,
+/// title, description, columns, sample values and an example SQL.
+#[utoipa::path(get, path = "/rule_events", tag = "emqx",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Every event: `event`, `title`, `description`, `columns`, `test_columns`, `sql_example`", body = Vec<Object>),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn events(_: Authenticated, State(state): State<AppState>) -> Json<Vec<Value>> {
+    let node = state.engine.node();
+    let context = hookmq_webhooks::render::RenderContext {
+        node,
+        rule_id: "my_rule",
+        payload_encoding: hookmq_webhooks::spec::PayloadEncoding::Plain,
+    };
+    let events = hookmq_broker::hooks::EventKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let sample = hookmq_webhooks::render::emqx::event_object(
+                &hookmq_webhooks::samples::sample(kind, node),
+                context,
+            );
+            let columns: Vec<&String> = sample.keys().collect();
+            let (title, description) = crate::events::describe(kind);
+            let (event, sql) = match sql::event_topic(kind) {
+                Some(topic) => (topic.to_owned(), format!("SELECT * FROM \"{topic}\"")),
+                None => (
+                    "$events/message_publish".to_owned(),
+                    "SELECT * FROM \"t/#\"".to_owned(),
+                ),
+            };
+            json!({
+                "event": event,
+                "title": {"en": title, "zh": title},
+                "description": {"en": description, "zh": description},
+                "columns": columns,
+                "test_columns": sample,
+                "sql_example": sql,
+            })
+        })
+        .collect();
+    Json(events)
 }

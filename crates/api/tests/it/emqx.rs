@@ -385,6 +385,36 @@ async fn a_webhook_is_shown_as_the_webhook_pages_objects_and_changes_through_the
         Some(changed),
     )
     .await;
+    let catalogue = ok(&node, &token, Method::GET, "/rule_events", None).await;
+    let topics: Vec<&str> = catalogue
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        topics.contains(&"$events/client_connected")
+            && topics.contains(&"$events/sys/alarm_activated"),
+        "{topics:?}"
+    );
+    for event in catalogue.as_array().expect("list") {
+        let sql = event["sql_example"].as_str().expect("sql");
+        let (status, body) = node
+            .call(
+                &token,
+                Method::POST,
+                "/rules",
+                Some(json!({"id": "example", "sql": sql})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "the example runs: {sql}: {body}"
+        );
+        ok(&node, &token, Method::DELETE, "/rules/example", None).await;
+    }
+
     // What GET gave, sent back with PUT (answer-only keys are left out, as EMQX does).
     let mut action_change = action.clone();
     action_change["parameters"]["path"] = json!("?from=emqx-api");

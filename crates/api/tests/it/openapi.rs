@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 56] = [
+const ENDPOINTS: [&str; 57] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -67,6 +67,7 @@ const ENDPOINTS: [&str; 56] = [
     "POST /alarms/force_deactivate",
     "POST /connectors_probe",
     "POST /actions_probe",
+    "GET /rule_events",
 ];
 
 /// The endpoints that take no credentials.
