@@ -97,8 +97,12 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_blanks(&mut self) {
-        while self.text[self.at..].starts_with(char::is_whitespace) {
-            self.at += 1;
+        while let Some(c) = self.text[self.at..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
+            self.at += c.len_utf8();
         }
     }
 
@@ -207,10 +211,11 @@ fn eval(node: &Node, sources: &Sources<'_>) -> Option<Value> {
         Node::Var(name) => Value::Text(read(name, sources)?),
         Node::Call(func, args) => match func {
             Func::Tokens => {
+                // As EMQX's (`string:lexemes`): each character of `sep` separates.
                 let (whole, sep) = (text(&args[0])?, text(&args[1])?);
                 Value::List(
                     whole
-                        .split(sep.as_str())
+                        .split(|c| sep.contains(c))
                         .filter(|t| !t.is_empty())
                         .map(str::to_owned)
                         .collect(),
@@ -339,6 +344,14 @@ mod tests {
         assert_eq!(value("dn", &sources), None, "absent sets nothing");
         assert_eq!(value("nth(9, tokens(clientid, '-'))", &sources), None);
         assert_eq!(value("user_property.none", &sources), None);
+        assert_eq!(
+            value("nth(3, tokens(clientid, '-_'))", &sources).as_deref(),
+            Some("0042")
+        );
+        assert_eq!(
+            value("\u{3000}lower(username)\u{3000}", &sources).as_deref(),
+            Some("alice")
+        );
     }
 
     #[test]

@@ -356,12 +356,19 @@ async fn accept<S: AsyncWrite + Unpin>(
         .await
     };
     let client_attrs = client_attrs(shared, &connect, peer, cert);
-    let mountpoint = super::mount::resolve(
+    let mountpoint = match super::mount::resolve(
         &listener.mountpoint,
         &connect.client_id,
         connect.username.as_deref(),
         &client_attrs,
-    );
+    ) {
+        Ok(mountpoint) => mountpoint,
+        Err(why) => {
+            tracing::debug!(%peer, client = %connect.client_id, why, "refused: its mountpoint");
+            refuse(shared, stream, &client, ReasonCode::NOT_AUTHORIZED).await;
+            return None;
+        }
+    };
     let client = if is_superuser || !client_attrs.is_empty() || mountpoint.is_some() {
         Arc::new(ClientInfo {
             is_superuser,

@@ -193,8 +193,9 @@ where
             Some(ReasonCode::TOPIC_NAME_INVALID)
         } else if self.authorize(
             AuthzAction::Publish,
+            // The rules see, and events report, the client's own topic.
             client_topic.as_ref().unwrap_or(&message.topic),
-            &message.topic,
+            client_topic.as_ref().unwrap_or(&message.topic),
         ) == AuthzResult::Deny
         {
             Some(ReasonCode::NOT_AUTHORIZED)
@@ -424,6 +425,12 @@ where
         let mut reason_codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
         for mut request in subscribe.subscriptions {
+            // The client's own filter is checked, and reported in events, as it sent it.
+            let own_filter = request.filter.clone();
+            if topic::parse_subscription(&own_filter).is_err() {
+                reason_codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             let mountpoint = self.client.mountpoint.clone();
             if let Some(mountpoint) = &mountpoint {
                 request.filter = super::mount::filter(mountpoint, &request.filter);
@@ -458,9 +465,7 @@ where
                 .and_then(|mp| parsed.filter.strip_prefix(mp))
                 .unwrap_or(parsed.filter);
             let checked = ByteString::from(own);
-            if self.authorize(AuthzAction::Subscribe, &checked, &request.filter)
-                == AuthzResult::Deny
-            {
+            if self.authorize(AuthzAction::Subscribe, &checked, &own_filter) == AuthzResult::Deny {
                 reason_codes.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
@@ -544,8 +549,10 @@ where
         let mut reason_codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in unsubscribe.filters {
             let filter = match &self.client.mountpoint {
-                Some(mountpoint) => super::mount::filter(mountpoint, &filter),
-                None => filter,
+                Some(mountpoint) if topic::parse_subscription(&filter).is_ok() => {
+                    super::mount::filter(mountpoint, &filter)
+                }
+                _ => filter,
             };
             let removed = self.state.subscriptions.remove(&filter);
             let existed = removed.is_some();

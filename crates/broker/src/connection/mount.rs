@@ -10,24 +10,46 @@ use crate::hooks::ClientAttrs;
 
 /// A listener's mountpoint for one client: `${clientid}`, `${username}` and
 /// `${client_attrs.<name>}` replaced (a placeholder without a value stays, as EMQX leaves
-/// it). `None` when the listener has none.
+/// it). `Ok(None)` when the listener has none.
+///
+/// # Errors
+/// A value that would reach out of the client's own space (it holds `/`, `+`, `#` or NUL:
+/// a client named `+` must not read every tenant's topics): the client is refused.
 pub(crate) fn resolve(
     template: &str,
     client_id: &str,
     username: Option<&str>,
     attrs: &ClientAttrs,
-) -> Option<Arc<str>> {
+) -> Result<Option<Arc<str>>, String> {
     if template.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let mut mountpoint = template.replace("${clientid}", client_id);
-    if let Some(username) = username {
+    let safe = |what: &str, value: &str| {
+        if value.contains(['/', '+', '#', '\0']) {
+            Err(format!(
+                "its {what} holds /, +, # or NUL, which its mountpoint cannot take"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let mut mountpoint = template.to_owned();
+    if template.contains("${clientid}") {
+        safe("client id", client_id)?;
+        mountpoint = mountpoint.replace("${clientid}", client_id);
+    }
+    if let Some(username) = username.filter(|_| template.contains("${username}")) {
+        safe("user name", username)?;
         mountpoint = mountpoint.replace("${username}", username);
     }
     for (name, value) in attrs {
-        mountpoint = mountpoint.replace(&format!("${{client_attrs.{name}}}"), value);
+        let placeholder = format!("${{client_attrs.{name}}}");
+        if mountpoint.contains(&placeholder) {
+            safe(&format!("attribute {name}"), value)?;
+            mountpoint = mountpoint.replace(&placeholder, value);
+        }
     }
-    Some(mountpoint.into())
+    Ok(Some(mountpoint.into()))
 }
 
 /// `topic` under `mountpoint`.
@@ -61,13 +83,23 @@ mod tests {
     #[test]
     fn placeholders_filters_and_stripping() {
         let attrs: ClientAttrs = vec![("site".into(), "paris".into())];
-        let mp = resolve("t/${client_attrs.site}/${clientid}/", "c1", None, &attrs).expect("set");
+        let mp = resolve("t/${client_attrs.site}/${clientid}/", "c1", None, &attrs)
+            .expect("safe")
+            .expect("set");
         assert_eq!(&*mp, "t/paris/c1/");
-        assert_eq!(
-            &*resolve("u/${username}/", "c", None, &attrs).expect("set"),
-            "u/${username}/"
+        let anonymous = resolve("u/${username}/", "c", None, &attrs).expect("safe");
+        assert_eq!(anonymous.as_deref(), Some("u/${username}/"));
+        assert_eq!(resolve("", "c", None, &attrs), Ok(None));
+        for escape in ["+", "#", "a/b", "x\0"] {
+            assert!(
+                resolve("site/${clientid}/", escape, None, &attrs).is_err(),
+                "{escape:?}"
+            );
+        }
+        assert!(
+            resolve("site/", "+", None, &attrs).is_ok(),
+            "an id not in the mountpoint is fine"
         );
-        assert_eq!(resolve("", "c", None, &attrs), None);
         assert_eq!(&*topic("m/", "a/b"), "m/a/b");
         assert_eq!(&*filter("m/", "$share/g/a/#"), "$share/g/m/a/#");
         assert_eq!(&*filter("m/", "a/+"), "m/a/+");

@@ -14,7 +14,7 @@ use crate::message::PacketProperties;
 pub type ClientAttrs = Vec<(Arc<str>, Arc<str>)>;
 
 /// A connected client as events describe it; shared by all of its events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientInfo {
     /// Client identifier (assigned by the broker if the client sent none).
     pub client_id: Arc<str>,
@@ -36,7 +36,6 @@ pub struct ClientInfo {
     pub receive_maximum: u16,
     /// CONNECT properties as sent (v5); boxed, and only when there were any (most clients
     /// send none), so an idle connection keeps a few words instead of the whole set.
-    #[serde(with = "crate::message::properties_inline")]
     pub connect_properties: PacketProperties,
     /// When the connection was accepted, ms since the epoch.
     pub connected_at: u64,
@@ -51,17 +50,43 @@ pub struct ClientInfo {
 }
 
 thread_local! {
-    /// Set while a decoder reads records written in format 1.
+    /// Set while records in format 1 are read or written.
     static FORMAT_1: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `decode`, which reads records written in format 1: the `ClientInfo`s in them end
+/// Sets [`FORMAT_1`] for its life, and puts the previous value back when dropped (after a
+/// panic too, so a thread never goes on reading the old format).
+struct Format1 {
+    previous: bool,
+}
+
+impl Format1 {
+    fn set() -> Self {
+        Self {
+            previous: FORMAT_1.replace(true),
+        }
+    }
+}
+
+impl Drop for Format1 {
+    fn drop(&mut self) {
+        FORMAT_1.set(self.previous);
+    }
+}
+
+/// Runs `code`, which reads or writes records in format 1: the `ClientInfo`s in them end
 /// after `session_id`.
-pub fn reading_format_1<T>(decode: impl FnOnce() -> T) -> T {
-    FORMAT_1.set(true);
-    let decoded = decode();
-    FORMAT_1.set(false);
-    decoded
+pub fn reading_format_1<T>(code: impl FnOnce() -> T) -> T {
+    let _format_1 = Format1::set();
+    code()
+}
+
+impl ClientInfo {
+    /// Whether format 1 can carry this client whole: it has none of the fields added since.
+    #[must_use]
+    pub fn fits_format_1(&self) -> bool {
+        !self.is_superuser && self.client_attrs.is_empty() && self.mountpoint.is_none()
+    }
 }
 
 /// `ClientInfo` as format 1 wrote it.
@@ -147,6 +172,34 @@ impl From<ClientInfoV2> for ClientInfo {
             client_attrs: v2.client_attrs,
             mountpoint: v2.mountpoint,
         }
+    }
+}
+
+impl Serialize for ClientInfo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let format_1 = FORMAT_1.get();
+        let mut s = serializer.serialize_struct("ClientInfo", if format_1 { 12 } else { 15 })?;
+        s.serialize_field("client_id", &self.client_id)?;
+        s.serialize_field("username", &self.username)?;
+        s.serialize_field("peer", &self.peer)?;
+        s.serialize_field("local", &self.local)?;
+        s.serialize_field("protocol", &self.protocol)?;
+        s.serialize_field("keep_alive", &self.keep_alive)?;
+        s.serialize_field("clean_start", &self.clean_start)?;
+        s.serialize_field("expiry_interval", &self.expiry_interval)?;
+        s.serialize_field("receive_maximum", &self.receive_maximum)?;
+        // As the `Properties` it reads as (see `message::properties_inline`).
+        let properties: &hookmq_codec::Properties = &self.connect_properties;
+        s.serialize_field("connect_properties", properties)?;
+        s.serialize_field("connected_at", &self.connected_at)?;
+        s.serialize_field("session_id", &self.session_id)?;
+        if !format_1 {
+            s.serialize_field("is_superuser", &self.is_superuser)?;
+            s.serialize_field("client_attrs", &self.client_attrs)?;
+            s.serialize_field("mountpoint", &self.mountpoint)?;
+        }
+        s.end()
     }
 }
 

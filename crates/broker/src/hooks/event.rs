@@ -217,6 +217,25 @@ impl Event {
         }
     }
 
+    /// The client of a client event, or the subscriber of a delivery event (`None` for
+    /// `message.publish`, `message.dropped` and alarms).
+    #[must_use]
+    pub fn client(&self) -> Option<&Arc<ClientInfo>> {
+        match &self.data {
+            EventData::ClientConnected { client }
+            | EventData::ClientConnack { client, .. }
+            | EventData::ClientDisconnected { client, .. }
+            | EventData::CheckAuthnComplete { client, .. }
+            | EventData::CheckAuthzComplete { client, .. }
+            | EventData::SessionSubscribed { client, .. }
+            | EventData::SessionUnsubscribed { client, .. }
+            | EventData::MessageDelivered { client, .. }
+            | EventData::MessageAcked { client, .. }
+            | EventData::DeliveryDropped { client, .. } => Some(client),
+            _ => None,
+        }
+    }
+
     /// The message's topic, for message events.
     #[must_use]
     pub fn topic(&self) -> Option<&str> {

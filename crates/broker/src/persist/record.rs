@@ -150,81 +150,29 @@ mod tests {
         assert!(decode(&[9, 1, 2]).is_err(), "an unknown version is refused");
     }
 
-    /// A session as format 1 wrote it: its client without the fields added since.
-    #[derive(Serialize)]
-    enum RecordV1 {
-        Session(SessionV1),
-    }
-
-    #[derive(Serialize)]
-    struct SessionV1 {
-        session_id: u64,
-        client: ClientV1,
-        expiry_interval: u32,
-        subscriptions: Vec<SubscriptionEntry>,
-        disconnected_at: Option<u64>,
-        will: Option<StoredWill>,
-    }
-
-    #[derive(Serialize)]
-    struct ClientV1 {
-        client_id: Arc<str>,
-        username: Option<Arc<str>>,
-        peer: std::net::SocketAddr,
-        local: std::net::SocketAddr,
-        protocol: hookmq_codec::ProtocolVersion,
-        keep_alive: u16,
-        clean_start: bool,
-        expiry_interval: u32,
-        receive_maximum: u16,
-        #[serde(with = "crate::message::properties_inline")]
-        connect_properties: crate::message::PacketProperties,
-        connected_at: u64,
-        session_id: u64,
-    }
-
+    /// A session and a delivery as the previous version (format 1) wrote them
+    /// (`tests/fixtures/format1/<n>.bin`, written by that version's own encoder, and `.dbg`,
+    /// how it showed the record).
     #[test]
-    fn a_session_written_in_format_1_reads_back() {
-        let client = ClientInfo::for_test("old", 77);
-        let v1 = RecordV1::Session(SessionV1 {
-            session_id: 77,
-            client: ClientV1 {
-                client_id: Arc::clone(&client.client_id),
-                username: Some("alice".into()),
-                peer: client.peer,
-                local: client.local,
-                protocol: client.protocol,
-                keep_alive: 60,
-                clean_start: false,
-                expiry_interval: 3600,
-                receive_maximum: 32,
-                connect_properties: crate::message::PacketProperties::default(),
-                connected_at: 5,
-                session_id: 77,
-            },
-            expiry_interval: 3600,
-            subscriptions: vec![SubscriptionEntry {
-                filter: "a/#".into(),
-                options: SubscriptionOptions::default(),
-                subscription_id: Some(3),
-            }],
-            disconnected_at: Some(9),
-            will: None,
-        });
-        let mut bytes = vec![1];
-        bytes.extend(postcard::to_allocvec(&v1).expect("encodes"));
-        let Record::Session(read) = decode(&bytes).expect("format 1 decodes") else {
-            panic!("a session")
-        };
-        assert_eq!(read.client.username.as_deref(), Some("alice"));
-        assert_eq!(read.client.expiry_interval, 3600);
-        assert!(!read.client.is_superuser && read.client.client_attrs.is_empty());
-        assert_eq!(read.client.mountpoint, None);
-        assert_eq!(read.subscriptions[0].subscription_id, Some(3));
-        assert_eq!(read.disconnected_at, Some(9));
-        let mut again = Vec::new();
-        encode(&Record::Session(read), &mut again).expect("encodes");
-        assert_eq!(again[0], 2, "written in format 2");
-        assert!(matches!(decode(&again), Ok(Record::Session(_))));
+    fn records_the_previous_version_wrote_read_back() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+        for i in 0..2 {
+            let bytes = std::fs::read(dir.join(format!("{i}.bin"))).expect("fixture");
+            assert_eq!(bytes[0], 1, "format 1");
+            let then = std::fs::read_to_string(dir.join(format!("{i}.dbg"))).expect("fixture");
+            let record = decode(&bytes).expect("decodes");
+            let now = format!("{record:?}")
+                .replace(
+                    ", is_superuser: false, client_attrs: [], mountpoint: None",
+                    "",
+                )
+                .replace(", client_attrs: None }", " }");
+            assert_eq!(now, then);
+            let mut again = Vec::new();
+            encode(&record, &mut again).expect("encodes");
+            assert_eq!(again[0], 2, "written in format 2");
+            let back = decode(&again).expect("format 2 decodes");
+            assert_eq!(format!("{back:?}"), format!("{record:?}"));
+        }
     }
 }

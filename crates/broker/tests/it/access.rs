@@ -347,6 +347,10 @@ async fn a_mountpoint_gives_each_site_its_own_topics() {
     );
     assert_eq!(&*shared.receive_publish().await.topic, "temp");
     reader.expect_silence(Duration::from_millis(200)).await;
+    // A client whose id would put a wildcard in its mountpoint is refused.
+    let mut escaper = RawClient::open(broker.tcp, version).await;
+    let ack = escaper.handshake(login(version, "+-9", None, b"")).await;
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
 
     let events = broker.events.all();
     let topics: Vec<String> = events
@@ -360,6 +364,17 @@ async fn a_mountpoint_gives_each_site_its_own_topics() {
         topics,
         ["site/lyon/temp", "site/paris/temp"],
         "events show the mounted topic"
+    );
+    let checked: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::CheckAuthzComplete { topic, .. } => Some(topic.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !checked.is_empty() && checked.iter().all(|t| !t.starts_with("site/")),
+        "authorization reports the client's own topics: {checked:?}"
     );
     let mountpoint = events
         .iter()

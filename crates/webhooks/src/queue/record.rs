@@ -26,19 +26,27 @@ pub enum RecordError {
     Corrupt(String),
 }
 
-/// Appends `event`, with its own delivery id if it has one, to `out`.
+/// Appends `event`, with its own delivery id if it has one, to `out`: in format 1 when it
+/// fits (no client with the fields added since, no publisher's attributes), so a node of
+/// an earlier version sharing a cluster's work queue still reads it; else in format 2.
 ///
 /// # Errors
 /// Only if serialization fails, which would be a bug (every field serializes).
 pub fn encode(id: Option<MessageId>, event: &Event, out: &mut Vec<u8>) -> Result<(), RecordError> {
-    out.push(VERSION);
     let attrs = match &event.data {
         EventData::MessagePublish { message } => message.publisher.client_attrs.as_deref(),
         _ => None,
     };
-    let written = postcard::to_extend(&(id, event, attrs), std::mem::take(out))
-        .map_err(|e| RecordError::Corrupt(e.to_string()))?;
-    *out = written;
+    let fits_format_1 = attrs.is_none() && event.client().is_none_or(|c| c.fits_format_1());
+    let corrupt = |e: postcard::Error| RecordError::Corrupt(e.to_string());
+    let written = if fits_format_1 {
+        out.push(1);
+        reading_format_1(|| postcard::to_extend(&(id, event), std::mem::take(out)))
+    } else {
+        out.push(VERSION);
+        postcard::to_extend(&(id, event, attrs), std::mem::take(out))
+    };
+    *out = written.map_err(corrupt)?;
     Ok(())
 }
 
@@ -171,17 +179,42 @@ mod tests {
         assert!(decode(&[]).is_err());
     }
 
+    /// Every event kind as the previous version (format 1) wrote it, with the body it
+    /// rendered then (`tests/fixtures/format1/<n>.bin` and `.json`, written by that version's
+    /// own encoder).
     #[test]
-    fn an_event_written_in_format_1_reads_back() {
-        let event = sample(EventKind::ClientConnected, "n@h");
+    fn events_the_previous_version_wrote_read_back_and_render_the_same() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1");
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            let bytes = std::fs::read(dir.join(format!("{i}.bin"))).expect("fixture");
+            assert_eq!(bytes[0], 1, "format 1");
+            let then = std::fs::read_to_string(dir.join(format!("{i}.json"))).expect("fixture");
+            let (id, event) = decode(&bytes).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert_eq!(id, Some(MessageId(1000 + i as u128)));
+            assert_eq!(event.kind(), kind);
+            assert_eq!(body(&event), then, "{kind:?}");
+            // Written again as format 1 (nothing in it needs format 2), byte for byte.
+            let mut again = Vec::new();
+            encode(id, &event, &mut again).expect("encodes");
+            assert_eq!(again, bytes, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_event_with_the_new_fields_is_written_in_format_2() {
+        let mut event = sample(EventKind::ClientConnected, "n@h");
+        let EventData::ClientConnected { client } = &mut event.data else {
+            panic!("connected")
+        };
+        let mut superuser = (**client).clone();
+        superuser.is_superuser = true;
+        *client = Arc::new(superuser);
         let mut bytes = Vec::new();
         encode(None, &event, &mut bytes).expect("encodes");
-        // Format 1: the same, but for the client's last three fields and the attributes.
-        let mut v1 = bytes[..bytes.len() - 4].to_vec();
-        v1[0] = 1;
-        let (id, back) = decode(&v1).expect("format 1 decodes");
-        assert_eq!(id, None);
+        assert_eq!(bytes[0], 2);
+        let (_, back) = decode(&bytes).expect("decodes");
         assert_eq!(body(&back), body(&event));
+        assert!(back.client().is_some_and(|c| c.is_superuser), "kept");
     }
 
     #[test]
