@@ -20,6 +20,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(show, update, remove))
         .routes(routes!(events))
+        .routes(routes!(metrics))
 }
 
 /// Keys a rule's answer has that a request may send back; dropped from requests.
@@ -305,4 +306,51 @@ async fn events(_: Authenticated, State(state): State<AppState>) -> Json<Vec<Val
         })
         .collect();
     Json(events)
+}
+
+/// A rule's metrics with EMQX's keys, from the webhooks of the actions it names (this
+/// node's): what they matched, delivered and gave up. A webhook may be fed by several
+/// rules; each of them reports its counts.
+#[utoipa::path(get, path = "/rules/{id}/metrics", tag = "emqx",
+    params(("id" = String, Path, description = "Rule id")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "`{id, metrics, node_metrics: [{node, metrics}]}`", body = Object),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ))]
+async fn metrics(
+    _: Authenticated,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog = Catalog::load(&state).await?;
+    let rule = catalog.rules.get(&id).ok_or_else(not_found)?;
+    let webhooks: Vec<hookmq_webhooks::MetricsSnapshot> = rule
+        .actions
+        .iter()
+        .filter_map(|a| a.strip_prefix("http:"))
+        .filter_map(|a| state.engine.get(super::webhook_name(a)))
+        .map(|w| w.metrics)
+        .collect();
+    let sum = |f: fn(&hookmq_webhooks::MetricsSnapshot) -> u64| webhooks.iter().map(f).sum::<u64>();
+    let matched = webhooks.iter().map(|m| m.matched).max().unwrap_or(0);
+    let rate = |f: fn(&hookmq_webhooks::MetricsSnapshot) -> f64| {
+        let top = webhooks.iter().map(f).fold(0.0, f64::max);
+        (top * 100.0).round() / 100.0
+    };
+    let metrics = json!({
+        "matched": matched, "passed": matched, "failed": 0, "failed.exception": 0,
+        "failed.no_result": 0, "actions.total": sum(|m| m.matched),
+        "actions.success": sum(|m| m.success), "actions.failed": sum(|m| m.failed + m.dropped),
+        "actions.failed.out_of_service": sum(|m| m.dropped),
+        "actions.failed.unknown": sum(|m| m.failed), "actions.discarded": 0,
+        "matched.rate": rate(|m| m.rate), "matched.rate.max": rate(|m| m.rate_max),
+        "matched.rate.last5m": rate(|m| m.rate_last5m),
+    });
+    Ok(Json(json!({
+        "id": id,
+        "metrics": metrics,
+        "node_metrics": [{"node": state.engine.node(), "metrics": metrics}],
+    })))
 }

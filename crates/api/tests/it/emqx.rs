@@ -232,6 +232,20 @@ async fn connector_action_and_rule_make_a_webhook_that_delivers() {
     .await;
     assert!(metrics["node_metrics"][0]["metrics"]["dropped.queue_full"].is_number());
 
+    let rule_metrics = ok(
+        &node,
+        &token,
+        Method::GET,
+        &format!("/rules/{id}/metrics"),
+        None,
+    )
+    .await;
+    assert_eq!(rule_metrics["metrics"]["matched"], 2, "{rule_metrics}");
+    assert_eq!(
+        rule_metrics["metrics"]["actions.success"], 2,
+        "{rule_metrics}"
+    );
+
     // Deleting in the Webhook page's order: the action refuses while the rule names it.
     let (status, refused) = node
         .call(&token, Method::DELETE, "/actions/http:my_http_action", None)

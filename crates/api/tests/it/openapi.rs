@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 57] = [
+const ENDPOINTS: [&str; 58] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -68,6 +68,7 @@ const ENDPOINTS: [&str; 57] = [
     "POST /connectors_probe",
     "POST /actions_probe",
     "GET /rule_events",
+    "GET /rules/{id}/metrics",
 ];
 
 /// The endpoints that take no credentials.
