@@ -185,7 +185,10 @@ where
                 return Err(Close::Violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
             }
         }
-        let refusal = if too_many_levels(&message.topic, config.max_topic_levels) {
+        // A mounted topic past MQTT's 65,535 bytes could not be sent to anyone.
+        let refusal = if too_many_levels(&message.topic, config.max_topic_levels)
+            || message.topic.len() > usize::from(u16::MAX)
+        {
             self.shared
                 .stats
                 .publishes_refused
@@ -435,7 +438,14 @@ where
             if let Some(mountpoint) = &mountpoint {
                 request.filter = super::mount::filter(mountpoint, &request.filter);
             }
-            let Ok(parsed) = topic::parse_subscription(&request.filter) else {
+            let Ok(parsed) = topic::parse_subscription(&request.filter)
+                .map_err(drop)
+                .and_then(|parsed| {
+                    (request.filter.len() <= usize::from(u16::MAX))
+                        .then_some(parsed)
+                        .ok_or(())
+                })
+            else {
                 reason_codes.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             };
