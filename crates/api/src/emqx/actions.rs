@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Catalog, drop_shown, missing, name_of, now_ms,
+    Catalog, missing, name_of, now_ms,
     objects::{Action, HTTP},
-    probe, redacted, restore_secrets, status, webhook_name,
+    probe, read, redacted, restore_secrets, status, webhook_name,
 };
 use crate::{
     auth::Authenticated,
     error::{ApiError, ErrorBody},
-    json::{JsonBody, PathParams, QueryParams, from_value},
+    json::{JsonBody, PathParams, QueryParams},
     state::AppState,
 };
 
@@ -121,12 +121,9 @@ async fn list(
 async fn create(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(mut body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    drop_shown(&mut body, &SHOWN_ONLY);
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let mut action: Action = from_value(body)?;
-    action.check()?;
+    let mut action: Action = read(body, &SHOWN_ONLY)?;
     let _writing = state.emqx_writes.lock().await;
     let mut catalog = Catalog::load(&state).await?;
     if catalog.actions.contains_key(&action.name) {
@@ -195,9 +192,7 @@ async fn update(
         object.insert("type".into(), json!(HTTP));
         object.insert("name".into(), json!(current.name));
     }
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let mut action: Action = from_value(body)?;
-    action.check()?;
+    let mut action: Action = read(body, &SHOWN_ONLY)?;
     check_connector(&catalog, &action)?;
     restore_secrets(
         &mut action.parameters.headers,
@@ -366,11 +361,9 @@ async fn reset(
 async fn test(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(mut body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let action: Action = from_value(body)?;
-    action.check()?;
+    let action: Action = read(body, &SHOWN_ONLY)?;
     let catalog = Catalog::load(&state).await?;
     let Some(connector) = catalog.connectors.get(&action.connector) else {
         return Err(ApiError {

@@ -5,14 +5,14 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    Catalog, drop_shown, missing, name_of,
+    Catalog, missing, name_of,
     objects::{Connector, HTTP},
-    probe, redacted, restore_secrets, status,
+    probe, read, redacted, restore_secrets, status,
 };
 use crate::{
     auth::Authenticated,
     error::{ApiError, ErrorBody},
-    json::{JsonBody, PathParams, from_value},
+    json::{JsonBody, PathParams},
     state::AppState,
 };
 
@@ -101,17 +101,9 @@ async fn list(
 async fn create(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(mut body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let connector: Connector = from_value(body)?;
-    connector.check()?;
-    if !hookmq_webhooks::spec::valid_name(&connector.name) {
-        return Err(ApiError::bad_field(
-            "name",
-            "use letters, digits, - and _, starting with a letter or digit",
-        ));
-    }
+    let connector: Connector = read(body, &SHOWN_ONLY)?;
     let _writing = state.emqx_writes.lock().await;
     let mut catalog = Catalog::load(&state).await?;
     if catalog.connectors.contains_key(&connector.name) {
@@ -170,9 +162,7 @@ async fn update(
         object.insert("type".into(), json!(HTTP));
         object.insert("name".into(), json!(current.name));
     }
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let mut connector: Connector = from_value(body)?;
-    connector.check()?;
+    let mut connector: Connector = read(body, &SHOWN_ONLY)?;
     restore_secrets(&mut connector.headers, Some(&current.headers), "headers")?;
     catalog.put_connector(connector.clone());
     catalog.commit(&state).await?;
@@ -251,10 +241,8 @@ async fn enable(
 async fn test(
     _: Authenticated,
     State(state): State<AppState>,
-    JsonBody(mut body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
-    drop_shown(&mut body, &SHOWN_ONLY);
-    let connector: Connector = from_value(body)?;
-    connector.check()?;
+    let connector: Connector = read(body, &SHOWN_ONLY)?;
     probe(&state, &connector, None).await
 }

@@ -94,14 +94,21 @@ async fn probe(
     }
 }
 
-/// Drops from a request body the keys only answers have (EMQX's `filter_out_request_body`),
-/// so an object read with GET can be sent back with PUT.
-fn drop_shown(body: &mut serde_json::Value, keys: &[&str]) {
+/// A connector or action from a request body: the keys only answers have left out (EMQX's
+/// `filter_out_request_body`, so what GET gave can be sent back with PUT), then read and
+/// checked, naming the field at fault.
+fn read<T: DeserializeOwned + objects::Checked>(
+    mut body: serde_json::Value,
+    shown_only: &[&str],
+) -> Result<T, ApiError> {
     if let Some(object) = body.as_object_mut() {
-        for key in keys {
+        for key in shown_only {
             object.remove(*key);
         }
     }
+    let object: T = crate::json::from_value(body)?;
+    object.check()?;
+    Ok(object)
 }
 
 /// Now, in ms since the epoch.

@@ -353,9 +353,14 @@ pub(crate) fn duration_of(text: &str, field: &str) -> Result<std::time::Duration
     duration::parse(text).map_err(|reason| ApiError::bad_field(field, reason))
 }
 
-impl Connector {
+/// An object whose values are checked once it is read.
+pub(crate) trait Checked {
     /// Refuses values hookmq cannot use, naming the field.
-    pub(crate) fn check(&self) -> Result<(), ApiError> {
+    fn check(&self) -> Result<(), ApiError>;
+}
+
+impl Checked for Connector {
+    fn check(&self) -> Result<(), ApiError> {
         if !hookmq_webhooks::spec::valid_name(&self.name) {
             return Err(ApiError::bad_field("name", NAME_RULE));
         }
@@ -397,9 +402,8 @@ fn check_url(url: &str) -> Result<(), ApiError> {
 /// What a name may be.
 const NAME_RULE: &str = "use letters, digits, - and _, starting with a letter or digit";
 
-impl Action {
-    /// Refuses values hookmq cannot use, naming the field.
-    pub(crate) fn check(&self) -> Result<(), ApiError> {
+impl Checked for Action {
+    fn check(&self) -> Result<(), ApiError> {
         if !hookmq_webhooks::spec::valid_name(&self.name) {
             return Err(ApiError::bad_field("name", NAME_RULE));
         }

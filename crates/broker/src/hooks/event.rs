@@ -198,22 +198,14 @@ impl Event {
     /// `dropped`, the subscriber for `delivered`, `acked` and `delivery.dropped`).
     #[must_use]
     pub fn client_id(&self) -> &str {
-        match &self.data {
-            EventData::ClientConnected { client }
-            | EventData::ClientConnack { client, .. }
-            | EventData::ClientDisconnected { client, .. }
-            | EventData::CheckAuthnComplete { client, .. }
-            | EventData::CheckAuthzComplete { client, .. }
-            | EventData::SessionSubscribed { client, .. }
-            | EventData::SessionUnsubscribed { client, .. }
-            | EventData::MessageDelivered { client, .. }
-            | EventData::MessageAcked { client, .. }
-            | EventData::DeliveryDropped { client, .. } => &client.client_id,
-            EventData::MessagePublish { message } | EventData::MessageDropped { message, .. } => {
-                &message.publisher.client_id
-            }
+        match (&self.data, self.client()) {
+            (_, Some(client)) => &client.client_id,
+            (
+                EventData::MessagePublish { message } | EventData::MessageDropped { message, .. },
+                None,
+            ) => &message.publisher.client_id,
             // About no client: alarms take one lane, in order.
-            EventData::AlarmActivated { .. } | EventData::AlarmDeactivated { .. } => "",
+            _ => "",
         }
     }
 
