@@ -239,7 +239,14 @@ fn select(sources: &[String], wanted: Vec<String>) -> Result<Selection, String> 
 
 /// The SQL EMQX's Webhook page writes for `events` on `topics`.
 pub(crate) fn write(events: &[EventKind], topics: &[String]) -> String {
-    let quoted = |t: &str| format!("\"{t}\"");
+    // A topic holding the usual quote takes the other (SQL strings here have no escapes).
+    let quoted = |t: &str| {
+        if t.contains('"') {
+            format!("'{t}'")
+        } else {
+            format!("\"{t}\"")
+        }
+    };
     let mut sources = Vec::new();
     if events.contains(&EventKind::MessagePublish) {
         sources.extend(topics.iter().map(|t| quoted(t)));
@@ -252,7 +259,16 @@ pub(crate) fn write(events: &[EventKind], topics: &[String]) -> String {
         .iter()
         .any(|&k| k.is_message_event() && k != EventKind::MessagePublish);
     if filtered && topics.iter().any(|t| t != "#") {
-        let conditions: Vec<String> = topics.iter().map(|t| format!("topic =~ '{t}'")).collect();
+        let conditions: Vec<String> = topics
+            .iter()
+            .map(|t| {
+                if t.contains('\'') {
+                    format!("topic =~ \"{t}\"")
+                } else {
+                    format!("topic =~ '{t}'")
+                }
+            })
+            .collect();
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" or "));
     }
@@ -331,6 +347,10 @@ mod tests {
                 topics(&["a/1", "b"]),
             ),
             (vec![EventKind::MessageDropped], topics(&["x/#"])),
+            (
+                vec![EventKind::MessagePublish, EventKind::MessageAcked],
+                topics(&["it's", "say \"hi\""]),
+            ),
             (
                 vec![EventKind::ClientConnack, EventKind::SessionUnsubscribed],
                 topics(&["#"]),
