@@ -54,6 +54,15 @@ pub(crate) struct ClientView {
     connected_at: u64,
     /// Its subscriptions.
     subscriptions_cnt: usize,
+    /// Its user is a superuser (the password file's `:superuser`).
+    #[serde(default)]
+    is_superuser: bool,
+    /// Its attributes from `[mqtt] client_attrs_init`.
+    #[serde(default)]
+    client_attrs: std::collections::BTreeMap<String, String>,
+    /// The mountpoint of the listener it came through, null without one.
+    #[serde(default)]
+    mountpoint: Option<String>,
 }
 
 impl ClientView {
@@ -73,6 +82,13 @@ impl ClientView {
             expiry_interval: info.expiry_interval,
             connected_at: info.connected_at,
             subscriptions_cnt,
+            is_superuser: info.is_superuser,
+            client_attrs: info
+                .client_attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            mountpoint: info.mountpoint.as_deref().map(str::to_owned),
         }
     }
 }

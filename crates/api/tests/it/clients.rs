@@ -9,7 +9,7 @@ use rumqttc::v5::{
         v5::{Filter, RetainForwardRule},
     },
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{Node, eventually, start_node};
 
@@ -166,6 +166,15 @@ async fn clients_and_subscriptions() {
     let (status, one) = get(&node, &token, "/clients/sensor-1").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["subscriptions_cnt"], 2);
+    assert_eq!(
+        (
+            &one["is_superuser"],
+            &one["client_attrs"],
+            &one["mountpoint"]
+        ),
+        (&json!(false), &json!({}), &Value::Null),
+        "EMQX's identity fields: {one}"
+    );
     for (method, path) in [
         (Method::GET, "/clients/nobody"),
         (Method::DELETE, "/clients/nobody"),

@@ -87,6 +87,8 @@ export async function renderDetail(ctx) {
     ['Protocol', protocol(client.proto_ver)], ['Keepalive', `${client.keepalive} s`],
     ['Clean start', yesNo(client.clean_start)], ['Session expiry interval', `${client.expiry_interval ?? 0} s`],
     ['Connected at', time(client.connected_at)], ['Subscriptions', num(client.subscriptions_cnt)],
+    ['Superuser', yesNo(client.is_superuser)], ['Mountpoint', client.mountpoint ?? '—'],
+    ['Attributes', Object.entries(client.client_attrs ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—'],
   ];
   const subs = pagedTable({
     testid: 'client-subscriptions',
