@@ -21,6 +21,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, update, remove))
         .routes(routes!(events))
         .routes(routes!(metrics))
+        .routes(routes!(test))
 }
 
 /// Keys a rule's answer has that a request may send back; dropped from requests.
@@ -353,4 +354,73 @@ async fn metrics(
         "metrics": metrics,
         "node_metrics": [{"node": state.engine.node(), "metrics": metrics}],
     })))
+}
+
+/// `POST /rule_test` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RuleTest {
+    /// The event to try: `event_type` (`message_publish`, `client_connected`, ...) and its
+    /// columns (`topic` for message events).
+    #[schema(value_type = Object)]
+    context: serde_json::Map<String, Value>,
+    /// The rule's SQL.
+    sql: String,
+}
+
+/// Tries a rule's SQL on an event, as EMQX's SQL tester: the output (the event's columns
+/// with `event`), or 412 `NOT_MATCH` when the rule would not select it.
+#[utoipa::path(post, path = "/rule_test", tag = "emqx",
+    request_body = RuleTest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "What the rule selects from the event", body = Object),
+        (status = 400, description = "SQL hookmq cannot run, or an unknown event_type", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 412, description = "`NOT_MATCH`: the rule would not select this event", body = ErrorBody),
+    ))]
+async fn test(
+    _: Authenticated,
+    JsonBody(test): JsonBody<RuleTest>,
+) -> Result<Json<Value>, ApiError> {
+    let selection = sql::parse(&test.sql).map_err(|why| ApiError::bad_field("sql", why))?;
+    let named = test
+        .context
+        .get("event_type")
+        .and_then(Value::as_str)
+        .unwrap_or("message_publish");
+    let topic_form = format!("$events/{}", named.trim_start_matches("$events/"));
+    let kind = hookmq_broker::hooks::EventKind::ALL
+        .into_iter()
+        .find(|&k| {
+            sql::event_topic(k).map_or(topic_form == "$events/message_publish", |t| t == topic_form)
+        })
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "context.event_type",
+                format!("`{named}` is not an event hookmq sends"),
+            )
+        })?;
+    let topic = test
+        .context
+        .get("topic")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let selected = selection.events.contains(&kind)
+        && (!kind.is_message_event()
+            || selection
+                .topics
+                .iter()
+                .any(|filter| hookmq_codec::topic::matches(filter, topic)));
+    if !selected {
+        return Err(ApiError {
+            status: StatusCode::PRECONDITION_FAILED,
+            code: "NOT_MATCH",
+            ..ApiError::bad_request("SQL Not Match")
+        });
+    }
+    let mut output = test.context;
+    output.remove("event_type");
+    output.insert("event".into(), json!(kind.name()));
+    Ok(Json(Value::Object(output)))
 }

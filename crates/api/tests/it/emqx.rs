@@ -602,6 +602,34 @@ async fn what_hookmq_cannot_run_is_refused_as_emqx_refuses_it() {
     ok(&node, &token, Method::GET, "/webhooks/bystander", None).await;
     ok(&node, &token, Method::DELETE, "/webhooks/bystander", None).await;
 
+    // EMQX's SQL tester, with the body its dashboard sends.
+    let context = json!({"clientid": "c_emqx", "event_type": "message_publish",
+        "payload": "{\"msg\": \"hello\"}", "qos": 1, "topic": "t/a", "username": "u_emqx"});
+    let tried = ok(
+        &node,
+        &token,
+        Method::POST,
+        "/rule_test",
+        Some(json!({"context": context, "sql": "SELECT\n  *\nFROM\n  \"t/#\""})),
+    )
+    .await;
+    assert_eq!(
+        (tried["event"].as_str(), tried["topic"].as_str()),
+        (Some("message.publish"), Some("t/a"))
+    );
+    let (status, missed) = node
+        .call(
+            &token,
+            Method::POST,
+            "/rule_test",
+            Some(json!({"context": context, "sql": "SELECT * FROM \"other/#\""})),
+        )
+        .await;
+    assert_eq!(
+        (status, missed["code"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("NOT_MATCH"))
+    );
+
     // A rule may name an action made later, as in EMQX; the action then gets its events.
     ok(&node, &token, Method::POST, "/rules", Some(json!({
         "id": "early", "sql": "SELECT * FROM \"$events/session_subscribed\"", "actions": ["http:late"]

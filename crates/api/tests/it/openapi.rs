@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{Auth, receiver, start_node};
 
 /// Every endpoint, as `METHOD /path` under `/api/v5`.
-const ENDPOINTS: [&str; 58] = [
+const ENDPOINTS: [&str; 59] = [
     "POST /login",
     "POST /logout",
     "POST /users/{username}/change_pwd",
@@ -69,6 +69,7 @@ const ENDPOINTS: [&str; 58] = [
     "POST /actions_probe",
     "GET /rule_events",
     "GET /rules/{id}/metrics",
+    "POST /rule_test",
 ];
 
 /// The endpoints that take no credentials.
