@@ -276,6 +276,7 @@ try {
     await page.getByTestId('nav-alarms').click();
     await page.waitForURL(/\/alarms$/);
     const table = page.getByTestId('alarms-table');
+    // Refreshing the list until the alarm shows: hookmq checks webhooks once a second.
     for (let tries = 0; !(await table.getByText('action:http:nobody_home', { exact: true }).isVisible()); tries++) {
       expect(tries < 50, 'the alarm is listed');
       await page.getByRole('button', { name: 'Refresh', exact: true }).click();
@@ -290,6 +291,7 @@ try {
     await page.getByTestId('nav-alarms').click();
     await page.getByTestId('alarms-history').click();
     const history = page.getByTestId('alarms-table');
+    // As above: the alarm clears at the next check after the webhook goes.
     for (let tries = 0; !(await history.getByText('action:http:nobody_home', { exact: true }).isVisible()); tries++) {
       expect(tries < 50, 'the cleared alarm is in the history');
       await page.getByRole('button', { name: 'Refresh', exact: true }).click();

@@ -345,51 +345,7 @@ async fn accept<S: AsyncWrite + Unpin>(
         return None;
     }
 
-    let (authn, is_superuser) = if cert.login.is_some() {
-        (ReasonCode::SUCCESS, false)
-    } else {
-        authenticate(
-            shared,
-            connect.username.as_deref(),
-            connect.password.as_deref(),
-        )
-        .await
-    };
-    let client_attrs = client_attrs(shared, &connect, peer, cert);
-    let mountpoint = match super::mount::resolve(
-        &listener.mountpoint,
-        &connect.client_id,
-        connect.username.as_deref(),
-        &client_attrs,
-    ) {
-        Ok(mountpoint) => mountpoint,
-        Err(why) => {
-            tracing::debug!(%peer, client = %connect.client_id, why, "refused: its mountpoint");
-            refuse(shared, stream, &client, ReasonCode::NOT_AUTHORIZED).await;
-            return None;
-        }
-    };
-    let client = if is_superuser || !client_attrs.is_empty() || mountpoint.is_some() {
-        Arc::new(ClientInfo {
-            is_superuser,
-            client_attrs,
-            mountpoint,
-            ..(*client).clone()
-        })
-    } else {
-        client
-    };
-    shared.hooks.emit_with(EventKind::CheckAuthnComplete, || {
-        EventData::CheckAuthnComplete {
-            client: Arc::clone(&client),
-            reason_code: authn,
-            is_anonymous: connect.username.is_none(),
-        }
-    });
-    if authn != ReasonCode::SUCCESS {
-        refuse(shared, stream, &client, authn).await;
-        return None;
-    }
+    let client = identify(shared, &connect, (peer, listener, cert), client, stream).await?;
 
     if connect.clean_start {
         // A session handed from here and not yet had elsewhere is discarded with the rest.
@@ -572,6 +528,69 @@ async fn authenticate(
             }
         }
     }
+}
+
+/// Authenticates the client (reported as `client.check_authn_complete`) and completes what
+/// events say of it: `is_superuser`, its attributes, its listener's mountpoint. `None`:
+/// refused, with its CONNACK sent.
+async fn identify<S: AsyncWrite + Unpin>(
+    shared: &Arc<Shared>,
+    connect: &Connect,
+    (peer, listener, cert): (SocketAddr, &crate::config::ListenerConfig, &PeerCert),
+    client: Arc<ClientInfo>,
+    stream: &mut S,
+) -> Option<Arc<ClientInfo>> {
+    let (authn, is_superuser) = if cert.login.is_some() {
+        (ReasonCode::SUCCESS, false)
+    } else {
+        authenticate(
+            shared,
+            connect.username.as_deref(),
+            connect.password.as_deref(),
+        )
+        .await
+    };
+    let client_attrs = client_attrs(shared, connect, peer, cert);
+    let mut client = if is_superuser || !client_attrs.is_empty() {
+        Arc::new(ClientInfo {
+            is_superuser,
+            client_attrs,
+            ..(*client).clone()
+        })
+    } else {
+        client
+    };
+    shared.hooks.emit_with(EventKind::CheckAuthnComplete, || {
+        EventData::CheckAuthnComplete {
+            client: Arc::clone(&client),
+            reason_code: authn,
+            is_anonymous: connect.username.is_none(),
+        }
+    });
+    if authn != ReasonCode::SUCCESS {
+        refuse(shared, stream, &client, authn).await;
+        return None;
+    }
+    match super::mount::resolve(
+        &listener.mountpoint,
+        &connect.client_id,
+        connect.username.as_deref(),
+        &client.client_attrs,
+    ) {
+        Ok(None) => {}
+        Ok(mountpoint) => {
+            client = Arc::new(ClientInfo {
+                mountpoint,
+                ..(*client).clone()
+            });
+        }
+        Err(why) => {
+            tracing::debug!(%peer, client = %connect.client_id, why, "refused: its mountpoint");
+            refuse(shared, stream, &client, ReasonCode::NOT_AUTHORIZED).await;
+            return None;
+        }
+    }
+    Some(client)
 }
 
 /// The attributes `[mqtt] client_attrs_init` gives this client, in name order.
