@@ -231,6 +231,32 @@ try {
     await page.getByTestId(`webhook-row-${NAME}-copy`).waitFor({ state: 'detached' });
   });
 
+  await step('a second URL (failover) in Advanced settings: the details list both receivers', async () => {
+    await row().getByRole('link', { name: NAME, exact: true }).click();
+    await page.waitForURL(new RegExp(`/webhooks/detail/${NAME}$`));
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.waitForURL(new RegExp(`/webhooks/edit/${NAME}$`));
+    await page.getByTestId('webhook-advanced').locator('summary').click();
+    await page.getByTestId('adv-urls').fill(`${RECEIVER}/standby`);
+    await page.getByTestId('adv-url_strategy').selectOption('failover');
+    await page.getByRole('button', { name: 'Update', exact: true }).click();
+    await page.waitForURL(new RegExp(`/webhooks/detail/${NAME}$`));
+    const rows = page.getByTestId('receiver-row');
+    await page.getByTestId('receivers-card').waitFor({ state: 'visible' });
+    expect(await rows.count() === 2, `two receivers: ${await rows.count()}`);
+    expect((await rows.nth(1).textContent()).includes(`${RECEIVER}/standby`), 'the second URL is listed');
+    const before = Number((await rows.first().locator('td').nth(3).textContent()).replace(/[^0-9]/g, ''));
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', MQTT_PORT, '-t', 't/failover', '-m', 'to the first'], { encoding: 'utf8', timeout: 10_000 });
+    expect(pub.status === 0, `mosquitto_pub failed: ${pub.stderr || pub.error}`);
+    // Failover: the first URL answers, so it takes the events (its count rises, live).
+    await page.waitForFunction((count) => {
+      const cell = document.querySelectorAll('[data-testid="receiver-row"]')[0]?.querySelectorAll('td')[3];
+      return Number((cell?.textContent ?? '').replace(/[^0-9]/g, '')) > count;
+    }, before, { timeout: 15_000 });
+    await page.getByTestId('receivers-card').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(SHOTS, 'webhook-receivers.png'), fullPage: true });
+  });
+
   await step('disable it with the switch in the list', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Webhook', exact: true }).click();
     await page.waitForURL(/\/webhooks$/);

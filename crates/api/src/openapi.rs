@@ -111,6 +111,18 @@ pub(crate) enum MethodDoc {
     Delete,
 }
 
+/// How a webhook with several URLs shares its events: either way a client's events stay in
+/// order, and a lane whose receiver's circuit is open turns to the next one that answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+pub(crate) enum UrlStrategyDoc {
+    /// Lane i sends to URL i mod n: the load is shared (needs `max_inflight` ≥ the URLs).
+    RoundRobin,
+    /// Every lane sends to the first URL whose circuit is closed.
+    Failover,
+}
+
 /// How the MQTT payload is written in the body.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +229,13 @@ pub(crate) struct WebhookSpecDoc {
     method: Option<MethodDoc>,
     /// `http://` or `https://` URL; `${field}` allowed in path and query.
     url: String,
+    /// More receivers after `url` (at most 15), written the same way; each has its own
+    /// status and counters (`receivers`).
+    #[schema(nullable = false)]
+    urls: Option<Vec<String>>,
+    /// How events are shared among `url` and `urls` (default `round_robin`).
+    #[schema(nullable = false)]
+    url_strategy: Option<UrlStrategyDoc>,
     /// Request headers; values may hold `${field}`.
     #[schema(nullable = false)]
     headers: Option<BTreeMap<String, String>>,
@@ -302,8 +321,33 @@ pub(crate) struct WebhookStatusDoc {
     spec: WebhookSpecDoc,
     /// Its metrics now.
     metrics: MetricsDoc,
-    /// Its receiver's status.
+    /// Its status: its best receiver's (`disconnected` only when none answers).
     status: HealthDoc,
+    /// Each receiver, `url` first, then `urls`.
+    receivers: Vec<ReceiverDoc>,
+}
+
+/// One of a webhook's receivers. Its counters start at 0 when the node starts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReceiverDoc {
+    /// Its URL.
+    url: String,
+    /// The state.
+    state: HealthStateDoc,
+    /// Why the last failed attempt failed.
+    last_error: Option<String>,
+    /// Retryable failures in a row.
+    failures_in_a_row: u32,
+    /// Since when the state holds, ms since the epoch.
+    since: u64,
+    /// Lanes sending to it (an idle lane turns to another receiver when it next has events).
+    lanes: u64,
+    /// Requests settled (answered, failed or timed out).
+    requests: u64,
+    /// Of those, the ones not answered 2xx.
+    failed_requests: u64,
+    /// Events it took (answered 2xx).
+    delivered: u64,
 }
 
 /// What a webhook knows of its receiver.

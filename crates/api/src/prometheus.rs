@@ -322,6 +322,7 @@ fn webhook_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
         "Deliveries under way.",
         |w| w.metrics.inflight,
     );
+    receiver_series(out, webhooks);
     let name = "hookmq_webhook_latency_seconds";
     out.family(name, "histogram", "Request latency (to the answer).");
     let bucket = format!("{name}_bucket");
@@ -352,6 +353,51 @@ fn webhook_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
             &[("webhook", &w.spec.name)],
             latency.count,
         );
+    }
+}
+
+/// Each receiver of each webhook (`url`, `urls[0]`, ...), labelled by its field: the URL
+/// itself may carry a token.
+fn receiver_series(out: &mut Exposition, webhooks: &[WebhookStatus]) {
+    type ReceiverReader = fn(&hookmq_webhooks::ReceiverStatus) -> u64;
+    let series: [(&str, &str, &str, ReceiverReader); 4] = [
+        (
+            "hookmq_webhook_receiver_up",
+            "gauge",
+            "1 if the receiver answers (connected).",
+            |r| u64::from(r.status.state == hookmq_webhooks::health::State::Connected),
+        ),
+        (
+            "hookmq_webhook_receiver_requests_total",
+            "counter",
+            "Requests to the receiver settled since the node started.",
+            |r| r.requests,
+        ),
+        (
+            "hookmq_webhook_receiver_failed_requests_total",
+            "counter",
+            "Requests to the receiver not answered 2xx since the node started.",
+            |r| r.failed_requests,
+        ),
+        (
+            "hookmq_webhook_receiver_delivered_total",
+            "counter",
+            "Events the receiver took (answered 2xx) since the node started.",
+            |r| r.delivered,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        out.family(name, kind, help);
+        for w in webhooks {
+            let fields = w.spec.receiver_urls();
+            for ((field, _), receiver) in fields.iter().zip(&w.receivers) {
+                out.sample(
+                    name,
+                    &[("webhook", &w.spec.name), ("receiver", field)],
+                    value(receiver),
+                );
+            }
+        }
     }
 }
 

@@ -119,7 +119,8 @@ async fn show(
 }
 
 /// Replaces a webhook's definition (fields left out take their defaults; `******` keeps a
-/// stored secret). Its queue and metrics carry over. A webhook made through `/actions` is
+/// stored secret; `metrics`, `status` and `receivers`, as a GET shows them, are ignored).
+/// Its queue and metrics carry over. A webhook made through `/actions` is
 /// then shown there as `<name>_WH_D` (its EMQX-style objects are forgotten).
 #[utoipa::path(put, path = "/webhooks/{name}", tag = "webhooks",
     params(("name" = String, Path, description = "Webhook name")),
@@ -142,6 +143,10 @@ async fn update(
     let object = body
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
+    // What a GET shows besides the definition: left out, so a GET → PUT round trip works.
+    for shown_only in ["metrics", "status", "receivers"] {
+        object.remove(shown_only);
+    }
     match object.get("name") {
         None => {
             object.insert("name".into(), Value::String(name.clone()));

@@ -148,16 +148,16 @@ impl HttpClient {
             .retain(|(parked, _)| parked.elapsed() < POOL_IDLE_TIMEOUT);
     }
 
-    /// The most recently parked idle connection. One the receiver closed meanwhile fails at
-    /// its first request, which is then sent again on a fresh one.
-    pub(crate) fn take_idle(&self) -> Option<Pipe> {
+    /// The most recently parked idle connection to `uri`'s origin (a webhook with several
+    /// URLs parks connections to each). One the receiver closed meanwhile fails at its
+    /// first request, which is then sent again on a fresh one.
+    pub(crate) fn take_idle(&self, uri: &Uri) -> Option<Pipe> {
         let mut idle = self.idle.lock();
-        while let Some((parked, pipe)) = idle.pop() {
-            if parked.elapsed() < POOL_IDLE_TIMEOUT {
-                return Some(pipe);
-            }
-        }
-        None
+        idle.retain(|(parked, _)| parked.elapsed() < POOL_IDLE_TIMEOUT);
+        let newest = idle
+            .iter()
+            .rposition(|(_, pipe)| same_origin(&pipe.origin, uri))?;
+        Some(idle.remove(newest).1)
     }
 
     /// Keeps `pipe` for another lane, if there is room and it has nothing half-read.
@@ -213,6 +213,7 @@ impl HttpClient {
             .set_nodelay(true)
             .map_err(|e| SendError::Connection(e.to_string()))?;
         Ok(Pipe {
+            origin: Box::new(uri.clone()),
             stream,
             input: BytesMut::with_capacity(INPUT_CHUNK),
             answered: 0,
@@ -254,6 +255,11 @@ impl HttpClient {
             .await
             .map_err(|_| SendError::Connection(format!("connect timed out after {timeout:?}")))?
     }
+}
+
+/// Whether `a` and `b` have the same scheme and authority (a connection to one serves both).
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    a.scheme() == b.scheme() && a.authority() == b.authority()
 }
 
 /// One lane's way to the receiver for one request at a time: a connection of its own for
@@ -304,11 +310,14 @@ impl LaneSender {
         // A kept connection the receiver closed while idle fails without an answer; then
         // one fresh connection is tried.
         loop {
-            let (mut pipe, reused) =
-                match self.connection.take().or_else(|| self.client.take_idle()) {
-                    Some(pipe) => (pipe, true),
-                    None => (self.client.connect(&request.uri).await?, false),
-                };
+            let (mut pipe, reused) = match self
+                .connection
+                .take()
+                .or_else(|| self.client.take_idle(&request.uri))
+            {
+                Some(pipe) => (pipe, true),
+                None => (self.client.connect(&request.uri).await?, false),
+            };
             let result = match pipe.write(&out).await {
                 Ok(()) => pipe.next_answer().await,
                 Err(error) => Err(error),
@@ -333,6 +342,8 @@ impl LaneSender {
 /// An open HTTP/1.1 connection to the receiver, with what it has read and not yet parsed.
 #[derive(Debug)]
 pub(crate) struct Pipe {
+    /// Where it goes (the scheme and authority count); boxed, as a lane holds a pipe inline.
+    origin: Box<Uri>,
     stream: TcpStream,
     input: BytesMut,
     /// Answers taken off this connection so far.

@@ -62,6 +62,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Health {
     name: String,
+    /// The receiver's place in the webhook's URLs (0: `url`), for the logs.
+    receiver: usize,
     /// parking_lot mutex: a few fields, taken when an attempt fails or the state changes.
     inner: Mutex<Inner>,
     /// Connected with no failure since: an answered attempt changes nothing, so it does not
@@ -83,11 +85,12 @@ pub(crate) enum Permit {
 }
 
 impl Health {
-    /// A receiver not heard from yet.
+    /// Receiver `receiver` of webhook `name`, not heard from yet.
     #[must_use]
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, receiver: usize) -> Self {
         Self {
             name: name.to_owned(),
+            receiver,
             inner: Mutex::new(Inner {
                 state: State::Connecting,
                 since: now_ms(),
@@ -128,6 +131,18 @@ impl Health {
         }
     }
 
+    /// Whether a lane may turn to this receiver now: its circuit is closed, or a probe is
+    /// due (a lane that turns to it still asks for a [`Permit`]).
+    pub(crate) fn usable(&self) -> bool {
+        if self.steady.load(Ordering::Acquire) {
+            return true;
+        }
+        self.inner
+            .lock()
+            .next_probe
+            .is_none_or(|next| Instant::now() >= next)
+    }
+
     /// Resolves when the circuit closes (or at once if it is closed when polled first).
     pub(crate) async fn wait_closed(&self, at_most: Duration) {
         let closed = self.closed.notified();
@@ -149,7 +164,7 @@ impl Health {
             return;
         }
         if inner.next_probe.is_some() {
-            tracing::info!(webhook = %self.name, "receiver answers again: circuit closed");
+            tracing::info!(webhook = %self.name, receiver = self.receiver, "receiver answers again: circuit closed");
         }
         inner.state = State::Connected;
         inner.since = now_ms();
@@ -168,10 +183,10 @@ impl Health {
         match inner.state {
             State::Connecting => {}
             State::Disconnected if !circuit_open => {
-                tracing::info!(webhook = %self.name, "receiver reachable again");
+                tracing::info!(webhook = %self.name, receiver = self.receiver, "receiver reachable again");
             }
             State::Disconnected if idle => {
-                tracing::info!(webhook = %self.name, "receiver reachable and nothing waits: circuit closed");
+                tracing::info!(webhook = %self.name, receiver = self.receiver, "receiver reachable and nothing waits: circuit closed");
                 inner.in_a_row = 0;
                 inner.next_probe = None;
             }
@@ -193,7 +208,7 @@ impl Health {
         self.steady.store(false, Ordering::Release);
         error.clone_into(inner.last_error.get_or_insert_with(String::new));
         if inner.state != State::Disconnected {
-            tracing::warn!(webhook = %self.name, error, "receiver unreachable");
+            tracing::warn!(webhook = %self.name, receiver = self.receiver, error, "receiver unreachable");
             inner.state = State::Disconnected;
             inner.since = now_ms();
         }
@@ -211,7 +226,7 @@ impl Health {
         }
         if inner.next_probe.is_none() {
             tracing::warn!(
-                webhook = %self.name,
+                webhook = %self.name, receiver = self.receiver,
                 error,
                 failures = inner.in_a_row,
                 probe_every = ?interval,
@@ -232,7 +247,7 @@ mod tests {
 
     #[test]
     fn failures_in_a_row_open_the_circuit_and_an_answer_closes_it() {
-        let health = Health::new("w");
+        let health = Health::new("w", 0);
         let interval = Duration::from_secs(60);
         assert_eq!(health.snapshot().state, State::Connecting);
         health.answered();
@@ -257,7 +272,7 @@ mod tests {
 
     #[test]
     fn one_lane_probes_per_interval() {
-        let health = Health::new("w");
+        let health = Health::new("w", 0);
         for _ in 0..OPEN_AFTER {
             health.failed("down", Duration::ZERO);
         }

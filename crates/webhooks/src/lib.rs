@@ -22,8 +22,10 @@
 //! - [`sign`]: Standard Webhooks signatures; [`seal`]: secrets sealed at rest.
 //! - [`metrics`]: counters, rates and latency per webhook.
 //! - [`attempts`]: the last attempts per webhook (answer or error, latency).
-//! - [`health`]: the receiver's status from the webhook's own attempts, and the circuit
+//! - [`health`]: a receiver's status from the webhook's own attempts, and the circuit
 //!   that stops lanes hammering a receiver that keeps failing.
+//! - [`receivers`]: a webhook's URLs (`url`, `urls`), each with its health and counters,
+//!   and which one each lane sends to (`url_strategy`: round robin or failover).
 //! - `webhook`: one running webhook, and the hook sink the broker calls inline with each run
 //!   of a connection's events (match, then one lock and one wake-up per lane).
 //! - [`store`]: each webhook's directory under the data directory (saved spec, counters,
@@ -45,6 +47,7 @@ pub mod engine;
 pub mod health;
 pub mod metrics;
 pub mod queue;
+pub mod receivers;
 pub mod render;
 pub mod samples;
 pub mod seal;
@@ -61,4 +64,5 @@ pub use engine::{
     WebhookEngine, WebhookStatus,
 };
 pub use metrics::MetricsSnapshot;
+pub use receivers::ReceiverStatus;
 pub use spec::{SpecError, WebhookSpec};

@@ -205,14 +205,6 @@ impl Metrics {
     pub(crate) fn retried(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
     }
-    /// Attempts settled so far (delivered, failed, retried or answered late): the health
-    /// check looks at the receiver itself only while this stands still.
-    pub(crate) fn attempts_settled(&self) -> u64 {
-        self.success.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-            + self.retried.load(Ordering::Relaxed)
-            + self.late_reply.load(Ordering::Relaxed)
-    }
 
     /// Events in flight now.
     pub(crate) fn in_flight(&self) -> u64 {

@@ -24,9 +24,9 @@ use crate::{
     delivery::{Stop, run_lane},
     egress::Egress,
     engine::EngineError,
-    health::Health,
     metrics::{BufferState, Metrics, failure},
     queue::{ClusterQueue, DiskQueue, Journal, MemoryQueue, Queue, Queued, lane_of, record},
+    receivers::Receivers,
     render::Renderer,
     sign::Signer,
     spec::{Buffer, SpecError, WebhookSpec},
@@ -296,8 +296,9 @@ pub(crate) struct Webhook {
     dead_letter_writer: Arc<Notify>,
     /// Shared with the webhook's earlier versions, so an update keeps the counts.
     pub(crate) metrics: Arc<Metrics>,
-    /// The receiver's status and circuit (shared with earlier versions too).
-    pub(crate) health: Arc<Health>,
+    /// The receivers (`url`, `urls`), each with its status, circuit and counters (shared
+    /// with earlier versions that had the same URL in the same place).
+    pub(crate) receivers: Receivers,
     /// The last attempts (shared with earlier versions too).
     pub(crate) attempts: Arc<AttemptLog>,
     /// Round-robin cursor for unordered webhooks.
@@ -363,10 +364,7 @@ impl Webhook {
         };
         let (queue, journal, recovered) = plan_queue(&spec, previous, files, cluster, &ids)?;
         let attempts = previous.map_or_else(Arc::default, |old| Arc::clone(&old.attempts));
-        let health = previous.map_or_else(
-            || Arc::new(Health::new(&spec.name)),
-            |old| Arc::clone(&old.health),
-        );
+        let receivers = Receivers::new(&spec, previous.map(|old| &old.receivers));
         let metrics = match previous {
             Some(old) => Arc::clone(&old.metrics),
             None => Arc::new(
@@ -387,7 +385,7 @@ impl Webhook {
             dead_letters,
             dead_letter_writer: Arc::clone(dead_letter_writer),
             metrics,
-            health,
+            receivers,
             attempts,
             next_lane: std::sync::atomic::AtomicUsize::new(0),
             stop: Stop {
@@ -542,31 +540,38 @@ impl Webhook {
     }
 }
 
-/// At start, then every `health_check_interval` in which no attempt was settled, checks
-/// that the receiver accepts connections (as EMQX's connector health check), so the status
-/// shown is true while no event flows. Deliveries tell the status themselves. Ends with the
-/// webhook's version (a disabled webhook has none running: nothing is checked or logged).
+/// At start, then every `health_check_interval` in which no request to it was settled,
+/// checks that each receiver accepts connections (as EMQX's connector health check), so the
+/// status shown is true while no event flows to it. Deliveries tell the status themselves.
+/// Ends with the webhook's version (a disabled webhook has none running: nothing is checked
+/// or logged).
 async fn check_health(webhook: Arc<Webhook>, stop: Stop) {
     let interval = webhook.spec.health_check_interval;
-    let Ok(origin) = webhook.renderer.origin() else {
+    let Ok(origins) = (0..webhook.receivers.len())
+        .map(|receiver| webhook.renderer.origin(receiver))
+        .collect::<Result<Vec<_>, _>>()
+    else {
         return;
     };
-    let mut settled_before = None;
+    let mut settled_before: Vec<Option<u64>> = vec![None; origins.len()];
     loop {
-        let settled = webhook.metrics.attempts_settled();
-        if settled_before.is_none_or(|before| before == settled) {
-            let reached = tokio::select! {
-                () = stop.now.cancelled() => return,
-                reached = webhook.client.reach(&origin) => reached,
-            };
-            match reached {
-                Ok(()) => webhook
-                    .health
-                    .reachable(webhook.queue.is_empty() && webhook.metrics.in_flight() == 0),
-                Err(error) => webhook.health.unreachable(&error.to_string()),
+        for (index, origin) in origins.iter().enumerate() {
+            let receiver = webhook.receivers.get(index);
+            let settled = receiver.requests();
+            if settled_before[index].is_none_or(|before| before == settled) {
+                let reached = tokio::select! {
+                    () = stop.now.cancelled() => return,
+                    reached = webhook.client.reach(origin) => reached,
+                };
+                match reached {
+                    Ok(()) => receiver
+                        .health
+                        .reachable(webhook.queue.is_empty() && webhook.metrics.in_flight() == 0),
+                    Err(error) => receiver.health.unreachable(&error.to_string()),
+                }
             }
+            settled_before[index] = Some(settled);
         }
-        settled_before = Some(settled);
         tokio::select! {
             () = stop.now.cancelled() => return,
             () = stop.finish.cancelled() => return,

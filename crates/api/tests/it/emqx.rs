@@ -486,10 +486,8 @@ async fn a_webhook_is_shown_as_the_webhook_pages_objects_and_changes_through_the
     )
     .await;
     assert_eq!(action["enable"], false, "{action}");
+    // A GET → PUT round trip: what only a GET shows (metrics, status, receivers) is ignored.
     let mut spec = ok(&node, &token, Method::GET, "/webhooks/native", None).await;
-    for key in ["metrics", "status"] {
-        spec.as_object_mut().expect("object").remove(key);
-    }
     spec["topics"] = json!(["c/#"]);
     spec["enable"] = json!(true);
     ok(&node, &token, Method::PUT, "/webhooks/native", Some(spec)).await;

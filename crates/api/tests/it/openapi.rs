@@ -225,8 +225,13 @@ async fn the_document_matches_the_routes() {
     let mut spec_fields = keys(&webhook);
     assert!(spec_fields.remove("metrics"));
     assert!(spec_fields.remove("status"));
+    assert!(spec_fields.remove("receivers"));
     assert_eq!(spec_fields, properties(&document, "WebhookSpecDoc"));
     assert_eq!(keys(&webhook["status"]), properties(&document, "HealthDoc"));
+    assert_eq!(
+        keys(&webhook["receivers"][0]),
+        properties(&document, "ReceiverDoc")
+    );
     assert_eq!(
         keys(&webhook["metrics"]),
         properties(&document, "MetricsDoc")

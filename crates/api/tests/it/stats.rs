@@ -208,6 +208,12 @@ async fn stats_metrics_nodes_and_prometheus() {
             "{name}"
         );
     }
+    let first = [("webhook", "w1"), ("receiver", "url")];
+    assert!((value(&samples, "hookmq_webhook_receiver_up", &first) - 1.0).abs() < f64::EPSILON);
+    assert!(
+        (value(&samples, "hookmq_webhook_receiver_delivered_total", &first) - 1.0).abs()
+            < f64::EPSILON
+    );
     let full = value(
         &samples,
         "hookmq_webhook_dropped_total",

@@ -24,7 +24,7 @@ pub(crate) enum WebhookAction {
         name: String,
     },
     /// Create a webhook from a JSON file (the API's fields) or from flags.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Delete a webhook.
     Delete {
         /// The webhook's name.
@@ -63,7 +63,7 @@ pub(crate) enum WebhookAction {
 pub(crate) struct CreateArgs {
     /// JSON file with the webhook (`-` for standard input), e.g.
     /// {"name":"my_webhook","url":"http://localhost:5000"}.
-    #[arg(long, short, conflicts_with_all = ["name", "url", "events", "topics", "method", "description", "header", "body", "disabled"])]
+    #[arg(long, short, conflicts_with_all = ["name", "url", "urls", "url_strategy", "events", "topics", "method", "description", "header", "body", "disabled"])]
     file: Option<PathBuf>,
     /// Unique name: letters, digits, - and _.
     #[arg(long, required_unless_present = "file")]
@@ -71,6 +71,12 @@ pub(crate) struct CreateArgs {
     /// Receiver URL, http:// or https://.
     #[arg(long, required_unless_present = "file")]
     url: Option<String>,
+    /// More receiver URLs after --url, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    urls: Vec<String>,
+    /// How events are shared among the URLs: round_robin (default) or failover.
+    #[arg(long)]
+    url_strategy: Option<String>,
     /// Events, comma-separated (default: all), e.g. message.publish,client.connected.
     #[arg(long, value_delimiter = ',')]
     events: Vec<String>,
@@ -116,6 +122,12 @@ impl CreateArgs {
         };
         put("name", json!(self.name));
         put("url", json!(self.url));
+        if !self.urls.is_empty() {
+            put("urls", json!(self.urls));
+        }
+        if let Some(strategy) = self.url_strategy {
+            put("url_strategy", json!(strategy.to_lowercase()));
+        }
         if !self.events.is_empty() {
             put("events", json!(self.events));
         }
@@ -267,7 +279,7 @@ fn list_table(list: &Value) -> String {
                 cell(&w["enable"]),
                 status,
                 cell(&w["method"]).to_uppercase(),
-                cell(&w["url"]),
+                url_cell(w),
                 cell(&w["events"]),
                 cell(&m["success"]),
                 cell(&m["failed"]),
@@ -284,6 +296,15 @@ fn list_table(list: &Value) -> String {
         ],
         &rows,
     )
+}
+
+/// A webhook's URL, with how many more it has.
+fn url_cell(webhook: &Value) -> String {
+    let url = cell(&webhook["url"]);
+    match webhook["urls"].as_array().map(Vec::len) {
+        Some(more) if more > 0 => format!("{url} (+{more})"),
+        _ => url,
+    }
 }
 
 /// Attempts as a table.
@@ -334,7 +355,8 @@ fn details(webhook: &Value) -> String {
             object
                 .iter()
                 .filter(|(k, _)| {
-                    !["metrics", "status"].contains(&k.as_str()) && !FIRST.contains(&k.as_str())
+                    !["metrics", "status", "receivers"].contains(&k.as_str())
+                        && !FIRST.contains(&k.as_str())
                 })
                 .map(|(k, v)| (k.clone(), cell(v))),
         );
@@ -367,6 +389,22 @@ fn details(webhook: &Value) -> String {
     items.push(("status".into(), cell(&webhook["status"]["state"])));
     if let Some(error) = webhook["status"]["last_error"].as_str() {
         items.push(("status.last_error".into(), error.to_owned()));
+    }
+    let receivers = webhook["receivers"].as_array().map(Vec::as_slice);
+    for (i, receiver) in receivers.unwrap_or_default().iter().enumerate() {
+        let mut line = format!(
+            "{} {}: {} delivered, {} of {} requests failed, {} lanes",
+            cell(&receiver["url"]),
+            cell(&receiver["state"]),
+            cell(&receiver["delivered"]),
+            cell(&receiver["failed_requests"]),
+            cell(&receiver["requests"]),
+            cell(&receiver["lanes"]),
+        );
+        if let Some(error) = receiver["last_error"].as_str() {
+            line.push_str(&format!(" (last error: {error})"));
+        }
+        items.push((format!("receivers[{i}]"), line));
     }
     if let Some(failure) = m["last_failures"].as_array().and_then(|f| f.first()) {
         items.push(("metrics.last_failure".into(), cell(&failure["reason"])));

@@ -152,6 +152,10 @@ async fn ctl_manages_webhooks_and_clients() {
             "w1",
             "--url",
             &url,
+            "--urls",
+            &format!("{url}2"),
+            "--url-strategy",
+            "failover",
             "--events",
             "message.publish,client.connected",
             "--description",
@@ -179,7 +183,7 @@ async fn ctl_manages_webhooks_and_clients() {
     assert_eq!(lines.len(), 3, "{list}");
     assert!(lines[0].starts_with("NAME "), "{list}");
     assert!(
-        lines[1].starts_with("w1 ") && lines[1].contains(&url),
+        lines[1].starts_with("w1 ") && lines[1].contains(&format!("{url} (+1)")),
         "{list}"
     );
     assert!(
@@ -205,6 +209,16 @@ async fn ctl_manages_webhooks_and_clients() {
         "{show}"
     );
     assert!(show.contains("metrics.success:"), "{show}");
+    assert!(
+        show.contains("url_strategy:") && show.contains("failover"),
+        "{show}"
+    );
+    assert!(
+        show.lines().any(|line| line.starts_with("receivers[1]:")
+            && line.contains(&format!(" {url}2 "))
+            && line.contains(": 0 delivered, 0 of 0 requests failed")),
+        "each receiver's status: {show}"
+    );
     let shown: Value = serde_json::from_str(&ok(&ctl(&["--json", "webhooks", "show", "w1"], &env)))
         .expect("--json prints JSON");
     assert_eq!(shown["name"], "w1");

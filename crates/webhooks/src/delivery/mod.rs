@@ -19,6 +19,7 @@
 //! close`, a request limit) sends its unanswered requests again on a fresh connection,
 //! without costing a retry: that connection made progress, so this cannot loop.
 
+mod prepare;
 pub mod retry;
 
 use std::{
@@ -28,7 +29,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use hookmq_broker::message::{MessageId, now_ms};
+use hookmq_broker::message::now_ms;
 use http::{HeaderMap, Uri};
 use tokio_util::sync::CancellationToken;
 
@@ -37,12 +38,12 @@ use crate::{
     health::Permit,
     metrics::Metrics,
     queue::Queued,
-    render::RenderedRequest,
-    sign::delivery_headers,
-    spec::BatchFormat,
+    receivers::Seat,
+    render::{RenderError, RenderedRequest},
     webhook::Webhook,
     wire,
 };
+use prepare::{drop_expired, expired, prepare};
 use retry::Verdict;
 
 /// Counts events as in flight while it lives: from when a lane takes them until they are
@@ -94,7 +95,10 @@ struct Flight {
     _inflight: InFlight,
 }
 
-/// How a lane reaches the receiver.
+/// How a lane reaches its receiver.
+// One per lane, held for the lane's life: its size costs nothing, boxing would cost a
+// pointer chase per request.
+#[allow(clippy::large_enum_variant)]
 enum Transport {
     /// `http`: the lane's own connection, pipelined.
     Pipelined {
@@ -108,10 +112,27 @@ enum Transport {
     Pooled(Box<LaneSender>),
 }
 
+/// How a lane reaches receiver `index`: its own connection (`http`), or the pooled client.
+fn transport(webhook: &Webhook, index: usize) -> Result<Transport, RenderError> {
+    if webhook.renderer.https(index) {
+        return Ok(Transport::Pooled(Box::new(webhook.client.lane())));
+    }
+    Ok(Transport::Pipelined {
+        origin: webhook.renderer.origin(index)?,
+        pipe: None,
+        out: BytesMut::new(),
+    })
+}
+
 /// One lane's worker: its window and its transport.
 struct Lane {
     webhook: Arc<Webhook>,
     lane: usize,
+    /// The receiver it sends to (see [`crate::receivers`]).
+    seat: Seat,
+    /// Another receiver is wanted: the lane takes no more events until its window has
+    /// drained, then turns to it.
+    leaving: bool,
     transport: Transport,
     /// Prepared (and, on `http`, sent or encoded) and not yet answered, oldest first.
     window: VecDeque<Flight>,
@@ -157,22 +178,17 @@ pub(crate) struct Stop {
 /// Runs one lane until the webhook stops or its queue closes.
 pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
     let webhook_metrics = Arc::clone(&webhook.metrics);
-    let transport = if webhook.renderer.https() {
-        Transport::Pooled(Box::new(webhook.client.lane()))
-    } else {
-        match webhook.renderer.origin() {
-            Ok(origin) => Transport::Pipelined {
-                origin,
-                pipe: None,
-                out: BytesMut::new(),
-            },
-            Err(error) => {
-                tracing::error!(webhook = %webhook.spec.name, %error, "lane not started");
-                return;
-            }
+    let home = webhook.receivers.home(lane);
+    let transport = match transport(&webhook, home) {
+        Ok(transport) => transport,
+        Err(error) => {
+            tracing::error!(webhook = %webhook.spec.name, %error, "lane not started");
+            return;
         }
     };
     let mut this = Lane {
+        seat: webhook.receivers.seat(home),
+        leaving: false,
         webhook,
         lane,
         transport,
@@ -186,15 +202,16 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
         took_at: None,
     };
     loop {
+        this.steer();
         let finishing = stop.finish.is_cancelled();
         // Finishing, a disk or cluster buffer keeps what waits (for the next start, or for
         // the other nodes): only a memory buffer goes on taking.
         this.taking = !finishing
             || (this.webhook.journal.is_none() && this.webhook.queue.as_cluster().is_none());
-        if this.taking {
-            this.fill(finishing);
-        } else {
+        if !this.taking {
             this.unform();
+        } else if !this.leaving {
+            this.fill(finishing);
         }
         if this.window.is_empty() {
             // Out of work: the connection goes to the idle ones for whichever lane needs one.
@@ -221,20 +238,25 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
         }
         if this.has_unsent()
             && let Permit::Wait(wait) = this
-                .webhook
+                .seat
+                .receiver()
                 .health
                 .permit(this.webhook.spec.health_check_interval)
         {
-            // The circuit is open and another lane probes: nothing goes out until it closes.
+            // The circuit is open and another lane probes: nothing goes out to this receiver
+            // until it closes (another usable receiver takes the lane's events meanwhile).
             this.go_back();
             if stop.finish.is_cancelled() {
                 return;
+            }
+            if this.elsewhere() {
+                continue;
             }
             tokio::select! {
                 biased;
                 () = stop.now.cancelled() => return,
                 () = stop.finish.cancelled() => {}
-                () = this.webhook.health.wait_closed(wait) => {}
+                () = this.seat.receiver().health.wait_closed(wait) => {}
             }
             continue;
         }
@@ -256,6 +278,10 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
                 // Finishing: what went back waits on disk for the next start.
                 return;
             }
+            if this.elsewhere() {
+                // This receiver's circuit opened and another takes over: no reason to wait.
+                continue;
+            }
             tokio::select! {
                 biased;
                 () = stop.now.cancelled() => return,
@@ -263,138 +289,6 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
             }
         }
     }
-}
-
-/// Renders `items` (one event, or a batch) into a request with its delivery headers; an
-/// event's id is made at its first attempt if the queue gave none, and kept for the next
-/// ones (a batch goes by its first event's). An event that does not render is given up (a
-/// dead letter, to replay once the webhook is fixed).
-fn prepare(
-    webhook: &Webhook,
-    mut items: Vec<Queued>,
-    inflight: &mut InFlight,
-) -> Option<(Vec<Queued>, RenderedRequest, HeaderMap)> {
-    for item in &mut items {
-        item.id.get_or_insert_with(|| webhook.ids.next_id());
-    }
-    let rendered = if let [item] = items.as_slice()
-        && webhook.spec.batch.max_events == 1
-    {
-        webhook.renderer.render(&item.event)
-    } else {
-        let (body, rendered) = batch_body(webhook, items, inflight);
-        items = rendered;
-        if items.is_empty() {
-            return None;
-        }
-        webhook.renderer.batch(body, webhook.spec.batch.format)
-    };
-    match rendered {
-        Ok(request) => {
-            let id = request_id(&items).unwrap_or_else(|| webhook.ids.next_id());
-            let headers = delivery_headers(webhook.signer.as_ref(), id, &request.body);
-            Some((items, request, headers))
-        }
-        Err(error) => {
-            for item in items {
-                inflight.release_one();
-                webhook.give_up(item, None, error.to_string(), &[]);
-            }
-            None
-        }
-    }
-}
-
-/// The body of a batch of `items`: each event rendered as alone, joined as
-/// `batch.format` says, written into one buffer; with the items that rendered (one that
-/// does not is given up).
-fn batch_body(
-    webhook: &Webhook,
-    items: Vec<Queued>,
-    inflight: &mut InFlight,
-) -> (Vec<u8>, Vec<Queued>) {
-    // About the size of a default body, so the buffer rarely grows.
-    const GUESS: usize = 512;
-    let format = webhook.spec.batch.format;
-    let mut body = Vec::with_capacity(items.len() * GUESS + 2);
-    let mut rendered = Vec::with_capacity(items.len());
-    if format == BatchFormat::JsonArray {
-        body.push(b'[');
-    }
-    for item in items {
-        let before = body.len();
-        if format == BatchFormat::JsonArray && !rendered.is_empty() {
-            body.push(b',');
-        }
-        match webhook.renderer.append_body(&item.event, &mut body) {
-            Ok(()) => {
-                if format == BatchFormat::Ndjson {
-                    body.push(b'\n');
-                }
-                rendered.push(item);
-            }
-            Err(error) => {
-                body.truncate(before);
-                inflight.release_one();
-                webhook.give_up(item, None, error.to_string(), &[]);
-            }
-        }
-    }
-    if format == BatchFormat::JsonArray {
-        body.push(b']');
-    }
-    (body, rendered)
-}
-
-/// The `webhook-id` of a request carrying `items` (each has its id by now): one event's own
-/// id, or for a batch one made from all of theirs, so a batch sent again with other
-/// events (a retry takes what the lane holds then) is told apart from the first, and the
-/// same batch again keeps its id.
-fn request_id(items: &[Queued]) -> Option<MessageId> {
-    match items {
-        [] => None,
-        [item] => item.id,
-        _ => {
-            // FNV-1a over the ids, 128 bits.
-            let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-            for id in items.iter().filter_map(|item| item.id) {
-                for byte in id.0.to_be_bytes() {
-                    hash ^= u128::from(byte);
-                    hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
-                }
-            }
-            Some(MessageId(hash))
-        }
-    }
-}
-
-/// Whether `item` is older than the webhook's `request_ttl` (never, without one): counted
-/// from when its event happened, or from when it was queued again by hand (a replayed dead
-/// letter), whichever is later.
-fn expired(webhook: &Webhook, item: &Queued) -> bool {
-    webhook.spec.request_ttl.is_some_and(|ttl| {
-        let since = item.event.timestamp.max(item.requeued_at);
-        Duration::from_millis(now_ms().saturating_sub(since)) > ttl
-    })
-}
-
-/// Leaves out the items older than `request_ttl`: they are not sent, but dropped and
-/// counted in `dropped.expired` (out of flight first, so the counts always add up).
-fn drop_expired(webhook: &Webhook, items: Vec<Queued>, inflight: &mut InFlight) -> Vec<Queued> {
-    if webhook.spec.request_ttl.is_none() {
-        return items;
-    }
-    let mut kept = Vec::with_capacity(items.len());
-    for item in items {
-        if expired(webhook, &item) {
-            inflight.release_one();
-            webhook.metrics.expired();
-            webhook.queue.settle(&item);
-        } else {
-            kept.push(item);
-        }
-    }
-    kept
 }
 
 /// Sleeps until `due`, or forever if none.
@@ -406,13 +300,49 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 }
 
 impl Lane {
+    /// Whether the lane should send to another receiver than its own now.
+    fn elsewhere(&self) -> bool {
+        self.webhook.receivers.preferred(self.lane) != self.seat.index()
+    }
+
+    /// Turns to the receiver the lane should send to now, once nothing is in flight; until
+    /// then it takes no more events (`leaving`), so what it sent is settled where it went.
+    fn steer(&mut self) {
+        let receivers = &self.webhook.receivers;
+        if receivers.len() == 1 {
+            return;
+        }
+        let wanted = receivers.preferred(self.lane);
+        self.leaving = wanted != self.seat.index();
+        if !self.leaving || !self.window.is_empty() {
+            return;
+        }
+        let Ok(transport) = transport(&self.webhook, wanted) else {
+            // Not reachable (the spec's validation prevents it): the lane stays.
+            self.leaving = false;
+            return;
+        };
+        tracing::debug!(
+            webhook = %self.webhook.spec.name,
+            lane = self.lane,
+            from = self.seat.index(),
+            to = wanted,
+            "lane turns to another receiver"
+        );
+        let seat = receivers.seat(wanted);
+        self.park();
+        self.transport = transport;
+        self.seat = seat;
+        self.leaving = false;
+    }
+
     /// Takes events from the queue into the window, prepared (and on `http` encoded), up to
     /// the room the transport has. `finishing`: a batch filling goes out now.
     fn fill(&mut self, finishing: bool) {
-        if let Transport::Pipelined { pipe, .. } = &mut self.transport
+        if let Transport::Pipelined { pipe, origin, .. } = &mut self.transport
             && pipe.is_none()
         {
-            *pipe = self.webhook.client.take_idle();
+            *pipe = self.webhook.client.take_idle(origin);
         }
         let room = self.room();
         let mut now = None;
@@ -423,7 +353,9 @@ impl Lane {
             };
             let webhook = &self.webhook;
             let items = drop_expired(webhook, items, &mut inflight);
-            let Some((items, request, headers)) = prepare(webhook, items, &mut inflight) else {
+            let Some((items, request, headers)) =
+                prepare(webhook, items, &mut inflight, self.seat.index())
+            else {
                 continue;
             };
             let request = match &mut self.transport {
@@ -536,7 +468,7 @@ impl Lane {
             let result = sender.send(&request, headers).await;
             return Ok(self.settle(result));
         }
-        let room_left = self.taking && self.window.len() < self.room();
+        let room_left = self.taking && !self.leaving && self.window.len() < self.room();
         let linger = room_left && self.lingering();
         let due = self.forming.due.filter(|_| room_left);
         let Self {
@@ -617,13 +549,15 @@ impl Lane {
             ),
             Err(error) => (None, Some(error.to_string())),
         };
+        let receiver = self.seat.receiver();
         if retry::reached(&result) {
-            webhook.health.answered();
+            receiver.health.answered();
         } else if let Some(error) = &error {
-            webhook
+            receiver
                 .health
                 .failed(error, webhook.spec.health_check_interval);
         }
+        receiver.settled(error.is_none(), items.len());
         let latency_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
         if let Some(first) = items.first() {
             webhook.attempts.record(
@@ -711,34 +645,5 @@ impl Lane {
                 self.webhook.queue.put_back(self.lane, item);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::samples::sample;
-
-    fn item(id: u128) -> Queued {
-        Queued {
-            id: Some(MessageId(id)),
-            ..Queued::new(Arc::new(sample(
-                hookmq_broker::hooks::EventKind::MessagePublish,
-                "n@h",
-            )))
-        }
-    }
-
-    #[test]
-    fn a_batch_is_named_by_all_its_events() {
-        let (a, b, c) = (item(1), item(2), item(3));
-        assert_eq!(request_id(std::slice::from_ref(&a)), Some(MessageId(1)));
-        let ab = request_id(&[a.clone(), b.clone()]);
-        assert_eq!(ab, request_id(&[item(1), item(2)]), "the same batch again");
-        assert_ne!(ab, request_id(&[a.clone(), b, c]), "more events");
-        assert_ne!(ab, Some(MessageId(1)), "not its first event's");
-        assert_eq!(request_id(&[]), None);
     }
 }

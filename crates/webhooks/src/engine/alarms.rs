@@ -1,7 +1,10 @@
 //! The webhooks' alarms, raised through the broker's (see `hookmq_broker::alarms`):
 //! - `action:http:<webhook>` while a webhook's receiver is down (its status
 //!   `disconnected`), with EMQX's resource-down details and message; cleared, as EMQX's,
-//!   without details, once it is reachable again, disabled or deleted;
+//!   without details, once it is reachable again, disabled or deleted; with several URLs,
+//!   while none of them answers;
+//! - `webhook_receiver_down:<webhook>:<field>` while one of a webhook's several URLs
+//!   (`url`, `urls[0]`, ...) is `disconnected`, the others taking its events;
 //! - `webhook_buffer_high:<webhook>` while its buffer holds 80% of its bound or more
 //!   (`max_buffer_bytes` of journal for a disk buffer, `queue_capacity` events for a memory
 //!   one), cleared below 60% (or when the webhook goes), as EMQX's CPU alarm.
@@ -25,6 +28,10 @@ const LOW: f64 = 0.6;
 
 fn down_alarm(name: &str) -> String {
     format!("action:http:{name}")
+}
+
+fn receiver_alarm(name: &str, field: &str) -> String {
+    format!("webhook_receiver_down:{name}:{field}")
 }
 
 fn buffer_alarm(name: &str) -> String {
@@ -71,11 +78,42 @@ pub(super) async fn watch(inner: Arc<Inner>) {
     }
 }
 
+/// Raises or keeps the alarm of each of a webhook's several receivers that is down.
+fn look_at_receivers(inner: &Inner, webhook: &Webhook, now: &mut HashSet<String>) {
+    if webhook.receivers.len() == 1 {
+        return;
+    }
+    let name = &webhook.spec.name;
+    for ((field, _), receiver) in webhook
+        .spec
+        .receiver_urls()
+        .iter()
+        .zip(webhook.receivers.iter())
+    {
+        let health = receiver.health.snapshot();
+        if health.state != State::Disconnected {
+            continue;
+        }
+        let alarm = receiver_alarm(name, field);
+        let error = health
+            .last_error
+            .unwrap_or_else(|| "Unknown reason".to_owned());
+        inner.broker.activate_alarm(
+            &alarm,
+            // The field, not the URL: it may carry a token.
+            json!({"webhook": name, "receiver": field, "reason": "receiver_down"}),
+            format!("receiver {field} of webhook {name} down: {error}"),
+        );
+        now.insert(alarm);
+    }
+}
+
 /// Raises or keeps the alarms `webhook` deserves now (into `now`), clearing the buffer
 /// alarm under its low mark.
 fn look(inner: &Inner, webhook: &Webhook, raised: &HashSet<String>, now: &mut HashSet<String>) {
     let name = &webhook.spec.name;
-    let health = webhook.health.snapshot();
+    look_at_receivers(inner, webhook, now);
+    let health = webhook.receivers.status();
     let down = down_alarm(name);
     if health.state == State::Disconnected {
         let error = health

@@ -24,6 +24,7 @@ use crate::{
     egress::Egress,
     health::HealthSnapshot,
     metrics::MetricsSnapshot,
+    receivers::ReceiverStatus,
     seal::Sealer,
     spec::{Buffer, SpecError, WebhookSpec},
     store::WebhookFiles,
@@ -104,14 +105,16 @@ pub struct WebhookStatus {
     pub spec: WebhookSpec,
     /// Its metrics now.
     pub metrics: MetricsSnapshot,
-    /// Its receiver's status (`connecting`, `connected`, `disconnected`, or `stopped` while
-    /// disabled) and last error.
+    /// Its status (`connecting`, `connected`, `disconnected`, or `stopped` while disabled)
+    /// and last error: its best receiver's, so `disconnected` means none answers.
     pub status: HealthSnapshot,
+    /// Each receiver (`url`, then `urls`): its status, lanes and counters.
+    pub receivers: Vec<ReceiverStatus>,
 }
 
 impl WebhookStatus {
     fn of(webhook: &Webhook) -> Self {
-        let mut status = webhook.health.snapshot();
+        let mut status = webhook.receivers.status();
         if !webhook.spec.enable {
             status.state = crate::health::State::Stopped;
         }
@@ -119,6 +122,7 @@ impl WebhookStatus {
             spec: webhook.spec.clone(),
             metrics: webhook.metrics(),
             status,
+            receivers: webhook.receivers.statuses(webhook.spec.enable),
         }
     }
 }
@@ -325,12 +329,17 @@ impl WebhookEngine {
         .await
     }
 
-    /// Refuses a URL whose host resolves only to networks the egress policy denies (a saved
-    /// or configured webhook is not checked at start: its deliveries are refused instead).
+    /// Refuses a URL whose host resolves only to networks the egress policy denies, naming
+    /// its field (a saved or configured webhook is not checked at start: its deliveries are
+    /// refused instead).
     async fn check_egress(&self, spec: &WebhookSpec) -> Result<(), EngineError> {
-        let url = crate::render::UrlTemplate::parse(&spec.url)?;
-        if let Some((host, port)) = url.host_port() {
-            self.inner.egress.check(&host, port).await?;
+        let urls = spec.receiver_templates()?;
+        for (url, (field, _)) in urls.iter().zip(spec.receiver_urls()) {
+            if let Some((host, port)) = url.host_port()
+                && let Err(error) = self.inner.egress.check(&host, port).await
+            {
+                return Err(SpecError::new(field, error.reason).into());
+            }
         }
         Ok(())
     }

@@ -35,7 +35,15 @@ impl UrlTemplate {
     /// # Errors
     /// [`SpecError`] on field `url`.
     pub fn parse(url: &str) -> Result<Self, SpecError> {
-        let bad = |reason: &str| SpecError::new("url", reason);
+        Self::parse_field(url, "url")
+    }
+
+    /// Parses and checks a webhook URL given in `field` (`url`, `urls[0]`, ...).
+    ///
+    /// # Errors
+    /// [`SpecError`] on `field`.
+    pub fn parse_field(url: &str, field: &str) -> Result<Self, SpecError> {
+        let bad = |reason: &str| SpecError::new(field, reason);
         let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
         let (https, rest) = if lower.starts_with("https://") {
             (true, &url[8..])
@@ -129,7 +137,8 @@ enum Headers {
 #[derive(Debug)]
 pub struct Renderer {
     method: Method,
-    url: UrlTemplate,
+    /// One per receiver: `url`, then `urls`.
+    urls: Vec<UrlTemplate>,
     headers: Headers,
     body: Option<Template>,
     node: String,
@@ -143,7 +152,7 @@ impl Renderer {
     /// # Errors
     /// [`SpecError`] naming the field whose template does not parse.
     pub fn new(spec: &WebhookSpec, node: &str) -> Result<Self, SpecError> {
-        let url = UrlTemplate::parse(&spec.url)?;
+        let urls = spec.receiver_templates()?;
         let mut templated = Vec::new();
         for (name, value) in &spec.headers {
             let field = format!("headers.{name}");
@@ -174,7 +183,7 @@ impl Renderer {
         };
         Ok(Self {
             method: spec.method,
-            url,
+            urls,
             headers,
             body,
             node: node.to_owned(),
@@ -197,33 +206,45 @@ impl Renderer {
         emqx::event_object(event, self.context())
     }
 
-    /// The URL's scheme and authority, where connections go.
+    /// How many receivers there are (`url` and `urls`).
+    #[must_use]
+    pub fn receivers(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// The URL of `receiver` (an index below [`Self::receivers`]; the first one past it).
+    fn url(&self, receiver: usize) -> &UrlTemplate {
+        self.urls.get(receiver).unwrap_or(&self.urls[0])
+    }
+
+    /// The scheme and authority of `receiver`'s URL, where its connections go.
     ///
     /// # Errors
     /// [`RenderError`] if they do not form a URI (the spec's validation prevents it).
-    pub fn origin(&self) -> Result<Uri, RenderError> {
-        self.url
+    pub fn origin(&self, receiver: usize) -> Result<Uri, RenderError> {
+        self.url(receiver)
             .base
             .parse::<Uri>()
             .map_err(|e| RenderError::Url(e.to_string()))
     }
 
-    /// Whether requests go to an `https` URL.
+    /// Whether requests to `receiver` go to an `https` URL.
     #[must_use]
-    pub fn https(&self) -> bool {
-        self.url.https
+    pub fn https(&self, receiver: usize) -> bool {
+        self.url(receiver).https
     }
 
-    /// Renders one event.
+    /// Renders one event for `receiver`.
     ///
     /// # Errors
     /// [`RenderError`] when a templated URL does not form a valid URI.
-    pub fn render(&self, event: &Event) -> Result<RenderedRequest, RenderError> {
+    pub fn render(&self, event: &Event, receiver: usize) -> Result<RenderedRequest, RenderError> {
+        let url = self.url(receiver);
         // Nothing templated: serialize the body straight from the event. Otherwise build the
         // event's JSON object once for the lookups.
         if let Headers::Static(headers) = &self.headers
             && self.body.is_none()
-            && self.url.path.is_static()
+            && url.path.is_static()
         {
             let body = if self.method.has_body() {
                 let body = EmqxBody {
@@ -238,13 +259,13 @@ impl Renderer {
             };
             return Ok(RenderedRequest {
                 method: self.method.as_http(),
-                uri: self.url.render(&Map::new())?,
+                uri: url.render(&Map::new())?,
                 headers: headers.clone(),
                 body,
             });
         }
         let object = self.object(event);
-        let uri = self.url.render(&object)?;
+        let uri = url.render(&object)?;
         let headers = match &self.headers {
             Headers::Static(map) => map.clone(),
             Headers::Templated(templates) => {
@@ -304,9 +325,9 @@ impl Renderer {
         }
     }
 
-    /// The request carrying a batch's `body` (the events' bodies joined as the batch's
-    /// format says). A batched webhook's URL and headers hold no placeholders (its spec's
-    /// validation sees to it): they are the same for every event.
+    /// The request to `receiver` carrying a batch's `body` (the events' bodies joined as the
+    /// batch's format says). A batched webhook's URLs and headers hold no placeholders (its
+    /// spec's validation sees to it): they are the same for every event.
     ///
     /// # Errors
     /// [`RenderError::Url`] if the URL does not form a URI.
@@ -314,6 +335,7 @@ impl Renderer {
         &self,
         body: Vec<u8>,
         format: BatchFormat,
+        receiver: usize,
     ) -> Result<RenderedRequest, RenderError> {
         let mut headers = match &self.headers {
             Headers::Static(map) => map.clone(),
@@ -332,7 +354,7 @@ impl Renderer {
         }
         Ok(RenderedRequest {
             method: self.method.as_http(),
-            uri: self.url.render(&Map::new())?,
+            uri: self.url(receiver).render(&Map::new())?,
             headers,
             body: Bytes::from(body),
         })

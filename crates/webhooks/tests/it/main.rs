@@ -11,5 +11,6 @@ mod durable;
 mod expiry;
 mod format;
 mod health;
+mod receivers;
 mod selection;
 mod tls;

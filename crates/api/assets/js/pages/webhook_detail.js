@@ -96,6 +96,8 @@ export async function render(ctx) {
     const headers = Object.entries(w.headers ?? {});
     mount(props,
       h('dt', null, 'Request'), h('dd', { class: 'mono', 'data-testid': 'webhook-url' }, `${(w.method ?? 'post').toUpperCase()} ${w.url}`),
+      w.urls?.length ? h('dt', null, 'More URLs') : null,
+      w.urls?.length ? h('dd', { 'data-testid': 'webhook-urls' }, `${w.urls.length} more, ${w.url_strategy === 'failover' ? 'failover: the first that answers' : 'round robin: lanes shared'}`) : null,
       h('dt', null, 'Trigger'), h('dd', { 'data-testid': 'webhook-trigger' }, triggerSummary(w)),
       h('dt', null, 'Headers'), h('dd', null, headers.length ? headers.map(([k, v]) => h('span', { class: 'tag' }, `${k}: ${v}`)) : '—'),
       h('dt', null, 'Body'), h('dd', null, w.body ? h('code', null, w.body) : 'The whole event as JSON (EMQX format)'),
@@ -135,6 +137,27 @@ export async function render(ctx) {
     h('thead', null, h('tr', null, h('th', null, 'Time'), h('th', null, 'Event'), h('th', null, 'Status'),
       h('th', null, 'Reason'), h('th', { class: 'num' }, 'Attempts'))),
     failures);
+  // Each receiver, when there are several (one is the status badge itself).
+  const receiverRows = h('tbody');
+  const receiversCard = h('div', { class: 'card hidden', 'data-testid': 'receivers-card' }, h('h2', null, 'Receivers'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data', 'data-testid': 'receivers-table' },
+      h('thead', null, h('tr', null, h('th', null, 'URL'), h('th', null, 'Status'), h('th', { class: 'num' }, 'Lanes'),
+        h('th', { class: 'num' }, 'Delivered'), h('th', { class: 'num' }, 'Failed requests'), h('th', null, 'Last error'))),
+      receiverRows)));
+  function showReceivers(w) {
+    const list = w.receivers ?? [];
+    receiversCard.classList.toggle('hidden', list.length < 2);
+    mount(receiverRows, list.map((r) => {
+      const s = statusOf({ enable: w.enable, status: r });
+      return h('tr', { 'data-testid': 'receiver-row' },
+        h('td', { class: 'mono' }, r.url),
+        h('td', { title: s.title ?? '' }, badge(s.text, s.kind)),
+        h('td', { class: 'num' }, num(r.lanes)),
+        h('td', { class: 'num' }, num(r.delivered)),
+        h('td', { class: 'num' }, `${num(r.failed_requests)} of ${num(r.requests)}`),
+        h('td', null, r.last_error ?? ''));
+    }));
+  }
   const problem = h('div', { class: 'notice error hidden', role: 'alert' });
   const deadLetters = deadLettersCard(name, () => refresh());
   const attemptRows = h('tbody');
@@ -159,6 +182,7 @@ export async function render(ctx) {
     h('div', { class: 'cards tight' }, Object.values(cards).map((c) => c.el)),
     h('div', { class: 'cards' }, Object.values(rates).map((c) => c.el)),
     chartCard,
+    receiversCard,
     h('div', { class: 'grid2' },
       latencyCard,
       h('div', { class: 'card' }, h('h2', null, 'Settings'), props)),
@@ -201,6 +225,7 @@ export async function render(ctx) {
     while (used > 8 && !buckets[used - 1]) used -= 1;
     histogram.set(labels.slice(0, used), buckets.slice(0, used));
 
+    showReceivers(w);
     const s = statusOf(w);
     mount(status, badge(s.text, s.kind));
     status.title = s.title ?? '';
@@ -232,7 +257,7 @@ export async function render(ctx) {
   show(webhook);
   ctx.el.dataset.loaded = 'true';
 
-  let settingsShown = JSON.stringify({ ...webhook, metrics: undefined });
+  let settingsShown = JSON.stringify({ ...webhook, metrics: undefined, status: undefined, receivers: undefined });
   async function refresh() {
     let w;
     try {
@@ -247,7 +272,7 @@ export async function render(ctx) {
       return;
     }
     if (!ctx.current) return;
-    const settings = JSON.stringify({ ...w, metrics: undefined });
+    const settings = JSON.stringify({ ...w, metrics: undefined, status: undefined, receivers: undefined });
     if (settings !== settingsShown) { showSettings(w); settingsShown = settings; }
     show(w);
   }

@@ -340,6 +340,10 @@ export async function render(ctx) {
   const ordered = checkbox('ordered', spec.ordered, 'Keep each client’s events in order');
   const retryMaxAge = text('retry_max_age', spec.retry_max_age, '24h');
   const healthCheck = text('health_check_interval', spec.health_check_interval, '15s');
+  const moreUrls = h('textarea', { rows: 2, placeholder: 'http://backup.example:5000/hook', spellcheck: 'false', 'data-testid': 'adv-urls', 'aria-label': 'More URLs' }, (spec.urls ?? []).join('\n'));
+  const urlStrategy = h('select', { 'data-testid': 'adv-url_strategy' },
+    h('option', { value: 'round_robin', selected: spec.url_strategy !== 'failover' }, 'Round robin (share the load)'),
+    h('option', { value: 'failover', selected: spec.url_strategy === 'failover' }, 'Failover (the first that answers)'));
   const maxBufferMiB = number('max_buffer_mib', Math.round((spec.max_buffer_bytes ?? 1073741824) / 1048576));
   const overflow = h('select', { 'data-testid': 'adv-overflow' },
     h('option', { value: 'drop_new', selected: spec.overflow !== 'drop_oldest' }, 'Drop new events'),
@@ -387,6 +391,10 @@ export async function render(ctx) {
         field({ name: 'payload_encoding', label: 'Payload encoding', control: encoding })),
       field({ name: 'ordered', control: ordered, help: 'Off: one client\'s events may be sent in parallel, for more throughput from few clients.' }),
       field({ name: 'sync_before_ack', control: syncBeforeAck, help: 'Disk buffer only: publishers wait for the local disk (a millisecond or so), never for your server.' }),
+      h('h3', null, 'More receivers'),
+      h('div', { class: 'fields3' },
+        field({ name: 'urls', label: 'More URLs, one per line', control: moreUrls, help: 'Sent to as well as the URL above, each with its own status. A client\'s events stay in order either way.' }),
+        field({ name: 'url_strategy', label: 'Share events', control: urlStrategy, help: 'A server that keeps failing is skipped until it answers again.' })),
       h('h3', null, 'Batching'),
       h('div', { class: 'fields3' },
         field({ name: 'batch.max_events', label: 'Events per request', control: batchMax, help: '1: one request per event. More: a lane sends its events together (POST or PUT; no ${…} in the URL or headers).' }),
@@ -431,7 +439,7 @@ export async function render(ctx) {
     const usesTopics = mode === 'messages' || mode === 'custom';
     const topics = usesTopics ? topicRows.map((r) => r.key.value.trim()) : (mode === 'all' ? ['#'] : (spec.topics?.length ? spec.topics : ['#']));
     // Fields the form does not show keep their saved values (a PUT resets left-out fields).
-    const { metrics: _metrics, status: _status, ...kept } = spec;
+    const { metrics: _metrics, status: _status, receivers: _receivers, ...kept } = spec;
     return {
       ...kept,
       name: editing ? original : nameInput.value.trim(),
@@ -441,6 +449,8 @@ export async function render(ctx) {
       topics,
       method: method.value,
       url: url.value.trim(),
+      urls: moreUrls.value.split('\n').map((line) => line.trim()).filter(Boolean),
+      url_strategy: urlStrategy.value,
       headers,
       body: body.value.trim() === '' ? null : body.value,
       payload_encoding: encoding.value,
@@ -480,6 +490,10 @@ export async function render(ctx) {
     }
     if (!s.url) problems.push(['url', 'Enter the URL of your HTTP server, e.g. http://localhost:5000.']);
     else if (!/^https?:\/\/[^/\s]/i.test(s.url)) problems.push(['url', 'The URL starts with http:// or https://, then the host.']);
+    s.urls.forEach((more, i) => {
+      if (!/^https?:\/\/[^/\s]/i.test(more)) problems.push([`urls[${i}]`, `Line ${i + 1} is not a URL: it starts with http:// or https://, then the host.`]);
+      else if (more === s.url || s.urls.indexOf(more) !== i) problems.push([`urls[${i}]`, `Line ${i + 1} repeats a URL.`]);
+    });
     if (mode === 'messages' && !s.events.length) problems.push(['message_events', 'Select at least one message event.']);
     if (mode === 'events' && !s.events.length) problems.push(['client_events', 'Select at least one event.']);
     if (mode === 'custom' && !s.events.length) problems.push(['events', 'Select at least one message or event.']);
@@ -534,7 +548,7 @@ export async function render(ctx) {
   testButton.addEventListener('click', async () => {
     clearErrors();
     const s = collect();
-    const problems = check(s, { forTest: true }).filter(([f]) => f === 'url' || f.startsWith('headers') || f.startsWith('topics'));
+    const problems = check(s, { forTest: true }).filter(([f]) => f === 'url' || f.startsWith('urls') || f.startsWith('headers') || f.startsWith('topics'));
     if (problems.length) { report(problems); return; }
     if (!NAME_RE.test(s.name)) delete s.name;
     testButton.disabled = true;

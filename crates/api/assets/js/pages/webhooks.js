@@ -154,8 +154,9 @@ export function render(ctx) {
   function update(row, w) {
     setText(row.cells.note, w.description || '—');
     row.cells.note.title = w.description ?? '';
-    setText(row.cells.url, `${(w.method ?? 'post').toUpperCase()} ${w.url}`);
-    row.cells.url.title = w.url;
+    const more = w.urls?.length ? ` (+${w.urls.length})` : '';
+    setText(row.cells.url, `${(w.method ?? 'post').toUpperCase()} ${w.url}${more}`);
+    row.cells.url.title = [w.url, ...(w.urls ?? [])].join('\n');
     const m = w.metrics ?? {};
     setText(row.cells.success, num(m.success));
     setText(row.cells.failed, num(m.failed));
@@ -164,7 +165,7 @@ export function render(ctx) {
     mount(row.status, badge(s.text, s.kind));
     row.status.title = s.title ?? '';
     setToggle(row.sw, w.enable);
-    row.text = [w.name, w.description ?? '', w.url].join(' ').toLowerCase();
+    row.text = [w.name, w.description ?? '', w.url, ...(w.urls ?? [])].join(' ').toLowerCase();
   }
 
   async function refresh() {

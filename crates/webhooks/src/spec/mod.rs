@@ -6,8 +6,9 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use hookmq_broker::{duration, hooks::EventKind};
-use hookmq_codec::topic;
 use serde::{Deserialize, Serialize};
+
+mod validate;
 
 /// HTTP method of the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -70,6 +71,20 @@ pub enum Buffer {
     Cluster,
 }
 
+/// How a webhook with several URLs (`url` and `urls`) shares its events among them. Either
+/// way a lane sends to one receiver at a time, so a client's events (one lane) stay in
+/// order, and a lane whose receiver's circuit is open moves to the next receiver whose
+/// circuit is closed, back as soon as its own is usable again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlStrategy {
+    /// Lane i sends to URL i mod n (the default): the load is shared.
+    #[default]
+    RoundRobin,
+    /// Every lane sends to the first URL whose circuit is closed: the others stand by.
+    Failover,
+}
+
 /// What a disk buffer does when its journal reaches `max_buffer_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -124,6 +139,8 @@ pub enum BatchFormat {
 const MAX_BATCH_EVENTS: usize = 10_000;
 /// The longest a batch waits to fill.
 const MAX_BATCH_WAIT: Duration = Duration::from_secs(10);
+/// URLs a webhook sends to at most (`url` and `urls`).
+const MAX_RECEIVERS: usize = 16;
 
 /// TLS settings for `https` URLs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +255,14 @@ pub struct WebhookSpec {
     pub method: Method,
     /// `http://` or `https://` URL; `${field}` placeholders allowed in path and query.
     pub url: String,
+    /// More receivers after `url`, written the same way (EMQX issue 6463): `url_strategy`
+    /// shares the events among them. Each has its own status, circuit and counters.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// With `urls`: `round_robin` (lanes spread over the URLs) or `failover` (all on the
+    /// first URL that answers).
+    #[serde(default)]
+    pub url_strategy: UrlStrategy,
     /// Request headers; values may hold placeholders.
     #[serde(default = "default_headers")]
     pub headers: BTreeMap<String, String>,
@@ -431,6 +456,8 @@ impl WebhookSpec {
             topics: all_topics(),
             method: Method::default(),
             url: url.to_owned(),
+            urls: Vec::new(),
+            url_strategy: UrlStrategy::default(),
             headers: default_headers(),
             body: None,
             payload_encoding: PayloadEncoding::default(),
@@ -476,197 +503,6 @@ impl WebhookSpec {
                 })
             })
             .collect()
-    }
-
-    /// Checks every field; the parts that need parsing (URL, templates, secret) are checked
-    /// again when the webhook is built, with the same field names.
-    ///
-    /// # Errors
-    /// The first invalid field.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        if !valid_name(&self.name) {
-            return Err(SpecError::new(
-                "name",
-                "use letters, digits, - and _, starting with a letter or digit (at most 128)",
-            ));
-        }
-        if self.description.len() > 4096 {
-            return Err(SpecError::new("description", "at most 4096 bytes"));
-        }
-        if self.events.is_empty() {
-            return Err(SpecError::new(
-                "events",
-                "select at least one event, or [\"*\"]",
-            ));
-        }
-        self.event_kinds()?;
-        for (i, filter) in self.topics.iter().enumerate() {
-            if !topic::is_valid_filter(filter) {
-                return Err(SpecError::new(
-                    format!("topics[{i}]"),
-                    format!("`{filter}` is not a valid topic filter"),
-                ));
-            }
-        }
-        if self.topics.is_empty() {
-            return Err(SpecError::new(
-                "topics",
-                "give at least one topic filter, e.g. [\"#\"]",
-            ));
-        }
-        for (name, value) in &self.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(SpecError::new(
-                    format!("headers.{name}"),
-                    "not a valid header name",
-                ));
-            }
-            if value.contains(['\r', '\n', '\0']) {
-                return Err(SpecError::new(
-                    format!("headers.{name}"),
-                    "CR, LF and NUL are not allowed",
-                ));
-            }
-        }
-        let positive = |field: &str, value: usize| {
-            if value == 0 {
-                Err(SpecError::new(field, "must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
-        positive("pool_size", self.pool_size)?;
-        positive("max_inflight", self.max_inflight)?;
-        positive("pipelining", self.pipelining)?;
-        if self.pipelining > 1024 {
-            return Err(SpecError::new("pipelining", "at most 1024"));
-        }
-        positive("queue_capacity", self.queue_capacity)?;
-        if self.max_inflight > 1024 {
-            return Err(SpecError::new("max_inflight", "at most 1024"));
-        }
-        for (field, value) in [
-            ("connect_timeout", self.connect_timeout),
-            ("request_timeout", self.request_timeout),
-            ("retry_backoff", self.retry_backoff),
-            ("retry_max_age", self.retry_max_age),
-            ("health_check_interval", self.health_check_interval),
-        ] {
-            if value.is_zero() {
-                return Err(SpecError::new(field, "must be longer than 0"));
-            }
-        }
-        for (field, value, max) in [
-            ("connect_timeout", self.connect_timeout, MAX_TIMEOUT),
-            ("request_timeout", self.request_timeout, MAX_TIMEOUT),
-            ("retry_backoff", self.retry_backoff, MAX_BACKOFF),
-            ("retry_max_backoff", self.retry_max_backoff, MAX_BACKOFF),
-            ("retry_max_age", self.retry_max_age, MAX_RETRY_AGE),
-            (
-                "health_check_interval",
-                self.health_check_interval,
-                MAX_TIMEOUT,
-            ),
-        ] {
-            if value > max {
-                return Err(SpecError::new(
-                    field,
-                    format!("at most {}", duration::format(max)),
-                ));
-            }
-        }
-        if self
-            .request_ttl
-            .is_some_and(|ttl| ttl.is_zero() || ttl > MAX_RETRY_AGE)
-        {
-            return Err(SpecError::new(
-                "request_ttl",
-                format!(
-                    "longer than 0 and at most {}, or none",
-                    duration::format(MAX_RETRY_AGE)
-                ),
-            ));
-        }
-        if self.retry_max_backoff < self.retry_backoff {
-            return Err(SpecError::new(
-                "retry_max_backoff",
-                "must be at least retry_backoff",
-            ));
-        }
-        if self.tls.certfile.is_some() != self.tls.keyfile.is_some() {
-            return Err(SpecError::new(
-                "tls.keyfile",
-                "certfile and keyfile go together",
-            ));
-        }
-        if self.sync_before_ack && self.buffer == Buffer::Memory {
-            return Err(SpecError::new(
-                "sync_before_ack",
-                "needs buffer = \"disk\" or \"cluster\" (a memory buffer has nothing to wait for)",
-            ));
-        }
-        let url = crate::render::UrlTemplate::parse(&self.url)?;
-        self.validate_batch(&url)?;
-        if let Some(secret) = &self.signing_secret {
-            crate::sign::Signer::new(secret)?;
-        }
-        Ok(())
-    }
-}
-
-impl WebhookSpec {
-    /// Checks `batch`: one request carries many events, so what they would render apart
-    /// (URL, headers) must be the same for all.
-    fn validate_batch(&self, url: &crate::render::UrlTemplate) -> Result<(), SpecError> {
-        let batch = &self.batch;
-        if batch.max_events == 0 || batch.max_events > MAX_BATCH_EVENTS {
-            return Err(SpecError::new(
-                "batch.max_events",
-                format!("from 1 to {MAX_BATCH_EVENTS}"),
-            ));
-        }
-        if batch.max_wait > MAX_BATCH_WAIT {
-            return Err(SpecError::new(
-                "batch.max_wait",
-                format!("at most {}", duration::format(MAX_BATCH_WAIT)),
-            ));
-        }
-        if batch.max_events == 1 {
-            return Ok(());
-        }
-        if self.request_ttl.is_some_and(|ttl| ttl <= batch.max_wait) {
-            return Err(SpecError::new(
-                "request_ttl",
-                "must be longer than batch.max_wait (a filling batch would expire whole)",
-            ));
-        }
-        if !self.method.has_body() {
-            return Err(SpecError::new(
-                "batch.max_events",
-                "a batch is a body: use method post or put",
-            ));
-        }
-        if !url.is_static() {
-            return Err(SpecError::new(
-                "url",
-                "a batched webhook's URL cannot hold placeholders (one request carries many events)",
-            ));
-        }
-        for (name, value) in &self.headers {
-            let templated = crate::render::template::Template::parse(
-                value,
-                false,
-                crate::render::template::Escape::Raw,
-            )
-            .is_ok_and(|template| !template.is_static());
-            if templated {
-                return Err(SpecError::new(
-                    format!("headers.{name}"),
-                    "a batched webhook's headers cannot hold placeholders (one request carries many events)",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -777,5 +613,43 @@ mod tests {
             single.validate().is_ok(),
             "one event per request: placeholders as ever"
         );
+    }
+
+    #[test]
+    fn more_urls_are_checked_each_under_its_own_field() {
+        let spec: WebhookSpec = serde_json::from_str(
+            r#"{"name":"w","url":"http://a/in","urls":["https://b/in"],"url_strategy":"failover"}"#,
+        )
+        .expect("parses");
+        assert_eq!(spec.url_strategy, UrlStrategy::Failover);
+        assert!(spec.validate().is_ok());
+        let field = |change: fn(&mut WebhookSpec)| {
+            let mut more = spec.clone();
+            change(&mut more);
+            more.validate().expect_err("invalid").field
+        };
+        assert_eq!(field(|s| s.urls.push("ftp://c/".into())), "urls[1]");
+        assert_eq!(field(|s| s.urls.push("http://a/in".into())), "urls[1]");
+        assert_eq!(
+            field(|s| s.urls = (0..16).map(|i| format!("http://h{i}/")).collect()),
+            "urls"
+        );
+        assert_eq!(
+            field(|s| {
+                s.url_strategy = UrlStrategy::RoundRobin;
+                s.max_inflight = 1;
+            }),
+            "max_inflight"
+        );
+        assert_eq!(
+            field(|s| {
+                s.batch.max_events = 10;
+                s.urls[0] = "http://b/${clientid}".into();
+            }),
+            "urls[0]"
+        );
+        let shown = serde_json::to_value(WebhookSpec::new("w", "http://a/")).expect("json");
+        assert_eq!(shown["urls"], serde_json::json!([]));
+        assert_eq!(shown["url_strategy"], "round_robin");
     }
 }
