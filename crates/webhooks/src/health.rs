@@ -143,6 +143,15 @@ impl Health {
             .is_none_or(|next| Instant::now() >= next)
     }
 
+    /// While the circuit is open: how long until its next probe is due (zero if it is).
+    pub(crate) fn probe_due_in(&self) -> Option<Duration> {
+        if self.steady.load(Ordering::Acquire) {
+            return None;
+        }
+        let next = self.inner.lock().next_probe?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
     /// Resolves when the circuit closes (or at once if it is closed when polled first).
     pub(crate) async fn wait_closed(&self, at_most: Duration) {
         let closed = self.closed.notified();

@@ -8,9 +8,12 @@
 //! probe due), and back to its home as soon as that is usable again. It changes receiver
 //! only with nothing in flight (its window drains first), so a move sends nothing twice.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use serde::Serialize;
@@ -150,6 +153,15 @@ impl Receivers {
             .unwrap_or(home)
     }
 
+    /// `wait`, or less if a receiver's probe is due sooner (a lane waiting for its own
+    /// receiver's circuit then looks again at the others).
+    pub(crate) fn first_probe_within(&self, wait: Duration) -> Duration {
+        self.list
+            .iter()
+            .filter_map(|receiver| receiver.health.probe_due_in())
+            .fold(wait, Duration::min)
+    }
+
     /// A seat for a lane on receiver `index`: counted in its `lanes` while it lives.
     pub(crate) fn seat(&self, index: usize) -> Seat {
         let receiver = Arc::clone(self.get(index));
@@ -222,8 +234,6 @@ impl Drop for Seat {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::health::OPEN_AFTER;
 

@@ -425,8 +425,12 @@ impl Webhook {
             self.workers
                 .spawn_on(run_lane(webhook, lane, stop), runtime);
         }
-        let (webhook, stop) = (Arc::clone(self), self.stop.clone());
-        self.workers.spawn_on(check_health(webhook, stop), runtime);
+        // One check per receiver, so one that does not answer holds up no other's.
+        for index in 0..self.receivers.len() {
+            let (webhook, stop) = (Arc::clone(self), self.stop.clone());
+            self.workers
+                .spawn_on(check_health(webhook, index, stop), runtime);
+        }
     }
 
     /// Stops the workers and waits for them; interrupted deliveries go back to the queue.
@@ -541,37 +545,36 @@ impl Webhook {
 }
 
 /// At start, then every `health_check_interval` in which no request to it was settled,
-/// checks that each receiver accepts connections (as EMQX's connector health check), so the
-/// status shown is true while no event flows to it. Deliveries tell the status themselves.
-/// Ends with the webhook's version (a disabled webhook has none running: nothing is checked
-/// or logged).
-async fn check_health(webhook: Arc<Webhook>, stop: Stop) {
+/// checks that receiver `index` accepts connections (as EMQX's connector health check), so
+/// the status shown is true while no event flows to it. Deliveries tell the status
+/// themselves. Ends with the webhook's version (a disabled webhook has none running:
+/// nothing is checked or logged).
+async fn check_health(webhook: Arc<Webhook>, index: usize, stop: Stop) {
     let interval = webhook.spec.health_check_interval;
-    let Ok(origins) = (0..webhook.receivers.len())
-        .map(|receiver| webhook.renderer.origin(receiver))
-        .collect::<Result<Vec<_>, _>>()
-    else {
+    let Ok(origin) = webhook.renderer.origin(index) else {
         return;
     };
-    let mut settled_before: Vec<Option<u64>> = vec![None; origins.len()];
+    let receiver = Arc::clone(webhook.receivers.get(index));
+    // With several receivers, a circuit that failed requests opened stays open until a
+    // probe is answered: the others keep the queue empty, and a receiver that accepts
+    // connections but fails requests would otherwise be tried again for every event.
+    let alone = webhook.receivers.len() == 1;
+    let mut settled_before = None;
     loop {
-        for (index, origin) in origins.iter().enumerate() {
-            let receiver = webhook.receivers.get(index);
-            let settled = receiver.requests();
-            if settled_before[index].is_none_or(|before| before == settled) {
-                let reached = tokio::select! {
-                    () = stop.now.cancelled() => return,
-                    reached = webhook.client.reach(origin) => reached,
-                };
-                match reached {
-                    Ok(()) => receiver
-                        .health
-                        .reachable(webhook.queue.is_empty() && webhook.metrics.in_flight() == 0),
-                    Err(error) => receiver.health.unreachable(&error.to_string()),
-                }
+        let settled = receiver.requests();
+        if settled_before.is_none_or(|before| before == settled) {
+            let reached = tokio::select! {
+                () = stop.now.cancelled() => return,
+                reached = webhook.client.reach(&origin) => reached,
+            };
+            match reached {
+                Ok(()) => receiver.health.reachable(
+                    alone && webhook.queue.is_empty() && webhook.metrics.in_flight() == 0,
+                ),
+                Err(error) => receiver.health.unreachable(&error.to_string()),
             }
-            settled_before[index] = Some(settled);
         }
+        settled_before = Some(settled);
         tokio::select! {
             () = stop.now.cancelled() => return,
             () = stop.finish.cancelled() => return,

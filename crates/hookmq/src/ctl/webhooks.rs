@@ -71,8 +71,8 @@ pub(crate) struct CreateArgs {
     /// Receiver URL, http:// or https://.
     #[arg(long, required_unless_present = "file")]
     url: Option<String>,
-    /// More receiver URLs after --url, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    /// Another receiver URL after --url (repeatable; a URL may hold commas).
+    #[arg(long = "also-url")]
     urls: Vec<String>,
     /// How events are shared among the URLs: round_robin (default) or failover.
     #[arg(long)]

@@ -152,7 +152,7 @@ async fn ctl_manages_webhooks_and_clients() {
             "w1",
             "--url",
             &url,
-            "--urls",
+            "--also-url",
             &format!("{url}2"),
             "--url-strategy",
             "failover",

@@ -252,6 +252,8 @@ pub(crate) async fn run_lane(webhook: Arc<Webhook>, lane: usize, stop: Stop) {
             if this.elsewhere() {
                 continue;
             }
+            // Until this circuit closes, or another receiver's probe is due.
+            let wait = this.webhook.receivers.first_probe_within(wait);
             tokio::select! {
                 biased;
                 () = stop.now.cancelled() => return,
@@ -630,10 +632,15 @@ impl Lane {
     }
 
     /// Puts the window back at the head of the lane's queue, in order (unanswered requests
-    /// are prepared and sent again).
+    /// are prepared and sent again, on a fresh connection).
     fn go_back(&mut self) {
-        if let Transport::Pipelined { out, .. } = &mut self.transport {
+        if let Transport::Pipelined { out, pipe, .. } = &mut self.transport {
             out.clear();
+            if !self.window.is_empty() {
+                // Answers may still be owed on it for what it carried: they would be read
+                // as answers to the requests sent next.
+                *pipe = None;
+            }
         }
         self.unform();
         while let Some(flight) = self.window.pop_back() {

@@ -4,6 +4,7 @@ mod support;
 
 mod alarms;
 mod batching;
+mod circuit;
 mod connections;
 mod deadletters;
 mod delivery;
