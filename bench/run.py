@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """hookmq beside its peers, side by side in one run.
 
-Starts each broker on loopback pinned to core 0, drives it with hookmq's load generator
-pinned to core 1, runs every scenario RUNS times, and prints the median deliveries/s and
-latency per broker with the ratio hookmq / peer. Writes the same as JSON to
+Starts each broker on loopback pinned to core 0 and drives it from core 1 with two load
+tools: hookmq's own generator (`hookmq-bench`) and rumqtt's `mqttwrk` (crates.io; rumqttc
+clients as users run them: MQTT 3.1.1, a publish window of 100, one write per publish). In
+each of RUNS rounds every scenario runs once per tool and broker, brokers in turns, so a
+slow minute of the machine hits all of them. Prints the median deliveries/s per broker with
+the spread (min–max) and the ratio hookmq / peer of the medians, per tool; a run that lost
+messages is not a throughput figure (its loss is shown instead). Writes the same as JSON to
 bench/results/latest.json (and a dated copy). Then runs the webhook scenarios
 (bench/webhook.sh: delivery beside the receiver's wrk capacity, latency, publish rate with a
 webhook off / on / stalled).
@@ -13,7 +17,8 @@ With `--only persistence`: QoS 1 to persistent sessions with hookmq's persistenc
 persistence on; in turns, every variant once per round.
 
 Usage: bench/run [--runs N] [--quick] [--only SCENARIO,...|webhooks|persistence]
-                 [--brokers hookmq,mosquitto,rumqttd] [--no-webhooks]
+                 [--brokers hookmq,mosquitto,rumqttd] [--tools hookmq-bench,mqttwrk]
+                 [--no-webhooks]
 """
 
 import argparse
@@ -21,6 +26,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import socket
@@ -48,6 +54,19 @@ SCENARIOS = {
     "idle_10k": (["connections", "-n", "10000", "--hold", "3"], "10,000 idle connections: connect rate, memory per connection"),
     "retained_10k": (["retained", "-n", "10000"], "subscribe to 10,000 retained topics"),
 }
+# The same scenarios for mqttwrk: (publishers, subscribers, messages per publisher, QoS,
+# payload bytes). Its subscribers all take every publisher's messages (`hello/+/world`).
+MQTTWRK = {
+    "qos0_1to1": (1, 1, 500000, 0, 64),
+    "qos1_1to1": (1, 1, 200000, 1, 64),
+    "qos0_fanout10": (1, 10, 50000, 0, 64),
+    "qos0_fanin10": (10, 1, 50000, 0, 64),
+    "qos0_5x5": (5, 5, 40000, 0, 64),
+    "qos1_5x5": (5, 5, 10000, 1, 64),
+    "qos0_1to1_4k": (1, 1, 100000, 0, 4096),
+}
+MQTTWRK_VERSION = "0.2.0"
+TOOLS_DEFAULT = "hookmq-bench,mqttwrk"
 # Persistence: (load generator arguments, what it shows); every variant below runs each.
 PERSISTENCE_SCENARIOS = {
     "qos1_1to1_persistent": (["load", "-p", "1", "-s", "1", "-n", "200000", "-q", "1", "--persistent"],
@@ -88,7 +107,7 @@ def rss_kib(pid):
     return 0
 
 
-def ensure_tools(brokers):
+def ensure_tools(brokers, tools=()):
     """Installs what the run needs; quiet and idempotent."""
     def apt(*packages):
         missing = [p for p, cmd in packages if not shutil.which(cmd)]
@@ -103,6 +122,10 @@ def ensure_tools(brokers):
         print("installing rumqttd from crates.io (a few minutes, once)", file=sys.stderr)
         # Not --locked: its lockfile pins a metrics release that no longer builds on 1.95.
         subprocess.run(["cargo", "install", "-q", "rumqttd", "--version", "0.20.0", "--root", TOOLS], check=True)
+    if "mqttwrk" in tools and not os.path.exists(os.path.join(TOOLS, "bin", "mqttwrk")):
+        print("installing mqttwrk from crates.io (a few minutes, once)", file=sys.stderr)
+        subprocess.run(["cargo", "install", "-q", "mqttwrk", "--version", MQTTWRK_VERSION, "--root", TOOLS],
+                       check=True)
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "hookmq", "-p", "hookmq-bench"], cwd=ROOT, check=True)
 
 
@@ -175,6 +198,31 @@ def run_load(port, args, broker_pid=None, timeout=180):
     return result
 
 
+def run_mqttwrk(port, scenario, quick, timeout=120):
+    """One mqttwrk run: deliveries/s summed over its subscribers (each from its first to its
+    last message), and what reached them. A subscriber missing messages waits for them: the
+    timeout ends the run, and what arrived is counted as lost."""
+    publishers, subscribers, count, qos, size = MQTTWRK[scenario]
+    if quick:
+        count //= 4
+    cmd = ["taskset", "-c", LOAD_CORE, os.path.join(TOOLS, "bin", "mqttwrk"), "bench", "-S", "127.0.0.1",
+           "-P", str(port), "-p", str(publishers), "-s", str(subscribers), "-n", str(count),
+           "--publish-qos", str(qos), "--subscribe-qos", str(qos), "-m", str(size)]
+    expected = publishers * subscribers * count
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s (messages lost?)", "expected": expected}
+    sub = out.split("Aggregate SubStats")[-1]
+    received = re.search(r"publish_count: (\d+)", sub)
+    rate = re.search(r"throughput: ([\d.]+)", sub)
+    published = re.search(r"Aggregate PubStats: PubStats \{[^}]*throughput: ([\d.]+)", out, re.S)
+    if not (received and rate):
+        return {"error": "no report from mqttwrk", "expected": expected}
+    return {"received": int(received.group(1)), "expected": expected, "delivery_rate": float(rate.group(1)),
+            "publish_rate": float(published.group(1)) if published else None}
+
+
 def key_metric(name, result):
     if name.startswith("idle"):
         return result.get("connect_rate", 0.0)
@@ -189,55 +237,49 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller message counts")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--brokers", default="hookmq,mosquitto,rumqttd")
+    parser.add_argument("--tools", default=TOOLS_DEFAULT, help="load tools: hookmq-bench, mqttwrk")
     parser.add_argument("--no-webhooks", action="store_true", help="skip bench/webhook.sh")
     opts = parser.parse_args()
     brokers = opts.brokers.split(",")
+    tools = opts.tools.split(",")
     scenarios = {k: v for k, v in SCENARIOS.items() if not opts.only or k in opts.only.split(",")}
-    ensure_tools(brokers)
+    ensure_tools(brokers, tools)
     # Idle-connection runs need many descriptors, in the brokers and the load generator.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
     port = 1910
-    results = {}
+    if scenarios and not port_free(port):
+        sys.exit(f"port {port} is busy")
+    # results[tool][scenario][broker] = [run, ...]
+    results = {tool: {} for tool in tools}
     with tempfile.TemporaryDirectory() as work:
-        for broker in brokers:
-            if not port_free(port):
-                sys.exit(f"port {port} is busy")
+        for round_ in range(opts.runs):
             for name, (args, _) in scenarios.items():
-                args = list(args)
-                if opts.quick and name in QUICK:
-                    args[args.index("-n") + 1] = QUICK[name]
-                runs = []
-                for _ in range(opts.runs):
-                    # A fresh broker per run: no state carried between runs.
-                    proc = start_broker(broker, port, work)
-                    try:
-                        wait_port(port)
-                        runs.append(run_load(port, args, proc.pid))
-                    except (subprocess.TimeoutExpired, RuntimeError, json.JSONDecodeError) as error:
-                        runs.append({"error": str(error)})
-                    finally:
-                        proc.terminate()
-                        proc.wait(timeout=10)
-                        while not port_free(port):
-                            time.sleep(0.05)
-                ok = [r for r in runs if "error" not in r]
-                median = sorted(ok, key=lambda r: key_metric(name, r))[len(ok) // 2] if ok else runs[-1]
-                results.setdefault(name, {})[broker] = {"median": median, "runs": runs}
-                print(f"{broker:10} {name:15} {json.dumps(median)}", file=sys.stderr)
+                for tool in tools:
+                    if tool == "mqttwrk" and name not in MQTTWRK:
+                        continue
+                    for broker in brokers:
+                        result = one_run(broker, tool, name, args, port, work, opts.quick)
+                        results[tool].setdefault(name, {}).setdefault(broker, []).append(result)
+                        print(f"round {round_ + 1} {tool:12} {broker:10} {name:15} {json.dumps(result)}",
+                              file=sys.stderr)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_model()},
         "command": "bench/run " + " ".join(sys.argv[1:]),
         "runs": opts.runs,
-        "results": results,
+        "results": {tool: {name: {broker: {"median": median(name, runs), "runs": runs}
+                                  for broker, runs in by_broker.items()}
+                           for name, by_broker in by_name.items()}
+                    for tool, by_name in results.items()},
     }
     if scenarios:
         os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
         for path in ["latest.json", report["date"][:10] + ".json"]:
             with open(os.path.join(ROOT, "bench", "results", path), "w") as f:
                 json.dump(report, f, indent=1)
-        print_table(report, scenarios, brokers)
+        for tool in tools:
+            print_table(report, scenarios, brokers, tool)
     if "persistence" in opts.only.split(","):
         run_persistence(opts, port)
     # Webhook scenarios (hookmq only: no peer has webhooks) with --only webhooks or no --only.
@@ -245,6 +287,37 @@ def main():
         print("\n## Webhooks (bench/webhook.sh)\n", flush=True)
         env = dict(os.environ, RUNS=str(opts.runs), N="100000" if opts.quick else "200000")
         subprocess.run([os.path.join(ROOT, "bench", "webhook.sh")], env=env, check=True)
+
+
+def one_run(broker, tool, name, args, port, work, quick):
+    """`name` once with `tool` against a fresh `broker` (no state carried between runs)."""
+    args = list(args)
+    if quick and name in QUICK:
+        args[args.index("-n") + 1] = QUICK[name]
+    proc = start_broker(broker, port, work)
+    try:
+        wait_port(port)
+        if tool == "mqttwrk":
+            return run_mqttwrk(port, name, quick)
+        return run_load(port, args, proc.pid)
+    except (subprocess.TimeoutExpired, RuntimeError, json.JSONDecodeError) as error:
+        return {"error": str(error)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        while not port_free(port):
+            time.sleep(0.05)
+
+
+def complete(result):
+    """A run that did its work: no error, and every expected message delivered."""
+    return "error" not in result and result.get("received", 0) >= result.get("expected", 0)
+
+
+def median(name, runs):
+    """The median run by the scenario's key metric, of the complete runs (else the last)."""
+    ok = sorted((r for r in runs if complete(r)), key=lambda r: key_metric(name, r))
+    return ok[len(ok) // 2] if ok else runs[-1]
 
 
 def run_persistence(opts, port):
@@ -314,29 +387,42 @@ def fmt(value, unit=""):
     return f"{value}{unit}"
 
 
-def print_table(report, scenarios, brokers):
+def print_table(report, scenarios, brokers, tool):
+    """One table per load tool: median (min–max) per broker, ratio of the medians."""
     peers = [b for b in brokers if b != "hookmq"]
+    results = report["results"].get(tool, {})
     header = "| scenario | " + " | ".join(brokers) + " | " + " | ".join(f"hookmq / {p}" for p in peers) + " |"
-    print(f"\n{report['date']}, {report['machine']['cpu']}, {report['machine']['cpus']} cores, median of {report['runs']}\n")
+    print(f"\n### {tool}\n\n{report['date']}, {report['machine']['cpu']}, {report['machine']['cpus']} cores, "
+          f"median of {report['runs']} rounds (min–max), brokers in turns\n")
     print(header)
     print("|" + "---|" * (1 + len(brokers) + len(peers)))
     for name, (_, what) in scenarios.items():
-        row = report["results"].get(name, {})
+        row = results.get(name)
+        if not row:
+            continue
         cells, values = [], {}
         for broker in brokers:
-            r = row.get(broker, {}).get("median", {})
-            if "error" in r or not r:
-                cells.append("error")
+            runs = row.get(broker, {}).get("runs", [])
+            ok = [r for r in runs if complete(r)]
+            lost = [r.get("expected", 0) - r.get("received", 0) for r in runs if "error" not in r and not complete(r)]
+            if not ok:
+                errors = sorted({str(r.get("error", "")) for r in runs if "error" in r})
+                cells.append(f"lost {lost}" if lost else f"error: {'; '.join(errors)[:80]}")
                 continue
+            r = row[broker]["median"]
+            extra = f"; {len(runs) - len(ok)} runs failed or lost messages" if len(ok) < len(runs) else ""
             if name.startswith("idle"):
                 values[broker] = r["connect_rate"]
-                cells.append(f"{fmt(r['connect_rate'])}/s, {r['kib_per_connection']} KiB/conn")
+                cells.append(f"{fmt(r['connect_rate'])}/s, {r['kib_per_connection']} KiB/conn{extra}")
             elif name.startswith("retained"):
                 values[broker] = 1 / max(r["subscribe_ms"], 1e-9)
-                cells.append(f"{r['subscribe_ms']:.0f} ms")
+                cells.append(f"{r['subscribe_ms']:.0f} ms{extra}")
             else:
+                rates = sorted(x["delivery_rate"] for x in ok)
                 values[broker] = r["delivery_rate"]
-                cells.append(f"{fmt(r['delivery_rate'])}/s (p50 {r['latency_p50_us'] / 1000:.1f} ms, p99 {r['latency_p99_us'] / 1000:.1f} ms)")
+                latency = (f", p50 {r['latency_p50_us'] / 1000:.1f} ms, p99 {r['latency_p99_us'] / 1000:.1f} ms"
+                           if "latency_p50_us" in r else "")
+                cells.append(f"{fmt(r['delivery_rate'])}/s ({fmt(rates[0])}–{fmt(rates[-1])}{latency}){extra}")
         ratios = [f"{values['hookmq'] / values[p]:.2f}×" if "hookmq" in values and values.get(p) else "–" for p in peers]
         print(f"| {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
