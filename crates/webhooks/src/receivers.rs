@@ -171,18 +171,24 @@ impl Receivers {
 
     /// The webhook's status: its best receiver's (connected before connecting before
     /// disconnected; the first of equals), so it is `disconnected` only when every receiver
-    /// is.
-    pub(crate) fn status(&self) -> HealthSnapshot {
+    /// is; `stopped` when the webhook is disabled.
+    pub(crate) fn status(&self, enabled: bool) -> HealthSnapshot {
         let rank = |state: State| match state {
             State::Connected => 0,
             State::Connecting => 1,
             State::Disconnected | State::Stopped => 2,
         };
-        self.list
-            .iter()
-            .map(|receiver| receiver.health.snapshot())
-            .min_by_key(|snapshot| rank(snapshot.state))
-            .unwrap_or_else(|| Health::new("", 0).snapshot())
+        let mut best = self.list[0].health.snapshot();
+        for receiver in &self.list[1..] {
+            let snapshot = receiver.health.snapshot();
+            if rank(snapshot.state) < rank(best.state) {
+                best = snapshot;
+            }
+        }
+        if !enabled {
+            best.state = State::Stopped;
+        }
+        best
     }
 
     /// Each receiver as shown; `stopped` when the webhook is disabled.
@@ -275,16 +281,16 @@ mod tests {
             (0..4).all(|lane| receivers.preferred(lane) == 0),
             "none usable: home"
         );
-        assert_eq!(receivers.status().state, State::Disconnected);
+        assert_eq!(receivers.status(true).state, State::Disconnected);
     }
 
     #[test]
     fn the_status_is_the_best_receivers_and_seats_are_counted() {
         let receivers = receivers(UrlStrategy::RoundRobin);
-        assert_eq!(receivers.status().state, State::Connecting);
+        assert_eq!(receivers.status(true).state, State::Connecting);
         open(receivers.get(0));
         receivers.get(2).health.answered();
-        assert_eq!(receivers.status().state, State::Connected);
+        assert_eq!(receivers.status(true).state, State::Connected);
         let seat = receivers.seat(2);
         assert_eq!(receivers.statuses(true)[2].lanes, 1);
         drop(seat);

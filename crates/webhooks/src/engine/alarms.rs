@@ -113,7 +113,7 @@ fn look_at_receivers(inner: &Inner, webhook: &Webhook, now: &mut HashSet<String>
 fn look(inner: &Inner, webhook: &Webhook, raised: &HashSet<String>, now: &mut HashSet<String>) {
     let name = &webhook.spec.name;
     look_at_receivers(inner, webhook, now);
-    let health = webhook.receivers.status();
+    let health = webhook.receivers.status(true);
     let down = down_alarm(name);
     if health.state == State::Disconnected {
         let error = health

@@ -114,14 +114,10 @@ pub struct WebhookStatus {
 
 impl WebhookStatus {
     fn of(webhook: &Webhook) -> Self {
-        let mut status = webhook.receivers.status();
-        if !webhook.spec.enable {
-            status.state = crate::health::State::Stopped;
-        }
         Self {
             spec: webhook.spec.clone(),
             metrics: webhook.metrics(),
-            status,
+            status: webhook.receivers.status(webhook.spec.enable),
             receivers: webhook.receivers.statuses(webhook.spec.enable),
         }
     }

@@ -2,31 +2,23 @@
 //! the answers still owed on that connection are never read as answers to what the lane
 //! sends later (the connection goes with the requests it carried).
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hookmq_webhooks::{health::State, queue::lane_of};
 use parking_lot::Mutex;
 use rumqttc::v5::mqttbytes::QoS;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
 };
 
-use crate::support::{Mqtt, PATIENCE, Stack};
+use crate::support::{Mqtt, PATIENCE, Stack, wire::read_request};
 
 /// A receiver over raw TCP, answering in order on each connection: `slow…` payload `1` is
 /// held until `released`, `slow…` payload `3` is always 503, `bad…` is 503 until
 /// `released`, the rest 200.
-#[derive(Default)]
 struct Scripted {
-    released: AtomicBool,
+    released: tokio::sync::watch::Sender<bool>,
     /// `(client, payload, status)` of each answer.
     answered: Mutex<Vec<(String, String, u16)>>,
 }
@@ -35,7 +27,10 @@ impl Scripted {
     async fn start() -> (SocketAddr, Arc<Self>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
-        let script = Arc::new(Self::default());
+        let script = Arc::new(Self {
+            released: tokio::sync::watch::Sender::new(false),
+            answered: Mutex::default(),
+        });
         let shared = Arc::clone(&script);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -47,17 +42,21 @@ impl Scripted {
 
     async fn serve(self: Arc<Self>, mut stream: TcpStream) {
         let mut input = Vec::new();
-        while let Some(body) = read_request(&mut stream, &mut input).await {
+        while let Some((_, body)) = read_request(&mut stream, &mut input).await {
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let client = json["clientid"].as_str().unwrap_or_default().to_owned();
             let payload = json["payload"].as_str().unwrap_or_default().to_owned();
             let slow = client.starts_with("slow");
-            while slow && payload == "1" && !self.released.load(Ordering::SeqCst) {
-                // Held: the receiver is slow on this one (polled: the test flips a flag).
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            if slow && payload == "1" {
+                // Held: the receiver is slow on this one.
+                let _ = self
+                    .released
+                    .subscribe()
+                    .wait_for(|released| *released)
+                    .await;
             }
-            let failing = (slow && payload == "3")
-                || (client.starts_with("bad") && !self.released.load(Ordering::SeqCst));
+            let failing =
+                (slow && payload == "3") || (client.starts_with("bad") && !*self.released.borrow());
             let status = if failing { 503 } else { 200 };
             self.answered.lock().push((client, payload, status));
             let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
@@ -74,31 +73,6 @@ impl Scripted {
             .filter(|(c, p, _)| c.starts_with(client) && p == payload)
             .map(|(_, _, status)| *status)
             .collect()
-    }
-}
-
-/// One request's body off `stream` (`input` keeps what was read past it).
-async fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> Option<Vec<u8>> {
-    loop {
-        if let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&input[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .and_then(|value| value.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if input.len() >= end + 4 + length {
-                let body = input[end + 4..end + 4 + length].to_vec();
-                input.drain(..end + 4 + length);
-                return Some(body);
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        input.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -150,7 +124,7 @@ async fn answers_owed_on_a_connection_held_back_by_the_circuit_are_not_misread()
     slow.publish("t", QoS::AtLeastOnce, "3").await;
     // Long enough for lane 0 to take 3 and meet the circuit (it looks every millisecond).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    receiver.released.store(true, Ordering::SeqCst);
+    receiver.released.send_replace(true);
 
     // 0, 1, 2 and bad's 0 are delivered; 3 is answered 503 each time, so it is retried,
     // never delivered.

@@ -14,11 +14,11 @@ use std::{
 use parking_lot::Mutex;
 use rumqttc::v5::mqttbytes::QoS;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
 };
 
-use crate::support::{Mqtt, Stack, assert_balanced};
+use crate::support::{Mqtt, Stack, assert_balanced, wire::read_request};
 
 /// A receiver written against raw TCP, so what goes over the wire is what the test sees.
 struct BareReceiver {
@@ -92,16 +92,8 @@ async fn serve(
     let mut served = 0;
     let mut held = 0;
     loop {
-        // One request: the head, then content-length bytes of body.
-        let head_end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
+        let Some((head, body)) = read_request(&mut socket, &mut buffer).await else {
+            return;
         };
         // Counted at its first request, whatever the behaviour.
         if served == 0
@@ -110,24 +102,7 @@ async fn serve(
         {
             behaviour = Behaviour::KeepAlive;
         }
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let length = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        while buffer.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
-        buffer.drain(..head_end + length);
+        let body = String::from_utf8_lossy(&body);
         heads.lock().push(head + &body);
         served += 1;
         let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";

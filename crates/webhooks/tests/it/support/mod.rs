@@ -5,6 +5,7 @@
 
 pub mod mqtt;
 pub mod receiver;
+pub mod wire;
 
 use std::{net::SocketAddr, time::Duration};
 
