@@ -99,6 +99,20 @@ def wait_port(port, timeout=15):
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def cpu_s(pid):
+    """CPU seconds (user + system) a process has used."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_s():
+    """Seconds the hypervisor has taken from this machine's CPUs (all cores)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -297,9 +311,18 @@ def one_run(broker, tool, name, args, port, work, quick):
     proc = start_broker(broker, port, work)
     try:
         wait_port(port)
+        cpu, steal = cpu_s(proc.pid), steal_s()
         if tool == "mqttwrk":
-            return run_mqttwrk(port, name, quick)
-        return run_load(port, args, proc.pid)
+            result = run_mqttwrk(port, name, quick)
+        else:
+            result = run_load(port, args, proc.pid)
+        # What the broker's core spent per delivery, and what the hypervisor took meanwhile:
+        # a load tool on one core can cap the rate; this shows what the broker needed for it.
+        result["broker_cpu_s"] = round(cpu_s(proc.pid) - cpu, 3)
+        result["steal_s"] = round(steal_s() - steal, 3)
+        if result.get("received"):
+            result["broker_us_per_delivery"] = round(result["broker_cpu_s"] * 1e6 / result["received"], 2)
+        return result
     except (subprocess.TimeoutExpired, RuntimeError, json.JSONDecodeError) as error:
         return {"error": str(error)}
     finally:
@@ -394,6 +417,11 @@ def print_table(report, scenarios, brokers, tool):
     header = "| scenario | " + " | ".join(brokers) + " | " + " | ".join(f"hookmq / {p}" for p in peers) + " |"
     print(f"\n### {tool}\n\n{report['date']}, {report['machine']['cpu']}, {report['machine']['cpus']} cores, "
           f"median of {report['runs']} rounds (min–max), brokers in turns\n")
+    steal = sum(r.get("steal_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
+    busy = sum(r.get("broker_cpu_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
+    print("µs CPU: the broker's CPU time per delivery in the median run (its core's work, whatever "
+          f"capped the rate). The hypervisor took {steal:.1f} s of CPU from this machine during the runs "
+          f"(the brokers used {busy:.1f} s).\n")
     print(header)
     print("|" + "---|" * (1 + len(brokers) + len(peers)))
     for name, (_, what) in scenarios.items():
@@ -422,7 +450,8 @@ def print_table(report, scenarios, brokers, tool):
                 values[broker] = r["delivery_rate"]
                 latency = (f", p50 {r['latency_p50_us'] / 1000:.1f} ms, p99 {r['latency_p99_us'] / 1000:.1f} ms"
                            if "latency_p50_us" in r else "")
-                cells.append(f"{fmt(r['delivery_rate'])}/s ({fmt(rates[0])}–{fmt(rates[-1])}{latency}){extra}")
+                cpu = f", {r['broker_us_per_delivery']:.2f} µs CPU" if "broker_us_per_delivery" in r else ""
+                cells.append(f"{fmt(r['delivery_rate'])}/s ({fmt(rates[0])}–{fmt(rates[-1])}{latency}{cpu}){extra}")
         ratios = [f"{values['hookmq'] / values[p]:.2f}×" if "hookmq" in values and values.get(p) else "–" for p in peers]
         print(f"| {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 

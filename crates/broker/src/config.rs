@@ -236,6 +236,10 @@ pub struct MqttConfig {
     pub receive_maximum: u16,
     /// Most QoS 1/2 messages in flight towards a client whose CONNECT gave no Receive Maximum.
     pub max_inflight: u16,
+    /// Microseconds a streaming connection holds its small writes to gather what comes
+    /// meanwhile into one (0: every write goes at once). A client waiting for each answer
+    /// is not held (see `connection::coalesce`).
+    pub write_coalesce_us: u64,
     /// Highest topic alias a client may use towards the broker (0 disables aliases).
     pub max_topic_alias: u16,
     /// Most messages waiting in the queue of a session without a connection. At the bound
@@ -292,6 +296,7 @@ impl Default for MqttConfig {
             max_clientid_len: 65_535,
             receive_maximum: 32,
             max_inflight: 32,
+            write_coalesce_us: 100,
             max_topic_alias: 65_535,
             max_queue_len: 1000,
             max_queue_bytes: 64 << 20,
@@ -432,6 +437,9 @@ impl Config {
         }
         if m.receive_maximum == 0 {
             return bad("mqtt.receive_maximum", "must be at least 1");
+        }
+        if m.write_coalesce_us > 10_000 {
+            return bad("mqtt.write_coalesce_us", "at most 10000 (10 ms)");
         }
         if m.max_inflight == 0 {
             return bad("mqtt.max_inflight", "must be at least 1");

@@ -229,6 +229,10 @@ mod tests {
                 ("[mqtt]\nmax_inflite = 3", "max_inflite"),
                 ("[mqtt]\nmax_qos = 3", "mqtt.max_qos"),
                 (
+                    "[mqtt]\nwrite_coalesce_us = 20000",
+                    "mqtt.write_coalesce_us",
+                ),
+                (
                     "[mqtt]\nconnect_timeout = \"3 weeks\"",
                     "mqtt.connect_timeout",
                 ),

@@ -5,6 +5,7 @@
 //! shutdown). When it ends it hands the session to the registry, to the connection that took
 //! it over, or to the router's clean-up.
 
+mod coalesce;
 mod handshake;
 mod inbound;
 mod mount;
@@ -172,6 +173,8 @@ pub(crate) struct Connection<S> {
     stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
+    /// Packets in the write buffer.
+    write_packets: usize,
     transport: Transport,
     shared: Arc<Shared>,
     client: Arc<ClientInfo>,
@@ -195,6 +198,8 @@ pub(crate) struct Connection<S> {
     events: HookBatch,
     /// The mailbox holds deliveries that fit the window but not the last batch.
     more: bool,
+    /// Small writes held while the connection streams (`[mqtt] write_coalesce_us`).
+    coalesce: coalesce::Coalesce,
     /// A PUBACK or PUBREC waits in the write buffer (sinks may ask it to wait for the disk).
     acks_owed: bool,
     /// What the write buffer holds promises records just given to the broker's journal (a
@@ -227,6 +232,10 @@ where
         shared: Arc<Shared>,
         accepted: Accepted,
     ) -> Self {
+        let coalesce = coalesce::Coalesce::new(
+            Duration::from_micros(shared.config.mqtt.write_coalesce_us),
+            KEEP_WRITE_BUFFER,
+        );
         let Accepted {
             client,
             state,
@@ -253,6 +262,7 @@ where
             stream,
             read_buf,
             write_buf: BytesMut::new(),
+            write_packets: 0,
             read_chunk: MIN_READ_CHUNK,
             transport,
             version: client.protocol,
@@ -270,6 +280,7 @@ where
             batch: Vec::new(),
             events,
             more: false,
+            coalesce,
             acks_owed: false,
             sync_owed: false,
             held: None,
@@ -324,7 +335,18 @@ where
                     }),
                 });
             }
+            if self.hold_writes() {
+                // The other ready tasks run and the I/O driver is polled before this task
+                // goes on (`yield_now` defers it past that poll); then what the client sent
+                // meanwhile is read, and the loop takes what the mailbox got.
+                tokio::task::yield_now().await;
+                if let Err(close) = self.read_ready_now().await {
+                    return close;
+                }
+                continue;
+            }
             if self.held.is_none() && !self.write_buf.is_empty() {
+                self.write_packets = 0;
                 if let Some(ready) = self.write_buf_waits.take() {
                     let bytes = std::mem::take(&mut self.write_buf);
                     self.held = Some(Held { bytes, ready });
@@ -357,20 +379,9 @@ where
                 }
                 read = self.stream.read_buf(&mut self.read_buf), if self.paused_until.is_none() => match read {
                     Ok(0) | Err(_) => return Close::Transport,
-                    Ok(n) => {
-                        self.read_chunk = if n >= room {
-                            (self.read_chunk * 2).min(MAX_READ_CHUNK)
-                        } else if n < self.read_chunk / 8 {
-                            (self.read_chunk / 2).max(MIN_READ_CHUNK)
-                        } else {
-                            self.read_chunk
-                        };
-                        self.last_read = Instant::now();
-                        self.shared.stats.bytes_received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                        if let Err(close) = self.handle_input() {
-                            return close;
-                        }
-                    }
+                    Ok(n) => if let Err(close) = self.took_input(n, room) {
+                        return close;
+                    },
                 },
                 () = mailbox.notified(), if !self.more => {}
                 () = std::future::ready(()), if self.more && self.held.is_none() => {}
@@ -389,6 +400,66 @@ where
                     timer.as_mut().reset(deadline);
                 }
             }
+        }
+    }
+
+    /// Whether the write buffer waits a little longer for more to go with it (see
+    /// `coalesce`); never while a write waits for the disk.
+    fn hold_writes(&mut self) -> bool {
+        if self.held.is_some() || self.write_buf.is_empty() || self.write_buf_waits.is_some() {
+            return false;
+        }
+        let pending = coalesce::Pending {
+            bytes: self.write_buf.len(),
+            packets: self.write_packets,
+            window_full: self.state.outbound.len() >= usize::from(self.limits.receive_maximum),
+        };
+        self.coalesce.hold(pending, std::time::Instant::now())
+    }
+
+    /// `n` bytes were read into a buffer that had `room`: sizes the next read and handles
+    /// the packets.
+    fn took_input(&mut self, n: usize, room: usize) -> Result<(), Close> {
+        self.read_chunk = if n >= room {
+            (self.read_chunk * 2).min(MAX_READ_CHUNK)
+        } else if n < self.read_chunk / 8 {
+            (self.read_chunk / 2).max(MIN_READ_CHUNK)
+        } else {
+            self.read_chunk
+        };
+        self.last_read = Instant::now();
+        self.shared
+            .stats
+            .bytes_received
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.handle_input()
+    }
+
+    /// Reads and handles what the socket holds now, without waiting (nothing while the
+    /// publish rate pauses reading).
+    async fn read_ready_now(&mut self) -> Result<(), Close> {
+        if self.paused_until.is_some() {
+            return Ok(());
+        }
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare < self.read_chunk / 2 {
+            self.read_buf.reserve(self.read_chunk);
+        }
+        let room = self.read_buf.capacity() - self.read_buf.len();
+        // Polled once: ready bytes are taken, and a socket with none leaves this task's
+        // waker registered, as the loop's read would.
+        let read = std::future::poll_fn(|cx| {
+            let read = std::pin::pin!(self.stream.read_buf(&mut self.read_buf));
+            match read.poll(cx) {
+                std::task::Poll::Ready(result) => std::task::Poll::Ready(Some(result)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            }
+        })
+        .await;
+        match read {
+            None => Ok(()),
+            Some(Ok(0) | Err(_)) => Err(Close::Transport),
+            Some(Ok(n)) => self.took_input(n, room),
         }
     }
 
@@ -453,6 +524,7 @@ where
 
     /// Appends a packet to the write buffer.
     fn send(&mut self, packet: &Packet) {
+        self.write_packets += 1;
         if let Err(error) = write_packet(&mut self.write_buf, packet, self.version) {
             tracing::warn!(client = %self.client.client_id, %error, packet = packet.name(), "could not encode");
         }

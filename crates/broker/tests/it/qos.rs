@@ -314,3 +314,41 @@ async fn slow_subscriber_overflow_is_counted_and_fast_ones_unaffected() {
     }
     assert_eq!(got, 11);
 }
+
+/// With the longest coalescing window, the answers to a burst of PUBLISHes are held and
+/// then all sent, and a subscriber whose in-flight window holds one message gets each
+/// delivery (a full window is never held: its acknowledgement is what lets the next go).
+#[tokio::test]
+async fn held_writes_all_go_out() {
+    let broker = TestBroker::start_with(|c| {
+        c.mqtt.write_coalesce_us = 10_000;
+        c.mqtt.max_inflight = 1;
+    })
+    .await;
+    let version = ProtocolVersion::V3_1_1;
+    let mut subscriber = RawClient::connect(broker.tcp, version, "s").await;
+    subscriber.subscribe(1, "b", QoS::AtLeastOnce).await;
+    let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
+    let mut burst = bytes::BytesMut::new();
+    for id in 1..=5u16 {
+        let publish = Publish {
+            qos: QoS::AtLeastOnce,
+            topic: "b".into(),
+            packet_id: id,
+            payload: Bytes::from(id.to_be_bytes().to_vec()),
+            ..Publish::default()
+        };
+        hookmq_codec::encode(&Packet::Publish(publish), version, &mut burst).expect("encodes");
+    }
+    publisher.send_bytes(&burst).await;
+    for id in 1..=5u16 {
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, id),
+            other => panic!("expected PUBACK {id}, got {other:?}"),
+        }
+    }
+    for id in 1..=5u16 {
+        let publish = subscriber.receive_publish().await;
+        assert_eq!(publish.payload[..], id.to_be_bytes());
+    }
+}

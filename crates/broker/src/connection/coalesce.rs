@@ -1,0 +1,135 @@
+//! Write coalescing: a connection whose client streams holds its small writes for a few
+//! tens of microseconds, gathering the acknowledgements and deliveries that come meanwhile
+//! into one write.
+//!
+//! A client that keeps many messages in flight (a publish window, as rumqttc's and most
+//! load tools') otherwise gets one small TCP segment per packet or two the broker reads.
+//! Each segment costs the client a wake-up and a read, and on a shared machine the
+//! broker's segments contend with the client's own sends for the client's socket lock:
+//! measured with mqttwrk, that made the client, not the broker, the bottleneck.
+//!
+//! Only a buffer of several packets is held: it answers a burst or carries deliveries of a
+//! busy topic, so the client streams. A client that waits for each answer before it sends
+//! again gets one packet at a time and never waits for a hold. Nor does a client whose
+//! in-flight window is full: what would come next waits for its acknowledgements, which
+//! wait for this write.
+//!
+//! Time is the wall clock (not tokio's, which a paused test clock would stop while the
+//! holding connection keeps the runtime busy).
+
+use std::time::{Duration, Instant};
+
+/// Packets a buffer needs before it is held.
+const MIN_PACKETS: usize = 2;
+
+/// A connection's coalescing state.
+#[derive(Debug)]
+pub(super) struct Coalesce {
+    /// How long a write may be held; zero: never.
+    window: Duration,
+    /// Bytes at which the buffer goes out at once.
+    max_bytes: usize,
+    /// When the hold under way began.
+    since: Option<Instant>,
+}
+
+/// The write buffer as the connection's loop sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    /// Bytes buffered.
+    pub(super) bytes: usize,
+    /// Packets buffered.
+    pub(super) packets: usize,
+    /// The client's in-flight window is full: nothing more can be delivered until it
+    /// acknowledges what this write carries.
+    pub(super) window_full: bool,
+}
+
+impl Coalesce {
+    /// Holds writes up to `window`, and never a buffer of `max_bytes` or more.
+    pub(super) const fn new(window: Duration, max_bytes: usize) -> Self {
+        Self {
+            window,
+            max_bytes,
+            since: None,
+        }
+    }
+
+    /// Whether the buffer waits a little longer (the caller then lets the runtime run the
+    /// other ready tasks, reads what has arrived, and asks again). Once it says no, the
+    /// buffer goes out and the next hold starts afresh.
+    pub(super) fn hold(&mut self, pending: Pending, now: Instant) -> bool {
+        let held = !self.window.is_zero()
+            && pending.bytes < self.max_bytes
+            && !pending.window_full
+            && match self.since {
+                Some(since) => now.duration_since(since) < self.window,
+                None => pending.packets >= MIN_PACKETS,
+            };
+        self.since = match (held, self.since) {
+            (false, _) => None,
+            (true, since) => Some(since.unwrap_or(now)),
+        };
+        held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_micros(100);
+
+    fn pending(bytes: usize, packets: usize) -> Pending {
+        Pending {
+            bytes,
+            packets,
+            window_full: false,
+        }
+    }
+
+    #[test]
+    fn a_burst_is_held_for_the_window_then_the_next_one_starts_afresh() {
+        let mut coalesce = Coalesce::new(WINDOW, 1024);
+        let start = Instant::now();
+        assert!(coalesce.hold(pending(8, 2), start), "two answers: held");
+        assert!(coalesce.hold(pending(40, 10), start + WINDOW / 2));
+        assert!(
+            !coalesce.hold(pending(40, 10), start + WINDOW),
+            "the window has passed"
+        );
+        let later = start + WINDOW * 3;
+        assert!(coalesce.hold(pending(8, 2), later), "a new hold");
+        assert!(
+            coalesce.hold(pending(8, 2), later + WINDOW / 2),
+            "timed from its own start"
+        );
+    }
+
+    #[test]
+    fn a_single_answer_a_large_buffer_or_a_full_window_goes_at_once() {
+        let now = Instant::now();
+        let mut coalesce = Coalesce::new(WINDOW, 1024);
+        assert!(
+            !coalesce.hold(pending(4, 1), now),
+            "a client waiting for each answer"
+        );
+        assert!(!coalesce.hold(pending(1024, 20), now));
+        let full = Pending {
+            window_full: true,
+            ..pending(400, 5)
+        };
+        assert!(!coalesce.hold(full, now));
+        assert!(coalesce.hold(pending(400, 5), now));
+        assert!(
+            !coalesce.hold(full, now),
+            "a hold under way ends when the window fills"
+        );
+    }
+
+    #[test]
+    fn no_window_never_holds() {
+        let mut coalesce = Coalesce::new(Duration::ZERO, 1024);
+        assert!(!coalesce.hold(pending(40, 10), Instant::now()));
+    }
+}
