@@ -66,6 +66,8 @@ MQTTWRK = {
     "qos0_1to1_4k": (1, 1, 100000, 0, 4096),
 }
 MQTTWRK_VERSION = "0.2.0"
+# hookmq with settings other than its defaults, runnable beside it (`--brokers hookmq,hookmq-coalesce`).
+HOOKMQ_VARIANTS = {"hookmq-coalesce": {"HOOKMQ_MQTT__WRITE_COALESCE_US": "100"}}
 TOOLS_DEFAULT = "hookmq-bench,mqttwrk"
 # Persistence: (load generator arguments, what it shows); every variant below runs each.
 PERSISTENCE_SCENARIOS = {
@@ -150,6 +152,9 @@ def start_broker(name, port, work, extra=None):
     extra = extra or {}
     # A fresh directory per start: no state (retained, sessions) carried between runs.
     data = tempfile.mkdtemp(dir=work)
+    if name in HOOKMQ_VARIANTS:
+        extra = {**HOOKMQ_VARIANTS[name], **extra}
+        name = "hookmq"
     if name == "hookmq":
         env = dict(os.environ, HOOKMQ_LISTENERS__TCP__BIND=f"127.0.0.1:{port}", HOOKMQ_LISTENERS__WS__ENABLE="false",
                    HOOKMQ_DASHBOARD__ENABLE="false", HOOKMQ_NODE__DATA_DIR=data,

@@ -8,11 +8,12 @@
 //! broker's segments contend with the client's own sends for the client's socket lock:
 //! measured with mqttwrk, that made the client, not the broker, the bottleneck.
 //!
-//! Only a buffer of several packets is held: it answers a burst or carries deliveries of a
-//! busy topic, so the client streams. A client that waits for each answer before it sends
-//! again gets one packet at a time and never waits for a hold. Nor does a client whose
-//! in-flight window is full: what would come next waits for its acknowledgements, which
-//! wait for this write.
+//! Only a buffer of several packets on a connection that wrote moments ago is held: it
+//! answers a burst or carries deliveries of a busy topic, so the client streams. A client
+//! that waits for each answer before it sends again gets one packet at a time and never
+//! waits for a hold; a connection that writes now and then never spins its worker waiting.
+//! Nor is a client whose in-flight window is full held: what would come next waits for its
+//! acknowledgements, which wait for this write.
 //!
 //! Time is the wall clock (not tokio's, which a paused test clock would stop while the
 //! holding connection keeps the runtime busy).
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Packets a buffer needs before it is held.
 const MIN_PACKETS: usize = 2;
+/// A connection streams while its writes come less than this many windows apart.
+const STREAMING: u32 = 10;
 
 /// A connection's coalescing state.
 #[derive(Debug)]
@@ -31,6 +34,8 @@ pub(super) struct Coalesce {
     max_bytes: usize,
     /// When the hold under way began.
     since: Option<Instant>,
+    /// When the buffer last went out.
+    last_write: Option<Instant>,
 }
 
 /// The write buffer as the connection's loop sees it.
@@ -52,6 +57,7 @@ impl Coalesce {
             window,
             max_bytes,
             since: None,
+            last_write: None,
         }
     }
 
@@ -64,13 +70,23 @@ impl Coalesce {
             && !pending.window_full
             && match self.since {
                 Some(since) => now.duration_since(since) < self.window,
-                None => pending.packets >= MIN_PACKETS,
+                None => pending.packets >= MIN_PACKETS && self.streaming(now),
             };
         self.since = match (held, self.since) {
-            (false, _) => None,
+            (false, _) => {
+                self.last_write = Some(now);
+                None
+            }
             (true, since) => Some(since.unwrap_or(now)),
         };
         held
+    }
+
+    /// Whether the connection wrote within [`STREAMING`] windows: only a busy connection
+    /// waits (and spins its worker) for more.
+    fn streaming(&self, now: Instant) -> bool {
+        self.last_write
+            .is_some_and(|at| now.duration_since(at) < self.window * STREAMING)
     }
 }
 
@@ -88,10 +104,20 @@ mod tests {
         }
     }
 
+    /// A coalescer whose connection has just written.
+    fn streaming(now: Instant) -> Coalesce {
+        let mut coalesce = Coalesce::new(WINDOW, 1024);
+        assert!(
+            !coalesce.hold(pending(8, 2), now),
+            "a first write goes at once"
+        );
+        coalesce
+    }
+
     #[test]
     fn a_burst_is_held_for_the_window_then_the_next_one_starts_afresh() {
-        let mut coalesce = Coalesce::new(WINDOW, 1024);
         let start = Instant::now();
+        let mut coalesce = streaming(start);
         assert!(coalesce.hold(pending(8, 2), start), "two answers: held");
         assert!(coalesce.hold(pending(40, 10), start + WINDOW / 2));
         assert!(

@@ -315,13 +315,15 @@ async fn slow_subscriber_overflow_is_counted_and_fast_ones_unaffected() {
     assert_eq!(got, 11);
 }
 
-/// With the longest coalescing window, the answers to a burst of PUBLISHes are held and
-/// then all sent, and a subscriber whose in-flight window holds one message gets each
-/// delivery (a full window is never held: its acknowledgement is what lets the next go).
+/// With the longest coalescing window, the answers to a burst of PUBLISHes from a client
+/// that streams are held for the window and then all sent, and a subscriber whose in-flight
+/// window holds one message gets each delivery (a full window is never held: its
+/// acknowledgement is what lets the next go).
 #[tokio::test]
 async fn held_writes_all_go_out() {
+    const WINDOW: Duration = Duration::from_millis(10);
     let broker = TestBroker::start_with(|c| {
-        c.mqtt.write_coalesce_us = 10_000;
+        c.mqtt.write_coalesce_us = WINDOW.as_micros() as u64;
         c.mqtt.max_inflight = 1;
     })
     .await;
@@ -329,6 +331,9 @@ async fn held_writes_all_go_out() {
     let mut subscriber = RawClient::connect(broker.tcp, version, "s").await;
     subscriber.subscribe(1, "b", QoS::AtLeastOnce).await;
     let mut publisher = RawClient::connect(broker.tcp, version, "p").await;
+    // A first answer makes the connection one that streams: it wrote moments ago (less
+    // than ten windows, 100 ms, before the burst comes).
+    publisher.publish("b", &[0, 0], QoS::AtLeastOnce, 9).await;
     let mut burst = bytes::BytesMut::new();
     for id in 1..=5u16 {
         let publish = Publish {
@@ -340,13 +345,17 @@ async fn held_writes_all_go_out() {
         };
         hookmq_codec::encode(&Packet::Publish(publish), version, &mut burst).expect("encodes");
     }
+    let sent = std::time::Instant::now();
     publisher.send_bytes(&burst).await;
     for id in 1..=5u16 {
-        match publisher.recv().await {
+        let answer = publisher.recv().await;
+        assert!(sent.elapsed() >= WINDOW, "the answers were held");
+        match answer {
             Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, id),
             other => panic!("expected PUBACK {id}, got {other:?}"),
         }
     }
+    assert_eq!(subscriber.receive_publish().await.payload[..], [0, 0]);
     for id in 1..=5u16 {
         let publish = subscriber.receive_publish().await;
         assert_eq!(publish.payload[..], id.to_be_bytes());
