@@ -4,8 +4,12 @@
 Starts each broker on loopback pinned to core 0 and drives it from core 1 with two load
 tools: hookmq's own generator (`hookmq-bench`) and rumqtt's `mqttwrk` (crates.io; rumqttc
 clients as users run them: MQTT 3.1.1, a publish window of 100, one write per publish). In
-each of RUNS rounds every scenario runs once per tool and broker, brokers in turns, so a
-slow minute of the machine hits all of them. Prints the median deliveries/s per broker with
+each of RUNS rounds every scenario runs once per tool and broker, brokers in turns (each
+round starting with the next broker), so a slow minute of the machine hits all of them; each
+measured run of a message scenario follows an uncounted warm-up run against the same broker
+process. Also records the broker's CPU time per delivery and the CPU time the hypervisor
+took (steal) during the run. `--brokers` also takes hookmq-nohold (hookmq with
+`mqtt.write_coalesce_us = 0`, writes never held). Prints the median deliveries/s per broker with
 the spread (min–max) and the ratio hookmq / peer of the medians, per tool; a run that lost
 messages is not a throughput figure (its loss is shown instead). Writes the same as JSON to
 bench/results/latest.json (and a dated copy). Then runs the webhook scenarios
@@ -66,8 +70,10 @@ MQTTWRK = {
     "qos0_1to1_4k": (1, 1, 100000, 0, 4096),
 }
 MQTTWRK_VERSION = "0.2.0"
-# hookmq with settings other than its defaults, runnable beside it (`--brokers hookmq,hookmq-coalesce`).
-HOOKMQ_VARIANTS = {"hookmq-coalesce": {"HOOKMQ_MQTT__WRITE_COALESCE_US": "100"}}
+# Message scenarios: each measured run follows a warm-up run against the same broker.
+WARM_UP = {name for name in SCENARIOS if not name.startswith(("idle", "retained"))}
+# hookmq with settings other than its defaults, runnable beside it (`--brokers hookmq,hookmq-nohold`).
+HOOKMQ_VARIANTS = {"hookmq-nohold": {"HOOKMQ_MQTT__WRITE_COALESCE_US": "0"}}
 TOOLS_DEFAULT = "hookmq-bench,mqttwrk"
 # Persistence: (load generator arguments, what it shows); every variant below runs each.
 PERSISTENCE_SCENARIOS = {
@@ -277,7 +283,10 @@ def main():
                 for tool in tools:
                     if tool == "mqttwrk" and name not in MQTTWRK:
                         continue
-                    for broker in brokers:
+                    # Each round starts with another broker: a position in the turn (the first
+                    # run after an idle pause is often slower here) favours none of them.
+                    shift = round_ % len(brokers)
+                    for broker in brokers[shift:] + brokers[:shift]:
                         result = one_run(broker, tool, name, args, port, work, opts.quick)
                         results[tool].setdefault(name, {}).setdefault(broker, []).append(result)
                         print(f"round {round_ + 1} {tool:12} {broker:10} {name:15} {json.dumps(result)}",
@@ -316,11 +325,14 @@ def one_run(broker, tool, name, args, port, work, quick):
     proc = start_broker(broker, port, work)
     try:
         wait_port(port)
+        measure = (lambda: run_mqttwrk(port, name, quick)) if tool == "mqttwrk" else (lambda: run_load(port, args, proc.pid))
+        if name in WARM_UP:
+            # A warm-up run first, not counted: the broker then serves from memory it has
+            # used, as a running one does. On this VM a fresh process growing its memory ran
+            # at half speed, the kernel zeroing pages the host had taken back while idle.
+            measure()
         cpu, steal = cpu_s(proc.pid), steal_s()
-        if tool == "mqttwrk":
-            result = run_mqttwrk(port, name, quick)
-        else:
-            result = run_load(port, args, proc.pid)
+        result = measure()
         # What the broker's core spent per delivery, and what the hypervisor took meanwhile:
         # a load tool on one core can cap the rate; this shows what the broker needed for it.
         result["broker_cpu_s"] = round(cpu_s(proc.pid) - cpu, 3)

@@ -237,10 +237,10 @@ pub struct MqttConfig {
     /// Most QoS 1/2 messages in flight towards a client whose CONNECT gave no Receive Maximum.
     pub max_inflight: u16,
     /// Microseconds a streaming connection holds a write of several packets to gather what
-    /// comes meanwhile into one TCP segment (0, the default: every write goes at once). A
-    /// client waiting for each answer is never held (see `connection::coalesce`). It spares
-    /// a CPU-bound client wake-ups, at the cost of up to this much latency and of the
-    /// broker's worker spinning while it holds (BENCHMARKS.md, issue 17).
+    /// comes meanwhile into one TCP segment (0: every write goes at once). A client waiting
+    /// for each answer is never held (see `connection::coalesce`). It spares a client that
+    /// streams wake-ups and syscalls, at the cost of up to this much latency and of the
+    /// broker's worker yielding while it holds (BENCHMARKS.md, issue 17).
     pub write_coalesce_us: u64,
     /// Highest topic alias a client may use towards the broker (0 disables aliases).
     pub max_topic_alias: u16,
@@ -298,7 +298,7 @@ impl Default for MqttConfig {
             max_clientid_len: 65_535,
             receive_maximum: 32,
             max_inflight: 32,
-            write_coalesce_us: 0,
+            write_coalesce_us: 100,
             max_topic_alias: 65_535,
             max_queue_len: 1000,
             max_queue_bytes: 64 << 20,
