@@ -354,11 +354,7 @@ where
                     return Close::Transport;
                 }
             }
-            let spare = self.read_buf.capacity() - self.read_buf.len();
-            if spare < self.read_chunk / 2 {
-                self.read_buf.reserve(self.read_chunk);
-            }
-            let room = self.read_buf.capacity() - self.read_buf.len();
+            let room = self.read_room();
             tokio::select! {
                 biased;
                 control = self.control.recv() => return match control {
@@ -417,6 +413,15 @@ where
         self.coalesce.hold(pending, std::time::Instant::now())
     }
 
+    /// Makes room for the next read (a chunk more when less than half a chunk is left) and
+    /// returns it.
+    fn read_room(&mut self) -> usize {
+        if self.read_buf.capacity() - self.read_buf.len() < self.read_chunk / 2 {
+            self.read_buf.reserve(self.read_chunk);
+        }
+        self.read_buf.capacity() - self.read_buf.len()
+    }
+
     /// `n` bytes were read into a buffer that had `room`: sizes the next read and handles
     /// the packets.
     fn took_input(&mut self, n: usize, room: usize) -> Result<(), Close> {
@@ -441,11 +446,7 @@ where
         if self.paused_until.is_some() {
             return Ok(());
         }
-        let spare = self.read_buf.capacity() - self.read_buf.len();
-        if spare < self.read_chunk / 2 {
-            self.read_buf.reserve(self.read_chunk);
-        }
-        let room = self.read_buf.capacity() - self.read_buf.len();
+        let room = self.read_room();
         // Polled once: ready bytes are taken, and a socket with none leaves this task's
         // waker registered, as the loop's read would.
         let read = std::future::poll_fn(|cx| {
