@@ -50,6 +50,9 @@ BROKER_CORE, LOAD_CORE = "0", "1"
 SCENARIOS = {
     "qos0_1to1": (["load", "-p", "1", "-s", "1", "-n", "500000", "-q", "0"], "QoS 0, 1 publisher → 1 subscriber, 64 B"),
     "qos1_1to1": (["load", "-p", "1", "-s", "1", "-n", "100000", "-q", "1"], "QoS 1, 1 → 1, 64 B"),
+    # A narrow publish window, as paho's clients keep by default (10–20): one that waits.
+    "qos1_1to1_w10": (["load", "-p", "1", "-s", "1", "-n", "100000", "-q", "1", "--inflight", "10"],
+                      "QoS 1, 1 → 1, publish window 10"),
     # 2,000,000 deliveries: with 500,000 a run lasted ~0.15 s and its rate swung 2× between runs.
     "qos0_fanout10": (["load", "-p", "1", "-s", "10", "-n", "200000", "-q", "0"], "QoS 0, 1 → 10 fan-out (deliveries/s)"),
     "qos0_fanin10": (["load", "-p", "10", "-s", "1", "-n", "50000", "-q", "0"], "QoS 0, 10 → 1 fan-in"),
@@ -60,15 +63,17 @@ SCENARIOS = {
     "retained_10k": (["retained", "-n", "10000"], "subscribe to 10,000 retained topics"),
 }
 # The same scenarios for mqttwrk: (publishers, subscribers, messages per publisher, QoS,
-# payload bytes). Its subscribers all take every publisher's messages (`hello/+/world`).
+# payload bytes, publish window). Its subscribers all take every publisher's messages
+# (`hello/+/world`); 100 is its (rumqttc's) default window.
 MQTTWRK = {
-    "qos0_1to1": (1, 1, 500000, 0, 64),
-    "qos1_1to1": (1, 1, 200000, 1, 64),
-    "qos0_fanout10": (1, 10, 200000, 0, 64),
-    "qos0_fanin10": (10, 1, 50000, 0, 64),
-    "qos0_5x5": (5, 5, 40000, 0, 64),
-    "qos1_5x5": (5, 5, 10000, 1, 64),
-    "qos0_1to1_4k": (1, 1, 100000, 0, 4096),
+    "qos0_1to1": (1, 1, 500000, 0, 64, 100),
+    "qos1_1to1": (1, 1, 200000, 1, 64, 100),
+    "qos1_1to1_w10": (1, 1, 100000, 1, 64, 10),
+    "qos0_fanout10": (1, 10, 200000, 0, 64, 100),
+    "qos0_fanin10": (10, 1, 50000, 0, 64, 100),
+    "qos0_5x5": (5, 5, 40000, 0, 64, 100),
+    "qos1_5x5": (5, 5, 10000, 1, 64, 100),
+    "qos0_1to1_4k": (1, 1, 100000, 0, 4096, 100),
 }
 MQTTWRK_VERSION = "0.2.0"
 # Message scenarios: each measured run follows a warm-up run against the same broker.
@@ -90,7 +95,7 @@ PERSISTENCE_VARIANTS = {
     "hookmq (off)": ("hookmq", {"HOOKMQ_PERSISTENCE__ENABLE": "false"}),
     "mosquitto (persistence true)": ("mosquitto", {"persistence": "true"}),
 }
-QUICK = {"qos0_1to1": "200000", "qos1_1to1": "50000", "qos0_fanout10": "50000", "qos0_fanin10": "20000",
+QUICK = {"qos0_1to1": "200000", "qos1_1to1": "50000", "qos1_1to1_w10": "25000", "qos0_fanout10": "50000", "qos0_fanin10": "20000",
          "qos0_5x5": "20000", "qos1_5x5": "5000", "qos0_1to1_4k": "50000"}
 
 
@@ -228,12 +233,12 @@ def run_mqttwrk(port, scenario, quick, timeout=120):
     """One mqttwrk run: deliveries/s summed over its subscribers (each from its first to its
     last message), and what reached them. A subscriber missing messages waits for them: the
     timeout ends the run, and what arrived is counted as lost."""
-    publishers, subscribers, count, qos, size = MQTTWRK[scenario]
+    publishers, subscribers, count, qos, size, window = MQTTWRK[scenario]
     if quick:
         count //= 4
     cmd = ["taskset", "-c", LOAD_CORE, os.path.join(TOOLS, "bin", "mqttwrk"), "bench", "-S", "127.0.0.1",
            "-P", str(port), "-p", str(publishers), "-s", str(subscribers), "-n", str(count),
-           "--publish-qos", str(qos), "--subscribe-qos", str(qos), "-m", str(size)]
+           "--publish-qos", str(qos), "--subscribe-qos", str(qos), "-m", str(size), "-i", str(window)]
     expected = publishers * subscribers * count
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
@@ -333,7 +338,11 @@ def one_run(broker, tool, name, args, port, work, quick):
             # at half speed, the kernel zeroing pages the host had taken back while idle.
             measure()
         cpu, steal = cpu_s(proc.pid), steal_s()
+        load_cpu, started = children_cpu_s(), time.monotonic()
         result = measure()
+        # The load tool's share of its core over the whole run (connecting included): near
+        # 100%, the tool, not the broker, set the rate.
+        result["load_busy"] = round((children_cpu_s() - load_cpu) / (time.monotonic() - started), 3)
         # What the broker's core spent per delivery, and what the hypervisor took meanwhile:
         # a load tool on one core can cap the rate; this shows what the broker needed for it.
         result["broker_cpu_s"] = round(cpu_s(proc.pid) - cpu, 3)
@@ -348,6 +357,12 @@ def one_run(broker, tool, name, args, port, work, quick):
         proc.wait(timeout=10)
         while not port_free(port):
             time.sleep(0.05)
+
+
+def children_cpu_s():
+    """CPU seconds (user + system) of the finished load tool runs so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def complete(result):
@@ -438,7 +453,8 @@ def print_table(report, scenarios, brokers, tool):
     steal = sum(r.get("steal_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
     busy = sum(r.get("broker_cpu_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
     print("µs CPU: the broker's CPU time per delivery in the median run (its core's work, whatever "
-          f"capped the rate). The hypervisor took {steal:.1f} s of CPU from this machine during the runs "
+          "capped the rate); load: the load tool's share of its one core in that run (near 100%: the "
+          f"tool set the rate). The hypervisor took {steal:.1f} s of CPU from this machine during the runs "
           f"(the brokers used {busy:.1f} s).\n")
     print(header)
     print("|" + "---|" * (1 + len(brokers) + len(peers)))
@@ -469,6 +485,7 @@ def print_table(report, scenarios, brokers, tool):
                 latency = (f", p50 {r['latency_p50_us'] / 1000:.1f} ms, p99 {r['latency_p99_us'] / 1000:.1f} ms"
                            if "latency_p50_us" in r else "")
                 cpu = f", {r['broker_us_per_delivery']:.2f} µs CPU" if "broker_us_per_delivery" in r else ""
+                cpu += f", load {r['load_busy']:.0%}" if "load_busy" in r else ""
                 cells.append(f"{fmt(r['delivery_rate'])}/s ({fmt(rates[0])}–{fmt(rates[-1])}{latency}{cpu}){extra}")
         ratios = [f"{values['hookmq'] / values[p]:.2f}×" if "hookmq" in values and values.get(p) else "–" for p in peers]
         print(f"| {what} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")

@@ -238,7 +238,8 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// Microseconds a streaming connection holds a write of several packets to gather what
     /// comes meanwhile into one TCP segment (0: every write goes at once). A client waiting
-    /// for each answer is never held (see `connection::coalesce`). It spares a client that
+    /// for each answer is never held, nor answers to a client whose publish window is narrow
+    /// (see `connection::coalesce`). It spares a client that
     /// streams wake-ups and syscalls, at the cost of up to this much latency and of the
     /// broker's worker yielding while it holds (BENCHMARKS.md, issue 17).
     pub write_coalesce_us: u64,

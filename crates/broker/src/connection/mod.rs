@@ -175,6 +175,8 @@ pub(crate) struct Connection<S> {
     write_buf: BytesMut,
     /// Packets in the write buffer.
     write_packets: usize,
+    /// Answers to the client's publishes in the write buffer.
+    write_answers: usize,
     transport: Transport,
     shared: Arc<Shared>,
     client: Arc<ClientInfo>,
@@ -263,6 +265,7 @@ where
             read_buf,
             write_buf: BytesMut::new(),
             write_packets: 0,
+            write_answers: 0,
             read_chunk: MIN_READ_CHUNK,
             transport,
             version: client.protocol,
@@ -347,6 +350,7 @@ where
             }
             if self.held.is_none() && !self.write_buf.is_empty() {
                 self.write_packets = 0;
+                self.write_answers = 0;
                 if let Some(ready) = self.write_buf_waits.take() {
                     let bytes = std::mem::take(&mut self.write_buf);
                     self.held = Some(Held { bytes, ready });
@@ -408,6 +412,7 @@ where
         let pending = coalesce::Pending {
             bytes: self.write_buf.len(),
             packets: self.write_packets,
+            answers: self.write_answers,
             window_full: self.state.outbound.len() >= usize::from(self.limits.receive_maximum),
         };
         self.coalesce.hold(pending, std::time::Instant::now())
@@ -526,6 +531,12 @@ where
     /// Appends a packet to the write buffer.
     fn send(&mut self, packet: &Packet) {
         self.write_packets += 1;
+        if matches!(
+            packet,
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_)
+        ) {
+            self.write_answers += 1;
+        }
         if let Err(error) = write_packet(&mut self.write_buf, packet, self.version) {
             tracing::warn!(client = %self.client.client_id, %error, packet = packet.name(), "could not encode");
         }
