@@ -44,6 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release")
 TOOLS = os.path.join(ROOT, "bench", ".tools")
+# CPUs (taskset lists) of the broker and of the load tool; `--broker-cores`, `--load-cores`.
 BROKER_CORE, LOAD_CORE = "0", "1"
 
 # name -> (load generator arguments, what it shows)
@@ -263,6 +264,7 @@ def key_metric(name, result):
 
 
 def main():
+    global BROKER_CORE, LOAD_CORE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller message counts")
@@ -270,7 +272,11 @@ def main():
     parser.add_argument("--brokers", default="hookmq,mosquitto,rumqttd")
     parser.add_argument("--tools", default=TOOLS_DEFAULT, help="load tools: hookmq-bench, mqttwrk")
     parser.add_argument("--no-webhooks", action="store_true", help="skip bench/webhook.sh")
+    parser.add_argument("--broker-cores", default=BROKER_CORE, help="CPUs of the broker (taskset list)")
+    parser.add_argument("--load-cores", default=LOAD_CORE,
+                        help="CPUs of the load tool (taskset list, e.g. 1-3 on a larger machine)")
     opts = parser.parse_args()
+    BROKER_CORE, LOAD_CORE = opts.broker_cores, opts.load_cores
     brokers = opts.brokers.split(",")
     tools = opts.tools.split(",")
     scenarios = {k: v for k, v in SCENARIOS.items() if not opts.only or k in opts.only.split(",")}
@@ -299,7 +305,7 @@ def main():
                               file=sys.stderr)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_model()},
+        "machine": {"cpus": os.cpu_count(), "broker_cores": BROKER_CORE, "load_cores": LOAD_CORE, "platform": platform.platform(), "cpu": cpu_model()},
         "command": "bench/run " + " ".join(sys.argv[1:]),
         "runs": opts.runs,
         "results": {tool: {name: {broker: {"median": median(name, runs), "runs": runs}
@@ -340,9 +346,10 @@ def one_run(broker, tool, name, args, port, work, quick):
         cpu, steal = cpu_s(proc.pid), steal_s()
         load_cpu, started = children_cpu_s(), time.monotonic()
         result = measure()
-        # The load tool's share of its core over the whole run (connecting included): near
+        # The load tool's share of its cores over the whole run (connecting included): near
         # 100%, the tool, not the broker, set the rate.
-        result["load_busy"] = round((children_cpu_s() - load_cpu) / (time.monotonic() - started), 3)
+        result["load_busy"] = round((children_cpu_s() - load_cpu) / (time.monotonic() - started)
+                                    / len(os.sched_getaffinity(0) & cpus(LOAD_CORE)), 3)
         # What the broker's core spent per delivery, and what the hypervisor took meanwhile:
         # a load tool on one core can cap the rate; this shows what the broker needed for it.
         result["broker_cpu_s"] = round(cpu_s(proc.pid) - cpu, 3)
@@ -357,6 +364,15 @@ def one_run(broker, tool, name, args, port, work, quick):
         proc.wait(timeout=10)
         while not port_free(port):
             time.sleep(0.05)
+
+
+def cpus(taskset_list):
+    """The CPUs of a taskset list such as `1`, `1-3` or `0,2`."""
+    found = set()
+    for part in taskset_list.split(","):
+        first, _, last = part.partition("-")
+        found.update(range(int(first), int(last or first) + 1))
+    return found
 
 
 def children_cpu_s():
@@ -453,7 +469,7 @@ def print_table(report, scenarios, brokers, tool):
     steal = sum(r.get("steal_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
     busy = sum(r.get("broker_cpu_s", 0.0) for row in results.values() for b in row.values() for r in b["runs"])
     print("µs CPU: the broker's CPU time per delivery in the median run (its core's work, whatever "
-          "capped the rate); load: the load tool's share of its one core in that run (near 100%: the "
+          "capped the rate); load: the load tool's share of its cores in that run (near 100%: the "
           f"tool set the rate). The hypervisor took {steal:.1f} s of CPU from this machine during the runs "
           f"(the brokers used {busy:.1f} s).\n")
     print(header)

@@ -21,7 +21,12 @@
 //! +65% for a lone publisher). A narrow window (paho's 10–20) would sit full through every
 //! hold (measured: a quarter of the rate). So a connection's first holds learn how many
 //! answers its client leaves outstanding, and later holds keep answers only for a client
-//! that left [`WIDE_WINDOW`] or more, and only until half of that many are buffered.
+//! that left [`WIDE_WINDOW`] or more, and only until half of that many are buffered. A
+//! buffer that carries deliveries and an answer follows the answers' rule: the answer is
+//! what the client may be waiting for.
+//!
+//! A buffer that goes to wait for the disk (its acknowledgements promise what the journal
+//! has not yet written) leaves at once, ending any hold under way.
 //!
 //! Time is the wall clock (not tokio's, which a paused test clock would stop while the
 //! holding connection keeps the runtime busy).
@@ -67,6 +72,8 @@ pub(super) struct Pending {
     pub(super) window_full: bool,
     /// Answers to the client's publishes buffered (PUBACK, PUBREC, PUBCOMP).
     pub(super) answers: usize,
+    /// The buffer goes to wait for the disk: it leaves now, and a hold under way ends.
+    pub(super) waits_for_disk: bool,
 }
 
 impl Coalesce {
@@ -90,6 +97,7 @@ impl Coalesce {
         let held = !self.window.is_zero()
             && pending.bytes < self.max_bytes
             && !pending.window_full
+            && !pending.waits_for_disk
             && self.may_hold_answers(pending.answers)
             && match self.since {
                 Some(since) => now.duration_since(since) < self.window,
@@ -136,6 +144,7 @@ mod tests {
             packets,
             window_full: false,
             answers: 0,
+            waits_for_disk: false,
         }
     }
 
@@ -219,6 +228,12 @@ mod tests {
         );
         assert!(narrow.hold(pending(160, 2), at), "deliveries still wait");
 
+        assert!(
+            !learned(31, start).hold(answers(2), at),
+            "31 outstanding is narrow"
+        );
+        assert!(learned(32, start).hold(answers(2), at), "32 is wide");
+
         let mut wide = learned(100, start);
         assert!(wide.hold(answers(10), at), "a window of 100 keeps sending");
         assert!(wide.hold(answers(49), at + WINDOW / 4));
@@ -226,6 +241,23 @@ mod tests {
             !wide.hold(answers(50), at + WINDOW / 2),
             "half the window is buffered"
         );
+    }
+
+    #[test]
+    fn a_buffer_waiting_for_the_disk_ends_the_hold() {
+        let start = Instant::now();
+        let mut coalesce = streaming(start);
+        assert!(coalesce.hold(pending(8, 2), start));
+        let disk = Pending {
+            waits_for_disk: true,
+            ..pending(40, 10)
+        };
+        assert!(!coalesce.hold(disk, start + WINDOW / 4));
+        assert!(
+            coalesce.hold(pending(8, 2), start + WINDOW / 2),
+            "the next buffer starts a hold of its own"
+        );
+        assert!(coalesce.hold(pending(8, 2), start + WINDOW));
     }
 
     #[test]

@@ -406,13 +406,14 @@ where
     /// Whether the write buffer waits a little longer for more to go with it (see
     /// `coalesce`); never while a write waits for the disk.
     fn hold_writes(&mut self) -> bool {
-        if self.held.is_some() || self.write_buf.is_empty() || self.write_buf_waits.is_some() {
+        if self.held.is_some() || self.write_buf.is_empty() {
             return false;
         }
         let pending = coalesce::Pending {
             bytes: self.write_buf.len(),
             packets: self.write_packets,
             answers: self.write_answers,
+            waits_for_disk: self.write_buf_waits.is_some(),
             window_full: self.state.outbound.len() >= usize::from(self.limits.receive_maximum),
         };
         self.coalesce.hold(pending, std::time::Instant::now())
