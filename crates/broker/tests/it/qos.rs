@@ -316,7 +316,8 @@ async fn slow_subscriber_overflow_is_counted_and_fast_ones_unaffected() {
 }
 
 /// With the longest coalescing window, the answers to a burst of PUBLISHes from a client
-/// that streams are held for the window and then all sent, and a subscriber whose in-flight
+/// that streams are held for the window and then all sent (a connection's first holds of
+/// answers are held whatever the client's window: they learn it), and a subscriber whose in-flight
 /// window holds one message gets each delivery (a full window is never held: its
 /// acknowledgement is what lets the next go).
 #[tokio::test]
